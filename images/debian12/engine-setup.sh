@@ -1,0 +1,5 @@
+#!/bin/sh
+# Runs inside the guest at build time (virt-customize --run): no services are running here.
+set -eu
+echo engine > /etc/ost-role
+systemctl enable postgresql.service nginx.service

@@ -1,0 +1,134 @@
+// Boot a VM from a built layer (thin overlay, user-mode networking) and wait until SSH answers with the set's key.
+import * as fs from 'node:fs/promises';
+import { createServer } from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { type Accel, detectAccel } from '../core/accel.js';
+import { OstError } from '../core/errors.js';
+import type { Reporter } from '../core/events.js';
+import { startProcess } from '../core/exec.js';
+import { exists } from '../core/fsutil.js';
+import { requireTools } from '../core/require-tool.js';
+import { createOverlayArgv } from '../tools/qemu-img.js';
+import { qemuVmArgv } from '../tools/qemu-system.js';
+import { runArgv } from '../tools/run-tool.js';
+import { sshArgv } from '../tools/ssh.js';
+
+export interface BootOptions {
+  image: string;
+  privateKey: string;
+  accel?: Accel;
+  memoryMiB?: number;
+  vcpus?: number;
+  timeoutMs?: number;
+  /** Command run once SSH answers; its output is returned. */
+  command?: string;
+  reporter?: Reporter;
+  signal?: AbortSignal;
+}
+
+export interface BootResult {
+  sshPort: number;
+  /** `systemctl is-system-running --wait`: running or degraded. */
+  systemState: string;
+  bootToSshMs: number;
+  commandOutput?: string;
+  consoleTail: string[];
+}
+
+/** A free TCP port on 127.0.0.1. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => (addr && typeof addr === 'object' ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+async function tail(file: string, n: number): Promise<string[]> {
+  try {
+    return (await fs.readFile(file, 'utf8')).replace(/\r/g, '').trimEnd().split('\n').slice(-n);
+  } catch {
+    return [];
+  }
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve, reject) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => {
+      clearTimeout(t);
+      reject(signal.reason);
+    });
+  });
+
+/** Boot, wait for SSH and a settled systemd, run the command, power off. Nothing of the image is modified. */
+export async function bootAndSsh(opts: BootOptions): Promise<BootResult> {
+  requireTools(['qemu-img', 'qemu-system-x86_64', 'ssh']);
+  const reporter = opts.reporter ?? (() => {});
+  if (!(await exists(opts.image))) throw new OstError(`${opts.image} does not exist`, 'build it first with ost build-images');
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'ost-boot-'));
+  const overlay = path.join(dir, 'overlay.qcow2');
+  const consoleLog = path.join(dir, 'console.log');
+  const timeoutMs = opts.timeoutMs ?? 10 * 60_000;
+  try {
+    await runArgv(createOverlayArgv(overlay, path.resolve(opts.image)));
+    const port = await freePort();
+    const vm = startProcess(
+      'qemu-system-x86_64',
+      qemuVmArgv({
+        disk: overlay,
+        accel: opts.accel ?? detectAccel(),
+        memoryMiB: opts.memoryMiB ?? 1024,
+        vcpus: opts.vcpus ?? 2,
+        sshPort: port,
+        consoleLog,
+      }),
+      { logFile: path.join(dir, 'qemu.log') },
+    );
+    const started = Date.now();
+    reporter({ type: 'info', message: `VM started, SSH forwarded to 127.0.0.1:${port}` });
+    try {
+      const target = { host: '127.0.0.1', port, user: 'root', privateKey: opts.privateKey };
+      let delay = 1000;
+      let lastError = '';
+      for (;;) {
+        opts.signal?.throwIfAborted();
+        if (vm.done()) {
+          const qlog = await tail(path.join(dir, 'qemu.log'), 10);
+          throw new OstError(`the VM exited before SSH answered: ${qlog.join(' / ')}`);
+        }
+        const res = await runArgv(sshArgv(target, 'systemctl is-system-running --wait', 5), {
+          allowFailure: true,
+          timeoutMs: 120_000,
+          signal: opts.signal,
+        });
+        const state = res.stdout.trim().split('\n').pop() ?? '';
+        if (res.exitCode !== 255 && (state === 'running' || state === 'degraded')) {
+          const bootToSshMs = Date.now() - started;
+          const commandOutput = opts.command
+            ? (await runArgv(sshArgv(target, opts.command), { timeoutMs: 120_000 })).stdout
+            : undefined;
+          return { sshPort: port, systemState: state, bootToSshMs, commandOutput, consoleTail: await tail(consoleLog, 5) };
+        }
+        lastError = (res.stderr.trim() || state).split('\n').pop() ?? '';
+        if (Date.now() - started > timeoutMs) {
+          const console = await tail(consoleLog, 20);
+          throw new OstError(
+            `SSH did not answer within ${Math.round(timeoutMs / 1000)}s (last: ${lastError})\n` +
+              `last lines of the serial console:\n${console.map((l) => `  | ${l}`).join('\n')}`,
+          );
+        }
+        await sleep(delay, opts.signal);
+        delay = Math.min(delay * 2, 8000);
+      }
+    } finally {
+      await vm.stop();
+    }
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+}

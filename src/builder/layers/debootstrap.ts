@@ -1,0 +1,154 @@
+// Debootstrap base: a Debian tree on the host → partitioned, bootable qcow2 (ext4, GRUB on BIOS, serial console).
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { guestfsEnv } from '../../core/accel.js';
+import { removeTree } from '../../core/fsutil.js';
+import { debootstrapArgv } from '../../tools/debootstrap.js';
+import { gfQuote, scriptArgv } from '../../tools/guestfish.js';
+import { createArgv } from '../../tools/qemu-img.js';
+import type { DebootstrapBase } from '../plan/model.js';
+import { parseDpkgStatus } from '../pkglist.js';
+import type { Action, LayerContext } from './types.js';
+
+/** Packages every debootstrap base needs to boot under libvirt and answer SSH. */
+export const REQUIRED_PACKAGES = [
+  'linux-image-amd64',
+  'grub-pc',
+  'systemd-sysv',
+  'udev',
+  'dbus', // debootstrap does not resolve systemd-resolved's "dbus-system-bus" alternative
+  'systemd-resolved',
+  'openssh-server',
+  'ca-certificates',
+];
+
+export const ROOT_LABEL = 'ost-root';
+
+/** Files written into the tree before it is packed (path inside the guest → content). */
+export function rootfsFiles(b: DebootstrapBase, publicKey: string): Record<string, string> {
+  return {
+    '/etc/hostname': `${b.hostname}\n`,
+    '/etc/hosts': `127.0.0.1\tlocalhost\n127.0.1.1\t${b.hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n`,
+    '/etc/fstab': `LABEL=${ROOT_LABEL}\t/\text4\terrors=remount-ro\t0\t1\n`,
+    '/etc/apt/sources.list': `deb ${b.mirror} ${b.suite} ${b.components.join(' ')}\n`,
+    // DHCP (v4 and v6 RA) on every NIC, whatever the count and names
+    '/etc/systemd/network/80-ost-dhcp.network': '[Match]\nName=en* eth*\n\n[Network]\nDHCP=yes\nIPv6AcceptRA=yes\n',
+    '/etc/default/grub.d/50-ost.cfg': [
+      'GRUB_TIMEOUT=1',
+      'GRUB_CMDLINE_LINUX_DEFAULT=""',
+      'GRUB_CMDLINE_LINUX="console=tty0 console=ttyS0,115200n8"',
+      'GRUB_TERMINAL="console serial"',
+      'GRUB_SERIAL_COMMAND="serial --speed=115200"',
+      '',
+    ].join('\n'),
+    // each VM generates its own host keys at first boot; the image ships none
+    '/etc/systemd/system/ssh.service.d/50-ost-host-keys.conf':
+      '[Service]\nExecStartPre=\nExecStartPre=/usr/bin/ssh-keygen -A\nExecStartPre=/usr/sbin/sshd -t\n',
+    '/root/.ssh/authorized_keys': publicKey.endsWith('\n') ? publicKey : `${publicKey}\n`,
+    '/etc/machine-id': '',
+  };
+}
+
+/** The guestfish script that partitions, formats, unpacks the tree and installs GRUB. */
+export function diskScript(tarball: string): string {
+  return [
+    'run',
+    'part-disk /dev/sda mbr',
+    'part-set-bootable /dev/sda 1 true',
+    `mkfs ext4 /dev/sda1 label:${ROOT_LABEL}`,
+    'mount /dev/sda1 /',
+    `tar-in ${gfQuote(tarball)} / xattrs:true acls:true`,
+    'command "grub-install --target=i386-pc /dev/sda"',
+    'command "update-grub"',
+    '',
+  ].join('\n');
+}
+
+export function debootstrapActions(ctx: LayerContext): Action[] {
+  const b = ctx.layer.base;
+  if (b?.kind !== 'debootstrap') throw new Error(`layer ${ctx.layer.name} is not a debootstrap base`);
+  const root = path.join(ctx.work, 'root');
+  const tarball = path.join(ctx.work, 'root.tar');
+  const script = path.join(ctx.work, 'make-disk.guestfish');
+  const include = [...new Set([...REQUIRED_PACKAGES, ...b.packages])];
+  return [
+    {
+      kind: 'internal',
+      title: `prepare ${ctx.work}`,
+      run: async () => {
+        await removeTree(ctx.work);
+        await fs.mkdir(ctx.work, { recursive: true });
+      },
+    },
+    {
+      kind: 'exec',
+      title: `debootstrap ${b.suite} from ${b.mirror}`,
+      argv: debootstrapArgv({
+        suite: b.suite,
+        mirror: b.mirror,
+        target: root,
+        variant: b.variant,
+        components: b.components,
+        include,
+      }),
+      timeoutMs: 60 * 60_000,
+    },
+    {
+      kind: 'internal',
+      title: 'configure the tree: fstab, DHCP on every NIC, serial console, SSH key',
+      run: async () => {
+        for (const [file, content] of Object.entries(rootfsFiles(b, ctx.publicKey))) {
+          const abs = path.join(root, file);
+          await fs.mkdir(path.dirname(abs), { recursive: true });
+          await fs.writeFile(abs, content);
+        }
+        await fs.chmod(path.join(root, 'root/.ssh'), 0o700);
+        await fs.chmod(path.join(root, 'root/.ssh/authorized_keys'), 0o600);
+        for (const f of await fs.readdir(path.join(root, 'etc/ssh'))) {
+          if (/^ssh_host_.*_key(\.pub)?$/.test(f)) await fs.rm(path.join(root, 'etc/ssh', f));
+        }
+        await fs.rm(path.join(root, 'var/lib/dbus/machine-id'), { force: true });
+      },
+    },
+    {
+      kind: 'exec',
+      title: 'enable systemd-networkd and systemd-resolved',
+      argv: ['chroot', root, 'systemctl', 'enable', 'systemd-networkd.service', 'systemd-resolved.service'],
+    },
+    {
+      kind: 'exec',
+      title: 'disable ifupdown (networkd owns the NICs)',
+      argv: ['chroot', root, 'systemctl', 'disable', 'networking.service'],
+      allowFailure: true,
+    },
+    { kind: 'exec', title: 'drop downloaded packages', argv: ['chroot', root, 'apt-get', 'clean'] },
+    {
+      kind: 'internal',
+      title: 'read the package list',
+      run: async () => {
+        ctx.packages = parseDpkgStatus(await fs.readFile(path.join(root, 'var/lib/dpkg/status'), 'utf8'));
+      },
+    },
+    {
+      kind: 'exec',
+      title: 'pack the tree',
+      argv: ['tar', '--numeric-owner', '--xattrs', '--xattrs-include=*', '--acls', '-C', root, '-cf', tarball, '.'],
+    },
+    { kind: 'exec', title: `create a ${b.diskSize.text} disk`, argv: createArgv(ctx.tmpImage, b.diskSize.text) },
+    {
+      kind: 'internal',
+      title: `write ${path.basename(script)}`,
+      run: async () => {
+        await removeTree(root); // the tarball holds it now; free the space before the disk is filled
+        await fs.writeFile(script, diskScript(tarball));
+      },
+    },
+    {
+      kind: 'exec',
+      title: 'partition, format, unpack and install GRUB (guestfish)',
+      argv: scriptArgv(ctx.tmpImage, script),
+      env: guestfsEnv(ctx.accel),
+      timeoutMs: 30 * 60_000,
+    },
+  ];
+}

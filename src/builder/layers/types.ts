@@ -1,0 +1,40 @@
+// What a layer builder produces: a list of actions. --dry-run prints them; a build runs them in order.
+import type { Accel } from '../../core/accel.js';
+import type { ImageSet, Layer } from '../plan/model.js';
+import type { Package } from '../pkglist.js';
+import type { BuildPaths } from '../state.js';
+
+export type Action =
+  | {
+      kind: 'exec';
+      title: string;
+      argv: string[];
+      cwd?: string;
+      env?: Record<string, string>;
+      timeoutMs?: number;
+      allowFailure?: boolean;
+      /** Undo registered before the command runs (a transient VM to destroy, say). */
+      undo?: { label: string; fn: () => Promise<void> };
+    }
+  | { kind: 'internal'; title: string; run: () => Promise<void> };
+
+/** Everything a layer builder needs to know. */
+export interface LayerContext {
+  set: ImageSet;
+  layer: Layer;
+  key: string;
+  paths: BuildPaths;
+  accel: Accel;
+  /** The image being built; renamed into place after verification. */
+  tmpImage: string;
+  /** Scratch directory for this layer, removed afterwards. */
+  work: string;
+  logFile: string;
+  consoleLog: string;
+  /** The set's public key (OpenSSH format), or a placeholder during --dry-run before the first build. */
+  publicKey: string;
+  /** A builder that already knows the package list (debootstrap reads it on the host) sets this. */
+  packages?: Package[];
+}
+
+export type LayerBuilder = (ctx: LayerContext) => Action[];

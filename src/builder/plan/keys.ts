@@ -1,0 +1,74 @@
+// Content keys: a layer's key covers its parent's key, its definition, the bytes of its files and the builder.
+import * as path from 'node:path';
+import { fileSha256, sha256, stableStringify } from '../../core/fsutil.js';
+import { BUILDER_VERSION } from '../version.js';
+import { type ImageSet, type Layer, layerFiles } from './model.js';
+
+/** Inputs that are not part of the image-set file but change what a base layer contains. */
+export interface KeyInputs {
+  /** The set's SSH public key (baked into base layers); undefined when not generated yet. */
+  publicKey?: string;
+}
+
+/** The definition of a layer with absolute paths made relative, so moving the checkout keeps keys. */
+function definitionFor(set: ImageSet, layer: Layer): unknown {
+  const rel = (p: string) => path.relative(set.dir, p);
+  const base = layer.base;
+  return {
+    name: layer.name,
+    parent: layer.parent,
+    network: layer.network,
+    base:
+      base === undefined
+        ? undefined
+        : base.kind === 'install'
+          ? {
+              ...base,
+              answerFile: rel(base.answerFile),
+              location: base.location && !/^https?:/.test(base.location) ? rel(base.location) : base.location,
+            }
+          : base.kind === 'import'
+            ? { kind: 'import', sha256: base.sha256 }
+            : base,
+    steps: layer.steps.map((s) => {
+      switch (s.kind) {
+        case 'script':
+          return { ...s, file: rel(s.file) };
+        case 'upload':
+          return { ...s, from: rel(s.from) };
+        case 'install':
+        case 'run':
+          return s;
+        default: {
+          const never: never = s;
+          return never;
+        }
+      }
+    }),
+  };
+}
+
+/** Compute every layer's key (parents first). Reads the files each layer uses. */
+export async function computeKeys(set: ImageSet, inputs: KeyInputs): Promise<Map<string, string>> {
+  const keys = new Map<string, string>();
+  for (const layer of set.layers) {
+    const files: Record<string, string> = {};
+    for (const f of layerFiles(layer)) {
+      if (layer.base?.kind === 'import') continue; // the declared sha256 stands for the image bytes
+      files[path.relative(set.dir, f)] = await fileSha256(f);
+    }
+    const doc = {
+      builder: BUILDER_VERSION,
+      distro: set.distro,
+      family: set.family,
+      selinux: set.selinux,
+      parentKey: layer.parent ? keys.get(layer.parent) : undefined,
+      definition: definitionFor(set, layer),
+      files,
+      publicKey: layer.parent === undefined ? (inputs.publicKey ?? '(not generated yet)') : undefined,
+      variables: layer.base?.kind === 'install' ? set.variables : undefined,
+    };
+    keys.set(layer.name, sha256(stableStringify(doc)));
+  }
+  return keys;
+}

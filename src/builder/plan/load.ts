@@ -1,0 +1,337 @@
+// Load an image-set file: YAML → zod schema → normalise → cross-field rules, every problem reported at once.
+import { accessSync, constants, readFileSync, statSync } from 'node:fs';
+import * as path from 'node:path';
+import { isMap, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
+import { type ConfigProblem, ConfigError } from '../../core/errors.js';
+import {
+  type BaseSource,
+  type ImageSet,
+  type Layer,
+  parseDuration,
+  parseSize,
+  type Step,
+} from './model.js';
+import { imageSetSchema, type RawImageSet, type RawLayer } from './schema.js';
+
+type KeyPath = (string | number)[];
+
+/** `layers[1].steps[0].script` */
+export function formatKeyPath(p: readonly PropertyKey[]): string {
+  let out = '';
+  for (const k of p) {
+    if (typeof k === 'number') out += `[${k}]`;
+    else out += out ? `.${String(k)}` : String(k);
+  }
+  return out;
+}
+
+/** Placeholders an answer file may use besides the set's variables. */
+export const BUILTIN_PLACEHOLDERS = ['ssh_public_key', 'distro', 'hostname'] as const;
+
+/** `{{ name }}` placeholders in a template. */
+export function placeholdersIn(text: string): string[] {
+  return [...text.matchAll(/\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}/g)].map((m) => m[1] as string);
+}
+
+/** Load and validate an image-set file. Throws ConfigError listing every problem. */
+export function loadImageSet(file: string): ImageSet {
+  const abs = path.resolve(file);
+  let text: string;
+  try {
+    text = readFileSync(abs, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new ConfigError([
+      {
+        file: abs,
+        path: '',
+        message:
+          code === 'ENOENT'
+            ? 'file not found; pass the path of an image-set file such as images/debian12.yaml'
+            : `cannot read: ${code}`,
+      },
+    ]);
+  }
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      doc.errors.map((e) => ({
+        file: abs,
+        path: '',
+        line: e.linePos?.[0]?.line,
+        message: `not valid YAML: ${e.message.split('\n')[0]}`,
+      })),
+    );
+  }
+  const lineOf = (p: KeyPath): number | undefined => {
+    for (let n = p.length; n >= 0; n--) {
+      const node = doc.getIn(p.slice(0, n), true) as Node | undefined;
+      if (node && typeof node === 'object' && 'range' in node && node.range) {
+        return lc.linePos(node.range[0]).line;
+      }
+    }
+    return undefined;
+  };
+  const problems: ConfigProblem[] = [];
+  const add = (p: KeyPath, message: string) =>
+    problems.push({ file: abs, path: formatKeyPath(p), message, line: lineOf(p) });
+
+  const raw: unknown = doc.toJS();
+  const parsed = imageSetSchema.safeParse(raw);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const p = issue.path.filter((k): k is string | number => typeof k !== 'symbol');
+      add(p, describeIssue(issue.message, issue.code, raw, p));
+    }
+    throw new ConfigError(problems);
+  }
+  const set = normalise(parsed.data, abs, add);
+  if (problems.length > 0) throw new ConfigError(problems);
+  return set;
+}
+
+function describeIssue(message: string, code: string, raw: unknown, p: KeyPath): string {
+  if (code === 'invalid_type' && valueAt(raw, p) === undefined) return `missing; ${message.toLowerCase()}`;
+  return message;
+}
+
+function valueAt(raw: unknown, p: KeyPath): unknown {
+  let cur: unknown = raw;
+  for (const k of p) {
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<string | number, unknown>)[k];
+  }
+  return cur;
+}
+
+const isUrl = (s: string) => /^https?:\/\//.test(s);
+
+const resolveSource = (s: string, resolve: (p: string) => string) => (isUrl(s) ? s : resolve(s));
+
+/**
+ * `${VAR}` and `${VAR:-default}` in install media paths, so a host can point at its own ISO
+ * without editing the set (e.g. location: ${OST_EL9STREAM_ISO:-/var/lib/ost-images/iso/...}).
+ */
+export function expandEnv(text: string, env: NodeJS.ProcessEnv = process.env): string {
+  return text.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (_, name: string, def?: string) => {
+    const v = env[name];
+    return v !== undefined && v !== '' ? v : (def ?? '');
+  });
+}
+
+function normalise(raw: RawImageSet, file: string, add: (p: KeyPath, m: string) => void): ImageSet {
+  const dir = path.dirname(file);
+  const resolve = (p: string) => path.resolve(dir, p);
+  const mustBeFile = (p: KeyPath, rel: string, what: string) => {
+    const abs = resolve(rel);
+    try {
+      if (!statSync(abs).isFile()) {
+        add(p, `${what} ${rel} is not a regular file (resolved to ${abs})`);
+        return;
+      }
+      accessSync(abs, constants.R_OK);
+    } catch {
+      add(p, `${what} ${rel} does not exist (resolved to ${abs}, relative to the image-set file)`);
+    }
+  };
+
+  // duplicate names
+  const firstIndex = new Map<string, number>();
+  raw.layers.forEach((l, i) => {
+    const prev = firstIndex.get(l.name);
+    if (prev !== undefined) add(['layers', i, 'name'], `duplicate layer name "${l.name}" (also layers[${prev}])`);
+    else firstIndex.set(l.name, i);
+  });
+  const names = [...firstIndex.keys()];
+
+  // parents exist
+  raw.layers.forEach((l, i) => {
+    if (l.parent !== undefined && !firstIndex.has(l.parent)) {
+      add(
+        ['layers', i, 'parent'],
+        `unknown parent "${l.parent}"; allowed: ${names.filter((n) => n !== l.name).join(', ') || '(no other layers)'}`,
+      );
+    }
+    if (l.parent === l.name) add(['layers', i, 'parent'], `layer "${l.name}" cannot be its own parent`);
+  });
+
+  // cycles
+  const reported = new Set<string>();
+  raw.layers.forEach((l, i) => {
+    const seen: string[] = [];
+    let cur: RawLayer | undefined = l;
+    while (cur?.parent !== undefined) {
+      if (seen.includes(cur.name)) {
+        const cycle = seen.slice(seen.indexOf(cur.name));
+        const key = [...cycle].sort().join(',');
+        if (!reported.has(key) && cycle.length > 1) {
+          reported.add(key);
+          add(['layers', i, 'parent'], `parent cycle: ${[...cycle, cur.name].join(' → ')}; a chain must end at a base layer`);
+        }
+        break;
+      }
+      seen.push(cur.name);
+      const pi = firstIndex.get(cur.parent);
+      cur = pi === undefined ? undefined : raw.layers[pi];
+    }
+  });
+
+  const layers: Layer[] = raw.layers.map((l, i) => normaliseLayer(raw, l, i, resolve, mustBeFile, add));
+
+  // answer-file placeholders must be known
+  raw.layers.forEach((l, i) => {
+    if (!l.install) return;
+    const abs = resolve(l.install.answerFile);
+    let text: string;
+    try {
+      text = readFileSync(abs, 'utf8');
+    } catch {
+      return; // reported by mustBeFile
+    }
+    const known = new Set<string>([...BUILTIN_PLACEHOLDERS, ...Object.keys(raw.variables)]);
+    const unknown = [...new Set(placeholdersIn(text).filter((p) => !known.has(p)))];
+    if (unknown.length > 0) {
+      add(
+        ['layers', i, 'install', 'answerFile'],
+        `${l.install.answerFile} uses unknown placeholder(s) ${unknown.map((u) => `{{ ${u} }}`).join(', ')}; ` +
+          `define them under variables: or use one of ${BUILTIN_PLACEHOLDERS.join(', ')}`,
+      );
+    }
+  });
+
+  return {
+    file,
+    dir,
+    distro: raw.distro,
+    description: raw.description,
+    family: raw.family,
+    selinux: raw.selinux,
+    variables: raw.variables,
+    customizeMemoryMiB: raw.customize.memory,
+    layers: topoSort(layers),
+  };
+}
+
+function normaliseLayer(
+  set: RawImageSet,
+  l: RawLayer,
+  i: number,
+  resolve: (p: string) => string,
+  mustBeFile: (p: KeyPath, rel: string, what: string) => void,
+  add: (p: KeyPath, m: string) => void,
+): Layer {
+  const methods = (['debootstrap', 'import', 'install'] as const).filter((m) => l[m] !== undefined);
+  let base: BaseSource | undefined;
+  if (l.parent === undefined) {
+    if (methods.length !== 1) {
+      add(
+        ['layers', i],
+        methods.length === 0
+          ? `base layer "${l.name}" (no parent) needs exactly one of debootstrap:, import:, install:`
+          : `base layer "${l.name}" has ${methods.join(' and ')}; keep exactly one of debootstrap:, import:, install:`,
+      );
+    }
+    if (l.steps !== undefined) {
+      add(['layers', i, 'steps'], `base layer "${l.name}" cannot have steps; put them in a derived layer with parent: ${l.name}`);
+    }
+  } else {
+    for (const m of methods) {
+      add(['layers', i, m], `derived layer "${l.name}" (parent ${l.parent}) cannot use ${m}:; only base layers can`);
+    }
+    if (!l.steps || l.steps.length === 0) {
+      add(['layers', i, 'steps'], `derived layer "${l.name}" needs at least one step (install, script, run or upload)`);
+    }
+  }
+  if (l.debootstrap) {
+    const d = l.debootstrap;
+    base = {
+      kind: 'debootstrap',
+      suite: d.suite,
+      mirror: d.mirror,
+      variant: d.variant,
+      components: d.components ?? ['main'],
+      packages: d.packages,
+      diskSize: parseSize(d.diskSize),
+      hostname: d.hostname ?? set.distro.replace(/\./g, '-'),
+    };
+    if (set.family !== 'deb') add(['family'], `debootstrap base layers need family: deb (found ${set.family})`);
+  } else if (l.import) {
+    const src = expandEnv(l.import.source);
+    base = { kind: 'import', source: isUrl(src) ? src : resolve(src), isUrl: isUrl(src), sha256: l.import.sha256 };
+  } else if (l.install) {
+    const s = l.install;
+    mustBeFile(['layers', i, 'install', 'answerFile'], s.answerFile, 'answer file');
+    const hasKernel = s.kernel !== undefined || s.initrd !== undefined;
+    if (hasKernel && (s.kernel === undefined || s.initrd === undefined)) {
+      add(['layers', i, 'install'], 'kernel: and initrd: go together; set both or neither');
+    }
+    if (s.location === undefined && !hasKernel) {
+      add(['layers', i, 'install', 'location'], 'missing; set location: (ISO, install tree or URL) or kernel: + initrd:');
+    }
+    const loc = s.location === undefined ? undefined : expandEnv(s.location);
+    const kind = s.answerKind ?? (/preseed|\.seed$|\.cfg\.in$/.test(s.answerFile) && !/\.ks/.test(s.answerFile) ? 'preseed' : 'kickstart');
+    base = {
+      kind: 'install',
+      location: loc === undefined ? undefined : resolveSource(loc, resolve),
+      kernel: s.kernel === undefined ? undefined : resolveSource(expandEnv(s.kernel), resolve),
+      initrd: s.initrd === undefined ? undefined : resolveSource(expandEnv(s.initrd), resolve),
+      answerFile: resolve(s.answerFile),
+      answerKind: kind,
+      osVariant: s.osVariant,
+      memoryMiB: s.memory,
+      vcpus: s.vcpus,
+      diskSize: parseSize(s.diskSize),
+      timeoutMs: parseDuration(s.timeout),
+      extraArgs: s.extraArgs,
+      network: s.network,
+    };
+  }
+  const steps: Step[] = [];
+  (l.steps ?? []).forEach((s, j) => {
+    const p: KeyPath = ['layers', i, 'steps', j];
+    const actions = (['install', 'script', 'run', 'upload'] as const).filter((k) => s[k] !== undefined);
+    if (actions.length !== 1) {
+      add(
+        p,
+        actions.length === 0
+          ? 'empty step; a step is one of install: [packages], script: FILE, run: COMMAND, upload: {from, to}'
+          : `a step does one thing, found ${actions.join(' and ')}; split it into ${actions.length} steps`,
+      );
+      return;
+    }
+    if (s.install) steps.push({ kind: 'install', packages: s.install });
+    else if (s.script !== undefined) {
+      mustBeFile([...p, 'script'], s.script, 'script');
+      steps.push({ kind: 'script', file: resolve(s.script) });
+    } else if (s.run !== undefined) steps.push({ kind: 'run', command: s.run });
+    else if (s.upload) {
+      mustBeFile([...p, 'upload', 'from'], s.upload.from, 'upload source');
+      steps.push({ kind: 'upload', from: resolve(s.upload.from), to: s.upload.to, mode: s.upload.mode });
+    }
+  });
+  return { name: l.name, index: i, description: l.description, parent: l.parent, base, steps, network: l.network };
+}
+
+/** Parents before children, keeping file order otherwise; layers in a cycle are left at the end. */
+function topoSort(layers: Layer[]): Layer[] {
+  const out: Layer[] = [];
+  const placed = new Set<string>();
+  let progress = true;
+  while (progress) {
+    progress = false;
+    for (const l of layers) {
+      if (placed.has(l.name)) continue;
+      if (l.parent === undefined || placed.has(l.parent)) {
+        out.push(l);
+        placed.add(l.name);
+        progress = true;
+      }
+    }
+  }
+  for (const l of layers) if (!placed.has(l.name)) out.push(l);
+  return out;
+}
+
+// exported for tests that build sets in memory
+export { isMap, isSeq };

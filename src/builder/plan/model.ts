@@ -1,0 +1,136 @@
+// The normalised image set: what the planner and the layer builders work from.
+
+import type { Family, Step } from '../../tools/virt-customize.js';
+
+export type { Family, Step };
+
+/** A disk size as written (for argv) and in bytes. */
+export interface Size {
+  text: string;
+  bytes: number;
+}
+
+export interface DebootstrapBase {
+  kind: 'debootstrap';
+  suite: string;
+  mirror: string;
+  variant?: 'minbase' | 'buildd' | 'fakechroot';
+  components: string[];
+  packages: string[];
+  diskSize: Size;
+  hostname: string;
+}
+
+export interface ImportBase {
+  kind: 'import';
+  /** Absolute path, or an http(s) URL. */
+  source: string;
+  isUrl: boolean;
+  sha256: string;
+}
+
+export interface InstallBase {
+  kind: 'install';
+  /** ISO path, install tree directory or URL; absent when booting kernel+initrd. */
+  location?: string;
+  kernel?: string;
+  initrd?: string;
+  answerFile: string;
+  answerKind: 'kickstart' | 'preseed';
+  osVariant: string;
+  memoryMiB: number;
+  vcpus: number;
+  diskSize: Size;
+  timeoutMs: number;
+  extraArgs: string[];
+  network: 'user' | 'none';
+}
+
+export type BaseSource = DebootstrapBase | ImportBase | InstallBase;
+
+export interface Layer {
+  name: string;
+  /** Position in the file's layers: list (for key paths in messages). */
+  index: number;
+  description?: string;
+  parent?: string;
+  /** Set on base layers (no parent). */
+  base?: BaseSource;
+  /** Set on derived layers. */
+  steps: Step[];
+  network: boolean;
+}
+
+export interface ImageSet {
+  /** The image-set file, absolute. */
+  file: string;
+  /** Its directory: relative paths in the file are resolved against it. */
+  dir: string;
+  distro: string;
+  description?: string;
+  family: Family;
+  selinux: boolean;
+  variables: Record<string, string>;
+  customizeMemoryMiB: number;
+  /** Parents before children. */
+  layers: Layer[];
+}
+
+/** Files a layer reads, absolute paths (they go into its content key). */
+export function layerFiles(layer: Layer): string[] {
+  const files: string[] = [];
+  if (layer.base?.kind === 'install') files.push(layer.base.answerFile);
+  if (layer.base?.kind === 'import' && !layer.base.isUrl) files.push(layer.base.source);
+  for (const s of layer.steps) {
+    if (s.kind === 'script') files.push(s.file);
+    if (s.kind === 'upload') files.push(s.from);
+  }
+  return files;
+}
+
+/** Children of a layer, in set order. */
+export function childrenOf(set: ImageSet, name: string): Layer[] {
+  return set.layers.filter((l) => l.parent === name);
+}
+
+/** A layer and all layers below it. */
+export function descendantsOf(set: ImageSet, name: string): string[] {
+  const out: string[] = [name];
+  for (let i = 0; i < out.length; i++) {
+    for (const c of childrenOf(set, out[i] as string)) out.push(c.name);
+  }
+  return out;
+}
+
+/** The chain from the base down to this layer. */
+export function chainOf(set: ImageSet, name: string): Layer[] {
+  const chain: Layer[] = [];
+  let cur = set.layers.find((l) => l.name === name);
+  while (cur) {
+    chain.unshift(cur);
+    const p = cur.parent;
+    cur = p ? set.layers.find((l) => l.name === p) : undefined;
+  }
+  return chain;
+}
+
+/** File name of a layer's qcow2 (also its relative backing name in children). */
+export function layerFileName(distro: string, layer: string): string {
+  return `${distro}-${layer}.qcow2`;
+}
+
+/** Parse a size such as 6G into bytes. */
+export function parseSize(text: string): Size {
+  const m = /^([0-9]+(?:\.[0-9]+)?)([KMGT])?$/.exec(text);
+  if (!m) throw new Error(`bad size ${text}`);
+  const mult = { K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 }[m[2] ?? ''] ?? 1;
+  return { text, bytes: Math.round(Number(m[1]) * mult) };
+}
+
+/** Parse a duration such as 90m into milliseconds. */
+export function parseDuration(text: string): number {
+  const m = /^([0-9]+)(s|m|h)$/.exec(text);
+  if (!m) throw new Error(`bad duration ${text}`);
+  const unit = { s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 's' | 'm' | 'h'];
+  return Number(m[1]) * unit;
+}

@@ -1,0 +1,72 @@
+// The plan: for every layer, whether it is cached or (re)built, and why.
+import { exists } from '../../core/fsutil.js';
+import { OstError } from '../../core/errors.js';
+import { type BuildPaths, type LayerManifest, readManifest } from '../state.js';
+import { chainOf, type ImageSet, type Layer } from './model.js';
+
+export type PlanAction = 'cached' | 'build' | 'skip';
+
+export interface PlanEntry {
+  layer: Layer;
+  key: string;
+  action: PlanAction;
+  reason: string;
+  manifest?: LayerManifest;
+}
+
+export interface PlanOptions {
+  /** Rebuild these layers even when cached (their descendants follow). */
+  force?: string[];
+  /** Build only these layers (and whatever of their chain is not built yet). */
+  only?: string[];
+}
+
+/** Decide what to build. Throws when --force/--only name unknown layers. */
+export async function makePlan(
+  set: ImageSet,
+  keys: Map<string, string>,
+  paths: BuildPaths,
+  opts: PlanOptions = {},
+): Promise<PlanEntry[]> {
+  const names = set.layers.map((l) => l.name);
+  for (const [flag, list] of [
+    ['--force', opts.force ?? []],
+    ['--only', opts.only ?? []],
+  ] as const) {
+    for (const n of list) {
+      if (!names.includes(n)) {
+        throw new OstError(`${flag} ${n}: no such layer in ${set.file}`, `layers are: ${names.join(', ')}`);
+      }
+    }
+  }
+  const force = new Set(opts.force ?? []);
+  const wanted = opts.only?.length
+    ? new Set(opts.only.flatMap((n) => chainOf(set, n).map((l) => l.name)))
+    : undefined;
+  const entries = new Map<string, PlanEntry>();
+  for (const layer of set.layers) {
+    const key = keys.get(layer.name) as string;
+    const manifest = await readManifest(paths, layer.name);
+    const parent = layer.parent ? entries.get(layer.parent) : undefined;
+    let action: PlanAction = 'build';
+    let reason: string;
+    if (force.has(layer.name)) reason = 'forced (--force)';
+    else if (parent && parent.action === 'build') reason = `parent ${parent.layer.name} is rebuilt`;
+    else if (parent && parent.action === 'skip') reason = `parent ${parent.layer.name} is not built`;
+    else if (!manifest) reason = 'not built yet';
+    else if (!(await exists(paths.image(layer.name)))) reason = 'image file is missing';
+    else if (manifest.key !== key) reason = 'definition, files or builder changed';
+    else if (parent && manifest.parentBuildId !== parent.manifest?.buildId) reason = `parent ${parent.layer.name} was rebuilt since`;
+    else {
+      action = 'cached';
+      reason = 'up to date';
+    }
+    if (action === 'build' && wanted && !wanted.has(layer.name)) {
+      action = 'skip';
+      reason = `not selected by --only (${reason})`;
+    }
+    if (action === 'build' && parent?.action === 'skip') action = 'skip';
+    entries.set(layer.name, { layer, key, action, reason, manifest: action === 'cached' ? manifest : manifest });
+  }
+  return set.layers.map((l) => entries.get(l.name) as PlanEntry);
+}

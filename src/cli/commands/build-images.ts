@@ -1,0 +1,67 @@
+// `ost build-images`: thin handler over builder/build.ts.
+import { buildImages, formatDryRun } from '../../builder/build.js';
+import { loadImageSet } from '../../builder/plan/load.js';
+import { onInterrupt } from '../../core/cleanup.js';
+import { cliReporter } from '../reporter.js';
+
+export interface BuildImagesArgs {
+  set: string[];
+  out?: string;
+  jobs: number;
+  force: string[];
+  only: string[];
+  dryRun: boolean;
+  json: boolean;
+  verbose: boolean;
+}
+
+export async function buildImagesCommand(args: BuildImagesArgs): Promise<void> {
+  for (const file of args.set) {
+    const set = loadImageSet(file);
+    const abort = new AbortController();
+    const ui = cliReporter({ verbose: args.verbose, quiet: args.json });
+    const off = onInterrupt(abort, () => process.exit(130));
+    const started = Date.now();
+    try {
+      const result = await buildImages(set, {
+        out: args.set.length > 1 && args.out ? `${args.out}/${set.distro}` : args.out,
+        jobs: args.jobs,
+        force: args.force,
+        only: args.only,
+        dryRun: args.dryRun,
+        reporter: ui.reporter,
+        signal: abort.signal,
+      });
+      ui.stop();
+      if (args.json) {
+        const doc = args.dryRun
+          ? { distro: set.distro, out: result.out, plan: result.dryRun }
+          : {
+              distro: set.distro,
+              out: result.out,
+              durationMs: Date.now() - started,
+              layers: result.outcomes.map((o) => ({
+                layer: o.layer,
+                status: o.status,
+                reason: o.reason,
+                durationMs: o.durationMs,
+                key: o.manifest?.key,
+                allocatedBytes: o.manifest?.allocatedBytes,
+              })),
+            };
+        process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
+      } else if (args.dryRun) {
+        process.stdout.write(`${formatDryRun(result)}\n`);
+      } else {
+        const built = result.outcomes.filter((o) => o.status === 'built').length;
+        const cached = result.outcomes.filter((o) => o.status === 'cached').length;
+        process.stdout.write(
+          `${set.distro}: ${built} built, ${cached} cached in ${((Date.now() - started) / 1000).toFixed(1)}s → ${result.out}\n`,
+        );
+      }
+    } finally {
+      ui.stop();
+      off();
+    }
+  }
+}

@@ -1,0 +1,58 @@
+// Undo registry: every resource registers its undo when created; on failure or Ctrl-C undo runs in reverse.
+import { errorMessage } from './errors.js';
+import type { Reporter } from './events.js';
+
+interface Undo {
+  label: string;
+  fn: () => Promise<void>;
+}
+
+/** A stack of undo actions run in reverse order of registration. */
+export class CleanupStack {
+  private undos: Undo[] = [];
+
+  /** Register an undo; returns a function that drops it (when the resource was committed). */
+  add(label: string, fn: () => Promise<void>): () => void {
+    const u: Undo = { label, fn };
+    this.undos.push(u);
+    return () => {
+      this.undos = this.undos.filter((x) => x !== u);
+    };
+  }
+
+  /** Run every registered undo, newest first; failures are reported, not thrown. */
+  async unwind(reporter?: Reporter): Promise<void> {
+    while (this.undos.length > 0) {
+      const u = this.undos.pop();
+      if (!u) break;
+      try {
+        await u.fn();
+      } catch (err) {
+        reporter?.({ type: 'warning', message: `cleanup of ${u.label} failed: ${errorMessage(err)}` });
+      }
+    }
+  }
+
+  get size(): number {
+    return this.undos.length;
+  }
+}
+
+/**
+ * First SIGINT/SIGTERM aborts gracefully (commands are killed, undo runs);
+ * a second one exits at once. Returns a function that removes the handlers.
+ */
+export function onInterrupt(abort: AbortController, onHard: () => void): () => void {
+  let count = 0;
+  const handler = (sig: NodeJS.Signals) => {
+    count += 1;
+    if (count === 1) abort.abort(new Error(`interrupted by ${sig}`));
+    else onHard();
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  return () => {
+    process.off('SIGINT', handler);
+    process.off('SIGTERM', handler);
+  };
+}

@@ -1,0 +1,161 @@
+// The one place that spawns processes: argv arrays only, never a shell string.
+import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
+import { execa } from 'execa';
+import { ToolError } from './errors.js';
+
+export interface ExecOptions {
+  cwd?: string;
+  env?: Record<string, string | undefined>;
+  /** Kill the command (SIGTERM, then SIGKILL after 10 s) when it runs longer. */
+  timeoutMs?: number;
+  /** Append everything the command prints to this file (the full log). */
+  logFile?: string;
+  /** Called with each line of stdout/stderr as it arrives. */
+  onLine?: (line: string) => void;
+  /** Aborting kills the command. */
+  signal?: AbortSignal;
+  /** Text written to stdin. */
+  input?: string;
+  /** Lines of output kept for error messages. */
+  tailLines?: number;
+  /** Resolve instead of throwing when the exit code is not 0. */
+  allowFailure?: boolean;
+}
+
+export interface ExecResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  durationMs: number;
+}
+
+/** Shell-quote an argv for display (logs, --dry-run); never used to run anything. */
+export function formatCommand(argv: readonly string[]): string {
+  return argv.map(quoteArg).join(' ');
+}
+
+function quoteArg(a: string): string {
+  if (a === '') return "''";
+  if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(a)) return a;
+  return `'${a.replace(/'/g, `'\\''`)}'`;
+}
+
+// setpriv --pdeathsig makes a child die with us, even on kill -9 of ost (util-linux >= 2.33).
+const SETPRIV = '/usr/bin/setpriv';
+const hasSetpriv = process.platform === 'linux' && existsSync(SETPRIV);
+
+/** Run a command; throws ToolError unless it exits 0 (or allowFailure is set). */
+export async function run(file: string, args: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
+  const argv = [file, ...args];
+  const commandLine = formatCommand(argv);
+  const tailMax = opts.tailLines ?? 40;
+  const tail: string[] = [];
+  let log: WriteStream | undefined;
+  if (opts.logFile) {
+    log = createWriteStream(opts.logFile, { flags: 'a' });
+    log.write(`\n$ ${commandLine}\n`);
+  }
+  const started = Date.now();
+  const [spawnFile, spawnArgs] = hasSetpriv
+    ? [SETPRIV, ['--pdeathsig', 'KILL', '--', file, ...args]]
+    : [file, [...args]];
+  const child = execa(spawnFile, spawnArgs, {
+    cwd: opts.cwd,
+    env: opts.env ? { ...process.env, ...opts.env } : process.env,
+    extendEnv: false,
+    reject: false,
+    stripFinalNewline: false,
+    timeout: opts.timeoutMs,
+    forceKillAfterDelay: 10_000,
+    cancelSignal: opts.signal,
+    input: opts.input,
+    stdin: opts.input === undefined ? 'ignore' : 'pipe',
+    maxBuffer: 256 * 1024 * 1024,
+  });
+  const partial = { out: '', err: '' };
+  const onData = (which: 'out' | 'err') => (chunk: Buffer) => {
+    const text = partial[which] + chunk.toString('utf8');
+    const lines = text.split('\n');
+    partial[which] = lines.pop() ?? '';
+    for (const line of lines) emitLine(line);
+    log?.write(chunk);
+  };
+  const emitLine = (line: string) => {
+    tail.push(line);
+    if (tail.length > tailMax) tail.shift();
+    opts.onLine?.(line);
+  };
+  child.stdout?.on('data', onData('out'));
+  child.stderr?.on('data', onData('err'));
+  const res = await child;
+  for (const rest of [partial.out, partial.err]) if (rest) emitLine(rest);
+  const durationMs = Date.now() - started;
+  if (log) {
+    log.write(`\n[exit ${res.exitCode ?? res.signal ?? 'unknown'} after ${(durationMs / 1000).toFixed(1)}s]\n`);
+    await new Promise<void>((resolve) => log?.end(resolve));
+  }
+  const stdout = typeof res.stdout === 'string' ? res.stdout : '';
+  const stderr = typeof res.stderr === 'string' ? res.stderr : '';
+  const exitCode = res.exitCode;
+  if (res.timedOut) throw new ToolError('timed-out', commandLine, exitCode, durationMs, tail, opts.logFile);
+  if (res.isCanceled || (res.signal && exitCode === undefined)) {
+    throw new ToolError('killed', commandLine, exitCode, durationMs, tail, opts.logFile);
+  }
+  if (exitCode === undefined) {
+    const why = res.originalMessage ? [res.originalMessage] : tail;
+    throw new ToolError('spawn-failed', commandLine, undefined, durationMs, why, opts.logFile);
+  }
+  // setpriv reports a missing program as exit 127 with its own message
+  if (hasSetpriv && exitCode === 127 && /setpriv: failed to execute/.test(stderr)) {
+    throw new ToolError('spawn-failed', commandLine, exitCode, durationMs, tail, opts.logFile);
+  }
+  if (exitCode !== 0 && !opts.allowFailure) {
+    throw new ToolError('exited', commandLine, exitCode, durationMs, tail, opts.logFile);
+  }
+  return { exitCode, stdout, stderr, durationMs };
+}
+
+/** A long-running child (a VM): kill it, or wait for it to end. */
+export interface BackgroundProcess {
+  pid: number | undefined;
+  commandLine: string;
+  /** Resolves when the process ends, with its exit code (undefined when killed by a signal). */
+  exited: Promise<number | undefined>;
+  /** Whether it has ended. */
+  done(): boolean;
+  /** SIGTERM, then SIGKILL after graceMs. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+/** Start a process that keeps running; it dies with us (pdeathsig), its output goes to logFile. */
+export function startProcess(file: string, args: readonly string[], opts: { cwd?: string; logFile?: string } = {}): BackgroundProcess {
+  const commandLine = formatCommand([file, ...args]);
+  const [spawnFile, spawnArgs] = hasSetpriv
+    ? [SETPRIV, ['--pdeathsig', 'KILL', '--', file, ...args]]
+    : [file, [...args]];
+  const child = execa(spawnFile, spawnArgs, {
+    cwd: opts.cwd,
+    reject: false,
+    stdin: 'ignore',
+    stdout: opts.logFile ? { file: opts.logFile, append: true } : 'ignore',
+    stderr: opts.logFile ? { file: opts.logFile, append: true } : 'ignore',
+  });
+  let finished = false;
+  const exited = child.then((r) => {
+    finished = true;
+    return r.exitCode;
+  });
+  return {
+    pid: child.pid,
+    commandLine,
+    exited,
+    done: () => finished,
+    stop: async (graceMs = 5000) => {
+      if (finished) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}

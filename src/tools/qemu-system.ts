@@ -1,0 +1,33 @@
+// qemu-system-x86_64 adapter: a throwaway VM on a disk, user-mode networking, SSH forwarded to 127.0.0.1.
+
+export interface QemuVmSpec {
+  disk: string;
+  accel: 'kvm' | 'tcg';
+  memoryMiB: number;
+  vcpus: number;
+  sshPort: number;
+  consoleLog: string;
+}
+
+export function qemuVmArgv(s: QemuVmSpec): string[] {
+  return [
+    'qemu-system-x86_64',
+    '-accel',
+    s.accel,
+    '-m',
+    String(s.memoryMiB),
+    '-smp',
+    String(s.vcpus),
+    '-nodefaults',
+    '-display',
+    'none',
+    '-drive',
+    `file=${s.disk},if=virtio,format=qcow2,cache=unsafe`,
+    '-netdev',
+    `user,id=n0,hostfwd=tcp:127.0.0.1:${s.sshPort}-:22`,
+    '-device',
+    'virtio-net-pci,netdev=n0',
+    '-serial',
+    `file:${s.consoleLog}`,
+  ];
+}

@@ -1,0 +1,6 @@
+// ssh-keygen adapter.
+
+/** argv: a new RSA key pair without passphrase (disposable test VMs). */
+export function generateArgv(file: string, comment: string): string[] {
+  return ['ssh-keygen', '-q', '-t', 'rsa', '-b', '4096', '-N', '', '-C', comment, '-f', file];
+}
