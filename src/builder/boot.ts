@@ -69,7 +69,8 @@ const sleep = (ms: number, signal?: AbortSignal) =>
 export async function bootAndSsh(opts: BootOptions): Promise<BootResult> {
   requireTools(['qemu-img', 'qemu-system-x86_64', 'ssh']);
   const reporter = opts.reporter ?? (() => {});
-  if (!(await exists(opts.image))) throw new OstError(`${opts.image} does not exist`, 'build it first with ost build-images');
+  if (!(await exists(opts.image)))
+    throw new OstError(`${opts.image} does not exist`, 'build it first with ost build-images');
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'ost-boot-'));
   const overlay = path.join(dir, 'overlay.qcow2');
   const consoleLog = path.join(dir, 'console.log');
@@ -112,7 +113,13 @@ export async function bootAndSsh(opts: BootOptions): Promise<BootResult> {
           const commandOutput = opts.command
             ? (await runArgv(sshArgv(target, opts.command), { timeoutMs: 120_000 })).stdout
             : undefined;
-          return { sshPort: port, systemState: state, bootToSshMs, commandOutput, consoleTail: await tail(consoleLog, 5) };
+          return {
+            sshPort: port,
+            systemState: state,
+            bootToSshMs,
+            commandOutput,
+            consoleTail: await tail(consoleLog, 5),
+          };
         }
         lastError = (res.stderr.trim() || state).split('\n').pop() ?? '';
         if (Date.now() - started > timeoutMs) {

@@ -5,7 +5,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { type Accel, detectAccel, guestfsEnv } from '../core/accel.js';
 import { CleanupStack } from '../core/cleanup.js';
-import { type ConfigProblem, ConfigError, errorMessage, OstError, ToolError } from '../core/errors.js';
+import { ConfigError, type ConfigProblem, errorMessage, OstError, ToolError } from '../core/errors.js';
 import type { Reporter } from '../core/events.js';
 import { formatCommand, run } from '../core/exec.js';
 import { allocatedBytes, atomicWriteFile, commitFile, exists, removeTree } from '../core/fsutil.js';
@@ -19,9 +19,6 @@ import { derivedActions } from './layers/derived.js';
 import { importActions } from './layers/import.js';
 import { installActions, LIBVIRT_URI } from './layers/install.js';
 import type { Action, LayerContext } from './layers/types.js';
-import { computeKeys } from './plan/keys.js';
-import { type ImageSet, type Layer, layerFileName } from './plan/model.js';
-import { makePlan, type PlanEntry } from './plan/plan.js';
 import {
   diffPackages,
   formatDiff,
@@ -33,6 +30,9 @@ import {
   parseRpmList,
   RPM_QUERY_FORMAT,
 } from './pkglist.js';
+import { computeKeys } from './plan/keys.js';
+import { type ImageSet, type Layer, layerFileName } from './plan/model.js';
+import { makePlan, type PlanEntry } from './plan/plan.js';
 import { BuildPaths, dropManifest, type LayerManifest, writeManifest } from './state.js';
 import { checkImage, checkRelocatableChain } from './verify.js';
 import { BUILDER_VERSION } from './version.js';
@@ -135,7 +135,14 @@ function actionsFor(ctx: LayerContext): Action[] {
   }
 }
 
-function contextFor(set: ImageSet, layer: Layer, key: string, paths: BuildPaths, accel: Accel, publicKey: string): LayerContext {
+function contextFor(
+  set: ImageSet,
+  layer: Layer,
+  key: string,
+  paths: BuildPaths,
+  accel: Accel,
+  publicKey: string,
+): LayerContext {
   return {
     set,
     layer,
@@ -151,14 +158,12 @@ function contextFor(set: ImageSet, layer: Layer, key: string, paths: BuildPaths,
 }
 
 /** Read the installed package list out of an image (read-only appliance). */
-async function readPackages(set: ImageSet, image: string, accel: Accel, logFile: string): Promise<Package[]> {
+async function readPackages(set: ImageSet, image: string, accel: Accel): Promise<Package[]> {
   const env = guestfsEnv(accel);
   if (set.family === 'deb') {
-    return parseDpkgStatus(await readFromGuest(image, [['cat', '/var/lib/dpkg/status']], { env, logFile: undefined }));
+    return parseDpkgStatus(await readFromGuest(image, [['cat', '/var/lib/dpkg/status']], { env }));
   }
-  const out = await readFromGuest(image, [['sh', `rpm -qa --qf '${RPM_QUERY_FORMAT}'`]], { env });
-  void logFile;
-  return parseRpmList(out);
+  return parseRpmList(await readFromGuest(image, [['sh', `rpm -qa --qf '${RPM_QUERY_FORMAT}'`]], { env }));
 }
 
 /** Install media and import sources are checked only for layers that will be built (a cached set needs none). */
@@ -196,7 +201,9 @@ async function cleanStale(set: ImageSet, paths: BuildPaths, reporter: Reporter):
   }
   if (await exists(paths.workRoot())) await removeTree(paths.workRoot());
   if (set.layers.some((l) => l.base?.kind === 'install')) {
-    const res = await run('virsh', ['--connect', LIBVIRT_URI, 'list', '--name'], { allowFailure: true }).catch(() => undefined);
+    const res = await run('virsh', ['--connect', LIBVIRT_URI, 'list', '--name'], {
+      allowFailure: true,
+    }).catch(() => undefined);
     const prefix = `ost-build-${set.distro}-`;
     for (const name of (res?.stdout ?? '').split('\n').map((s) => s.trim())) {
       if (name.startsWith(prefix)) {
@@ -265,10 +272,14 @@ async function schedule(
   signal: AbortSignal | undefined,
 ): Promise<LayerOutcome[]> {
   const outcomes = new Map<string, LayerOutcome>();
-  const entries = new Map(plan.map((e) => [e.layer.name, e]));
   for (const e of plan) {
     if (e.action === 'cached') {
-      outcomes.set(e.layer.name, { layer: e.layer.name, status: 'cached', reason: e.reason, manifest: e.manifest });
+      outcomes.set(e.layer.name, {
+        layer: e.layer.name,
+        status: 'cached',
+        reason: e.reason,
+        manifest: e.manifest,
+      });
       reporter({ type: 'step', id: e.layer.name, title: e.layer.name, status: 'cached', detail: e.reason });
     } else if (e.action === 'skip') {
       outcomes.set(e.layer.name, { layer: e.layer.name, status: 'skipped', reason: e.reason });
@@ -298,12 +309,24 @@ async function schedule(
       const started = Date.now();
       const job = buildLayer(ctx, parentManifest(e.layer), reporter, signal)
         .then((manifest) => {
-          outcomes.set(name, { layer: name, status: 'built', reason: e.reason, durationMs: Date.now() - started, manifest });
+          outcomes.set(name, {
+            layer: name,
+            status: 'built',
+            reason: e.reason,
+            durationMs: Date.now() - started,
+            manifest,
+          });
         })
         .catch((err: unknown) => {
           const error =
             err instanceof LayerBuildError ? err : new LayerBuildError(name, 'build', err, [], ctx.logFile);
-          outcomes.set(name, { layer: name, status: 'failed', reason: e.reason, durationMs: Date.now() - started, error });
+          outcomes.set(name, {
+            layer: name,
+            status: 'failed',
+            reason: e.reason,
+            durationMs: Date.now() - started,
+            error,
+          });
         })
         .finally(() => running.delete(name));
       running.set(name, job);
@@ -311,7 +334,6 @@ async function schedule(
     if (running.size === 0) break;
     await Promise.race(running.values());
   }
-  void entries;
   return plan.map((e) => outcomes.get(e.layer.name) as LayerOutcome);
 }
 
@@ -326,7 +348,10 @@ async function buildLayer(
   const started = Date.now();
   const undo = new CleanupStack();
   await fs.mkdir(path.dirname(ctx.logFile), { recursive: true });
-  await fs.writeFile(ctx.logFile, `# ${set.distro}-${layer.name} key ${ctx.key}\n# started ${new Date().toISOString()}\n`);
+  await fs.writeFile(
+    ctx.logFile,
+    `# ${set.distro}-${layer.name} key ${ctx.key}\n# started ${new Date().toISOString()}\n`,
+  );
   await fs.rm(ctx.tmpImage, { force: true });
   undo.add(`temporary image ${ctx.tmpImage}`, () => fs.rm(ctx.tmpImage, { force: true }));
   undo.add(`scratch directory ${ctx.work}`, () => removeTree(ctx.work));
@@ -337,7 +362,12 @@ async function buildLayer(
     for (const a of actionsFor(ctx)) {
       signal?.throwIfAborted();
       current = a.title;
-      reporter({ type: 'step', id: `${layer.name}/${a.title}`, title: `${layer.name}: ${a.title}`, status: 'start' });
+      reporter({
+        type: 'step',
+        id: `${layer.name}/${a.title}`,
+        title: `${layer.name}: ${a.title}`,
+        status: 'start',
+      });
       const t0 = Date.now();
       await log(`## ${a.title}`);
       if (a.kind === 'exec') {
@@ -355,14 +385,27 @@ async function buildLayer(
         await a.run();
       }
       const ms = Date.now() - t0;
-      reporter({ type: 'step', id: `${layer.name}/${a.title}`, title: `${layer.name}: ${a.title}`, status: 'done', durationMs: ms });
+      reporter({
+        type: 'step',
+        id: `${layer.name}/${a.title}`,
+        title: `${layer.name}: ${a.title}`,
+        status: 'done',
+        durationMs: ms,
+      });
     }
     current = 'verify';
     await log('## verify: qemu-img check, relocatable backing chain, package list');
     await checkImage(ctx.tmpImage);
-    const chain = await checkRelocatableChain(set, layer.name, ctx.tmpImage, paths.out, path.join(ctx.work, 'relocated'));
-    const packages = ctx.packages ?? (await readPackages(set, ctx.tmpImage, ctx.accel, ctx.logFile));
-    if (packages.length === 0) throw new OstError(`no packages found in ${layer.name}; is it a ${set.family}-based guest?`);
+    const chain = await checkRelocatableChain(
+      set,
+      layer.name,
+      ctx.tmpImage,
+      paths.out,
+      path.join(ctx.work, 'relocated'),
+    );
+    const packages = ctx.packages ?? (await readPackages(set, ctx.tmpImage, ctx.accel));
+    if (packages.length === 0)
+      throw new OstError(`no packages found in ${layer.name}; is it a ${set.family}-based guest?`);
     await atomicWriteFile(paths.pkglist(layer.name), formatPkglist(packages));
     if (layer.parent) {
       const parentList = parsePkglist(await fs.readFile(paths.pkglist(layer.parent), 'utf8'));
@@ -402,12 +445,24 @@ async function buildLayer(
     await writeManifest(paths, manifest);
     await removeTree(ctx.work);
     await log(`# finished in ${((Date.now() - started) / 1000).toFixed(1)}s`);
-    reporter({ type: 'step', id: layer.name, title: layer.name, status: 'done', durationMs: manifest.durationMs });
+    reporter({
+      type: 'step',
+      id: layer.name,
+      title: layer.name,
+      status: 'done',
+      durationMs: manifest.durationMs,
+    });
     return manifest;
   } catch (err) {
     await log(`# FAILED at "${current}": ${errorMessage(err)}`).catch(() => {});
     await undo.unwind(reporter);
-    reporter({ type: 'step', id: layer.name, title: layer.name, status: 'failed', durationMs: Date.now() - started });
+    reporter({
+      type: 'step',
+      id: layer.name,
+      title: layer.name,
+      status: 'failed',
+      durationMs: Date.now() - started,
+    });
     const tail = err instanceof ToolError ? err.tail : await logTail(ctx.logFile, 30);
     throw new LayerBuildError(layer.name, current, err, tail, ctx.logFile);
   }
@@ -427,7 +482,11 @@ export function formatDryRun(result: BuildResult): string {
   for (const l of result.dryRun ?? []) {
     lines.push(`  ${l.layer}: ${l.action.toUpperCase()} (${l.reason}) key ${l.key.slice(0, 16)}`);
     for (const s of l.steps) {
-      lines.push(s.argv ? `    $ ${s.cwd ? `(cd ${s.cwd} && ` : ''}${formatCommand(s.argv)}${s.cwd ? ')' : ''}` : `    # ${s.title}`);
+      lines.push(
+        s.argv
+          ? `    $ ${s.cwd ? `(cd ${s.cwd} && ` : ''}${formatCommand(s.argv)}${s.cwd ? ')' : ''}`
+          : `    # ${s.title}`,
+      );
     }
   }
   return lines.join('\n');

@@ -2,8 +2,8 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { exists, fsyncDir, removeTree } from '../core/fsutil.js';
-import { generateArgv } from '../tools/ssh-keygen.js';
 import { runArgv } from '../tools/run-tool.js';
+import { generateArgv } from '../tools/ssh-keygen.js';
 import type { BuildPaths } from './state.js';
 
 /** Read the public key, or undefined when the pair does not exist (yet). */

@@ -72,7 +72,8 @@ export function diffPackages(parent: Package[], child: Package[]): PkgDiff {
   for (const [k, p] of after) {
     const old = before.get(k);
     if (!old) diff.added.push(p);
-    else if (old.version !== p.version) diff.changed.push({ name: p.name, arch: p.arch, from: old.version, to: p.version });
+    else if (old.version !== p.version)
+      diff.changed.push({ name: p.name, arch: p.arch, from: old.version, to: p.version });
   }
   for (const [k, p] of before) if (!after.has(k)) diff.removed.push(p);
   return diff;

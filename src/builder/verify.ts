@@ -3,7 +3,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { OstError } from '../core/errors.js';
 import { linkOrCopy, removeTree } from '../core/fsutil.js';
-import { check, info, type ImageInfo } from '../tools/qemu-img.js';
+import { check, type ImageInfo, info } from '../tools/qemu-img.js';
 import { chainOf, type ImageSet, layerFileName } from './plan/model.js';
 
 /** qemu-img check must find no errors and no corruption (leaked clusters are harmless). */
@@ -45,12 +45,19 @@ export async function checkRelocatableChain(
       );
     }
     infos.forEach((img, i) => {
-      const expected = path.join(scratch, layerFileName(set.distro, (chain[chain.length - 1 - i] as { name: string }).name));
+      const expected = path.join(
+        scratch,
+        layerFileName(set.distro, (chain[chain.length - 1 - i] as { name: string }).name),
+      );
       if (path.resolve(scratch, img.filename) !== expected) {
-        throw new OstError(`backing chain of ${layer} leaves the directory: ${img.filename} (expected ${expected})`);
+        throw new OstError(
+          `backing chain of ${layer} leaves the directory: ${img.filename} (expected ${expected})`,
+        );
       }
       if (img.backingFilename?.includes('/')) {
-        throw new OstError(`${img.filename} has a backing name with a directory (${img.backingFilename}); it must be relative`);
+        throw new OstError(
+          `${img.filename} has a backing name with a directory (${img.backingFilename}); it must be relative`,
+        );
       }
       if (img.format !== 'qcow2') throw new OstError(`${img.filename} is ${img.format}, expected qcow2`);
     });

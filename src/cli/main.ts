@@ -19,14 +19,38 @@ export async function main(argv: string[]): Promise<number> {
       'Build an image set (images/<distro>.yaml) into verified layered qcow2 images',
       (y) =>
         y
-          .positional('set', { type: 'string', array: true, demandOption: true, describe: 'image-set file(s)' })
+          .positional('set', {
+            type: 'string',
+            array: true,
+            demandOption: true,
+            describe: 'image-set file(s)',
+          })
           .option('out', { type: 'string', describe: 'output directory (default: build/<distro>)' })
           .option('jobs', { type: 'number', default: 2, describe: 'layers built at the same time' })
-          .option('force', { type: 'string', array: true, default: [], describe: 'rebuild LAYER (and its descendants)' })
-          .option('only', { type: 'string', array: true, default: [], describe: 'build only LAYER (and its missing ancestors)' })
-          .option('dry-run', { type: 'boolean', default: false, describe: 'print the plan and the exact commands' })
+          .option('force', {
+            type: 'string',
+            array: true,
+            default: [],
+            describe: 'rebuild LAYER (and its descendants)',
+          })
+          .option('only', {
+            type: 'string',
+            array: true,
+            default: [],
+            describe: 'build only LAYER (and its missing ancestors)',
+          })
+          .option('dry-run', {
+            type: 'boolean',
+            default: false,
+            describe: 'print the plan and the exact commands',
+          })
           .option('json', { type: 'boolean', default: false, describe: 'machine-readable result on stdout' })
-          .option('verbose', { alias: 'v', type: 'boolean', default: false, describe: 'show every step and command' }),
+          .option('verbose', {
+            alias: 'v',
+            type: 'boolean',
+            default: false,
+            describe: 'show every step and command',
+          }),
       async (a) => {
         await buildImagesCommand({
           set: a.set as string[],

@@ -57,7 +57,9 @@ export function cliReporter(opts: { verbose?: boolean; quiet?: boolean } = {}): 
         }
         active.delete(e.id);
         const sym = { done: '✔', failed: '✖', cached: '●', skipped: '○', start: '…' }[e.status];
-        const what = { done: 'built', failed: 'FAILED', cached: 'cached', skipped: 'skipped', start: '' }[e.status];
+        const what = { done: 'built', failed: 'FAILED', cached: 'cached', skipped: 'skipped', start: '' }[
+          e.status
+        ];
         line(sym, `${e.title}: ${what}${secs(e.durationMs)}${e.detail ? ` (${e.detail})` : ''}`);
         return;
       }

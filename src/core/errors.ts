@@ -17,7 +17,12 @@ export class ToolError extends Error {
     this.name = 'ToolError';
   }
 
-  static describe(kind: ToolErrorKind, commandLine: string, exitCode: number | undefined, ms: number): string {
+  static describe(
+    kind: ToolErrorKind,
+    commandLine: string,
+    exitCode: number | undefined,
+    ms: number,
+  ): string {
     const secs = (ms / 1000).toFixed(1);
     switch (kind) {
       case 'spawn-failed':

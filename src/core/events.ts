@@ -21,7 +21,12 @@ export function collectingReporter(): { reporter: Reporter; events: OstEvent[] }
 }
 
 /** Time a step, reporting start and done/failed around it. */
-export async function step<T>(reporter: Reporter, id: string, title: string, fn: () => Promise<T>): Promise<T> {
+export async function step<T>(
+  reporter: Reporter,
+  id: string,
+  title: string,
+  fn: () => Promise<T>,
+): Promise<T> {
   const started = Date.now();
   reporter({ type: 'step', id, title, status: 'start' });
   try {

@@ -45,7 +45,11 @@ const SETPRIV = '/usr/bin/setpriv';
 const hasSetpriv = process.platform === 'linux' && existsSync(SETPRIV);
 
 /** Run a command; throws ToolError unless it exits 0 (or allowFailure is set). */
-export async function run(file: string, args: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
+export async function run(
+  file: string,
+  args: readonly string[],
+  opts: ExecOptions = {},
+): Promise<ExecResult> {
   const argv = [file, ...args];
   const commandLine = formatCommand(argv);
   const tailMax = opts.tailLines ?? 40;
@@ -91,7 +95,9 @@ export async function run(file: string, args: readonly string[], opts: ExecOptio
   for (const rest of [partial.out, partial.err]) if (rest) emitLine(rest);
   const durationMs = Date.now() - started;
   if (log) {
-    log.write(`\n[exit ${res.exitCode ?? res.signal ?? 'unknown'} after ${(durationMs / 1000).toFixed(1)}s]\n`);
+    log.write(
+      `\n[exit ${res.exitCode ?? res.signal ?? 'unknown'} after ${(durationMs / 1000).toFixed(1)}s]\n`,
+    );
     await new Promise<void>((resolve) => log?.end(resolve));
   }
   const stdout = typeof res.stdout === 'string' ? res.stdout : '';
@@ -128,7 +134,11 @@ export interface BackgroundProcess {
 }
 
 /** Start a process that keeps running; it dies with us (pdeathsig), its output goes to logFile. */
-export function startProcess(file: string, args: readonly string[], opts: { cwd?: string; logFile?: string } = {}): BackgroundProcess {
+export function startProcess(
+  file: string,
+  args: readonly string[],
+  opts: { cwd?: string; logFile?: string } = {},
+): BackgroundProcess {
   const commandLine = formatCommand([file, ...args]);
   const [spawnFile, spawnArgs] = hasSetpriv
     ? [SETPRIV, ['--pdeathsig', 'KILL', '--', file, ...args]]

@@ -25,9 +25,13 @@ export type ToolName = keyof typeof TOOL_PACKAGES;
 
 const EXTRA_DIRS = ['/usr/sbin', '/sbin', '/usr/bin', '/bin', '/usr/libexec'];
 
+/** PATH plus the sbin directories a non-root PATH often lacks. */
+export function searchDirs(): string[] {
+  return [...(process.env.PATH ?? '').split(':').filter(Boolean), ...EXTRA_DIRS];
+}
+
 /** Absolute path of a tool on PATH (plus sbin dirs), or undefined. */
-export function findTool(name: string): string | undefined {
-  const dirs = [...(process.env.PATH ?? '').split(':').filter(Boolean), ...EXTRA_DIRS];
+export function findTool(name: string, dirs: readonly string[] = searchDirs()): string | undefined {
   for (const d of dirs) {
     const p = path.join(d, name);
     try {
@@ -57,8 +61,8 @@ export function requireTool(name: ToolName): string {
 }
 
 /** Check several tools at once, reporting every missing one in a single error. */
-export function requireTools(names: readonly ToolName[]): void {
-  const missing = [...new Set(names)].filter((n) => !findTool(n));
+export function requireTools(names: readonly ToolName[], dirs: readonly string[] = searchDirs()): void {
+  const missing = [...new Set(names)].filter((n) => !findTool(n, dirs));
   if (missing.length === 0) return;
   const apt = [...new Set(missing.map((n) => TOOL_PACKAGES[n].apt))].join(' ');
   const dnf = [...new Set(missing.map((n) => TOOL_PACKAGES[n].dnf))].join(' ');

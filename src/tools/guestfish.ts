@@ -24,7 +24,11 @@ export function gfQuote(arg: string): string {
 }
 
 /** Run guestfish read-only commands against an image and return stdout. */
-export async function readFromGuest(disk: string, commands: string[][], opts: ExecOptions = {}): Promise<string> {
+export async function readFromGuest(
+  disk: string,
+  commands: string[][],
+  opts: ExecOptions = {},
+): Promise<string> {
   const res = await runArgv(readArgv(disk, commands), opts);
   return res.stdout;
 }

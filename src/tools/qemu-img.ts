@@ -93,7 +93,9 @@ export async function createOverlay(file: string, backing: string, opts?: ExecOp
 export async function info(file: string, opts?: ExecOptions): Promise<ImageInfo[]> {
   const res = await exec(infoArgv(file), { ...opts, allowFailure: true });
   if (res.exitCode !== 0) {
-    throw new OstError(`backing chain of ${file} does not resolve: ${res.stderr.trim().split('\n').pop() ?? ''}`);
+    throw new OstError(
+      `backing chain of ${file} does not resolve: ${res.stderr.trim().split('\n').pop() ?? ''}`,
+    );
   }
   return parseInfo(res.stdout);
 }

@@ -76,4 +76,3 @@ export function customizeArgv(spec: CustomizeSpec): string[] {
   if (spec.selinux) argv.push('--selinux-relabel');
   return argv;
 }
-

@@ -38,7 +38,14 @@ export function virtInstallArgv(s: VirtInstallSpec): string[] {
     `path=${s.disk},format=qcow2,bus=virtio,cache=unsafe`,
   ];
   if (s.location) {
-    argv.push('--location', s.location.source, '--initrd-inject', s.location.inject, '--extra-args', s.kernelArgs);
+    argv.push(
+      '--location',
+      s.location.source,
+      '--initrd-inject',
+      s.location.inject,
+      '--extra-args',
+      s.kernelArgs,
+    );
   } else if (s.kernel) {
     // virt-install splits --install on commas: kernel args must not contain any
     argv.push(

@@ -6,8 +6,8 @@ import { removeTree } from '../../core/fsutil.js';
 import { debootstrapArgv } from '../../tools/debootstrap.js';
 import { gfQuote, scriptArgv } from '../../tools/guestfish.js';
 import { createArgv } from '../../tools/qemu-img.js';
-import type { DebootstrapBase } from '../plan/model.js';
 import { parseDpkgStatus } from '../pkglist.js';
+import type { DebootstrapBase } from '../plan/model.js';
 import type { Action, LayerContext } from './types.js';
 
 /** Packages every debootstrap base needs to boot under libvirt and answer SSH. */
@@ -32,7 +32,8 @@ export function rootfsFiles(b: DebootstrapBase, publicKey: string): Record<strin
     '/etc/fstab': `LABEL=${ROOT_LABEL}\t/\text4\terrors=remount-ro\t0\t1\n`,
     '/etc/apt/sources.list': `deb ${b.mirror} ${b.suite} ${b.components.join(' ')}\n`,
     // DHCP (v4 and v6 RA) on every NIC, whatever the count and names
-    '/etc/systemd/network/80-ost-dhcp.network': '[Match]\nName=en* eth*\n\n[Network]\nDHCP=yes\nIPv6AcceptRA=yes\n',
+    '/etc/systemd/network/80-ost-dhcp.network':
+      '[Match]\nName=en* eth*\n\n[Network]\nDHCP=yes\nIPv6AcceptRA=yes\n',
     '/etc/default/grub.d/50-ost.cfg': [
       'GRUB_TIMEOUT=1',
       'GRUB_CMDLINE_LINUX_DEFAULT=""',
@@ -132,9 +133,24 @@ export function debootstrapActions(ctx: LayerContext): Action[] {
     {
       kind: 'exec',
       title: 'pack the tree',
-      argv: ['tar', '--numeric-owner', '--xattrs', '--xattrs-include=*', '--acls', '-C', root, '-cf', tarball, '.'],
+      argv: [
+        'tar',
+        '--numeric-owner',
+        '--xattrs',
+        '--xattrs-include=*',
+        '--acls',
+        '-C',
+        root,
+        '-cf',
+        tarball,
+        '.',
+      ],
     },
-    { kind: 'exec', title: `create a ${b.diskSize.text} disk`, argv: createArgv(ctx.tmpImage, b.diskSize.text) },
+    {
+      kind: 'exec',
+      title: `create a ${b.diskSize.text} disk`,
+      argv: createArgv(ctx.tmpImage, b.diskSize.text),
+    },
     {
       kind: 'internal',
       title: `write ${path.basename(script)}`,

@@ -21,7 +21,10 @@ export function importActions(ctx: LayerContext): Action[] {
         await fs.mkdir(ctx.work, { recursive: true });
         const res = await fetch(b.source);
         if (!res.ok || !res.body) throw new OstError(`download of ${b.source} failed: HTTP ${res.status}`);
-        await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), createWriteStream(local));
+        await pipeline(
+          Readable.fromWeb(res.body as import('node:stream/web').ReadableStream),
+          createWriteStream(local),
+        );
       },
     });
   }

@@ -15,14 +15,23 @@ export function cpioNewc(files: { name: string; data: Buffer; mode?: number }[])
   const parts: Buffer[] = [];
   let ino = 1;
   for (const f of [...files, { name: 'TRAILER!!!', data: Buffer.alloc(0), mode: 0 }]) {
-    const h = header(f.name, f.data.length, f.name === 'TRAILER!!!' ? 0 : 0o100000 | (f.mode ?? 0o644), ino++);
+    const h = header(
+      f.name,
+      f.data.length,
+      f.name === 'TRAILER!!!' ? 0 : 0o100000 | (f.mode ?? 0o644),
+      ino++,
+    );
     parts.push(h, pad4(h.length), f.data, pad4(f.data.length));
   }
   return gzipSync(Buffer.concat(parts));
 }
 
 /** Write `dest` = `initrd` followed by an archive holding `files`. */
-export async function appendToInitrd(initrd: string, dest: string, files: { name: string; data: Buffer }[]): Promise<void> {
+export async function appendToInitrd(
+  initrd: string,
+  dest: string,
+  files: { name: string; data: Buffer }[],
+): Promise<void> {
   const base = await fs.readFile(initrd);
   await fs.writeFile(dest, Buffer.concat([base, cpioNewc(files)]));
 }

@@ -52,7 +52,11 @@ export function installActions(ctx: LayerContext): Action[] {
         }
       },
     },
-    { kind: 'exec', title: `create a ${b.diskSize.text} disk`, argv: createArgv(ctx.tmpImage, b.diskSize.text) },
+    {
+      kind: 'exec',
+      title: `create a ${b.diskSize.text} disk`,
+      argv: createArgv(ctx.tmpImage, b.diskSize.text),
+    },
     {
       kind: 'exec',
       title: `install with virt-install (console: ${ctx.consoleLog})`,

@@ -2,15 +2,8 @@
 import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { isMap, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
-import { type ConfigProblem, ConfigError } from '../../core/errors.js';
-import {
-  type BaseSource,
-  type ImageSet,
-  type Layer,
-  parseDuration,
-  parseSize,
-  type Step,
-} from './model.js';
+import { ConfigError, type ConfigProblem } from '../../core/errors.js';
+import { type BaseSource, type ImageSet, type Layer, parseDuration, parseSize, type Step } from './model.js';
 import { imageSetSchema, type RawImageSet, type RawLayer } from './schema.js';
 
 type KeyPath = (string | number)[];
@@ -59,7 +52,7 @@ export function loadImageSet(file: string): ImageSet {
       doc.errors.map((e) => ({
         file: abs,
         path: '',
-        line: e.linePos?.[0]?.line,
+        line: lc.linePos(e.pos[0]).line,
         message: `not valid YAML: ${e.message.split('\n')[0]}`,
       })),
     );
@@ -140,7 +133,8 @@ function normalise(raw: RawImageSet, file: string, add: (p: KeyPath, m: string) 
   const firstIndex = new Map<string, number>();
   raw.layers.forEach((l, i) => {
     const prev = firstIndex.get(l.name);
-    if (prev !== undefined) add(['layers', i, 'name'], `duplicate layer name "${l.name}" (also layers[${prev}])`);
+    if (prev !== undefined)
+      add(['layers', i, 'name'], `duplicate layer name "${l.name}" (also layers[${prev}])`);
     else firstIndex.set(l.name, i);
   });
   const names = [...firstIndex.keys()];
@@ -167,7 +161,10 @@ function normalise(raw: RawImageSet, file: string, add: (p: KeyPath, m: string) 
         const key = [...cycle].sort().join(',');
         if (!reported.has(key) && cycle.length > 1) {
           reported.add(key);
-          add(['layers', i, 'parent'], `parent cycle: ${[...cycle, cur.name].join(' → ')}; a chain must end at a base layer`);
+          add(
+            ['layers', i, 'parent'],
+            `parent cycle: ${[...cycle, cur.name].join(' → ')}; a chain must end at a base layer`,
+          );
         }
         break;
       }
@@ -233,14 +230,23 @@ function normaliseLayer(
       );
     }
     if (l.steps !== undefined) {
-      add(['layers', i, 'steps'], `base layer "${l.name}" cannot have steps; put them in a derived layer with parent: ${l.name}`);
+      add(
+        ['layers', i, 'steps'],
+        `base layer "${l.name}" cannot have steps; put them in a derived layer with parent: ${l.name}`,
+      );
     }
   } else {
     for (const m of methods) {
-      add(['layers', i, m], `derived layer "${l.name}" (parent ${l.parent}) cannot use ${m}:; only base layers can`);
+      add(
+        ['layers', i, m],
+        `derived layer "${l.name}" (parent ${l.parent}) cannot use ${m}:; only base layers can`,
+      );
     }
     if (!l.steps || l.steps.length === 0) {
-      add(['layers', i, 'steps'], `derived layer "${l.name}" needs at least one step (install, script, run or upload)`);
+      add(
+        ['layers', i, 'steps'],
+        `derived layer "${l.name}" needs at least one step (install, script, run or upload)`,
+      );
     }
   }
   if (l.debootstrap) {
@@ -255,10 +261,16 @@ function normaliseLayer(
       diskSize: parseSize(d.diskSize),
       hostname: d.hostname ?? set.distro.replace(/\./g, '-'),
     };
-    if (set.family !== 'deb') add(['family'], `debootstrap base layers need family: deb (found ${set.family})`);
+    if (set.family !== 'deb')
+      add(['family'], `debootstrap base layers need family: deb (found ${set.family})`);
   } else if (l.import) {
     const src = expandEnv(l.import.source);
-    base = { kind: 'import', source: isUrl(src) ? src : resolve(src), isUrl: isUrl(src), sha256: l.import.sha256 };
+    base = {
+      kind: 'import',
+      source: isUrl(src) ? src : resolve(src),
+      isUrl: isUrl(src),
+      sha256: l.import.sha256,
+    };
   } else if (l.install) {
     const s = l.install;
     mustBeFile(['layers', i, 'install', 'answerFile'], s.answerFile, 'answer file');
@@ -267,10 +279,17 @@ function normaliseLayer(
       add(['layers', i, 'install'], 'kernel: and initrd: go together; set both or neither');
     }
     if (s.location === undefined && !hasKernel) {
-      add(['layers', i, 'install', 'location'], 'missing; set location: (ISO, install tree or URL) or kernel: + initrd:');
+      add(
+        ['layers', i, 'install', 'location'],
+        'missing; set location: (ISO, install tree or URL) or kernel: + initrd:',
+      );
     }
     const loc = s.location === undefined ? undefined : expandEnv(s.location);
-    const kind = s.answerKind ?? (/preseed|\.seed$|\.cfg\.in$/.test(s.answerFile) && !/\.ks/.test(s.answerFile) ? 'preseed' : 'kickstart');
+    const kind =
+      s.answerKind ??
+      (/preseed|\.seed$|\.cfg\.in$/.test(s.answerFile) && !/\.ks/.test(s.answerFile)
+        ? 'preseed'
+        : 'kickstart');
     base = {
       kind: 'install',
       location: loc === undefined ? undefined : resolveSource(loc, resolve),
@@ -310,7 +329,15 @@ function normaliseLayer(
       steps.push({ kind: 'upload', from: resolve(s.upload.from), to: s.upload.to, mode: s.upload.mode });
     }
   });
-  return { name: l.name, index: i, description: l.description, parent: l.parent, base, steps, network: l.network };
+  return {
+    name: l.name,
+    index: i,
+    description: l.description,
+    parent: l.parent,
+    base,
+    steps,
+    network: l.network,
+  };
 }
 
 /** Parents before children, keeping file order otherwise; layers in a cycle are left at the end. */

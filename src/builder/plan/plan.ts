@@ -1,6 +1,7 @@
 // The plan: for every layer, whether it is cached or (re)built, and why.
-import { exists } from '../../core/fsutil.js';
+
 import { OstError } from '../../core/errors.js';
+import { exists } from '../../core/fsutil.js';
 import { type BuildPaths, type LayerManifest, readManifest } from '../state.js';
 import { chainOf, type ImageSet, type Layer } from './model.js';
 
@@ -56,7 +57,8 @@ export async function makePlan(
     else if (!manifest) reason = 'not built yet';
     else if (!(await exists(paths.image(layer.name)))) reason = 'image file is missing';
     else if (manifest.key !== key) reason = 'definition, files or builder changed';
-    else if (parent && manifest.parentBuildId !== parent.manifest?.buildId) reason = `parent ${parent.layer.name} was rebuilt since`;
+    else if (parent && manifest.parentBuildId !== parent.manifest?.buildId)
+      reason = `parent ${parent.layer.name} was rebuilt since`;
     else {
       action = 'cached';
       reason = 'up to date';
@@ -66,7 +68,13 @@ export async function makePlan(
       reason = `not selected by --only (${reason})`;
     }
     if (action === 'build' && parent?.action === 'skip') action = 'skip';
-    entries.set(layer.name, { layer, key, action, reason, manifest: action === 'cached' ? manifest : manifest });
+    entries.set(layer.name, {
+      layer,
+      key,
+      action,
+      reason,
+      manifest: action === 'cached' ? manifest : manifest,
+    });
   }
   return set.layers.map((l) => entries.get(l.name) as PlanEntry);
 }

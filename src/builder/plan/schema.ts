@@ -6,9 +6,13 @@ const DURATION = /^[1-9][0-9]*(s|m|h)$/;
 const NAME = /^[a-z0-9][a-z0-9-]*$/;
 const DISTRO = /^[a-z0-9][a-z0-9.]*$/;
 
-const size = z.string().regex(SIZE, 'expected a size such as 6G, 512M or 20480M (K, M, G, T are binary units)');
+const size = z
+  .string()
+  .regex(SIZE, 'expected a size such as 6G, 512M or 20480M (K, M, G, T are binary units)');
 const duration = z.string().regex(DURATION, 'expected a duration such as 90s, 45m or 2h');
-const packages = z.array(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9.+:_@-]*$/, 'expected a package name')).min(1);
+const packages = z
+  .array(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9.+:_@-]*$/, 'expected a package name'))
+  .min(1);
 
 export const debootstrapSchema = z.strictObject({
   suite: z.string().min(1),
@@ -17,7 +21,10 @@ export const debootstrapSchema = z.strictObject({
   components: z.array(z.string().min(1)).optional(),
   packages: z.array(z.string().min(1)).default([]),
   diskSize: size.default('6G'),
-  hostname: z.string().regex(/^[a-z0-9-]+$/).optional(),
+  hostname: z
+    .string()
+    .regex(/^[a-z0-9-]+$/)
+    .optional(),
 });
 
 export const importSchema = z.strictObject({

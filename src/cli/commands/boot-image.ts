@@ -30,7 +30,12 @@ export async function bootImageCommand(args: BootImageArgs): Promise<void> {
   const abort = new AbortController();
   const off = onInterrupt(abort, () => process.exit(130));
   try {
-    ui.reporter({ type: 'step', id: 'boot', title: `boot ${path.basename(paths.image(layer))}`, status: 'start' });
+    ui.reporter({
+      type: 'step',
+      id: 'boot',
+      title: `boot ${path.basename(paths.image(layer))}`,
+      status: 'start',
+    });
     const res = await bootAndSsh({
       image: paths.image(layer),
       privateKey: paths.privateKey(),
@@ -40,7 +45,13 @@ export async function bootImageCommand(args: BootImageArgs): Promise<void> {
       reporter: ui.reporter,
       signal: abort.signal,
     });
-    ui.reporter({ type: 'step', id: 'boot', title: `boot ${path.basename(paths.image(layer))}`, status: 'done', durationMs: res.bootToSshMs });
+    ui.reporter({
+      type: 'step',
+      id: 'boot',
+      title: `boot ${path.basename(paths.image(layer))}`,
+      status: 'done',
+      durationMs: res.bootToSshMs,
+    });
     ui.stop();
     if (args.json) {
       process.stdout.write(`${JSON.stringify({ layer, image: paths.image(layer), ...res }, null, 2)}\n`);

@@ -1,0 +1,26 @@
+// Helpers for end-to-end tests: run the real CLI (compiled) as a subprocess.
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import * as path from 'node:path';
+import { run } from '../../src/core/exec.js';
+import { REPO_ROOT } from '../helpers/sets.js';
+
+export const OST = path.join(REPO_ROOT, 'bin/ost');
+
+/** Compile once so bin/ost runs the current sources. */
+export function ensureBuilt(): void {
+  execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: REPO_ROOT, stdio: 'inherit' });
+  if (!existsSync(path.join(REPO_ROOT, 'dist/cli/main.js'))) throw new Error('tsc did not produce dist/');
+}
+
+/** Run `ost ARGS`, never throwing: exit code, stdout and stderr. */
+export async function ost(args: string[], opts: { cwd?: string; timeoutMs?: number } = {}) {
+  const res = await run(OST, args, {
+    allowFailure: true,
+    cwd: opts.cwd ?? REPO_ROOT,
+    timeoutMs: opts.timeoutMs ?? 3_600_000,
+  });
+  return { code: res.exitCode, stdout: res.stdout, stderr: res.stderr };
+}
+
+export const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;

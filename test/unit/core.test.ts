@@ -1,0 +1,112 @@
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { cpioNewc } from '../../src/builder/layers/initrd.js';
+import { ToolError } from '../../src/core/errors.js';
+import { run } from '../../src/core/exec.js';
+import { atomicWriteFile, stableStringify } from '../../src/core/fsutil.js';
+import { acquireLock } from '../../src/core/lock.js';
+import { missingToolError, requireTools } from '../../src/core/require-tool.js';
+import { tempTree } from '../helpers/sets.js';
+
+describe('exec helper', () => {
+  it('returns output of a successful command', async () => {
+    const r = await run('sh', ['-c', 'echo out; echo err >&2']);
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toBe('out\n');
+    expect(r.stderr).toBe('err\n');
+  });
+  it('throws ToolError(exited) with the exit code and the output tail', async () => {
+    const err = await run('sh', ['-c', 'for i in 1 2 3; do echo line$i; done; exit 3']).catch(
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ToolError);
+    const te = err as ToolError;
+    expect(te.kind).toBe('exited');
+    expect(te.exitCode).toBe(3);
+    expect(te.tail).toEqual(['line1', 'line2', 'line3']);
+    expect(te.commandLine).toBe("sh -c 'for i in 1 2 3; do echo line$i; done; exit 3'");
+  });
+  it('reports spawn-failed for a missing program', async () => {
+    const err = (await run('/nonexistent/prog', []).catch((e: unknown) => e)) as ToolError;
+    expect(err.kind).toBe('spawn-failed');
+  });
+  it('reports timed-out and kills the command', async () => {
+    const err = (await run('sleep', ['30'], { timeoutMs: 200 }).catch((e: unknown) => e)) as ToolError;
+    expect(err.kind).toBe('timed-out');
+    expect(err.durationMs).toBeLessThan(5000);
+  });
+  it('reports killed when aborted', async () => {
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 100);
+    const err = (await run('sleep', ['30'], { signal: ac.signal }).catch((e: unknown) => e)) as ToolError;
+    expect(err.kind).toBe('killed');
+  });
+  it('appends the full output to a log file', async () => {
+    const dir = tempTree({});
+    const log = path.join(dir, 'x.log');
+    await run('sh', ['-c', 'echo hello'], { logFile: log });
+    expect(readFileSync(log, 'utf8')).toMatch(/\$ sh -c 'echo hello'\nhello\n/);
+  });
+});
+
+describe('files and locks', () => {
+  it('writes atomically with the requested mode and leaves no temp file', async () => {
+    const dir = tempTree({});
+    const f = path.join(dir, 'k');
+    await atomicWriteFile(f, 'secret', 0o600);
+    expect(readFileSync(f, 'utf8')).toBe('secret');
+    expect(statSync(f).mode & 0o777).toBe(0o600);
+    expect(existsSync(`${f}.tmp`)).toBe(false);
+  });
+  it('sorts keys in stable JSON', () => {
+    expect(stableStringify({ b: 1, a: [{ d: 1, c: 2 }], u: undefined })).toBe('{"a":[{"c":2,"d":1}],"b":1}');
+  });
+  it('refuses a lock held by a live process and takes over a dead one', async () => {
+    const dir = tempTree({});
+    const file = path.join(dir, '.lock');
+    const l1 = await acquireLock(file, 'test');
+    await expect(acquireLock(file, 'second')).rejects.toThrow(/locked by pid \d+/);
+    await l1.release();
+    const dead = spawn('true');
+    await new Promise((r) => dead.on('exit', r));
+    writeFileSync(
+      file,
+      JSON.stringify({ pid: dead.pid, host: (await import('node:os')).hostname(), since: '', purpose: 'x' }),
+    );
+    const l2 = await acquireLock(file, 'takeover');
+    expect(JSON.parse(readFileSync(file, 'utf8')).pid).toBe(process.pid);
+    await l2.release();
+    expect(existsSync(file)).toBe(false);
+  });
+});
+
+describe('missing tools', () => {
+  it('names the apt and the dnf package', () => {
+    const e = missingToolError('virt-customize');
+    expect(e.message).toBe('virt-customize is not installed');
+    expect(e.hint).toBe(
+      'install it with `apt-get install libguestfs-tools` (Debian/Ubuntu) or `dnf install guestfs-tools` (Fedora/EL)',
+    );
+  });
+  it('reports several missing tools in one error', () => {
+    expect(() => requireTools(['createrepo_c', 'rpmbuild', 'qemu-img'], ['/nonexistent'])).toThrow(
+      expect.objectContaining({
+        message: 'missing system tools: createrepo_c, rpmbuild, qemu-img',
+        hint: 'install them with `apt-get install createrepo-c rpm qemu-utils` (Debian/Ubuntu) or `dnf install createrepo_c rpm-build qemu-img` (Fedora/EL)',
+      }),
+    );
+    expect(() => requireTools(['sh' as never], ['/bin', '/usr/bin'])).not.toThrow();
+  });
+});
+
+describe('initrd append', () => {
+  it('writes a newc archive that cpio lists', async () => {
+    const dir = tempTree({});
+    const f = path.join(dir, 'a.cpio.gz');
+    writeFileSync(f, cpioNewc([{ name: 'preseed.cfg', data: Buffer.from('d-i foo\n') }]));
+    const r = await run('sh', ['-c', `zcat '${f}' | cpio -it 2>/dev/null`]);
+    expect(r.stdout.trim()).toBe('preseed.cfg');
+  });
+});

@@ -1,0 +1,137 @@
+import { createHash } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { computeKeys } from '../../src/builder/plan/keys.js';
+import { loadImageSet } from '../../src/builder/plan/load.js';
+import { makePlan } from '../../src/builder/plan/plan.js';
+import { BuildPaths, writeManifest } from '../../src/builder/state.js';
+import { tempTree } from '../helpers/sets.js';
+
+const IMG = 'not really an image';
+const SHA = createHash('sha256').update(IMG).digest('hex');
+
+function fixtureSet() {
+  const dir = tempTree({
+    'img.qcow2': IMG,
+    'a.sh': 'echo a\n',
+    'b.sh': 'echo b\n',
+    'set.yaml': `distro: t
+family: deb
+layers:
+  - name: base
+    import: { source: img.qcow2, sha256: ${SHA} }
+  - name: a
+    parent: base
+    steps: [{ script: a.sh }]
+  - name: b
+    parent: base
+    steps: [{ script: b.sh }]
+  - name: c
+    parent: b
+    steps: [{ run: "true" }]
+`,
+  });
+  return { dir, set: loadImageSet(path.join(dir, 'set.yaml')) };
+}
+
+async function pretendBuilt(
+  paths: BuildPaths,
+  keys: Map<string, string>,
+  layers: Record<string, string | undefined>,
+) {
+  mkdirSync(paths.out, { recursive: true });
+  for (const [layer, parent] of Object.entries(layers)) {
+    writeFileSync(paths.image(layer), '');
+    await writeManifest(paths, {
+      distro: 't',
+      layer,
+      parent,
+      key: keys.get(layer) as string,
+      buildId: `id-${layer}`,
+      parentBuildId: parent ? `id-${parent}` : undefined,
+      file: '',
+      builtAt: '',
+      durationMs: 0,
+      virtualSize: 0,
+      allocatedBytes: 0,
+      packages: 1,
+      builder: 'test',
+    });
+  }
+}
+
+describe('content keys and the plan', () => {
+  it('changes only the edited layer and its descendants', async () => {
+    const { dir, set } = fixtureSet();
+    const before = await computeKeys(set, { publicKey: 'ssh-rsa AAAA' });
+    writeFileSync(path.join(dir, 'b.sh'), 'echo b changed\n');
+    const after = await computeKeys(set, { publicKey: 'ssh-rsa AAAA' });
+    expect(after.get('base')).toBe(before.get('base'));
+    expect(after.get('a')).toBe(before.get('a'));
+    expect(after.get('b')).not.toBe(before.get('b'));
+    expect(after.get('c')).not.toBe(before.get('c'));
+  });
+
+  it('bakes the public key into the base key only through the chain', async () => {
+    const { set } = fixtureSet();
+    const k1 = await computeKeys(set, { publicKey: 'ssh-rsa AAAA' });
+    const k2 = await computeKeys(set, { publicKey: 'ssh-rsa BBBB' });
+    for (const l of ['base', 'a', 'b', 'c']) expect(k1.get(l)).not.toBe(k2.get(l));
+  });
+
+  it('plans nothing when everything is built, and rebuilds a changed leaf only', async () => {
+    const { dir, set } = fixtureSet();
+    const paths = new BuildPaths(path.join(dir, 'out'), 't');
+    const keys = await computeKeys(set, {});
+    await pretendBuilt(paths, keys, { base: undefined, a: 'base', b: 'base', c: 'b' });
+    const noop = await makePlan(set, keys, paths);
+    expect(noop.map((e) => e.action)).toEqual(['cached', 'cached', 'cached', 'cached']);
+    writeFileSync(path.join(dir, 'a.sh'), 'echo a2\n');
+    const plan = await makePlan(set, await computeKeys(set, {}), paths);
+    expect(plan.map((e) => [e.layer.name, e.action])).toEqual([
+      ['base', 'cached'],
+      ['a', 'build'],
+      ['b', 'cached'],
+      ['c', 'cached'],
+    ]);
+  });
+
+  it('--force rebuilds a layer and its descendants; --only limits the build to a chain', async () => {
+    const { dir, set } = fixtureSet();
+    const paths = new BuildPaths(path.join(dir, 'out'), 't');
+    const keys = await computeKeys(set, {});
+    await pretendBuilt(paths, keys, { base: undefined, a: 'base', b: 'base', c: 'b' });
+    const forced = await makePlan(set, keys, paths, { force: ['b'] });
+    expect(forced.map((e) => e.action)).toEqual(['cached', 'cached', 'build', 'build']);
+    expect(forced[3]?.reason).toBe('parent b is rebuilt');
+    const only = await makePlan(set, keys, paths, { force: ['base'], only: ['a'] });
+    expect(only.map((e) => e.action)).toEqual(['build', 'build', 'skip', 'skip']);
+    await expect(makePlan(set, keys, paths, { only: ['zz'] })).rejects.toThrow(/--only zz: no such layer/);
+  });
+
+  it('rebuilds a child whose parent was rebuilt since (parent build id changed)', async () => {
+    const { dir, set } = fixtureSet();
+    const paths = new BuildPaths(path.join(dir, 'out'), 't');
+    const keys = await computeKeys(set, {});
+    await pretendBuilt(paths, keys, { base: undefined, a: 'base', b: 'base', c: 'b' });
+    await writeManifest(paths, {
+      distro: 't',
+      layer: 'b',
+      parent: 'base',
+      key: keys.get('b') as string,
+      buildId: 'id-b-new',
+      parentBuildId: 'id-base',
+      file: '',
+      builtAt: '',
+      durationMs: 0,
+      virtualSize: 0,
+      allocatedBytes: 0,
+      packages: 1,
+      builder: 't',
+    });
+    const plan = await makePlan(set, keys, paths);
+    expect(plan.map((e) => e.action)).toEqual(['cached', 'cached', 'cached', 'build']);
+    expect(plan[3]?.reason).toBe('parent b was rebuilt since');
+  });
+});
