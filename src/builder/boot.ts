@@ -78,18 +78,15 @@ export async function bootAndSsh(opts: BootOptions): Promise<BootResult> {
   try {
     await runArgv(createOverlayArgv(overlay, path.resolve(opts.image)));
     const port = await freePort();
-    const vm = startProcess(
-      'qemu-system-x86_64',
-      qemuVmArgv({
-        disk: overlay,
-        accel: opts.accel ?? detectAccel(),
-        memoryMiB: opts.memoryMiB ?? 1024,
-        vcpus: opts.vcpus ?? 2,
-        sshPort: port,
-        consoleLog,
-      }),
-      { logFile: path.join(dir, 'qemu.log') },
-    );
+    const [qemu, ...qemuArgs] = qemuVmArgv({
+      disk: overlay,
+      accel: opts.accel ?? detectAccel(),
+      memoryMiB: opts.memoryMiB ?? 1024,
+      vcpus: opts.vcpus ?? 2,
+      sshPort: port,
+      consoleLog,
+    });
+    const vm = startProcess(qemu as string, qemuArgs, { logFile: path.join(dir, 'qemu.log') });
     const started = Date.now();
     reporter({ type: 'info', message: `VM started, SSH forwarded to 127.0.0.1:${port}` });
     try {

@@ -253,6 +253,7 @@ export async function buildImages(set: ImageSet, opts: BuildOptions = {}): Promi
     preflight(set, plan);
     requireTools(toolsFor(set, plan));
     const outcomes = await schedule(set, plan, paths, accel, publicKey, jobs, reporter, opts.signal);
+    await fs.rmdir(paths.workRoot()).catch(() => {}); // only when empty
     const result: BuildResult = { set, out, plan, outcomes, keyCreated: created };
     if (outcomes.some((o) => o.status === 'failed')) throw new BuildFailedError(result);
     return result;

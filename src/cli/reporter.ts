@@ -11,7 +11,9 @@ export interface CliReporter {
 }
 
 /** Top-level steps (layers) get a line each; sub-steps only move the spinner. */
-export function cliReporter(opts: { verbose?: boolean; quiet?: boolean } = {}): CliReporter {
+export function cliReporter(
+  opts: { verbose?: boolean; quiet?: boolean; doneWord?: string } = {},
+): CliReporter {
   const tty = Boolean(process.stderr.isTTY);
   const spinner: Ora | undefined = tty && !opts.quiet ? ora({ stream: process.stderr }) : undefined;
   const active = new Map<string, string>();
@@ -57,9 +59,13 @@ export function cliReporter(opts: { verbose?: boolean; quiet?: boolean } = {}): 
         }
         active.delete(e.id);
         const sym = { done: '✔', failed: '✖', cached: '●', skipped: '○', start: '…' }[e.status];
-        const what = { done: 'built', failed: 'FAILED', cached: 'cached', skipped: 'skipped', start: '' }[
-          e.status
-        ];
+        const what = {
+          done: opts.doneWord ?? 'done',
+          failed: 'FAILED',
+          cached: 'cached',
+          skipped: 'skipped',
+          start: '',
+        }[e.status];
         line(sym, `${e.title}: ${what}${secs(e.durationMs)}${e.detail ? ` (${e.detail})` : ''}`);
         return;
       }

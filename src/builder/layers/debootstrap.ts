@@ -109,6 +109,11 @@ export function debootstrapActions(ctx: LayerContext): Action[] {
           if (/^ssh_host_.*_key(\.pub)?$/.test(f)) await fs.rm(path.join(root, 'etc/ssh', f));
         }
         await fs.rm(path.join(root, 'var/lib/dbus/machine-id'), { force: true });
+        // debootstrap leaves the mirror's package index behind (~50 MB); layers fetch fresh lists anyway
+        for (const f of await fs.readdir(path.join(root, 'var/lib/apt/lists'))) {
+          if (f !== 'partial' && f !== 'lock')
+            await fs.rm(path.join(root, 'var/lib/apt/lists', f), { force: true });
+        }
       },
     },
     {

@@ -58,7 +58,7 @@ export async function bootImageCommand(args: BootImageArgs): Promise<void> {
     } else {
       process.stdout.write(
         `${set.distro}-${layer}: SSH answered with ${path.basename(paths.privateKey())} after ` +
-          `${(res.bootToSshMs / 1000).toFixed(1)}s, system ${res.systemState}\n${res.commandOutput ?? ''}`,
+          `${(res.bootToSshMs / 1000).toFixed(1)}s, system ${res.systemState}\n${(res.commandOutput ?? '').trimEnd()}\n`,
       );
     }
   } finally {

@@ -19,7 +19,7 @@ export async function buildImagesCommand(args: BuildImagesArgs): Promise<void> {
   for (const file of args.set) {
     const set = loadImageSet(file);
     const abort = new AbortController();
-    const ui = cliReporter({ verbose: args.verbose, quiet: args.json });
+    const ui = cliReporter({ verbose: args.verbose, quiet: args.json, doneWord: 'built' });
     const off = onInterrupt(abort, () => process.exit(130));
     const started = Date.now();
     try {
