@@ -76,6 +76,10 @@ export async function bootAndSsh(opts: BootOptions): Promise<BootResult> {
   const consoleLog = path.join(dir, 'console.log');
   const timeoutMs = opts.timeoutMs ?? 10 * 60_000;
   try {
+    // keys installed from an RPM are world-readable; ssh insists on 0600
+    const key = path.join(dir, 'id');
+    await fs.copyFile(opts.privateKey, key);
+    await fs.chmod(key, 0o600);
     await runArgv(createOverlayArgv(overlay, path.resolve(opts.image)));
     const port = await freePort();
     const [qemu, ...qemuArgs] = qemuVmArgv({
@@ -90,7 +94,7 @@ export async function bootAndSsh(opts: BootOptions): Promise<BootResult> {
     const started = Date.now();
     reporter({ type: 'info', message: `VM started, SSH forwarded to 127.0.0.1:${port}` });
     try {
-      const target = { host: '127.0.0.1', port, user: 'root', privateKey: opts.privateKey };
+      const target = { host: '127.0.0.1', port, user: 'root', privateKey: key };
       let delay = 1000;
       let lastError = '';
       for (;;) {

@@ -33,6 +33,9 @@ import {
 import { computeKeys } from './plan/keys.js';
 import { type ImageSet, type Layer, layerFileName } from './plan/model.js';
 import { makePlan, type PlanEntry } from './plan/plan.js';
+import { adoptKeyPair, fetchLayer, findLayer, usableHit } from './repo/cache.js';
+import { type RepoPackage, readRepo } from './repo/metadata.js';
+import { packageName } from './rpm/pack.js';
 import { BuildPaths, dropManifest, type LayerManifest, writeManifest } from './state.js';
 import { checkImage, checkRelocatableChain } from './verify.js';
 import { BUILDER_VERSION } from './version.js';
@@ -48,9 +51,11 @@ export interface BuildOptions {
   reporter?: Reporter;
   signal?: AbortSignal;
   accel?: Accel;
+  /** A published repository (dir or URL) whose layers are fetched instead of built when their key matches. */
+  cacheRepo?: string;
 }
 
-export type LayerStatus = 'built' | 'cached' | 'failed' | 'skipped';
+export type LayerStatus = 'built' | 'fetched' | 'cached' | 'failed' | 'skipped';
 
 export interface LayerOutcome {
   layer: string;
@@ -106,9 +111,10 @@ export class BuildFailedError extends OstError {
 }
 
 /** The tools a set needs, checked up front so a missing one fails before anything is built. */
-export function toolsFor(set: ImageSet, entries: PlanEntry[]): ToolName[] {
+export function toolsFor(entries: PlanEntry[]): ToolName[] {
   const tools: ToolName[] = ['qemu-img', 'guestfish', 'ssh-keygen'];
   for (const e of entries) {
+    if (e.action === 'fetch') tools.push('rpm2cpio', 'cpio');
     if (e.action !== 'build') continue;
     const b = e.layer.base;
     if (!b) tools.push('virt-customize');
@@ -191,6 +197,35 @@ export function preflight(set: ImageSet, plan: PlanEntry[]): void {
   if (problems.length > 0) throw new ConfigError(problems);
 }
 
+async function openCache(
+  repo: string,
+  reporter: Reporter,
+): Promise<{ repo: string; pkgs: RepoPackage[] } | undefined> {
+  try {
+    return { repo, pkgs: await readRepo(repo) };
+  } catch (err) {
+    reporter({ type: 'warning', message: `cache repository not used: ${errorMessage(err)}` });
+    return undefined;
+  }
+}
+
+/** Turn 'build' into 'fetch' where the cache has the same key built on the same parent build. */
+function planFetches(set: ImageSet, plan: PlanEntry[], pkgs: RepoPackage[], forced: Set<string>): void {
+  const buildIdOf = new Map<string, string | undefined>();
+  for (const e of plan) {
+    const parentId = e.layer.parent ? buildIdOf.get(e.layer.parent) : undefined;
+    if (e.action === 'cached') buildIdOf.set(e.layer.name, e.manifest?.buildId);
+    if (e.action !== 'build' || forced.has(e.layer.name)) continue;
+    if (e.layer.parent && parentId === undefined) continue;
+    const hit = usableHit(findLayer(pkgs, set.distro, e.layer.name, e.key), parentId);
+    if (!hit) continue;
+    e.action = 'fetch';
+    e.hit = hit;
+    e.reason = `${e.reason}; ${hit.pkg.name}-${hit.pkg.version}-${hit.pkg.release} in the cache repository has the same key`;
+    buildIdOf.set(e.layer.name, hit.buildId);
+  }
+}
+
 /** Leftovers of a killed run: *.tmp images, scratch dirs, transient install domains. */
 async function cleanStale(set: ImageSet, paths: BuildPaths, reporter: Reporter): Promise<void> {
   for (const f of await fs.readdir(paths.out)) {
@@ -226,6 +261,8 @@ export async function buildImages(set: ImageSet, opts: BuildOptions = {}): Promi
     const publicKey = (await readPublicKey(paths)) ?? undefined;
     const keys = await computeKeys(set, { publicKey });
     const plan = await makePlan(set, keys, paths, { force: opts.force, only: opts.only });
+    const cache = opts.cacheRepo ? await openCache(opts.cacheRepo, reporter) : undefined;
+    if (cache) planFetches(set, plan, cache.pkgs, new Set(opts.force ?? []));
     const shown = publicKey ?? '<public key generated on first build>';
     const dryRun = plan.map((e) => ({
       layer: e.layer.name,
@@ -246,13 +283,34 @@ export async function buildImages(set: ImageSet, opts: BuildOptions = {}): Promi
   const lock = await acquireLock(paths.lock(), `ost build-images ${set.file}`);
   try {
     await cleanStale(set, paths, reporter);
+    const cache = opts.cacheRepo ? await openCache(opts.cacheRepo, reporter) : undefined;
+    if (cache && !(await readPublicKey(paths))) {
+      const base = set.layers.find((l) => !l.parent);
+      if (base && (await adoptKeyPair(cache.repo, cache.pkgs, packageName(set.distro, base.name), paths))) {
+        reporter({
+          type: 'info',
+          message: `took the set's SSH key pair from the cache repository ${cache.repo}`,
+        });
+      }
+    }
     const { publicKey, created } = await ensureKeyPair(paths);
     if (created) reporter({ type: 'info', message: `generated SSH key pair ${paths.privateKey()}` });
     const keys = await computeKeys(set, { publicKey });
     const plan = await makePlan(set, keys, paths, { force: opts.force, only: opts.only });
+    if (cache) planFetches(set, plan, cache.pkgs, new Set(opts.force ?? []));
     preflight(set, plan);
-    requireTools(toolsFor(set, plan));
-    const outcomes = await schedule(set, plan, paths, accel, publicKey, jobs, reporter, opts.signal);
+    requireTools(toolsFor(plan));
+    const outcomes = await schedule(
+      set,
+      plan,
+      paths,
+      accel,
+      publicKey,
+      jobs,
+      reporter,
+      opts.signal,
+      cache?.repo,
+    );
     await fs.rmdir(paths.workRoot()).catch(() => {}); // only when empty
     const result: BuildResult = { set, out, plan, outcomes, keyCreated: created };
     if (outcomes.some((o) => o.status === 'failed')) throw new BuildFailedError(result);
@@ -271,6 +329,7 @@ async function schedule(
   jobs: number,
   reporter: Reporter,
   signal: AbortSignal | undefined,
+  cacheRepo?: string,
 ): Promise<LayerOutcome[]> {
   const outcomes = new Map<string, LayerOutcome>();
   for (const e of plan) {
@@ -308,11 +367,15 @@ async function schedule(
       if (!ready || running.size >= jobs) continue;
       const ctx = contextFor(set, e.layer, e.key, paths, accel, publicKey);
       const started = Date.now();
-      const job = buildLayer(ctx, parentManifest(e.layer), reporter, signal)
+      const work =
+        e.action === 'fetch' && e.hit && cacheRepo
+          ? fetchWithEvents(cacheRepo, e.hit, paths, name, ctx.work, reporter)
+          : buildLayer(ctx, parentManifest(e.layer), reporter, signal);
+      const job = work
         .then((manifest) => {
           outcomes.set(name, {
             layer: name,
-            status: 'built',
+            status: e.action === 'fetch' ? 'fetched' : 'built',
             reason: e.reason,
             durationMs: Date.now() - started,
             manifest,
@@ -336,6 +399,33 @@ async function schedule(
     await Promise.race(running.values());
   }
   return plan.map((e) => outcomes.get(e.layer.name) as LayerOutcome);
+}
+
+async function fetchWithEvents(
+  repo: string,
+  hit: NonNullable<PlanEntry['hit']>,
+  paths: BuildPaths,
+  layer: string,
+  work: string,
+  reporter: Reporter,
+): Promise<LayerManifest> {
+  const t0 = Date.now();
+  reporter({ type: 'step', id: layer, title: layer, status: 'start' });
+  try {
+    const m = await fetchLayer(repo, hit, paths, layer, work);
+    reporter({
+      type: 'step',
+      id: layer,
+      title: layer,
+      status: 'done',
+      durationMs: Date.now() - t0,
+      detail: `fetched ${hit.pkg.name}-${hit.pkg.version}-${hit.pkg.release}`,
+    });
+    return m;
+  } catch (err) {
+    reporter({ type: 'step', id: layer, title: layer, status: 'failed', durationMs: Date.now() - t0 });
+    throw new LayerBuildError(layer, 'fetch from the cache repository', err, [], paths.log(layer));
+  }
 }
 
 /** Build one layer into <file>.tmp, verify it, then swap it into place with its manifest. */

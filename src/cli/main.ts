@@ -1,9 +1,23 @@
 // The command table. Each handler is thin; errors are rendered once, here.
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { DEFAULT_PAYLOAD } from '../builder/rpm/spec.js';
 import { bootImageCommand } from './commands/boot-image.js';
 import { buildImagesCommand } from './commands/build-images.js';
+import { publishImagesCommand } from './commands/publish-images.js';
 import { exitCodeFor, renderError } from './errors.js';
+
+const publishOptions = {
+  keep: { type: 'number', describe: 'keep this many complete sets in the repo' },
+  squash: {
+    type: 'string',
+    array: true,
+    default: [] as string[],
+    describe: 'also pack LAYER as one standalone qcow2',
+  },
+  payload: { type: 'string', describe: `RPM payload compression (default ${DEFAULT_PAYLOAD})` },
+  'sign-key': { type: 'string', describe: 'GPG key id to sign RPMs and repomd.xml with' },
+} as const;
 
 export async function main(argv: string[]): Promise<number> {
   let code = 0;
@@ -50,9 +64,24 @@ export async function main(argv: string[]): Promise<number> {
             type: 'boolean',
             default: false,
             describe: 'show every step and command',
-          }),
+          })
+          .option('cache-repo', {
+            type: 'string',
+            describe: 'fetch layers with the same key from this repo (dir or URL)',
+          })
+          .option('publish', {
+            type: 'string',
+            describe: 'then pack, verify and publish the set to this repo dir',
+          })
+          .options(publishOptions),
       async (a) => {
         await buildImagesCommand({
+          cacheRepo: a['cache-repo'],
+          publish: a.publish,
+          keep: a.keep,
+          squash: a.squash as string[],
+          payload: a.payload,
+          signKey: a['sign-key'],
           set: a.set as string[],
           out: a.out,
           jobs: a.jobs,
@@ -65,12 +94,37 @@ export async function main(argv: string[]): Promise<number> {
       },
     )
     .command(
-      'boot-image <set> [layer]',
-      'Boot a throwaway VM from a built layer and wait until SSH answers with the set key',
+      'publish-images <set>',
+      'Pack a built set into RPMs, verify they install, publish them to a DNF repository',
       (y) =>
         y
           .positional('set', { type: 'string', demandOption: true, describe: 'image-set file' })
+          .option('repo', { type: 'string', demandOption: true, describe: 'repository directory' })
+          .option('out', { type: 'string', describe: 'build directory (default: build/<distro>)' })
+          .option('json', { type: 'boolean', default: false, describe: 'machine-readable result on stdout' })
+          .options(publishOptions),
+      async (a) => {
+        await publishImagesCommand({
+          set: a.set as string,
+          repo: a.repo,
+          out: a.out,
+          keep: a.keep,
+          squash: a.squash as string[],
+          payload: a.payload,
+          signKey: a['sign-key'],
+          json: a.json,
+        }).catch(fail);
+      },
+    )
+    .command(
+      'boot-image [set] [layer]',
+      'Boot a throwaway VM from a built layer and wait until SSH answers with the set key',
+      (y) =>
+        y
+          .positional('set', { type: 'string', describe: 'image-set file (or use --image and --key)' })
           .positional('layer', { type: 'string', describe: 'layer to boot (default: the first leaf)' })
+          .option('image', { type: 'string', describe: 'boot this qcow2 instead (e.g. an installed one)' })
+          .option('key', { type: 'string', describe: 'private key for --image' })
           .option('out', { type: 'string', describe: 'build directory (default: build/<distro>)' })
           .option('timeout', { type: 'number', default: 600, describe: 'seconds to wait for SSH' })
           .option('memory', { type: 'number', default: 1024, describe: 'MiB of guest memory' })
@@ -78,7 +132,9 @@ export async function main(argv: string[]): Promise<number> {
           .option('json', { type: 'boolean', default: false, describe: 'machine-readable result on stdout' }),
       async (a) => {
         await bootImageCommand({
-          set: a.set as string,
+          set: a.set,
+          image: a.image,
+          key: a.key,
           layer: a.layer,
           out: a.out,
           timeout: a.timeout,

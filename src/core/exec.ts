@@ -20,6 +20,8 @@ export interface ExecOptions {
   tailLines?: number;
   /** Resolve instead of throwing when the exit code is not 0. */
   allowFailure?: boolean;
+  /** Write stdout to this file instead of keeping it (large binary output such as rpm2cpio). */
+  stdoutFile?: string;
 }
 
 export interface ExecResult {
@@ -75,6 +77,7 @@ export async function run(
     input: opts.input,
     stdin: opts.input === undefined ? 'ignore' : 'pipe',
     maxBuffer: 256 * 1024 * 1024,
+    ...(opts.stdoutFile ? { stdout: { file: opts.stdoutFile } } : {}),
   });
   const partial = { out: '', err: '' };
   const onData = (which: 'out' | 'err') => (chunk: Buffer) => {

@@ -17,6 +17,11 @@ export const TOOL_PACKAGES = {
   rpmbuild: { apt: 'rpm', dnf: 'rpm-build' },
   createrepo_c: { apt: 'createrepo-c', dnf: 'createrepo_c' },
   dnf: { apt: 'dnf', dnf: 'dnf' },
+  rpm: { apt: 'rpm', dnf: 'rpm' },
+  rpmsign: { apt: 'rpm', dnf: 'rpm-sign' },
+  rpm2cpio: { apt: 'rpm2cpio', dnf: 'rpm' },
+  cpio: { apt: 'cpio', dnf: 'cpio' },
+  gpg: { apt: 'gnupg', dnf: 'gnupg2' },
   tar: { apt: 'tar', dnf: 'tar' },
   chroot: { apt: 'coreutils', dnf: 'coreutils' },
 } as const;

@@ -5,7 +5,7 @@ import { exists } from '../../core/fsutil.js';
 import { type BuildPaths, type LayerManifest, readManifest } from '../state.js';
 import { chainOf, type ImageSet, type Layer } from './model.js';
 
-export type PlanAction = 'cached' | 'build' | 'skip';
+export type PlanAction = 'cached' | 'build' | 'fetch' | 'skip';
 
 export interface PlanEntry {
   layer: Layer;
@@ -13,6 +13,8 @@ export interface PlanEntry {
   action: PlanAction;
   reason: string;
   manifest?: LayerManifest;
+  /** For 'fetch': the cache repository package to unpack. */
+  hit?: import('../repo/cache.js').CacheHit;
 }
 
 export interface PlanOptions {

@@ -8,7 +8,9 @@ import { OstError } from '../../core/errors.js';
 import { cliReporter } from '../reporter.js';
 
 export interface BootImageArgs {
-  set: string;
+  set?: string;
+  image?: string;
+  key?: string;
   layer?: string;
   out?: string;
   timeout: number;
@@ -17,7 +19,13 @@ export interface BootImageArgs {
   json: boolean;
 }
 
-export async function bootImageCommand(args: BootImageArgs): Promise<void> {
+/** Which image and key to boot: an explicit --image/--key, or a layer of a built set. */
+function target(args: BootImageArgs): { image: string; key: string; label: string } {
+  if (args.image || args.key) {
+    if (!args.image || !args.key) throw new OstError('--image and --key go together');
+    return { image: path.resolve(args.image), key: path.resolve(args.key), label: path.basename(args.image) };
+  }
+  if (!args.set) throw new OstError('name an image-set file (and layer), or pass --image and --key');
   const set = loadImageSet(args.set);
   const names = set.layers.map((l) => l.name);
   const leaves = set.layers.filter((l) => !set.layers.some((c) => c.parent === l.name)).map((l) => l.name);
@@ -26,6 +34,11 @@ export async function bootImageCommand(args: BootImageArgs): Promise<void> {
     throw new OstError(`no layer ${args.layer} in ${set.file}`, `layers are: ${names.join(', ')}`);
   }
   const paths = new BuildPaths(path.resolve(args.out ?? path.join('build', set.distro)), set.distro);
+  return { image: paths.image(layer), key: paths.privateKey(), label: `${set.distro}-${layer}` };
+}
+
+export async function bootImageCommand(args: BootImageArgs): Promise<void> {
+  const t = target(args);
   const ui = cliReporter({ quiet: args.json });
   const abort = new AbortController();
   const off = onInterrupt(abort, () => process.exit(130));
@@ -33,12 +46,12 @@ export async function bootImageCommand(args: BootImageArgs): Promise<void> {
     ui.reporter({
       type: 'step',
       id: 'boot',
-      title: `boot ${path.basename(paths.image(layer))}`,
+      title: `boot ${path.basename(t.image)}`,
       status: 'start',
     });
     const res = await bootAndSsh({
-      image: paths.image(layer),
-      privateKey: paths.privateKey(),
+      image: t.image,
+      privateKey: t.key,
       timeoutMs: args.timeout * 1000,
       memoryMiB: args.memory,
       command: args.command ?? 'hostname; . /etc/os-release; echo "$PRETTY_NAME"; uname -r',
@@ -48,16 +61,16 @@ export async function bootImageCommand(args: BootImageArgs): Promise<void> {
     ui.reporter({
       type: 'step',
       id: 'boot',
-      title: `boot ${path.basename(paths.image(layer))}`,
+      title: `boot ${path.basename(t.image)}`,
       status: 'done',
       durationMs: res.bootToSshMs,
     });
     ui.stop();
     if (args.json) {
-      process.stdout.write(`${JSON.stringify({ layer, image: paths.image(layer), ...res }, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify({ image: t.image, ...res }, null, 2)}\n`);
     } else {
       process.stdout.write(
-        `${set.distro}-${layer}: SSH answered with ${path.basename(paths.privateKey())} after ` +
+        `${t.label}: SSH answered with ${path.basename(t.key)} after ` +
           `${(res.bootToSshMs / 1000).toFixed(1)}s, system ${res.systemState}\n${(res.commandOutput ?? '').trimEnd()}\n`,
       );
     }

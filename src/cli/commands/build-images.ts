@@ -1,8 +1,10 @@
 // `ost build-images`: thin handler over builder/build.ts.
 import { buildImages, formatDryRun } from '../../builder/build.js';
 import { loadImageSet } from '../../builder/plan/load.js';
+import { releaseSet } from '../../builder/release.js';
 import { onInterrupt } from '../../core/cleanup.js';
 import { cliReporter } from '../reporter.js';
+import { releaseSummary, releaseText } from './publish-images.js';
 
 export interface BuildImagesArgs {
   set: string[];
@@ -13,6 +15,12 @@ export interface BuildImagesArgs {
   dryRun: boolean;
   json: boolean;
   verbose: boolean;
+  publish?: string;
+  keep?: number;
+  squash: string[];
+  payload?: string;
+  signKey?: string;
+  cacheRepo?: string;
 }
 
 export async function buildImagesCommand(args: BuildImagesArgs): Promise<void> {
@@ -31,7 +39,21 @@ export async function buildImagesCommand(args: BuildImagesArgs): Promise<void> {
         dryRun: args.dryRun,
         reporter: ui.reporter,
         signal: abort.signal,
+        cacheRepo: args.cacheRepo,
       });
+      const release =
+        args.publish && !args.dryRun
+          ? await releaseSet(set, {
+              out: result.out,
+              repo: args.publish,
+              keep: args.keep,
+              squash: args.squash,
+              payload: args.payload,
+              signKey: args.signKey,
+              reporter: ui.reporter,
+              signal: abort.signal,
+            })
+          : undefined;
       ui.stop();
       if (args.json) {
         const doc = args.dryRun
@@ -48,6 +70,7 @@ export async function buildImagesCommand(args: BuildImagesArgs): Promise<void> {
                 key: o.manifest?.key,
                 allocatedBytes: o.manifest?.allocatedBytes,
               })),
+              ...(release ? { published: releaseSummary(release) } : {}),
             };
         process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
       } else if (args.dryRun) {
@@ -55,9 +78,11 @@ export async function buildImagesCommand(args: BuildImagesArgs): Promise<void> {
       } else {
         const built = result.outcomes.filter((o) => o.status === 'built').length;
         const cached = result.outcomes.filter((o) => o.status === 'cached').length;
+        const fetched = result.outcomes.filter((o) => o.status === 'fetched').length;
         process.stdout.write(
-          `${set.distro}: ${built} built, ${cached} cached in ${((Date.now() - started) / 1000).toFixed(1)}s → ${result.out}\n`,
+          `${set.distro}: ${built} built, ${fetched ? `${fetched} fetched, ` : ''}${cached} cached in ${((Date.now() - started) / 1000).toFixed(1)}s → ${result.out}\n`,
         );
+        if (release) process.stdout.write(`${releaseText(release, args.publish as string)}\n`);
       }
     } finally {
       ui.stop();

@@ -1,0 +1,82 @@
+// pack → sign → verify (dnf install into a scratch root) → publish: only a complete, verified set is published.
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import type { Reporter } from '../core/events.js';
+import { step } from '../core/events.js';
+import { requireTool } from '../core/require-tool.js';
+import { rpmsignArgv } from '../tools/rpmbuild.js';
+import { runArgv } from '../tools/run-tool.js';
+import type { ImageSet } from './plan/model.js';
+import { type PublishResult, publishSet } from './repo/publish.js';
+import { type VerifyInstallResult, verifyInstall } from './repo/verify-install.js';
+import { type PackedRpm, packSet } from './rpm/pack.js';
+
+export interface ReleaseOptions {
+  out: string;
+  repo: string;
+  keep?: number;
+  squash?: string[];
+  payload?: string;
+  /** GPG key id (in $GNUPGHOME) to sign RPMs and repomd.xml with. */
+  signKey?: string;
+  reporter?: Reporter;
+  signal?: AbortSignal;
+}
+
+export interface ReleaseResult {
+  rpms: PackedRpm[];
+  verify: VerifyInstallResult;
+  publish: PublishResult;
+}
+
+async function isSigned(file: string): Promise<boolean> {
+  const r = await runArgv([
+    'rpm',
+    '-qp',
+    '--nosignature',
+    '--qf',
+    '%{RSAHEADER:pgpsig}|%{DSAHEADER:pgpsig}',
+    file,
+  ]);
+  return r.stdout.split('|').some((x) => x !== '(none)' && x.trim() !== '');
+}
+
+/** Pack the built set, verify that it installs, then publish it to the repository. */
+export async function releaseSet(set: ImageSet, opts: ReleaseOptions): Promise<ReleaseResult> {
+  const reporter: Reporter = opts.reporter ?? (() => {});
+  const rpms = await step(reporter, 'pack', 'pack layers into RPMs', () =>
+    packSet(set, {
+      out: opts.out,
+      payload: opts.payload,
+      squash: opts.squash,
+      reporter,
+      signal: opts.signal,
+    }),
+  );
+  let gpgKey: string | undefined;
+  if (opts.signKey) {
+    const keyId = opts.signKey;
+    await step(reporter, 'sign', `sign RPMs with ${keyId}`, async () => {
+      const unsigned: string[] = [];
+      for (const r of rpms) if (r.built || !(await isSigned(r.file))) unsigned.push(r.file);
+      if (unsigned.length > 0)
+        await runArgv(rpmsignArgv(keyId, unsigned, requireTool('gpg')), { signal: opts.signal });
+    });
+    gpgKey = path.join(opts.out, '.work', `signing-key-${keyId.replace(/[^A-Za-z0-9]/g, '')}.asc`);
+    await fs.mkdir(path.dirname(gpgKey), { recursive: true });
+    await fs.writeFile(gpgKey, (await runArgv(['gpg', '--batch', '--export', '--armor', keyId])).stdout);
+  }
+  const verify = await step(reporter, 'verify', 'install into a scratch root and resolve chains', () =>
+    verifyInstall(set, rpms, { work: path.join(opts.out, '.work', 'verify-install'), gpgKey, reporter }),
+  );
+  const publish = await step(reporter, 'publish', `publish to ${opts.repo}`, () =>
+    publishSet(set, rpms, {
+      repo: opts.repo,
+      keep: opts.keep,
+      sign: opts.signKey ? { keyId: opts.signKey } : undefined,
+      reporter,
+    }),
+  );
+  if (gpgKey) await fs.rm(gpgKey, { force: true });
+  return { rpms, verify, publish };
+}

@@ -1,0 +1,334 @@
+// Pack every layer of a built set into its own RPM (and squashed RPMs on request). Unchanged layers keep
+// their existing RPM, so a new set only adds the RPMs of layers that were rebuilt.
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { OstError } from '../../core/errors.js';
+import type { Reporter } from '../../core/events.js';
+import { atomicWriteFile, commitFile, exists, removeTree } from '../../core/fsutil.js';
+import { requireTools } from '../../core/require-tool.js';
+import { rpmbuildArgv } from '../../tools/rpmbuild.js';
+import { runArgv } from '../../tools/run-tool.js';
+import { readPublicKey } from '../keypair.js';
+import { computeKeys } from '../plan/keys.js';
+import { chainOf, type ImageSet, layerFileName } from '../plan/model.js';
+import { BuildPaths, type LayerManifest, readManifest } from '../state.js';
+import { DEFAULT_PAYLOAD, type RpmFile, type RpmSpec, releaseFor, renderSpec } from './spec.js';
+
+export const RPM_VERSION = '1';
+
+/** One packed RPM and what it stands for. */
+export interface PackedRpm {
+  name: string;
+  version: string;
+  release: string;
+  file: string;
+  layer: string;
+  key: string;
+  buildId: string;
+  parentBuildId?: string;
+  squashed: boolean;
+  /** `name = version-release` of the RPM it requires, if any. */
+  requires?: string;
+  /** Whether this run built it (false: an existing RPM was reused). */
+  built: boolean;
+  buildMs?: number;
+  bytes: number;
+}
+
+export interface PackOptions {
+  out: string;
+  payload?: string;
+  squash?: string[];
+  reporter?: Reporter;
+  signal?: AbortSignal;
+}
+
+export const packageName = (distro: string, layer: string) => `ost-images-${distro}-${layer}`;
+export const squashedName = (distro: string, layer: string) => `ost-images-${distro}-${layer}-squashed`;
+export const layerProvide = (distro: string, layer: string) => `ost-images-layer(${distro}-${layer})`;
+export const buildProvide = (distro: string, layer: string) => `ost-images-build(${distro}-${layer})`;
+export const parentBuildProvide = (distro: string, layer: string) =>
+  `ost-images-parent-build(${distro}-${layer})`;
+
+interface Sidecar {
+  name: string;
+  release: string;
+  buildId: string;
+  key: string;
+  payload: string;
+  squashed: boolean;
+}
+
+const rpmFileName = (name: string, release: string) => `${name}-${RPM_VERSION}-${release}.noarch.rpm`;
+
+/** Pick the release for a build: YYYYMMDDHHMM of the build, suffixed .1, .2… if that minute is taken by another build. */
+async function chooseRelease(rpms: string, name: string, builtAt: string, buildId: string, payload: string) {
+  const base = releaseFor(builtAt);
+  for (let i = 0; ; i++) {
+    const release = i === 0 ? base : `${base}.${i}`;
+    const side = path.join(rpms, `${name}-${RPM_VERSION}-${release}.json`);
+    if (!(await exists(side))) return { release, reuse: false };
+    const s = JSON.parse(await fs.readFile(side, 'utf8')) as Sidecar;
+    if (s.buildId === buildId) {
+      const reuse = s.payload === payload && (await exists(path.join(rpms, rpmFileName(name, release))));
+      return { release, reuse };
+    }
+  }
+}
+
+async function buildRpm(
+  spec: RpmSpec,
+  rpms: string,
+  work: string,
+  signal?: AbortSignal,
+): Promise<{ file: string; ms: number }> {
+  const top = path.join(work, spec.name);
+  await removeTree(top);
+  await fs.mkdir(top, { recursive: true });
+  const specFile = path.join(top, `${spec.name}.spec`);
+  await fs.writeFile(specFile, renderSpec(spec));
+  const t0 = Date.now();
+  await runArgv(rpmbuildArgv(specFile, top), { signal, logFile: path.join(top, 'rpmbuild.log') });
+  const ms = Date.now() - t0;
+  const built = path.join(top, 'RPMS', 'noarch', rpmFileName(spec.name, spec.release));
+  const dest = path.join(rpms, rpmFileName(spec.name, spec.release));
+  await commitFile(built, dest);
+  await removeTree(top);
+  return { file: dest, ms };
+}
+
+/** The files of a layer RPM: image, manifest, package lists; the base also carries the set's key pair. */
+function layerFiles(paths: BuildPaths, m: LayerManifest, isBase: boolean): RpmFile[] {
+  const files: RpmFile[] = [
+    { src: paths.image(m.layer), name: layerFileName(m.distro, m.layer), mode: '0444' },
+    { src: paths.manifest(m.layer), name: path.basename(paths.manifest(m.layer)), mode: '0644' },
+    { src: paths.pkglist(m.layer), name: path.basename(paths.pkglist(m.layer)), mode: '0644' },
+  ];
+  if (m.parent)
+    files.push({ src: paths.pkgdiff(m.layer), name: path.basename(paths.pkgdiff(m.layer)), mode: '0644' });
+  if (isBase) files.push(...keyFiles(paths));
+  return files;
+}
+
+/** The private key ships readable: the launcher copies it into each env dir as 0600. */
+function keyFiles(paths: BuildPaths): RpmFile[] {
+  return [
+    { src: paths.privateKey(), name: path.basename(paths.privateKey()), mode: '0644' },
+    { src: paths.publicKey(), name: path.basename(paths.publicKey()), mode: '0644' },
+  ];
+}
+
+/** Manifests of every layer; fails when a layer is not built. */
+export async function builtManifests(set: ImageSet, paths: BuildPaths): Promise<Map<string, LayerManifest>> {
+  const out = new Map<string, LayerManifest>();
+  const missing: string[] = [];
+  for (const l of set.layers) {
+    const m = await readManifest(paths, l.name);
+    if (!m || !(await exists(paths.image(l.name)))) missing.push(l.name);
+    else out.set(l.name, m);
+  }
+  if (missing.length > 0) {
+    throw new OstError(
+      `layers not built in ${paths.out}: ${missing.join(', ')}`,
+      `run ost build-images ${set.file} first`,
+    );
+  }
+  const keys = await computeKeys(set, { publicKey: await readPublicKey(paths) });
+  const stale = set.layers.filter((l) => out.get(l.name)?.key !== keys.get(l.name)).map((l) => l.name);
+  if (stale.length > 0) {
+    throw new OstError(
+      `layers out of date with ${set.file}: ${stale.join(', ')}`,
+      `run ost build-images ${set.file} first (only a complete, current set is published)`,
+    );
+  }
+  for (const l of set.layers) {
+    const m = out.get(l.name) as LayerManifest;
+    const p = l.parent ? out.get(l.parent) : undefined;
+    if (p && m.parentBuildId !== p.buildId) {
+      throw new OstError(
+        `${l.name} was built on an older ${l.parent}; the set is not consistent`,
+        `run ost build-images ${set.file} to rebuild it`,
+      );
+    }
+  }
+  return out;
+}
+
+/** Pack the set: one RPM per layer, plus `<layer>-squashed` RPMs for the layers named in squash. */
+export async function packSet(set: ImageSet, opts: PackOptions): Promise<PackedRpm[]> {
+  requireTools(['rpmbuild', 'qemu-img']);
+  const reporter: Reporter = opts.reporter ?? (() => {});
+  const payload = opts.payload ?? DEFAULT_PAYLOAD;
+  const paths = new BuildPaths(opts.out, set.distro);
+  const manifests = await builtManifests(set, paths);
+  for (const s of opts.squash ?? []) {
+    if (!manifests.has(s)) throw new OstError(`--squash ${s}: no such layer in ${set.file}`);
+  }
+  const rpms = path.join(opts.out, 'rpms');
+  const work = path.join(opts.out, '.work', 'rpm');
+  await fs.mkdir(rpms, { recursive: true });
+  const result: PackedRpm[] = [];
+  const releases = new Map<string, string>();
+  for (const l of set.layers) {
+    const m = manifests.get(l.name) as LayerManifest;
+    const name = packageName(set.distro, l.name);
+    const { release, reuse } = await chooseRelease(rpms, name, m.builtAt, m.buildId, payload);
+    releases.set(l.name, release);
+    const requires = l.parent
+      ? `${packageName(set.distro, l.parent)} = ${RPM_VERSION}-${releases.get(l.parent)}`
+      : undefined;
+    const file = path.join(rpms, rpmFileName(name, release));
+    let built = false;
+    let buildMs: number | undefined;
+    if (!reuse) {
+      reporter({
+        type: 'step',
+        id: `pack/${name}`,
+        title: `pack ${name}-${RPM_VERSION}-${release}`,
+        status: 'start',
+      });
+      const spec: RpmSpec = {
+        name,
+        version: RPM_VERSION,
+        release,
+        summary: `OST ${set.distro} ${l.name} layer`,
+        description: `${l.description ?? `The ${l.name} layer of the ${set.distro} OST image set.`}\nqcow2 ${l.parent ? `overlay on ${layerFileName(set.distro, l.parent)}` : 'base image'}; key ${m.key}.`,
+        provides: [
+          `${layerProvide(set.distro, l.name)} = ${m.key}`,
+          `${buildProvide(set.distro, l.name)} = ${m.buildId.replace(/-/g, '')}`,
+          ...(m.parentBuildId
+            ? [`${parentBuildProvide(set.distro, l.name)} = ${m.parentBuildId.replace(/-/g, '')}`]
+            : []),
+        ],
+        requires: requires ? [requires] : [],
+        payload,
+        files: layerFiles(paths, m, !l.parent),
+      };
+      const r = await buildRpm(spec, rpms, work, opts.signal);
+      buildMs = r.ms;
+      built = true;
+      const side: Sidecar = { name, release, buildId: m.buildId, key: m.key, payload, squashed: false };
+      await atomicWriteFile(
+        path.join(rpms, `${name}-${RPM_VERSION}-${release}.json`),
+        JSON.stringify(side, null, 2),
+      );
+      reporter({
+        type: 'step',
+        id: `pack/${name}`,
+        title: `pack ${name}-${RPM_VERSION}-${release}`,
+        status: 'done',
+        durationMs: buildMs,
+      });
+    }
+    result.push({
+      name,
+      version: RPM_VERSION,
+      release,
+      file,
+      layer: l.name,
+      key: m.key,
+      buildId: m.buildId,
+      parentBuildId: m.parentBuildId,
+      squashed: false,
+      requires,
+      built,
+      buildMs,
+      bytes: (await fs.stat(file)).size,
+    });
+  }
+  for (const layer of opts.squash ?? []) {
+    result.push(
+      await packSquashed(
+        set,
+        paths,
+        manifests.get(layer) as LayerManifest,
+        releases.get(layer) as string,
+        payload,
+        rpms,
+        work,
+        reporter,
+        opts.signal,
+      ),
+    );
+  }
+  await removeTree(work);
+  return result;
+}
+
+/** The whole chain merged into one standalone qcow2 (no backing file), packed without dependencies. */
+async function packSquashed(
+  set: ImageSet,
+  paths: BuildPaths,
+  m: LayerManifest,
+  release: string,
+  payload: string,
+  rpms: string,
+  work: string,
+  reporter: Reporter,
+  signal?: AbortSignal,
+): Promise<PackedRpm> {
+  const name = squashedName(set.distro, m.layer);
+  const file = path.join(rpms, rpmFileName(name, release));
+  const side = path.join(rpms, `${name}-${RPM_VERSION}-${release}.json`);
+  const prev = (await exists(side)) ? (JSON.parse(await fs.readFile(side, 'utf8')) as Sidecar) : undefined;
+  const base = {
+    name,
+    version: RPM_VERSION,
+    release,
+    file,
+    layer: m.layer,
+    key: m.key,
+    buildId: m.buildId,
+    squashed: true,
+  };
+  if (prev?.buildId === m.buildId && prev.payload === payload && (await exists(file))) {
+    return { ...base, built: false, bytes: (await fs.stat(file)).size };
+  }
+  reporter({
+    type: 'step',
+    id: `pack/${name}`,
+    title: `squash and pack ${name}-${RPM_VERSION}-${release}`,
+    status: 'start',
+  });
+  const t0 = Date.now();
+  const squashedImage = path.join(paths.out, `${set.distro}-${m.layer}-squashed.qcow2`);
+  await runArgv(['qemu-img', 'convert', '-O', 'qcow2', paths.image(m.layer), `${squashedImage}.tmp`], {
+    signal,
+  });
+  await fs.chmod(`${squashedImage}.tmp`, 0o444);
+  await commitFile(`${squashedImage}.tmp`, squashedImage);
+  const chain = chainOf(set, m.layer)
+    .map((l) => l.name)
+    .join(' → ');
+  const r = await buildRpm(
+    {
+      name,
+      version: RPM_VERSION,
+      release,
+      summary: `OST ${set.distro} ${m.layer} image, squashed (no backing chain)`,
+      description: `${chain} merged into one standalone qcow2; needs no other ost-images package.`,
+      provides: [`ost-images-squashed(${set.distro}-${m.layer}) = ${m.key}`],
+      requires: [],
+      payload,
+      files: [
+        { src: squashedImage, name: path.basename(squashedImage), mode: '0444' },
+        { src: paths.pkglist(m.layer), name: `${set.distro}-${m.layer}-squashed-pkglist.txt`, mode: '0644' },
+        ...keyFiles(paths),
+      ],
+    },
+    rpms,
+    work,
+    signal,
+  );
+  await fs.rm(squashedImage, { force: true });
+  const sc: Sidecar = { name, release, buildId: m.buildId, key: m.key, payload, squashed: true };
+  await atomicWriteFile(side, JSON.stringify(sc, null, 2));
+  reporter({
+    type: 'step',
+    id: `pack/${name}`,
+    title: `squash and pack ${name}-${RPM_VERSION}-${release}`,
+    status: 'done',
+    durationMs: Date.now() - t0,
+  });
+  return { ...base, built: true, buildMs: r.ms, bytes: (await fs.stat(file)).size };
+}

@@ -1,0 +1,89 @@
+// The spec of one layer RPM: data only (no scripts, no dependency generation, no debuginfo, no strip).
+
+/** Where every layer installs (relocatable: `rpm --prefix`, `dnf --installroot`). */
+export const IMAGES_PREFIX = '/usr/share/ost-images';
+
+/** Default payload: zstd level 3, all cores (see BENCHMARKS.md: ~30× faster to pack than w9T4.xzdio). */
+export const DEFAULT_PAYLOAD = 'w3T0.zstdio';
+
+/** ost-images' payload, for comparison. */
+export const OST_IMAGES_PAYLOAD = 'w9T4.xzdio';
+
+export interface RpmFile {
+  /** Absolute path on the build host. */
+  src: string;
+  /** File name under the prefix. */
+  name: string;
+  mode: string;
+}
+
+export interface RpmSpec {
+  name: string;
+  version: string;
+  release: string;
+  summary: string;
+  description: string;
+  provides: string[];
+  requires: string[];
+  payload: string;
+  files: RpmFile[];
+}
+
+const PAYLOAD = /^w[0-9]{1,2}(T[0-9]*)?\.(xzdio|zstdio|gzdio|bzdio|ufdio)$/;
+
+/** Check a payload string such as w3T0.zstdio; returns an error message or undefined. */
+export function payloadProblem(p: string): string | undefined {
+  return PAYLOAD.test(p)
+    ? undefined
+    : `bad payload ${p}: expected w<level>[T<threads>].<zstdio|xzdio|gzdio>, e.g. ${DEFAULT_PAYLOAD}`;
+}
+
+/** Single-quote for the %install shell scriptlet (rpm runs it with /bin/sh). */
+function sq(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** Render the spec text. Files are hard-linked into the buildroot (no multi-GB copies). */
+export function renderSpec(s: RpmSpec): string {
+  const install = s.files.map(
+    (f) =>
+      `ln -f ${sq(f.src)} "%{buildroot}${IMAGES_PREFIX}/"${sq(f.name)} 2>/dev/null || cp --sparse=always ${sq(f.src)} "%{buildroot}${IMAGES_PREFIX}/"${sq(f.name)}`,
+  );
+  return [
+    `%global _binary_payload ${s.payload}`,
+    '%global __os_install_post %{nil}',
+    '%global debug_package %{nil}',
+    '%define _build_id_links none',
+    '%define __spec_install_post %{nil}',
+    '',
+    `Name: ${s.name}`,
+    `Version: ${s.version}`,
+    `Release: ${s.release}`,
+    `Summary: ${s.summary}`,
+    'License: Various (guest operating system image)',
+    'URL: https://github.com/oVirt/ost-images',
+    'BuildArch: noarch',
+    'AutoReqProv: no',
+    `Prefix: ${IMAGES_PREFIX}`,
+    ...s.provides.map((p) => `Provides: ${p}`),
+    ...s.requires.map((r) => `Requires: ${r}`),
+    '',
+    '%description',
+    s.description,
+    '',
+    '%install',
+    `mkdir -p "%{buildroot}${IMAGES_PREFIX}"`,
+    ...install,
+    '',
+    '%files',
+    ...s.files.map((f) => `%attr(${f.mode},root,root) ${IMAGES_PREFIX}/${f.name}`),
+    '',
+  ].join('\n');
+}
+
+/** `YYYYMMDDHHMM` in UTC: the release of a layer built at that time. */
+export function releaseFor(builtAt: string): string {
+  const d = new Date(builtAt);
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${d.getUTCFullYear()}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}${p(d.getUTCHours())}${p(d.getUTCMinutes())}`;
+}

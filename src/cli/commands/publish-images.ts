@@ -1,0 +1,67 @@
+// `ost publish-images`: pack a built set, verify it installs, publish it to a DNF repository.
+import * as path from 'node:path';
+import { loadImageSet } from '../../builder/plan/load.js';
+import { type ReleaseResult, releaseSet } from '../../builder/release.js';
+import { onInterrupt } from '../../core/cleanup.js';
+import { cliReporter } from '../reporter.js';
+
+export interface PublishImagesArgs {
+  set: string;
+  repo: string;
+  out?: string;
+  keep?: number;
+  squash: string[];
+  payload?: string;
+  signKey?: string;
+  json: boolean;
+}
+
+export function releaseSummary(r: ReleaseResult) {
+  return {
+    rpms: r.rpms.map((x) => ({
+      name: x.name,
+      evr: `${x.version}-${x.release}`,
+      file: x.file,
+      bytes: x.bytes,
+      built: x.built,
+      buildMs: x.buildMs,
+    })),
+    installMs: r.verify.installMs,
+    added: r.publish.added,
+    removed: r.publish.removed,
+  };
+}
+
+export function releaseText(r: ReleaseResult, repo: string): string {
+  const packed = r.rpms.filter((x) => x.built).length;
+  return (
+    `packed ${packed} new RPM(s) (${r.rpms.length - packed} unchanged), verified install in ` +
+    `${(r.verify.installMs / 1000).toFixed(1)}s, published to ${repo}: ${r.publish.added.length} added, ${r.publish.removed.length} removed`
+  );
+}
+
+export async function publishImagesCommand(args: PublishImagesArgs): Promise<void> {
+  const set = loadImageSet(args.set);
+  const ui = cliReporter({ quiet: args.json });
+  const abort = new AbortController();
+  const off = onInterrupt(abort, () => process.exit(130));
+  try {
+    const r = await releaseSet(set, {
+      out: path.resolve(args.out ?? path.join('build', set.distro)),
+      repo: args.repo,
+      keep: args.keep,
+      squash: args.squash,
+      payload: args.payload,
+      signKey: args.signKey,
+      reporter: ui.reporter,
+      signal: abort.signal,
+    });
+    ui.stop();
+    process.stdout.write(
+      args.json ? `${JSON.stringify(releaseSummary(r), null, 2)}\n` : `${releaseText(r, args.repo)}\n`,
+    );
+  } finally {
+    ui.stop();
+    off();
+  }
+}

@@ -1,0 +1,584 @@
+// End-to-end: the real debian12 set built with debootstrap, guestfish, virt-customize and qemu-img, then booted.
+import { spawn } from 'node:child_process';
+import {
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run } from '../../src/core/exec.js';
+import { REPO_ROOT } from '../helpers/sets.js';
+import { ensureBuilt, isRoot, OST, ost } from './helpers.js';
+
+const MIN = 60_000;
+const LAYERS = ['base', 'engine-installed', 'host-installed'];
+
+interface LayerJson {
+  layer: string;
+  status: string;
+  reason: string;
+}
+
+function manifest(out: string, layer: string): { key: string; buildId: string; parentBuildId?: string } {
+  return JSON.parse(readFileSync(path.join(out, `debian12-${layer}.json`), 'utf8'));
+}
+
+async function qemuImgCheck(file: string): Promise<number> {
+  return (await run('qemu-img', ['check', '-q', file], { allowFailure: true })).exitCode;
+}
+
+// One build shared by every suite of this file: the builder's tests, then pack/publish on its outputs.
+const work = process.env.OST_E2E_DIR ?? mkdtempSync('/var/tmp/ost-e2e-');
+const out = path.join(work, 'out');
+const setDir = path.join(work, 'set');
+const setFile = path.join(setDir, 'debian12.yaml');
+
+afterAll(() => {
+  if (!process.env.OST_E2E_DIR) rmSync(work, { recursive: true, force: true });
+});
+
+/** Append a line to a leaf's build script, so that (only) that leaf's key changes. */
+function touchScript(name: string, line: string): void {
+  const f = path.join(setDir, 'debian12', name);
+  writeFileSync(f, `${readFileSync(f, 'utf8')}${line}\n`);
+}
+
+describe.skipIf(!isRoot)('ost build-images on images/debian12.yaml (real tools)', () => {
+  const statuses = (stdout: string) =>
+    Object.fromEntries((JSON.parse(stdout).layers as LayerJson[]).map((l) => [l.layer, l.status]));
+
+  beforeAll(() => {
+    ensureBuilt();
+    // a copy of the shipped set, so tests can edit its scripts
+    rmSync(setDir, { recursive: true, force: true });
+    cpSync(path.join(REPO_ROOT, 'images'), setDir, { recursive: true });
+  });
+
+  it(
+    'builds the whole set: verified layers, relative chain, package lists, 0600 key',
+    async () => {
+      const r = await ost(['build-images', setFile, '--out', out, '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(statuses(r.stdout)).toEqual({
+        base: 'built',
+        'engine-installed': 'built',
+        'host-installed': 'built',
+      });
+      for (const l of LAYERS) {
+        const img = path.join(out, `debian12-${l}.qcow2`);
+        expect(statSync(img).mode & 0o777).toBe(0o444);
+        expect(await qemuImgCheck(img)).toBe(0);
+        expect(readFileSync(path.join(out, `debian12-${l}-pkglist.txt`), 'utf8')).toMatch(
+          /^openssh-server /m,
+        );
+      }
+      const info = JSON.parse(
+        (await run('qemu-img', ['info', '--output=json', path.join(out, 'debian12-engine-installed.qcow2')]))
+          .stdout,
+      );
+      expect(info['backing-filename']).toBe('debian12-base.qcow2');
+      expect(readFileSync(path.join(out, 'debian12-engine-installed-pkglist-diff.txt'), 'utf8')).toMatch(
+        /^\+ postgresql /m,
+      );
+      expect(readFileSync(path.join(out, 'debian12-host-installed-pkglist-diff.txt'), 'utf8')).toMatch(
+        /^\+ chrony /m,
+      );
+      expect(statSync(path.join(out, 'debian12_id_rsa')).mode & 0o777).toBe(0o600);
+      expect(readdirSync(out).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+      expect(existsSync(path.join(out, '.work'))).toBe(false);
+    },
+    60 * MIN,
+  );
+
+  it(
+    'boots a VM from engine-installed that answers SSH with the set key',
+    async () => {
+      const r = await ost([
+        'boot-image',
+        setFile,
+        'engine-installed',
+        '--out',
+        out,
+        '--json',
+        '--command',
+        'cat /etc/ost-role; systemctl is-enabled nginx; test -s /etc/machine-id && echo has-machine-id',
+      ]);
+      expect(r.code, r.stderr).toBe(0);
+      const res = JSON.parse(r.stdout);
+      expect(['running', 'degraded']).toContain(res.systemState);
+      expect(res.commandOutput.split('\n')).toEqual(['engine', 'enabled', 'has-machine-id', '']);
+    },
+    15 * MIN,
+  );
+
+  it(
+    'a no-op rebuild builds nothing',
+    async () => {
+      const before = LAYERS.map((l) => manifest(out, l).buildId);
+      const r = await ost(['build-images', setFile, '--out', out, '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(statuses(r.stdout)).toEqual({
+        base: 'cached',
+        'engine-installed': 'cached',
+        'host-installed': 'cached',
+      });
+      expect(LAYERS.map((l) => manifest(out, l).buildId)).toEqual(before);
+    },
+    5 * MIN,
+  );
+
+  it(
+    "changing one leaf's script rebuilds only that leaf",
+    async () => {
+      const before = LAYERS.map((l) => manifest(out, l).buildId);
+      writeFileSync(
+        path.join(setDir, 'debian12/host-setup.sh'),
+        `${readFileSync(path.join(setDir, 'debian12/host-setup.sh'), 'utf8')}echo v2 > /etc/ost-host-version\n`,
+      );
+      const r = await ost(['build-images', setFile, '--out', out, '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(statuses(r.stdout)).toEqual({
+        base: 'cached',
+        'engine-installed': 'cached',
+        'host-installed': 'built',
+      });
+      const after = LAYERS.map((l) => manifest(out, l).buildId);
+      expect(after[0]).toBe(before[0]);
+      expect(after[1]).toBe(before[1]);
+      expect(after[2]).not.toBe(before[2]);
+      expect(manifest(out, 'host-installed').parentBuildId).toBe(after[0]);
+    },
+    30 * MIN,
+  );
+
+  it(
+    'a failing step fails that layer with its log tail and leaves the sibling and old image intact',
+    async () => {
+      const engineBefore = manifest(out, 'engine-installed');
+      // a failing first step in engine-installed (fails fast), while host-installed changes too
+      const good = readFileSync(setFile, 'utf8');
+      writeFileSync(
+        setFile,
+        good.replace(
+          '      - install: [postgresql, nginx-light]',
+          '      - run: "echo OST-E2E-BROKEN-STEP >&2; exit 7"\n      - install: [postgresql, nginx-light]',
+        ),
+      );
+      const hostScript = path.join(setDir, 'debian12/host-setup.sh');
+      writeFileSync(hostScript, `${readFileSync(hostScript, 'utf8')}echo v3 > /etc/ost-host-version\n`);
+      try {
+        const r = await ost(['build-images', setFile, '--out', out]);
+        expect(r.code).toBe(1);
+        expect(r.stderr).toContain('layer engine-installed failed at "customize with virt-customize"');
+        expect(r.stderr).toMatch(/last lines of the log:\n(\s+\|.*\n)+/);
+        expect(r.stderr).toContain(`full log: ${path.join(out, 'logs/debian12-engine-installed.log')}`);
+        expect(r.stderr).toContain('OST-E2E-BROKEN-STEP');
+        // the old engine layer is still the committed one, the sibling was built
+        expect(manifest(out, 'engine-installed')).toEqual(engineBefore);
+        expect(await qemuImgCheck(path.join(out, 'debian12-engine-installed.qcow2'))).toBe(0);
+        expect(existsSync(path.join(out, 'debian12-engine-installed.qcow2.tmp'))).toBe(false);
+        const host = manifest(out, 'host-installed');
+        expect(host.parentBuildId).toBe(manifest(out, 'base').buildId);
+      } finally {
+        writeFileSync(setFile, good);
+      }
+    },
+    30 * MIN,
+  );
+
+  it(
+    'kill -9 half-way leaves the previous layers intact and the next run completes',
+    async () => {
+      const baseBefore = manifest(out, 'base');
+      const hostBefore = manifest(out, 'host-installed');
+      writeFileSync(
+        path.join(setDir, 'debian12/host-setup.sh'),
+        `${readFileSync(path.join(setDir, 'debian12/host-setup.sh'), 'utf8')}echo v4 > /etc/ost-host-version\n`,
+      );
+      const child = spawn(OST, ['build-images', setFile, '--out', out], { stdio: 'ignore' });
+      // wait until virt-customize is running on the leaf, then kill ost without any chance to clean up
+      const log = path.join(out, 'logs/debian12-host-installed.log');
+      const deadline = Date.now() + 10 * MIN;
+      while (Date.now() < deadline) {
+        if (existsSync(log) && /Examining the guest|Running:/.test(readFileSync(log, 'utf8'))) break;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      expect(existsSync(path.join(out, 'debian12-host-installed.qcow2.tmp'))).toBe(true);
+      child.kill('SIGKILL');
+      await new Promise((r) => child.on('exit', r));
+      // children die with ost (pdeathsig) and libguestfs stops its appliance
+      await new Promise((r) => setTimeout(r, 5000));
+      const leftovers = (
+        await run('pgrep', ['-f', `virt-customize.*${out}`], { allowFailure: true })
+      ).stdout.trim();
+      expect(leftovers).toBe('');
+      expect(manifest(out, 'base')).toEqual(baseBefore);
+      expect(manifest(out, 'host-installed')).toEqual(hostBefore);
+      for (const l of LAYERS) expect(await qemuImgCheck(path.join(out, `debian12-${l}.qcow2`))).toBe(0);
+
+      const r = await ost(['build-images', setFile, '--out', out, '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(statuses(r.stdout)).toEqual({
+        base: 'cached',
+        'engine-installed': 'cached',
+        'host-installed': 'built',
+      });
+      expect(readdirSync(out).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+      expect(existsSync(path.join(out, '.lock'))).toBe(false);
+    },
+    30 * MIN,
+  );
+
+  it('bad image-set files fail before anything is built, naming file and key path', async () => {
+    const bad = path.join(work, 'bad.yaml');
+    writeFileSync(
+      bad,
+      'distro: debian12\nfamily: deb\nlayers:\n  - name: leaf\n    parent: nope\n    steps: [{ script: missing.sh }]\n',
+    );
+    const r = await ost(['build-images', bad, '--out', path.join(work, 'bad-out')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`${bad}:5: layers[0].parent: unknown parent "nope"`);
+    expect(r.stderr).toContain('layers[0].steps[0].script: script missing.sh does not exist');
+    expect(existsSync(path.join(work, 'bad-out'))).toBe(false);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------
+// Pack and publish, on the outputs of the suite above (real rpmbuild, createrepo_c, dnf, gpg, qemu).
+
+const repo = path.join(work, 'repo');
+const PREFIX = 'usr/share/ost-images';
+
+function dnfRoot(root: string, repoDir: string, extra: string[] = []): string[] {
+  return [
+    '-y',
+    '-q',
+    `--installroot=${root}`,
+    '--releasever=1',
+    '--setopt=reposdir=/nonexistent',
+    `--setopt=cachedir=${root}-dnfcache`,
+    '--disableplugin=*',
+    `--repofrompath=ost,file://${repoDir}`,
+    ...extra,
+  ];
+}
+
+async function dnf(root: string, repoDir: string, args: string[], extra: string[] = ['--nogpgcheck']) {
+  return run('dnf', [...dnfRoot(root, repoDir, extra), ...args], { allowFailure: true, timeoutMs: 30 * MIN });
+}
+
+async function installed(root: string): Promise<Record<string, string>> {
+  const r = await run('rpm', ['--root', root, '-qa', '--qf', '%{NAME} %{VERSION}-%{RELEASE}\\n']);
+  return Object.fromEntries(
+    r.stdout
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => l.split(' ') as [string, string]),
+  );
+}
+
+async function chainFiles(file: string): Promise<string[]> {
+  const r = await run('qemu-img', ['info', '--backing-chain', '--output=json', file]);
+  return (JSON.parse(r.stdout) as { filename: string }[]).map((x) =>
+    path.resolve(path.dirname(file), x.filename),
+  );
+}
+
+const repoFiles = () => readdirSync(path.join(repo, 'Packages')).sort();
+const repomd = () => readFileSync(path.join(repo, 'repodata/repomd.xml'), 'utf8');
+
+describe.skipIf(!isRoot)('ost publish-images / build-images --publish (real tools)', () => {
+  const root = path.join(work, 'root');
+
+  it(
+    'packs, verifies and publishes the set; dnf installs a leaf with its base and the chain resolves inside the root',
+    async () => {
+      const r = await ost([
+        'publish-images',
+        setFile,
+        '--out',
+        out,
+        '--repo',
+        repo,
+        '--squash',
+        'engine-installed',
+        '--json',
+      ]);
+      expect(r.code, r.stderr).toBe(0);
+      const res = JSON.parse(r.stdout);
+      expect(res.rpms.map((x: { name: string }) => x.name).sort()).toEqual([
+        'ost-images-debian12-base',
+        'ost-images-debian12-engine-installed',
+        'ost-images-debian12-engine-installed-squashed',
+        'ost-images-debian12-host-installed',
+      ]);
+      expect(repoFiles()).toHaveLength(4);
+      const i = await dnf(root, repo, [
+        'install',
+        'ost-images-debian12-engine-installed',
+        'ost-images-debian12-host-installed',
+      ]);
+      expect(i.exitCode, i.stderr).toBe(0);
+      const pk = await installed(root);
+      expect(Object.keys(pk).sort()).toEqual([
+        'ost-images-debian12-base',
+        'ost-images-debian12-engine-installed',
+        'ost-images-debian12-host-installed',
+      ]);
+      const leaf = path.join(root, PREFIX, 'debian12-engine-installed.qcow2');
+      const chain = await chainFiles(leaf);
+      expect(chain).toEqual([leaf, path.join(root, PREFIX, 'debian12-base.qcow2')]);
+      expect(statSync(leaf).mode & 0o777).toBe(0o444);
+      // exact pins: the leaf requires its base at the very version-release it was built on
+      const req = await run('rpm', [
+        '--root',
+        root,
+        '-q',
+        '--requires',
+        'ost-images-debian12-engine-installed',
+      ]);
+      expect(req.stdout).toContain(`ost-images-debian12-base = ${pk['ost-images-debian12-base']}`);
+      const prov = await run('rpm', ['--root', root, '-q', '--provides', 'ost-images-debian12-base']);
+      expect(prov.stdout).toContain(`ost-images-layer(debian12-base) = ${manifest(out, 'base').key}`);
+    },
+    30 * MIN,
+  );
+
+  it(
+    'boots the installed leaf with the private key from the base RPM',
+    async () => {
+      const r = await ost([
+        'boot-image',
+        '--image',
+        path.join(root, PREFIX, 'debian12-engine-installed.qcow2'),
+        '--key',
+        path.join(root, PREFIX, 'debian12_id_rsa'),
+        '--json',
+        '--command',
+        'cat /etc/ost-role',
+      ]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout).commandOutput).toBe('engine\n');
+    },
+    15 * MIN,
+  );
+
+  it(
+    'the squashed RPM installs alone (no chain) and boots',
+    async () => {
+      const alone = path.join(work, 'root-squashed');
+      const i = await dnf(alone, repo, ['install', 'ost-images-debian12-engine-installed-squashed']);
+      expect(i.exitCode, i.stderr).toBe(0);
+      expect(Object.keys(await installed(alone))).toEqual(['ost-images-debian12-engine-installed-squashed']);
+      const img = path.join(alone, PREFIX, 'debian12-engine-installed-squashed.qcow2');
+      expect(await chainFiles(img)).toEqual([img]);
+      const r = await ost([
+        'boot-image',
+        '--image',
+        img,
+        '--key',
+        path.join(alone, PREFIX, 'debian12_id_rsa'),
+        '--json',
+        '--command',
+        'cat /etc/ost-role',
+      ]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout).commandOutput).toBe('engine\n');
+      rmSync(alone, { recursive: true, force: true });
+    },
+    20 * MIN,
+  );
+
+  it(
+    'a rebuilt leaf upgrades with dnf upgrade while its parent stays',
+    async () => {
+      const before = await installed(root);
+      touchScript('host-setup.sh', 'echo v5 > /etc/ost-host-version');
+      const r = await ost(['build-images', setFile, '--out', out, '--publish', repo, '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      const res = JSON.parse(r.stdout);
+      expect(res.published.added).toHaveLength(1);
+      expect(res.published.added[0]).toMatch(/^ost-images-debian12-host-installed-1-/);
+      const u = await dnf(root, repo, ['upgrade']);
+      expect(u.exitCode, u.stderr).toBe(0);
+      const after = await installed(root);
+      expect(after['ost-images-debian12-base']).toBe(before['ost-images-debian12-base']);
+      expect(after['ost-images-debian12-engine-installed']).toBe(
+        before['ost-images-debian12-engine-installed'],
+      );
+      expect(after['ost-images-debian12-host-installed']).not.toBe(
+        before['ost-images-debian12-host-installed'],
+      );
+      const host = path.join(root, PREFIX, 'debian12-host-installed.qcow2');
+      expect(await chainFiles(host)).toEqual([host, path.join(root, PREFIX, 'debian12-base.qcow2')]);
+    },
+    30 * MIN,
+  );
+
+  it(
+    'a failed layer publishes nothing and the repo keeps serving the previous set',
+    async () => {
+      const md = repomd();
+      const files = repoFiles();
+      const good = readFileSync(setFile, 'utf8');
+      writeFileSync(
+        setFile,
+        good.replace(
+          '      - install: [postgresql, nginx-light]',
+          '      - run: "exit 9"\n      - install: [postgresql, nginx-light]',
+        ),
+      );
+      touchScript('host-setup.sh', 'echo v6 > /etc/ost-host-version');
+      try {
+        const r = await ost(['build-images', setFile, '--out', out, '--publish', repo]);
+        expect(r.code).toBe(1);
+        expect(r.stderr).toContain('layer engine-installed failed');
+        expect(repomd()).toBe(md);
+        expect(repoFiles()).toEqual(files);
+        const fresh = path.join(work, 'root-after-failure');
+        const i = await dnf(fresh, repo, ['install', 'ost-images-debian12-host-installed']);
+        expect(i.exitCode, i.stderr).toBe(0);
+        rmSync(fresh, { recursive: true, force: true });
+      } finally {
+        writeFileSync(setFile, good);
+      }
+    },
+    30 * MIN,
+  );
+
+  it(
+    'a publish killed half-way leaves the repo readable and consistent; the next publish completes',
+    async () => {
+      // host-installed was rebuilt by the previous test (v6): publish it, killing ost while createrepo_c runs
+      const md = repomd();
+      const child = spawn(OST, ['publish-images', setFile, '--out', out, '--repo', repo], {
+        stdio: 'ignore',
+      });
+      const meta = path.join(repo, '.ost');
+      const gensBefore = readdirSync(meta).filter((f) => f.startsWith('gen-')).length;
+      const deadline = Date.now() + 20 * MIN;
+      let sawNew = false;
+      while (Date.now() < deadline && child.exitCode === null) {
+        if (readdirSync(meta).filter((f) => f.startsWith('gen-')).length > gensBefore) {
+          sawNew = true;
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      child.kill('SIGKILL');
+      await new Promise((r) => (child.exitCode !== null ? r(null) : child.on('exit', r)));
+      expect(sawNew).toBe(true);
+      // the metadata is still the previous, complete generation and every package it lists is there
+      expect(repomd()).toBe(md);
+      const { readRepo } = await import('../../src/builder/repo/metadata.js');
+      for (const p of await readRepo(repo))
+        expect(existsSync(path.join(repo, p.location)), p.location).toBe(true);
+      const fresh = path.join(work, 'root-after-kill');
+      const i = await dnf(fresh, repo, ['install', 'ost-images-debian12-engine-installed']);
+      expect(i.exitCode, i.stderr).toBe(0);
+      rmSync(fresh, { recursive: true, force: true });
+      const again = await ost(['publish-images', setFile, '--out', out, '--repo', repo, '--json']);
+      expect(again.code, again.stderr).toBe(0);
+      expect(repomd()).not.toBe(md);
+    },
+    30 * MIN,
+  );
+
+  it(
+    'retention --keep 1 keeps whole chains: the kept leaf keeps the older base it requires',
+    async () => {
+      const r = await ost(['publish-images', setFile, '--out', out, '--repo', repo, '--keep', '1', '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      const files = repoFiles();
+      const names = files.map((f) => f.replace(/-1-[0-9.]+\.noarch\.rpm$/, ''));
+      expect(names.sort()).toEqual([
+        'ost-images-debian12-base',
+        'ost-images-debian12-engine-installed',
+        'ost-images-debian12-host-installed',
+      ]);
+      // the base was published in the first set, long before this host-installed: it is still there
+      const fresh = path.join(work, 'root-after-retention');
+      const i = await dnf(fresh, repo, [
+        'install',
+        'ost-images-debian12-host-installed',
+        'ost-images-debian12-engine-installed',
+      ]);
+      expect(i.exitCode, i.stderr).toBe(0);
+      rmSync(fresh, { recursive: true, force: true });
+    },
+    30 * MIN,
+  );
+
+  it(
+    'a signed repo installs with gpgcheck on and a tampered RPM is refused',
+    async () => {
+      const gnupg = mkdtempSync(path.join(work, 'gnupg-'));
+      const env = { GNUPGHOME: gnupg };
+      await run(
+        'gpg',
+        [
+          '--batch',
+          '--passphrase',
+          '',
+          '--quick-gen-key',
+          'ost test <ost-test@example.invalid>',
+          'rsa2048',
+          'sign',
+          'never',
+        ],
+        { env },
+      );
+      const fpr = (
+        await run('gpg', ['--batch', '--with-colons', '--list-secret-keys'], { env })
+      ).stdout.match(/^fpr:+([0-9A-F]+):/m)?.[1];
+      expect(fpr).toBeDefined();
+      const signed = path.join(work, 'repo-signed');
+      const r = await run(
+        OST,
+        ['publish-images', setFile, '--out', out, '--repo', signed, '--sign-key', fpr as string],
+        {
+          allowFailure: true,
+          env,
+          cwd: REPO_ROOT,
+          timeoutMs: 30 * MIN,
+        },
+      );
+      expect(r.exitCode, r.stderr).toBe(0);
+      expect(existsSync(path.join(signed, 'repodata/repomd.xml.asc'))).toBe(true);
+      const key = path.join(signed, 'RPM-GPG-KEY-ost-images');
+      const gpg = [
+        '--setopt=ost.gpgcheck=1',
+        '--setopt=ost.repo_gpgcheck=1',
+        `--setopt=ost.gpgkey=file://${key}`,
+      ];
+      const okRoot = path.join(work, 'root-signed');
+      const ok = await dnf(okRoot, signed, ['install', 'ost-images-debian12-host-installed'], gpg);
+      expect(ok.exitCode, ok.stderr).toBe(0);
+      rmSync(okRoot, { recursive: true, force: true });
+      // flip one byte in the middle of the base RPM's payload
+      const base = readdirSync(path.join(signed, 'Packages')).find((f) =>
+        f.startsWith('ost-images-debian12-base-'),
+      ) as string;
+      const file = path.join(signed, 'Packages', base);
+      const bytes = readFileSync(file);
+      const mid = Math.floor(bytes.length / 2);
+      bytes[mid] = (bytes[mid] as number) ^ 0xff;
+      rmSync(file);
+      writeFileSync(file, bytes);
+      const badRoot = path.join(work, 'root-tampered');
+      const bad = await dnf(badRoot, signed, ['install', 'ost-images-debian12-base'], gpg);
+      expect(bad.exitCode).not.toBe(0);
+      expect(`${bad.stdout}${bad.stderr}`).toMatch(/checksum|digest|signature|doesn't match|BAD/i);
+      expect(existsSync(path.join(badRoot, PREFIX, 'debian12-base.qcow2'))).toBe(false);
+      rmSync(badRoot, { recursive: true, force: true });
+    },
+    30 * MIN,
+  );
+});
