@@ -1,12 +1,24 @@
 #!/usr/bin/env bash
-# The demo on the bundled defaults: build images/debian12.yaml and boot a VM from its engine-installed
-# layer until SSH answers with the set's key (qemu user-mode networking, SSH on a 127.0.0.1 port).
+# The demo on the bundled defaults:
+#  1. build images/debian12.yaml (layered qcow2 images)
+#  2. pack each layer into an RPM, verify, and publish the set to a local DNF repository
+#  3. dnf-install ost-images-debian12-engine-installed into a scratch root (the base comes by dependency)
+#  4. boot a VM from the installed file and log in over SSH with the private key from the base RPM
+#     (qemu user-mode networking, SSH forwarded to a 127.0.0.1 port)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
 
 SUDO=""
-if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi   # debootstrap and chroot need root
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi   # debootstrap, chroot and dnf --installroot need root
 
-$SUDO ./bin/ost build-images images/debian12.yaml
-$SUDO ./bin/ost boot-image images/debian12.yaml engine-installed
+REPO="${OST_DEMO_REPO:-$PWD/build/repo}"
+ROOT="${OST_DEMO_ROOT:-$PWD/build/demo-root}"
+
+$SUDO ./bin/ost build-images images/debian12.yaml --publish "$REPO"
+$SUDO rm -rf "$ROOT"
+$SUDO dnf -y -q --installroot="$ROOT" --releasever=1 --setopt=reposdir=/nonexistent --nogpgcheck \
+  --disableplugin='*' --repofrompath="ost-demo,file://$REPO" install ost-images-debian12-engine-installed
+$SUDO rpm --root "$ROOT" -qa 'ost-images-*'
+IMAGES="$ROOT/usr/share/ost-images"
+$SUDO ./bin/ost boot-image --image "$IMAGES/debian12-engine-installed.qcow2" --key "$IMAGES/debian12_id_rsa"
