@@ -8,9 +8,9 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 APT_PKGS=(qemu-utils qemu-system-x86 libguestfs-tools linux-image-amd64 debootstrap openssh-client
-          virtinst libvirt-clients rpm createrepo-c dnf tar cpio iproute2 util-linux ca-certificates)
+          virtinst libvirt-clients rpm rpm2cpio createrepo-c dnf tar cpio gpg iproute2 util-linux ca-certificates)
 DNF_PKGS=(qemu-img qemu-system-x86-core guestfs-tools kernel-core debootstrap openssh-clients
-          virt-install libvirt-client rpm-build createrepo_c dnf tar cpio iproute util-linux ca-certificates)
+          virt-install libvirt-client rpm-build rpm-sign createrepo_c dnf tar cpio gnupg2 iproute util-linux ca-certificates)
 
 if command -v apt-get >/dev/null 2>&1; then
   missing=()
@@ -20,7 +20,7 @@ if command -v apt-get >/dev/null 2>&1; then
   if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing: ${missing[*]}"
     $SUDO apt-get update -q
-    DEBIAN_FRONTEND=noninteractive $SUDO -E apt-get install -y -q --no-install-recommends "${missing[@]}"
+    DEBIAN_FRONTEND=noninteractive $SUDO -E apt-get install -y -q "${missing[@]}"
   fi
 elif command -v dnf >/dev/null 2>&1; then
   missing=()

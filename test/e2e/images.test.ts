@@ -43,16 +43,24 @@ afterAll(() => {
   if (!process.env.OST_E2E_DIR) rmSync(work, { recursive: true, force: true });
 });
 
+const statuses = (stdout: string): Record<string, string> =>
+  Object.fromEntries((JSON.parse(stdout).layers as LayerJson[]).map((l) => [l.layer, l.status]));
+
 /** Append a line to a leaf's build script, so that (only) that leaf's key changes. */
 function touchScript(name: string, line: string): void {
   const f = path.join(setDir, 'debian12', name);
   writeFileSync(f, `${readFileSync(f, 'utf8')}${line}\n`);
 }
 
-describe.skipIf(!isRoot)('ost build-images on images/debian12.yaml (real tools)', () => {
-  const statuses = (stdout: string) =>
-    Object.fromEntries((JSON.parse(stdout).layers as LayerJson[]).map((l) => [l.layer, l.status]));
+/** Put a failing first step into engine-installed; returns a function that restores the set file. */
+function breakEngine(command: string): () => void {
+  const good = readFileSync(setFile, 'utf8');
+  const install = '      - install: [postgresql, nginx-light]';
+  writeFileSync(setFile, good.replace(install, `      - run: "${command}"\n${install}`));
+  return () => writeFileSync(setFile, good);
+}
 
+describe.skipIf(!isRoot)('ost build-images on images/debian12.yaml (real tools)', () => {
   beforeAll(() => {
     ensureBuilt();
     // a copy of the shipped set, so tests can edit its scripts
@@ -137,10 +145,7 @@ describe.skipIf(!isRoot)('ost build-images on images/debian12.yaml (real tools)'
     "changing one leaf's script rebuilds only that leaf",
     async () => {
       const before = LAYERS.map((l) => manifest(out, l).buildId);
-      writeFileSync(
-        path.join(setDir, 'debian12/host-setup.sh'),
-        `${readFileSync(path.join(setDir, 'debian12/host-setup.sh'), 'utf8')}echo v2 > /etc/ost-host-version\n`,
-      );
+      touchScript('host-setup.sh', 'echo v2 > /etc/ost-host-version');
       const r = await ost(['build-images', setFile, '--out', out, '--json']);
       expect(r.code, r.stderr).toBe(0);
       expect(statuses(r.stdout)).toEqual({
@@ -162,16 +167,8 @@ describe.skipIf(!isRoot)('ost build-images on images/debian12.yaml (real tools)'
     async () => {
       const engineBefore = manifest(out, 'engine-installed');
       // a failing first step in engine-installed (fails fast), while host-installed changes too
-      const good = readFileSync(setFile, 'utf8');
-      writeFileSync(
-        setFile,
-        good.replace(
-          '      - install: [postgresql, nginx-light]',
-          '      - run: "echo OST-E2E-BROKEN-STEP >&2; exit 7"\n      - install: [postgresql, nginx-light]',
-        ),
-      );
-      const hostScript = path.join(setDir, 'debian12/host-setup.sh');
-      writeFileSync(hostScript, `${readFileSync(hostScript, 'utf8')}echo v3 > /etc/ost-host-version\n`);
+      const restore = breakEngine('echo OST-E2E-BROKEN-STEP >&2; exit 7');
+      touchScript('host-setup.sh', 'echo v3 > /etc/ost-host-version');
       try {
         const r = await ost(['build-images', setFile, '--out', out]);
         expect(r.code).toBe(1);
@@ -186,7 +183,7 @@ describe.skipIf(!isRoot)('ost build-images on images/debian12.yaml (real tools)'
         const host = manifest(out, 'host-installed');
         expect(host.parentBuildId).toBe(manifest(out, 'base').buildId);
       } finally {
-        writeFileSync(setFile, good);
+        restore();
       }
     },
     30 * MIN,
@@ -197,13 +194,11 @@ describe.skipIf(!isRoot)('ost build-images on images/debian12.yaml (real tools)'
     async () => {
       const baseBefore = manifest(out, 'base');
       const hostBefore = manifest(out, 'host-installed');
-      writeFileSync(
-        path.join(setDir, 'debian12/host-setup.sh'),
-        `${readFileSync(path.join(setDir, 'debian12/host-setup.sh'), 'utf8')}echo v4 > /etc/ost-host-version\n`,
-      );
-      const child = spawn(OST, ['build-images', setFile, '--out', out], { stdio: 'ignore' });
+      touchScript('host-setup.sh', 'echo v4 > /etc/ost-host-version');
       // wait until virt-customize is running on the leaf, then kill ost without any chance to clean up
       const log = path.join(out, 'logs/debian12-host-installed.log');
+      rmSync(log, { force: true });
+      const child = spawn(OST, ['build-images', setFile, '--out', out], { stdio: 'ignore' });
       const deadline = Date.now() + 10 * MIN;
       while (Date.now() < deadline) {
         if (existsSync(log) && /Examining the guest|Running:/.test(readFileSync(log, 'utf8'))) break;
@@ -291,6 +286,23 @@ async function chainFiles(file: string): Promise<string[]> {
   );
 }
 
+/** Boot an installed image with the key installed next to it; returns what /etc/ost-role says. */
+async function roleOfBooted(image: string, root: string): Promise<string> {
+  const key = path.join(root, PREFIX, 'debian12_id_rsa');
+  const r = await ost([
+    'boot-image',
+    '--image',
+    image,
+    '--key',
+    key,
+    '--json',
+    '--command',
+    'cat /etc/ost-role',
+  ]);
+  expect(r.code, r.stderr).toBe(0);
+  return JSON.parse(r.stdout).commandOutput;
+}
+
 const repoFiles = () => readdirSync(path.join(repo, 'Packages')).sort();
 const repomd = () => readFileSync(path.join(repo, 'repodata/repomd.xml'), 'utf8');
 
@@ -354,18 +366,9 @@ describe.skipIf(!isRoot)('ost publish-images / build-images --publish (real tool
   it(
     'boots the installed leaf with the private key from the base RPM',
     async () => {
-      const r = await ost([
-        'boot-image',
-        '--image',
-        path.join(root, PREFIX, 'debian12-engine-installed.qcow2'),
-        '--key',
-        path.join(root, PREFIX, 'debian12_id_rsa'),
-        '--json',
-        '--command',
-        'cat /etc/ost-role',
-      ]);
-      expect(r.code, r.stderr).toBe(0);
-      expect(JSON.parse(r.stdout).commandOutput).toBe('engine\n');
+      expect(await roleOfBooted(path.join(root, PREFIX, 'debian12-engine-installed.qcow2'), root)).toBe(
+        'engine\n',
+      );
     },
     15 * MIN,
   );
@@ -379,18 +382,7 @@ describe.skipIf(!isRoot)('ost publish-images / build-images --publish (real tool
       expect(Object.keys(await installed(alone))).toEqual(['ost-images-debian12-engine-installed-squashed']);
       const img = path.join(alone, PREFIX, 'debian12-engine-installed-squashed.qcow2');
       expect(await chainFiles(img)).toEqual([img]);
-      const r = await ost([
-        'boot-image',
-        '--image',
-        img,
-        '--key',
-        path.join(alone, PREFIX, 'debian12_id_rsa'),
-        '--json',
-        '--command',
-        'cat /etc/ost-role',
-      ]);
-      expect(r.code, r.stderr).toBe(0);
-      expect(JSON.parse(r.stdout).commandOutput).toBe('engine\n');
+      expect(await roleOfBooted(img, alone)).toBe('engine\n');
       rmSync(alone, { recursive: true, force: true });
     },
     20 * MIN,
@@ -427,14 +419,7 @@ describe.skipIf(!isRoot)('ost publish-images / build-images --publish (real tool
     async () => {
       const md = repomd();
       const files = repoFiles();
-      const good = readFileSync(setFile, 'utf8');
-      writeFileSync(
-        setFile,
-        good.replace(
-          '      - install: [postgresql, nginx-light]',
-          '      - run: "exit 9"\n      - install: [postgresql, nginx-light]',
-        ),
-      );
+      const restore = breakEngine('exit 9');
       touchScript('host-setup.sh', 'echo v6 > /etc/ost-host-version');
       try {
         const r = await ost(['build-images', setFile, '--out', out, '--publish', repo]);
@@ -447,7 +432,7 @@ describe.skipIf(!isRoot)('ost publish-images / build-images --publish (real tool
         expect(i.exitCode, i.stderr).toBe(0);
         rmSync(fresh, { recursive: true, force: true });
       } finally {
-        writeFileSync(setFile, good);
+        restore();
       }
     },
     30 * MIN,
@@ -578,6 +563,41 @@ describe.skipIf(!isRoot)('ost publish-images / build-images --publish (real tool
       expect(`${bad.stdout}${bad.stderr}`).toMatch(/checksum|digest|signature|doesn't match|BAD/i);
       expect(existsSync(path.join(badRoot, PREFIX, 'debian12-base.qcow2'))).toBe(false);
       rmSync(badRoot, { recursive: true, force: true });
+    },
+    30 * MIN,
+  );
+});
+
+describe.skipIf(!isRoot)('the repository as a shared build cache (real tools)', () => {
+  it(
+    'a fresh worker fetches published layers instead of building them, and builds only what changed',
+    async () => {
+      const fresh = path.join(work, 'out-fresh-worker');
+      rmSync(fresh, { recursive: true, force: true });
+      const r = await ost(['build-images', setFile, '--out', fresh, '--cache-repo', repo, '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      const st = statuses(r.stdout);
+      expect(st.base).toBe('fetched');
+      expect(st['engine-installed']).toBe('fetched');
+      expect(['fetched', 'built']).toContain(st['host-installed']);
+      // the worker took the set's key pair from the base RPM, so its keys match the publisher's
+      expect(readFileSync(path.join(fresh, 'debian12_id_rsa.pub'), 'utf8')).toBe(
+        readFileSync(path.join(out, 'debian12_id_rsa.pub'), 'utf8'),
+      );
+      expect(statSync(path.join(fresh, 'debian12_id_rsa')).mode & 0o777).toBe(0o600);
+      expect(manifest(fresh, 'engine-installed').buildId).toBe(
+        JSON.parse(readFileSync(path.join(out, 'debian12-engine-installed.json'), 'utf8')).buildId,
+      );
+      expect(await qemuImgCheck(path.join(fresh, 'debian12-engine-installed.qcow2'))).toBe(0);
+      touchScript('host-setup.sh', 'echo v7 > /etc/ost-host-version');
+      const again = await ost(['build-images', setFile, '--out', fresh, '--cache-repo', repo, '--json']);
+      expect(again.code, again.stderr).toBe(0);
+      expect(statuses(again.stdout)).toEqual({
+        base: 'cached',
+        'engine-installed': 'cached',
+        'host-installed': 'built',
+      });
+      rmSync(fresh, { recursive: true, force: true });
     },
     30 * MIN,
   );

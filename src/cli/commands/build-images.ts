@@ -4,7 +4,7 @@ import { loadImageSet } from '../../builder/plan/load.js';
 import { releaseSet } from '../../builder/release.js';
 import { onInterrupt } from '../../core/cleanup.js';
 import { cliReporter } from '../reporter.js';
-import { releaseSummary, releaseText } from './publish-images.js';
+import { publishFlags, releaseSummary, releaseText } from './publish-images.js';
 
 export interface BuildImagesArgs {
   set: string[];
@@ -46,10 +46,7 @@ export async function buildImagesCommand(args: BuildImagesArgs): Promise<void> {
           ? await releaseSet(set, {
               out: result.out,
               repo: args.publish,
-              keep: args.keep,
-              squash: args.squash,
-              payload: args.payload,
-              signKey: args.signKey,
+              ...publishFlags(args),
               reporter: ui.reporter,
               signal: abort.signal,
             })

@@ -5,14 +5,25 @@ import { type ReleaseResult, releaseSet } from '../../builder/release.js';
 import { onInterrupt } from '../../core/cleanup.js';
 import { cliReporter } from '../reporter.js';
 
-export interface PublishImagesArgs {
-  set: string;
-  repo: string;
-  out?: string;
+/** The options shared by publish-images and build-images --publish. */
+export interface PublishFlags {
   keep?: number;
   squash: string[];
   payload?: string;
   signKey?: string;
+}
+
+export const publishFlags = (a: PublishFlags): PublishFlags => ({
+  keep: a.keep,
+  squash: a.squash,
+  payload: a.payload,
+  signKey: a.signKey,
+});
+
+export interface PublishImagesArgs extends PublishFlags {
+  set: string;
+  repo: string;
+  out?: string;
   json: boolean;
 }
 
@@ -49,10 +60,7 @@ export async function publishImagesCommand(args: PublishImagesArgs): Promise<voi
     const r = await releaseSet(set, {
       out: path.resolve(args.out ?? path.join('build', set.distro)),
       repo: args.repo,
-      keep: args.keep,
-      squash: args.squash,
-      payload: args.payload,
-      signKey: args.signKey,
+      ...publishFlags(args),
       reporter: ui.reporter,
       signal: abort.signal,
     });
