@@ -9,7 +9,9 @@ import { runArgv } from '../tools/run-tool.js';
 import type { ImageSet } from './plan/model.js';
 import { type PublishResult, publishSet } from './repo/publish.js';
 import { type VerifyInstallResult, verifyInstall } from './repo/verify-install.js';
-import { type PackedRpm, packSet } from './rpm/pack.js';
+import { builtManifests, type PackedRpm, packSet } from './rpm/pack.js';
+import { BuildPaths } from './state.js';
+import { checkImage, checkRelocatableChain } from './verify.js';
 
 export interface ReleaseOptions {
   out: string;
@@ -44,6 +46,25 @@ async function isSigned(file: string): Promise<boolean> {
 /** Pack the built set, verify that it installs, then publish it to the repository. */
 export async function releaseSet(set: ImageSet, opts: ReleaseOptions): Promise<ReleaseResult> {
   const reporter: Reporter = opts.reporter ?? (() => {});
+  const paths = new BuildPaths(opts.out, set.distro);
+  await builtManifests(set, paths); // a clear error when the set is not (completely, currently) built
+  await step(
+    reporter,
+    'check',
+    'qemu-img check every layer; every chain resolves by relative names',
+    async () => {
+      for (const l of set.layers) {
+        await checkImage(paths.image(l.name));
+        await checkRelocatableChain(
+          set,
+          l.name,
+          paths.image(l.name),
+          paths.out,
+          path.join(paths.workRoot(), 'release-check'),
+        );
+      }
+    },
+  );
   const rpms = await step(reporter, 'pack', 'pack layers into RPMs', () =>
     packSet(set, {
       out: opts.out,
