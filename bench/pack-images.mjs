@@ -6,7 +6,7 @@
 // Usage (root, after npm run build and ost build-images images/debian12.yaml):
 //   node bench/pack-images.mjs [--out build/debian12] [--payloads w3T0.zstdio,w6T0.zstdio,w9T0.zstdio,w9T4.xzdio]
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 
 const root = path.resolve(import.meta.dirname, '..');
@@ -32,8 +32,17 @@ function timed(cmd, argv, opts = {}) {
 }
 function dnf(rootDir, repo, verb, pkgs) {
   return timed('dnf', [
-    '-y', '-q', `--installroot=${rootDir}`, '--releasever=1', '--setopt=reposdir=/nonexistent', '--nogpgcheck',
-    `--setopt=cachedir=${rootDir}-cache`, '--disableplugin=*', `--repofrompath=b,file://${repo}`, verb, ...pkgs,
+    '-y',
+    '-q',
+    `--installroot=${rootDir}`,
+    '--releasever=1',
+    '--setopt=reposdir=/nonexistent',
+    '--nogpgcheck',
+    `--setopt=cachedir=${rootDir}-cache`,
+    '--disableplugin=*',
+    `--repofrompath=b,file://${repo}`,
+    verb,
+    ...pkgs,
   ]);
 }
 const layers = ['base', 'engine-installed', 'host-installed'];
@@ -41,7 +50,9 @@ const images = layers.map((l) => path.join(out, `debian12-${l}.qcow2`));
 const imageBytes = images.reduce((a, f) => a + statSync(f).size, 0);
 
 say(`# ost pack/install benchmark — ${new Date().toISOString()}`);
-say(`machine: ${execFileSync('nproc').toString().trim()} cores; rpm ${execFileSync('rpm', ['--version']).toString().trim()}; layers: ${layers.map((l, i) => `${l} ${mib(statSync(images[i]).size)}`).join(', ')} (total ${mib(imageBytes)})`);
+say(
+  `machine: ${execFileSync('nproc').toString().trim()} cores; rpm ${execFileSync('rpm', ['--version']).toString().trim()}; layers: ${layers.map((l, i) => `${l} ${mib(statSync(images[i]).size)}`).join(', ')} (total ${mib(imageBytes)})`,
+);
 say('\n## 1. payload comparison (the same three layer RPMs, rpmbuild then dnf install of the two leaves)');
 say('| payload | rpmbuild (3 RPMs) | total RPM size | dnf install (base + 2 leaves) |');
 say('|---|---|---|---|');
@@ -49,14 +60,30 @@ const results = {};
 for (const p of payloads) {
   // each payload packs a copy of the build dir (hard links), so RPM reuse never kicks in
   const copy = path.join(work, `out-${p}`);
-  cpSync(out, copy, { recursive: true, filter: (s) => !s.includes(`${path.sep}rpms`) && !s.endsWith('.lock') });
+  cpSync(out, copy, {
+    recursive: true,
+    filter: (s) => !s.includes(`${path.sep}rpms`) && !s.endsWith('.lock'),
+  });
   const repo = path.join(work, `repo-${p}`);
-  const r = timed(ost, ['publish-images', path.join(root, 'images/debian12.yaml'), '--out', copy, '--repo', repo, '--payload', p, '--json']);
+  const r = timed(ost, [
+    'publish-images',
+    path.join(root, 'images/debian12.yaml'),
+    '--out',
+    copy,
+    '--repo',
+    repo,
+    '--payload',
+    p,
+    '--json',
+  ]);
   const res = JSON.parse(r.stdout);
   const packMs = res.rpms.reduce((a, x) => a + (x.buildMs ?? 0), 0);
   const size = res.rpms.reduce((a, x) => a + x.bytes, 0);
   const rootDir = path.join(work, `root-${p}`);
-  const inst = dnf(rootDir, repo, 'install', ['ost-images-debian12-engine-installed', 'ost-images-debian12-host-installed']);
+  const inst = dnf(rootDir, repo, 'install', [
+    'ost-images-debian12-engine-installed',
+    'ost-images-debian12-host-installed',
+  ]);
   results[p] = { packMs, size, installMs: inst.ms };
   say(`| ${p} | ${sec(packMs)} | ${mib(size)} | ${sec(inst.ms)} |`);
   rmSync(rootDir, { recursive: true, force: true });
@@ -65,10 +92,14 @@ for (const p of payloads) {
 }
 const base = results['w9T4.xzdio'];
 if (base) {
-  say('\nrelative to ost-images\' w9T4.xzdio (targets: pack ≥ 20× faster, install ≥ 4× faster, size ≤ 1.15×):');
+  say(
+    "\nrelative to ost-images' w9T4.xzdio (targets: pack ≥ 20× faster, install ≥ 4× faster, size ≤ 1.15×):",
+  );
   for (const [p, r] of Object.entries(results)) {
     if (p === 'w9T4.xzdio') continue;
-    say(`- ${p}: pack ${(base.packMs / r.packMs).toFixed(1)}× faster, install ${(base.installMs / r.installMs).toFixed(1)}× faster, size ${(r.size / base.size).toFixed(2)}×`);
+    say(
+      `- ${p}: pack ${(base.packMs / r.packMs).toFixed(1)}× faster, install ${(base.installMs / r.installMs).toFixed(1)}× faster, size ${(r.size / base.size).toFixed(2)}×`,
+    );
   }
 }
 
@@ -80,12 +111,28 @@ const rootDir = path.join(work, 'root-upgrade');
 dnf(rootDir, repo, 'install', ['ost-images-debian12-engine-installed', 'ost-images-debian12-host-installed']);
 const setDir = path.join(work, 'set');
 cpSync(path.join(root, 'images'), setDir, { recursive: true });
-writeFileSync(path.join(setDir, 'debian12/host-setup.sh'), `${readFileSync(path.join(setDir, 'debian12/host-setup.sh'), 'utf8')}echo bench > /etc/ost-bench\n`);
-timed(ost, ['build-images', path.join(setDir, 'debian12.yaml'), '--out', copy, '--publish', repo, '--payload', p0]);
+writeFileSync(
+  path.join(setDir, 'debian12/host-setup.sh'),
+  `${readFileSync(path.join(setDir, 'debian12/host-setup.sh'), 'utf8')}echo bench > /etc/ost-bench\n`,
+);
+timed(ost, [
+  'build-images',
+  path.join(setDir, 'debian12.yaml'),
+  '--out',
+  copy,
+  '--publish',
+  repo,
+  '--payload',
+  p0,
+]);
 const before = new Set(readdirSync(path.join(repo, 'Packages')));
 // serve the repo over HTTP on 127.0.0.1 and count the bytes dnf actually fetches
 const served = path.join(work, 'served.log');
-const server = spawn(process.execPath, ['-e', `
+const server = spawn(
+  process.execPath,
+  [
+    '-e',
+    `
   const http = require('http'), fs = require('fs'), path = require('path');
   const root = process.argv[1], log = process.argv[2];
   const srv = http.createServer((req, res) => {
@@ -98,41 +145,113 @@ const server = spawn(process.execPath, ['-e', `
     });
   });
   srv.listen(0, '127.0.0.1', () => console.log(srv.address().port));
-`, repo, served], { stdio: ['ignore', 'pipe', 'inherit'] });
-const port = await new Promise((resolve) => server.stdout.once('data', (d) => resolve(Number(String(d).trim()))));
+`,
+    repo,
+    served,
+  ],
+  { stdio: ['ignore', 'pipe', 'inherit'] },
+);
+const port = await new Promise((resolve) =>
+  server.stdout.once('data', (d) => resolve(Number(String(d).trim()))),
+);
 const cacheDir = `${rootDir}-cache`;
 rmSync(cacheDir, { recursive: true, force: true });
 const up = await new Promise((resolve, reject) => {
   const t0 = Date.now();
-  const c = spawn('dnf', [
-    '-y', '-q', `--installroot=${rootDir}`, '--releasever=1', '--setopt=reposdir=/nonexistent', '--nogpgcheck',
-    `--setopt=cachedir=${cacheDir}`, '--disableplugin=*', `--repofrompath=h,http://127.0.0.1:${port}/`, 'upgrade',
-  ], { stdio: 'inherit' });
-  c.on('exit', (code) => (code === 0 ? resolve({ ms: Date.now() - t0 }) : reject(new Error(`dnf upgrade exited ${code}`))));
+  const c = spawn(
+    'dnf',
+    [
+      '-y',
+      '-q',
+      `--installroot=${rootDir}`,
+      '--releasever=1',
+      '--setopt=reposdir=/nonexistent',
+      '--nogpgcheck',
+      `--setopt=cachedir=${cacheDir}`,
+      '--disableplugin=*',
+      `--repofrompath=h,http://127.0.0.1:${port}/`,
+      'upgrade',
+    ],
+    { stdio: 'inherit' },
+  );
+  c.on('exit', (code) =>
+    code === 0 ? resolve({ ms: Date.now() - t0 }) : reject(new Error(`dnf upgrade exited ${code}`)),
+  );
 });
 server.kill();
-const fetched = readFileSync(served, 'utf8').trim().split('\n').map((l) => l.split(' '));
+const fetched = readFileSync(served, 'utf8')
+  .trim()
+  .split('\n')
+  .map((l) => l.split(' '));
 const rpmBytes = fetched.filter(([u]) => u.endsWith('.rpm')).reduce((a, [, n]) => a + Number(n), 0);
 const metaBytes = fetched.filter(([u]) => !u.endsWith('.rpm')).reduce((a, [, n]) => a + Number(n), 0);
-const upgraded = spawnSync('rpm', ['--root', rootDir, '-qa', '--qf', '%{NAME}-%{VERSION}-%{RELEASE}\n'], { encoding: 'utf8' }).stdout.trim().split('\n').sort();
+const upgraded = spawnSync('rpm', ['--root', rootDir, '-qa', '--qf', '%{NAME}-%{VERSION}-%{RELEASE}\n'], {
+  encoding: 'utf8',
+})
+  .stdout.trim()
+  .split('\n')
+  .sort();
 const repoBytes = [...before].reduce((a, f) => a + statSync(path.join(repo, 'Packages', f)).size, 0);
-say(`\n## 2. dnf upgrade after only host-installed changed (repo served over HTTP on 127.0.0.1): ${sec(up.ms)}`);
-say(`- RPMs downloaded: ${fetched.filter(([u]) => u.endsWith('.rpm')).map(([u]) => path.basename(u)).join(', ')} = ${mib(rpmBytes)} (repo holds ${mib(repoBytes)}); metadata ${(metaBytes / 1024).toFixed(0)} KiB`);
+say(
+  `\n## 2. dnf upgrade after only host-installed changed (repo served over HTTP on 127.0.0.1): ${sec(up.ms)}`,
+);
+say(
+  `- RPMs downloaded: ${fetched
+    .filter(([u]) => u.endsWith('.rpm'))
+    .map(([u]) => path.basename(u))
+    .join(
+      ', ',
+    )} = ${mib(rpmBytes)} (repo holds ${mib(repoBytes)}); metadata ${(metaBytes / 1024).toFixed(0)} KiB`,
+);
 say(`- installed after the upgrade: ${upgraded.join(', ')}`);
 
 // 3. squashed vs chained leaf
-const sq = timed(ost, ['publish-images', path.join(setDir, 'debian12.yaml'), '--out', copy, '--repo', repo, '--payload', p0, '--squash', 'engine-installed', '--json']);
+const sq = timed(ost, [
+  'publish-images',
+  path.join(setDir, 'debian12.yaml'),
+  '--out',
+  copy,
+  '--repo',
+  repo,
+  '--payload',
+  p0,
+  '--squash',
+  'engine-installed',
+  '--json',
+]);
 const sqRpm = JSON.parse(sq.stdout).rpms.find((x) => x.name.endsWith('-squashed'));
-const chainRpms = JSON.parse(sq.stdout).rpms.filter((x) => ['ost-images-debian12-base', 'ost-images-debian12-engine-installed'].includes(x.name));
+const chainRpms = JSON.parse(sq.stdout).rpms.filter((x) =>
+  ['ost-images-debian12-base', 'ost-images-debian12-engine-installed'].includes(x.name),
+);
 const sqRoot = path.join(work, 'root-squashed');
 dnf(sqRoot, repo, 'install', ['ost-images-debian12-engine-installed-squashed']);
 const prefix = 'usr/share/ost-images';
-const bootChained = JSON.parse(timed(ost, ['boot-image', '--image', path.join(rootDir, prefix, 'debian12-engine-installed.qcow2'), '--key', path.join(rootDir, prefix, 'debian12_id_rsa'), '--json']).stdout);
-const bootSquashed = JSON.parse(timed(ost, ['boot-image', '--image', path.join(sqRoot, prefix, 'debian12-engine-installed-squashed.qcow2'), '--key', path.join(sqRoot, prefix, 'debian12_id_rsa'), '--json']).stdout);
+const bootChained = JSON.parse(
+  timed(ost, [
+    'boot-image',
+    '--image',
+    path.join(rootDir, prefix, 'debian12-engine-installed.qcow2'),
+    '--key',
+    path.join(rootDir, prefix, 'debian12_id_rsa'),
+    '--json',
+  ]).stdout,
+);
+const bootSquashed = JSON.parse(
+  timed(ost, [
+    'boot-image',
+    '--image',
+    path.join(sqRoot, prefix, 'debian12-engine-installed-squashed.qcow2'),
+    '--key',
+    path.join(sqRoot, prefix, 'debian12_id_rsa'),
+    '--json',
+  ]).stdout,
+);
 say('\n## 3. squashed vs chained engine-installed');
 say('| variant | RPMs to install | boot to SSH |');
 say('|---|---|---|');
-say(`| chained (base + leaf) | ${mib(chainRpms.reduce((a, x) => a + x.bytes, 0))} | ${sec(bootChained.bootToSshMs)} |`);
+say(
+  `| chained (base + leaf) | ${mib(chainRpms.reduce((a, x) => a + x.bytes, 0))} | ${sec(bootChained.bootToSshMs)} |`,
+);
 say(`| squashed | ${mib(sqRpm.bytes)} | ${sec(bootSquashed.bootToSshMs)} |`);
 writeFileSync(path.join(work, 'results.md'), `${lines.join('\n')}\n`);
 console.log(`\nwork dir: ${work} (remove it when done)`);

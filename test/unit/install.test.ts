@@ -12,9 +12,10 @@ describe('answer files and install media', () => {
     ).toBe('key "ssh-rsa A" tz UTC');
     expect(() => renderTemplate('{{ nope }}', {})).toThrow(/unknown placeholders: nope/);
   });
-  it('expands ${VAR} and ${VAR:-default}', () => {
-    expect(expandEnv('${A}/x/${B:-/def}', { A: '/a' })).toBe('/a/x//def');
-    expect(expandEnv('${B:-/def}', { B: '/set' })).toBe('/set');
+  it('expands $VAR and $VAR with a default, in braces', () => {
+    const v = (name: string, def?: string) => `\${${name}${def === undefined ? '' : `:-${def}`}}`;
+    expect(expandEnv(`${v('A')}/x/${v('B', '/def')}`, { A: '/a' })).toBe('/a/x//def');
+    expect(expandEnv(v('B', '/def'), { B: '/set' })).toBe('/set');
   });
   it('boots the netboot kernel with the preseed appended to its initrd (no commas in kernel args)', async () => {
     const set = loadImageSet(path.join(REPO_ROOT, 'test/fixtures/netinst/debian12-netinst.yaml'));
