@@ -3,6 +3,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Reporter } from '../core/events.js';
 import { step } from '../core/events.js';
+import { acquireLock } from '../core/lock.js';
 import { requireTool } from '../core/require-tool.js';
 import { rpmsignArgv } from '../tools/rpmbuild.js';
 import { runArgv } from '../tools/run-tool.js';
@@ -47,6 +48,21 @@ async function isSigned(file: string): Promise<boolean> {
 export async function releaseSet(set: ImageSet, opts: ReleaseOptions): Promise<ReleaseResult> {
   const reporter: Reporter = opts.reporter ?? (() => {});
   const paths = new BuildPaths(opts.out, set.distro);
+  // the build directory must not change under us (a concurrent ost build-images on the same --out)
+  const lock = await acquireLock(paths.lock(), `ost publish-images ${set.file}`);
+  try {
+    return await release(set, paths, opts, reporter);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function release(
+  set: ImageSet,
+  paths: BuildPaths,
+  opts: ReleaseOptions,
+  reporter: Reporter,
+): Promise<ReleaseResult> {
   await builtManifests(set, paths); // a clear error when the set is not (completely, currently) built
   await step(
     reporter,
