@@ -183,6 +183,7 @@ export async function publishSet(
 
     // 3. new metadata generation, signed, then one rename makes it current
     const gen = path.join(p.meta, `gen-${id}`);
+    await fs.mkdir(gen, { recursive: true }); // createrepo_c 0.20 refuses an --outputdir that does not exist
     const current = (await exists(path.join(p.repodata, 'repomd.xml'))) ? p.repodata : undefined;
     await runArgv(
       createrepoArgv({ repo, outputDir: gen, updateFrom: current, excludes: [...removed, '*.tmp-*'] }),
