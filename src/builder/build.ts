@@ -363,7 +363,8 @@ async function schedule(
         outcomes.set(name, { layer: name, status: 'skipped', reason: 'interrupted' });
         continue;
       }
-      const ready = !e.layer.parent || p?.status === 'built' || p?.status === 'cached';
+      const ready =
+        !e.layer.parent || p?.status === 'built' || p?.status === 'fetched' || p?.status === 'cached';
       if (!ready || running.size >= jobs) continue;
       const ctx = contextFor(set, e.layer, e.key, paths, accel, publicKey);
       const started = Date.now();
@@ -398,7 +399,9 @@ async function schedule(
     if (running.size === 0) break;
     await Promise.race(running.values());
   }
-  return plan.map((e) => outcomes.get(e.layer.name) as LayerOutcome);
+  return plan.map(
+    (e) => outcomes.get(e.layer.name) ?? { layer: e.layer.name, status: 'skipped', reason: 'not reached' },
+  );
 }
 
 async function fetchWithEvents(
@@ -419,7 +422,8 @@ async function fetchWithEvents(
       title: layer,
       status: 'done',
       durationMs: Date.now() - t0,
-      detail: `fetched ${hit.pkg.name}-${hit.pkg.version}-${hit.pkg.release}`,
+      detail: `${hit.pkg.name}-${hit.pkg.version}-${hit.pkg.release} from the cache repository`,
+      doneWord: 'fetched',
     });
     return m;
   } catch (err) {

@@ -3,7 +3,16 @@
 export type StepStatus = 'start' | 'done' | 'failed' | 'skipped' | 'cached';
 
 export type OstEvent =
-  | { type: 'step'; id: string; title: string; status: StepStatus; durationMs?: number; detail?: string }
+  | {
+      type: 'step';
+      id: string;
+      title: string;
+      status: StepStatus;
+      durationMs?: number;
+      detail?: string;
+      /** How to say 'done' for this step (built, fetched, ...). */
+      doneWord?: string;
+    }
   | { type: 'warning'; message: string; subject?: string }
   | { type: 'info'; message: string; subject?: string }
   | { type: 'command'; argv: readonly string[]; subject?: string };

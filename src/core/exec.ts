@@ -1,5 +1,7 @@
 // The one place that spawns processes: argv arrays only, never a shell string.
-import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
+
+import { spawn } from 'node:child_process';
+import { closeSync, createWriteStream, existsSync, openSync, type WriteStream } from 'node:fs';
 import { execa } from 'execa';
 import { ToolError } from './errors.js';
 
@@ -65,6 +67,7 @@ export async function run(
   const [spawnFile, spawnArgs] = hasSetpriv
     ? [SETPRIV, ['--pdeathsig', 'KILL', '--', file, ...args]]
     : [file, [...args]];
+  if (opts.stdoutFile) return runToFile(spawnFile, spawnArgs, commandLine, opts.stdoutFile, opts);
   const child = execa(spawnFile, spawnArgs, {
     cwd: opts.cwd,
     env: opts.env ? { ...process.env, ...opts.env } : process.env,
@@ -77,7 +80,6 @@ export async function run(
     input: opts.input,
     stdin: opts.input === undefined ? 'ignore' : 'pipe',
     maxBuffer: 256 * 1024 * 1024,
-    ...(opts.stdoutFile ? { stdout: { file: opts.stdoutFile } } : {}),
   });
   const partial = { out: '', err: '' };
   const onData = (which: 'out' | 'err') => (chunk: Buffer) => {
@@ -122,6 +124,55 @@ export async function run(
     throw new ToolError('exited', commandLine, exitCode, durationMs, tail, opts.logFile);
   }
   return { exitCode, stdout, stderr, durationMs };
+}
+
+/**
+ * Large binary output (rpm2cpio of a multi-GB RPM) goes straight to a file descriptor: execa would
+ * buffer it into a string, which V8 caps at ~512 MB.
+ */
+async function runToFile(
+  file: string,
+  args: string[],
+  commandLine: string,
+  stdoutFile: string,
+  opts: ExecOptions,
+): Promise<ExecResult> {
+  const fd = openSync(stdoutFile, 'w');
+  const started = Date.now();
+  const tail: string[] = [];
+  try {
+    const code = await new Promise<number | null>((resolve, reject) => {
+      const child = spawn(file, args, { cwd: opts.cwd, stdio: ['ignore', fd, 'pipe'], signal: opts.signal });
+      child.stderr?.on('data', (c: Buffer) => {
+        tail.push(...c.toString('utf8').split('\n').filter(Boolean));
+        tail.splice(0, Math.max(0, tail.length - (opts.tailLines ?? 40)));
+      });
+      child.on('error', reject);
+      child.on('close', (c) => resolve(c));
+    });
+    const durationMs = Date.now() - started;
+    if (code !== 0 && !opts.allowFailure) {
+      throw new ToolError(
+        code === null ? 'killed' : 'exited',
+        commandLine,
+        code ?? undefined,
+        durationMs,
+        tail,
+      );
+    }
+    return { exitCode: code ?? -1, stdout: '', stderr: tail.join('\n'), durationMs };
+  } catch (err) {
+    if (err instanceof ToolError) throw err;
+    throw new ToolError(
+      opts.signal?.aborted ? 'killed' : 'spawn-failed',
+      commandLine,
+      undefined,
+      Date.now() - started,
+      [String(err)],
+    );
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** A long-running child (a VM): kill it, or wait for it to end. */

@@ -43,6 +43,16 @@ describe('exec helper', () => {
     const err = (await run('sleep', ['30'], { signal: ac.signal }).catch((e: unknown) => e)) as ToolError;
     expect(err.kind).toBe('killed');
   });
+  it('streams large stdout to a file without buffering it', async () => {
+    const dir = tempTree({});
+    const f = path.join(dir, 'big.bin');
+    const r = await run('head', ['-c', String(64 * 2 ** 20), '/dev/zero'], { stdoutFile: f });
+    expect(r.exitCode).toBe(0);
+    expect(statSync(f).size).toBe(64 * 2 ** 20);
+    const err = (await run('sh', ['-c', 'echo oops >&2; exit 4'], { stdoutFile: f }).catch((e: unknown) => e)) as ToolError;
+    expect(err.kind).toBe('exited');
+    expect(err.tail).toEqual(['oops']);
+  });
   it('appends the full output to a log file', async () => {
     const dir = tempTree({});
     const log = path.join(dir, 'x.log');
