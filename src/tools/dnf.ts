@@ -5,6 +5,8 @@ export interface DnfRootSpec {
   /** name → baseurl (file:// or http(s)://) */
   repos: Record<string, string>;
   gpgcheck: boolean;
+  /** Check the signature of repomd.xml too (default: same as gpgcheck). */
+  repoGpgcheck?: boolean;
   /** Public keys for gpgcheck (file paths). */
   gpgKeys?: string[];
   cacheDir?: string;
@@ -26,7 +28,7 @@ function common(s: DnfRootSpec): string[] {
   for (const [name, url] of Object.entries(s.repos)) {
     argv.push(`--repofrompath=${name},${url}`);
     argv.push(`--setopt=${name}.gpgcheck=${s.gpgcheck ? 1 : 0}`);
-    argv.push(`--setopt=${name}.repo_gpgcheck=${s.gpgcheck ? 1 : 0}`);
+    argv.push(`--setopt=${name}.repo_gpgcheck=${(s.repoGpgcheck ?? s.gpgcheck) ? 1 : 0}`);
     if (s.gpgKeys?.length)
       argv.push(`--setopt=${name}.gpgkey=${s.gpgKeys.map((k) => `file://${k}`).join(' ')}`);
   }

@@ -53,6 +53,7 @@ export async function verifyInstall(
           installRoot: root,
           repos: { 'ost-verify': `file://${staging}` },
           gpgcheck: Boolean(opts.gpgKey),
+          repoGpgcheck: false, // the staging metadata is ours and unsigned; the RPM signatures are checked
           gpgKeys: opts.gpgKey ? [opts.gpgKey] : undefined,
           cacheDir: path.join(opts.work, 'dnf-cache'),
         },
