@@ -1,6 +1,6 @@
 // The top-level error handler: one clear message per failure, with the hint and the log tail.
 import { BuildFailedError, LayerBuildError } from '../builder/build.js';
-import { ConfigError, errorMessage, OstError, ToolError } from '../core/errors.js';
+import { ConfigError, errorMessage, InterruptedError, OstError, ToolError } from '../core/errors.js';
 
 function indent(lines: string[]): string {
   return lines.map((l) => `    | ${l}`).join('\n');
@@ -34,5 +34,6 @@ export function renderError(err: unknown): string {
 
 /** Exit code by error type: 2 for bad input, 1 for everything else. */
 export function exitCodeFor(err: unknown): number {
+  if (err instanceof InterruptedError) return 130;
   return err instanceof ConfigError ? 2 : 1;
 }

@@ -84,3 +84,11 @@ export class ConfigError extends Error {
 export function errorMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+/** The user interrupted (Ctrl-C/SIGTERM); everything in progress was undone. */
+export class InterruptedError extends OstError {
+  constructor(what: string) {
+    super(`interrupted: ${what}`);
+    this.name = 'InterruptedError';
+  }
+}

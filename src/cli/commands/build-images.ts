@@ -3,6 +3,7 @@ import { buildImages, formatDryRun } from '../../builder/build.js';
 import { loadImageSet } from '../../builder/plan/load.js';
 import { releaseSet } from '../../builder/release.js';
 import { onInterrupt } from '../../core/cleanup.js';
+import { InterruptedError } from '../../core/errors.js';
 import { cliReporter } from '../reporter.js';
 import { publishFlags, releaseSummary, releaseText } from './publish-images.js';
 
@@ -81,6 +82,13 @@ export async function buildImagesCommand(args: BuildImagesArgs): Promise<void> {
         );
         if (release) process.stdout.write(`${releaseText(release, args.publish as string)}\n`);
       }
+    } catch (err) {
+      if (abort.signal.aborted) {
+        throw new InterruptedError(
+          'layers in progress were discarded; committed layers and the repository are untouched',
+        );
+      }
+      throw err;
     } finally {
       ui.stop();
       off();

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { loadImageSet } from '../../builder/plan/load.js';
 import { type ReleaseResult, releaseSet } from '../../builder/release.js';
 import { onInterrupt } from '../../core/cleanup.js';
+import { InterruptedError } from '../../core/errors.js';
 import { cliReporter } from '../reporter.js';
 
 /** The options shared by publish-images and build-images --publish. */
@@ -68,6 +69,10 @@ export async function publishImagesCommand(args: PublishImagesArgs): Promise<voi
     process.stdout.write(
       args.json ? `${JSON.stringify(releaseSummary(r), null, 2)}\n` : `${releaseText(r, args.repo)}\n`,
     );
+  } catch (err) {
+    if (abort.signal.aborted)
+      throw new InterruptedError('nothing was published; the repository serves the previous set');
+    throw err;
   } finally {
     ui.stop();
     off();
