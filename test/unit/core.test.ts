@@ -49,7 +49,9 @@ describe('exec helper', () => {
     const r = await run('head', ['-c', String(64 * 2 ** 20), '/dev/zero'], { stdoutFile: f });
     expect(r.exitCode).toBe(0);
     expect(statSync(f).size).toBe(64 * 2 ** 20);
-    const err = (await run('sh', ['-c', 'echo oops >&2; exit 4'], { stdoutFile: f }).catch((e: unknown) => e)) as ToolError;
+    const err = (await run('sh', ['-c', 'echo oops >&2; exit 4'], { stdoutFile: f }).catch(
+      (e: unknown) => e,
+    )) as ToolError;
     expect(err.kind).toBe('exited');
     expect(err.tail).toEqual(['oops']);
   });

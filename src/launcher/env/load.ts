@@ -1,0 +1,190 @@
+// ost-env.yaml: suites of networks and VMs. Schema (zod) → normalise → rules; every problem at once.
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { LineCounter, type Node, parseDocument } from 'yaml';
+import { z } from 'zod';
+import { ConfigError, type ConfigProblem } from '../../core/errors.js';
+import type { EnvDisk, Environment, EnvNetwork, EnvVm, ImageRef, Ipv4 } from './model.js';
+
+const NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
+const CIDR24 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.0\/24$/;
+const SIZE = /^([1-9][0-9]*)([KMGT])?$/;
+const PACKAGE_IMAGE = /^([a-z0-9][a-z0-9.]*)-([a-z0-9][a-z0-9-]*)$/;
+
+const name = z.string().regex(NAME, 'expected lowercase letters, digits and dashes (a hostname label)');
+
+const networkSchema = z.strictObject({
+  management: z.boolean().default(false),
+  ipv4: z
+    .string()
+    .refine((v) => v === 'auto' || v === 'none' || CIDR24.test(v), {
+      message: 'expected auto, none or a /24 such as 192.168.201.0/24',
+    })
+    .default('auto'),
+  ipv6: z.boolean().default(true),
+  forward: z.enum(['nat', 'isolated']).default('isolated'),
+});
+
+const vmSchema = z.strictObject({
+  image: z.string().min(1),
+  memory: z.number().int().min(256, 'at least 256 (MiB)').default(1024),
+  vcpus: z.number().int().min(1).max(64).default(1),
+  nics: z.array(z.string().min(1)).min(1, 'a VM needs at least one NIC (on the management network)'),
+  disks: z
+    .array(
+      z.strictObject({
+        name: z.string().regex(/^(sd|vd)[b-z]$/, 'expected a device name such as sdb'),
+        size: z.string().regex(SIZE, 'expected a size such as 101G or 512M'),
+        format: z.enum(['raw', 'qcow2']).default('raw'),
+      }),
+    )
+    .default([]),
+  deployScripts: z.array(z.string().min(1)).default([]),
+  squashed: z.boolean().default(false),
+});
+
+const suiteSchema = z.strictObject({
+  description: z.string().optional(),
+  networks: z.record(name, networkSchema),
+  vms: z.record(name, vmSchema),
+});
+
+export const envFileSchema = z.strictObject({ suites: z.record(name, suiteSchema) });
+
+function sizeBytes(text: string): number {
+  const m = SIZE.exec(text);
+  const mult = { K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 }[m?.[2] ?? ''] ?? 1;
+  return Number(m?.[1] ?? 0) * mult;
+}
+
+/** Parse an image reference: `/abs/path.qcow2` or `<distro>-<layer>`. */
+export function parseImageRef(ref: string): ImageRef | undefined {
+  if (ref.startsWith('/')) return { kind: 'path', path: ref };
+  const m = PACKAGE_IMAGE.exec(ref);
+  return m ? { kind: 'package', distro: m[1] as string, layer: m[2] as string } : undefined;
+}
+
+function ipv4Of(v: string): Ipv4 {
+  if (v === 'auto') return { kind: 'auto' };
+  if (v === 'none') return { kind: 'none' };
+  return { kind: 'fixed', cidr: v };
+}
+
+type KeyPath = (string | number)[];
+
+/** Load one suite of an ost-env.yaml. Throws ConfigError with every problem. */
+export function loadEnvironment(file: string, suite: string): Environment {
+  const abs = path.resolve(file);
+  let text: string;
+  try {
+    text = readFileSync(abs, 'utf8');
+  } catch {
+    throw new ConfigError([
+      { file: abs, path: '', message: 'file not found; pass --env-file or run from the checkout' },
+    ]);
+  }
+  const lc = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      doc.errors.map((e) => ({
+        file: abs,
+        path: '',
+        line: lc.linePos(e.pos[0]).line,
+        message: `not valid YAML: ${e.message.split('\n')[0]}`,
+      })),
+    );
+  }
+  const problems: ConfigProblem[] = [];
+  const lineOf = (p: KeyPath): number | undefined => {
+    for (let n = p.length; n >= 0; n--) {
+      const node = doc.getIn(p.slice(0, n), true) as Node | undefined;
+      if (node && typeof node === 'object' && 'range' in node && node.range)
+        return lc.linePos(node.range[0]).line;
+    }
+    return undefined;
+  };
+  const fmt = (p: KeyPath) =>
+    p.map((k, i) => (typeof k === 'number' ? `[${k}]` : i === 0 ? k : `.${k}`)).join('');
+  const add = (p: KeyPath, message: string) =>
+    problems.push({ file: abs, path: fmt(p), message, line: lineOf(p) });
+
+  const parsed = envFileSchema.safeParse(doc.toJS());
+  if (!parsed.success) {
+    for (const i of parsed.error.issues)
+      add(
+        i.path.filter((k): k is string | number => typeof k !== 'symbol'),
+        i.message,
+      );
+    throw new ConfigError(problems);
+  }
+  const raw = parsed.data.suites[suite];
+  if (!raw) {
+    const known = Object.keys(parsed.data.suites);
+    throw new ConfigError([
+      {
+        file: abs,
+        path: 'suites',
+        message: `no suite "${suite}"; suites are: ${known.join(', ') || '(none)'}`,
+      },
+    ]);
+  }
+  const base: KeyPath = ['suites', suite];
+  const networks: EnvNetwork[] = Object.entries(raw.networks).map(([n, v]) => ({
+    name: n,
+    management: v.management,
+    ipv4: ipv4Of(v.ipv4),
+    ipv6: v.ipv6,
+    forward: v.forward,
+  }));
+  const mgmt = networks.filter((n) => n.management);
+  if (mgmt.length !== 1) {
+    add(
+      [...base, 'networks'],
+      `exactly one network needs management: true (found ${mgmt.length}); VMs are reached over it`,
+    );
+  }
+  for (const n of mgmt) {
+    if (n.ipv4.kind === 'none')
+      add([...base, 'networks', n.name, 'ipv4'], 'the management network needs IPv4 (auto or a /24)');
+  }
+  const netNames = networks.map((n) => n.name);
+  const vms: EnvVm[] = Object.entries(raw.vms).map(([vmName, v]) => {
+    const p: KeyPath = [...base, 'vms', vmName];
+    const image = parseImageRef(v.image);
+    if (!image)
+      add(
+        [...p, 'image'],
+        `"${v.image}" is neither <distro>-<layer> (e.g. debian12-engine-installed) nor an absolute path`,
+      );
+    v.nics.forEach((n, i) => {
+      if (!netNames.includes(n))
+        add([...p, 'nics', i], `unknown network "${n}"; networks are: ${netNames.join(', ')}`);
+    });
+    if (mgmt[0] && !v.nics.includes(mgmt[0].name)) {
+      add(
+        [...p, 'nics'],
+        `no NIC on the management network ${mgmt[0].name}; add it (first) so the VM can be reached`,
+      );
+    }
+    const seen = new Set<string>();
+    const disks: EnvDisk[] = v.disks.map((d, i) => {
+      if (seen.has(d.name)) add([...p, 'disks', i, 'name'], `duplicate disk ${d.name}`);
+      seen.add(d.name);
+      return { name: d.name, size: d.size, sizeBytes: sizeBytes(d.size), format: d.format };
+    });
+    return {
+      name: vmName,
+      image: image ?? { kind: 'path', path: v.image },
+      memoryMiB: v.memory,
+      vcpus: v.vcpus,
+      nics: v.nics.map((n, i) => ({ name: `eth${i}`, network: n })),
+      disks,
+      deployScripts: v.deployScripts.map((s) => path.resolve(path.dirname(abs), s)),
+      squashed: v.squashed,
+    };
+  });
+  if (vms.length === 0) add([...base, 'vms'], 'a suite needs at least one VM');
+  if (problems.length > 0) throw new ConfigError(problems);
+  return { suite, file: abs, networks, vms };
+}

@@ -1,0 +1,154 @@
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError } from '../../src/core/errors.js';
+import { loadEnvironment, parseImageRef } from '../../src/launcher/env/load.js';
+import { imageForVar, loadOstJson } from '../../src/launcher/env/ost-json.js';
+import { REPO_ROOT, tempTree } from '../helpers/sets.js';
+
+function problems(fn: () => unknown) {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('ost-env.yaml', () => {
+  it('loads the shipped suites', () => {
+    const demo = loadEnvironment(path.join(REPO_ROOT, 'ost-env.yaml'), 'demo-suite');
+    expect(demo.vms.map((v) => [v.name, v.image])).toEqual([
+      ['engine', { kind: 'package', distro: 'debian12', layer: 'engine-installed' }],
+      ['host-0', { kind: 'package', distro: 'debian12', layer: 'host-installed' }],
+    ]);
+    const basic = loadEnvironment(path.join(REPO_ROOT, 'ost-env.yaml'), 'basic-suite');
+    expect(basic.networks.map((n) => n.name)).toEqual(['management', 'storage', 'bonding']);
+    const storage = basic.vms.find((v) => v.name === 'storage');
+    expect(storage?.disks).toEqual([
+      { name: 'sdb', size: '101G', sizeBytes: 101 * 2 ** 30, format: 'raw' },
+      { name: 'sdc', size: '21G', sizeBytes: 21 * 2 ** 30, format: 'raw' },
+    ]);
+    expect(basic.vms.find((v) => v.name === 'host-0')?.nics.map((n) => n.network)).toEqual([
+      'management',
+      'storage',
+      'bonding',
+      'bonding',
+    ]);
+  });
+
+  it('reports every problem with file, line and key path', () => {
+    const dir = tempTree({
+      'env.yaml': `suites:
+  s:
+    networks:
+      mgmt: { management: true, ipv4: none }
+    vms:
+      vm0: { image: "not an image", nics: [mgmt, nope], disks: [{ name: sdb, size: 1G }, { name: sdb, size: 2G }] }
+      vm1: { image: debian12-base, nics: [other] }
+`,
+    });
+    const p = problems(() => loadEnvironment(path.join(dir, 'env.yaml'), 's'));
+    expect(p.map((x) => `${x.path}: ${x.message}`)).toEqual([
+      'suites.s.networks.mgmt.ipv4: the management network needs IPv4 (auto or a /24)',
+      'suites.s.vms.vm0.image: "not an image" is neither <distro>-<layer> (e.g. debian12-engine-installed) nor an absolute path',
+      'suites.s.vms.vm0.nics[1]: unknown network "nope"; networks are: mgmt',
+      'suites.s.vms.vm0.disks[1].name: duplicate disk sdb',
+      'suites.s.vms.vm1.nics[0]: unknown network "other"; networks are: mgmt',
+      'suites.s.vms.vm1.nics: no NIC on the management network mgmt; add it (first) so the VM can be reached',
+    ]);
+    expect(p[0]?.line).toBe(4);
+  });
+
+  it('names the known suites when the suite does not exist', () => {
+    expect(() => loadEnvironment(path.join(REPO_ROOT, 'ost-env.yaml'), 'nope')).toThrow(
+      /no suite "nope"; suites are: demo-suite, basic-suite/,
+    );
+  });
+
+  it('parses image references', () => {
+    expect(parseImageRef('el9stream-he-installed')).toEqual({
+      kind: 'package',
+      distro: 'el9stream',
+      layer: 'he-installed',
+    });
+    expect(parseImageRef('/var/lib/x.qcow2')).toEqual({ kind: 'path', path: '/var/lib/x.qcow2' });
+    expect(parseImageRef('Bad')).toBeUndefined();
+  });
+});
+
+describe("OST's ost.json", () => {
+  const ostJson = JSON.stringify({
+    networks: {
+      management: {
+        is_management: true,
+        template: 'common/libvirt-templates/net_template',
+        nics: ['engine-eth0', 'host-0-eth0'],
+      },
+      storage: { template: 'common/libvirt-templates/net_template', nics: ['engine-eth1', 'host-0-eth1'] },
+    },
+    vms: {
+      engine: {
+        template: 'common/libvirt-templates/vm_template',
+        memory: '4096',
+        'deploy-scripts': ['common/deploy-scripts/setup_engine.sh'],
+        nics: { 'engine-eth0': { template: 'nic' }, 'engine-eth1': { template: 'nic' } },
+        root_disk_var: 'OST_IMAGES_ENGINE_INSTALLED',
+        disks: { sdb: { template: 'disk', size: '101G', comment: 'iscsi' } },
+      },
+      'host-0': {
+        memory: 2048,
+        nics: { 'host-0-eth0': {}, 'host-0-eth1': {} },
+        root_disk_var: 'OST_IMAGES_HOST_INSTALLED',
+      },
+    },
+  });
+
+  it('maps networks, NICs, disks and root_disk_var to the same environment model', () => {
+    const dir = tempTree({ 'basic-suite-master/ost.json': ostJson });
+    const env = loadOstJson(path.join(dir, 'basic-suite-master/ost.json'), {
+      OST_IMAGES_DISTRO: 'el9stream',
+      OST_IMAGES_HOST_INSTALLED: '/usr/share/ost-images/el9stream-host-installed.qcow2',
+    });
+    expect(env.suite).toBe('basic-suite-master');
+    expect(env.networks.map((n) => [n.name, n.management])).toEqual([
+      ['management', true],
+      ['storage', false],
+    ]);
+    const engine = env.vms.find((v) => v.name === 'engine');
+    expect(engine?.image).toEqual({ kind: 'package', distro: 'el9stream', layer: 'engine-installed' });
+    expect(engine?.memoryMiB).toBe(4096);
+    expect(engine?.nics).toEqual([
+      { name: 'engine-eth0', network: 'management' },
+      { name: 'engine-eth1', network: 'storage' },
+    ]);
+    expect(engine?.disks).toEqual([{ name: 'sdb', size: '101G', sizeBytes: 101 * 2 ** 30, format: 'raw' }]);
+    expect(engine?.deployScripts).toEqual([
+      path.join(dir, 'basic-suite-master/common/deploy-scripts/setup_engine.sh'),
+    ]);
+    expect(env.vms.find((v) => v.name === 'host-0')?.image).toEqual({
+      kind: 'path',
+      path: '/usr/share/ost-images/el9stream-host-installed.qcow2',
+    });
+  });
+
+  it('reports NICs on no network and a missing management network', () => {
+    const bad = JSON.parse(ostJson);
+    bad.networks.management.is_management = false;
+    bad.networks.storage.nics = ['engine-eth1'];
+    const dir = tempTree({ 's/ost.json': JSON.stringify(bad) });
+    const p = problems(() => loadOstJson(path.join(dir, 's/ost.json'), {}));
+    expect(p.map((x) => `${x.path}: ${x.message}`)).toEqual([
+      'networks: exactly one network needs "is_management": true (found 0)',
+      'vms.host-0.nics.host-0-eth1: NIC host-0-eth1 is on no network; list it under networks.<name>.nics',
+    ]);
+  });
+
+  it('derives the package from the variable name when the variable is not set', () => {
+    expect(imageForVar('OST_IMAGES_HE_INSTALLED', 'el9stream', {})).toEqual({
+      kind: 'package',
+      distro: 'el9stream',
+      layer: 'he-installed',
+    });
+  });
+});
