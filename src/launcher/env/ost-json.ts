@@ -50,7 +50,7 @@ const ostJsonSchema = z.object({
  */
 export function imageForVar(varName: string, distro: string, env: NodeJS.ProcessEnv): ImageRef {
   const set = env[varName];
-  if (set && set.startsWith('/')) return { kind: 'path', path: set };
+  if (set?.startsWith('/')) return { kind: 'path', path: set };
   const layer = varName
     .replace(/^OST_IMAGES_/, '')
     .toLowerCase()
