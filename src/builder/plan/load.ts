@@ -1,22 +1,11 @@
 // Load an image-set file: YAML → zod schema → normalise → cross-field rules, every problem reported at once.
 import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import * as path from 'node:path';
-import { isMap, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
-import { ConfigError, type ConfigProblem } from '../../core/errors.js';
+import { formatKeyPath, type KeyPath, readYamlConfig } from '../../core/config-file.js';
 import { type BaseSource, type ImageSet, type Layer, parseDuration, parseSize, type Step } from './model.js';
 import { imageSetSchema, type RawImageSet, type RawLayer } from './schema.js';
 
-type KeyPath = (string | number)[];
-
-/** `layers[1].steps[0].script` */
-export function formatKeyPath(p: readonly PropertyKey[]): string {
-  let out = '';
-  for (const k of p) {
-    if (typeof k === 'number') out += `[${k}]`;
-    else out += out ? `.${String(k)}` : String(k);
-  }
-  return out;
-}
+export { formatKeyPath };
 
 /** Placeholders an answer file may use besides the set's variables. */
 export const BUILTIN_PLACEHOLDERS = ['ssh_public_key', 'distro', 'hostname'] as const;
@@ -28,59 +17,21 @@ export function placeholdersIn(text: string): string[] {
 
 /** Load and validate an image-set file. Throws ConfigError listing every problem. */
 export function loadImageSet(file: string): ImageSet {
-  const abs = path.resolve(file);
-  let text: string;
-  try {
-    text = readFileSync(abs, 'utf8');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new ConfigError([
-      {
-        file: abs,
-        path: '',
-        message:
-          code === 'ENOENT'
-            ? 'file not found; pass the path of an image-set file such as images/debian12.yaml'
-            : `cannot read: ${code}`,
-      },
-    ]);
-  }
-  const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
-  if (doc.errors.length > 0) {
-    throw new ConfigError(
-      doc.errors.map((e) => ({
-        file: abs,
-        path: '',
-        line: lc.linePos(e.pos[0]).line,
-        message: `not valid YAML: ${e.message.split('\n')[0]}`,
-      })),
-    );
-  }
-  const lineOf = (p: KeyPath): number | undefined => {
-    for (let n = p.length; n >= 0; n--) {
-      const node = doc.getIn(p.slice(0, n), true) as Node | undefined;
-      if (node && typeof node === 'object' && 'range' in node && node.range) {
-        return lc.linePos(node.range[0]).line;
-      }
-    }
-    return undefined;
-  };
-  const problems: ConfigProblem[] = [];
-  const add = (p: KeyPath, message: string) =>
-    problems.push({ file: abs, path: formatKeyPath(p), message, line: lineOf(p) });
-
-  const raw: unknown = doc.toJS();
+  const cfg = readYamlConfig(file, 'pass the path of an image-set file such as images/debian12.yaml');
+  const abs = cfg.file;
+  const add = cfg.add;
+  const raw = cfg.data;
   const parsed = imageSetSchema.safeParse(raw);
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
       const p = issue.path.filter((k): k is string | number => typeof k !== 'symbol');
       add(p, describeIssue(issue.message, issue.code, raw, p));
     }
-    throw new ConfigError(problems);
+    cfg.throwIfProblems();
+    throw new Error('unreachable');
   }
   const set = normalise(parsed.data, abs, add);
-  if (problems.length > 0) throw new ConfigError(problems);
+  cfg.throwIfProblems();
   return set;
 }
 
@@ -359,6 +310,3 @@ function topoSort(layers: Layer[]): Layer[] {
   for (const l of layers) if (!placed.has(l.name)) out.push(l);
   return out;
 }
-
-// exported for tests that build sets in memory
-export { isMap, isSeq };

@@ -1,9 +1,8 @@
 // ost-env.yaml: suites of networks and VMs. Schema (zod) → normalise → rules; every problem at once.
-import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { LineCounter, type Node, parseDocument } from 'yaml';
 import { z } from 'zod';
-import { ConfigError, type ConfigProblem } from '../../core/errors.js';
+import { type KeyPath, readYamlConfig } from '../../core/config-file.js';
+import { ConfigError } from '../../core/errors.js';
 import type { EnvDisk, Environment, EnvNetwork, EnvVm, ImageRef, Ipv4 } from './model.js';
 
 const NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
@@ -70,53 +69,16 @@ function ipv4Of(v: string): Ipv4 {
   return { kind: 'fixed', cidr: v };
 }
 
-type KeyPath = (string | number)[];
-
 /** Load one suite of an ost-env.yaml. Throws ConfigError with every problem. */
 export function loadEnvironment(file: string, suite: string): Environment {
-  const abs = path.resolve(file);
-  let text: string;
-  try {
-    text = readFileSync(abs, 'utf8');
-  } catch {
-    throw new ConfigError([
-      { file: abs, path: '', message: 'file not found; pass --env-file or run from the checkout' },
-    ]);
-  }
-  const lc = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false });
-  if (doc.errors.length > 0) {
-    throw new ConfigError(
-      doc.errors.map((e) => ({
-        file: abs,
-        path: '',
-        line: lc.linePos(e.pos[0]).line,
-        message: `not valid YAML: ${e.message.split('\n')[0]}`,
-      })),
-    );
-  }
-  const problems: ConfigProblem[] = [];
-  const lineOf = (p: KeyPath): number | undefined => {
-    for (let n = p.length; n >= 0; n--) {
-      const node = doc.getIn(p.slice(0, n), true) as Node | undefined;
-      if (node && typeof node === 'object' && 'range' in node && node.range)
-        return lc.linePos(node.range[0]).line;
-    }
-    return undefined;
-  };
-  const fmt = (p: KeyPath) =>
-    p.map((k, i) => (typeof k === 'number' ? `[${k}]` : i === 0 ? k : `.${k}`)).join('');
-  const add = (p: KeyPath, message: string) =>
-    problems.push({ file: abs, path: fmt(p), message, line: lineOf(p) });
-
-  const parsed = envFileSchema.safeParse(doc.toJS());
+  const cfg = readYamlConfig(file, 'pass --env-file or run from the checkout');
+  const abs = cfg.file;
+  const add = cfg.add;
+  const parsed = envFileSchema.safeParse(cfg.data);
   if (!parsed.success) {
-    for (const i of parsed.error.issues)
-      add(
-        i.path.filter((k): k is string | number => typeof k !== 'symbol'),
-        i.message,
-      );
-    throw new ConfigError(problems);
+    cfg.addIssues(parsed.error.issues);
+    cfg.throwIfProblems();
+    throw new Error('unreachable');
   }
   const raw = parsed.data.suites[suite];
   if (!raw) {
@@ -185,6 +147,6 @@ export function loadEnvironment(file: string, suite: string): Environment {
     };
   });
   if (vms.length === 0) add([...base, 'vms'], 'a suite needs at least one VM');
-  if (problems.length > 0) throw new ConfigError(problems);
+  cfg.throwIfProblems();
   return { suite, file: abs, networks, vms };
 }
