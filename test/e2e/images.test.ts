@@ -398,7 +398,7 @@ describe.skipIf(!isRoot)('ost publish-images / build-images --publish (real tool
       const res = JSON.parse(r.stdout);
       expect(res.published.added).toHaveLength(1);
       expect(res.published.added[0]).toMatch(/^ost-images-debian12-host-installed-1-/);
-      const u = await dnf(root, repo, ['upgrade']);
+      const u = await dnf(root, repo, ['upgrade', '--refresh']);
       expect(u.exitCode, u.stderr).toBe(0);
       const after = await installed(root);
       expect(after['ost-images-debian12-base']).toBe(before['ost-images-debian12-base']);
