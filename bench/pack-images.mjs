@@ -4,7 +4,7 @@
 //  2. bytes `dnf upgrade` downloads after only one leaf changed
 //  3. squashed vs chained engine-installed: RPM size, and time for a VM to answer SSH
 // Usage (root, after npm run build and ost build-images images/debian12.yaml):
-//   node bench/pack-images.mjs [--out build/debian12] [--payloads w3T0.zstdio,w6T0.zstdio,w9T0.zstdio,w9T4.xzdio]
+//   node bench/pack-images.mjs [--out build/debian12] [--set images/debian12.yaml] [--payloads w3T0.zstdio,w6T0.zstdio,w9T0.zstdio,w9T4.xzdio]
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
@@ -14,6 +14,7 @@ const ost = path.join(root, 'bin/ost');
 const args = process.argv.slice(2);
 const opt = (name, def) => (args.includes(name) ? args[args.indexOf(name) + 1] : def);
 const out = path.resolve(opt('--out', path.join(root, 'build/debian12')));
+const setArg = path.resolve(opt('--set', path.join(root, 'images/debian12.yaml')));
 const payloads = opt('--payloads', 'w3T0.zstdio,w6T0.zstdio,w9T0.zstdio,w9T4.xzdio').split(',');
 const work = mkdtempSync('/var/tmp/ost-packbench-');
 const lines = [];
@@ -60,22 +61,11 @@ const results = {};
 for (const p of payloads) {
   // each payload packs a copy of the build dir (hard links), so RPM reuse never kicks in
   const copy = path.join(work, `out-${p}`);
-  cpSync(out, copy, {
-    recursive: true,
-    filter: (s) => !s.includes(`${path.sep}rpms`) && !s.endsWith('.lock'),
-  });
+  execFileSync('cp', ['-al', out, copy]);
+  rmSync(path.join(copy, 'rpms'), { recursive: true, force: true });
+  rmSync(path.join(copy, '.lock'), { force: true });
   const repo = path.join(work, `repo-${p}`);
-  const r = timed(ost, [
-    'publish-images',
-    path.join(root, 'images/debian12.yaml'),
-    '--out',
-    copy,
-    '--repo',
-    repo,
-    '--payload',
-    p,
-    '--json',
-  ]);
+  const r = timed(ost, ['publish-images', setArg, '--out', copy, '--repo', repo, '--payload', p, '--json']);
   const res = JSON.parse(r.stdout);
   const packMs = res.rpms.reduce((a, x) => a + (x.buildMs ?? 0), 0);
   const size = res.rpms.reduce((a, x) => a + x.bytes, 0);
@@ -113,7 +103,7 @@ const setDir = path.join(work, 'set');
 cpSync(path.join(root, 'images'), setDir, { recursive: true });
 writeFileSync(
   path.join(setDir, 'debian12/host-setup.sh'),
-  `${readFileSync(path.join(setDir, 'debian12/host-setup.sh'), 'utf8')}echo bench > /etc/ost-bench\n`,
+  `${readFileSync(path.join(setDir, 'debian12/host-setup.sh'), 'utf8')}echo pack-bench-${Date.now()} > /etc/ost-bench\n`,
 );
 timed(ost, [
   'build-images',
