@@ -1,5 +1,6 @@
 // The normalised image set: what the planner and the layer builders work from.
 
+import { sizeToBytes } from '../../core/units.js';
 import type { Family, Step } from '../../tools/virt-customize.js';
 
 export type { Family, Step };
@@ -121,10 +122,7 @@ export function layerFileName(distro: string, layer: string): string {
 
 /** Parse a size such as 6G into bytes. */
 export function parseSize(text: string): Size {
-  const m = /^([0-9]+(?:\.[0-9]+)?)([KMGT])?$/.exec(text);
-  if (!m) throw new Error(`bad size ${text}`);
-  const mult = { K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 }[m[2] ?? ''] ?? 1;
-  return { text, bytes: Math.round(Number(m[1]) * mult) };
+  return { text, bytes: sizeToBytes(text) };
 }
 
 /** Parse a duration such as 90m into milliseconds. */

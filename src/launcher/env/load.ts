@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { z } from 'zod';
 import { type KeyPath, readYamlConfig } from '../../core/config-file.js';
 import { ConfigError } from '../../core/errors.js';
+import { sizeToBytes } from '../../core/units.js';
 import type { EnvDisk, Environment, EnvNetwork, EnvVm, ImageRef, Ipv4 } from './model.js';
 
 const NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
@@ -49,12 +50,6 @@ const suiteSchema = z.strictObject({
 });
 
 export const envFileSchema = z.strictObject({ suites: z.record(name, suiteSchema) });
-
-function sizeBytes(text: string): number {
-  const m = SIZE.exec(text);
-  const mult = { K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 }[m?.[2] ?? ''] ?? 1;
-  return Number(m?.[1] ?? 0) * mult;
-}
 
 /** Parse an image reference: `/abs/path.qcow2` or `<distro>-<layer>`. */
 export function parseImageRef(ref: string): ImageRef | undefined {
@@ -133,7 +128,7 @@ export function loadEnvironment(file: string, suite: string): Environment {
     const disks: EnvDisk[] = v.disks.map((d, i) => {
       if (seen.has(d.name)) add([...p, 'disks', i, 'name'], `duplicate disk ${d.name}`);
       seen.add(d.name);
-      return { name: d.name, size: d.size, sizeBytes: sizeBytes(d.size), format: d.format };
+      return { name: d.name, size: d.size, sizeBytes: sizeToBytes(d.size), format: d.format };
     });
     return {
       name: vmName,

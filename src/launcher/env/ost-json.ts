@@ -5,7 +5,9 @@
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
+import { formatKeyPath } from '../../core/config-file.js';
 import { ConfigError, type ConfigProblem } from '../../core/errors.js';
+import { sizeToBytes } from '../../core/units.js';
 import type { Environment, EnvNetwork, EnvVm, ImageRef } from './model.js';
 
 const memory = z.union([
@@ -58,12 +60,6 @@ export function imageForVar(varName: string, distro: string, env: NodeJS.Process
   return { kind: 'package', distro, layer };
 }
 
-const SIZE = /^([1-9][0-9]*)([KMGT])?$/;
-const bytes = (s: string) => {
-  const m = SIZE.exec(s);
-  return Number(m?.[1] ?? 0) * ({ K: 2 ** 10, M: 2 ** 20, G: 2 ** 30, T: 2 ** 40 }[m?.[2] ?? ''] ?? 1);
-};
-
 /** Read an ost.json; the suite is named after its directory. OST_IMAGES_DISTRO picks the distro (default el9stream). */
 export function loadOstJson(file: string, env: NodeJS.ProcessEnv = process.env): Environment {
   const abs = path.resolve(file);
@@ -80,7 +76,7 @@ export function loadOstJson(file: string, env: NodeJS.ProcessEnv = process.env):
   const add = (p: (string | number)[], message: string) =>
     problems.push({
       file: abs,
-      path: p.map((k, i) => (typeof k === 'number' ? `[${k}]` : i ? `.${k}` : k)).join(''),
+      path: formatKeyPath(p),
       message,
     });
   if (!parsed.success) {
@@ -129,7 +125,7 @@ export function loadOstJson(file: string, env: NodeJS.ProcessEnv = process.env):
       disks: Object.entries(v.disks).map(([dev, d]) => ({
         name: dev,
         size: d.size,
-        sizeBytes: bytes(d.size),
+        sizeBytes: sizeToBytes(d.size),
         format: 'raw' as const,
       })),
       deployScripts: v['deploy-scripts'].map((s) => path.resolve(path.dirname(abs), s)),
