@@ -94,6 +94,11 @@ export function childrenOf(set: ImageSet, name: string): Layer[] {
   return set.layers.filter((l) => l.parent === name);
 }
 
+/** Layers nothing else is built on, in set order. */
+export function leavesOf(set: ImageSet): string[] {
+  return set.layers.filter((l) => childrenOf(set, l.name).length === 0).map((l) => l.name);
+}
+
 /** A layer and all layers below it. */
 export function descendantsOf(set: ImageSet, name: string): string[] {
   const out: string[] = [name];

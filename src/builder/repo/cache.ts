@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { OstError } from '../../core/errors.js';
-import { commitFile, exists, fileSha256, removeTree } from '../../core/fsutil.js';
+import { commitFile, exists, fileSha256, linkOrCopy, removeTree } from '../../core/fsutil.js';
 import { runArgv } from '../../tools/run-tool.js';
 import { layerFileName } from '../plan/model.js';
 import { buildProvide, layerProvide, parentBuildProvide } from '../rpm/pack.js';
@@ -52,7 +52,7 @@ async function download(repo: string, rel: string, dest: string): Promise<void> 
     return;
   }
   const src = path.join(repo.replace(/^file:\/\//, ''), rel);
-  await fs.link(src, dest).catch(() => fs.copyFile(src, dest));
+  await linkOrCopy(src, dest);
 }
 
 /** Unpack an RPM's files into dir (rpm2cpio | cpio, through a file: no shell). */

@@ -10,7 +10,7 @@ import { createrepoArgv } from '../../tools/createrepo.js';
 import { dnfInstallArgv } from '../../tools/dnf.js';
 import { info } from '../../tools/qemu-img.js';
 import { runArgv } from '../../tools/run-tool.js';
-import { chainOf, type ImageSet, layerFileName } from '../plan/model.js';
+import { chainOf, type ImageSet, layerFileName, leavesOf } from '../plan/model.js';
 import type { PackedRpm } from '../rpm/pack.js';
 import { IMAGES_PREFIX } from '../rpm/spec.js';
 
@@ -41,7 +41,7 @@ export async function verifyInstall(
   try {
     for (const r of rpms) await linkOrCopy(r.file, path.join(staging, 'Packages', path.basename(r.file)));
     await runArgv(createrepoArgv({ repo: staging, outputDir: staging }));
-    const leaves = set.layers.filter((l) => !set.layers.some((c) => c.parent === l.name)).map((l) => l.name);
+    const leaves = leavesOf(set);
     const wanted = [
       ...rpms.filter((r) => !r.squashed && leaves.includes(r.layer)).map((r) => r.name),
       ...rpms.filter((r) => r.squashed).map((r) => r.name),

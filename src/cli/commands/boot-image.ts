@@ -2,6 +2,7 @@
 import * as path from 'node:path';
 import { bootAndSsh } from '../../builder/boot.js';
 import { loadImageSet } from '../../builder/plan/load.js';
+import { leavesOf } from '../../builder/plan/model.js';
 import { BuildPaths } from '../../builder/state.js';
 import { onInterrupt } from '../../core/cleanup.js';
 import { OstError } from '../../core/errors.js';
@@ -28,8 +29,7 @@ function target(args: BootImageArgs): { image: string; key: string; label: strin
   if (!args.set) throw new OstError('name an image-set file (and layer), or pass --image and --key');
   const set = loadImageSet(args.set);
   const names = set.layers.map((l) => l.name);
-  const leaves = set.layers.filter((l) => !set.layers.some((c) => c.parent === l.name)).map((l) => l.name);
-  const layer = args.layer ?? leaves[0];
+  const layer = args.layer ?? leavesOf(set)[0];
   if (!layer || !names.includes(layer)) {
     throw new OstError(`no layer ${args.layer} in ${set.file}`, `layers are: ${names.join(', ')}`);
   }
