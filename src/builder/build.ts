@@ -256,13 +256,18 @@ export async function buildImages(set: ImageSet, opts: BuildOptions = {}): Promi
   const paths = new BuildPaths(out, set.distro);
   const accel = opts.accel ?? detectAccel();
   const jobs = Math.max(1, opts.jobs ?? 2);
-
-  if (opts.dryRun) {
-    const publicKey = (await readPublicKey(paths)) ?? undefined;
+  const cache = opts.cacheRepo ? await openCache(opts.cacheRepo, reporter) : undefined;
+  /** Keys, then the plan, then what the cache repository can provide instead of a build. */
+  const planWith = async (publicKey: string | undefined): Promise<PlanEntry[]> => {
     const keys = await computeKeys(set, { publicKey });
     const plan = await makePlan(set, keys, paths, { force: opts.force, only: opts.only });
-    const cache = opts.cacheRepo ? await openCache(opts.cacheRepo, reporter) : undefined;
     if (cache) planFetches(set, plan, cache.pkgs, new Set(opts.force ?? []));
+    return plan;
+  };
+
+  if (opts.dryRun) {
+    const publicKey = await readPublicKey(paths);
+    const plan = await planWith(publicKey);
     const shown = publicKey ?? '<public key generated on first build>';
     const dryRun = plan.map((e) => ({
       layer: e.layer.name,
@@ -283,7 +288,6 @@ export async function buildImages(set: ImageSet, opts: BuildOptions = {}): Promi
   const lock = await acquireLock(paths.lock(), `ost build-images ${set.file}`);
   try {
     await cleanStale(set, paths, reporter);
-    const cache = opts.cacheRepo ? await openCache(opts.cacheRepo, reporter) : undefined;
     if (cache && !(await readPublicKey(paths))) {
       const base = set.layers.find((l) => !l.parent);
       if (base && (await adoptKeyPair(cache.repo, cache.pkgs, packageName(set.distro, base.name), paths))) {
@@ -295,9 +299,7 @@ export async function buildImages(set: ImageSet, opts: BuildOptions = {}): Promi
     }
     const { publicKey, created } = await ensureKeyPair(paths);
     if (created) reporter({ type: 'info', message: `generated SSH key pair ${paths.privateKey()}` });
-    const keys = await computeKeys(set, { publicKey });
-    const plan = await makePlan(set, keys, paths, { force: opts.force, only: opts.only });
-    if (cache) planFetches(set, plan, cache.pkgs, new Set(opts.force ?? []));
+    const plan = await planWith(publicKey);
     preflight(set, plan);
     requireTools(toolsFor(plan));
     const outcomes = await schedule(
