@@ -89,22 +89,16 @@ export async function readSetRecords(
 
 /** RPM files that retention keeps: every file of the newest `keep` sets and whatever they require. */
 export function filesToKeep(records: SetRecord[], keep: number): Set<string> {
-  const kept = records.slice(-keep);
+  type Pkg = SetRecord['packages'][number];
+  const byNevr = new Map<string, Pkg>();
+  for (const r of records) for (const p of r.packages) byNevr.set(`${p.name} = ${p.evr}`, p);
   const files = new Set<string>();
-  const byNevr = new Map<string, string>();
-  for (const r of records) for (const p of r.packages) byNevr.set(`${p.name} = ${p.evr}`, p.file);
-  const queue = kept.flatMap((r) => r.packages);
-  while (queue.length > 0) {
-    const p = queue.pop();
-    if (!p || files.has(p.file)) continue;
+  const queue: Pkg[] = records.slice(-keep).flatMap((r) => r.packages);
+  for (let p = queue.pop(); p; p = queue.pop()) {
+    if (files.has(p.file)) continue;
     files.add(p.file);
-    if (p.requires) {
-      const dep = byNevr.get(p.requires);
-      if (dep) {
-        const rec = records.flatMap((r) => r.packages).find((x) => x.file === dep);
-        if (rec) queue.push(rec);
-      }
-    }
+    const dep = p.requires ? byNevr.get(p.requires) : undefined;
+    if (dep) queue.push(dep);
   }
   return files;
 }
