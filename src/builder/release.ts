@@ -63,7 +63,7 @@ async function release(
   opts: ReleaseOptions,
   reporter: Reporter,
 ): Promise<ReleaseResult> {
-  await builtManifests(set, paths); // a clear error when the set is not (completely, currently) built
+  const manifests = await builtManifests(set, paths); // a clear error when the set is not (completely, currently) built
   await step(
     reporter,
     'check',
@@ -84,6 +84,7 @@ async function release(
   const rpms = await step(reporter, 'pack', 'pack layers into RPMs', () =>
     packSet(set, {
       out: opts.out,
+      manifests,
       payload: opts.payload,
       squash: opts.squash,
       reporter,

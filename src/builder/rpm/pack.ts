@@ -37,6 +37,8 @@ export interface PackedRpm {
 
 export interface PackOptions {
   out: string;
+  /** The set's manifests when the caller already checked them with builtManifests(). */
+  manifests?: Map<string, LayerManifest>;
   payload?: string;
   squash?: string[];
   reporter?: Reporter;
@@ -160,7 +162,7 @@ export async function packSet(set: ImageSet, opts: PackOptions): Promise<PackedR
   const reporter: Reporter = opts.reporter ?? (() => {});
   const payload = opts.payload ?? DEFAULT_PAYLOAD;
   const paths = new BuildPaths(opts.out, set.distro);
-  const manifests = await builtManifests(set, paths);
+  const manifests = opts.manifests ?? (await builtManifests(set, paths));
   for (const s of opts.squash ?? []) {
     if (!manifests.has(s)) throw new OstError(`--squash ${s}: no such layer in ${set.file}`);
   }
