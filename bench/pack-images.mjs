@@ -216,26 +216,20 @@ const chainRpms = JSON.parse(sq.stdout).rpms.filter((x) =>
 const sqRoot = path.join(work, 'root-squashed');
 dnf(sqRoot, repo, 'install', ['ost-images-debian12-engine-installed-squashed']);
 const prefix = 'usr/share/ost-images';
-const bootChained = JSON.parse(
-  timed(ost, [
-    'boot-image',
-    '--image',
-    path.join(rootDir, prefix, 'debian12-engine-installed.qcow2'),
-    '--key',
-    path.join(rootDir, prefix, 'debian12_id_rsa'),
-    '--json',
-  ]).stdout,
-);
-const bootSquashed = JSON.parse(
-  timed(ost, [
-    'boot-image',
-    '--image',
-    path.join(sqRoot, prefix, 'debian12-engine-installed-squashed.qcow2'),
-    '--key',
-    path.join(sqRoot, prefix, 'debian12_id_rsa'),
-    '--json',
-  ]).stdout,
-);
+/** Boot an installed image with the key its RPM installed next to it; returns boot-image's JSON. */
+const bootInstalled = (root, image) =>
+  JSON.parse(
+    timed(ost, [
+      'boot-image',
+      '--image',
+      path.join(root, prefix, image),
+      '--key',
+      path.join(root, prefix, 'debian12_id_rsa'),
+      '--json',
+    ]).stdout,
+  );
+const bootChained = bootInstalled(rootDir, 'debian12-engine-installed.qcow2');
+const bootSquashed = bootInstalled(sqRoot, 'debian12-engine-installed-squashed.qcow2');
 say('\n## 3. squashed vs chained engine-installed');
 say('| variant | RPMs to install | boot to SSH |');
 say('|---|---|---|');

@@ -35,6 +35,31 @@ layers:
   return { dir, set: loadImageSet(path.join(dir, 'set.yaml')) };
 }
 
+/** A manifest as a build of `layer` (on `parent`) would write it. */
+function fakeManifest(
+  layer: string,
+  parent: string | undefined,
+  key: string,
+  buildId: string,
+  parentBuildId?: string,
+) {
+  return {
+    distro: 't',
+    layer,
+    parent,
+    key,
+    buildId,
+    parentBuildId,
+    file: '',
+    builtAt: '',
+    durationMs: 0,
+    virtualSize: 0,
+    allocatedBytes: 0,
+    packages: 1,
+    builder: 'test',
+  };
+}
+
 async function pretendBuilt(
   paths: BuildPaths,
   keys: Map<string, string>,
@@ -43,21 +68,11 @@ async function pretendBuilt(
   mkdirSync(paths.out, { recursive: true });
   for (const [layer, parent] of Object.entries(layers)) {
     writeFileSync(paths.image(layer), '');
-    await writeManifest(paths, {
-      distro: 't',
-      layer,
-      parent,
-      key: keys.get(layer) as string,
-      buildId: `id-${layer}`,
-      parentBuildId: parent ? `id-${parent}` : undefined,
-      file: '',
-      builtAt: '',
-      durationMs: 0,
-      virtualSize: 0,
-      allocatedBytes: 0,
-      packages: 1,
-      builder: 'test',
-    });
+    const parentId = parent ? `id-${parent}` : undefined;
+    await writeManifest(
+      paths,
+      fakeManifest(layer, parent, keys.get(layer) as string, `id-${layer}`, parentId),
+    );
   }
 }
 
@@ -115,21 +130,7 @@ describe('content keys and the plan', () => {
     const paths = new BuildPaths(path.join(dir, 'out'), 't');
     const keys = await computeKeys(set, {});
     await pretendBuilt(paths, keys, { base: undefined, a: 'base', b: 'base', c: 'b' });
-    await writeManifest(paths, {
-      distro: 't',
-      layer: 'b',
-      parent: 'base',
-      key: keys.get('b') as string,
-      buildId: 'id-b-new',
-      parentBuildId: 'id-base',
-      file: '',
-      builtAt: '',
-      durationMs: 0,
-      virtualSize: 0,
-      allocatedBytes: 0,
-      packages: 1,
-      builder: 't',
-    });
+    await writeManifest(paths, fakeManifest('b', 'base', keys.get('b') as string, 'id-b-new', 'id-base'));
     const plan = await makePlan(set, keys, paths);
     expect(plan.map((e) => e.action)).toEqual(['cached', 'cached', 'cached', 'build']);
     expect(plan[3]?.reason).toBe('parent b was rebuilt since');
