@@ -60,7 +60,7 @@ export function cliReporter(
         active.delete(e.id);
         const sym = { done: '✔', failed: '✖', cached: '●', skipped: '○', start: '…' }[e.status];
         const what = {
-          done: opts.doneWord ?? 'done',
+          done: e.doneWord ?? opts.doneWord ?? 'done',
           failed: 'FAILED',
           cached: 'cached',
           skipped: 'skipped',
