@@ -8,9 +8,11 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 APT_PKGS=(qemu-utils qemu-system-x86 libguestfs-tools linux-image-amd64 debootstrap openssh-client
-          virtinst libvirt-clients rpm rpm2cpio createrepo-c dnf tar cpio gpg iproute2 util-linux ca-certificates)
+          virtinst libvirt-clients rpm rpm2cpio createrepo-c dnf tar cpio gpg iproute2 util-linux ca-certificates
+          libvirt-daemon-system dnsmasq-base iptables)
 DNF_PKGS=(qemu-img qemu-system-x86-core guestfs-tools kernel-core debootstrap openssh-clients
-          virt-install libvirt-client rpm-build rpm-sign createrepo_c dnf tar cpio gnupg2 iproute util-linux ca-certificates)
+          virt-install libvirt-client rpm-build rpm-sign createrepo_c dnf tar cpio gnupg2 iproute util-linux ca-certificates
+          libvirt-daemon libvirt-daemon-driver-qemu libvirt-daemon-driver-network dnsmasq iptables)
 
 if command -v apt-get >/dev/null 2>&1; then
   missing=()
@@ -20,7 +22,7 @@ if command -v apt-get >/dev/null 2>&1; then
   if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing: ${missing[*]}"
     $SUDO apt-get update -q
-    DEBIAN_FRONTEND=noninteractive $SUDO -E apt-get install -y -q "${missing[@]}"
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
   fi
 elif command -v dnf >/dev/null 2>&1; then
   missing=()

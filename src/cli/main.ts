@@ -4,6 +4,15 @@ import { hideBin } from 'yargs/helpers';
 import { DEFAULT_PAYLOAD } from '../builder/rpm/spec.js';
 import { bootImageCommand } from './commands/boot-image.js';
 import { buildImagesCommand } from './commands/build-images.js';
+import {
+  consoleCommand,
+  downCommand,
+  gcCommand,
+  listCommand,
+  sshCommand,
+  statusCommand,
+  upCommand,
+} from './commands/env.js';
 import { publishImagesCommand } from './commands/publish-images.js';
 import { exitCodeFor, renderError } from './errors.js';
 
@@ -17,6 +26,19 @@ const publishOptions = {
   },
   payload: { type: 'string', describe: `RPM payload compression (default ${DEFAULT_PAYLOAD})` },
   'sign-key': { type: 'string', describe: 'GPG key id to sign RPMs and repomd.xml with' },
+} as const;
+
+const connect = {
+  connect: { type: 'string', describe: 'libvirt URI (default: $LIBVIRT_DEFAULT_URI or qemu:///system)' },
+} as const;
+const envOption = {
+  env: {
+    type: 'string',
+    describe: 'environment id, or a suite with one environment (default: the only one)',
+  },
+} as const;
+const jsonOption = {
+  json: { type: 'boolean', default: false, describe: 'machine-readable result on stdout' },
 } as const;
 
 export async function main(argv: string[]): Promise<number> {
@@ -142,6 +164,145 @@ export async function main(argv: string[]): Promise<number> {
           command: a.command,
           json: a.json,
         }).catch(fail);
+      },
+    )
+    .command(
+      'up [suite]',
+      'Start a suite of ost-env.yaml (or an OST ost.json) from the installed ost-images RPMs',
+      (y) =>
+        y
+          .positional('suite', { type: 'string', describe: 'suite in ost-env.yaml (e.g. demo-suite)' })
+          .option('env-file', {
+            type: 'string',
+            describe: 'ost-env.yaml to read (default: ./ost-env.yaml, else the bundled one)',
+          })
+          .option('env', {
+            type: 'string',
+            describe: "OST's own suite file (path/to/ost.json) instead of ost-env.yaml",
+          })
+          .option('id', { type: 'string', describe: 'environment id (default: <suite>-<random>)' })
+          .option('templates', {
+            type: 'string',
+            describe: 'directory with your own network/domain/nic/disk.xml',
+          })
+          .option('overlay-dir', {
+            type: 'string',
+            describe: 'overlay cache (default: $OST_OVERLAY_DIR or /dev/shm/ost)',
+          })
+          .option('overlay-fallback', {
+            type: 'string',
+            describe: 'used when the cache is too small (default: $OST_OVERLAY_FALLBACK or /var/tmp/ost)',
+          })
+          .option('overlay-reserve', { type: 'string', default: '1G', describe: 'free space wanted per VM' })
+          .option('images-root', {
+            type: 'string',
+            describe: 'look the ost-images RPMs up in this installroot',
+          })
+          .option('images-dir', {
+            type: 'string',
+            describe: 'take <distro>-<layer>.qcow2 from here (default: $OST_IMAGES_DIR)',
+          })
+          .option('key', {
+            type: 'string',
+            describe: 'SSH private key (default: the one the base RPM ships)',
+          })
+          .option('timeout', {
+            type: 'number',
+            default: 600,
+            describe: 'seconds each VM may take to be SSH-ready',
+          })
+          .options({ ...connect, ...jsonOption }),
+      async (a) => {
+        await upCommand({
+          suite: a.suite,
+          envFile: a['env-file'],
+          env: a.env,
+          id: a.id,
+          templates: a.templates,
+          overlayDir: a['overlay-dir'],
+          overlayFallback: a['overlay-fallback'],
+          overlayReserve: a['overlay-reserve'],
+          imagesRoot: a['images-root'],
+          imagesDir: a['images-dir'],
+          key: a.key,
+          timeout: a.timeout,
+          connect: a.connect,
+          json: a.json,
+        }).catch(fail);
+      },
+    )
+    .command(
+      'down [env]',
+      'Remove an environment: domains, networks, overlays, leases and its directory (idempotent)',
+      (y) => y.positional('env', envOption.env).options({ ...connect, ...jsonOption }),
+      async (a) => {
+        await downCommand({ env: a.env, connect: a.connect, json: a.json }).catch(fail);
+      },
+    )
+    .command(
+      'status [env]',
+      'Show an environment: VMs, addresses, libvirt states',
+      (y) => y.positional('env', envOption.env).options({ ...connect, ...jsonOption }),
+      async (a) => {
+        await statusCommand({ env: a.env, connect: a.connect, json: a.json }).catch(fail);
+      },
+    )
+    .command(
+      'list',
+      'List every environment on this host (up, starting, or a leftover of a dead ost up)',
+      (y) => y.options({ ...connect, ...jsonOption }),
+      async (a) => {
+        await listCommand({ connect: a.connect, json: a.json }).catch(fail);
+      },
+    )
+    .command(
+      'ssh <vm> [command..]',
+      'SSH into a VM of an environment (runs the command when given)',
+      (y) =>
+        y
+          .positional('vm', { type: 'string', demandOption: true })
+          .positional('command', { type: 'string', array: true, default: [] as string[] })
+          .options({ ...envOption, ...connect }),
+      async (a) => {
+        code = await sshCommand({
+          vm: a.vm,
+          command: a.command as string[],
+          env: a.env,
+          connect: a.connect,
+        }).catch((err) => {
+          fail(err);
+          return code;
+        });
+      },
+    )
+    .command(
+      'console <vm>',
+      "Attach to a VM's serial console (virsh console), or print its log with --log",
+      (y) =>
+        y
+          .positional('vm', { type: 'string', demandOption: true })
+          .option('log', { type: 'boolean', default: false, describe: 'print the console log instead' })
+          .option('lines', { type: 'number', default: 50, describe: 'lines of --log' })
+          .options({ ...envOption, ...connect }),
+      async (a) => {
+        code = await consoleCommand({
+          vm: a.vm,
+          env: a.env,
+          log: a.log,
+          lines: a.lines,
+          connect: a.connect,
+        }).catch((err) => {
+          fail(err);
+          return code;
+        });
+      },
+    )
+    .command(
+      'gc',
+      'Remove leftovers of environments whose ost up died before finishing',
+      (y) => y.options({ ...connect, ...jsonOption }),
+      async (a) => {
+        await gcCommand({ connect: a.connect, json: a.json }).catch(fail);
       },
     )
     .demandCommand(1, 'name a command; ost --help lists them')

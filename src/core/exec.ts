@@ -223,3 +223,12 @@ export function startProcess(
     },
   };
 }
+
+/** Run a command attached to our terminal (ssh, virsh console); resolves with its exit code. */
+export function runInteractive(file: string, args: readonly string[]): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, [...args], { stdio: 'inherit' });
+    child.on('error', reject);
+    child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+  });
+}

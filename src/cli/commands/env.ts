@@ -1,0 +1,241 @@
+// `ost up / down / status / ssh / console / list / gc`: thin handlers over src/launcher.
+import { existsSync } from 'node:fs';
+import * as path from 'node:path';
+import { onInterrupt } from '../../core/cleanup.js';
+import { OstError } from '../../core/errors.js';
+import { runInteractive } from '../../core/exec.js';
+import { processAlive } from '../../core/process.js';
+import { requireTool } from '../../core/require-tool.js';
+import { sizeToBytes } from '../../core/units.js';
+import { loadEnvironment } from '../../launcher/env/load.js';
+import type { Environment } from '../../launcher/env/model.js';
+import { loadOstJson } from '../../launcher/env/ost-json.js';
+import { Templates } from '../../launcher/libvirt/templates.js';
+import { consoleTail } from '../../launcher/ready/wait.js';
+import { requireEnv, selectEnv } from '../../launcher/select.js';
+import { discoverEnvs, type FoundEnv, isLeftover, isUp } from '../../launcher/state/discover.js';
+import { type EnvRecord, stateRoot } from '../../launcher/state/record.js';
+import { teardown } from '../../launcher/teardown.js';
+import { up } from '../../launcher/up.js';
+import { libvirtUri, virsh } from '../../tools/virsh.js';
+import { cliReporter } from '../reporter.js';
+
+/** Options every env command shares. */
+export interface EnvCommon {
+  connect?: string;
+  json?: boolean;
+}
+
+const BUNDLED_ENV_FILE = path.resolve(
+  path.dirname(new URL(import.meta.url).pathname),
+  '../../../ost-env.yaml',
+);
+
+export interface UpArgs extends EnvCommon {
+  suite?: string;
+  envFile?: string;
+  env?: string;
+  id?: string;
+  templates?: string;
+  overlayDir?: string;
+  overlayFallback?: string;
+  overlayReserve: string;
+  imagesRoot?: string;
+  imagesDir?: string;
+  key?: string;
+  timeout: number;
+}
+
+function loadEnv(a: UpArgs): Environment {
+  if (a.env) return loadOstJson(a.env);
+  if (!a.suite) throw new OstError('name a suite (ost up demo-suite), or pass --env path/to/ost.json');
+  const file = a.envFile ?? (existsSync('ost-env.yaml') ? 'ost-env.yaml' : BUNDLED_ENV_FILE);
+  return loadEnvironment(file, a.suite);
+}
+
+const secs = (ms: number | undefined) => (ms === undefined ? '-' : `${(ms / 1000).toFixed(1)}s`);
+
+/** The human summary of an env that is up. */
+export function upSummary(r: EnvRecord): string {
+  const rows = r.vms.map((vm) => {
+    const img = vm.image.package
+      ? `${vm.image.package.name}-${vm.image.package.version}-${vm.image.package.release}`
+      : vm.image.path;
+    return `  ${vm.name.padEnd(10)} ${vm.address.padEnd(16)} ${(vm.systemState ?? '').padEnd(9)} boot→SSH ${secs(vm.timings.bootToSsh).padStart(6)}  ${img}`;
+  });
+  const t = r.timings;
+  return [
+    `environment ${r.id} (suite ${r.suite}) is up:`,
+    ...rows,
+    `time: resolve ${secs(t.resolve)}, overlays ${secs(t.overlays)}, lease ${secs(t.lease)}, networks ${secs(t.networks)}, ` +
+      `define+start ${secs(t.domains)}, boot to SSH ${secs(t.ready)}${t.deploy ? `, deploy ${secs(t.deploy)}` : ''}; ` +
+      `total ${secs(t.total)} (ost's own overhead ${secs(t.overhead)})`,
+    `inventory:  ${path.join(r.workdir, 'inventory')}`,
+    `ssh_config: ${path.join(r.workdir, 'ssh_config')}   (ost ssh ${r.vms[0]?.name ?? '<vm>'}, or ssh -F …)`,
+    `stop it:    ost down ${r.id}`,
+  ].join('\n');
+}
+
+export async function upCommand(a: UpArgs): Promise<void> {
+  const env = loadEnv(a);
+  const ui = cliReporter({ quiet: a.json });
+  const abort = new AbortController();
+  const off = onInterrupt(abort, () => process.exit(130));
+  try {
+    const record = await up({
+      env,
+      id: a.id,
+      uri: libvirtUri(a.connect),
+      stateRoot: stateRoot(),
+      overlays: {
+        root: a.overlayDir ?? process.env.OST_OVERLAY_DIR ?? '/dev/shm/ost',
+        fallback: a.overlayFallback ?? process.env.OST_OVERLAY_FALLBACK ?? '/var/tmp/ost',
+        reservePerVmBytes: sizeToBytes(a.overlayReserve),
+      },
+      templates: new Templates(a.templates ?? process.env.OST_TEMPLATES_DIR),
+      images: {
+        root: a.imagesRoot,
+        imagesDir: a.imagesDir ?? process.env.OST_IMAGES_DIR,
+        key: a.key,
+      },
+      timeoutMs: a.timeout * 1000,
+      reporter: ui.reporter,
+      signal: abort.signal,
+    });
+    ui.stop();
+    process.stdout.write(a.json ? `${JSON.stringify(record, null, 2)}\n` : `${upSummary(record)}\n`);
+  } finally {
+    ui.stop();
+    off();
+  }
+}
+
+function describe(e: FoundEnv): { state: string; owner: string } {
+  const state = isUp(e) ? 'up' : isLeftover(e) ? 'leftover' : 'starting';
+  const owner = e.owner ? `${e.owner.pid}${processAlive(e.owner) ? '' : ' (gone)'}` : '-';
+  return { state, owner };
+}
+
+export async function downCommand(a: EnvCommon & { env?: string }): Promise<void> {
+  const uri = libvirtUri(a.connect);
+  const root = stateRoot();
+  const e = await selectEnv(uri, root, a.env);
+  if (!e) {
+    process.stdout.write(
+      a.json ? '{"removed":null}\n' : `nothing to remove${a.env ? `: no environment ${a.env}` : ''}\n`,
+    );
+    return;
+  }
+  const ui = cliReporter({ quiet: a.json });
+  const r = await teardown(uri, root, e, ui.reporter);
+  ui.stop();
+  process.stdout.write(
+    a.json
+      ? `${JSON.stringify({ id: e.id, ...r }, null, 2)}\n`
+      : `removed ${e.id}: ${r.domains.length} domains, ${r.networks.length} networks, ${r.leases.length} leases, ${r.removed.join(', ') || 'no dirs'}\n`,
+  );
+}
+
+export async function listCommand(a: EnvCommon): Promise<void> {
+  const envs = [...(await discoverEnvs(libvirtUri(a.connect), stateRoot())).values()];
+  if (a.json) {
+    const doc = envs.map((e) => ({
+      id: e.id,
+      suite: e.suite,
+      ...describe(e),
+      domains: [...e.domains.keys()],
+      networks: [...e.networks.keys()],
+      leases: e.leases,
+      workdir: e.workdir,
+    }));
+    process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
+    return;
+  }
+  if (envs.length === 0) {
+    process.stdout.write('no environments\n');
+    return;
+  }
+  process.stdout.write(`${'ID'.padEnd(28)} ${'SUITE'.padEnd(14)} ${'STATE'.padEnd(9)} VMS NETS OWNER\n`);
+  for (const e of envs) {
+    const d = describe(e);
+    process.stdout.write(
+      `${e.id.padEnd(28)} ${e.suite.padEnd(14)} ${d.state.padEnd(9)} ${String(e.domains.size).padStart(3)} ${String(e.networks.size).padStart(4)} ${d.owner}\n`,
+    );
+  }
+}
+
+export async function statusCommand(a: EnvCommon & { env?: string }): Promise<void> {
+  const uri = libvirtUri(a.connect);
+  const e = await requireEnv(uri, stateRoot(), a.env);
+  const states = new Map<string, string>();
+  await Promise.all(
+    [...e.domains.keys()].map(async (d) => {
+      const r = await virsh(uri, ['domstate', d], { allowFailure: true });
+      states.set(d, r.exitCode === 0 ? r.stdout.trim() : 'gone');
+    }),
+  );
+  const d = describe(e);
+  if (a.json) {
+    process.stdout.write(
+      `${JSON.stringify({ id: e.id, suite: e.suite, ...d, domains: Object.fromEntries(states), record: e.record }, null, 2)}\n`,
+    );
+    return;
+  }
+  const lines = [`environment ${e.id} (suite ${e.suite}): ${d.state}, owner ${d.owner}`];
+  for (const vm of e.record?.vms ?? []) {
+    lines.push(
+      `  ${vm.name.padEnd(10)} ${vm.address.padEnd(16)} ${(states.get(vm.libvirtName) ?? 'gone').padEnd(9)} ${vm.image.package?.name ?? vm.image.path}`,
+    );
+  }
+  if (!e.record) for (const [name, s] of states) lines.push(`  ${name} ${s}`);
+  for (const n of e.networks.keys()) lines.push(`  network ${n}`);
+  if (e.workdir) lines.push(`  workdir ${e.workdir}`);
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+async function vmOf(a: EnvCommon & { env?: string; vm: string }) {
+  const uri = libvirtUri(a.connect);
+  const e = await requireEnv(uri, stateRoot(), a.env);
+  const vm = e.record?.vms.find((v) => v.name === a.vm || v.hostname === a.vm);
+  if (!e.record || !vm) {
+    const names = e.record?.vms.map((v) => v.name).join(', ') ?? '(env.json is missing)';
+    throw new OstError(`no VM ${a.vm} in environment ${e.id}`, `VMs are: ${names}`);
+  }
+  return { uri, e, record: e.record, vm };
+}
+
+export async function sshCommand(
+  a: EnvCommon & { env?: string; vm: string; command: string[] },
+): Promise<number> {
+  const { record, vm } = await vmOf(a);
+  const ssh = requireTool('ssh');
+  return runInteractive(ssh, ['-F', path.join(record.workdir, 'ssh_config'), vm.name, ...a.command]);
+}
+
+export async function consoleCommand(
+  a: EnvCommon & { env?: string; vm: string; log: boolean; lines: number },
+): Promise<number> {
+  const { uri, vm } = await vmOf(a);
+  if (a.log) {
+    process.stdout.write(`${(await consoleTail(vm.consoleLog, a.lines)).join('\n')}\n`);
+    return 0;
+  }
+  return runInteractive(requireTool('virsh'), ['-c', uri, 'console', vm.libvirtName]);
+}
+
+export async function gcCommand(a: EnvCommon): Promise<void> {
+  const uri = libvirtUri(a.connect);
+  const root = stateRoot();
+  const leftovers = [...(await discoverEnvs(uri, root)).values()].filter(isLeftover);
+  const ui = cliReporter({ quiet: a.json });
+  const removed = [];
+  for (const e of leftovers) removed.push({ id: e.id, ...(await teardown(uri, root, e, ui.reporter)) });
+  ui.stop();
+  process.stdout.write(
+    a.json
+      ? `${JSON.stringify({ removed }, null, 2)}\n`
+      : removed.length === 0
+        ? 'no leftovers\n'
+        : `${removed.map((r) => `removed leftover ${r.id}: ${r.domains.length} domains, ${r.networks.length} networks, ${r.leases.length} leases`).join('\n')}\n`,
+  );
+}

@@ -1,0 +1,154 @@
+// `<distro>-<layer>` → the qcow2 installed by ost-images-<distro>-<layer> (rpm database, an installroot, or
+// OST_IMAGES_DIR), its whole backing chain checked and readable by qemu, and the SSH key of its image set.
+import { existsSync, readdirSync } from 'node:fs';
+import * as path from 'node:path';
+import { OstError } from '../../core/errors.js';
+import { parseInfo } from '../../tools/qemu-img.js';
+import { parseRpmQuery, rpmFilesArgv, rpmQueryArgv } from '../../tools/rpm.js';
+import { runArgv } from '../../tools/run-tool.js';
+import type { EnvVm, ImageRef } from '../env/model.js';
+import { type Identity, unreadableBy } from './qemu-user.js';
+
+export interface ResolveOptions {
+  /** Look the packages up in this installroot (`rpm --root`) instead of the host. */
+  root?: string;
+  /** Take `<distro>-<layer>.qcow2` from this directory instead of the rpm database. */
+  imagesDir?: string;
+  /** Private key to log in with; default: `<distro>_id_rsa` next to the chain's base image. */
+  key?: string;
+  qemu: Identity;
+  signal?: AbortSignal;
+}
+
+export interface ResolvedImage {
+  /** As written in the environment: `debian12-engine-installed` or a path. */
+  ref: string;
+  path: string;
+  package?: { name: string; version: string; release: string };
+  /** Absolute file names, top first. */
+  chain: string[];
+  virtualSize: number;
+  key: string;
+}
+
+/** The display form of an image reference. */
+export function refText(ref: ImageRef, squashed = false): string {
+  return ref.kind === 'path' ? ref.path : `${ref.distro}-${ref.layer}${squashed ? '-squashed' : ''}`;
+}
+
+/** The package that installs an image. */
+export function packageOf(ref: ImageRef & { kind: 'package' }, squashed: boolean): string {
+  return `ost-images-${ref.distro}-${ref.layer}${squashed ? '-squashed' : ''}`;
+}
+
+function findKey(chain: string[], distro?: string): string | undefined {
+  const dirs = [...new Set(chain.map((f) => path.dirname(f)))].reverse();
+  for (const d of dirs) {
+    if (distro && existsSync(path.join(d, `${distro}_id_rsa`))) return path.join(d, `${distro}_id_rsa`);
+    const any = readdirSync(d).find((f) => f.endsWith('_id_rsa'));
+    if (any) return path.join(d, any);
+  }
+  return undefined;
+}
+
+/**
+ * Resolve the images of these VMs (each distinct image once). Every problem is collected: missing
+ * packages become one error with the `dnf install` that fixes them.
+ */
+export async function resolveImages(
+  vms: readonly EnvVm[],
+  opts: ResolveOptions,
+): Promise<Map<string, ResolvedImage>> {
+  const wanted = new Map<string, { ref: ImageRef; squashed: boolean }>();
+  for (const vm of vms) wanted.set(refText(vm.image, vm.squashed), { ref: vm.image, squashed: vm.squashed });
+  const paths = new Map<string, { file: string; pkg?: ResolvedImage['package']; distro?: string }>();
+  const problems: string[] = [];
+  const missingPackages: string[] = [];
+  const packaged = [...wanted].filter(([, w]) => w.ref.kind === 'package');
+  for (const [text, w] of wanted) {
+    if (w.ref.kind === 'path') paths.set(text, { file: path.resolve(w.ref.path) });
+    else if (opts.imagesDir) {
+      paths.set(text, { file: path.resolve(opts.imagesDir, `${text}.qcow2`), distro: w.ref.distro });
+    }
+  }
+  if (!opts.imagesDir && packaged.length > 0) {
+    const names = packaged.map(([, w]) => packageOf(w.ref as ImageRef & { kind: 'package' }, w.squashed));
+    const res = await runArgv(rpmQueryArgv(names, opts.root), { allowFailure: true, signal: opts.signal });
+    const q = parseRpmQuery(res.stdout);
+    missingPackages.push(...q.missing);
+    await Promise.all(
+      packaged.map(async ([text, w]) => {
+        const ref = w.ref as ImageRef & { kind: 'package' };
+        const name = packageOf(ref, w.squashed);
+        const pkg = q.installed.find((p) => p.name === name);
+        if (!pkg) return;
+        const files = await runArgv(rpmFilesArgv(name, opts.root), { signal: opts.signal });
+        const qcow = files.stdout.split('\n').find((f) => f.endsWith(`/${text}.qcow2`));
+        if (!qcow) {
+          problems.push(`package ${name} installs no ${text}.qcow2; reinstall it: dnf reinstall ${name}`);
+          return;
+        }
+        paths.set(text, {
+          file: opts.root ? path.join(opts.root, qcow) : qcow,
+          pkg: { name, version: pkg.version, release: pkg.release },
+          distro: ref.distro,
+        });
+      }),
+    );
+  }
+  if (missingPackages.length > 0) {
+    const where = opts.root ? ` --installroot=${opts.root}` : '';
+    problems.unshift(
+      `not installed: ${missingPackages.join(', ')}\n  fix: dnf${where} install ${missingPackages.join(' ')}`,
+    );
+  }
+  const out = new Map<string, ResolvedImage>();
+  await Promise.all(
+    [...paths].map(async ([text, p]) => {
+      if (!existsSync(p.file)) {
+        problems.push(
+          `image ${text}: ${p.file} does not exist${opts.imagesDir ? ` (OST_IMAGES_DIR=${opts.imagesDir})` : ''}`,
+        );
+        return;
+      }
+      const info = await runArgv(['qemu-img', 'info', '-U', '--backing-chain', '--output=json', p.file], {
+        allowFailure: true,
+        signal: opts.signal,
+      });
+      if (info.exitCode !== 0) {
+        const why = info.stderr.trim().split('\n').pop() ?? '';
+        problems.push(
+          `image ${text}: the backing chain of ${p.file} does not resolve: ${why}\n  fix: install the parent layer's package (rpm -q --requires ${p.pkg?.name ?? 'the package'})`,
+        );
+        return;
+      }
+      const chain = parseInfo(info.stdout).map((i) => path.resolve(path.dirname(p.file), i.filename));
+      for (const f of chain) {
+        const why = unreadableBy(opts.qemu, f);
+        if (why) problems.push(`image ${text}: qemu (user ${opts.qemu.name}) cannot read the chain: ${why}`);
+      }
+      const key = opts.key ? path.resolve(opts.key) : findKey(chain, p.distro);
+      if (!key || !existsSync(key)) {
+        problems.push(
+          `image ${text}: no SSH private key ${opts.key ?? `(${p.distro ?? '<distro>'}_id_rsa next to ${chain.at(-1)})`}; the base RPM ships it, or pass --key`,
+        );
+        return;
+      }
+      const top = parseInfo(info.stdout)[0];
+      out.set(text, {
+        ref: text,
+        path: p.file,
+        package: p.pkg,
+        chain,
+        virtualSize: top?.virtualSize ?? 0,
+        key,
+      });
+    }),
+  );
+  if (problems.length > 0) {
+    throw new OstError(
+      `cannot use the images of this environment:\n${problems.map((p) => `  - ${p}`).join('\n')}`,
+    );
+  }
+  return out;
+}

@@ -1,0 +1,109 @@
+// Subnet leases: one file per /24 under <state>/leases, written under a lock held only while leasing
+// (never while VMs boot). Subnets the host already uses are skipped.
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { OstError } from '../../core/errors.js';
+import { run } from '../../core/exec.js';
+import { acquireLock } from '../../core/lock.js';
+import type { ProcessId } from '../../core/process.js';
+
+export interface Lease {
+  prefix: string;
+  envId: string;
+  network: string;
+  owner: ProcessId;
+}
+
+/** The /24 prefixes auto-leasing picks from: 192.168.200 … 192.168.254 (as OST does). */
+export const AUTO_PREFIXES = Array.from({ length: 55 }, (_, i) => `192.168.${200 + i}`);
+
+/** Parse `ip -j -4 addr`: the `a.b.c` prefixes of every IPv4 address on the host. */
+export function parseIpAddrJson(stdout: string): Set<string> {
+  const used = new Set<string>();
+  const raw: unknown = JSON.parse(stdout || '[]');
+  if (!Array.isArray(raw)) return used;
+  for (const link of raw) {
+    const infos = (link as { addr_info?: { local?: string; family?: string }[] }).addr_info ?? [];
+    for (const a of infos) {
+      if (a.local && /^\d+\.\d+\.\d+\.\d+$/.test(a.local)) used.add(a.local.split('.').slice(0, 3).join('.'));
+    }
+  }
+  return used;
+}
+
+async function hostPrefixes(): Promise<Set<string>> {
+  const res = await run('ip', ['-j', '-4', 'addr'], { allowFailure: true });
+  return res.exitCode === 0 ? parseIpAddrJson(res.stdout) : new Set();
+}
+
+/** Every lease on the host. */
+export async function readLeases(dir: string): Promise<Lease[]> {
+  let names: string[];
+  try {
+    names = await fs.readdir(dir);
+  } catch {
+    return [];
+  }
+  const out: Lease[] = [];
+  for (const n of names.filter((f) => f.endsWith('.json'))) {
+    try {
+      out.push(JSON.parse(await fs.readFile(path.join(dir, n), 'utf8')) as Lease);
+    } catch {
+      // half-written lease of a crashed writer: it holds nothing
+    }
+  }
+  return out;
+}
+
+/**
+ * Lease a /24 for each network: `fixed` ones as asked (an error when taken), the others from
+ * AUTO_PREFIXES. Returns network name → prefix.
+ */
+export async function leaseSubnets(
+  dir: string,
+  envId: string,
+  owner: ProcessId,
+  wanted: { network: string; fixed?: string }[],
+): Promise<Map<string, string>> {
+  await fs.mkdir(dir, { recursive: true });
+  const lock = await acquireLock(path.join(dir, '.lock'), `lease subnets for ${envId}`, 30_000);
+  try {
+    const taken = new Set((await readLeases(dir)).map((l) => l.prefix));
+    for (const p of await hostPrefixes()) taken.add(p);
+    const out = new Map<string, string>();
+    for (const w of wanted) {
+      let prefix: string | undefined;
+      if (w.fixed) {
+        if (taken.has(w.fixed)) {
+          throw new OstError(
+            `subnet ${w.fixed}.0/24 of network ${w.network} is in use on this host`,
+            'use ipv4: auto, or stop the environment that holds it (ost list)',
+          );
+        }
+        prefix = w.fixed;
+      } else {
+        prefix = AUTO_PREFIXES.find((p) => !taken.has(p));
+        if (!prefix) {
+          throw new OstError(
+            'no free /24 left in 192.168.200-254',
+            'stop environments you no longer need (ost list, ost down), and clear leftovers with ost gc',
+          );
+        }
+      }
+      taken.add(prefix);
+      const lease: Lease = { prefix, envId, network: w.network, owner };
+      await fs.writeFile(path.join(dir, `${prefix}.json`), JSON.stringify(lease), { flag: 'wx' });
+      out.set(w.network, prefix);
+    }
+    return out;
+  } finally {
+    await lock.release();
+  }
+}
+
+/** Drop every lease of an env. */
+export async function releaseLeases(dir: string, envId: string): Promise<string[]> {
+  const mine = (await readLeases(dir)).filter((l) => l.envId === envId);
+  await Promise.all(mine.map((l) => fs.rm(path.join(dir, `${l.prefix}.json`), { force: true })));
+  return mine.map((l) => l.prefix);
+}

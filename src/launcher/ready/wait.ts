@@ -1,0 +1,111 @@
+// SSH readiness: TCP probe with exponential backoff (not a 1-second flood), then one SSH login that waits
+// for systemd to settle. One deadline per VM; a timeout shows the last lines of the VM's serial console.
+import * as fs from 'node:fs/promises';
+import { connect } from 'node:net';
+import { OstError } from '../../core/errors.js';
+import { runArgv } from '../../tools/run-tool.js';
+import { sshArgv } from '../../tools/ssh.js';
+
+export interface ReadyTarget {
+  vm: string;
+  address: string;
+  key: string;
+  consoleLog: string;
+}
+
+export interface ReadyResult {
+  /** `running` or `degraded`. */
+  systemState: string;
+  /** When port 22 first accepted a connection, from the start of the wait. */
+  tcpMs: number;
+  readyMs: number;
+  probes: number;
+}
+
+// terminal escape sequences (colours, cursor moves) in a serial console log
+const ANSI_ESCAPE = new RegExp(`${String.fromCharCode(27)}\\[[0-9;?]*[A-Za-z]`, 'g');
+
+/** The last `n` lines of a console log, control characters stripped. */
+export async function consoleTail(file: string, n = 20): Promise<string[]> {
+  try {
+    const text = await fs.readFile(file, 'utf8');
+    return text.replace(ANSI_ESCAPE, '').replace(/\r/g, '').trimEnd().split('\n').slice(-n);
+  } catch {
+    return [];
+  }
+}
+
+function tcpOpen(host: string, port: number, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ host, port });
+    const done = (ok: boolean) => {
+      s.destroy();
+      resolve(ok);
+    };
+    s.setTimeout(timeoutMs, () => done(false));
+    s.once('connect', () => done(true));
+    s.once('error', () => done(false));
+  });
+}
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(t);
+        reject(signal.reason);
+      },
+      { once: true },
+    );
+  });
+
+/** The backoff schedule: 0.5 s doubling up to 8 s. */
+export function backoff(attempt: number): number {
+  return Math.min(500 * 2 ** attempt, 8000);
+}
+
+/** Wait until the VM answers SSH and systemd reports running/degraded, or throw at the deadline. */
+export async function waitReady(
+  t: ReadyTarget,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<ReadyResult> {
+  const started = Date.now();
+  const deadline = started + timeoutMs;
+  let probes = 0;
+  let tcpMs: number | undefined;
+  let last = 'port 22 not open yet';
+  const target = { host: t.address, port: 22, user: 'root', privateKey: t.key };
+  for (let attempt = 0; ; attempt++) {
+    signal?.throwIfAborted();
+    const left = deadline - Date.now();
+    if (left <= 0) break;
+    probes++;
+    if (await tcpOpen(t.address, 22, Math.min(3000, left))) {
+      tcpMs ??= Date.now() - started;
+      const res = await runArgv(sshArgv(target, 'systemctl is-system-running --wait', 10), {
+        allowFailure: true,
+        timeoutMs: Math.max(left, 1000),
+        signal,
+      });
+      const state = res.stdout.trim().split('\n').pop() ?? '';
+      if (res.exitCode !== 255 && (state === 'running' || state === 'degraded')) {
+        return { systemState: state, tcpMs, readyMs: Date.now() - started, probes };
+      }
+      last =
+        res.exitCode === 255
+          ? `ssh: ${res.stderr.trim().split('\n').pop() ?? 'failed'}`
+          : `systemd is ${state || 'unknown'}`;
+    }
+    await sleep(Math.min(backoff(attempt), Math.max(0, deadline - Date.now())), signal);
+  }
+  const tail = await consoleTail(t.consoleLog);
+  throw new OstError(
+    `VM ${t.vm} (${t.address}) was not ready within ${Math.round(timeoutMs / 1000)}s (last: ${last})\n` +
+      `last lines of its serial console (${t.consoleLog}):\n${tail.map((l) => `  | ${l}`).join('\n') || '  (empty)'}`,
+    'raise --timeout on a slow host, or look at the console log for a boot problem',
+  );
+}

@@ -1,0 +1,100 @@
+// Find every ost environment on the host from libvirt metadata, env dirs and leases — whichever remains.
+import * as fs from 'node:fs/promises';
+import { processAlive } from '../../core/process.js';
+import { parseNames, virsh } from '../../tools/virsh.js';
+import { type OstMetadata, readMetadata } from '../libvirt/render.js';
+import { parseXml } from '../libvirt/xml.js';
+import { readLeases } from '../net/leases.js';
+import { type EnvRecord, envDirOf, envsDir, leasesDir, readRecord } from './record.js';
+
+export interface FoundEnv {
+  id: string;
+  suite: string;
+  workdir?: string;
+  overlayDir?: string;
+  owner?: { pid: number; start: string };
+  /** libvirt domain name → its metadata. */
+  domains: Map<string, OstMetadata>;
+  networks: Map<string, OstMetadata>;
+  leases: string[];
+  record?: EnvRecord;
+}
+
+/** Whether `ost up` finished for this env (a domain says so, or env.json does). */
+export function isUp(e: FoundEnv): boolean {
+  return [...e.domains.values()].some((m) => m.state === 'up') || e.record?.status === 'up';
+}
+
+/** A leftover: its `ost up` never finished and the process that ran it is gone. */
+export function isLeftover(e: FoundEnv): boolean {
+  if (isUp(e)) return false;
+  return !e.owner || !processAlive(e.owner);
+}
+
+async function ostObjects(uri: string, kind: 'domain' | 'network'): Promise<Map<string, OstMetadata>> {
+  const list = kind === 'domain' ? ['list', '--all', '--name'] : ['net-list', '--all', '--name'];
+  const names = parseNames((await virsh(uri, list)).stdout).filter((n) => n.startsWith('ost-'));
+  const out = new Map<string, OstMetadata>();
+  await Promise.all(
+    names.map(async (name) => {
+      const res = await virsh(uri, [kind === 'domain' ? 'dumpxml' : 'net-dumpxml', name], {
+        allowFailure: true,
+      });
+      if (res.exitCode !== 0) return; // gone meanwhile
+      const parsed = parseXml(res.stdout);
+      if ('error' in parsed) return;
+      const root = parsed.doc[kind];
+      const meta = root && typeof root === 'object' && !Array.isArray(root) ? readMetadata(root) : undefined;
+      if (meta) out.set(name, meta);
+    }),
+  );
+  return out;
+}
+
+/** Every env on the host, by id. */
+export async function discoverEnvs(uri: string, root: string): Promise<Map<string, FoundEnv>> {
+  const envs = new Map<string, FoundEnv>();
+  const get = (id: string, suite = ''): FoundEnv => {
+    let e = envs.get(id);
+    if (!e) {
+      e = { id, suite, domains: new Map(), networks: new Map(), leases: [] };
+      envs.set(id, e);
+    }
+    if (!e.suite && suite) e.suite = suite;
+    return e;
+  };
+  const [domains, networks] = await Promise.all([ostObjects(uri, 'domain'), ostObjects(uri, 'network')]);
+  for (const [kind, objects] of [
+    ['domains', domains],
+    ['networks', networks],
+  ] as const) {
+    for (const [name, m] of objects) {
+      const e = get(m.envId, m.suite);
+      e[kind].set(name, m);
+      e.workdir ??= m.workdir;
+      e.overlayDir ??= m.overlayDir;
+      e.owner ??= { pid: m.ownerPid, start: m.ownerStart };
+    }
+  }
+  let dirs: string[] = [];
+  try {
+    dirs = await fs.readdir(envsDir(root));
+  } catch {
+    // no env dir yet
+  }
+  for (const id of dirs) {
+    const workdir = envDirOf(root, id);
+    const record = await readRecord(workdir);
+    const e = get(id, record?.suite);
+    e.workdir ??= workdir;
+    e.record = record;
+    e.overlayDir ??= record?.overlayDir;
+    e.owner ??= record?.owner;
+  }
+  for (const l of await readLeases(leasesDir(root))) {
+    const e = get(l.envId);
+    e.leases.push(l.prefix);
+    e.owner ??= l.owner;
+  }
+  return envs;
+}

@@ -1,0 +1,114 @@
+// The env dir: env.json (what `ost up` made and how long it took), the Ansible inventory and ssh_config.
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { atomicWriteFile } from '../../core/fsutil.js';
+import type { ProcessId } from '../../core/process.js';
+import type { NetLayout, VmLayout } from '../net/layout.js';
+
+/** Where ost keeps env dirs and leases: OST_STATE_DIR, default /run/ost (gone on reboot, like the VMs). */
+export function stateRoot(env: NodeJS.ProcessEnv = process.env): string {
+  return path.resolve(env.OST_STATE_DIR ?? '/run/ost');
+}
+export const envsDir = (root: string) => path.join(root, 'envs');
+export const leasesDir = (root: string) => path.join(root, 'leases');
+export const envDirOf = (root: string, id: string) => path.join(envsDir(root), id);
+
+export interface VmRecord extends VmLayout {
+  image: {
+    ref: string;
+    path: string;
+    package?: { name: string; version: string; release: string };
+    chain: string[];
+  };
+  overlay: string;
+  disks: { name: string; path: string; size: string; format: string }[];
+  memoryMiB: number;
+  vcpus: number;
+  consoleLog: string;
+  key: string;
+  systemState?: string;
+  timings: Record<string, number>;
+}
+
+export interface EnvRecord {
+  version: 1;
+  id: string;
+  suite: string;
+  source: string;
+  status: 'starting' | 'up' | 'failed';
+  owner: ProcessId;
+  created: string;
+  uri: string;
+  workdir: string;
+  overlayDir: string;
+  domainType: 'kvm' | 'qemu';
+  networks: NetLayout[];
+  vms: VmRecord[];
+  /** Milliseconds per phase, and `total`. */
+  timings: Record<string, number>;
+}
+
+export const envJsonPath = (workdir: string) => path.join(workdir, 'env.json');
+
+export async function writeRecord(r: EnvRecord): Promise<void> {
+  await atomicWriteFile(envJsonPath(r.workdir), `${JSON.stringify(r, null, 2)}\n`);
+}
+
+export async function readRecord(workdir: string): Promise<EnvRecord | undefined> {
+  try {
+    return JSON.parse(await fs.readFile(envJsonPath(workdir), 'utf8')) as EnvRecord;
+  } catch {
+    return undefined;
+  }
+}
+
+const SSH_OPTIONS = [
+  'User root',
+  'IdentitiesOnly yes',
+  'StrictHostKeyChecking no',
+  'UserKnownHostsFile /dev/null',
+  'LogLevel ERROR',
+  'ConnectTimeout 10',
+];
+
+/** `ssh -F ssh_config <vm>` works with the VM name or its DNS name. */
+export function renderSshConfig(r: EnvRecord): string {
+  const blocks = r.vms.map((vm) =>
+    [`Host ${vm.name} ${vm.hostname}`, `  HostName ${vm.address}`, `  IdentityFile ${vm.key}`]
+      .concat(SSH_OPTIONS.map((o) => `  ${o}`))
+      .join('\n'),
+  );
+  return `# ost environment ${r.id} (suite ${r.suite}); use: ssh -F ${path.join(r.workdir, 'ssh_config')} <vm>\n${blocks.join('\n\n')}\n`;
+}
+
+const group = (name: string) => name.replace(/[^A-Za-z0-9_]/g, '_');
+
+/** Ansible INI inventory: a group per role and per VM, connection variables per host. */
+export function renderInventory(r: EnvRecord): string {
+  const lines = [`# ost environment ${r.id} (suite ${r.suite})`];
+  const host = (vm: VmRecord) =>
+    `${vm.hostname} ansible_host=${vm.address} ansible_user=root ansible_ssh_private_key_file=${vm.key}`;
+  const roles = [...new Set(r.vms.flatMap((vm) => vm.roles))];
+  for (const role of roles) {
+    lines.push('', `[${group(role)}]`, ...r.vms.filter((vm) => vm.roles.includes(role)).map(host));
+  }
+  for (const vm of r.vms) {
+    if (vm.roles.length === 1 && vm.roles[0] === vm.name) continue;
+    lines.push('', `[${group(vm.name)}]`, host(vm));
+  }
+  lines.push(
+    '',
+    '[all:vars]',
+    "ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes'",
+    `ost_env_id=${r.id}`,
+    `ost_suite=${r.suite}`,
+  );
+  return `${lines.join('\n')}\n`;
+}
+
+/** Write env.json, inventory and ssh_config. */
+export async function writeOutputs(r: EnvRecord): Promise<void> {
+  await writeRecord(r);
+  await atomicWriteFile(path.join(r.workdir, 'inventory'), renderInventory(r));
+  await atomicWriteFile(path.join(r.workdir, 'ssh_config'), renderSshConfig(r));
+}

@@ -1,0 +1,51 @@
+// Remove an environment: domains, networks, overlays, leases, env dir — each step idempotent, so it can be
+// repeated and works from whatever is left (libvirt metadata alone is enough).
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import type { Reporter } from '../core/events.js';
+import { isNotFound, virsh } from '../tools/virsh.js';
+import { releaseLeases } from './net/leases.js';
+import type { FoundEnv } from './state/discover.js';
+import { leasesDir } from './state/record.js';
+
+export interface TeardownResult {
+  domains: string[];
+  networks: string[];
+  removed: string[];
+  leases: string[];
+}
+
+/** Destroy a transient domain or network; "not found" counts as done. */
+export async function destroyObject(uri: string, kind: 'domain' | 'network', name: string): Promise<void> {
+  const res = await virsh(uri, [kind === 'domain' ? 'destroy' : 'net-destroy', name], { allowFailure: true });
+  if (res.exitCode !== 0 && !isNotFound(res)) {
+    throw new Error(`virsh ${kind === 'domain' ? 'destroy' : 'net-destroy'} ${name}: ${res.stderr.trim()}`);
+  }
+  // a persistent definition (someone ran virsh define) would bring it back: drop it too
+  await virsh(uri, [kind === 'domain' ? 'undefine' : 'net-undefine', name], { allowFailure: true });
+}
+
+/** Tear an env down; `root` is the state root (for leases). */
+export async function teardown(
+  uri: string,
+  root: string,
+  e: FoundEnv,
+  reporter: Reporter = () => {},
+): Promise<TeardownResult> {
+  const domains = [...e.domains.keys()];
+  const networks = [...e.networks.keys()];
+  await Promise.all(domains.map((d) => destroyObject(uri, 'domain', d)));
+  await Promise.all(networks.map((n) => destroyObject(uri, 'network', n)));
+  const removed: string[] = [];
+  // overlays live in <overlay root>/<env id>: only ever remove a directory named after the env
+  for (const dir of [e.overlayDir, e.workdir]) {
+    if (!dir || path.basename(dir) !== e.id) {
+      if (dir) reporter({ type: 'warning', message: `not removing ${dir}: not named after env ${e.id}` });
+      continue;
+    }
+    await fs.rm(dir, { recursive: true, force: true });
+    removed.push(dir);
+  }
+  const leases = await releaseLeases(leasesDir(root), e.id);
+  return { domains, networks, removed, leases };
+}

@@ -1,0 +1,48 @@
+// rpm adapter: query installed packages (optionally in an installroot): name, version, release and files.
+
+/** One installed package. */
+export interface InstalledPackage {
+  name: string;
+  version: string;
+  release: string;
+  arch: string;
+}
+
+const QF = '%{NAME}\\t%{VERSION}\\t%{RELEASE}\\t%{ARCH}\\n';
+
+function rootArgs(root?: string): string[] {
+  return root ? ['--root', root] : [];
+}
+
+/** argv: query packages by name; missing ones print "package X is not installed" and exit non-zero. */
+export function rpmQueryArgv(names: readonly string[], root?: string): string[] {
+  return ['rpm', ...rootArgs(root), '-q', '--qf', QF, ...names];
+}
+
+/** argv: list the files of an installed package. */
+export function rpmFilesArgv(name: string, root?: string): string[] {
+  return ['rpm', ...rootArgs(root), '-ql', name];
+}
+
+/** Parse `rpm -q --qf` output (installed packages) and its "not installed" lines. */
+export function parseRpmQuery(stdout: string): { installed: InstalledPackage[]; missing: string[] } {
+  const installed: InstalledPackage[] = [];
+  const missing: string[] = [];
+  for (const line of stdout.split('\n')) {
+    const miss = /^package (\S+) is not installed$/.exec(line.trim());
+    if (miss) {
+      missing.push(miss[1] as string);
+      continue;
+    }
+    const f = line.split('\t');
+    if (f.length === 4 && f[0]) {
+      installed.push({
+        name: f[0],
+        version: f[1] as string,
+        release: f[2] as string,
+        arch: f[3] as string,
+      });
+    }
+  }
+  return { installed, missing };
+}
