@@ -9,10 +9,10 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 APT_PKGS=(qemu-utils qemu-system-x86 libguestfs-tools linux-image-amd64 debootstrap openssh-client
           virtinst libvirt-clients rpm rpm2cpio createrepo-c dnf tar cpio gpg iproute2 util-linux ca-certificates
-          libvirt-daemon-system dnsmasq-base iptables)
+          libvirt-daemon-system dnsmasq-base iptables ansible-core)
 DNF_PKGS=(qemu-img qemu-system-x86-core guestfs-tools kernel-core debootstrap openssh-clients
           virt-install libvirt-client rpm-build rpm-sign createrepo_c dnf tar cpio gnupg2 iproute util-linux ca-certificates
-          libvirt-daemon libvirt-daemon-driver-qemu libvirt-daemon-driver-network dnsmasq iptables)
+          libvirt-daemon libvirt-daemon-driver-qemu libvirt-daemon-driver-network dnsmasq iptables ansible-core)
 
 if command -v apt-get >/dev/null 2>&1; then
   missing=()

@@ -49,6 +49,7 @@ export async function main(argv: string[]): Promise<number> {
   };
   await yargs(hideBin(['node', 'ost', ...argv]))
     .scriptName('ost')
+    .parserConfiguration({ 'populate--': true })
     .usage('$0 <command> [options]\n\nBuild layered OST VM images and run OST environments from them.')
     .command(
       'build-images <set..>',
@@ -266,7 +267,7 @@ export async function main(argv: string[]): Promise<number> {
       async (a) => {
         code = await sshCommand({
           vm: a.vm,
-          command: a.command as string[],
+          command: [...(a.command as string[]), ...((a['--'] as string[] | undefined) ?? [])],
           env: a.env,
           connect: a.connect,
         }).catch((err) => {

@@ -31,9 +31,10 @@ export function rootfsFiles(b: DebootstrapBase, publicKey: string): Record<strin
     '/etc/hosts': `127.0.0.1\tlocalhost\n127.0.1.1\t${b.hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n`,
     '/etc/fstab': `LABEL=${ROOT_LABEL}\t/\text4\terrors=remount-ro\t0\t1\n`,
     '/etc/apt/sources.list': `deb ${b.mirror} ${b.suite} ${b.components.join(' ')}\n`,
-    // DHCP (v4 and v6 RA) on every NIC, whatever the count and names
+    // DHCP (v4 and v6 RA) on every NIC, whatever the count and names; the DHCP domain becomes a search
+    // domain, so VMs reach each other by short name (networkd ignores it by default)
     '/etc/systemd/network/80-ost-dhcp.network':
-      '[Match]\nName=en* eth*\n\n[Network]\nDHCP=yes\nIPv6AcceptRA=yes\n',
+      '[Match]\nName=en* eth*\n\n[Network]\nDHCP=yes\nIPv6AcceptRA=yes\n\n[DHCPv4]\nUseDomains=yes\n',
     '/etc/default/grub.d/50-ost.cfg': [
       'GRUB_TIMEOUT=1',
       'GRUB_CMDLINE_LINUX_DEFAULT=""',

@@ -59,6 +59,7 @@ export async function resolveImages(
   vms: readonly EnvVm[],
   opts: ResolveOptions,
 ): Promise<Map<string, ResolvedImage>> {
+  const root = opts.root ? path.resolve(opts.root) : undefined;
   const wanted = new Map<string, { ref: ImageRef; squashed: boolean }>();
   for (const vm of vms) wanted.set(refText(vm.image, vm.squashed), { ref: vm.image, squashed: vm.squashed });
   const paths = new Map<string, { file: string; pkg?: ResolvedImage['package']; distro?: string }>();
@@ -73,23 +74,29 @@ export async function resolveImages(
   }
   if (!opts.imagesDir && packaged.length > 0) {
     const names = packaged.map(([, w]) => packageOf(w.ref as ImageRef & { kind: 'package' }, w.squashed));
-    const res = await runArgv(rpmQueryArgv(names, opts.root), { allowFailure: true, signal: opts.signal });
+    const res = await runArgv(rpmQueryArgv(names, root), { allowFailure: true, signal: opts.signal });
     const q = parseRpmQuery(res.stdout);
     missingPackages.push(...q.missing);
+    const unanswered = names.filter((n) => !q.missing.includes(n) && !q.installed.some((p) => p.name === n));
+    if (unanswered.length > 0) {
+      problems.push(
+        `rpm${root ? ` --root ${root}` : ''} -q ${unanswered.join(' ')} failed: ${res.stderr.trim()}`,
+      );
+    }
     await Promise.all(
       packaged.map(async ([text, w]) => {
         const ref = w.ref as ImageRef & { kind: 'package' };
         const name = packageOf(ref, w.squashed);
         const pkg = q.installed.find((p) => p.name === name);
         if (!pkg) return;
-        const files = await runArgv(rpmFilesArgv(name, opts.root), { signal: opts.signal });
+        const files = await runArgv(rpmFilesArgv(name, root), { signal: opts.signal });
         const qcow = files.stdout.split('\n').find((f) => f.endsWith(`/${text}.qcow2`));
         if (!qcow) {
           problems.push(`package ${name} installs no ${text}.qcow2; reinstall it: dnf reinstall ${name}`);
           return;
         }
         paths.set(text, {
-          file: opts.root ? path.join(opts.root, qcow) : qcow,
+          file: root ? path.join(root, qcow) : qcow,
           pkg: { name, version: pkg.version, release: pkg.release },
           distro: ref.distro,
         });
@@ -97,7 +104,7 @@ export async function resolveImages(
     );
   }
   if (missingPackages.length > 0) {
-    const where = opts.root ? ` --installroot=${opts.root}` : '';
+    const where = root ? ` --installroot=${root}` : '';
     problems.unshift(
       `not installed: ${missingPackages.join(', ')}\n  fix: dnf${where} install ${missingPackages.join(' ')}`,
     );

@@ -7,6 +7,9 @@ import { appendChildren, attr, buildXml, child, type XmlNode, type XmlValue } fr
 /** The XML namespace of ost's metadata element in libvirt objects. */
 export const OST_NS = 'https://github.com/oVirt/ost/env/1';
 
+/** The DNS domain of the management network: VMs resolve `ost-<suite>-<vm>` (and `<vm>`) under it. */
+export const DNS_DOMAIN = 'ost.test';
+
 /** What every libvirt object of an env records about it (so `ost down` works from libvirt alone). */
 export interface OstMetadata {
   envId: string;
@@ -88,6 +91,8 @@ export function renderNetwork(
       },
     });
     if (net.management) {
+      // a domain makes the names two-label: systemd-resolved never sends single-label names to DNS
+      n.domain = { '@_name': DNS_DOMAIN, '@_localOnly': 'yes' };
       const dnsHosts = vms
         .filter((vm) => vm.nics.some((nic) => nic.network === net.name && nic.ipv4))
         .map((vm) => ({
@@ -97,6 +102,8 @@ export function renderNetwork(
       n.dns = { host: dnsHosts };
     }
   }
+  // only the management network answers DNS: a second resolver that knows no names would shadow it
+  if (!net.management) n.dns = { '@_enable': 'no' };
   if (net.ipv6) {
     const base = net.ipv6.gateway.replace(/::1$/, '');
     ips.push({

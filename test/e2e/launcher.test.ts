@@ -1,0 +1,284 @@
+// End-to-end: ost up / down / gc on real libvirt (libvirtd inside a network namespace this test creates),
+// from debian12 images that the builder made, published and dnf installed into a root.
+import { spawn } from 'node:child_process';
+import {
+  chmodSync,
+  cpSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run } from '../../src/core/exec.js';
+import type { EnvRecord } from '../../src/launcher/state/record.js';
+import { REPO_ROOT } from '../helpers/sets.js';
+import { ensureBuilt, isRoot, OST, ost } from './helpers.js';
+import { LibvirtNetns } from './netns.js';
+
+const MIN = 60_000;
+const work = process.env.OST_E2E_LAUNCHER_DIR ?? mkdtempSync('/var/tmp/ost-e2e-launcher-');
+const root = path.join(work, 'root');
+const stateDir = path.join(work, 'state');
+const overlayDir = `/dev/shm/ost-e2e-${process.pid}`;
+const env = { OST_STATE_DIR: stateDir, OST_OVERLAY_DIR: overlayDir };
+let ns: LibvirtNetns;
+
+/** `ost ARGS` inside the namespace. */
+async function ostNs(args: string[], timeoutMs = 20 * MIN) {
+  const r = await ns.exec([OST, ...args], { allowFailure: true, env, cwd: REPO_ROOT, timeoutMs });
+  return { code: r.exitCode, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** A command on a VM through the env's ssh_config, from inside the namespace. */
+async function sshF(r: EnvRecord, vm: string, command: string) {
+  return ns.exec(['ssh', '-F', path.join(r.workdir, 'ssh_config'), vm, command], { timeoutMs: 2 * MIN });
+}
+
+async function up(extra: string[] = []): Promise<EnvRecord> {
+  const r = await ostNs(['up', 'demo-suite', '--images-root', root, '--timeout', '1200', '--json', ...extra]);
+  expect(r.code, r.stderr).toBe(0);
+  return JSON.parse(r.stdout) as EnvRecord;
+}
+
+/** Everything an env may leave behind, for "nothing is left" checks. */
+async function leftovers() {
+  const dir = (d: string) => (existsSync(d) ? readdirSync(d).filter((f) => !f.startsWith('.')) : []);
+  return {
+    domains: await ns.ostObjects('domain'),
+    networks: await ns.ostObjects('network'),
+    overlays: dir(overlayDir),
+    leases: dir(path.join(stateDir, 'leases')),
+    envs: dir(path.join(stateDir, 'envs')),
+  };
+}
+const NOTHING = { domains: [], networks: [], overlays: [], leases: [], envs: [] };
+
+describe.skipIf(!isRoot)('ost up / down on real libvirt in a network namespace', () => {
+  beforeAll(async () => {
+    ensureBuilt();
+    // qemu runs as the libvirt-qemu user: it must get through to the installed images
+    chmodSync(work, 0o755);
+    if (!existsSync(path.join(root, 'usr/share/ost-images/debian12-host-installed.qcow2'))) {
+      const setDir = path.join(work, 'set');
+      cpSync(path.join(REPO_ROOT, 'images'), setDir, { recursive: true });
+      const b = await ost([
+        'build-images',
+        path.join(setDir, 'debian12.yaml'),
+        '--out',
+        path.join(work, 'out'),
+        '--publish',
+        path.join(work, 'repo'),
+      ]);
+      expect(b.code, b.stderr).toBe(0);
+      await run('dnf', [
+        '-y',
+        '-q',
+        `--installroot=${root}`,
+        '--releasever=1',
+        '--setopt=reposdir=/nonexistent',
+        '--disableplugin=*',
+        '--nogpgcheck',
+        `--repofrompath=ost,file://${path.join(work, 'repo')}`,
+        'install',
+        'ost-images-debian12-engine-installed',
+        'ost-images-debian12-host-installed',
+      ]);
+    }
+    ns = await LibvirtNetns.start(`ost-e2e-${process.pid}`);
+  }, 40 * MIN);
+
+  afterAll(async () => {
+    await ns?.stop();
+    rmSync(overlayDir, { recursive: true, force: true });
+    if (!process.env.OST_E2E_LAUNCHER_DIR) rmSync(work, { recursive: true, force: true });
+  }, 5 * MIN);
+
+  it(
+    'bad env files and a missing image package fail with one clear error and create nothing',
+    async () => {
+      const bad = path.join(work, 'bad-env.yaml');
+      writeFileSync(
+        bad,
+        'suites:\n  s:\n    networks:\n      m: { management: true, forward: bridge }\n    vms:\n      vm: { image: debian12-base, nics: [m, nope] }\n',
+      );
+      const r1 = await ostNs(['up', 's', '--env-file', bad]);
+      expect(r1.code).toBe(2);
+      expect(r1.stderr).toContain(`${bad}:4: suites.s.networks.m.forward`);
+      expect(r1.stderr).toMatch(/suites\.s\.vms\.vm\.nics\[1\]: unknown network "nope"/);
+
+      const missing = path.join(work, 'missing-env.yaml');
+      writeFileSync(
+        missing,
+        'suites:\n  s:\n    networks:\n      m: { management: true }\n    vms:\n      vm: { image: debian12-he-installed, nics: [m] }\n',
+      );
+      const r2 = await ostNs(['up', 's', '--env-file', missing, '--images-root', root]);
+      expect(r2.code).toBe(1);
+      expect(r2.stderr).toContain('not installed: ost-images-debian12-he-installed');
+      expect(r2.stderr).toContain(`fix: dnf --installroot=${root} install ost-images-debian12-he-installed`);
+
+      // OST's own ost.json: root_disk_var resolves through OST_IMAGES_* to the same packages
+      const suiteDir = path.join(work, 'he-suite');
+      cpSync(path.join(REPO_ROOT, 'test/fixtures/launcher/ost.json'), path.join(suiteDir, 'ost.json'));
+      const r3 = await ns.exec([OST, 'up', '--env', path.join(suiteDir, 'ost.json'), '--images-root', root], {
+        allowFailure: true,
+        env: { ...env, OST_IMAGES_DISTRO: 'debian12' },
+      });
+      expect(r3.exitCode).toBe(1);
+      expect(r3.stderr).toContain('not installed: ost-images-debian12-he-installed');
+      expect(await leftovers()).toEqual(NOTHING);
+    },
+    2 * MIN,
+  );
+
+  let first: EnvRecord;
+
+  it(
+    'brings demo-suite up from the installed images: thin overlays, SSH via inventory and ssh -F, DNS, second network',
+    async () => {
+      first = await up();
+      expect(first.status).toBe('up');
+      expect(first.vms.map((v) => v.name)).toEqual(['engine', 'host-0']);
+      for (const vm of first.vms) {
+        expect(['running', 'degraded']).toContain(vm.systemState);
+        expect(vm.image.package?.name).toBe(`ost-images-${vm.image.ref}`);
+        expect(vm.image.path).toBe(path.join(root, `usr/share/ost-images/${vm.image.ref}.qcow2`));
+        // a thin overlay in the shared cache, backed by the installed file's absolute path
+        expect(path.dirname(vm.overlay)).toBe(path.join(overlayDir, first.id));
+        const info = JSON.parse((await run('qemu-img', ['info', '-U', '--output=json', vm.overlay])).stdout);
+        expect(info['full-backing-filename'] ?? info['backing-filename']).toBe(vm.image.path);
+        expect(statSync(vm.overlay).size).toBeLessThan(64 * 2 ** 20);
+        expect(statSync(vm.key).mode & 0o777).toBe(0o600);
+        expect(vm.timings.bootToSsh).toBeGreaterThan(0);
+      }
+      for (const k of ['resolve', 'overlays', 'networks', 'domains', 'ready', 'total', 'overhead'])
+        expect(first.timings[k], k).toBeTypeOf('number');
+      // the installed images were not touched: still root-owned, read-only
+      for (const f of first.vms[0]?.image.chain ?? []) {
+        const st = statSync(f);
+        expect([st.uid, st.mode & 0o777]).toEqual([0, 0o444]);
+      }
+
+      // Ansible through the inventory (raw: the images need no Python)
+      const inv = path.join(first.workdir, 'inventory');
+      const a = await ns.exec(['ansible', '-i', inv, 'all', '-m', 'raw', '-a', 'hostname -I'], {
+        env: { ANSIBLE_HOST_KEY_CHECKING: 'False' },
+        timeoutMs: 3 * MIN,
+      });
+      expect(a.stdout).toMatch(/ost-demo-suite-engine \| CHANGED/);
+      expect(a.stdout).toMatch(/ost-demo-suite-host-0 \| CHANGED/);
+
+      // ssh -F, by VM name and by DNS name
+      const engine = first.vms[0] as EnvRecord['vms'][number];
+      const host = first.vms[1] as EnvRecord['vms'][number];
+      expect((await sshF(first, 'engine', 'systemctl is-system-running')).stdout.trim()).toMatch(
+        /running|degraded/,
+      );
+      // VM to VM by DNS name on the management network
+      const dns = await sshF(first, 'ost-demo-suite-engine', 'getent hosts ost-demo-suite-host-0 host-0');
+      expect(dns.stdout).toContain(`${host.address}`);
+      expect(dns.stdout.trim().split('\n')).toHaveLength(2);
+      await sshF(first, 'engine', 'ping -c 2 -W 5 ost-demo-suite-host-0');
+      // the storage network carries traffic: ping host-0's storage address out of engine's storage NIC
+      const storageIp = host.nics.find((n) => n.network === 'storage')?.ipv4 as string;
+      const storageNic = engine.nics.find((n) => n.network === 'storage')?.mac as string;
+      const route = await sshF(first, 'engine', `ip -o route get ${storageIp}; ip -o link`);
+      const dev = /dev (\S+)/.exec(route.stdout)?.[1];
+      expect(route.stdout).toMatch(new RegExp(`\\d+: ${dev}:.*link/ether ${storageNic}`));
+      const ping = await sshF(first, 'engine', `ping -c 3 -W 5 -I ${dev} ${storageIp}`);
+      expect(ping.stdout).toMatch(/3 received/);
+
+      // ost ssh / status / list / console --log
+      const s = await ostNs(['ssh', 'host-0', '--env', first.id, '--', 'cat /etc/hostname; echo ok']);
+      expect(s.code, s.stderr).toBe(0);
+      expect(s.stdout).toMatch(/ok\n$/);
+      const st = await ostNs(['status', first.id, '--json']);
+      expect(JSON.parse(st.stdout).domains).toEqual({
+        [engine.libvirtName]: 'running',
+        [host.libvirtName]: 'running',
+      });
+      const c = await ostNs(['console', 'engine', '--env', first.id, '--log']);
+      expect(c.stdout).toMatch(/login:|Debian/);
+    },
+    25 * MIN,
+  );
+
+  it(
+    'runs a second env of the same suite at the same time without collisions',
+    async () => {
+      const second = await up();
+      expect(second.id).not.toBe(first.id);
+      const subnets = (r: EnvRecord) => r.networks.map((n) => n.ipv4?.cidr);
+      expect(subnets(second).some((c) => subnets(first).includes(c))).toBe(false);
+      const bridges = (r: EnvRecord) => r.networks.map((n) => n.bridge);
+      expect(bridges(second).some((b) => bridges(first).includes(b))).toBe(false);
+      // both answer, each with its own addresses
+      expect((await sshF(first, 'host-0', 'hostname -I')).stdout).toContain(first.vms[1]?.address);
+      expect((await sshF(second, 'host-0', 'hostname -I')).stdout).toContain(second.vms[1]?.address);
+      const list = JSON.parse((await ostNs(['list', '--json'])).stdout) as { id: string; state: string }[];
+      expect(list.map((e) => [e.id, e.state]).sort()).toEqual(
+        [
+          [first.id, 'up'],
+          [second.id, 'up'],
+        ].sort(),
+      );
+      const d = await ostNs(['down', second.id]);
+      expect(d.code, d.stderr).toBe(0);
+    },
+    25 * MIN,
+  );
+
+  it(
+    'ost down removes domains, networks, overlays, leases and the env dir; again it is a no-op',
+    async () => {
+      // the local state is gone: down rediscovers the env from libvirt metadata
+      rmSync(first.workdir, { recursive: true, force: true });
+      const d = await ostNs(['down', first.id, '--json']);
+      expect(d.code, d.stderr).toBe(0);
+      expect(JSON.parse(d.stdout).domains).toHaveLength(2);
+      expect(await leftovers()).toEqual(NOTHING);
+      const again = await ostNs(['down', first.id]);
+      expect(again.code).toBe(0);
+      expect(again.stdout).toContain('nothing to remove');
+    },
+    5 * MIN,
+  );
+
+  it(
+    'kill -9 of ost up midway leaves a leftover that ost gc removes; Ctrl-C undoes by itself',
+    async () => {
+      for (const signal of ['SIGKILL', 'SIGINT'] as const) {
+        const child = spawn(
+          'ip',
+          ['netns', 'exec', ns.name, OST, 'up', 'demo-suite', '--images-root', root],
+          {
+            env: { ...process.env, ...env },
+            stdio: 'ignore',
+          },
+        );
+        const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+        // wait until its domains run: the kill lands while it waits for SSH
+        for (let i = 0; i < 240 && (await ns.ostObjects('domain')).length < 2; i++)
+          await new Promise((r) => setTimeout(r, 250));
+        expect(await ns.ostObjects('domain')).toHaveLength(2);
+        child.kill(signal);
+        const code = await exited;
+        if (signal === 'SIGINT') {
+          expect(code).toBe(130);
+          expect(await leftovers()).toEqual(NOTHING);
+          continue;
+        }
+        const list = JSON.parse((await ostNs(['list', '--json'])).stdout) as { state: string }[];
+        expect(list.map((e) => e.state)).toEqual(['leftover']);
+        const gc = await ostNs(['gc']);
+        expect(gc.code, gc.stderr).toBe(0);
+        expect(gc.stdout).toMatch(/removed leftover demo-suite-/);
+        expect(await leftovers()).toEqual(NOTHING);
+      }
+    },
+    10 * MIN,
+  );
+});

@@ -1,0 +1,79 @@
+// A network namespace with its own libvirtd and virtlogd, so tests create bridges, NAT and VMs that no
+// one outside the namespace can reach, and remove all of it afterwards.
+import { existsSync, readFileSync } from 'node:fs';
+import { type ExecOptions, run } from '../../src/core/exec.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function pidsOf(name: string): Promise<number[]> {
+  const r = await run('pgrep', ['-x', name], { allowFailure: true });
+  return r.stdout.split('\n').filter(Boolean).map(Number);
+}
+
+export class LibvirtNetns {
+  private startedVirtlogd = false;
+
+  private constructor(readonly name: string) {}
+
+  /** Create the namespace and start virtlogd + libvirtd inside it; fails if a libvirtd already runs. */
+  static async start(name: string): Promise<LibvirtNetns> {
+    const running = await pidsOf('libvirtd');
+    if (running.length > 0) {
+      throw new Error(
+        `a libvirtd is already running (pid ${running.join(', ')}); the tests start their own inside a network ` +
+          'namespace and cannot share /run/libvirt with it: stop it first (systemctl stop libvirtd)',
+      );
+    }
+    await run('ip', ['netns', 'add', name]);
+    const ns = new LibvirtNetns(name);
+    await run('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
+    if ((await pidsOf('virtlogd')).length === 0) {
+      await ns.exec(['virtlogd', '-d']);
+      ns.startedVirtlogd = true;
+    }
+    await ns.exec(['libvirtd', '-d']);
+    for (let i = 0; i < 60; i++) {
+      const r = await run('virsh', ['-c', 'qemu:///system', 'version'], { allowFailure: true });
+      if (r.exitCode === 0) return ns;
+      await sleep(500);
+    }
+    throw new Error('libvirtd in the test namespace did not answer within 30s');
+  }
+
+  /** Run a command inside the namespace. */
+  exec(argv: string[], opts: ExecOptions = {}) {
+    return run('ip', ['netns', 'exec', this.name, ...argv], opts);
+  }
+
+  /** Names of libvirt domains or networks starting with `ost-`. */
+  async ostObjects(kind: 'domain' | 'network'): Promise<string[]> {
+    const args = kind === 'domain' ? ['list', '--all', '--name'] : ['net-list', '--all', '--name'];
+    const r = await run('virsh', ['-c', 'qemu:///system', '-q', ...args]);
+    return r.stdout
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l.startsWith('ost-'));
+  }
+
+  /** Destroy whatever ost objects remain, stop the daemons, delete the namespace. */
+  async stop(): Promise<void> {
+    for (const d of await this.ostObjects('domain').catch(() => []))
+      await run('virsh', ['-c', 'qemu:///system', 'destroy', d], { allowFailure: true });
+    for (const n of await this.ostObjects('network').catch(() => []))
+      await run('virsh', ['-c', 'qemu:///system', 'net-destroy', n], { allowFailure: true });
+    const daemons: [string, string][] = [['libvirtd', '/run/libvirtd.pid']];
+    if (this.startedVirtlogd) daemons.push(['virtlogd', '/run/virtlogd.pid']);
+    for (const [daemon, pidfile] of daemons) {
+      const pid = existsSync(pidfile) ? Number(readFileSync(pidfile, 'utf8').trim()) : undefined;
+      for (const p of pid ? [pid] : await pidsOf(daemon)) {
+        try {
+          process.kill(p, 'SIGTERM');
+        } catch {
+          // already gone
+        }
+      }
+    }
+    for (let i = 0; i < 20 && (await pidsOf('libvirtd')).length > 0; i++) await sleep(250);
+    await run('ip', ['netns', 'del', this.name], { allowFailure: true });
+  }
+}
