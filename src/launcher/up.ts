@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { detectAccel } from '../core/accel.js';
 import { CleanupStack } from '../core/cleanup.js';
 import { InterruptedError, OstError } from '../core/errors.js';
-import type { Reporter } from '../core/events.js';
+import { type Reporter, step } from '../core/events.js';
 import { atomicWriteFile } from '../core/fsutil.js';
 import { self } from '../core/process.js';
 import { requireTools } from '../core/require-tool.js';
@@ -60,16 +60,9 @@ async function phase<T>(
   fn: () => Promise<T>,
 ): Promise<T> {
   const started = Date.now();
-  o.reporter({ type: 'step', id, title, status: 'start' });
-  try {
-    const v = await fn();
-    timings[id] = Date.now() - started;
-    o.reporter({ type: 'step', id, title, status: 'done', durationMs: timings[id] });
-    return v;
-  } catch (err) {
-    o.reporter({ type: 'step', id, title, status: 'failed', durationMs: Date.now() - started });
-    throw err;
-  }
+  const value = await step(o.reporter, id, title, fn);
+  timings[id] = Date.now() - started;
+  return value;
 }
 
 /** The `ost:env` element for `virsh metadata --set` (virsh adds the namespace and prefix itself). */
@@ -222,8 +215,9 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
         layout.networks.map(async (net) => {
           const file = path.join(workdir, 'libvirt', `network-${net.name}.xml`);
           await atomicWriteFile(file, renderNetwork(o.templates, net, layout.vms, meta));
-          await virsh(o.uri, ['net-create', file], { signal: o.signal });
+          // undo first: an interrupted net-create may still have created it
           undo.add(`network ${net.libvirtName}`, () => destroyObject(o.uri, 'network', net.libvirtName));
+          await virsh(o.uri, ['net-create', file], { signal: o.signal });
         }),
       ),
     );
@@ -271,8 +265,8 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
             meta: { ...meta, vm: vm.name, roles: vm.roles },
           });
           await atomicWriteFile(file, xml);
-          await virsh(o.uri, ['create', file], { signal: o.signal });
           undo.add(`domain ${vm.libvirtName}`, () => destroyObject(o.uri, 'domain', vm.libvirtName));
+          await virsh(o.uri, ['create', file], { signal: o.signal });
           vm.timings.start = Date.now() - t0;
         }),
       ),

@@ -54,6 +54,7 @@ function loadEnv(a: UpArgs): Environment {
 }
 
 const secs = (ms: number | undefined) => (ms === undefined ? '-' : `${(ms / 1000).toFixed(1)}s`);
+const ms = (v: number | undefined) => (v === undefined ? '-' : `${v}ms`.padStart(6));
 
 /** The human summary of an env that is up. */
 export function upSummary(r: EnvRecord): string {
@@ -61,7 +62,8 @@ export function upSummary(r: EnvRecord): string {
     const img = vm.image.package
       ? `${vm.image.package.name}-${vm.image.package.version}-${vm.image.package.release}`
       : vm.image.path;
-    return `  ${vm.name.padEnd(10)} ${vm.address.padEnd(16)} ${(vm.systemState ?? '').padEnd(9)} boot→SSH ${secs(vm.timings.bootToSsh).padStart(6)}  ${img}`;
+    const t = vm.timings;
+    return `  ${vm.name.padEnd(10)} ${vm.address.padEnd(16)} ${(vm.systemState ?? '').padEnd(9)} overlay ${ms(t.overlay)} start ${ms(t.start)} boot→SSH ${secs(t.bootToSsh).padStart(6)}  ${img}`;
   });
   const t = r.timings;
   return [
