@@ -45,11 +45,11 @@ function sh(cmd, argv, opts = {}) {
 const inNs = (argv, opts) => sh('ip', ['netns', 'exec', netns, ...argv], opts);
 
 function startLibvirt() {
-  if (sh('pgrep', ['-x', 'libvirtd'], { allowFailure: true }).status === 0)
+  if (sh('pgrep', ['-r', 'R,S,D', '-x', 'libvirtd'], { allowFailure: true }).status === 0)
     throw new Error('a libvirtd is already running: stop it, this benchmark starts its own in a namespace');
   sh('ip', ['netns', 'add', netns]);
   sh('ip', ['-n', netns, 'link', 'set', 'lo', 'up']);
-  if (sh('pgrep', ['-x', 'virtlogd'], { allowFailure: true }).status !== 0) inNs(['virtlogd', '-d']);
+  if (sh('pgrep', ['-r', 'R,S,D', '-x', 'virtlogd'], { allowFailure: true }).status !== 0) inNs(['virtlogd', '-d']);
   inNs(['libvirtd', '-d']);
   for (let i = 0; i < 60; i++) {
     if (sh('virsh', ['-c', 'qemu:///system', 'version'], { allowFailure: true }).status === 0) return;

@@ -11,7 +11,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 ROOT="${OST_DEMO_ROOT:-/var/tmp/ost-demo-root}"   # qemu (user libvirt-qemu) must reach it: not under /root
 NS="ost-demo-$$"
 
-if pgrep -x libvirtd >/dev/null; then
+if pgrep -r R,S,D -x libvirtd >/dev/null; then
   echo "error: a libvirtd is already running; this demo starts its own in a network namespace (stop it first)" >&2
   exit 1
 fi
@@ -24,7 +24,7 @@ cleanup() {
 trap cleanup EXIT
 $SUDO ip netns add "$NS"
 $SUDO ip -n "$NS" link set lo up
-pgrep -x virtlogd >/dev/null || $SUDO ip netns exec "$NS" virtlogd -d
+pgrep -r R,S,D -x virtlogd >/dev/null || $SUDO ip netns exec "$NS" virtlogd -d
 $SUDO ip netns exec "$NS" libvirtd -d
 for _ in $(seq 60); do virsh -c qemu:///system version >/dev/null 2>&1 && break; sleep 0.5; done
 

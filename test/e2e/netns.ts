@@ -6,7 +6,7 @@ import { type ExecOptions, run } from '../../src/core/exec.js';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function pidsOf(name: string): Promise<number[]> {
-  const r = await run('pgrep', ['-x', name], { allowFailure: true });
+  const r = await run('pgrep', ['-r', 'R,S,D', '-x', name], { allowFailure: true });
   return r.stdout.split('\n').filter(Boolean).map(Number);
 }
 

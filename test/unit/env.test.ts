@@ -60,6 +60,17 @@ describe('ost-env.yaml', () => {
     expect(p[0]?.line).toBe(4);
   });
 
+  it('reports unknown networks together with schema problems', () => {
+    const dir = tempTree({
+      'env.yaml': 'suites:\n  s:\n    networks:\n      m: { management: true, forward: bridge }\n    vms:\n      vm: { image: debian12-base, nics: [m, nope] }\n',
+    });
+    const p = problems(() => loadEnvironment(path.join(dir, 'env.yaml'), 's'));
+    expect(p.map((x) => `${x.line}: ${x.path}`)).toEqual([
+      '4: suites.s.networks.m.forward',
+      '6: suites.s.vms.vm.nics[1]',
+    ]);
+  });
+
   it('names the known suites when the suite does not exist', () => {
     expect(() => loadEnvironment(path.join(REPO_ROOT, 'ost-env.yaml'), 'nope')).toThrow(
       /no suite "nope"; suites are: demo-suite, basic-suite/,

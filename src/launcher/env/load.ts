@@ -64,6 +64,29 @@ function ipv4Of(v: string): Ipv4 {
   return { kind: 'fixed', cidr: v };
 }
 
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * NICs naming unknown networks, checked on the raw file so that they are reported together with schema
+ * problems (the rules below only run on a file that passed the schema).
+ */
+function crossReferences(data: unknown, suite: string, add: (p: KeyPath, m: string) => void): void {
+  const raw = isRecord(data) && isRecord(data.suites) ? data.suites[suite] : undefined;
+  if (!isRecord(raw) || !isRecord(raw.networks) || !isRecord(raw.vms)) return;
+  const nets = Object.keys(raw.networks);
+  for (const [vm, v] of Object.entries(raw.vms)) {
+    if (!isRecord(v) || !Array.isArray(v.nics)) continue;
+    v.nics.forEach((n, i) => {
+      if (typeof n === 'string' && !nets.includes(n))
+        add(
+          ['suites', suite, 'vms', vm, 'nics', i],
+          `unknown network "${n}"; networks are: ${nets.join(', ')}`,
+        );
+    });
+  }
+}
+
 /** Load one suite of an ost-env.yaml. Throws ConfigError with every problem. */
 export function loadEnvironment(file: string, suite: string): Environment {
   const cfg = readYamlConfig(file, 'pass --env-file or run from the checkout');
@@ -72,6 +95,7 @@ export function loadEnvironment(file: string, suite: string): Environment {
   const parsed = envFileSchema.safeParse(cfg.data);
   if (!parsed.success) {
     cfg.addIssues(parsed.error.issues);
+    crossReferences(cfg.data, suite, add);
     cfg.throwIfProblems();
     throw new Error('unreachable');
   }

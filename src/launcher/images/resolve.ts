@@ -36,9 +36,17 @@ export function refText(ref: ImageRef, squashed = false): string {
   return ref.kind === 'path' ? ref.path : `${ref.distro}-${ref.layer}${squashed ? '-squashed' : ''}`;
 }
 
+type PackageRef = ImageRef & { kind: 'package' };
+
 /** The package that installs an image. */
-export function packageOf(ref: ImageRef & { kind: 'package' }, squashed: boolean): string {
+export function packageOf(ref: PackageRef, squashed: boolean): string {
   return `ost-images-${ref.distro}-${ref.layer}${squashed ? '-squashed' : ''}`;
+}
+
+/** Which packages (and qcow2 names) may provide an image, in order of preference. */
+function candidates(ref: PackageRef, squashed: boolean): { name: string; file: string }[] {
+  const chained = { name: packageOf(ref, false), file: `${ref.distro}-${ref.layer}` };
+  return squashed ? [{ name: packageOf(ref, true), file: `${chained.file}-squashed` }, chained] : [chained];
 }
 
 function findKey(chain: string[], distro?: string): string | undefined {
@@ -69,14 +77,21 @@ export async function resolveImages(
   for (const [text, w] of wanted) {
     if (w.ref.kind === 'path') paths.set(text, { file: path.resolve(w.ref.path) });
     else if (opts.imagesDir) {
-      paths.set(text, { file: path.resolve(opts.imagesDir, `${text}.qcow2`), distro: w.ref.distro });
+      const files = candidates(w.ref, w.squashed).map((c) =>
+        path.resolve(opts.imagesDir as string, `${c.file}.qcow2`),
+      );
+      paths.set(text, {
+        file: files.find((f) => existsSync(f)) ?? (files[0] as string),
+        distro: w.ref.distro,
+      });
     }
   }
   if (!opts.imagesDir && packaged.length > 0) {
-    const names = packaged.map(([, w]) => packageOf(w.ref as ImageRef & { kind: 'package' }, w.squashed));
+    const names = [
+      ...new Set(packaged.flatMap(([, w]) => candidates(w.ref as PackageRef, w.squashed).map((c) => c.name))),
+    ];
     const res = await runArgv(rpmQueryArgv(names, root), { allowFailure: true, signal: opts.signal });
     const q = parseRpmQuery(res.stdout);
-    missingPackages.push(...q.missing);
     const unanswered = names.filter((n) => !q.missing.includes(n) && !q.installed.some((p) => p.name === n));
     if (unanswered.length > 0) {
       problems.push(
@@ -85,19 +100,27 @@ export async function resolveImages(
     }
     await Promise.all(
       packaged.map(async ([text, w]) => {
-        const ref = w.ref as ImageRef & { kind: 'package' };
-        const name = packageOf(ref, w.squashed);
-        const pkg = q.installed.find((p) => p.name === name);
-        if (!pkg) return;
-        const files = await runArgv(rpmFilesArgv(name, root), { signal: opts.signal });
-        const qcow = files.stdout.split('\n').find((f) => f.endsWith(`/${text}.qcow2`));
+        const ref = w.ref as PackageRef;
+        const options = candidates(ref, w.squashed);
+        // squashed: true prefers the standalone package and falls back to the chained one
+        const chosen = options.find((c) => q.installed.some((p) => p.name === c.name));
+        if (!chosen) {
+          if (!unanswered.includes(options[0]?.name as string))
+            missingPackages.push(options[0]?.name as string);
+          return;
+        }
+        const pkg = q.installed.find((p) => p.name === chosen.name) as (typeof q.installed)[number];
+        const files = await runArgv(rpmFilesArgv(chosen.name, root), { signal: opts.signal });
+        const qcow = files.stdout.split('\n').find((f) => f.endsWith(`/${chosen.file}.qcow2`));
         if (!qcow) {
-          problems.push(`package ${name} installs no ${text}.qcow2; reinstall it: dnf reinstall ${name}`);
+          problems.push(
+            `package ${chosen.name} installs no ${chosen.file}.qcow2; reinstall it: dnf reinstall ${chosen.name}`,
+          );
           return;
         }
         paths.set(text, {
           file: root ? path.join(root, qcow) : qcow,
-          pkg: { name, version: pkg.version, release: pkg.release },
+          pkg: { name: chosen.name, version: pkg.version, release: pkg.release },
           distro: ref.distro,
         });
       }),
@@ -106,7 +129,7 @@ export async function resolveImages(
   if (missingPackages.length > 0) {
     const where = root ? ` --installroot=${root}` : '';
     problems.unshift(
-      `not installed: ${missingPackages.join(', ')}\n  fix: dnf${where} install ${missingPackages.join(' ')}`,
+      `not installed: ${missingPackages.join(', ')}\n  fix: dnf${where} install ${[...new Set(missingPackages)].join(' ')}`,
     );
   }
   const out = new Map<string, ResolvedImage>();
