@@ -166,12 +166,8 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
     }
 
     const vmTimings = new Map<string, Record<string, number>>(env.vms.map((vm) => [vm.name, {}]));
-    const disks = await phase(
-      o,
-      timings,
-      'overlays',
-      `${env.vms.length} overlays in ${overlayDir}`,
-      async () => {
+    const makeOverlays = () =>
+      phase(o, timings, 'overlays', `${env.vms.length} overlays in ${overlayDir}`, async () => {
         await fs.mkdir(overlayRoot, { recursive: true, mode: 0o755 });
         await fs.mkdir(overlayDir, { mode: 0o755 });
         undo.add(`overlays ${overlayDir}`, () => fs.rm(overlayDir, { recursive: true, force: true }));
@@ -188,25 +184,31 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
           }),
         );
         return out;
-      },
-    );
-
-    const leases = await phase(o, timings, 'lease', 'lease subnets', async () => {
-      undo.add(`leases of ${id}`, async () => {
-        await releaseLeases(leasesDir(o.stateRoot), id);
       });
-      return leaseSubnets(
-        leasesDir(o.stateRoot),
-        id,
-        owner,
-        env.networks
-          .filter((n) => n.ipv4.kind !== 'none')
-          .map((n) => ({
-            network: n.name,
-            fixed: n.ipv4.kind === 'fixed' ? n.ipv4.cidr.replace(/\.0\/24$/, '') : undefined,
-          })),
-      );
-    });
+    const makeLeases = () =>
+      phase(o, timings, 'lease', 'lease subnets', async () => {
+        undo.add(`leases of ${id}`, async () => {
+          await releaseLeases(leasesDir(o.stateRoot), id);
+        });
+        return leaseSubnets(
+          leasesDir(o.stateRoot),
+          id,
+          owner,
+          env.networks
+            .filter((n) => n.ipv4.kind !== 'none')
+            .map((n) => ({
+              network: n.name,
+              fixed: n.ipv4.kind === 'fixed' ? n.ipv4.cidr.replace(/\.0\/24$/, '') : undefined,
+            })),
+        );
+      });
+    // overlays and leases do not depend on each other: both at once. allSettled, so that every undo one of
+    // them registers is in place before a failure of the other unwinds
+    const [disksResult, leasesResult] = await Promise.allSettled([makeOverlays(), makeLeases()]);
+    if (disksResult.status === 'rejected') throw disksResult.reason;
+    if (leasesResult.status === 'rejected') throw leasesResult.reason;
+    const disks = disksResult.value;
+    const leases = leasesResult.value;
     const layout = layoutEnv(env, id, leases);
     record.networks = layout.networks;
 

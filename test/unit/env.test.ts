@@ -62,7 +62,8 @@ describe('ost-env.yaml', () => {
 
   it('reports unknown networks together with schema problems', () => {
     const dir = tempTree({
-      'env.yaml': 'suites:\n  s:\n    networks:\n      m: { management: true, forward: bridge }\n    vms:\n      vm: { image: debian12-base, nics: [m, nope] }\n',
+      'env.yaml':
+        'suites:\n  s:\n    networks:\n      m: { management: true, forward: bridge }\n    vms:\n      vm: { image: debian12-base, nics: [m, nope] }\n',
     });
     const p = problems(() => loadEnvironment(path.join(dir, 'env.yaml'), 's'));
     expect(p.map((x) => `${x.line}: ${x.path}`)).toEqual([

@@ -13,6 +13,7 @@ import { leaseSubnets, parseIpAddrJson, readLeases, releaseLeases } from '../../
 import { waitReady } from '../../src/launcher/ready/wait.js';
 import { type EnvRecord, renderInventory, renderSshConfig } from '../../src/launcher/state/record.js';
 import { parseRpmQuery } from '../../src/tools/rpm.js';
+import { isConnectFailure, isNotFound } from '../../src/tools/virsh.js';
 import { REPO_ROOT, tempTree } from '../helpers/sets.js';
 
 const FIX = path.join(REPO_ROOT, 'test/fixtures/launcher');
@@ -245,6 +246,21 @@ describe('launcher parsers on captured real outputs', () => {
       'ost-images-debian12-base',
     ]);
     expect(q.installed[0]?.release).toMatch(/^\d{12}$/);
+  });
+
+  it('tells virsh errors apart: libvirtd unreachable, object already gone', () => {
+    // virsh 9.0.0 without a running libvirtd, and destroying a domain that no longer exists
+    expect(
+      isConnectFailure(
+        "error: failed to connect to the hypervisor\nerror: Failed to connect socket to '/var/run/libvirt/libvirt-sock': No such file or directory\n",
+      ),
+    ).toBe(true);
+    const gone = "error: failed to get domain 'nosuch'\n";
+    const goneNet =
+      "error: failed to get network 'nosuch'\nerror: Network not found: no network with matching name 'nosuch'\n";
+    expect(isConnectFailure(gone)).toBe(false);
+    expect(isNotFound({ exitCode: 1, stdout: '', stderr: goneNet, durationMs: 1 })).toBe(true);
+    expect(isNotFound({ exitCode: 1, stdout: '', stderr: gone, durationMs: 1 })).toBe(true);
   });
 
   it('parses ip -j addr into the /24 prefixes in use', () => {
