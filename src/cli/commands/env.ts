@@ -114,7 +114,8 @@ export async function upCommand(a: UpArgs): Promise<void> {
 
 function describe(e: FoundEnv): { state: string; owner: string } {
   const state = isUp(e) ? 'up' : isLeftover(e) ? 'leftover' : 'starting';
-  const owner = e.owner ? `${e.owner.pid}${processAlive(e.owner) ? '' : ' (gone)'}` : '-';
+  // the owner matters while ost up runs (or died running): an env that is up belongs to no process
+  const owner = e.owner && state !== 'up' ? `${e.owner.pid}${processAlive(e.owner) ? '' : ' (gone)'}` : '-';
   return { state, owner };
 }
 
