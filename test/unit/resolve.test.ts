@@ -1,0 +1,110 @@
+// resolveImages on real qcow2 chains made with qemu-img in a temp dir, and on an empty rpm root.
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { run } from '../../src/core/exec.js';
+import type { EnvVm } from '../../src/launcher/env/model.js';
+import { resolveImages } from '../../src/launcher/images/resolve.js';
+
+const root = { name: 'root', uid: 0, gid: 0, groups: [0] };
+const vm = (layer: string, squashed = false): EnvVm => ({
+  name: 'engine',
+  image: { kind: 'package', distro: 'debian12', layer },
+  memoryMiB: 512,
+  vcpus: 1,
+  nics: [{ name: 'eth0', network: 'management' }],
+  disks: [],
+  deployScripts: [],
+  squashed,
+});
+
+async function imagesDir(): Promise<string> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'ost-resolve-'));
+  chmodSync(dir, 0o700);
+  await run('qemu-img', ['create', '-q', '-f', 'qcow2', path.join(dir, 'debian12-base.qcow2'), '1G']);
+  await run('qemu-img', [
+    'create',
+    '-q',
+    '-f',
+    'qcow2',
+    '-F',
+    'qcow2',
+    '-b',
+    'debian12-base.qcow2',
+    path.join(dir, 'debian12-engine-installed.qcow2'),
+  ]);
+  writeFileSync(path.join(dir, 'debian12_id_rsa'), 'not a real key\n');
+  return dir;
+}
+
+describe('resolving images', () => {
+  it('follows the whole backing chain and finds the key of the set', async () => {
+    const dir = await imagesDir();
+    const got = await resolveImages([vm('engine-installed')], { imagesDir: dir, qemu: root });
+    const img = got.get('debian12-engine-installed');
+    expect(img?.chain).toEqual([
+      path.join(dir, 'debian12-engine-installed.qcow2'),
+      path.join(dir, 'debian12-base.qcow2'),
+    ]);
+    expect(img?.key).toBe(path.join(dir, 'debian12_id_rsa'));
+    expect(img?.virtualSize).toBe(2 ** 30);
+    rmSync(dir, { recursive: true });
+  });
+
+  it('prefers the squashed image when asked, and falls back to the chain', async () => {
+    const dir = await imagesDir();
+    const chained = await resolveImages([vm('engine-installed', true)], { imagesDir: dir, qemu: root });
+    expect(chained.get('debian12-engine-installed-squashed')?.chain).toHaveLength(2);
+    await run('qemu-img', [
+      'create',
+      '-q',
+      '-f',
+      'qcow2',
+      path.join(dir, 'debian12-engine-installed-squashed.qcow2'),
+      '1G',
+    ]);
+    const squashed = await resolveImages([vm('engine-installed', true)], { imagesDir: dir, qemu: root });
+    expect(squashed.get('debian12-engine-installed-squashed')?.chain).toEqual([
+      path.join(dir, 'debian12-engine-installed-squashed.qcow2'),
+    ]);
+    rmSync(dir, { recursive: true });
+  });
+
+  it('reports a broken chain and a chain the qemu user cannot read, all at once', async () => {
+    const dir = await imagesDir();
+    rmSync(path.join(dir, 'debian12-base.qcow2'));
+    await run('qemu-img', [
+      'create',
+      '-q',
+      '-f',
+      'qcow2',
+      path.join(dir, 'debian12-host-installed.qcow2'),
+      '1G',
+    ]);
+    const qemu = { name: 'libvirt-qemu', uid: 64055, gid: 64055, groups: [64055] };
+    const err = await resolveImages([vm('engine-installed'), { ...vm('host-installed'), name: 'host-0' }], {
+      imagesDir: dir,
+      qemu,
+    }).catch((e: unknown) => e as Error);
+    expect(err).toBeInstanceOf(Error);
+    const msg = (err as Error).message;
+    expect(msg).toMatch(/image debian12-engine-installed: the backing chain of .* does not resolve/);
+    expect(msg).toMatch(
+      /image debian12-host-installed: qemu \(user libvirt-qemu\) cannot read the chain: directory .* is not searchable/,
+    );
+    rmSync(dir, { recursive: true });
+  });
+
+  it('names the dnf install that fixes missing packages', async () => {
+    const rpmRoot = mkdtempSync(path.join(tmpdir(), 'ost-rpmroot-'));
+    const err = await resolveImages([vm('engine-installed'), { ...vm('he-installed'), name: 'he' }], {
+      root: rpmRoot,
+      qemu: root,
+    }).catch((e: unknown) => e as Error);
+    expect((err as Error).message).toContain(
+      `not installed: ost-images-debian12-engine-installed, ost-images-debian12-he-installed\n  fix: dnf --installroot=${rpmRoot} install ost-images-debian12-engine-installed ost-images-debian12-he-installed`,
+    );
+    rmSync(rpmRoot, { recursive: true });
+  });
+});
