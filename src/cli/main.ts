@@ -212,6 +212,11 @@ export async function main(argv: string[]): Promise<number> {
             default: 600,
             describe: 'seconds each VM may take to be SSH-ready',
           })
+          .option('keep-on-failure', {
+            type: 'boolean',
+            default: false,
+            describe: 'leave the VMs of a failed up running, to debug them (ost down removes them)',
+          })
           .options({ ...connect, ...jsonOption }),
       async (a) => {
         await upCommand({
@@ -227,6 +232,7 @@ export async function main(argv: string[]): Promise<number> {
           imagesDir: a['images-dir'],
           key: a.key,
           timeout: a.timeout,
+          keepOnFailure: a['keep-on-failure'],
           connect: a.connect,
           json: a.json,
         }).catch(fail);

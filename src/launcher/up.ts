@@ -5,7 +5,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { detectAccel } from '../core/accel.js';
 import { CleanupStack } from '../core/cleanup.js';
-import { InterruptedError, OstError } from '../core/errors.js';
+import { errorMessage, InterruptedError, OstError, ToolError } from '../core/errors.js';
 import { type Reporter, step } from '../core/events.js';
 import { atomicWriteFile } from '../core/fsutil.js';
 import { self } from '../core/process.js';
@@ -17,7 +17,7 @@ import { virsh } from '../tools/virsh.js';
 import type { Environment, EnvVm } from './env/model.js';
 import { qemuIdentity } from './images/qemu-user.js';
 import { type ResolvedImage, refText, resolveImages } from './images/resolve.js';
-import { metadataElement, type OstMetadata, renderDomain, renderNetwork } from './libvirt/render.js';
+import { metadataElement, OST_NS, type OstMetadata, renderDomain, renderNetwork } from './libvirt/render.js';
 import type { Templates } from './libvirt/templates.js';
 import { buildXml } from './libvirt/xml.js';
 import { layoutEnv } from './net/layout.js';
@@ -28,6 +28,7 @@ import {
   type EnvRecord,
   envDirOf,
   leasesDir,
+  readRecord,
   type VmRecord,
   writeOutputs,
   writeRecord,
@@ -45,6 +46,8 @@ export interface UpOptions {
   images: { root?: string; imagesDir?: string; key?: string };
   /** Per-VM deadline for SSH-ready. */
   timeoutMs: number;
+  /** On failure, leave what was created (for debugging) instead of undoing it. */
+  keepOnFailure?: boolean;
   reporter: Reporter;
   signal?: AbortSignal;
 }
@@ -304,16 +307,31 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
         Promise.all(
           deploy.map(async (vm) => {
             const r = record.vms.find((x) => x.name === vm.name) as VmRecord;
+            // each script goes over stdin to bash on the VM: uploaded as it is, never interpolated
             for (const script of vm.deployScripts) {
               const body = await fs.readFile(script, 'utf8');
+              const log = path.join(workdir, `deploy-${vm.name}.log`);
               await runArgv(
                 sshArgv({ host: r.address, port: 22, user: 'root', privateKey: r.key }, 'bash -s'),
                 {
                   input: body,
                   signal: o.signal,
-                  logFile: path.join(workdir, `deploy-${vm.name}.log`),
+                  logFile: log,
                 },
-              );
+              ).catch((err: unknown) => {
+                const tail =
+                  err instanceof ToolError
+                    ? err.tail
+                        .slice(-10)
+                        .map((l) => `  | ${l}`)
+                        .join('\n')
+                    : '';
+                throw new OstError(
+                  `deploy script ${script} failed on ${vm.name}${tail ? `:\n${tail}` : ''}`,
+                  'fix the script and run ost up again (--keep-on-failure leaves the VMs up to look at)',
+                  err,
+                );
+              });
             }
           }),
         ),
@@ -327,7 +345,7 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
           'metadata',
           vm.libvirtName,
           '--uri',
-          'https://github.com/oVirt/ost/env/1',
+          OST_NS,
           '--key',
           'ost',
           '--set',
@@ -342,6 +360,16 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
     await writeOutputs(record);
     return record;
   } catch (err) {
+    if (o.keepOnFailure && !o.signal?.aborted && undo.size > 0) {
+      // left as it is for debugging (console logs, ost ssh); it counts as a leftover for ost gc
+      const left = await readRecord(workdir);
+      if (left) await writeRecord({ ...left, status: 'failed' });
+      throw new OstError(
+        `${errorMessage(err)}\nenvironment ${id} was left as it is (--keep-on-failure)`,
+        `look at ${path.join(workdir, 'console')}/, then ost down ${id}`,
+        err,
+      );
+    }
     await undo.unwind(o.reporter);
     if (o.signal?.aborted)
       throw new InterruptedError(`ost up ${env.suite}; everything it created was removed`);

@@ -5,6 +5,7 @@ import {
   chmodSync,
   cpSync,
   existsSync,
+  mkdirSync,
   mkdtempSync,
   readdirSync,
   rmSync,
@@ -154,7 +155,10 @@ describe.skipIf(!isRoot)('ost up / down on real libvirt in a network namespace',
         expect(statSync(vm.key).mode & 0o777).toBe(0o600);
         expect(vm.timings.bootToSsh).toBeGreaterThan(0);
       }
-      for (const k of ['resolve', 'overlays', 'networks', 'domains', 'ready', 'total', 'overhead'])
+      // the deploy script ran on both VMs
+      for (const vm of ['engine', 'host-0'])
+        expect((await sshF(first, vm, 'cat /etc/ost-deployed')).stdout).toMatch(/^deployed by ost up on /);
+      for (const k of ['resolve', 'overlays', 'networks', 'domains', 'ready', 'deploy', 'total', 'overhead'])
         expect(first.timings[k], k).toBeTypeOf('number');
       // the installed images were not touched: still root-owned, read-only
       for (const f of first.vms[0]?.image.chain ?? []) {
@@ -245,6 +249,43 @@ describe.skipIf(!isRoot)('ost up / down on real libvirt in a network namespace',
       expect(again.stdout).toContain('nothing to remove');
     },
     5 * MIN,
+  );
+
+  it(
+    'a failing deploy script fails ost up with its output; --keep-on-failure leaves the VM to debug',
+    async () => {
+      const dir = path.join(work, 'failing');
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(path.join(dir, 'fail.sh'), 'echo "about to fail on $(hostname)"\nexit 3\n');
+      writeFileSync(
+        path.join(dir, 'ost-env.yaml'),
+        'suites:\n  failing:\n    networks:\n      m: { management: true, forward: nat }\n    vms:\n' +
+          '      vm: { image: debian12-host-installed, memory: 512, nics: [m], deployScripts: [fail.sh] }\n',
+      );
+      const r = await ostNs([
+        'up',
+        'failing',
+        '--env-file',
+        path.join(dir, 'ost-env.yaml'),
+        '--images-root',
+        root,
+        '--keep-on-failure',
+        '--timeout',
+        '1200',
+      ]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`deploy script ${path.join(dir, 'fail.sh')} failed on vm`);
+      expect(r.stderr).toContain('| about to fail on');
+      expect(r.stderr).toMatch(/environment (failing-[0-9a-f]{6}) was left as it is/);
+      const id = /environment (failing-[0-9a-f]{6})/.exec(r.stderr)?.[1] as string;
+      const list = JSON.parse((await ostNs(['list', '--json'])).stdout) as { id: string; state: string }[];
+      expect(list).toEqual([expect.objectContaining({ id, state: 'leftover' })]);
+      const s = await ostNs(['ssh', 'vm', '--env', id, '--', 'echo still here']);
+      expect(s.stdout.trim()).toBe('still here');
+      expect((await ostNs(['down', id])).code).toBe(0);
+      expect(await leftovers()).toEqual(NOTHING);
+    },
+    15 * MIN,
   );
 
   it(

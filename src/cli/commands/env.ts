@@ -44,6 +44,7 @@ export interface UpArgs extends EnvCommon {
   imagesDir?: string;
   key?: string;
   timeout: number;
+  keepOnFailure: boolean;
 }
 
 function loadEnv(a: UpArgs): Environment {
@@ -101,6 +102,7 @@ export async function upCommand(a: UpArgs): Promise<void> {
         key: a.key,
       },
       timeoutMs: a.timeout * 1000,
+      keepOnFailure: a.keepOnFailure,
       reporter: ui.reporter,
       signal: abort.signal,
     });
