@@ -94,7 +94,7 @@ async function createDisks(vm: EnvVm, dir: string): Promise<VmRecord['disks']> {
 
 /** Bring an environment up; resolves once every VM is SSH-ready. */
 export async function up(o: UpOptions): Promise<EnvRecord> {
-  requireTools(['virsh', 'qemu-img', 'ssh', 'rpm']);
+  requireTools(['virsh', 'qemu-img', 'ssh']);
   const started = Date.now();
   const timings: Record<string, number> = {};
   const undo = new CleanupStack();

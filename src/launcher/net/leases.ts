@@ -31,9 +31,10 @@ export function parseIpAddrJson(stdout: string): Set<string> {
   return used;
 }
 
+/** The /24 prefixes of the host's own addresses (none known when iproute2 is missing). */
 async function hostPrefixes(): Promise<Set<string>> {
-  const res = await run('ip', ['-j', '-4', 'addr'], { allowFailure: true });
-  return res.exitCode === 0 ? parseIpAddrJson(res.stdout) : new Set();
+  const res = await run('ip', ['-j', '-4', 'addr'], { allowFailure: true }).catch(() => undefined);
+  return res?.exitCode === 0 ? parseIpAddrJson(res.stdout) : new Set();
 }
 
 /** Every lease on the host. */
