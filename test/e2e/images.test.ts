@@ -34,7 +34,8 @@ async function qemuImgCheck(file: string): Promise<number> {
 }
 
 // One build shared by every suite of this file: the builder's tests, then pack/publish on its outputs.
-const work = process.env.OST_E2E_DIR ?? mkdtempSync('/var/tmp/ost-e2e-');
+// only made when the suites run (root)
+const work = process.env.OST_E2E_DIR ?? (isRoot ? mkdtempSync('/var/tmp/ost-e2e-') : '/nonexistent');
 const out = path.join(work, 'out');
 const setDir = path.join(work, 'set');
 const setFile = path.join(setDir, 'debian12.yaml');

@@ -3,15 +3,19 @@
 // resulting layer boots and answers SSH with the set's key. See BENCHMARKS.md for the run on this machine.
 import { mkdtempSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO_ROOT } from '../helpers/sets.js';
 import { ensureBuilt, isRoot, ost } from './helpers.js';
 
 const enabled = isRoot && process.env.OST_E2E_INSTALL === '1';
 
 describe.skipIf(!enabled)('install base with virt-install (opt-in)', () => {
-  const out = mkdtempSync('/var/tmp/ost-install-e2e-');
+  // made in beforeAll: the body of a skipped describe still runs, and its afterAll does not
+  let out = '';
   const set = path.join(REPO_ROOT, 'test/fixtures/netinst/debian12-netinst.yaml');
+  beforeAll(() => {
+    out = mkdtempSync('/var/tmp/ost-install-e2e-');
+  });
   afterAll(() => rmSync(out, { recursive: true, force: true }));
 
   it(

@@ -21,7 +21,9 @@ import { ensureBuilt, isRoot, OST, ost } from './helpers.js';
 import { LibvirtNetns } from './netns.js';
 
 const MIN = 60_000;
-const work = process.env.OST_E2E_LAUNCHER_DIR ?? mkdtempSync('/var/tmp/ost-e2e-launcher-');
+// only made when the suite runs (root): a skipped suite runs no afterAll to remove it
+const work =
+  process.env.OST_E2E_LAUNCHER_DIR ?? (isRoot ? mkdtempSync('/var/tmp/ost-e2e-launcher-') : '/nonexistent');
 const root = path.join(work, 'root');
 const stateDir = path.join(work, 'state');
 const overlayDir = `/dev/shm/ost-e2e-${process.pid}`;
