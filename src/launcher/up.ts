@@ -243,7 +243,8 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
         timings: vmTimings.get(vm.name) as Record<string, number>,
       };
     });
-    await writeRecord(record);
+    // inventory and ssh_config as soon as addresses are known: a kept failed env can be reached too
+    await writeOutputs(record);
 
     await phase(o, timings, 'domains', `define and start ${record.vms.length} VMs (${domainType})`, () =>
       Promise.all(
