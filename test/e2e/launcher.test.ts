@@ -8,6 +8,7 @@ import {
   mkdirSync,
   mkdtempSync,
   readdirSync,
+  readFileSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -251,6 +252,37 @@ describe.skipIf(!isRoot)('ost up / down on real libvirt in a network namespace',
       expect(again.stdout).toContain('nothing to remove');
     },
     5 * MIN,
+  );
+
+  it(
+    'starts an OST suite from its own ost.json, root_disk_var resolved through OST_IMAGES_*',
+    async () => {
+      const dir = path.join(work, 'json-suite');
+      mkdirSync(dir, { recursive: true });
+      const ostJson = JSON.parse(
+        readFileSync(path.join(REPO_ROOT, 'test/fixtures/launcher/ost.json'), 'utf8'),
+      );
+      ostJson.vms.engine.root_disk_var = 'OST_IMAGES_ENGINE_INSTALLED';
+      ostJson.vms.engine.memory = '768';
+      writeFileSync(path.join(dir, 'ost.json'), JSON.stringify(ostJson, null, 2));
+      const r = await ns.exec(
+        [OST, 'up', '--env', path.join(dir, 'ost.json'), '--images-root', root, '--json'],
+        {
+          allowFailure: true,
+          env: { ...env, OST_IMAGES_DISTRO: 'debian12' },
+          timeoutMs: 20 * MIN,
+        },
+      );
+      expect(r.exitCode, r.stderr).toBe(0);
+      const rec = JSON.parse(r.stdout) as EnvRecord;
+      expect(rec.suite).toBe('json-suite');
+      expect(rec.vms[0]?.image.package?.name).toBe('ost-images-debian12-engine-installed');
+      expect(rec.vms[0]?.hostname).toBe('ost-json-suite-engine');
+      expect((await sshF(rec, 'ost-json-suite-engine', 'free -m | grep Mem')).stdout).toMatch(/^Mem:\s+\d+/);
+      expect((await ostNs(['down', rec.id])).code).toBe(0);
+      expect(await leftovers()).toEqual(NOTHING);
+    },
+    15 * MIN,
   );
 
   it(
