@@ -10,7 +10,7 @@ import { type Reporter, step } from '../core/events.js';
 import { atomicWriteFile } from '../core/fsutil.js';
 import { self } from '../core/process.js';
 import { requireTools } from '../core/require-tool.js';
-import { createOverlayArgv } from '../tools/qemu-img.js';
+import { create, createOverlay } from '../tools/qemu-img.js';
 import { runArgv } from '../tools/run-tool.js';
 import { sshArgv } from '../tools/ssh.js';
 import { virsh } from '../tools/virsh.js';
@@ -85,7 +85,7 @@ async function createDisks(vm: EnvVm, dir: string): Promise<VmRecord['disks']> {
         await fh.truncate(d.sizeBytes);
         await fh.close();
       } else {
-        await runArgv(['qemu-img', 'create', '-q', '-f', 'qcow2', file, String(d.sizeBytes)]);
+        await create(file, String(d.sizeBytes));
       }
       return { name: d.name, path: file, size: d.size, format: d.format };
     }),
@@ -179,7 +179,7 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
           env.vms.map(async (vm) => {
             const t0 = Date.now();
             const overlay = path.join(overlayDir, `${vm.name}.qcow2`);
-            await runArgv(createOverlayArgv(overlay, imageOf(vm).path), { signal: o.signal });
+            await createOverlay(overlay, imageOf(vm).path, { signal: o.signal });
             const extra = await createDisks(vm, overlayDir);
             for (const f of [overlay, ...extra.map((d) => d.path)]) await fs.chown(f, qemu.uid, qemu.gid);
             out.set(vm.name, { overlay, extra });

@@ -33,8 +33,9 @@ export function createOverlayArgv(file: string, backing: string): string[] {
   return ['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', backing, file];
 }
 
-export function infoArgv(file: string): string[] {
-  return ['qemu-img', 'info', '--backing-chain', '--output=json', file];
+/** argv: the whole chain as JSON; `forceShare` (-U) reads images that running VMs hold open. */
+export function infoArgv(file: string, forceShare = false): string[] {
+  return ['qemu-img', 'info', ...(forceShare ? ['-U'] : []), '--backing-chain', '--output=json', file];
 }
 
 export function checkArgv(file: string): string[] {
@@ -90,8 +91,8 @@ export async function createOverlay(file: string, backing: string, opts?: ExecOp
 }
 
 /** The whole backing chain, top first. Throws OstError naming the missing file when it does not resolve. */
-export async function info(file: string, opts?: ExecOptions): Promise<ImageInfo[]> {
-  const res = await exec(infoArgv(file), { ...opts, allowFailure: true });
+export async function info(file: string, opts?: ExecOptions, forceShare = false): Promise<ImageInfo[]> {
+  const res = await exec(infoArgv(file, forceShare), { ...opts, allowFailure: true });
   if (res.exitCode !== 0) {
     throw new OstError(
       `backing chain of ${file} does not resolve: ${res.stderr.trim().split('\n').pop() ?? ''}`,

@@ -3,9 +3,9 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { run } from '../../src/core/exec.js';
 import type { EnvVm } from '../../src/launcher/env/model.js';
 import { resolveImages } from '../../src/launcher/images/resolve.js';
+import { create, createOverlay } from '../../src/tools/qemu-img.js';
 
 const root = { name: 'root', uid: 0, gid: 0, groups: [0] };
 const vm = (layer: string, squashed = false): EnvVm => ({
@@ -22,18 +22,8 @@ const vm = (layer: string, squashed = false): EnvVm => ({
 async function imagesDir(): Promise<string> {
   const dir = mkdtempSync(path.join(tmpdir(), 'ost-resolve-'));
   chmodSync(dir, 0o700);
-  await run('qemu-img', ['create', '-q', '-f', 'qcow2', path.join(dir, 'debian12-base.qcow2'), '1G']);
-  await run('qemu-img', [
-    'create',
-    '-q',
-    '-f',
-    'qcow2',
-    '-F',
-    'qcow2',
-    '-b',
-    'debian12-base.qcow2',
-    path.join(dir, 'debian12-engine-installed.qcow2'),
-  ]);
+  await create(path.join(dir, 'debian12-base.qcow2'), '1G');
+  await createOverlay(path.join(dir, 'debian12-engine-installed.qcow2'), 'debian12-base.qcow2');
   writeFileSync(path.join(dir, 'debian12_id_rsa'), 'not a real key\n');
   return dir;
 }
@@ -56,14 +46,7 @@ describe('resolving images', () => {
     const dir = await imagesDir();
     const chained = await resolveImages([vm('engine-installed', true)], { imagesDir: dir, qemu: root });
     expect(chained.get('debian12-engine-installed-squashed')?.chain).toHaveLength(2);
-    await run('qemu-img', [
-      'create',
-      '-q',
-      '-f',
-      'qcow2',
-      path.join(dir, 'debian12-engine-installed-squashed.qcow2'),
-      '1G',
-    ]);
+    await create(path.join(dir, 'debian12-engine-installed-squashed.qcow2'), '1G');
     const squashed = await resolveImages([vm('engine-installed', true)], { imagesDir: dir, qemu: root });
     expect(squashed.get('debian12-engine-installed-squashed')?.chain).toEqual([
       path.join(dir, 'debian12-engine-installed-squashed.qcow2'),
@@ -74,14 +57,7 @@ describe('resolving images', () => {
   it('reports a broken chain and a chain the qemu user cannot read, all at once', async () => {
     const dir = await imagesDir();
     rmSync(path.join(dir, 'debian12-base.qcow2'));
-    await run('qemu-img', [
-      'create',
-      '-q',
-      '-f',
-      'qcow2',
-      path.join(dir, 'debian12-host-installed.qcow2'),
-      '1G',
-    ]);
+    await create(path.join(dir, 'debian12-host-installed.qcow2'), '1G');
     const qemu = { name: 'libvirt-qemu', uid: 64055, gid: 64055, groups: [64055] };
     const err = await resolveImages([vm('engine-installed'), { ...vm('host-installed'), name: 'host-0' }], {
       imagesDir: dir,

@@ -3,7 +3,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { OstError } from '../../core/errors.js';
-import { parseInfo } from '../../tools/qemu-img.js';
+import { type ImageInfo, info as qemuImgInfo } from '../../tools/qemu-img.js';
 import { parseRpmQuery, rpmFilesArgv, rpmQueryArgv } from '../../tools/rpm.js';
 import { runArgv } from '../../tools/run-tool.js';
 import type { EnvVm, ImageRef } from '../env/model.js';
@@ -141,18 +141,17 @@ export async function resolveImages(
         );
         return;
       }
-      const info = await runArgv(['qemu-img', 'info', '-U', '--backing-chain', '--output=json', p.file], {
-        allowFailure: true,
-        signal: opts.signal,
-      });
-      if (info.exitCode !== 0) {
-        const why = info.stderr.trim().split('\n').pop() ?? '';
+      let images: ImageInfo[];
+      try {
+        images = await qemuImgInfo(p.file, { signal: opts.signal }, true);
+      } catch (err) {
+        if (!(err instanceof OstError)) throw err;
         problems.push(
-          `image ${text}: the backing chain of ${p.file} does not resolve: ${why}\n  fix: install the parent layer's package (rpm -q --requires ${p.pkg?.name ?? 'the package'})`,
+          `image ${text}: the ${err.message}\n  fix: install the parent layer's package (rpm -q --requires ${p.pkg?.name ?? 'the package'})`,
         );
         return;
       }
-      const chain = parseInfo(info.stdout).map((i) => path.resolve(path.dirname(p.file), i.filename));
+      const chain = images.map((i) => path.resolve(path.dirname(p.file), i.filename));
       for (const f of chain) {
         const why = unreadableBy(opts.qemu, f);
         if (why) problems.push(`image ${text}: qemu (user ${opts.qemu.name}) cannot read the chain: ${why}`);
@@ -164,13 +163,12 @@ export async function resolveImages(
         );
         return;
       }
-      const top = parseInfo(info.stdout)[0];
       out.set(text, {
         ref: text,
         path: p.file,
         package: p.pkg,
         chain,
-        virtualSize: top?.virtualSize ?? 0,
+        virtualSize: images[0]?.virtualSize ?? 0,
         key,
       });
     }),
