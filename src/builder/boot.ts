@@ -7,8 +7,9 @@ import { type Accel, detectAccel } from '../core/accel.js';
 import { OstError } from '../core/errors.js';
 import type { Reporter } from '../core/events.js';
 import { startProcess } from '../core/exec.js';
-import { exists } from '../core/fsutil.js';
+import { exists, lastLines } from '../core/fsutil.js';
 import { requireTools } from '../core/require-tool.js';
+import { sleep } from '../core/timers.js';
 import { createOverlayArgv } from '../tools/qemu-img.js';
 import { qemuVmArgv } from '../tools/qemu-system.js';
 import { runArgv } from '../tools/run-tool.js';
@@ -48,23 +49,6 @@ export function freePort(): Promise<number> {
   });
 }
 
-async function tail(file: string, n: number): Promise<string[]> {
-  try {
-    return (await fs.readFile(file, 'utf8')).replace(/\r/g, '').trimEnd().split('\n').slice(-n);
-  } catch {
-    return [];
-  }
-}
-
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve, reject) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => {
-      clearTimeout(t);
-      reject(signal.reason);
-    });
-  });
-
 /** Boot, wait for SSH and a settled systemd, run the command, power off. Nothing of the image is modified. */
 export async function bootAndSsh(opts: BootOptions): Promise<BootResult> {
   requireTools(['qemu-img', 'qemu-system-x86_64', 'ssh']);
@@ -100,7 +84,7 @@ export async function bootAndSsh(opts: BootOptions): Promise<BootResult> {
       for (;;) {
         opts.signal?.throwIfAborted();
         if (vm.done()) {
-          const qlog = await tail(path.join(dir, 'qemu.log'), 10);
+          const qlog = await lastLines(path.join(dir, 'qemu.log'), 10);
           throw new OstError(`the VM exited before SSH answered: ${qlog.join(' / ')}`);
         }
         const res = await runArgv(sshArgv(target, 'systemctl is-system-running --wait', 5), {
@@ -119,12 +103,12 @@ export async function bootAndSsh(opts: BootOptions): Promise<BootResult> {
             systemState: state,
             bootToSshMs,
             commandOutput,
-            consoleTail: await tail(consoleLog, 5),
+            consoleTail: await lastLines(consoleLog, 5),
           };
         }
         lastError = (res.stderr.trim() || state).split('\n').pop() ?? '';
         if (Date.now() - started > timeoutMs) {
-          const console = await tail(consoleLog, 20);
+          const console = await lastLines(consoleLog, 20);
           throw new OstError(
             `SSH did not answer within ${Math.round(timeoutMs / 1000)}s (last: ${lastError})\n` +
               `last lines of the serial console:\n${console.map((l) => `  | ${l}`).join('\n')}`,

@@ -140,3 +140,16 @@ export async function allocatedBytes(file: string): Promise<number> {
   const st = await fs.stat(file);
   return st.blocks * 512;
 }
+
+// terminal escape sequences (colours, cursor moves), as a serial console log has them
+const ANSI_ESCAPE = new RegExp(`${String.fromCharCode(27)}\\[[0-9;?]*[A-Za-z]`, 'g');
+
+/** The last `n` lines of a log (a VM console), escape sequences and CRs stripped; [] when unreadable. */
+export async function lastLines(file: string, n: number): Promise<string[]> {
+  try {
+    const text = await fs.readFile(file, 'utf8');
+    return text.replace(ANSI_ESCAPE, '').replace(/\r/g, '').trimEnd().split('\n').slice(-n);
+  } catch {
+    return [];
+  }
+}

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { onInterrupt } from '../../core/cleanup.js';
 import { OstError } from '../../core/errors.js';
 import { runInteractive } from '../../core/exec.js';
+import { lastLines } from '../../core/fsutil.js';
 import { processAlive } from '../../core/process.js';
 import { requireTool } from '../../core/require-tool.js';
 import { sizeToBytes } from '../../core/units.js';
@@ -11,7 +12,6 @@ import { loadEnvironment } from '../../launcher/env/load.js';
 import type { Environment } from '../../launcher/env/model.js';
 import { loadOstJson } from '../../launcher/env/ost-json.js';
 import { Templates } from '../../launcher/libvirt/templates.js';
-import { consoleTail } from '../../launcher/ready/wait.js';
 import { requireEnv, selectEnv } from '../../launcher/select.js';
 import { discoverEnvs, type FoundEnv, isLeftover, isUp } from '../../launcher/state/discover.js';
 import { type EnvRecord, stateRoot } from '../../launcher/state/record.js';
@@ -222,7 +222,7 @@ export async function consoleCommand(
 ): Promise<number> {
   const { uri, vm } = await vmOf(a);
   if (a.log) {
-    process.stdout.write(`${(await consoleTail(vm.consoleLog, a.lines)).join('\n')}\n`);
+    process.stdout.write(`${(await lastLines(vm.consoleLog, a.lines)).join('\n')}\n`);
     return 0;
   }
   return runInteractive(requireTool('virsh'), ['-c', uri, 'console', vm.libvirtName]);

@@ -1,8 +1,9 @@
 // SSH readiness: TCP probe with exponential backoff (not a 1-second flood), then one SSH login that waits
 // for systemd to settle. One deadline per VM; a timeout shows the last lines of the VM's serial console.
-import * as fs from 'node:fs/promises';
 import { connect } from 'node:net';
 import { OstError } from '../../core/errors.js';
+import { lastLines } from '../../core/fsutil.js';
+import { sleep } from '../../core/timers.js';
 import { runArgv } from '../../tools/run-tool.js';
 import { sshArgv } from '../../tools/ssh.js';
 
@@ -22,19 +23,6 @@ export interface ReadyResult {
   probes: number;
 }
 
-// terminal escape sequences (colours, cursor moves) in a serial console log
-const ANSI_ESCAPE = new RegExp(`${String.fromCharCode(27)}\\[[0-9;?]*[A-Za-z]`, 'g');
-
-/** The last `n` lines of a console log, control characters stripped. */
-export async function consoleTail(file: string, n = 20): Promise<string[]> {
-  try {
-    const text = await fs.readFile(file, 'utf8');
-    return text.replace(ANSI_ESCAPE, '').replace(/\r/g, '').trimEnd().split('\n').slice(-n);
-  } catch {
-    return [];
-  }
-}
-
 function tcpOpen(host: string, port: number, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
     const s = connect({ host, port });
@@ -47,20 +35,6 @@ function tcpOpen(host: string, port: number, timeoutMs: number): Promise<boolean
     s.once('error', () => done(false));
   });
 }
-
-const sleep = (ms: number, signal?: AbortSignal) =>
-  new Promise<void>((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(signal?.reason);
-    };
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 
 /** The backoff schedule: 0.5 s doubling up to 8 s. */
 export function backoff(attempt: number): number {
@@ -102,7 +76,7 @@ export async function waitReady(
     }
     await sleep(Math.min(backoff(attempt), Math.max(0, deadline - Date.now())), signal);
   }
-  const tail = await consoleTail(t.consoleLog);
+  const tail = await lastLines(t.consoleLog, 20);
   throw new OstError(
     `VM ${t.vm} (${t.address}) was not ready within ${Math.round(timeoutMs / 1000)}s (last: ${last})\n` +
       `last lines of its serial console (${t.consoleLog}):\n${tail.map((l) => `  | ${l}`).join('\n') || '  (empty)'}`,
