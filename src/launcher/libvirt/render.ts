@@ -73,33 +73,28 @@ export function renderNetwork(
   if (net.forward === 'nat') n.forward = { '@_mode': 'nat' };
   const ips: XmlValue[] = [];
   if (net.ipv4) {
-    const hosts = vms.flatMap((vm) =>
+    // every NIC of a VM on this network that has a static address (the VM's first NIC on it)
+    const addressed = vms.flatMap((vm) =>
       vm.nics
         .filter((nic) => nic.network === net.name && nic.ipv4)
-        .map((nic) => ({
-          '@_mac': nic.mac,
-          '@_name': net.management ? vm.hostname : vm.name,
-          '@_ip': nic.ipv4 as string,
-        })),
+        .map((nic) => ({ vm, mac: nic.mac, ip: nic.ipv4 as string })),
     );
     ips.push({
       '@_address': net.ipv4.gateway,
       '@_prefix': '24',
       dhcp: {
         range: { '@_start': `${net.ipv4.prefix}.100`, '@_end': `${net.ipv4.prefix}.254` },
-        host: hosts,
+        host: addressed.map((a) => ({
+          '@_mac': a.mac,
+          '@_name': net.management ? a.vm.hostname : a.vm.name,
+          '@_ip': a.ip,
+        })),
       },
     });
     if (net.management) {
       // a domain makes the names two-label: systemd-resolved never sends single-label names to DNS
       n.domain = { '@_name': DNS_DOMAIN, '@_localOnly': 'yes' };
-      const dnsHosts = vms
-        .filter((vm) => vm.nics.some((nic) => nic.network === net.name && nic.ipv4))
-        .map((vm) => ({
-          '@_ip': vm.nics.find((nic) => nic.network === net.name && nic.ipv4)?.ipv4 as string,
-          hostname: [vm.hostname, vm.name],
-        }));
-      n.dns = { host: dnsHosts };
+      n.dns = { host: addressed.map((a) => ({ '@_ip': a.ip, hostname: [a.vm.hostname, a.vm.name] })) };
     }
   }
   // only the management network answers DNS: a second resolver that knows no names would shadow it
