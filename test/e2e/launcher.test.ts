@@ -15,8 +15,10 @@ import {
 } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { run } from '../../src/core/exec.js';
 import type { EnvRecord } from '../../src/launcher/state/record.js';
+import { dnfInstallArgv } from '../../src/tools/dnf.js';
+import { info } from '../../src/tools/qemu-img.js';
+import { runArgv } from '../../src/tools/run-tool.js';
 import { REPO_ROOT } from '../helpers/sets.js';
 import { ensureBuilt, isRoot, OST, ost } from './helpers.js';
 import { LibvirtNetns } from './netns.js';
@@ -78,19 +80,12 @@ describe.skipIf(!isRoot)('ost up / down on real libvirt in a network namespace',
         path.join(work, 'repo'),
       ]);
       expect(b.code, b.stderr).toBe(0);
-      await run('dnf', [
-        '-y',
-        '-q',
-        `--installroot=${root}`,
-        '--releasever=1',
-        '--setopt=reposdir=/nonexistent',
-        '--disableplugin=*',
-        '--nogpgcheck',
-        `--repofrompath=ost,file://${path.join(work, 'repo')}`,
-        'install',
-        'ost-images-debian12-engine-installed',
-        'ost-images-debian12-host-installed',
-      ]);
+      await runArgv(
+        dnfInstallArgv(
+          { installRoot: root, repos: { ost: `file://${path.join(work, 'repo')}` }, gpgcheck: false },
+          ['ost-images-debian12-engine-installed', 'ost-images-debian12-host-installed'],
+        ),
+      );
     }
     ns = await LibvirtNetns.start(`ost-e2e-${process.pid}`);
   }, 40 * MIN);
@@ -152,8 +147,8 @@ describe.skipIf(!isRoot)('ost up / down on real libvirt in a network namespace',
         expect(vm.image.path).toBe(path.join(root, `usr/share/ost-images/${vm.image.ref}.qcow2`));
         // a thin overlay in the shared cache, backed by the installed file's absolute path
         expect(path.dirname(vm.overlay)).toBe(path.join(overlayDir, first.id));
-        const info = JSON.parse((await run('qemu-img', ['info', '-U', '--output=json', vm.overlay])).stdout);
-        expect(info['full-backing-filename'] ?? info['backing-filename']).toBe(vm.image.path);
+        const [top] = await info(vm.overlay, undefined, true);
+        expect(top?.backingFilename).toBe(vm.image.path);
         expect(statSync(vm.overlay).size).toBeLessThan(64 * 2 ** 20);
         expect(statSync(vm.key).mode & 0o777).toBe(0o600);
         expect(vm.timings.bootToSsh).toBeGreaterThan(0);
