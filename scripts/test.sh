@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # The whole test suite: unit tests and end-to-end tests with the real tools (needs root for debootstrap).
+# The e2e files share one debian12 image set, built once per content key into /var/cache/ost-test
+# (OST_TEST_CACHE moves it; test/e2e/shared-images.ts). At the end: counts, and the wall time of each file.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+started=$(date +%s)
 ./scripts/install-deps.sh
+deps_done=$(date +%s)
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
@@ -10,11 +14,23 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 npm run lint
 npm run typecheck
 report="$(mktemp)"
+timings="$(mktemp)"
 status=0
-$SUDO npx vitest run --reporter=default --reporter=json --outputFile="$report" || status=$?
+$SUDO env OST_E2E_TIMINGS="$timings" npx vitest run --reporter=default --reporter=json --outputFile="$report" \
+  || status=$?
 node -e '
-  const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+  const fs = require("fs");
+  const [reportFile, timingsFile, started, depsDone] = process.argv.slice(1);
+  const r = JSON.parse(fs.readFileSync(reportFile, "utf8"));
+  const min = (s) => `${(s / 60).toFixed(1)} min`;
+  console.log("\nwall time per test file:");
+  const files = r.testResults.map((f) => ({ name: f.name.replace(process.cwd() + "/", ""), s: (f.endTime - f.startTime) / 1000 }));
+  for (const f of files.sort((a, b) => b.s - a.s)) console.log(`  ${f.s.toFixed(0).padStart(6)} s  ${f.name}`);
+  const extra = fs.existsSync(timingsFile) ? fs.readFileSync(timingsFile, "utf8").trim() : "";
+  if (extra) console.log(extra.split("\n").map((l) => `  ${l}`).join("\n"));
+  const now = Date.now() / 1000;
+  console.log(`system packages and npm: ${min(depsDone - started)}; whole run: ${min(now - started)}`);
   console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`);
-' "$report" || true
-rm -f "$report"
+' "$report" "$timings" "$started" "$deps_done" || true
+rm -f "$report" "$timings"
 exit "$status"

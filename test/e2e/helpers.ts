@@ -7,10 +7,14 @@ import { REPO_ROOT } from '../helpers/sets.js';
 
 export const OST = path.join(REPO_ROOT, 'bin/ost');
 
-/** Compile once so bin/ost runs the current sources. */
+let built = false;
+
+/** Compile once per process so bin/ost runs the current sources. */
 export function ensureBuilt(): void {
+  if (built) return;
   execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: REPO_ROOT, stdio: 'inherit' });
   if (!existsSync(path.join(REPO_ROOT, 'dist/cli/main.js'))) throw new Error('tsc did not produce dist/');
+  built = true;
 }
 
 /** Run `ost ARGS`, never throwing: exit code, stdout and stderr. */

@@ -1,8 +1,10 @@
 // End-to-end: the real debian12 set built with debootstrap, guestfish, virt-customize and qemu-img, then booted.
+// The shipped set (base, engine-installed, host-installed) is the shared e2e set, built once per content key
+// (shared-images.ts); rebuilds, failures, kills, upgrades and the cache run on two tiny leaves of its base.
 import { spawn } from 'node:child_process';
 import {
-  cpSync,
   existsSync,
+  mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
@@ -12,12 +14,17 @@ import {
 } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse, stringify } from 'yaml';
 import { run } from '../../src/core/exec.js';
+import { linkOrCopy } from '../../src/core/fsutil.js';
 import { REPO_ROOT } from '../helpers/sets.js';
 import { ensureBuilt, isRoot, OST, ost } from './helpers.js';
+import { type SharedImages, sharedImages } from './shared-images.js';
 
 const MIN = 60_000;
-const LAYERS = ['base', 'engine-installed', 'host-installed'];
+const SHIPPED = ['base', 'engine-installed', 'host-installed'];
+// the set these tests build: the shipped base and two leaves whose customize is one small script
+const LAYERS = ['base', 'leaf-a', 'leaf-b'];
 
 interface LayerJson {
   layer: string;
@@ -39,6 +46,7 @@ const work = process.env.OST_E2E_DIR ?? (isRoot ? mkdtempSync('/var/tmp/ost-e2e-
 const out = path.join(work, 'out');
 const setDir = path.join(work, 'set');
 const setFile = path.join(setDir, 'debian12.yaml');
+let shared: SharedImages;
 
 afterAll(() => {
   if (!process.env.OST_E2E_DIR) rmSync(work, { recursive: true, force: true });
@@ -53,56 +61,113 @@ function touchScript(name: string, line: string): void {
   writeFileSync(f, `${readFileSync(f, 'utf8')}${line}\n`);
 }
 
-/** Put a failing first step into engine-installed; returns a function that restores the set file. */
-function breakEngine(command: string): () => void {
+/** Put a failing first step into leaf-a; returns a function that restores the set file. */
+function breakLeafA(command: string): () => void {
   const good = readFileSync(setFile, 'utf8');
-  const install = '      - install: [postgresql, nginx-light]';
-  writeFileSync(setFile, good.replace(install, `      - run: "${command}"\n${install}`));
+  const doc = parse(good);
+  doc.layers[1].steps.unshift({ run: command });
+  writeFileSync(setFile, stringify(doc));
   return () => writeFileSync(setFile, good);
 }
 
+/**
+ * The tests' own set: the shipped base (same definition, so the same key) and two tiny leaves, in an
+ * output directory that starts with the shared build's base hard-linked in (committed files are never
+ * written in place, only replaced by rename).
+ */
+async function makeTestSet(s: SharedImages): Promise<void> {
+  rmSync(setDir, { recursive: true, force: true });
+  mkdirSync(path.join(setDir, 'debian12'), { recursive: true });
+  const doc = parse(readFileSync(path.join(REPO_ROOT, 'images/debian12.yaml'), 'utf8'));
+  doc.layers = [
+    doc.layers.find((l: { name: string }) => l.name === 'base'),
+    ...['leaf-a', 'leaf-b'].map((name) => ({
+      name,
+      description: `tiny test leaf ${name}`,
+      parent: 'base',
+      steps: [{ script: `debian12/${name}-setup.sh` }],
+    })),
+  ];
+  writeFileSync(setFile, stringify(doc));
+  for (const leaf of ['leaf-a', 'leaf-b'])
+    writeFileSync(
+      path.join(setDir, 'debian12', `${leaf}-setup.sh`),
+      `#!/bin/sh\necho ${leaf} > /etc/ost-role\n`,
+    );
+  mkdirSync(out, { recursive: true });
+  for (const f of [
+    'debian12-base.qcow2',
+    'debian12-base.json',
+    'debian12-base-pkglist.txt',
+    'debian12_id_rsa',
+    'debian12_id_rsa.pub',
+  ])
+    await linkOrCopy(path.join(s.out, f), path.join(out, f));
+}
+
 describe.skipIf(!isRoot)('ost build-images on images/debian12.yaml (real tools)', () => {
-  beforeAll(() => {
+  beforeAll(async () => {
     ensureBuilt();
-    // a copy of the shipped set, so tests can edit its scripts
-    rmSync(setDir, { recursive: true, force: true });
-    cpSync(path.join(REPO_ROOT, 'images'), setDir, { recursive: true });
-  });
+    shared = await sharedImages();
+    await makeTestSet(shared);
+  }, 120 * MIN);
 
   it(
     'builds the whole set: verified layers, relative chain, package lists, 0600 key',
     async () => {
-      const r = await ost(['build-images', setFile, '--out', out, '--json']);
-      expect(r.code, r.stderr).toBe(0);
-      expect(statuses(r.stdout)).toEqual({
+      // the shared set was built from nothing by the current builder (its key covers the sources)
+      expect(Object.fromEntries(shared.build.layers.map((l) => [l.layer, l.status]))).toEqual({
         base: 'built',
         'engine-installed': 'built',
         'host-installed': 'built',
       });
-      for (const l of LAYERS) {
-        const img = path.join(out, `debian12-${l}.qcow2`);
+      const sout = shared.out;
+      for (const l of SHIPPED) {
+        const img = path.join(sout, `debian12-${l}.qcow2`);
         expect(statSync(img).mode & 0o777).toBe(0o444);
         expect(await qemuImgCheck(img)).toBe(0);
-        expect(readFileSync(path.join(out, `debian12-${l}-pkglist.txt`), 'utf8')).toMatch(
+        expect(readFileSync(path.join(sout, `debian12-${l}-pkglist.txt`), 'utf8')).toMatch(
           /^openssh-server /m,
         );
       }
       const info = JSON.parse(
-        (await run('qemu-img', ['info', '--output=json', path.join(out, 'debian12-engine-installed.qcow2')]))
+        (await run('qemu-img', ['info', '--output=json', path.join(sout, 'debian12-engine-installed.qcow2')]))
           .stdout,
       );
       expect(info['backing-filename']).toBe('debian12-base.qcow2');
-      expect(readFileSync(path.join(out, 'debian12-engine-installed-pkglist-diff.txt'), 'utf8')).toMatch(
+      expect(readFileSync(path.join(sout, 'debian12-engine-installed-pkglist-diff.txt'), 'utf8')).toMatch(
         /^\+ postgresql /m,
       );
-      expect(readFileSync(path.join(out, 'debian12-host-installed-pkglist-diff.txt'), 'utf8')).toMatch(
+      expect(readFileSync(path.join(sout, 'debian12-host-installed-pkglist-diff.txt'), 'utf8')).toMatch(
         /^\+ chrony /m,
       );
-      expect(statSync(path.join(out, 'debian12_id_rsa')).mode & 0o777).toBe(0o600);
-      expect(readdirSync(out).filter((f) => f.endsWith('.tmp'))).toEqual([]);
-      expect(existsSync(path.join(out, '.work'))).toBe(false);
+      expect(statSync(path.join(sout, 'debian12_id_rsa')).mode & 0o777).toBe(0o600);
+      expect(readdirSync(sout).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+      expect(existsSync(path.join(sout, '.work'))).toBe(false);
     },
-    60 * MIN,
+    5 * MIN,
+  );
+
+  it(
+    'builds new leaves on a committed base: base cached, leaves verified with a relative chain',
+    async () => {
+      const r = await ost(['build-images', setFile, '--out', out, '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(statuses(r.stdout)).toEqual({ base: 'cached', 'leaf-a': 'built', 'leaf-b': 'built' });
+      for (const l of ['leaf-a', 'leaf-b']) {
+        const img = path.join(out, `debian12-${l}.qcow2`);
+        expect(statSync(img).mode & 0o777).toBe(0o444);
+        expect(await qemuImgCheck(img)).toBe(0);
+        const info = JSON.parse((await run('qemu-img', ['info', '--output=json', img])).stdout);
+        expect(info['backing-filename']).toBe('debian12-base.qcow2');
+        expect(manifest(out, l).parentBuildId).toBe(manifest(shared.out, 'base').buildId);
+        expect(readFileSync(path.join(out, `debian12-${l}-pkglist.txt`), 'utf8')).toMatch(
+          /^openssh-server /m,
+        );
+      }
+      expect(readdirSync(out).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+    },
+    20 * MIN,
   );
 
   it(
@@ -110,10 +175,10 @@ describe.skipIf(!isRoot)('ost build-images on images/debian12.yaml (real tools)'
     async () => {
       const r = await ost([
         'boot-image',
-        setFile,
+        shared.set,
         'engine-installed',
         '--out',
-        out,
+        shared.out,
         '--json',
         '--command',
         'cat /etc/ost-role; systemctl is-enabled nginx; test -s /etc/machine-id && echo has-machine-id',
@@ -134,8 +199,8 @@ describe.skipIf(!isRoot)('ost build-images on images/debian12.yaml (real tools)'
       expect(r.code, r.stderr).toBe(0);
       expect(statuses(r.stdout)).toEqual({
         base: 'cached',
-        'engine-installed': 'cached',
-        'host-installed': 'cached',
+        'leaf-a': 'cached',
+        'leaf-b': 'cached',
       });
       expect(LAYERS.map((l) => manifest(out, l).buildId)).toEqual(before);
     },
@@ -146,19 +211,19 @@ describe.skipIf(!isRoot)('ost build-images on images/debian12.yaml (real tools)'
     "changing one leaf's script rebuilds only that leaf",
     async () => {
       const before = LAYERS.map((l) => manifest(out, l).buildId);
-      touchScript('host-setup.sh', 'echo v2 > /etc/ost-host-version');
+      touchScript('leaf-b-setup.sh', 'echo v2 > /etc/ost-host-version');
       const r = await ost(['build-images', setFile, '--out', out, '--json']);
       expect(r.code, r.stderr).toBe(0);
       expect(statuses(r.stdout)).toEqual({
         base: 'cached',
-        'engine-installed': 'cached',
-        'host-installed': 'built',
+        'leaf-a': 'cached',
+        'leaf-b': 'built',
       });
       const after = LAYERS.map((l) => manifest(out, l).buildId);
       expect(after[0]).toBe(before[0]);
       expect(after[1]).toBe(before[1]);
       expect(after[2]).not.toBe(before[2]);
-      expect(manifest(out, 'host-installed').parentBuildId).toBe(after[0]);
+      expect(manifest(out, 'leaf-b').parentBuildId).toBe(after[0]);
     },
     30 * MIN,
   );
@@ -166,23 +231,23 @@ describe.skipIf(!isRoot)('ost build-images on images/debian12.yaml (real tools)'
   it(
     'a failing step fails that layer with its log tail and leaves the sibling and old image intact',
     async () => {
-      const engineBefore = manifest(out, 'engine-installed');
-      // a failing first step in engine-installed (fails fast), while host-installed changes too
-      const restore = breakEngine('echo OST-E2E-BROKEN-STEP >&2; exit 7');
-      touchScript('host-setup.sh', 'echo v3 > /etc/ost-host-version');
+      const leafABefore = manifest(out, 'leaf-a');
+      // a failing first step in leaf-a (fails fast), while leaf-b changes too
+      const restore = breakLeafA('echo OST-E2E-BROKEN-STEP >&2; exit 7');
+      touchScript('leaf-b-setup.sh', 'echo v3 > /etc/ost-host-version');
       try {
         const r = await ost(['build-images', setFile, '--out', out]);
         expect(r.code).toBe(1);
-        expect(r.stderr).toContain('layer engine-installed failed at "customize with virt-customize"');
+        expect(r.stderr).toContain('layer leaf-a failed at "customize with virt-customize"');
         expect(r.stderr).toMatch(/last lines of the log:\n(\s+\|.*\n)+/);
-        expect(r.stderr).toContain(`full log: ${path.join(out, 'logs/debian12-engine-installed.log')}`);
+        expect(r.stderr).toContain(`full log: ${path.join(out, 'logs/debian12-leaf-a.log')}`);
         expect(r.stderr).toContain('OST-E2E-BROKEN-STEP');
-        // the old engine layer is still the committed one, the sibling was built
-        expect(manifest(out, 'engine-installed')).toEqual(engineBefore);
-        expect(await qemuImgCheck(path.join(out, 'debian12-engine-installed.qcow2'))).toBe(0);
-        expect(existsSync(path.join(out, 'debian12-engine-installed.qcow2.tmp'))).toBe(false);
-        const host = manifest(out, 'host-installed');
-        expect(host.parentBuildId).toBe(manifest(out, 'base').buildId);
+        // the old leaf-a layer is still the committed one, the sibling was built
+        expect(manifest(out, 'leaf-a')).toEqual(leafABefore);
+        expect(await qemuImgCheck(path.join(out, 'debian12-leaf-a.qcow2'))).toBe(0);
+        expect(existsSync(path.join(out, 'debian12-leaf-a.qcow2.tmp'))).toBe(false);
+        const leafB = manifest(out, 'leaf-b');
+        expect(leafB.parentBuildId).toBe(manifest(out, 'base').buildId);
       } finally {
         restore();
       }
@@ -194,10 +259,10 @@ describe.skipIf(!isRoot)('ost build-images on images/debian12.yaml (real tools)'
     'kill -9 half-way leaves the previous layers intact and the next run completes',
     async () => {
       const baseBefore = manifest(out, 'base');
-      const hostBefore = manifest(out, 'host-installed');
-      touchScript('host-setup.sh', 'echo v4 > /etc/ost-host-version');
+      const leafBBefore = manifest(out, 'leaf-b');
+      touchScript('leaf-b-setup.sh', 'echo v4 > /etc/ost-host-version');
       // wait until virt-customize is running on the leaf, then kill ost without any chance to clean up
-      const log = path.join(out, 'logs/debian12-host-installed.log');
+      const log = path.join(out, 'logs/debian12-leaf-b.log');
       rmSync(log, { force: true });
       const child = spawn(OST, ['build-images', setFile, '--out', out], { stdio: 'ignore' });
       const deadline = Date.now() + 10 * MIN;
@@ -205,7 +270,7 @@ describe.skipIf(!isRoot)('ost build-images on images/debian12.yaml (real tools)'
         if (existsSync(log) && /Examining the guest|Running:/.test(readFileSync(log, 'utf8'))) break;
         await new Promise((r) => setTimeout(r, 500));
       }
-      expect(existsSync(path.join(out, 'debian12-host-installed.qcow2.tmp'))).toBe(true);
+      expect(existsSync(path.join(out, 'debian12-leaf-b.qcow2.tmp'))).toBe(true);
       child.kill('SIGKILL');
       await new Promise((r) => child.on('exit', r));
       // children die with ost (pdeathsig) and libguestfs stops its appliance
@@ -215,15 +280,15 @@ describe.skipIf(!isRoot)('ost build-images on images/debian12.yaml (real tools)'
       ).stdout.trim();
       expect(leftovers).toBe('');
       expect(manifest(out, 'base')).toEqual(baseBefore);
-      expect(manifest(out, 'host-installed')).toEqual(hostBefore);
+      expect(manifest(out, 'leaf-b')).toEqual(leafBBefore);
       for (const l of LAYERS) expect(await qemuImgCheck(path.join(out, `debian12-${l}.qcow2`))).toBe(0);
 
       const r = await ost(['build-images', setFile, '--out', out, '--json']);
       expect(r.code, r.stderr).toBe(0);
       expect(statuses(r.stdout)).toEqual({
         base: 'cached',
-        'engine-installed': 'cached',
-        'host-installed': 'built',
+        'leaf-a': 'cached',
+        'leaf-b': 'built',
       });
       expect(readdirSync(out).filter((f) => f.endsWith('.tmp'))).toEqual([]);
       expect(existsSync(path.join(out, '.lock'))).toBe(false);
@@ -321,42 +386,36 @@ describe.skipIf(!isRoot)('ost publish-images / build-images --publish (real tool
         '--repo',
         repo,
         '--squash',
-        'engine-installed',
+        'leaf-a',
         '--json',
       ]);
       expect(r.code, r.stderr).toBe(0);
       const res = JSON.parse(r.stdout);
       expect(res.rpms.map((x: { name: string }) => x.name).sort()).toEqual([
         'ost-images-debian12-base',
-        'ost-images-debian12-engine-installed',
-        'ost-images-debian12-engine-installed-squashed',
-        'ost-images-debian12-host-installed',
+        'ost-images-debian12-leaf-a',
+        'ost-images-debian12-leaf-a-squashed',
+        'ost-images-debian12-leaf-b',
       ]);
       expect(repoFiles()).toHaveLength(4);
       const i = await dnf(root, repo, [
         'install',
-        'ost-images-debian12-engine-installed',
-        'ost-images-debian12-host-installed',
+        'ost-images-debian12-leaf-a',
+        'ost-images-debian12-leaf-b',
       ]);
       expect(i.exitCode, i.stderr).toBe(0);
       const pk = await installed(root);
       expect(Object.keys(pk).sort()).toEqual([
         'ost-images-debian12-base',
-        'ost-images-debian12-engine-installed',
-        'ost-images-debian12-host-installed',
+        'ost-images-debian12-leaf-a',
+        'ost-images-debian12-leaf-b',
       ]);
-      const leaf = path.join(root, PREFIX, 'debian12-engine-installed.qcow2');
+      const leaf = path.join(root, PREFIX, 'debian12-leaf-a.qcow2');
       const chain = await chainFiles(leaf);
       expect(chain).toEqual([leaf, path.join(root, PREFIX, 'debian12-base.qcow2')]);
       expect(statSync(leaf).mode & 0o777).toBe(0o444);
       // exact pins: the leaf requires its base at the very version-release it was built on
-      const req = await run('rpm', [
-        '--root',
-        root,
-        '-q',
-        '--requires',
-        'ost-images-debian12-engine-installed',
-      ]);
+      const req = await run('rpm', ['--root', root, '-q', '--requires', 'ost-images-debian12-leaf-a']);
       expect(req.stdout).toContain(`ost-images-debian12-base = ${pk['ost-images-debian12-base']}`);
       const prov = await run('rpm', ['--root', root, '-q', '--provides', 'ost-images-debian12-base']);
       expect(prov.stdout).toContain(`ost-images-layer(debian12-base) = ${manifest(out, 'base').key}`);
@@ -367,9 +426,7 @@ describe.skipIf(!isRoot)('ost publish-images / build-images --publish (real tool
   it(
     'boots the installed leaf with the private key from the base RPM',
     async () => {
-      expect(await roleOfBooted(path.join(root, PREFIX, 'debian12-engine-installed.qcow2'), root)).toBe(
-        'engine\n',
-      );
+      expect(await roleOfBooted(path.join(root, PREFIX, 'debian12-leaf-a.qcow2'), root)).toBe('leaf-a\n');
     },
     15 * MIN,
   );
@@ -378,12 +435,12 @@ describe.skipIf(!isRoot)('ost publish-images / build-images --publish (real tool
     'the squashed RPM installs alone (no chain) and boots',
     async () => {
       const alone = path.join(work, 'root-squashed');
-      const i = await dnf(alone, repo, ['install', 'ost-images-debian12-engine-installed-squashed']);
+      const i = await dnf(alone, repo, ['install', 'ost-images-debian12-leaf-a-squashed']);
       expect(i.exitCode, i.stderr).toBe(0);
-      expect(Object.keys(await installed(alone))).toEqual(['ost-images-debian12-engine-installed-squashed']);
-      const img = path.join(alone, PREFIX, 'debian12-engine-installed-squashed.qcow2');
+      expect(Object.keys(await installed(alone))).toEqual(['ost-images-debian12-leaf-a-squashed']);
+      const img = path.join(alone, PREFIX, 'debian12-leaf-a-squashed.qcow2');
       expect(await chainFiles(img)).toEqual([img]);
-      expect(await roleOfBooted(img, alone)).toBe('engine\n');
+      expect(await roleOfBooted(img, alone)).toBe('leaf-a\n');
       rmSync(alone, { recursive: true, force: true });
     },
     20 * MIN,
@@ -393,24 +450,20 @@ describe.skipIf(!isRoot)('ost publish-images / build-images --publish (real tool
     'a rebuilt leaf upgrades with dnf upgrade while its parent stays',
     async () => {
       const before = await installed(root);
-      touchScript('host-setup.sh', 'echo v5 > /etc/ost-host-version');
+      touchScript('leaf-b-setup.sh', 'echo v5 > /etc/ost-host-version');
       const r = await ost(['build-images', setFile, '--out', out, '--publish', repo, '--json']);
       expect(r.code, r.stderr).toBe(0);
       const res = JSON.parse(r.stdout);
       expect(res.published.added).toHaveLength(1);
-      expect(res.published.added[0]).toMatch(/^ost-images-debian12-host-installed-1-/);
+      expect(res.published.added[0]).toMatch(/^ost-images-debian12-leaf-b-1-/);
       const u = await dnf(root, repo, ['upgrade', '--refresh']);
       expect(u.exitCode, u.stderr).toBe(0);
       const after = await installed(root);
       expect(after['ost-images-debian12-base']).toBe(before['ost-images-debian12-base']);
-      expect(after['ost-images-debian12-engine-installed']).toBe(
-        before['ost-images-debian12-engine-installed'],
-      );
-      expect(after['ost-images-debian12-host-installed']).not.toBe(
-        before['ost-images-debian12-host-installed'],
-      );
-      const host = path.join(root, PREFIX, 'debian12-host-installed.qcow2');
-      expect(await chainFiles(host)).toEqual([host, path.join(root, PREFIX, 'debian12-base.qcow2')]);
+      expect(after['ost-images-debian12-leaf-a']).toBe(before['ost-images-debian12-leaf-a']);
+      expect(after['ost-images-debian12-leaf-b']).not.toBe(before['ost-images-debian12-leaf-b']);
+      const leafB = path.join(root, PREFIX, 'debian12-leaf-b.qcow2');
+      expect(await chainFiles(leafB)).toEqual([leafB, path.join(root, PREFIX, 'debian12-base.qcow2')]);
     },
     30 * MIN,
   );
@@ -420,16 +473,16 @@ describe.skipIf(!isRoot)('ost publish-images / build-images --publish (real tool
     async () => {
       const md = repomd();
       const files = repoFiles();
-      const restore = breakEngine('exit 9');
-      touchScript('host-setup.sh', 'echo v6 > /etc/ost-host-version');
+      const restore = breakLeafA('exit 9');
+      touchScript('leaf-b-setup.sh', 'echo v6 > /etc/ost-host-version');
       try {
         const r = await ost(['build-images', setFile, '--out', out, '--publish', repo]);
         expect(r.code).toBe(1);
-        expect(r.stderr).toContain('layer engine-installed failed');
+        expect(r.stderr).toContain('layer leaf-a failed');
         expect(repomd()).toBe(md);
         expect(repoFiles()).toEqual(files);
         const fresh = path.join(work, 'root-after-failure');
-        const i = await dnf(fresh, repo, ['install', 'ost-images-debian12-host-installed']);
+        const i = await dnf(fresh, repo, ['install', 'ost-images-debian12-leaf-b']);
         expect(i.exitCode, i.stderr).toBe(0);
         rmSync(fresh, { recursive: true, force: true });
       } finally {
@@ -442,7 +495,7 @@ describe.skipIf(!isRoot)('ost publish-images / build-images --publish (real tool
   it(
     'a publish killed half-way leaves the repo readable and consistent; the next publish completes',
     async () => {
-      // host-installed was rebuilt by the previous test (v6): publish it, killing ost while createrepo_c runs
+      // leaf-b was rebuilt by the previous test (v6): publish it, killing ost while createrepo_c runs
       const md = repomd();
       const child = spawn(OST, ['publish-images', setFile, '--out', out, '--repo', repo], {
         stdio: 'ignore',
@@ -467,7 +520,7 @@ describe.skipIf(!isRoot)('ost publish-images / build-images --publish (real tool
       for (const p of await readRepo(repo))
         expect(existsSync(path.join(repo, p.location)), p.location).toBe(true);
       const fresh = path.join(work, 'root-after-kill');
-      const i = await dnf(fresh, repo, ['install', 'ost-images-debian12-engine-installed']);
+      const i = await dnf(fresh, repo, ['install', 'ost-images-debian12-leaf-a']);
       expect(i.exitCode, i.stderr).toBe(0);
       rmSync(fresh, { recursive: true, force: true });
       const again = await ost(['publish-images', setFile, '--out', out, '--repo', repo, '--json']);
@@ -486,15 +539,15 @@ describe.skipIf(!isRoot)('ost publish-images / build-images --publish (real tool
       const names = files.map((f) => f.replace(/-1-[0-9.]+\.noarch\.rpm$/, ''));
       expect(names.sort()).toEqual([
         'ost-images-debian12-base',
-        'ost-images-debian12-engine-installed',
-        'ost-images-debian12-host-installed',
+        'ost-images-debian12-leaf-a',
+        'ost-images-debian12-leaf-b',
       ]);
-      // the base was published in the first set, long before this host-installed: it is still there
+      // the base was published in the first set, long before this leaf-b: it is still there
       const fresh = path.join(work, 'root-after-retention');
       const i = await dnf(fresh, repo, [
         'install',
-        'ost-images-debian12-host-installed',
-        'ost-images-debian12-engine-installed',
+        'ost-images-debian12-leaf-b',
+        'ost-images-debian12-leaf-a',
       ]);
       expect(i.exitCode, i.stderr).toBe(0);
       rmSync(fresh, { recursive: true, force: true });
@@ -545,7 +598,7 @@ describe.skipIf(!isRoot)('ost publish-images / build-images --publish (real tool
         `--setopt=ost.gpgkey=file://${key}`,
       ];
       const okRoot = path.join(work, 'root-signed');
-      const ok = await dnf(okRoot, signed, ['install', 'ost-images-debian12-host-installed'], gpg);
+      const ok = await dnf(okRoot, signed, ['install', 'ost-images-debian12-leaf-b'], gpg);
       expect(ok.exitCode, ok.stderr).toBe(0);
       rmSync(okRoot, { recursive: true, force: true });
       // flip one byte in the middle of the base RPM's payload
@@ -579,24 +632,24 @@ describe.skipIf(!isRoot)('the repository as a shared build cache (real tools)', 
       expect(r.code, r.stderr).toBe(0);
       const st = statuses(r.stdout);
       expect(st.base).toBe('fetched');
-      expect(st['engine-installed']).toBe('fetched');
-      expect(['fetched', 'built']).toContain(st['host-installed']);
+      expect(st['leaf-a']).toBe('fetched');
+      expect(['fetched', 'built']).toContain(st['leaf-b']);
       // the worker took the set's key pair from the base RPM, so its keys match the publisher's
       expect(readFileSync(path.join(fresh, 'debian12_id_rsa.pub'), 'utf8')).toBe(
         readFileSync(path.join(out, 'debian12_id_rsa.pub'), 'utf8'),
       );
       expect(statSync(path.join(fresh, 'debian12_id_rsa')).mode & 0o777).toBe(0o600);
-      expect(manifest(fresh, 'engine-installed').buildId).toBe(
-        JSON.parse(readFileSync(path.join(out, 'debian12-engine-installed.json'), 'utf8')).buildId,
+      expect(manifest(fresh, 'leaf-a').buildId).toBe(
+        JSON.parse(readFileSync(path.join(out, 'debian12-leaf-a.json'), 'utf8')).buildId,
       );
-      expect(await qemuImgCheck(path.join(fresh, 'debian12-engine-installed.qcow2'))).toBe(0);
-      touchScript('host-setup.sh', 'echo v7 > /etc/ost-host-version');
+      expect(await qemuImgCheck(path.join(fresh, 'debian12-leaf-a.qcow2'))).toBe(0);
+      touchScript('leaf-b-setup.sh', 'echo v7 > /etc/ost-host-version');
       const again = await ost(['build-images', setFile, '--out', fresh, '--cache-repo', repo, '--json']);
       expect(again.code, again.stderr).toBe(0);
       expect(statuses(again.stdout)).toEqual({
         base: 'cached',
-        'engine-installed': 'cached',
-        'host-installed': 'built',
+        'leaf-a': 'cached',
+        'leaf-b': 'built',
       });
       rmSync(fresh, { recursive: true, force: true });
     },

@@ -16,18 +16,18 @@ import {
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EnvRecord } from '../../src/launcher/state/record.js';
-import { dnfInstallArgv } from '../../src/tools/dnf.js';
 import { info } from '../../src/tools/qemu-img.js';
-import { runArgv } from '../../src/tools/run-tool.js';
 import { REPO_ROOT } from '../helpers/sets.js';
-import { ensureBuilt, isRoot, OST, ost } from './helpers.js';
+import { ensureBuilt, isRoot, OST } from './helpers.js';
 import { LibvirtNetns } from './netns.js';
+import { sharedImages } from './shared-images.js';
 
 const MIN = 60_000;
 // only made when the suite runs (root): a skipped suite runs no afterAll to remove it
 const work =
   process.env.OST_E2E_LAUNCHER_DIR ?? (isRoot ? mkdtempSync('/var/tmp/ost-e2e-launcher-') : '/nonexistent');
-const root = path.join(work, 'root');
+// the installroot of the shared debian12 set (engine-installed and host-installed), set in beforeAll
+let root = '';
 const stateDir = path.join(work, 'state');
 const overlayDir = `/dev/shm/ost-e2e-${process.pid}`;
 const env = { OST_STATE_DIR: stateDir, OST_OVERLAY_DIR: overlayDir };
@@ -66,29 +66,11 @@ const NOTHING = { domains: [], networks: [], overlays: [], leases: [], envs: [] 
 describe.skipIf(!isRoot)('ost up / down on real libvirt in a network namespace', () => {
   beforeAll(async () => {
     ensureBuilt();
-    // qemu runs as the libvirt-qemu user: it must get through to the installed images
+    // qemu runs as the libvirt-qemu user: it must get through to what the envs keep under work/
     chmodSync(work, 0o755);
-    if (!existsSync(path.join(root, 'usr/share/ost-images/debian12-host-installed.qcow2'))) {
-      const setDir = path.join(work, 'set');
-      cpSync(path.join(REPO_ROOT, 'images'), setDir, { recursive: true });
-      const b = await ost([
-        'build-images',
-        path.join(setDir, 'debian12.yaml'),
-        '--out',
-        path.join(work, 'out'),
-        '--publish',
-        path.join(work, 'repo'),
-      ]);
-      expect(b.code, b.stderr).toBe(0);
-      await runArgv(
-        dnfInstallArgv(
-          { installRoot: root, repos: { ost: `file://${path.join(work, 'repo')}` }, gpgcheck: false },
-          ['ost-images-debian12-engine-installed', 'ost-images-debian12-host-installed'],
-        ),
-      );
-    }
+    root = (await sharedImages()).root;
     ns = await LibvirtNetns.start(`ost-e2e-${process.pid}`);
-  }, 40 * MIN);
+  }, 120 * MIN);
 
   afterAll(async () => {
     await ns?.stop();
