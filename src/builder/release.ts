@@ -116,5 +116,7 @@ async function release(
     }),
   );
   if (gpgKey) await fs.rm(gpgKey, { force: true });
+  // the scratch dirs are gone by now: leave no empty .work behind (a committed out dir has none)
+  await fs.rmdir(paths.workRoot()).catch(() => {});
   return { rpms, verify, publish };
 }
