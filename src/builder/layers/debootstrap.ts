@@ -24,21 +24,68 @@ export const REQUIRED_PACKAGES = [
 
 export const ROOT_LABEL = 'ost-root';
 
+/**
+ * systemd-networkd: DHCPv4 and DHCPv6 (+RA) on every NIC. eth0 (the management NIC) names the guest from
+ * DHCP and carries the default route and the search domain; the others take addresses only (OST's images
+ * set never-default on eth1+). DHCPv6 asks with a DUID-LL of the NIC's MAC (`DUIDType=link-layer`, as OST's
+ * NetworkManager `ipv6.dhcp-duid=ll`): OST's networks reserve each IPv6 address for `id='0:3:0:1:<mac>'`,
+ * and networkd's default DUID-EN would get a dynamic address instead of the one OST's `hosts` file names.
+ */
+export function networkdFiles(): Record<string, string> {
+  return {
+    '/etc/systemd/network/70-ost-eth0.network': [
+      '[Match]',
+      'Name=eth0',
+      '',
+      '[Network]',
+      'DHCP=yes',
+      'IPv6AcceptRA=yes',
+      '',
+      '[DHCPv4]',
+      'UseDomains=yes',
+      '',
+      '[DHCPv6]',
+      'DUIDType=link-layer',
+      '',
+    ].join('\n'),
+    '/etc/systemd/network/80-ost-dhcp.network': [
+      '[Match]',
+      'Name=eth* en*',
+      '',
+      '[Network]',
+      'DHCP=yes',
+      'IPv6AcceptRA=yes',
+      '',
+      '[DHCPv4]',
+      'UseHostname=no',
+      'UseGateway=no',
+      'UseDomains=no',
+      '',
+      '[DHCPv6]',
+      'DUIDType=link-layer',
+      'UseHostname=no',
+      '',
+      '[IPv6AcceptRA]',
+      'UseGateway=no',
+      '',
+    ].join('\n'),
+  };
+}
+
 /** Files written into the tree before it is packed (path inside the guest → content). */
 export function rootfsFiles(b: DebootstrapBase, publicKey: string): Record<string, string> {
   return {
-    '/etc/hostname': `${b.hostname}\n`,
-    '/etc/hosts': `127.0.0.1\tlocalhost\n127.0.1.1\t${b.hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n`,
+    // no static hostname: the guest takes its name from DHCP on eth0 (ost-<suite>-<vm>, as OST's images)
+    '/etc/hostname': '',
+    '/etc/hosts': '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n',
     '/etc/fstab': `LABEL=${ROOT_LABEL}\t/\text4\terrors=remount-ro\t0\t1\n`,
     '/etc/apt/sources.list': `deb ${b.mirror} ${b.suite} ${b.components.join(' ')}\n`,
-    // DHCP (v4 and v6 RA) on every NIC, whatever the count and names; the DHCP domain becomes a search
-    // domain, so VMs reach each other by short name (networkd ignores it by default)
-    '/etc/systemd/network/80-ost-dhcp.network':
-      '[Match]\nName=en* eth*\n\n[Network]\nDHCP=yes\nIPv6AcceptRA=yes\n\n[DHCPv4]\nUseDomains=yes\n',
+    ...networkdFiles(),
     '/etc/default/grub.d/50-ost.cfg': [
       'GRUB_TIMEOUT=1',
       'GRUB_CMDLINE_LINUX_DEFAULT=""',
-      'GRUB_CMDLINE_LINUX="console=tty0 console=ttyS0,115200n8"',
+      // eth0, eth1, … in PCI order (the domain's NIC order), as OST's images (net.ifnames=0)
+      'GRUB_CMDLINE_LINUX="console=tty0 console=ttyS0,115200n8 net.ifnames=0"',
       'GRUB_TERMINAL="console serial"',
       'GRUB_SERIAL_COMMAND="serial --speed=115200"',
       '',
