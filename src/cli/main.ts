@@ -181,18 +181,31 @@ export async function main(argv: string[]): Promise<number> {
             type: 'string',
             describe: "OST's own suite file (path/to/ost.json) instead of ost-env.yaml",
           })
-          .option('id', { type: 'string', describe: 'environment id (default: <suite>-<random>)' })
+          .option('ost-repo', {
+            type: 'string',
+            describe: 'an OST checkout: ost up <suite> --ost-repo DIR reads DIR/<suite>/ost.json',
+          })
+          .option('deploy', {
+            type: 'boolean',
+            default: false,
+            describe: "OST suites: run their deploy scripts too (OST's pytest runs them otherwise)",
+          })
+          .option('ipv4-only', { type: 'boolean', describe: 'networks with IPv4 only (ost.sh run -4)' })
+          .option('ipv6-only', { type: 'boolean', describe: 'networks with IPv6 only (ost.sh run -6)' })
+          .option('id', { type: 'string', describe: 'environment id: 8 hex digits (default: random)' })
           .option('templates', {
             type: 'string',
             describe: 'directory with your own network/domain/nic/disk.xml',
           })
           .option('overlay-dir', {
             type: 'string',
-            describe: 'overlay cache (default: $OST_OVERLAY_DIR or /dev/shm/ost)',
+            describe:
+              'overlay cache (default: $OST_OVERLAY_DIR, else /dev/shm/ost; /dev/shm/ost-<uid> when not root)',
           })
           .option('overlay-fallback', {
             type: 'string',
-            describe: 'used when the cache is too small (default: $OST_OVERLAY_FALLBACK or /var/tmp/ost)',
+            describe:
+              'used when the cache is too small (default: $OST_OVERLAY_FALLBACK, else /var/tmp/ost[-<uid>])',
           })
           .option('overlay-reserve', { type: 'string', default: '1G', describe: 'free space wanted per VM' })
           .option('images-root', {
@@ -223,6 +236,10 @@ export async function main(argv: string[]): Promise<number> {
           suite: a.suite,
           envFile: a['env-file'],
           env: a.env,
+          ostRepo: a['ost-repo'],
+          deploy: a.deploy,
+          ipv4Only: a['ipv4-only'] === true,
+          ipv6Only: a['ipv6-only'] === true,
           id: a.id,
           templates: a.templates,
           overlayDir: a['overlay-dir'],

@@ -1,13 +1,22 @@
 // Which environment a command means: an id, a suite with one env, or the only env on the host.
+import { existsSync } from 'node:fs';
+import * as path from 'node:path';
 import { OstError } from '../core/errors.js';
 import { discoverEnvs, type FoundEnv } from './state/discover.js';
 
-/** Find one env; `wanted` may be an env id or a suite name with exactly one env. */
+/**
+ * Find one env; `wanted` may be an env id, its env or deployment dir (a path: it has a `/` or exists),
+ * or a suite name with exactly one env.
+ */
 export async function selectEnv(uri: string, root: string, wanted?: string): Promise<FoundEnv | undefined> {
   const all = [...(await discoverEnvs(uri, root)).values()];
   if (wanted) {
     const exact = all.find((e) => e.id === wanted);
     if (exact) return exact;
+    if (wanted.includes('/') || existsSync(wanted)) {
+      const dir = path.resolve(wanted);
+      return all.find((e) => e.workdir && path.resolve(e.workdir) === dir);
+    }
     const bySuite = all.filter((e) => e.suite === wanted);
     if (bySuite.length === 1) return bySuite[0];
     if (bySuite.length > 1) {

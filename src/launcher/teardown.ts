@@ -7,6 +7,7 @@ import { isNotFound, virsh } from '../tools/virsh.js';
 import { releaseLeases } from './net/leases.js';
 import type { FoundEnv } from './state/discover.js';
 import { leasesDir } from './state/record.js';
+import { removeWorkdir } from './state/workdir.js';
 
 export interface TeardownResult {
   domains: string[];
@@ -38,14 +39,15 @@ export async function teardown(
   await Promise.all(networks.map((n) => destroyObject(uri, 'network', n)));
   const removed: string[] = [];
   // overlays live in <overlay root>/<env id>: only ever remove a directory named after the env
-  for (const dir of [e.overlayDir, e.workdir]) {
-    if (!dir || path.basename(dir) !== e.id) {
-      if (dir) reporter({ type: 'warning', message: `not removing ${dir}: not named after env ${e.id}` });
-      continue;
-    }
-    await fs.rm(dir, { recursive: true, force: true });
-    removed.push(dir);
+  const overlays = e.overlayDir;
+  if (overlays && path.basename(overlays) === e.id) {
+    await fs.rm(overlays, { recursive: true, force: true });
+    removed.push(overlays);
+  } else if (overlays) {
+    reporter({ type: 'warning', message: `not removing ${overlays}: not named after env ${e.id}` });
   }
+  // the env dir (a deployment dir too) only when its marker names this env
+  removed.push(...(await removeWorkdir(root, e.id, e.workdir)));
   const leases = await releaseLeases(leasesDir(root), e.id);
   return { domains, networks, removed, leases };
 }

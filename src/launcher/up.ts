@@ -1,44 +1,58 @@
 // `ost up`: environment → images → overlays → leases → networks → domains → SSH-ready → outputs.
 // Every resource registers its undo when it is created; a failure or Ctrl-C undoes all of it in reverse.
-import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { detectAccel } from '../core/accel.js';
 import { CleanupStack } from '../core/cleanup.js';
-import { errorMessage, InterruptedError, OstError, ToolError } from '../core/errors.js';
+import { errorMessage, InterruptedError, OstError } from '../core/errors.js';
 import { type Reporter, step } from '../core/events.js';
 import { atomicWriteFile } from '../core/fsutil.js';
 import { self } from '../core/process.js';
 import { requireTools } from '../core/require-tool.js';
 import { create, createOverlay } from '../tools/qemu-img.js';
-import { runArgv } from '../tools/run-tool.js';
-import { sshArgv } from '../tools/ssh.js';
-import { virsh } from '../tools/virsh.js';
+import { parseNames, virsh } from '../tools/virsh.js';
+import { runDeployScripts } from './deploy.js';
 import type { Environment, EnvVm } from './env/model.js';
 import { qemuIdentity } from './images/qemu-user.js';
 import { type ResolvedImage, refText, resolveImages } from './images/resolve.js';
-import { metadataElement, OST_NS, type OstMetadata, renderDomain, renderNetwork } from './libvirt/render.js';
+import {
+  metadataElement,
+  OST_NS,
+  OST_PREFIX,
+  type OstMetadata,
+  renderDomain,
+  renderNetwork,
+} from './libvirt/render.js';
 import type { Templates } from './libvirt/templates.js';
 import { buildXml } from './libvirt/xml.js';
-import { layoutEnv } from './net/layout.js';
+import { ENV_ID, type IpMode, layoutEnv, newEnvId } from './net/layout.js';
 import { leaseSubnets, releaseLeases } from './net/leases.js';
 import { chooseOverlayRoot } from './overlays.js';
 import { waitReady } from './ready/wait.js';
+import { exportPackageLists } from './state/ost-files.js';
 import {
   type EnvRecord,
-  envDirOf,
   leasesDir,
   readRecord,
   type VmRecord,
   writeOutputs,
   writeRecord,
 } from './state/record.js';
+import { checkDeploymentPath, createWorkdir, giveToUser, removeWorkdir } from './state/workdir.js';
 import { destroyObject } from './teardown.js';
 
 export interface UpOptions {
   env: Environment;
-  /** Env id; default `<suite>-<6 hex>`. */
+  /** Env id: 8 hex digits (default: random, as lagofy's uuidgen | cut -c -8). */
   id?: string;
+  /** OST suites: the deployment dir (default `<OST checkout>/deployment`; the CLI passes $OST_DEPLOYMENT). */
+  deployment?: string;
+  /** Address families: both (default), or IPv4 / IPv6 only (ost.sh run -4 / -6). */
+  ipMode?: IpMode;
+  /** OST suites: run their deploy scripts too (OST's pytest runs them otherwise). ost-env suites always do. */
+  deploy?: boolean;
+  /** Hand the deployment dir to this user (sudo's SUDO_UID/SUDO_GID), as ost.sh's would be theirs. */
+  owner?: { uid: number; gid: number };
   uri: string;
   stateRoot: string;
   overlays: { root: string; fallback: string; reservePerVmBytes: number };
@@ -51,8 +65,6 @@ export interface UpOptions {
   reporter: Reporter;
   signal?: AbortSignal;
 }
-
-const ENV_ID = /^[a-z0-9][a-z0-9-]{0,40}$/;
 
 /** Time a phase into `timings` and report it as a top-level step. */
 async function phase<T>(
@@ -71,7 +83,7 @@ async function phase<T>(
 /** The `ost:env` element for `virsh metadata --set` (virsh adds the namespace and prefix itself). */
 function metadataForSet(m: OstMetadata): string {
   const node = metadataElement(m);
-  delete node['@_xmlns:ost'];
+  delete node[`@_xmlns:${OST_PREFIX}`];
   return buildXml({ env: node }).trim();
 }
 
@@ -92,6 +104,26 @@ async function createDisks(vm: EnvVm, dir: string): Promise<VmRecord['disks']> {
   );
 }
 
+/**
+ * Run `fn` on every item at once and wait for all of them to settle before failing with the first error:
+ * the undo of every create that started is registered and its object exists (or not) before unwinding.
+ */
+async function settleAll<T>(items: readonly T[], fn: (item: T) => Promise<void>): Promise<void> {
+  const results = await Promise.allSettled(items.map(fn));
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
+/** Subnets of other `ost<8 hex>-<N>` networks that are up (OST's own lagofy envs): never leased. */
+async function foreignSubnets(uri: string): Promise<string[]> {
+  const r = await virsh(uri, ['net-list', '--name'], { allowFailure: true });
+  if (r.exitCode !== 0) return [];
+  return parseNames(r.stdout).flatMap((n) => {
+    const m = /^ost[0-9a-f]{8}-(\d{1,3})$/.exec(n);
+    return m ? [`192.168.${m[1]}`] : [];
+  });
+}
+
 /** Bring an environment up; resolves once every VM is SSH-ready. */
 export async function up(o: UpOptions): Promise<EnvRecord> {
   requireTools(['virsh', 'qemu-img', 'ssh']);
@@ -99,35 +131,30 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
   const timings: Record<string, number> = {};
   const undo = new CleanupStack();
   const { env } = o;
-  const id = o.id ?? `${env.suite}-${randomBytes(3).toString('hex')}`;
+  const id = o.id ?? newEnvId();
   if (!ENV_ID.test(id))
-    throw new OstError(`env id "${id}" is not valid`, 'use lowercase letters, digits and dashes');
+    throw new OstError(`env id "${id}" is not valid`, 'an env id is 8 lowercase hex digits');
+  const ipMode = o.ipMode ?? 'dual';
+  const ostSuite = env.kind === 'ost-json';
+  const deployment = ostSuite
+    ? path.resolve(o.deployment ?? path.join(env.ostRepo as string, 'deployment'))
+    : undefined;
+  if (deployment) checkDeploymentPath(deployment);
   const owner = self();
   const qemu = qemuIdentity();
   const domainType = detectAccel() === 'kvm' ? 'kvm' : 'qemu';
-  const workdir = envDirOf(o.stateRoot, id);
+  let workdir = deployment ?? '';
   try {
     const images = await phase(o, timings, 'resolve', `resolve ${env.vms.length} images`, () =>
       resolveImages(env.vms, { ...o.images, qemu, signal: o.signal }),
     );
     const imageOf = (vm: EnvVm) => images.get(refText(vm.image, vm.squashed)) as ResolvedImage;
 
-    // the env dir: its existence is the claim on the id
-    await fs.mkdir(path.dirname(workdir), { recursive: true });
-    try {
-      await fs.mkdir(workdir, { mode: 0o755 });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST')
-        throw new OstError(
-          `environment ${id} already exists (${workdir})`,
-          `ost down ${id}, or pick another --id`,
-        );
-      throw err;
-    }
-    undo.add(`env dir ${workdir}`, () => fs.rm(workdir, { recursive: true, force: true }));
-    await fs.mkdir(path.join(workdir, 'console'));
-    await fs.mkdir(path.join(workdir, 'libvirt'));
-    await fs.mkdir(path.join(workdir, 'keys'), { mode: 0o700 });
+    // the env dir: its existence is the claim on the id (and, for OST suites, on the deployment dir)
+    workdir = await createWorkdir(o.stateRoot, id, deployment);
+    undo.add(`env dir ${workdir}`, async () => {
+      await removeWorkdir(o.stateRoot, id, workdir);
+    });
 
     const overlayRoot = await chooseOverlayRoot(o.overlays, env, o.reporter);
     const overlayDir = path.join(overlayRoot, id);
@@ -145,6 +172,11 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
       id,
       suite: env.suite,
       source: env.file,
+      kind: env.kind,
+      ostRepo: env.ostRepo,
+      ipMode,
+      distro:
+        env.distro ?? env.vms.map((vm) => (vm.image.kind === 'package' ? vm.image.distro : '')).find(Boolean),
       status: 'starting',
       owner,
       created: new Date().toISOString(),
@@ -167,6 +199,8 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
       await fs.chmod(copy, 0o600);
       keys.set(img.key, copy);
     }
+    // OST suites keep their extra disks in the deployment dir (as lagofy.sh), others next to the overlays
+    const disksDir = ostSuite ? path.join(workdir, 'images') : overlayDir;
 
     const vmTimings = new Map<string, Record<string, number>>(env.vms.map((vm) => [vm.name, {}]));
     const makeOverlays = () =>
@@ -180,8 +214,8 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
             const t0 = Date.now();
             const overlay = path.join(overlayDir, `${vm.name}.qcow2`);
             await createOverlay(overlay, imageOf(vm).path, { signal: o.signal });
-            const extra = await createDisks(vm, overlayDir);
-            for (const f of [overlay, ...extra.map((d) => d.path)]) await fs.chown(f, qemu.uid, qemu.gid);
+            const extra = await createDisks(vm, disksDir);
+            for (const f of [overlay, ...extra.map((d) => d.path)]) await handToQemu(f, qemu);
             out.set(vm.name, { overlay, extra });
             (vmTimings.get(vm.name) as Record<string, number>).overlay = Date.now() - t0;
           }),
@@ -197,12 +231,11 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
           leasesDir(o.stateRoot),
           id,
           owner,
-          env.networks
-            .filter((n) => n.ipv4.kind !== 'none')
-            .map((n) => ({
-              network: n.name,
-              fixed: n.ipv4.kind === 'fixed' ? n.ipv4.cidr.replace(/\.0\/24$/, '') : undefined,
-            })),
+          env.networks.map((n) => ({
+            network: n.name,
+            fixed: n.ipv4.kind === 'fixed' ? n.ipv4.cidr.replace(/\.0\/24$/, '') : undefined,
+          })),
+          await foreignSubnets(o.uri),
         );
       });
     // overlays and leases do not depend on each other: both at once. allSettled, so that every undo one of
@@ -212,19 +245,26 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
     if (leasesResult.status === 'rejected') throw leasesResult.reason;
     const disks = disksResult.value;
     const leases = leasesResult.value;
-    const layout = layoutEnv(env, id, leases);
+    const layout = layoutEnv(env, id, leases, ipMode);
     record.networks = layout.networks;
 
     await phase(o, timings, 'networks', `${layout.networks.length} networks`, () =>
-      Promise.all(
-        layout.networks.map(async (net) => {
-          const file = path.join(workdir, 'libvirt', `network-${net.name}.xml`);
-          await atomicWriteFile(file, renderNetwork(o.templates, net, layout.vms, meta));
-          // undo first: an interrupted net-create may still have created it
-          undo.add(`network ${net.libvirtName}`, () => destroyObject(o.uri, 'network', net.libvirtName));
-          await virsh(o.uri, ['net-create', file], { signal: o.signal });
-        }),
-      ),
+      settleAll(layout.networks, async (net) => {
+        const file = path.join(workdir, 'libvirt', `network-${net.name}.xml`);
+        await atomicWriteFile(
+          file,
+          renderNetwork(o.templates, {
+            net,
+            networks: layout.networks,
+            vms: layout.vms,
+            meta,
+            shortNames: !ostSuite,
+          }),
+        );
+        // undo first: an interrupted net-create may still have created it
+        undo.add(`network ${net.libvirtName}`, () => destroyObject(o.uri, 'network', net.libvirtName));
+        await virsh(o.uri, ['net-create', file], { signal: o.signal });
+      }),
     );
 
     record.vms = env.vms.map((vm, i) => {
@@ -233,49 +273,51 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
       const d = disks.get(vm.name) as { overlay: string; extra: VmRecord['disks'] };
       return {
         ...l,
-        image: { ref: img.ref, path: img.path, package: img.package, chain: img.chain },
+        image: { ref: img.ref, path: img.path, package: img.package, chain: img.chain, var: vm.imageVar },
         overlay: d.overlay,
         disks: d.extra,
         memoryMiB: vm.memoryMiB,
         vcpus: vm.vcpus,
-        consoleLog: path.join(workdir, 'console', `${vm.name}.log`),
+        consoleLog: path.join(workdir, 'logs', vm.name),
         key: keys.get(img.key) as string,
+        deployScripts: vm.deployScripts.map((s) => s.name),
         timings: vmTimings.get(vm.name) as Record<string, number>,
       };
     });
-    // inventory and ssh_config as soon as addresses are known: a kept failed env can be reached too
+    // hosts, env.sh, inventory and ssh_config as soon as addresses are known: a kept failed env is reachable
     await writeOutputs(record);
+    if (ostSuite) await exportPackageLists(record, path.join(env.ostRepo as string, 'exported-artifacts'));
 
     await phase(o, timings, 'domains', `define and start ${record.vms.length} VMs (${domainType})`, () =>
-      Promise.all(
-        record.vms.map(async (vm) => {
-          const t0 = Date.now();
-          const file = path.join(workdir, 'libvirt', `domain-${vm.name}.xml`);
-          const xml = renderDomain(o.templates, {
-            vm,
-            networks: layout.networks,
-            domainType,
-            memoryMiB: vm.memoryMiB,
-            vcpus: vm.vcpus,
-            consoleLog: vm.consoleLog,
-            disks: [
-              { path: vm.overlay, format: 'qcow2', dev: 'vda', bus: 'virtio' },
-              ...vm.disks.map((d) => ({
-                path: d.path,
-                format: d.format as 'raw' | 'qcow2',
-                dev: d.name,
-                bus: 'scsi' as const,
-              })),
-            ],
-            qemuUser: qemu,
-            meta: { ...meta, vm: vm.name, roles: vm.roles },
-          });
-          await atomicWriteFile(file, xml);
-          undo.add(`domain ${vm.libvirtName}`, () => destroyObject(o.uri, 'domain', vm.libvirtName));
-          await virsh(o.uri, ['create', file], { signal: o.signal });
-          vm.timings.start = Date.now() - t0;
-        }),
-      ),
+      settleAll(record.vms, async (vm) => {
+        const t0 = Date.now();
+        const file = path.join(workdir, 'libvirt', `domain-${vm.name}.xml`);
+        const xml = renderDomain(o.templates, {
+          vm,
+          networks: layout.networks,
+          domainType,
+          memoryMiB: vm.memoryMiB,
+          vcpus: vm.vcpus,
+          consoleLog: vm.consoleLog,
+          disks: [
+            { path: vm.overlay, format: 'qcow2', dev: 'vda', bus: 'virtio', serial: 'ost-root-disk' },
+            ...vm.disks.map((d, i) => ({
+              path: d.path,
+              format: d.format as 'raw' | 'qcow2',
+              dev: d.name,
+              bus: 'scsi' as const,
+              serial: String(i + 2),
+            })),
+          ],
+          deployScripts: vm.deployScripts,
+          qemuUser: qemu,
+          meta: { ...meta, vm: vm.name, roles: vm.roles },
+        });
+        await atomicWriteFile(file, xml);
+        undo.add(`domain ${vm.libvirtName}`, () => destroyObject(o.uri, 'domain', vm.libvirtName));
+        await virsh(o.uri, ['create', file], { signal: o.signal });
+        vm.timings.start = Date.now() - t0;
+      }),
     );
 
     await phase(o, timings, 'ready', `wait for SSH on ${record.vms.length} VMs`, () =>
@@ -303,39 +345,9 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
     );
 
     const deploy = env.vms.filter((vm) => vm.deployScripts.length > 0);
-    if (deploy.length > 0) {
+    if (deploy.length > 0 && (!ostSuite || o.deploy)) {
       await phase(o, timings, 'deploy', `deploy scripts on ${deploy.length} VMs`, () =>
-        Promise.all(
-          deploy.map(async (vm) => {
-            const r = record.vms.find((x) => x.name === vm.name) as VmRecord;
-            // each script goes over stdin to bash on the VM: uploaded as it is, never interpolated
-            for (const script of vm.deployScripts) {
-              const body = await fs.readFile(script, 'utf8');
-              const log = path.join(workdir, `deploy-${vm.name}.log`);
-              await runArgv(
-                sshArgv({ host: r.address, port: 22, user: 'root', privateKey: r.key }, 'bash -s'),
-                {
-                  input: body,
-                  signal: o.signal,
-                  logFile: log,
-                },
-              ).catch((err: unknown) => {
-                const tail =
-                  err instanceof ToolError
-                    ? err.tail
-                        .slice(-10)
-                        .map((l) => `  | ${l}`)
-                        .join('\n')
-                    : '';
-                throw new OstError(
-                  `deploy script ${script} failed on ${vm.name}${tail ? `:\n${tail}` : ''}`,
-                  'fix the script and run ost up again (--keep-on-failure leaves the VMs up to look at)',
-                  err,
-                );
-              });
-            }
-          }),
-        ),
+        runDeployScripts(deploy, record.vms, workdir, o.signal),
       );
     }
 
@@ -348,7 +360,7 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
           '--uri',
           OST_NS,
           '--key',
-          'ost',
+          OST_PREFIX,
           '--set',
           metadataForSet({ ...meta, vm: vm.name, roles: vm.roles, state: 'up' }),
           '--live',
@@ -359,15 +371,17 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
     timings.overhead = timings.total - (timings.ready ?? 0) - (timings.deploy ?? 0);
     record.status = 'up';
     await writeOutputs(record);
+    if (deployment && o.owner) await handOver(deployment, o.owner, record);
     return record;
   } catch (err) {
     if (o.keepOnFailure && !o.signal?.aborted && undo.size > 0) {
       // left as it is for debugging (console logs, ost ssh); it counts as a leftover for ost gc
       const left = await readRecord(workdir);
       if (left) await writeRecord({ ...left, status: 'failed' });
+      if (deployment && o.owner && left) await handOver(deployment, o.owner, left);
       throw new OstError(
         `${errorMessage(err)}\nenvironment ${id} was left as it is (--keep-on-failure)`,
-        `look at ${path.join(workdir, 'console')}/, then ost down ${id}`,
+        `look at ${path.join(workdir, 'logs')}/, then ost down ${id}`,
         err,
       );
     }
@@ -376,4 +390,31 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
       throw new InterruptedError(`ost up ${env.suite}; everything it created was removed`);
     throw err;
   }
+}
+
+/**
+ * Let qemu write a disk: root gives it to the qemu user; anyone else keeps it and shares it with qemu's
+ * group (0660), as ost.sh users do (they are in that group).
+ */
+async function handToQemu(file: string, qemu: { uid: number; gid: number; name: string }): Promise<void> {
+  const uid = process.getuid?.() ?? 0;
+  if (uid === 0) {
+    await fs.chown(file, qemu.uid, qemu.gid);
+    return;
+  }
+  try {
+    await fs.chown(file, uid, qemu.gid);
+    await fs.chmod(file, 0o660);
+  } catch (err) {
+    throw new OstError(
+      `cannot share ${file} with qemu's group (gid ${qemu.gid}): ${errorMessage(err)}`,
+      `add yourself to qemu's group (usermod -aG $(id -gn ${qemu.name}) $USER, then log in again), or run ost as root`,
+      err,
+    );
+  }
+}
+
+/** The deployment dir to the sudo user; the extra disks stay qemu's (it writes them). */
+async function handOver(dir: string, user: { uid: number; gid: number }, r: EnvRecord): Promise<void> {
+  await giveToUser(dir, user, new Set(r.vms.flatMap((vm) => vm.disks.map((d) => d.path))));
 }

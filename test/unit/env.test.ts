@@ -55,7 +55,7 @@ describe('ost-env.yaml', () => {
       'suites.s.vms.vm0.nics[1]: unknown network "nope"; networks are: mgmt',
       'suites.s.vms.vm0.disks[1].name: duplicate disk sdb',
       'suites.s.vms.vm1.nics[0]: unknown network "other"; networks are: mgmt',
-      'suites.s.vms.vm1.nics: no NIC on the management network mgmt; add it (first) so the VM can be reached',
+      'suites.s.vms.vm1.nics: the first NIC (eth0) must be on the management network mgmt: the VM is reached, and named, through it',
     ]);
     expect(p[0]?.line).toBe(4);
   });
@@ -116,27 +116,43 @@ describe("OST's ost.json", () => {
     },
   });
 
-  it('maps networks, NICs, disks and root_disk_var to the same environment model', () => {
-    const dir = tempTree({ 'basic-suite-master/ost.json': ostJson });
+  const checkout = (extra: Record<string, string> = {}) =>
+    tempTree({
+      'basic-suite-master/ost.json': ostJson,
+      'common/deploy-scripts/setup_engine.sh': 'echo engine\n',
+      ...extra,
+    });
+
+  it('maps networks, NICs, disks and root_disk_var to the same environment model, as lagofy.sh reads it', () => {
+    const dir = checkout();
     const env = loadOstJson(path.join(dir, 'basic-suite-master/ost.json'), {
       OST_IMAGES_DISTRO: 'el9stream',
       OST_IMAGES_HOST_INSTALLED: '/usr/share/ost-images/el9stream-host-installed.qcow2',
     });
     expect(env.suite).toBe('basic-suite-master');
-    expect(env.networks.map((n) => [n.name, n.management])).toEqual([
-      ['management', true],
-      ['storage', false],
+    expect(env.kind).toBe('ost-json');
+    expect(env.ostRepo).toBe(dir);
+    // created (and numbered) in file order with the management network last, all NAT, as lagofy.sh
+    expect(env.networks.map((n) => [n.name, n.management, n.forward, n.nics])).toEqual([
+      ['storage', false, 'nat', ['engine-eth1', 'host-0-eth1']],
+      ['management', true, 'nat', ['engine-eth0', 'host-0-eth0']],
     ]);
     const engine = env.vms.find((v) => v.name === 'engine');
     expect(engine?.image).toEqual({ kind: 'package', distro: 'el9stream', layer: 'engine-installed' });
+    expect(engine?.imageVar).toBe('OST_IMAGES_ENGINE_INSTALLED');
     expect(engine?.memoryMiB).toBe(4096);
+    expect(engine?.vcpus).toBe(4);
     expect(engine?.nics).toEqual([
       { name: 'engine-eth0', network: 'management' },
       { name: 'engine-eth1', network: 'storage' },
     ]);
     expect(engine?.disks).toEqual([{ name: 'sdb', size: '101G', sizeBytes: 101 * 2 ** 30, format: 'raw' }]);
+    // relative to the OST checkout (the folder holding the suite folder), recorded as written
     expect(engine?.deployScripts).toEqual([
-      path.join(dir, 'basic-suite-master/common/deploy-scripts/setup_engine.sh'),
+      {
+        file: path.join(dir, 'common/deploy-scripts/setup_engine.sh'),
+        name: 'common/deploy-scripts/setup_engine.sh',
+      },
     ]);
     expect(env.vms.find((v) => v.name === 'host-0')?.image).toEqual({
       kind: 'path',
@@ -144,16 +160,82 @@ describe("OST's ost.json", () => {
     });
   });
 
+  it('drops # comment lines, sorts VMs, NICs and disks by name, and honours vcpu_num', () => {
+    const doc = JSON.parse(ostJson);
+    doc.vms.engine.vcpu_num = 2;
+    doc.vms.engine.nics = { 'engine-eth1': {}, 'engine-eth0': {} };
+    doc.vms.engine.disks = { sdb: { size: '2G' }, sda: { size: '1G' } };
+    doc.vms = { 'host-0': doc.vms['host-0'], engine: doc.vms.engine };
+    const text = `# a comment lagofy.sh strips\n${JSON.stringify(doc, null, 2)}\n#trailing\n`;
+    const dir = checkout({ 'basic-suite-master/ost.json': text });
+    const env = loadOstJson(path.join(dir, 'basic-suite-master/ost.json'), {});
+    expect(env.vms.map((v) => v.name)).toEqual(['engine', 'host-0']);
+    const engine = env.vms[0];
+    expect(engine?.vcpus).toBe(2);
+    expect(engine?.nics.map((n) => n.name)).toEqual(['engine-eth0', 'engine-eth1']);
+    expect(engine?.disks.map((d) => d.name)).toEqual(['sda', 'sdb']);
+  });
+
+  it('reports a missing deploy script at load, relative to the OST checkout, and a duplicated key with its line', () => {
+    const dir = tempTree({ 'basic-suite-master/ost.json': ostJson });
+    const p = problems(() => loadOstJson(path.join(dir, 'basic-suite-master/ost.json'), {}));
+    expect(p.map((x) => x.path)).toEqual(['vms.engine.deploy-scripts[0]']);
+    expect(p[0]?.message).toContain(`resolved to ${path.join(dir, 'common/deploy-scripts/setup_engine.sh')}`);
+
+    const dup = checkout({
+      'basic-suite-master/ost.json': '{\n  "networks": {},\n  "vms": {\n    "a": {},\n    "a": {}\n  }\n}\n',
+    });
+    const d = problems(() => loadOstJson(path.join(dup, 'basic-suite-master/ost.json'), {}));
+    expect(d.map((x) => [x.line, x.message])).toEqual([
+      [5, 'a key appears twice in the same object; JSON readers keep only the last: remove one'],
+    ]);
+  });
+
   it('reports NICs on no network and a missing management network', () => {
     const bad = JSON.parse(ostJson);
     bad.networks.management.is_management = false;
     bad.networks.storage.nics = ['engine-eth1'];
-    const dir = tempTree({ 's/ost.json': JSON.stringify(bad) });
-    const p = problems(() => loadOstJson(path.join(dir, 's/ost.json'), {}));
-    expect(p.map((x) => `${x.path}: ${x.message}`)).toEqual([
-      'networks: exactly one network needs "is_management": true (found 0)',
-      'vms.host-0.nics.host-0-eth1: NIC host-0-eth1 is on no network; list it under networks.<name>.nics',
+    const dir = checkout({ 'basic-suite-master/ost.json': JSON.stringify(bad, null, 2) });
+    const p = problems(() => loadOstJson(path.join(dir, 'basic-suite-master/ost.json'), {}));
+    expect(p.map((x) => `${x.line}: ${x.path}: ${x.message}`)).toEqual([
+      '2: networks: exactly one network needs "is_management": true (found 0)',
+      '46: vms.host-0.nics.host-0-eth1: NIC host-0-eth1 is on no network; list it under networks.<name>.nics',
     ]);
+  });
+
+  it('reports a VM without a NIC on the management network (it could not be reached)', () => {
+    const bad = JSON.parse(ostJson);
+    bad.networks.management.nics = ['engine-eth0'];
+    bad.networks.storage.nics = ['engine-eth1', 'host-0-eth1', 'host-0-eth0'];
+    const dir = checkout({ 'basic-suite-master/ost.json': JSON.stringify(bad) });
+    const p = problems(() => loadOstJson(path.join(dir, 'basic-suite-master/ost.json'), {}));
+    expect(p.map((x) => `${x.path}: ${x.message}`)).toEqual([
+      'vms.host-0.nics: no NIC on the management network management; add one (and list it in networks.management.nics) so the VM can be reached',
+    ]);
+  });
+
+  it('names images as ost-images.sh does: storage-base whatever the distro, el9node-base on el9stream', () => {
+    expect(imageForVar('OST_IMAGES_STORAGE_BASE', 'el9stream', {})).toEqual({
+      kind: 'package',
+      distro: 'storage',
+      layer: 'base',
+    });
+    expect(imageForVar('OST_IMAGES_NODE', 'el9stream', {})).toEqual({
+      kind: 'package',
+      distro: 'el9node',
+      layer: 'base',
+    });
+    expect(imageForVar('OST_IMAGES_NODE', 'debian12', {})).toEqual({
+      kind: 'package',
+      distro: 'node',
+      layer: 'base',
+    });
+    expect(
+      imageForVar('OST_IMAGES_STORAGE_BASE', 'el9stream', { OST_IMAGES_STORAGE_BASE: '/s.qcow2' }),
+    ).toEqual({
+      kind: 'path',
+      path: '/s.qcow2',
+    });
   });
 
   it('derives the package from the variable name when the variable is not set', () => {

@@ -5,12 +5,13 @@ import { ConfigError, OstError } from '../../src/core/errors.js';
 import { self } from '../../src/core/process.js';
 import { loadEnvironment } from '../../src/launcher/env/load.js';
 import { lookupIdentity, parseQemuConf, unreadableBy } from '../../src/launcher/images/qemu-user.js';
-import { readMetadata, renderDomain, renderNetwork } from '../../src/launcher/libvirt/render.js';
+import { numaCells, readMetadata, renderDomain, renderNetwork } from '../../src/launcher/libvirt/render.js';
 import { Templates } from '../../src/launcher/libvirt/templates.js';
 import { parseXml, type XmlNode } from '../../src/launcher/libvirt/xml.js';
-import { envTag, layoutEnv, macForIpv4, roleOf } from '../../src/launcher/net/layout.js';
+import { layoutEnv, macFor, type NetLayout, newEnvId, roleOf } from '../../src/launcher/net/layout.js';
 import { leaseSubnets, parseIpAddrJson, readLeases, releaseLeases } from '../../src/launcher/net/leases.js';
 import { waitReady } from '../../src/launcher/ready/wait.js';
+import { imageVars, renderEnvSh, renderHosts, shQuote } from '../../src/launcher/state/ost-files.js';
 import { type EnvRecord, renderInventory, renderSshConfig } from '../../src/launcher/state/record.js';
 import { parseRpmQuery } from '../../src/tools/rpm.js';
 import { isConnectFailure, isNotFound } from '../../src/tools/virsh.js';
@@ -22,11 +23,12 @@ const prefixes = new Map([
   ['management', '192.168.200'],
   ['storage', '192.168.201'],
 ]);
+const ID = '1a2b3c4d';
 const meta = {
-  envId: 'demo-suite-abc123',
+  envId: ID,
   suite: 'demo-suite',
-  workdir: '/run/ost/envs/demo-suite-abc123',
-  overlayDir: '/dev/shm/ost/demo-suite-abc123',
+  workdir: `/run/ost/envs/${ID}`,
+  overlayDir: `/dev/shm/ost/${ID}`,
   ownerPid: 4242,
   ownerStart: '12345',
   state: 'starting' as const,
@@ -38,75 +40,114 @@ function parsed(xml: string, root: string): XmlNode {
   return p.doc[root] as XmlNode;
 }
 
-describe('environment layout', () => {
-  it('gives each VM static addresses, MACs that encode them, DNS names and roles', () => {
-    const l = layoutEnv(demo(), 'demo-suite-abc123', prefixes);
-    expect(l.networks.map((n) => [n.libvirtName, n.ipv4?.cidr, n.forward])).toEqual([
-      ['ost-demo-suite-abc123-management', '192.168.200.0/24', 'nat'],
-      ['ost-demo-suite-abc123-storage', '192.168.201.0/24', 'isolated'],
+describe('environment layout (as lagofy.sh lays it out)', () => {
+  it('names networks ost<id>-<N> and domains <id>-ost-<suite>-<vm>; NIC index from 2 in network order', () => {
+    const l = layoutEnv(demo(), ID, prefixes);
+    expect(
+      l.networks.map((n) => [n.libvirtName, n.bridge, n.subnet, n.ipv4?.cidr, n.ipv6?.cidr, n.forward]),
+    ).toEqual([
+      ['ost1a2b3c4d-200', 'ost1a2b3c4d-200', 200, '192.168.200.0/24', 'fd8f:1391:3a82:200::/64', 'nat'],
+      ['ost1a2b3c4d-201', 'ost1a2b3c4d-201', 201, '192.168.201.0/24', 'fd8f:1391:3a82:201::/64', 'isolated'],
     ]);
     const [engine, host] = l.vms;
     expect(engine).toMatchObject({
-      libvirtName: 'ost-demo-suite-abc123-engine',
+      libvirtName: '1a2b3c4d-ost-demo-suite-engine',
       hostname: 'ost-demo-suite-engine',
       roles: ['engine'],
       address: '192.168.200.2',
+      hostsAddress: 'fd8f:1391:3a82:200::c0a8:c802',
     });
     expect(engine?.nics).toEqual([
-      { name: 'eth0', network: 'management', mac: '54:52:c0:a8:c8:02', ipv4: '192.168.200.2' },
-      { name: 'eth1', network: 'storage', mac: '54:52:c0:a8:c9:02', ipv4: '192.168.201.2' },
+      {
+        name: 'engine',
+        network: 'management',
+        hostname: 'ost-demo-suite-engine',
+        index: 2,
+        mac: '54:52:c0:a8:c8:02',
+        ipv4: '192.168.200.2',
+        ipv6: 'fd8f:1391:3a82:200::c0a8:c802',
+      },
+      {
+        name: 'engine-storage',
+        network: 'storage',
+        hostname: 'ost-demo-suite-engine-storage',
+        index: 2,
+        mac: '54:52:c0:a8:c9:02',
+        ipv4: '192.168.201.2',
+        ipv6: 'fd8f:1391:3a82:201::c0a8:c902',
+      },
     ]);
     expect(host?.roles).toEqual(['host']);
     expect(host?.address).toBe('192.168.200.3');
+    // OST's harness: the name after the first 8 characters and a dash, `name[8:13] == "-ost-"`
+    for (const vm of l.vms) {
+      expect(vm.libvirtName.slice(8, 13)).toBe('-ost-');
+      expect(vm.libvirtName.slice(9)).toBe(vm.hostname);
+    }
     for (const n of l.networks) expect(n.bridge.length).toBeLessThanOrEqual(15);
-    expect(l.networks[0]?.ipv6?.cidr).toMatch(/^fd[0-9a-f]{2}:[0-9a-f]{4}:[0-9a-f]{4}:0::\/64$/);
+    expect(roleOf('host-12')).toBe('host');
   });
 
-  it('never gives two envs of the same suite the same bridges or ULA prefixes', () => {
-    const a = layoutEnv(demo(), 'demo-suite-aaaaaa', prefixes);
-    const b = layoutEnv(demo(), 'demo-suite-bbbbbb', prefixes);
-    expect(envTag('demo-suite-aaaaaa')).not.toBe(envTag('demo-suite-bbbbbb'));
-    expect(a.networks.map((n) => n.bridge)).not.toEqual(b.networks.map((n) => n.bridge));
-    expect(a.networks[0]?.ipv6?.cidr).not.toBe(b.networks[0]?.ipv6?.cidr);
+  it('writes the host index of a MAC in two decimal digits, as lagofy.sh (index 10 is :10, not :0a)', () => {
+    expect(macFor(202, 2)).toBe('54:52:c0:a8:ca:02');
+    expect(macFor(202, 10)).toBe('54:52:c0:a8:ca:10');
+    expect(macFor(254, 99)).toBe('54:52:c0:a8:fe:99');
   });
 
-  it('gives NICs on networks without IPv4 distinct MACs and no address', () => {
+  it('lays out IPv4 only (-4) and IPv6 only (-6): the hosts address follows', () => {
+    const v4 = layoutEnv(demo(), ID, prefixes, 'ipv4');
+    expect(v4.networks.every((n) => n.ipv4 && !n.ipv6)).toBe(true);
+    expect(v4.vms[0]?.hostsAddress).toBe('192.168.200.2');
+    const v6 = layoutEnv(demo(), ID, prefixes, 'ipv6');
+    expect(v6.networks.every((n) => !n.ipv4 && n.ipv6)).toBe(true);
+    expect(v6.vms[0]?.address).toBe('fd8f:1391:3a82:200::c0a8:c802');
+    expect(v6.vms[0]?.hostsAddress).toBe('fd8f:1391:3a82:200::c0a8:c802');
+  });
+
+  it('gives NICs on networks without IPv4 distinct MACs and no IPv4 address; names repeated NICs', () => {
     const basic = loadEnvironment(path.join(REPO_ROOT, 'ost-env.yaml'), 'basic-suite');
-    const l = layoutEnv(
-      basic,
-      'basic-suite-000001',
-      new Map([...prefixes, ['bonding', 'unused']].filter(([k]) => k !== 'bonding') as [string, string][]),
-    );
+    const l = layoutEnv(basic, '00000001', new Map([...prefixes, ['bonding', '192.168.202']]));
     const host0 = l.vms.find((v) => v.name === 'host-0');
     const bonding = host0?.nics.filter((n) => n.network === 'bonding') ?? [];
-    expect(bonding).toHaveLength(2);
-    expect(bonding.every((n) => n.ipv4 === undefined)).toBe(true);
+    expect(bonding.map((n) => n.name)).toEqual(['host-0-bonding', 'host-0-bonding-2']);
+    expect(bonding.every((n) => n.ipv4 === undefined && n.ipv6 === undefined)).toBe(true);
     expect(new Set(bonding.map((n) => n.mac)).size).toBe(2);
-    expect(macForIpv4('10.0.0.255')).toBe('54:52:0a:00:00:ff');
-    expect(roleOf('host-12')).toBe('host');
+    expect(newEnvId()).toMatch(/^[0-9a-f]{8}$/);
   });
 });
 
 describe('libvirt XML from domain-templates', () => {
   const t = new Templates();
-  const l = layoutEnv(demo(), meta.envId, prefixes);
-  const [mgmt, storage] = l.networks;
+  const l = layoutEnv(demo(), ID, prefixes);
+  const [mgmt, storage] = l.networks as [NetLayout, NetLayout];
+  const spec = (net: NetLayout) => ({ net, networks: l.networks, vms: l.vms, meta, shortNames: true });
 
-  it('renders the management network: NAT, DNS domain and names, static DHCP by MAC, IPv6 ULA', () => {
-    const n = parsed(renderNetwork(t, mgmt as never, l.vms, meta), 'network');
-    expect(n.name).toBe('ost-demo-suite-abc123-management');
-    expect(n.forward).toEqual({ '@_mode': 'nat' });
-    expect(n.domain).toEqual({ '@_name': 'ost.test', '@_localOnly': 'yes' });
+  it("renders the management network as OST's net_template: NAT, lago.local, DNS for every NIC, DHCP by MAC and DUID-LL", () => {
+    const n = parsed(renderNetwork(t, spec(mgmt)), 'network');
+    expect(n.name).toBe('ost1a2b3c4d-200');
+    expect(n.bridge).toEqual({ '@_name': 'ost1a2b3c4d-200', '@_stp': 'on', '@_delay': '0' });
+    expect(n.forward).toEqual({
+      '@_mode': 'nat',
+      nat: { '@_ipv6': 'yes', port: { '@_start': '1024', '@_end': '65535' } },
+    });
+    expect(n.domain).toEqual({ '@_name': 'lago.local', '@_localOnly': 'yes' });
     expect(n.dns).toEqual({
+      '@_forwardPlainNames': 'no',
       host: [
         { '@_ip': '192.168.200.2', hostname: ['ost-demo-suite-engine', 'engine'] },
+        { '@_ip': 'fd8f:1391:3a82:200::c0a8:c802', hostname: ['ost-demo-suite-engine', 'engine'] },
         { '@_ip': '192.168.200.3', hostname: ['ost-demo-suite-host-0', 'host-0'] },
+        { '@_ip': 'fd8f:1391:3a82:200::c0a8:c803', hostname: ['ost-demo-suite-host-0', 'host-0'] },
+        { '@_ip': '192.168.201.2', hostname: 'ost-demo-suite-engine-storage' },
+        { '@_ip': 'fd8f:1391:3a82:201::c0a8:c902', hostname: 'ost-demo-suite-engine-storage' },
+        { '@_ip': '192.168.201.3', hostname: 'ost-demo-suite-host-0-storage' },
+        { '@_ip': 'fd8f:1391:3a82:201::c0a8:c903', hostname: 'ost-demo-suite-host-0-storage' },
       ],
     });
     const [v4, v6] = n.ip as XmlNode[];
     expect(v4).toEqual({
       '@_address': '192.168.200.1',
-      '@_prefix': '24',
+      '@_netmask': '255.255.255.0',
       dhcp: {
         range: { '@_start': '192.168.200.100', '@_end': '192.168.200.254' },
         host: [
@@ -115,18 +156,45 @@ describe('libvirt XML from domain-templates', () => {
         ],
       },
     });
-    expect(v6?.['@_family']).toBe('ipv6');
+    expect(v6).toEqual({
+      '@_family': 'ipv6',
+      '@_address': 'fd8f:1391:3a82:200::1',
+      '@_prefix': '64',
+      dhcp: {
+        range: { '@_start': 'fd8f:1391:3a82:200::c0a8:c864', '@_end': 'fd8f:1391:3a82:200::c0a8:c8fe' },
+        host: [
+          {
+            '@_id': '0:3:0:1:54:52:c0:a8:c8:02',
+            '@_name': 'ost-demo-suite-engine',
+            '@_ip': 'fd8f:1391:3a82:200::c0a8:c802',
+          },
+          {
+            '@_id': '0:3:0:1:54:52:c0:a8:c8:03',
+            '@_name': 'ost-demo-suite-host-0',
+            '@_ip': 'fd8f:1391:3a82:200::c0a8:c803',
+          },
+        ],
+      },
+    });
+    const harness = (n.metadata as XmlNode)['ost:ost'];
+    expect(harness).toEqual({
+      '@_xmlns:ost': 'OST:metadata',
+      'ost-network-role': { '@_comment': 'management' },
+      'ost-working-dir': { '@_comment': meta.workdir },
+    });
     expect(readMetadata(n)).toEqual(meta);
   });
 
   it('renders an isolated network without forwarding and without a DNS server', () => {
-    const n = parsed(renderNetwork(t, storage as never, l.vms, meta), 'network');
+    const n = parsed(renderNetwork(t, spec(storage)), 'network');
     expect(n.forward).toBeUndefined();
     expect(n.dns).toEqual({ '@_enable': 'no' });
-    expect(n.bridge).toEqual({ '@_name': storage?.bridge, '@_stp': 'off', '@_delay': '0' });
+    expect(((n.metadata as XmlNode)['ost:ost'] as XmlNode)['ost-network-role']).toEqual({
+      '@_comment': 'storage',
+    });
   });
 
-  it('renders a domain: type, DAC label, root disk first, extra disk on SCSI, NICs, console log, metadata', () => {
+  it("renders a domain as OST's vm_template: NUMA cells, disk serials, NICs in order, guest agent, both metadata", () => {
     const vm = l.vms[0];
     if (!vm) throw new Error('no vm');
     const d = parsed(
@@ -134,22 +202,39 @@ describe('libvirt XML from domain-templates', () => {
         vm,
         networks: l.networks,
         domainType: 'qemu',
-        memoryMiB: 1024,
-        vcpus: 2,
-        consoleLog: '/run/ost/envs/x/console/engine.log',
+        memoryMiB: 3584,
+        vcpus: 4,
+        consoleLog: '/d/logs/engine',
         disks: [
-          { path: '/dev/shm/ost/x/engine.qcow2', format: 'qcow2', dev: 'vda', bus: 'virtio' },
-          { path: '/dev/shm/ost/x/engine-sdb.raw', format: 'raw', dev: 'sdb', bus: 'scsi' },
+          {
+            path: '/dev/shm/ost/x/engine.qcow2',
+            format: 'qcow2',
+            dev: 'vda',
+            bus: 'virtio',
+            serial: 'ost-root-disk',
+          },
+          { path: '/d/images/engine-sda.raw', format: 'raw', dev: 'sda', bus: 'scsi', serial: '2' },
         ],
+        deployScripts: ['common/deploy-scripts/setup_engine.sh'],
         qemuUser: { uid: 64055, gid: 107 },
         meta: { ...meta, vm: 'engine', roles: ['engine'] },
       }),
       'domain',
     );
     expect(d['@_type']).toBe('qemu');
-    expect(d.name).toBe('ost-demo-suite-abc123-engine');
-    expect(d.memory).toEqual({ '@_unit': 'MiB', '#text': '1024' });
-    expect(d.cpu).toEqual({ '@_mode': 'maximum' });
+    expect(d.name).toBe('1a2b3c4d-ost-demo-suite-engine');
+    expect(d.memory).toEqual({ '@_unit': 'MiB', '#text': '3584' });
+    expect(d.vcpu).toEqual({ '@_placement': 'static', '#text': '4' });
+    expect(d.cpu).toEqual({
+      '@_mode': 'maximum',
+      topology: { '@_sockets': '4', '@_dies': '1', '@_cores': '1', '@_threads': '1' },
+      numa: {
+        cell: [
+          { '@_id': '0', '@_cpus': '0-1', '@_memory': '1792', '@_unit': 'MiB' },
+          { '@_id': '1', '@_cpus': '2-3', '@_memory': '1792', '@_unit': 'MiB' },
+        ],
+      },
+    });
     expect(d.seclabel).toEqual({
       '@_type': 'static',
       '@_model': 'dac',
@@ -158,35 +243,56 @@ describe('libvirt XML from domain-templates', () => {
     });
     const devices = d.devices as XmlNode;
     expect(
-      (devices.disk as XmlNode[]).map((x) => [x.source, x.target, (x.driver as XmlNode)['@_type']]),
+      (devices.disk as XmlNode[]).map((x) => [
+        x.source,
+        x.target,
+        (x.driver as XmlNode)['@_type'],
+        x.serial,
+        x.boot,
+      ]),
     ).toEqual([
-      [{ '@_file': '/dev/shm/ost/x/engine.qcow2' }, { '@_dev': 'vda', '@_bus': 'virtio' }, 'qcow2'],
-      [{ '@_file': '/dev/shm/ost/x/engine-sdb.raw' }, { '@_dev': 'sdb', '@_bus': 'scsi' }, 'raw'],
+      [
+        { '@_file': '/dev/shm/ost/x/engine.qcow2' },
+        { '@_dev': 'vda', '@_bus': 'virtio' },
+        'qcow2',
+        'ost-root-disk',
+        { '@_order': '1' },
+      ],
+      [{ '@_file': '/d/images/engine-sda.raw' }, { '@_dev': 'sda', '@_bus': 'scsi' }, 'raw', '2', undefined],
     ]);
     expect((devices.interface as XmlNode[]).map((x) => [x.source, x.mac])).toEqual([
-      [{ '@_network': 'ost-demo-suite-abc123-management' }, { '@_address': '54:52:c0:a8:c8:02' }],
-      [{ '@_network': 'ost-demo-suite-abc123-storage' }, { '@_address': '54:52:c0:a8:c9:02' }],
+      [{ '@_network': 'ost1a2b3c4d-200' }, { '@_address': '54:52:c0:a8:c8:02' }],
+      [{ '@_network': 'ost1a2b3c4d-201' }, { '@_address': '54:52:c0:a8:c9:02' }],
     ]);
-    expect((devices.serial as XmlNode).log).toEqual({
-      '@_file': '/run/ost/envs/x/console/engine.log',
-      '@_append': 'off',
+    expect((devices.serial as XmlNode).log).toEqual({ '@_file': '/d/logs/engine', '@_append': 'on' });
+    expect(devices.channel).toEqual({
+      '@_type': 'unix',
+      source: { '@_mode': 'bind' },
+      target: { '@_type': 'virtio', '@_name': 'org.qemu.guest_agent.0' },
+    });
+    expect((d.metadata as XmlNode)['ost:ost']).toEqual({
+      '@_xmlns:ost': 'OST:metadata',
+      'ost-working-dir': { '@_comment': meta.workdir },
+      // one script: the parser gives it as an element, not a list
+      'ost-deploy-scripts': { script: { '@_name': 'common/deploy-scripts/setup_engine.sh' } },
     });
     expect(readMetadata(d)).toEqual({ ...meta, vm: 'engine', roles: ['engine'] });
   });
 
-  it('reads the metadata back from a domain as libvirt returns it', () => {
-    const d = parsed(readFileSync(path.join(FIX, 'virsh-dumpxml.xml'), 'utf8'), 'domain');
-    const m = readMetadata(d);
-    expect(m?.state).toBe('up');
-    expect(m?.vm).toBe('engine');
-    expect(m?.envId).toMatch(/^demo-suite-/);
+  it('splits vCPUs and memory into two NUMA cells as lagofy.sh, and none for one vCPU', () => {
+    expect(numaCells(1, 1024)).toEqual([]);
+    expect(numaCells(2, 1025).map((c) => [c['@_cpus'], c['@_memory']])).toEqual([
+      ['0', '512'],
+      ['1', '512'],
+    ]);
+    expect(numaCells(3, 750).map((c) => c['@_cpus'])).toEqual(['0', '1-2']);
   });
 
   it('takes user templates first and falls back to the bundled ones', () => {
     const dir = tempTree({
       'domain.xml': readFileSync(path.join(REPO_ROOT, 'domain-templates/domain.xml'), 'utf8').replace(
-        '<vcpu>',
-        '<description>custom</description><vcpu>',
+        '<vcpu',
+        '<description>custom</description><vcpu',
       ),
     });
     const own = new Templates(dir);
@@ -203,6 +309,7 @@ describe('libvirt XML from domain-templates', () => {
         vcpus: 1,
         consoleLog: '/c.log',
         disks: [],
+        deployScripts: [],
         qemuUser: { uid: 0, gid: 0 },
         meta,
       }),
@@ -315,10 +422,11 @@ describe('leases, outputs and readiness', () => {
   it('writes an inventory with a group per role and VM, and an ssh_config', () => {
     const l = layoutEnv(
       loadEnvironment(path.join(REPO_ROOT, 'ost-env.yaml'), 'basic-suite'),
-      'b-1',
+      '0000000b',
       new Map([
         ['management', '192.168.210'],
         ['storage', '192.168.211'],
+        ['bonding', '192.168.212'],
       ]),
     );
     const r = {
@@ -334,6 +442,54 @@ describe('leases, outputs and readiness', () => {
     const cfg = renderSshConfig(r);
     expect(cfg).toContain('Host storage ost-basic-suite-storage\n  HostName 192.168.210.3\n');
     expect(cfg).toContain('IdentityFile /run/ost/envs/b-1/keys/el9stream_id_rsa');
+  });
+
+  it("writes hosts in lagofy.sh's exact format and an env.sh exporting what lagofy.sh and ost-images.sh do", () => {
+    const l = layoutEnv(demo(), ID, prefixes);
+    const key = `/home/u/ost/deployment/keys/debian12_id_rsa`;
+    const r = {
+      id: ID,
+      suite: 'demo-suite',
+      workdir: '/home/u/ost/deployment',
+      uri: 'qemu:///system',
+      distro: 'debian12',
+      vms: l.vms.map((v) => ({
+        ...v,
+        key,
+        image: {
+          ref: `debian12-${v.name === 'engine' ? 'engine' : 'host'}-installed`,
+          path: `/usr/share/ost-images/debian12-${v.name === 'engine' ? 'engine' : 'host'}-installed.qcow2`,
+          package: {
+            name: `ost-images-debian12-${v.name === 'engine' ? 'engine' : 'host'}-installed`,
+            version: '1',
+            release: '1',
+          },
+          chain: [],
+          var: v.name === 'engine' ? 'OST_IMAGES_ENGINE_INSTALLED' : 'OST_IMAGES_HOST_INSTALLED',
+        },
+      })),
+    } as unknown as EnvRecord;
+    // one line per VM and the empty line lagofy's unquoted `echo -e` leaves at the end
+    expect(renderHosts(r)).toBe(
+      `ost-demo-suite-engine ansible_host=fd8f:1391:3a82:200::c0a8:c802 ansible_ssh_private_key_file=${key} ansible_ssh_extra_args='-o UserKnownHostsFile=/dev/null'\n` +
+        `ost-demo-suite-host-0 ansible_host=fd8f:1391:3a82:200::c0a8:c803 ansible_ssh_private_key_file=${key} ansible_ssh_extra_args='-o UserKnownHostsFile=/dev/null'\n\n`,
+    );
+    const sh = renderEnvSh(r, { ostRepo: '/home/u/ost', uri: 'qemu:///system', ...imageVars(r) });
+    for (const line of [
+      "export OST_REPO_ROOT='/home/u/ost'",
+      "export OST_DEPLOYMENT='/home/u/ost/deployment'",
+      "export SUITE='demo-suite'",
+      "export OST_IMAGES_DISTRO='debian12'",
+      "export OST_IMAGES_DIR='/usr/share/ost-images'",
+      `export OST_IMAGES_SSH_KEY='${key}'`,
+      "export OST_IMAGES_ENGINE_INSTALLED='/usr/share/ost-images/debian12-engine-installed.qcow2'",
+      "export OST_IMAGES_ENGINE_INSTALLED_PACKAGE='ost-images-debian12-engine-installed'",
+      "export OST_IMAGES_HOST_INSTALLED='/usr/share/ost-images/debian12-host-installed.qcow2'",
+      "export LIBVIRT_DEFAULT_URI='qemu:///system'",
+      "export ANSIBLE_HOST_KEY_CHECKING='False'",
+    ])
+      expect(sh.split('\n')).toContain(line);
+    expect(shQuote("it's")).toBe("'it'\\''s'");
   });
 
   it('gives up at the deadline with the tail of the serial console', async () => {

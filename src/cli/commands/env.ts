@@ -12,6 +12,7 @@ import { loadEnvironment } from '../../launcher/env/load.js';
 import type { Environment } from '../../launcher/env/model.js';
 import { loadOstJson } from '../../launcher/env/ost-json.js';
 import { Templates } from '../../launcher/libvirt/templates.js';
+import type { IpMode } from '../../launcher/net/layout.js';
 import { requireEnv, selectEnv } from '../../launcher/select.js';
 import { discoverEnvs, type FoundEnv, isLeftover, isUp } from '../../launcher/state/discover.js';
 import { type EnvRecord, stateRoot } from '../../launcher/state/record.js';
@@ -35,6 +36,10 @@ export interface UpArgs extends EnvCommon {
   suite?: string;
   envFile?: string;
   env?: string;
+  ostRepo?: string;
+  deploy: boolean;
+  ipv4Only: boolean;
+  ipv6Only: boolean;
   id?: string;
   templates?: string;
   overlayDir?: string;
@@ -50,6 +55,9 @@ export interface UpArgs extends EnvCommon {
 function loadEnv(a: UpArgs): Environment {
   if (a.env) return loadOstJson(a.env);
   if (!a.suite) throw new OstError('name a suite (ost up demo-suite), or pass --env path/to/ost.json');
+  // an OST checkout: --ost-repo, or the current folder when it has <suite>/ost.json (as ./ost.sh run)
+  const repo = a.ostRepo ?? (!a.envFile && existsSync(path.join(a.suite, 'ost.json')) ? '.' : undefined);
+  if (repo) return loadOstJson(path.join(path.resolve(repo), a.suite, 'ost.json'));
   const file = a.envFile ?? (existsSync('ost-env.yaml') ? 'ost-env.yaml' : BUNDLED_ENV_FILE);
   return loadEnvironment(file, a.suite);
 }
@@ -79,7 +87,33 @@ export function upSummary(r: EnvRecord): string {
   ].join('\n');
 }
 
+/** Overlay folders are per user: root's `/dev/shm/ost`, others' `/dev/shm/ost-<uid>`. */
+function userSuffix(): string {
+  const uid = process.getuid?.() ?? 0;
+  return uid === 0 ? '' : `-${uid}`;
+}
+
+/** The user who ran ost through sudo: an OST deployment dir is handed to them, as ost.sh's is theirs. */
+function sudoUser(): { uid: number; gid: number } | undefined {
+  const uid = Number(process.env.SUDO_UID);
+  const gid = Number(process.env.SUDO_GID);
+  if (process.getuid?.() !== 0 || !Number.isInteger(uid) || !Number.isInteger(gid) || uid === 0)
+    return undefined;
+  return { uid, gid };
+}
+
+/** `ost.sh run -4` / `-6`: one family only, never both. */
+function ipModeOf(a: UpArgs): IpMode {
+  if (a.ipv4Only && a.ipv6Only)
+    throw new OstError(
+      '--ipv4-only and --ipv6-only exclude each other',
+      'give one of them, or neither for both families',
+    );
+  return a.ipv4Only ? 'ipv4' : a.ipv6Only ? 'ipv6' : 'dual';
+}
+
 export async function upCommand(a: UpArgs): Promise<void> {
+  const ipMode = ipModeOf(a);
   const env = loadEnv(a);
   const ui = cliReporter({ quiet: a.json });
   const abort = new AbortController();
@@ -88,11 +122,15 @@ export async function upCommand(a: UpArgs): Promise<void> {
     const record = await up({
       env,
       id: a.id,
+      deployment: process.env.OST_DEPLOYMENT || undefined,
+      ipMode,
+      deploy: a.deploy,
+      owner: sudoUser(),
       uri: libvirtUri(a.connect),
       stateRoot: stateRoot(),
       overlays: {
-        root: a.overlayDir ?? process.env.OST_OVERLAY_DIR ?? '/dev/shm/ost',
-        fallback: a.overlayFallback ?? process.env.OST_OVERLAY_FALLBACK ?? '/var/tmp/ost',
+        root: a.overlayDir ?? process.env.OST_OVERLAY_DIR ?? `/dev/shm/ost${userSuffix()}`,
+        fallback: a.overlayFallback ?? process.env.OST_OVERLAY_FALLBACK ?? `/var/tmp/ost${userSuffix()}`,
         reservePerVmBytes: sizeToBytes(a.overlayReserve),
       },
       templates: new Templates(a.templates ?? process.env.OST_TEMPLATES_DIR),

@@ -4,7 +4,15 @@ import { z } from 'zod';
 import { type KeyPath, readYamlConfig } from '../../core/config-file.js';
 import { ConfigError } from '../../core/errors.js';
 import { sizeToBytes } from '../../core/units.js';
-import type { EnvDisk, Environment, EnvNetwork, EnvVm, ImageRef, Ipv4 } from './model.js';
+import {
+  type EnvDisk,
+  type Environment,
+  type EnvNetwork,
+  type EnvVm,
+  type ImageRef,
+  type Ipv4,
+  MAX_NICS_PER_NETWORK,
+} from './model.js';
 
 const NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
 const CIDR24 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.0\/24$/;
@@ -87,6 +95,19 @@ function crossReferences(data: unknown, suite: string, add: (p: KeyPath, m: stri
   }
 }
 
+/**
+ * NIC names as OST's suites write them: the management NIC (eth0) is named after the VM, the others
+ * `<vm>-<network>` (`-2`, `-3` … for more on the same network). Each answers DNS as `ost-<suite>-<nic>`.
+ */
+export function nicNames(vm: string, networks: readonly string[]): { name: string; network: string }[] {
+  const count = new Map<string, number>();
+  return networks.map((network, i) => {
+    const n = (count.get(network) ?? 0) + 1;
+    count.set(network, n);
+    return { name: i === 0 ? vm : n === 1 ? `${vm}-${network}` : `${vm}-${network}-${n}`, network };
+  });
+}
+
 /** Load one suite of an ost-env.yaml. Throws ConfigError with every problem. */
 export function loadEnvironment(file: string, suite: string): Environment {
   const cfg = readYamlConfig(file, 'pass --env-file or run from the checkout');
@@ -117,6 +138,7 @@ export function loadEnvironment(file: string, suite: string): Environment {
     ipv4: ipv4Of(v.ipv4),
     ipv6: v.ipv6,
     forward: v.forward,
+    nics: [],
   }));
   const mgmt = networks.filter((n) => n.management);
   if (mgmt.length !== 1) {
@@ -142,10 +164,10 @@ export function loadEnvironment(file: string, suite: string): Environment {
       if (!netNames.includes(n))
         add([...p, 'nics', i], `unknown network "${n}"; networks are: ${netNames.join(', ')}`);
     });
-    if (mgmt[0] && !v.nics.includes(mgmt[0].name)) {
+    if (mgmt[0] && v.nics[0] !== mgmt[0].name) {
       add(
         [...p, 'nics'],
-        `no NIC on the management network ${mgmt[0].name}; add it (first) so the VM can be reached`,
+        `the first NIC (eth0) must be on the management network ${mgmt[0].name}: the VM is reached, and named, through it`,
       );
     }
     const seen = new Set<string>();
@@ -159,13 +181,22 @@ export function loadEnvironment(file: string, suite: string): Environment {
       image: image ?? { kind: 'path', path: v.image },
       memoryMiB: v.memory,
       vcpus: v.vcpus,
-      nics: v.nics.map((n, i) => ({ name: `eth${i}`, network: n })),
+      nics: nicNames(vmName, v.nics),
       disks,
-      deployScripts: v.deployScripts.map((s) => path.resolve(path.dirname(abs), s)),
+      deployScripts: v.deployScripts.map((s) => ({ file: path.resolve(path.dirname(abs), s), name: s })),
       squashed: v.squashed,
     };
   });
   if (vms.length === 0) add([...base, 'vms'], 'a suite needs at least one VM');
+  // each network's NICs in VM order: their host indexes (2, 3, …) and DNS names
+  for (const n of networks) {
+    n.nics = vms.flatMap((vm) => vm.nics.filter((nic) => nic.network === n.name).map((nic) => nic.name));
+    if (n.nics.length > MAX_NICS_PER_NETWORK)
+      add(
+        [...base, 'networks', n.name],
+        `${n.nics.length} NICs on it; a network takes at most ${MAX_NICS_PER_NETWORK} (addresses .2 to .99)`,
+      );
+  }
   cfg.throwIfProblems();
-  return { suite, file: abs, networks, vms };
+  return { suite, file: abs, kind: 'ost-env', networks, vms };
 }

@@ -3,11 +3,17 @@
 export type Ipv4 = { kind: 'auto' } | { kind: 'none' } | { kind: 'fixed'; cidr: string };
 
 export interface EnvNetwork {
+  /** The network's key in the suite file; for ost.json also its role (`ost-network-role`). */
   name: string;
   management: boolean;
   ipv4: Ipv4;
   ipv6: boolean;
   forward: 'nat' | 'isolated';
+  /**
+   * Names of the NICs on this network in address order: the first gets host index 2 (192.168.N.2), the
+   * next 3, … — ost.json's `nics` list as written; for ost-env.yaml the VMs' NICs on it, in VM order.
+   */
+  nics: string[];
 }
 
 /** `<distro>-<layer>` from the installed ost-images RPMs, or an explicit qcow2 path. */
@@ -23,12 +29,16 @@ export interface EnvDisk {
 export interface EnvVm {
   name: string;
   image: ImageRef;
+  /** ost.json's root_disk_var (OST_IMAGES_ENGINE_INSTALLED …): env.sh exports it with the image's path. */
+  imageVar?: string;
   memoryMiB: number;
   vcpus: number;
-  /** Network of each NIC, in order. */
+  /** NICs in guest order (eth0 first): name (its DNS name is `ost-<suite>-<name>`) and network. */
   nics: { name: string; network: string }[];
+  /** Extra disks in guest order (serials 2, 3, …). */
   disks: EnvDisk[];
-  deployScripts: string[];
+  /** Deploy scripts: `file` to read, `name` as the suite file wrote it (recorded in the domain metadata). */
+  deployScripts: { file: string; name: string }[];
   squashed: boolean;
 }
 
@@ -36,6 +46,18 @@ export interface Environment {
   suite: string;
   /** The file it was read from. */
   file: string;
+  /**
+   * `ost.json`: an OST suite — its env is the deployment dir OST's harness reads, its deploy scripts are
+   * recorded for OST's pytest (run by ost only with --deploy). `ost-env`: ost's own suites.
+   */
+  kind: 'ost-json' | 'ost-env';
+  /** The OST checkout an ost.json suite folder is in (deploy-script paths are relative to it). */
+  ostRepo?: string;
+  /** OST_IMAGES_DISTRO an ost.json suite was read with. */
+  distro?: string;
   networks: EnvNetwork[];
   vms: EnvVm[];
 }
+
+/** At most 98 NICs per network: host indexes 2–99, written as two decimal digits in the MAC (as OST does). */
+export const MAX_NICS_PER_NETWORK = 98;

@@ -1,14 +1,25 @@
-// OST's own suite topology files (ost.json), read as they are so OST can switch without rewriting suites.
-// Shape: {"networks": {NET: {"is_management"?, "template"?, "nics": [NIC]}},
-//         "vms": {VM: {"template"?, "memory": "MiB", "deploy-scripts"?: [..], "nics": {NIC: {"template"?}},
-//                      "root_disk_var": "OST_IMAGES_ENGINE_INSTALLED", "disks"?: {DEV: {"size": "101G", ...}}}}}
-import { readFileSync } from 'node:fs';
+// OST's own suite topology files (ost.json), read as OST's lagofy.sh reads them, so OST can switch without
+// rewriting suites. Shape: {"networks": {ROLE: {"is_management"?, "template"?, "nics": [NIC]}},
+//   "vms": {VM: {"template"?, "memory": "MiB", "vcpu_num"?, "deploy-scripts"?: [path from the OST checkout],
+//                "nics": {NIC: {"template"?}}, "root_disk_var": "OST_IMAGES_ENGINE_INSTALLED",
+//                "disks"?: {DEV: {"size": "101G", ...}}}}}
+// As lagofy.sh: lines starting with `#` are comments; VMs, their NICs and disks are taken in sorted key
+// order (so eth0 is the first NIC by name); networks keep file order with the management one last.
+import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
-import { formatKeyPath } from '../../core/config-file.js';
-import { ConfigError, type ConfigProblem } from '../../core/errors.js';
+import { type KeyPath, readJsonConfig } from '../../core/config-file.js';
 import { sizeToBytes } from '../../core/units.js';
-import type { Environment, EnvNetwork, EnvVm, ImageRef } from './model.js';
+import {
+  type Environment,
+  type EnvNetwork,
+  type EnvVm,
+  type ImageRef,
+  MAX_NICS_PER_NETWORK,
+} from './model.js';
+
+const NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
+const name = 'expected lowercase letters, digits and dashes (a hostname label)';
 
 const memory = z.union([
   z.number().int().positive(),
@@ -17,24 +28,28 @@ const memory = z.union([
 
 const ostJsonSchema = z.object({
   networks: z.record(
-    z.string(),
+    z.string().regex(NAME, name),
     z.object({
       is_management: z.boolean().optional(),
       template: z.string().optional(),
-      nics: z.array(z.string()).default([]),
+      nics: z.array(z.string().regex(NAME, name)).default([]),
     }),
   ),
   vms: z.record(
-    z.string(),
+    z.string().regex(NAME, name),
     z.object({
       template: z.string().optional(),
       memory,
-      'deploy-scripts': z.array(z.string()).default([]),
-      nics: z.record(z.string(), z.object({ template: z.string().optional() }).passthrough()),
+      vcpu_num: z.number().int().min(1).max(64).optional(),
+      'deploy-scripts': z.array(z.string().min(1)).default([]),
+      nics: z.record(
+        z.string().regex(NAME, name),
+        z.object({ template: z.string().optional() }).passthrough(),
+      ),
       root_disk_var: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'expected an environment variable name'),
       disks: z
         .record(
-          z.string(),
+          z.string().regex(/^(sd|vd)[a-z]{1,2}$/, 'expected a device name such as sda'),
           z.object({
             size: z.string().regex(/^[1-9][0-9]*[KMGT]?$/),
             template: z.string().optional(),
@@ -46,13 +61,21 @@ const ostJsonSchema = z.object({
   ),
 });
 
+/** vCPUs of a VM whose ost.json says none (lagofy's `vcpu_num // 4`). */
+export const DEFAULT_VCPUS = 4;
+
 /**
- * What a root_disk_var names: `$VAR` when set (an image path, as OST exports it), else the installed
- * package of that layer: OST_IMAGES_ENGINE_INSTALLED → <distro>-engine-installed.
+ * What a root_disk_var names: `$VAR` when set to a path (as OST's ost-images.sh exports it), else the
+ * installed package of that image as ost-images.sh names it: OST_IMAGES_ENGINE_INSTALLED →
+ * <distro>-engine-installed, OST_IMAGES_STORAGE_BASE → storage-base (whatever the distro),
+ * OST_IMAGES_NODE → el9node-base on el9stream, else node-base.
  */
 export function imageForVar(varName: string, distro: string, env: NodeJS.ProcessEnv): ImageRef {
   const set = env[varName];
   if (set?.startsWith('/')) return { kind: 'path', path: set };
+  if (varName === 'OST_IMAGES_STORAGE_BASE') return { kind: 'package', distro: 'storage', layer: 'base' };
+  if (varName === 'OST_IMAGES_NODE')
+    return { kind: 'package', distro: distro === 'el9stream' ? 'el9node' : 'node', layer: 'base' };
   const layer = varName
     .replace(/^OST_IMAGES_/, '')
     .toLowerCase()
@@ -60,35 +83,27 @@ export function imageForVar(varName: string, distro: string, env: NodeJS.Process
   return { kind: 'package', distro, layer };
 }
 
-/** Read an ost.json; the suite is named after its directory. OST_IMAGES_DISTRO picks the distro (default el9stream). */
+const sortedKeys = (o: Record<string, unknown>) => Object.keys(o).sort();
+
+/**
+ * Read an ost.json; the suite is named after its folder, and the folder that holds the suite folder is
+ * the OST checkout (deploy-script paths are relative to it). OST_IMAGES_DISTRO picks the distro
+ * (default el9stream). The path is kept as given (basic-suite-master/ost.json is a symlink into common/).
+ */
 export function loadOstJson(file: string, env: NodeJS.ProcessEnv = process.env): Environment {
-  const abs = path.resolve(file);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(readFileSync(abs, 'utf8'));
-  } catch (err) {
-    throw new ConfigError([
-      { file: abs, path: '', message: `cannot read as JSON: ${(err as Error).message}` },
-    ]);
-  }
-  const parsed = ostJsonSchema.safeParse(raw);
-  const problems: ConfigProblem[] = [];
-  const add = (p: (string | number)[], message: string) =>
-    problems.push({
-      file: abs,
-      path: formatKeyPath(p),
-      message,
-    });
+  const cfg = readJsonConfig(file, 'pass the ost.json of an OST suite folder (--env SUITE/ost.json)');
+  const abs = cfg.file;
+  const add = cfg.add;
+  const parsed = ostJsonSchema.safeParse(cfg.data);
   if (!parsed.success) {
-    for (const i of parsed.error.issues)
-      add(
-        i.path.filter((k): k is string | number => typeof k !== 'symbol'),
-        i.message,
-      );
-    throw new ConfigError(problems);
+    cfg.addIssues(parsed.error.issues);
+    cfg.throwIfProblems();
   }
-  const j = parsed.data;
-  const distro = env.OST_IMAGES_DISTRO ?? 'el9stream';
+  const j = parsed.data as z.infer<typeof ostJsonSchema>;
+  const suiteDir = path.dirname(abs);
+  const ostRepo = path.dirname(suiteDir);
+  const distro = env.OST_IMAGES_DISTRO || 'el9stream';
+
   const networkOfNic = new Map<string, string>();
   for (const [net, n] of Object.entries(j.networks)) {
     n.nics.forEach((nic, i) => {
@@ -96,42 +111,68 @@ export function loadOstJson(file: string, env: NodeJS.ProcessEnv = process.env):
       if (prev) add(['networks', net, 'nics', i], `NIC ${nic} is already on network ${prev}`);
       networkOfNic.set(nic, net);
     });
+    if (n.nics.length > MAX_NICS_PER_NETWORK)
+      add(
+        ['networks', net, 'nics'],
+        `${n.nics.length} NICs; a network takes at most ${MAX_NICS_PER_NETWORK} (addresses .2 to .99)`,
+      );
   }
   const mgmtNames = Object.entries(j.networks)
     .filter(([, n]) => n.is_management)
     .map(([k]) => k);
   if (mgmtNames.length !== 1)
     add(['networks'], `exactly one network needs "is_management": true (found ${mgmtNames.length})`);
-  const networks: EnvNetwork[] = Object.keys(j.networks).map((n) => ({
+  const mgmt = mgmtNames[0];
+  // lagofy creates (and so numbers) the management network last
+  const order = [...Object.keys(j.networks).filter((n) => n !== mgmt), ...(mgmt ? [mgmt] : [])];
+  const networks: EnvNetwork[] = order.map((n) => ({
     name: n,
-    management: mgmtNames.includes(n),
+    management: n === mgmt,
     ipv4: { kind: 'auto' },
     ipv6: true,
-    forward: mgmtNames.includes(n) ? 'nat' : 'isolated',
+    forward: 'nat',
+    nics: (j.networks[n] as { nics: string[] }).nics,
   }));
-  const vms: EnvVm[] = Object.entries(j.vms).map(([vm, v]) => {
-    const nics = Object.keys(v.nics).map((nic) => {
+
+  const vms: EnvVm[] = sortedKeys(j.vms).map((vm) => {
+    const v = j.vms[vm] as (typeof j.vms)[string];
+    const p: KeyPath = ['vms', vm];
+    const nics = sortedKeys(v.nics).map((nic) => {
       const network = networkOfNic.get(nic);
       if (!network)
-        add(['vms', vm, 'nics', nic], `NIC ${nic} is on no network; list it under networks.<name>.nics`);
+        add([...p, 'nics', nic], `NIC ${nic} is on no network; list it under networks.<name>.nics`);
       return { name: nic, network: network ?? '' };
+    });
+    if (mgmt && !nics.some((n) => n.network === mgmt))
+      add(
+        [...p, 'nics'],
+        `no NIC on the management network ${mgmt}; add one (and list it in networks.${mgmt}.nics) so the VM can be reached`,
+      );
+    const deployScripts = v['deploy-scripts'].map((s, i) => {
+      const f = path.resolve(ostRepo, s);
+      if (!existsSync(f))
+        add(
+          [...p, 'deploy-scripts', i],
+          `${s} does not exist (resolved to ${f}: deploy scripts are relative to the OST checkout, the folder that holds ${path.basename(suiteDir)}/)`,
+        );
+      return { file: f, name: s };
     });
     return {
       name: vm,
       image: imageForVar(v.root_disk_var, distro, env),
+      imageVar: v.root_disk_var,
       memoryMiB: Number(v.memory),
-      vcpus: 2,
+      vcpus: v.vcpu_num ?? DEFAULT_VCPUS,
       nics,
-      disks: Object.entries(v.disks).map(([dev, d]) => ({
-        name: dev,
-        size: d.size,
-        sizeBytes: sizeToBytes(d.size),
-        format: 'raw' as const,
-      })),
-      deployScripts: v['deploy-scripts'].map((s) => path.resolve(path.dirname(abs), s)),
+      disks: sortedKeys(v.disks).map((dev) => {
+        const d = v.disks[dev] as { size: string };
+        return { name: dev, size: d.size, sizeBytes: sizeToBytes(d.size), format: 'raw' as const };
+      }),
+      deployScripts,
       squashed: false,
     };
   });
-  if (problems.length > 0) throw new ConfigError(problems);
-  return { suite: path.basename(path.dirname(abs)), file: abs, networks, vms };
+  if (vms.length === 0) add(['vms'], 'a suite needs at least one VM');
+  cfg.throwIfProblems();
+  return { suite: path.basename(suiteDir), file: abs, kind: 'ost-json', ostRepo, distro, networks, vms };
 }

@@ -1,14 +1,19 @@
-// libvirt XML of an environment's networks and domains: templates filled in, then the generated parts
-// (metadata, forward, DHCP/DNS, disks, NICs) added as elements.
+// libvirt XML of an environment's networks and domains as OST's lagofy.sh renders them (OST's harness reads
+// them back with virsh dumpxml/net-dumpxml; docs/ost-harness-facts.md §2, §5): templates filled in, then
+// the generated parts (metadata, forward, DHCP/DNS, disks, NICs) added as elements.
 import type { NetLayout, VmLayout } from '../net/layout.js';
 import type { Templates } from './templates.js';
 import { appendChildren, attr, buildXml, child, type XmlNode, type XmlValue } from './xml.js';
 
-/** The XML namespace of ost's metadata element in libvirt objects. */
-export const OST_NS = 'https://github.com/oVirt/ost/env/1';
+/** OST's metadata namespace: `<ost:ost xmlns:ost="OST:metadata">` with un-prefixed children. */
+export const OST_HARNESS_NS = 'OST:metadata';
 
-/** The DNS domain of the management network: VMs resolve `ost-<suite>-<vm>` (and `<vm>`) under it. */
-export const DNS_DOMAIN = 'ost.test';
+/** ost's own metadata element in libvirt objects, under its own prefix (`ost:` is OST's). */
+export const OST_NS = 'https://github.com/oVirt/ost/env/1';
+export const OST_PREFIX = 'ostenv';
+
+/** The DNS domain of the management network (as lagofy.sh): a guest's FQDN is `ost-<suite>-<vm>.lago.local`. */
+export const DNS_DOMAIN = 'lago.local';
 
 /** What every libvirt object of an env records about it (so `ost down` works from libvirt alone). */
 export interface OstMetadata {
@@ -25,10 +30,10 @@ export interface OstMetadata {
   state: 'starting' | 'up';
 }
 
-/** The `<ost:env .../>` element. */
+/** The `<ostenv:env .../>` element. */
 export function metadataElement(m: OstMetadata): XmlNode {
   const node: XmlNode = {
-    '@_xmlns:ost': OST_NS,
+    [`@_xmlns:${OST_PREFIX}`]: OST_NS,
     '@_id': m.envId,
     '@_suite': m.suite,
     '@_workdir': m.workdir,
@@ -42,9 +47,25 @@ export function metadataElement(m: OstMetadata): XmlNode {
   return node;
 }
 
+/**
+ * OST's own element, as its harness reads it: `ost-working-dir comment=` (compared with $OST_DEPLOYMENT),
+ * and `ost-network-role comment=` on networks or `ost-deploy-scripts/script name=` on domains.
+ */
+export function harnessElement(
+  workdir: string,
+  extra: { role: string } | { deployScripts: readonly string[] },
+): XmlNode {
+  const node: XmlNode = { '@_xmlns:ost': OST_HARNESS_NS };
+  if ('role' in extra) node['ost-network-role'] = { '@_comment': extra.role };
+  node['ost-working-dir'] = { '@_comment': workdir };
+  if ('deployScripts' in extra)
+    node['ost-deploy-scripts'] = { script: extra.deployScripts.map((s) => ({ '@_name': s })) };
+  return node;
+}
+
 /** Read ost's metadata back from a parsed `<domain>` or `<network>`; undefined when it has none. */
 export function readMetadata(root: XmlNode | undefined): OstMetadata | undefined {
-  const meta = child(child(root, 'metadata'), 'ost:env');
+  const meta = child(child(root, 'metadata'), `${OST_PREFIX}:env`);
   const envId = attr(meta, 'id');
   if (!meta || !envId) return undefined;
   const roles = attr(meta, 'roles');
@@ -61,51 +82,83 @@ export function readMetadata(root: XmlNode | undefined): OstMetadata | undefined
   };
 }
 
-/** A network: template + forward mode, DNS names of the VMs, IPv4 with static DHCP by MAC, IPv6 ULA. */
-export function renderNetwork(
-  t: Templates,
-  net: NetLayout,
-  vms: readonly VmLayout[],
-  meta: OstMetadata,
-): string {
+export interface NetworkSpec {
+  net: NetLayout;
+  /** Every network of the env: the management network answers DNS for the NICs on all of them. */
+  networks: readonly NetLayout[];
+  vms: readonly VmLayout[];
+  meta: OstMetadata;
+  /** Also answer DNS for each VM's short name (ost-env.yaml suites: `ping host-0`). */
+  shortNames: boolean;
+}
+
+/**
+ * A network as lagofy.sh's net_template: NAT (or isolated), IPv4 /24 with a static DHCP host per NIC by
+ * MAC, IPv6 /64 with static DHCPv6 hosts by DUID-LL (`0:3:0:1:<mac>`), the lago.local domain, and DNS on
+ * the management network for every NIC of the env (`ost-<suite>-<nic>`); the IPv4 `<ip>` comes first
+ * (OST's hosted-engine code updates the IPv6 one by --parent-index 1).
+ */
+export function renderNetwork(t: Templates, s: NetworkSpec): string {
+  const { net } = s;
   const n = t.render('network', { name: net.libvirtName, bridge: net.bridge });
-  n.metadata = { 'ost:env': metadataElement(meta) };
-  if (net.forward === 'nat') n.forward = { '@_mode': 'nat' };
+  n.metadata = {
+    'ost:ost': harnessElement(s.meta.workdir, { role: net.name }),
+    [`${OST_PREFIX}:env`]: metadataElement(s.meta),
+  };
+  if (net.forward === 'nat') {
+    n.forward = {
+      '@_mode': 'nat',
+      nat: { ...(net.ipv6 ? { '@_ipv6': 'yes' } : {}), port: { '@_start': '1024', '@_end': '65535' } },
+    };
+  }
+  n.domain = { '@_name': DNS_DOMAIN, '@_localOnly': 'yes' };
+  const nicsOn = (net: NetLayout) => s.vms.flatMap((vm) => vm.nics.filter((nic) => nic.network === net.name));
+  if (net.management) {
+    const hosts: XmlNode[] = [];
+    const alias = new Map(
+      s.vms.flatMap((vm) => (s.shortNames ? vm.nics.slice(0, 1).map((nic) => [nic.hostname, vm.name]) : [])),
+    );
+    for (const other of s.networks) {
+      for (const nic of nicsOn(other).sort((a, b) => a.index - b.index)) {
+        const names = [nic.hostname, ...(alias.has(nic.hostname) ? [alias.get(nic.hostname) as string] : [])];
+        for (const ip of [nic.ipv4, nic.ipv6])
+          if (ip) hosts.push({ '@_ip': ip, hostname: names.length === 1 ? nic.hostname : names });
+      }
+    }
+    n.dns = { '@_forwardPlainNames': 'no', host: hosts };
+  } else {
+    // only the management network answers DNS: a second resolver that knows no names would shadow it
+    n.dns = { '@_enable': 'no' };
+  }
+  const mine = nicsOn(net).sort((a, b) => a.index - b.index);
   const ips: XmlValue[] = [];
   if (net.ipv4) {
-    // every NIC of a VM on this network that has a static address (the VM's first NIC on it)
-    const addressed = vms.flatMap((vm) =>
-      vm.nics
-        .filter((nic) => nic.network === net.name && nic.ipv4)
-        .map((nic) => ({ vm, mac: nic.mac, ip: nic.ipv4 as string })),
-    );
     ips.push({
       '@_address': net.ipv4.gateway,
-      '@_prefix': '24',
+      '@_netmask': '255.255.255.0',
       dhcp: {
         range: { '@_start': `${net.ipv4.prefix}.100`, '@_end': `${net.ipv4.prefix}.254` },
-        host: addressed.map((a) => ({
-          '@_mac': a.mac,
-          '@_name': net.management ? a.vm.hostname : a.vm.name,
-          '@_ip': a.ip,
-        })),
+        host: mine.map((nic) => ({ '@_mac': nic.mac, '@_name': nic.hostname, '@_ip': nic.ipv4 as string })),
       },
     });
-    if (net.management) {
-      // a domain makes the names two-label: systemd-resolved never sends single-label names to DNS
-      n.domain = { '@_name': DNS_DOMAIN, '@_localOnly': 'yes' };
-      n.dns = { host: addressed.map((a) => ({ '@_ip': a.ip, hostname: [a.vm.hostname, a.vm.name] })) };
-    }
   }
-  // only the management network answers DNS: a second resolver that knows no names would shadow it
-  if (!net.management) n.dns = { '@_enable': 'no' };
   if (net.ipv6) {
-    const base = net.ipv6.gateway.replace(/::1$/, '');
+    const hex = net.subnet.toString(16).padStart(2, '0');
     ips.push({
       '@_family': 'ipv6',
       '@_address': net.ipv6.gateway,
       '@_prefix': '64',
-      dhcp: { range: { '@_start': `${base}::100`, '@_end': `${base}::1ff` } },
+      dhcp: {
+        range: {
+          '@_start': `${net.ipv6.prefix}::c0a8:${hex}64`,
+          '@_end': `${net.ipv6.prefix}::c0a8:${hex}fe`,
+        },
+        host: mine.map((nic) => ({
+          '@_id': `0:3:0:1:${nic.mac}`,
+          '@_name': nic.hostname,
+          '@_ip': nic.ipv6 as string,
+        })),
+      },
     });
   }
   appendChildren(n, 'ip', ips);
@@ -117,6 +170,8 @@ export interface DomainDisk {
   format: 'qcow2' | 'raw';
   dev: string;
   bus: 'virtio' | 'scsi';
+  /** `ost-root-disk` for the root disk, 2, 3, … for extra disks (OST's scripts find them by it). */
+  serial: string;
 }
 
 export interface DomainSpec {
@@ -126,13 +181,32 @@ export interface DomainSpec {
   memoryMiB: number;
   vcpus: number;
   consoleLog: string;
+  /** The root disk first. */
   disks: DomainDisk[];
-  /** qemu runs as this uid:gid; files are owned by it beforehand, so libvirt relabels nothing. */
+  /** Deploy scripts as the suite wrote them (OST's pytest runs them, from the OST checkout). */
+  deployScripts: readonly string[];
+  /** qemu runs as this uid:gid; files are readable by it beforehand, so libvirt relabels nothing. */
   qemuUser: { uid: number; gid: number };
   meta: OstMetadata;
 }
 
-/** A domain: template + metadata, DAC label, disks and NICs (from their own templates). */
+/** NUMA as lagofy.sh: two cells, the vCPUs and the memory split between them (one vCPU: no NUMA). */
+export function numaCells(vcpus: number, memoryMiB: number): XmlNode[] {
+  if (vcpus < 2) return [];
+  const half = Math.floor(vcpus / 2);
+  const mem = String(Math.floor(memoryMiB / 2));
+  return [
+    { '@_id': '0', '@_cpus': half === 1 ? '0' : `0-${half - 1}`, '@_memory': mem, '@_unit': 'MiB' },
+    {
+      '@_id': '1',
+      '@_cpus': vcpus - 1 === half ? String(half) : `${half}-${vcpus - 1}`,
+      '@_memory': mem,
+      '@_unit': 'MiB',
+    },
+  ];
+}
+
+/** A domain: template + metadata, DAC label, NUMA, disks and NICs (from their own templates). */
 export function renderDomain(t: Templates, s: DomainSpec): string {
   const d = t.render('domain', {
     name: s.vm.libvirtName,
@@ -142,8 +216,22 @@ export function renderDomain(t: Templates, s: DomainSpec): string {
     cpuMode: s.domainType === 'kvm' ? 'host-passthrough' : 'maximum',
     consoleLog: s.consoleLog,
   });
-  d.metadata = { 'ost:env': metadataElement(s.meta) };
-  // the installed images are never relabelled or chowned: qemu runs as the qemu user, overlays are its own
+  d.metadata = {
+    'ost:ost': harnessElement(s.meta.workdir, { deployScripts: s.deployScripts }),
+    [`${OST_PREFIX}:env`]: metadataElement(s.meta),
+  };
+  const cells = numaCells(s.vcpus, s.memoryMiB);
+  const cpu = child(d, 'cpu');
+  if (cpu && cells.length > 0) {
+    cpu.topology = {
+      '@_sockets': String(s.vcpus),
+      '@_dies': '1',
+      '@_cores': '1',
+      '@_threads': '1',
+    };
+    cpu.numa = { cell: cells };
+  }
+  // the installed images are never relabelled or chowned: qemu runs as the qemu user and reads them as they are
   d.seclabel = {
     '@_type': 'static',
     '@_model': 'dac',
@@ -155,7 +243,17 @@ export function renderDomain(t: Templates, s: DomainSpec): string {
   appendChildren(
     devices,
     'disk',
-    s.disks.map((disk) => t.render('disk', { ...disk })),
+    s.disks.map((disk, i) => {
+      const node = t.render('disk', {
+        path: disk.path,
+        format: disk.format,
+        dev: disk.dev,
+        bus: disk.bus,
+        serial: disk.serial,
+      });
+      if (i === 0) node.boot = { '@_order': '1' };
+      return node;
+    }),
   );
   const byName = new Map(s.networks.map((n) => [n.name, n]));
   appendChildren(

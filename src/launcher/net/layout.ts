@@ -1,37 +1,52 @@
-// Names, bridges, addresses and MACs of one environment: a pure function of the environment, its id and
-// its leased subnets, so two envs of the same suite never collide and the layout is unit-testable.
-import { createHash } from 'node:crypto';
+// Names, bridges, addresses and MACs of one environment, as OST's lagofy.sh lays them out: a pure function
+// of the environment, its 8-hex id and its leased subnets, so two envs never collide and the layout is
+// unit-testable. See docs/ost-harness-facts.md §1.3–1.4 for what OST's harness reads back.
+import { randomBytes } from 'node:crypto';
 import type { Environment } from '../env/model.js';
 
+/** Which address families the networks carry: both (default), or only one (`ost.sh run -4` / `-6`). */
+export type IpMode = 'dual' | 'ipv4' | 'ipv6';
+
 export interface NetLayout {
+  /** The network's key in the suite file (its role). */
   name: string;
+  /** `ost<id>-<N>`: libvirt network and bridge name (15 characters, the Linux limit). */
   libvirtName: string;
   bridge: string;
+  /** N: the third octet of its 192.168.N.0/24 (also in its IPv6 prefix and MACs). */
+  subnet: number;
   management: boolean;
   forward: 'nat' | 'isolated';
-  /** `192.168.200` style prefix of the /24, when the network has IPv4. */
   ipv4?: { prefix: string; cidr: string; gateway: string };
-  /** ULA /64 when the network has IPv6. */
-  ipv6?: { cidr: string; gateway: string };
+  /** `fd8f:1391:3a82:N::/64`, as OST's templates. */
+  ipv6?: { prefix: string; cidr: string; gateway: string };
 }
 
 export interface NicLayout {
   name: string;
   network: string;
+  /** `ost-<suite>-<nic>`: its DHCP and DNS name. */
+  hostname: string;
+  /** Host index on its network: 2, 3, … */
+  index: number;
+  /** `54:52:c0:a8:<N hex>:<index, two decimal digits>` */
   mac: string;
-  /** Static DHCP address (first NIC of a VM on an IPv4 network). */
   ipv4?: string;
+  ipv6?: string;
 }
 
 export interface VmLayout {
   name: string;
+  /** `<id>-ost-<suite>-<vm>`: OST's harness names the VM by what follows the first dash. */
   libvirtName: string;
-  /** DNS name on the management network: `ost-<suite>-<vm>`. */
+  /** `ost-<suite>-<vm>`: the guest's hostname (from DHCP on its management NIC) and DNS name. */
   hostname: string;
   roles: string[];
   nics: NicLayout[];
-  /** The management address SSH uses. */
+  /** The management address ost connects to (IPv4 when the network has it). */
   address: string;
+  /** The management address OST's `hosts` file names: IPv6 unless IPv4 only (as lagofy.sh). */
+  hostsAddress: string;
 }
 
 export interface EnvLayout {
@@ -39,78 +54,103 @@ export interface EnvLayout {
   vms: VmLayout[];
 }
 
+/** A new env id: 8 lowercase hex digits, as lagofy's `uuidgen | cut -c -8`. */
+export function newEnvId(): string {
+  return randomBytes(4).toString('hex');
+}
+
+export const ENV_ID = /^[0-9a-f]{8}$/;
+
 /** The role of a VM: its name without a trailing index (host-0 → host). */
 export function roleOf(vm: string): string {
   return vm.replace(/-\d+$/, '');
 }
 
 const hex2 = (n: number) => n.toString(16).padStart(2, '0');
+const dec2 = (n: number) => String(n).padStart(2, '0');
 
-/** The MAC that encodes an IPv4 address: 54:52 then the four octets (54:52:c0:a8:c8:02 = 192.168.200.2). */
-export function macForIpv4(ip: string): string {
-  return ['54:52', ...ip.split('.').map((o) => hex2(Number(o)))].join(':');
+/** The MAC of host `index` on subnet N: 54:52:c0:a8:<N hex>:<index as two decimal digits> (lagofy.sh). */
+export function macFor(subnet: number, index: number): string {
+  return `54:52:c0:a8:${hex2(subnet)}:${dec2(index)}`;
 }
 
-/** A ULA /64 for one network of one env: fd + 40 bits from the env id, the subnet id from the network index. */
-export function ulaPrefix(envId: string, netIndex: number): string {
-  const h = createHash('sha256').update(envId).digest('hex');
-  return `fd${h.slice(0, 2)}:${h.slice(2, 6)}:${h.slice(6, 10)}:${netIndex.toString(16)}`;
+/** The IPv6 prefix of subnet N: N written as it is (fd8f:1391:3a82:202::/64), as OST's net_template. */
+export function ipv6PrefixOf(subnet: number): string {
+  return `fd8f:1391:3a82:${subnet}`;
 }
 
-/** A short tag of the env id for bridge names (Linux caps interface names at 15 characters). */
-export function envTag(envId: string): string {
-  return createHash('sha256').update(envId).digest('hex').slice(0, 6);
+/** libvirt network (and bridge) name: `ost<id>-<N>`; OST's allocator reads N back from it. */
+export function networkName(envId: string, subnet: number): string {
+  return `ost${envId}-${subnet}`;
+}
+
+/** Domain name: `<id>-ost-<suite>-<vm>`. */
+export function domainName(envId: string, suite: string, vm: string): string {
+  return `${envId}-ost-${suite}-${vm}`;
 }
 
 /** Lay an environment out on its leased /24 prefixes (network name → `a.b.c`). */
-export function layoutEnv(env: Environment, envId: string, prefixes: ReadonlyMap<string, string>): EnvLayout {
-  const tag = envTag(envId);
-  const networks: NetLayout[] = env.networks.map((n, i) => {
+export function layoutEnv(
+  env: Environment,
+  envId: string,
+  prefixes: ReadonlyMap<string, string>,
+  mode: IpMode = 'dual',
+): EnvLayout {
+  const networks: NetLayout[] = env.networks.map((n) => {
     const prefix = prefixes.get(n.name);
-    if (n.ipv4.kind !== 'none' && !prefix) throw new Error(`no subnet leased for network ${n.name}`);
-    const ula = ulaPrefix(envId, i);
+    if (!prefix) throw new Error(`no subnet leased for network ${n.name}`);
+    const subnet = Number(prefix.split('.')[2]);
+    const name = networkName(envId, subnet);
+    const v6 = ipv6PrefixOf(subnet);
     return {
       name: n.name,
-      libvirtName: `ost-${envId}-${n.name}`,
-      bridge: `ost${tag}n${i}`,
+      libvirtName: name,
+      bridge: name,
+      subnet,
       management: n.management,
       forward: n.forward,
       ipv4:
-        n.ipv4.kind !== 'none' && prefix
+        n.ipv4.kind !== 'none' && mode !== 'ipv6'
           ? { prefix, cidr: `${prefix}.0/24`, gateway: `${prefix}.1` }
           : undefined,
-      ipv6: n.ipv6 ? { cidr: `${ula}::/64`, gateway: `${ula}::1` } : undefined,
+      ipv6: n.ipv6 && mode !== 'ipv4' ? { prefix: v6, cidr: `${v6}::/64`, gateway: `${v6}::1` } : undefined,
     };
   });
-  const byName = new Map(networks.map((n, i) => [n.name, { n, i }]));
-  const vms: VmLayout[] = env.vms.map((vm, vmIndex) => {
-    const host = vmIndex + 2;
-    const seen = new Set<string>();
-    const nics: NicLayout[] = vm.nics.map((nic, nicIndex) => {
-      const net = byName.get(nic.network);
-      if (!net) throw new Error(`VM ${vm.name}: no network ${nic.network}`);
-      const first = !seen.has(nic.network);
-      seen.add(nic.network);
-      if (net.n.ipv4 && first) {
-        const ip = `${net.n.ipv4.prefix}.${host}`;
-        return { name: nic.name, network: nic.network, mac: macForIpv4(ip), ipv4: ip };
-      }
-      // no static address: still unique per network, and never in the 54:52:<ipv4> space of 192.168/10.x
-      return {
-        name: nic.name,
-        network: nic.network,
-        mac: ['54:52:00', hex2(net.i), hex2(vmIndex), hex2(nicIndex)].join(':'),
-      };
+  const byName = new Map(networks.map((n) => [n.name, n]));
+  // every NIC's host index is its position in its network's NIC list, from 2
+  const nicOf = new Map<string, NicLayout>();
+  for (const n of env.networks) {
+    const net = byName.get(n.name) as NetLayout;
+    n.nics.forEach((nic, i) => {
+      const index = i + 2;
+      nicOf.set(nic, {
+        name: nic,
+        network: n.name,
+        hostname: `ost-${env.suite}-${nic}`,
+        index,
+        mac: macFor(net.subnet, index),
+        ipv4: net.ipv4 ? `${net.ipv4.prefix}.${index}` : undefined,
+        ipv6: net.ipv6 ? `${net.ipv6.prefix}::c0a8:${hex2(net.subnet)}${dec2(index)}` : undefined,
+      });
     });
-    const mgmt = networks.find((n) => n.management);
-    const address = nics.find((n) => n.network === mgmt?.name && n.ipv4)?.ipv4 ?? '';
+  }
+  const mgmt = networks.find((n) => n.management);
+  const vms: VmLayout[] = env.vms.map((vm) => {
+    const nics = vm.nics.map((nic) => {
+      const l = nicOf.get(nic.name);
+      if (!l || l.network !== nic.network)
+        throw new Error(`VM ${vm.name}: NIC ${nic.name} is not on network ${nic.network}`);
+      return l;
+    });
+    const m = nics.find((n) => n.network === mgmt?.name);
     return {
       name: vm.name,
-      libvirtName: `ost-${envId}-${vm.name}`,
+      libvirtName: domainName(envId, env.suite, vm.name),
       hostname: `ost-${env.suite}-${vm.name}`,
       roles: [roleOf(vm.name)],
       nics,
-      address,
+      address: m?.ipv4 ?? m?.ipv6 ?? '',
+      hostsAddress: (mode === 'ipv4' ? m?.ipv4 : (m?.ipv6 ?? m?.ipv4)) ?? '',
     };
   });
   return { networks, vms };

@@ -58,19 +58,22 @@ export async function readLeases(dir: string): Promise<Lease[]> {
 
 /**
  * Lease a /24 for each network: `fixed` ones as asked (an error when taken), the others from
- * AUTO_PREFIXES. Returns network name → prefix.
+ * AUTO_PREFIXES, skipping the host's own subnets and `alsoTaken` (other tools' networks). Returns
+ * network name → prefix.
  */
 export async function leaseSubnets(
   dir: string,
   envId: string,
   owner: ProcessId,
   wanted: { network: string; fixed?: string }[],
+  alsoTaken: readonly string[] = [],
 ): Promise<Map<string, string>> {
   await fs.mkdir(dir, { recursive: true });
   const lock = await acquireLock(path.join(dir, '.lock'), `lease subnets for ${envId}`, 30_000);
   try {
     const taken = new Set((await readLeases(dir)).map((l) => l.prefix));
     for (const p of await hostPrefixes()) taken.add(p);
+    for (const p of alsoTaken) taken.add(p);
     const out = new Map<string, string>();
     for (const w of wanted) {
       let prefix: string | undefined;

@@ -31,9 +31,15 @@ export function isLeftover(e: FoundEnv): boolean {
   return !e.owner || !processAlive(e.owner);
 }
 
+/** The shapes of env object names (lagofy.sh's): `<id>-ost-<suite>-<vm>` and `ost<id>-<N>`. */
+export const DOMAIN_NAME = /^[0-9a-f]{8}-ost-/;
+export const NETWORK_NAME = /^ost[0-9a-f]{8}-/;
+
 async function ostObjects(uri: string, kind: 'domain' | 'network'): Promise<Map<string, OstMetadata>> {
   const list = kind === 'domain' ? ['list', '--all', '--name'] : ['net-list', '--all', '--name'];
-  const names = parseNames((await virsh(uri, list)).stdout).filter((n) => n.startsWith('ost-'));
+  const names = parseNames((await virsh(uri, list)).stdout).filter((n) =>
+    kind === 'domain' ? DOMAIN_NAME.test(n) : NETWORK_NAME.test(n),
+  );
   const out = new Map<string, OstMetadata>();
   await Promise.all(
     names.map(async (name) => {
@@ -86,7 +92,8 @@ export async function discoverEnvs(uri: string, root: string): Promise<Map<strin
     const workdir = envDirOf(root, id);
     const record = await readRecord(workdir);
     const e = get(id, record?.suite);
-    e.workdir ??= workdir;
+    // a deployment dir is linked from here: the env's own path is what its record says
+    e.workdir ??= record?.workdir ?? workdir;
     e.record = record;
     e.overlayDir ??= record?.overlayDir;
     e.owner ??= record?.owner;

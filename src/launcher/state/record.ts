@@ -3,11 +3,17 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { atomicWriteFile } from '../../core/fsutil.js';
 import type { ProcessId } from '../../core/process.js';
-import type { NetLayout, VmLayout } from '../net/layout.js';
+import type { IpMode, NetLayout, VmLayout } from '../net/layout.js';
+import { imageVars, renderEnvSh, renderHosts } from './ost-files.js';
 
-/** Where ost keeps env dirs and leases: OST_STATE_DIR, default /run/ost (gone on reboot, like the VMs). */
-export function stateRoot(env: NodeJS.ProcessEnv = process.env): string {
-  return path.resolve(env.OST_STATE_DIR ?? '/run/ost');
+/**
+ * Where ost keeps env dirs and leases: OST_STATE_DIR, else /run/ost for root and the user's runtime dir
+ * (`$XDG_RUNTIME_DIR/ost`) for others — gone on reboot, like the VMs.
+ */
+export function stateRoot(env: NodeJS.ProcessEnv = process.env, uid = process.getuid?.() ?? 0): string {
+  if (env.OST_STATE_DIR) return path.resolve(env.OST_STATE_DIR);
+  if (uid !== 0) return path.join(env.XDG_RUNTIME_DIR || `/run/user/${uid}`, 'ost');
+  return '/run/ost';
 }
 export const envsDir = (root: string) => path.join(root, 'envs');
 export const leasesDir = (root: string) => path.join(root, 'leases');
@@ -19,6 +25,8 @@ export interface VmRecord extends VmLayout {
     path: string;
     package?: { name: string; version: string; release: string };
     chain: string[];
+    /** The OST_IMAGES_* variable an ost.json named it by. */
+    var?: string;
   };
   overlay: string;
   disks: { name: string; path: string; size: string; format: string }[];
@@ -26,6 +34,8 @@ export interface VmRecord extends VmLayout {
   vcpus: number;
   consoleLog: string;
   key: string;
+  /** Deploy scripts as the suite wrote them. */
+  deployScripts: string[];
   systemState?: string;
   timings: Record<string, number>;
 }
@@ -35,6 +45,13 @@ export interface EnvRecord {
   id: string;
   suite: string;
   source: string;
+  /** `ost-json`: an OST suite, its workdir the deployment dir OST's harness reads. */
+  kind: 'ost-json' | 'ost-env';
+  /** The OST checkout of an ost.json suite. */
+  ostRepo?: string;
+  ipMode: IpMode;
+  /** OST_IMAGES_DISTRO of an ost.json suite. */
+  distro?: string;
   status: 'starting' | 'up' | 'failed';
   owner: ProcessId;
   created: string;
@@ -106,9 +123,14 @@ export function renderInventory(r: EnvRecord): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** Write env.json, inventory and ssh_config. */
+/** Write env.json, inventory, ssh_config, and what OST's harness reads: hosts and env.sh. */
 export async function writeOutputs(r: EnvRecord): Promise<void> {
   await writeRecord(r);
   await atomicWriteFile(path.join(r.workdir, 'inventory'), renderInventory(r));
   await atomicWriteFile(path.join(r.workdir, 'ssh_config'), renderSshConfig(r));
+  await atomicWriteFile(path.join(r.workdir, 'hosts'), renderHosts(r));
+  await atomicWriteFile(
+    path.join(r.workdir, 'env.sh'),
+    renderEnvSh(r, { ostRepo: r.ostRepo, uri: r.uri, ...imageVars(r) }),
+  );
 }

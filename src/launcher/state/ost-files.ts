@@ -1,0 +1,103 @@
+// The files OST's harness reads from $OST_DEPLOYMENT, in lagofy.sh's exact formats: `hosts` (the Ansible
+// inventory pytest copies to ansible_inventory/backend.yml; ost.sh status/shell/copy parse it by field),
+// and `env.sh`, which exports what lagofy.sh and ost-images.sh export, so that
+// `. lagofy.sh; . deployment/env.sh; ost_run_tests` runs OST's pytest on the env. See
+// docs/ost-harness-facts.md §1.0, §1.6, §3.
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import type { EnvRecord } from './record.js';
+
+/**
+ * `hosts`: one line per VM (sorted VM order), `ost-<suite>-<vm> ansible_host=<mgmt address>
+ * ansible_ssh_private_key_file=<key> ansible_ssh_extra_args='-o UserKnownHostsFile=/dev/null'`, and the
+ * extra empty line lagofy's `echo -e` leaves at the end.
+ */
+export function renderHosts(r: EnvRecord): string {
+  const lines = r.vms.map(
+    (vm) =>
+      `${vm.hostname} ansible_host=${vm.hostsAddress} ansible_ssh_private_key_file=${vm.key} ansible_ssh_extra_args='-o UserKnownHostsFile=/dev/null'`,
+  );
+  return `${lines.join('\n')}\n\n`;
+}
+
+/** A value in single quotes for sh. */
+export function shQuote(v: string): string {
+  return `'${v.replace(/'/g, `'\\''`)}'`;
+}
+
+export interface EnvShInputs {
+  /** The OST checkout (ost.json suites). */
+  ostRepo?: string;
+  /** `qemu:///system` or the URI ost used. */
+  uri: string;
+  /** OST_IMAGES_DISTRO. */
+  distro: string;
+  /** OST_IMAGES_* → path, as ost-images.sh exports them (the images this env used, and the SSH key). */
+  images: Record<string, string>;
+}
+
+/** `env.sh`: `export NAME='value'` lines, sorted, sourceable by bash and sh. */
+export function renderEnvSh(r: EnvRecord, i: EnvShInputs): string {
+  const vars: Record<string, string> = {
+    OST_DEPLOYMENT: r.workdir,
+    SUITE: r.suite,
+    OST_IMAGES_DISTRO: i.distro,
+    LIBVIRT_DEFAULT_URI: i.uri,
+    ANSIBLE_HOST_KEY_CHECKING: 'False',
+    ANSIBLE_NOCOLOR: '1',
+    ANSIBLE_SSH_CONTROL_PATH_DIR: '/tmp',
+    OST_DEPLOYMENT_LOCK: `${r.workdir}/lock`,
+    OST_ENV_ID: r.id,
+    ...i.images,
+  };
+  if (i.ostRepo) vars.OST_REPO_ROOT = i.ostRepo;
+  const lines = Object.keys(vars)
+    .sort()
+    .map((k) => `export ${k}=${shQuote(vars[k] as string)}`);
+  return [
+    `# ost environment ${r.id} (suite ${r.suite}): what lagofy.sh and ost-images.sh export for it.`,
+    '# From the OST checkout: . lagofy.sh; . deployment/env.sh; ost_run_tests',
+    ...lines,
+    '',
+  ].join('\n');
+}
+
+/**
+ * What env.sh exports about the images, as ost-images.sh does: each root_disk_var with the image's path
+ * (and `<VAR>_PACKAGE`), OST_IMAGES_DIR, OST_IMAGES_SSH_KEY (the env's private copy) and the distro.
+ */
+export function imageVars(r: EnvRecord): { distro: string; images: Record<string, string> } {
+  const images: Record<string, string> = {};
+  for (const vm of r.vms) {
+    if (!vm.image.var) continue;
+    images[vm.image.var] = vm.image.path;
+    if (vm.image.package) images[`${vm.image.var}_PACKAGE`] = vm.image.package.name;
+  }
+  const first = r.vms[0];
+  if (first) {
+    images.OST_IMAGES_DIR = path.dirname(first.image.path);
+    images.OST_IMAGES_SSH_KEY = first.key;
+  }
+  return { distro: r.distro ?? '', images };
+}
+
+/**
+ * Copy each image's package list (`<image>-pkglist.txt` next to its qcow2) to
+ * `<exported-artifacts>/package_lists/`, as ost_init does.
+ */
+export async function exportPackageLists(r: EnvRecord, artifacts: string): Promise<string[]> {
+  const dir = path.join(artifacts, 'package_lists');
+  await fs.mkdir(dir, { recursive: true });
+  const copied: string[] = [];
+  for (const img of new Set(r.vms.map((vm) => vm.image.path))) {
+    const list = img.replace(/\.qcow2$/, '-pkglist.txt');
+    const dest = path.join(dir, path.basename(list));
+    try {
+      await fs.copyFile(list, dest);
+      copied.push(dest);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    }
+  }
+  return copied;
+}
