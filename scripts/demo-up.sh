@@ -15,9 +15,11 @@ if pgrep -r R,S,D -x libvirtd >/dev/null; then
   echo "error: a libvirtd is already running; this demo starts its own in a network namespace (stop it first)" >&2
   exit 1
 fi
+LIBVIRTD_PID=""
 cleanup() {
   $SUDO ip netns exec "$NS" ./bin/ost down >/dev/null 2>&1 || true
-  $SUDO pkill -x libvirtd || true
+  # only the libvirtd this script started, by its pid
+  if [ -n "$LIBVIRTD_PID" ]; then $SUDO kill "$LIBVIRTD_PID" 2>/dev/null || true; fi
   sleep 1
   $SUDO ip netns del "$NS" 2>/dev/null || true
 }
@@ -27,6 +29,7 @@ $SUDO ip -n "$NS" link set lo up
 pgrep -r R,S,D -x virtlogd >/dev/null || $SUDO ip netns exec "$NS" virtlogd -d
 $SUDO ip netns exec "$NS" libvirtd -d
 for _ in $(seq 60); do virsh -c qemu:///system version >/dev/null 2>&1 && break; sleep 0.5; done
+LIBVIRTD_PID="$($SUDO cat /run/libvirtd.pid)"
 
 in_ns() { $SUDO ip netns exec "$NS" "$@"; }
 in_ns ./bin/ost up demo-suite --images-root "$ROOT"

@@ -161,10 +161,15 @@ describe.skipIf(!isRoot)('ost up / down on real libvirt in a network namespace',
       expect((await sshF(first, 'engine', 'systemctl is-system-running')).stdout.trim()).toMatch(
         /running|degraded/,
       );
-      // VM to VM by DNS name on the management network
-      const dns = await sshF(first, 'ost-demo-suite-engine', 'getent hosts ost-demo-suite-host-0 host-0');
-      expect(dns.stdout).toContain(`${host.address}`);
-      expect(dns.stdout.trim().split('\n')).toHaveLength(2);
+      // VM to VM by DNS name on the management network: IPv4 and IPv6 (the address OST's hosts file names)
+      for (const name of ['ost-demo-suite-host-0', 'host-0']) {
+        const v4 = await sshF(first, 'ost-demo-suite-engine', `getent ahostsv4 ${name}`);
+        expect(v4.stdout.split('\n')[0]?.split(/\s+/)[0], name).toBe(host.address);
+        const v6 = await sshF(first, 'engine', `getent ahostsv6 ${name}`);
+        expect(v6.stdout.split('\n')[0]?.split(/\s+/)[0], name).toBe(host.hostsAddress);
+      }
+      // the guest is named by DHCP on its management NIC, as OST's images
+      expect((await sshF(first, 'host-0', 'hostname')).stdout.trim()).toBe('ost-demo-suite-host-0');
       await sshF(first, 'engine', 'ping -c 2 -W 5 ost-demo-suite-host-0');
       // the storage network carries traffic: ping host-0's storage address out of engine's storage NIC
       const storageIp = host.nics.find((n) => n.network === 'storage')?.ipv4 as string;
@@ -241,6 +246,7 @@ describe.skipIf(!isRoot)('ost up / down on real libvirt in a network namespace',
       );
       ostJson.vms.engine.root_disk_var = 'OST_IMAGES_ENGINE_INSTALLED';
       ostJson.vms.engine.memory = '768';
+      ostJson.vms.engine.vcpu_num = 2;
       writeFileSync(path.join(dir, 'ost.json'), JSON.stringify(ostJson, null, 2));
       const r = await ns.exec(
         [OST, 'up', '--env', path.join(dir, 'ost.json'), '--images-root', root, '--json'],
@@ -287,8 +293,8 @@ describe.skipIf(!isRoot)('ost up / down on real libvirt in a network namespace',
       expect(r.code).toBe(1);
       expect(r.stderr).toContain(`deploy script ${path.join(dir, 'fail.sh')} failed on vm`);
       expect(r.stderr).toContain('| about to fail on');
-      expect(r.stderr).toMatch(/environment (failing-[0-9a-f]{6}) was left as it is/);
-      const id = /environment (failing-[0-9a-f]{6})/.exec(r.stderr)?.[1] as string;
+      expect(r.stderr).toMatch(/environment ([0-9a-f]{8}) was left as it is/);
+      const id = /environment ([0-9a-f]{8}) was left/.exec(r.stderr)?.[1] as string;
       const list = JSON.parse((await ostNs(['list', '--json'])).stdout) as { id: string; state: string }[];
       expect(list).toEqual([expect.objectContaining({ id, state: 'leftover' })]);
       const s = await ostNs(['ssh', 'vm', '--env', id, '--', 'echo still here']);
@@ -327,7 +333,7 @@ describe.skipIf(!isRoot)('ost up / down on real libvirt in a network namespace',
         expect(list.map((e) => e.state)).toEqual(['leftover']);
         const gc = await ostNs(['gc']);
         expect(gc.code, gc.stderr).toBe(0);
-        expect(gc.stdout).toMatch(/removed leftover demo-suite-/);
+        expect(gc.stdout).toMatch(/removed leftover [0-9a-f]{8}: 2 domains, 2 networks/);
         expect(await leftovers()).toEqual(NOTHING);
       }
     },

@@ -2,6 +2,7 @@
 // one outside the namespace can reach, and remove all of it afterwards.
 import { existsSync, readFileSync } from 'node:fs';
 import { type ExecOptions, run } from '../../src/core/exec.js';
+import { DOMAIN_NAME, NETWORK_NAME } from '../../src/launcher/state/discover.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -45,14 +46,14 @@ export class LibvirtNetns {
     return run('ip', ['netns', 'exec', this.name, ...argv], opts);
   }
 
-  /** Names of libvirt domains or networks starting with `ost-`. */
+  /** Names of the libvirt domains (`<id>-ost-…`) or networks (`ost<id>-<N>`) of ost envs. */
   async ostObjects(kind: 'domain' | 'network'): Promise<string[]> {
     const args = kind === 'domain' ? ['list', '--all', '--name'] : ['net-list', '--all', '--name'];
     const r = await run('virsh', ['-c', 'qemu:///system', '-q', ...args]);
     return r.stdout
       .split('\n')
       .map((l) => l.trim())
-      .filter((l) => l.startsWith('ost-'));
+      .filter((l) => (kind === 'domain' ? DOMAIN_NAME : NETWORK_NAME).test(l));
   }
 
   /** Destroy whatever ost objects remain, stop the daemons, delete the namespace. */

@@ -1,0 +1,347 @@
+// End-to-end: an OST suite (ost.json in an OST-shaped checkout: engine, storage with two extra disks,
+// host-0 and host-1 with four NICs; management, storage and bonding networks) brought up by `ost up` from
+// the shared debian12 images through OST_IMAGES_*, then read the way OST's harness reads it: virsh
+// dumpxml / net-dumpxml (ost_harness_view.py), lagofy.sh's shell pipelines, the hosts file, SSH with the
+// hosts line's key and address. Two deployments side by side. libvirtd runs inside a network namespace.
+import {
+  chmodSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { EnvRecord } from '../../src/launcher/state/record.js';
+import { REPO_ROOT } from '../helpers/sets.js';
+import { ensureBuilt, isRoot, OST } from './helpers.js';
+import { LibvirtNetns } from './netns.js';
+import { sharedImages } from './shared-images.js';
+
+const MIN = 60_000;
+const SUITE = 'basic-suite-master';
+const HOSTS = ['engine', 'host-0', 'host-1', 'storage'].map((vm) => `ost-${SUITE}-${vm}`);
+const work = isRoot ? mkdtempSync('/var/tmp/ost-e2e-harness-') : '/nonexistent';
+const repo = path.join(work, 'ovirt-system-tests');
+const stateDir = path.join(work, 'state');
+const overlayDir = `/dev/shm/ost-e2e-harness-${process.pid}`;
+let ns: LibvirtNetns;
+let imagesEnv: Record<string, string> = {};
+
+/** An OST checkout as far as ost reads it: the suite folder (ost.json a symlink, as OST's), deploy scripts. */
+function makeCheckout(): void {
+  mkdirSync(path.join(repo, 'common/init-configs'), { recursive: true });
+  mkdirSync(path.join(repo, 'common/deploy-scripts'), { recursive: true });
+  mkdirSync(path.join(repo, SUITE), { recursive: true });
+  // OST's topology, same shape (smaller VMs), with a # comment line as lagofy.sh allows
+  cpSync(
+    path.join(REPO_ROOT, 'test/fixtures/launcher/1_engine_2_hosts.json'),
+    path.join(repo, 'common/init-configs/1_engine_2_hosts.json'),
+  );
+  symlinkSync('../common/init-configs/1_engine_2_hosts.json', path.join(repo, SUITE, 'ost.json'));
+  for (const s of ['setup_engine', 'setup_storage', 'setup_host'])
+    writeFileSync(
+      path.join(repo, `common/deploy-scripts/${s}.sh`),
+      `#!/bin/bash\necho ${s} > /etc/ost-deployed\n`,
+    );
+}
+
+/** `ost up` of the suite inside the namespace, as a user of ost.sh would (deployment dir from OST_DEPLOYMENT). */
+function upArgs(): string[] {
+  return [OST, 'up', '--env', path.join(repo, SUITE, 'ost.json'), '--timeout', '1500', '--json'];
+}
+
+function nsEnv(deployment?: string): Record<string, string> {
+  const env: Record<string, string> = {
+    ...imagesEnv,
+    OST_STATE_DIR: stateDir,
+    OST_OVERLAY_DIR: overlayDir,
+    LIBVIRT_DEFAULT_URI: 'qemu:///system',
+  };
+  if (deployment) env.OST_DEPLOYMENT = deployment;
+  return env;
+}
+
+interface View {
+  networks: Record<string, { libvirt_name: string; ipv4: string; ipv6: string; gw4: string }>;
+  vms: Record<
+    string,
+    {
+      libvirt_name: string;
+      deploy_scripts: string[];
+      nics: { name: string; mac: string; role: string }[];
+      ip_mapping: Record<string, string[]>;
+      mac_mapping: Record<string, string[]>;
+      disks: { dev: string; serial: string }[];
+    }
+  >;
+}
+
+async function harnessView(deployment: string): Promise<View> {
+  const r = await ns.exec(['python3', path.join(REPO_ROOT, 'test/e2e/ost_harness_view.py'), deployment], {
+    env: { LIBVIRT_DEFAULT_URI: 'qemu:///system' },
+  });
+  return JSON.parse(r.stdout) as View;
+}
+
+/** The hosts file's lines as lagofy.sh's readers split them: name, address, key. */
+function hostsLines(deployment: string): { name: string; ip: string; key: string }[] {
+  const text = readFileSync(path.join(deployment, 'hosts'), 'utf8');
+  expect(text.endsWith("'-o UserKnownHostsFile=/dev/null'\n\n")).toBe(true);
+  return text
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      const m =
+        /^(\S+) ansible_host=(\S+) ansible_ssh_private_key_file=(\S+) ansible_ssh_extra_args='-o UserKnownHostsFile=\/dev\/null'$/.exec(
+          l,
+        );
+      expect(m, l).not.toBeNull();
+      return { name: m?.[1] as string, ip: m?.[2] as string, key: m?.[3] as string };
+    });
+}
+
+describe.skipIf(!isRoot)(
+  "an OST suite on ost up, as OST's harness sees it (real libvirt in a namespace)",
+  () => {
+    const first = path.join(repo, 'deployment');
+    const second = path.join(work, 'deployment-2');
+    let r1: EnvRecord;
+    let r2: EnvRecord;
+
+    beforeAll(async () => {
+      ensureBuilt();
+      chmodSync(work, 0o755);
+      const shared = await sharedImages();
+      const dir = path.join(shared.root, 'usr/share/ost-images');
+      imagesEnv = {
+        OST_IMAGES_DISTRO: 'debian12',
+        OST_IMAGES_ENGINE_INSTALLED: path.join(dir, 'debian12-engine-installed.qcow2'),
+        OST_IMAGES_HOST_INSTALLED: path.join(dir, 'debian12-host-installed.qcow2'),
+        OST_IMAGES_STORAGE_BASE: path.join(dir, 'debian12-base.qcow2'),
+      };
+      makeCheckout();
+      ns = await LibvirtNetns.start(`ost-e2e-h${process.pid}`);
+    }, 120 * MIN);
+
+    afterAll(async () => {
+      await ns?.stop();
+      rmSync(overlayDir, { recursive: true, force: true });
+      rmSync(work, { recursive: true, force: true });
+    }, 5 * MIN);
+
+    it(
+      'brings two deployments of a 4-VM suite up side by side (the default deployment dir and $OST_DEPLOYMENT)',
+      async () => {
+        const [a, b] = await Promise.all(
+          [undefined, second].map((d) =>
+            ns.exec(upArgs(), { allowFailure: true, env: nsEnv(d), cwd: repo, timeoutMs: 40 * MIN }),
+          ),
+        );
+        expect(a?.exitCode, a?.stderr).toBe(0);
+        expect(b?.exitCode, b?.stderr).toBe(0);
+        r1 = JSON.parse(a?.stdout as string) as EnvRecord;
+        r2 = JSON.parse(b?.stdout as string) as EnvRecord;
+        // <OST checkout>/deployment when OST_DEPLOYMENT is not set, as lagofy.sh
+        expect(r1.workdir).toBe(first);
+        expect(r2.workdir).toBe(second);
+        expect(r1.id).toMatch(/^[0-9a-f]{8}$/);
+        expect(r1.id).not.toBe(r2.id);
+        const subnets = (r: EnvRecord) => r.networks.map((n) => n.subnet);
+        expect(subnets(r1).some((s) => subnets(r2).includes(s))).toBe(false);
+        expect(r1.vms.map((v) => v.name)).toEqual(['engine', 'host-0', 'host-1', 'storage']);
+      },
+      45 * MIN,
+    );
+
+    it(
+      "is found by OST's backend reads: every VM by name slice and working dir, IPs and MACs per role, netmask, deploy scripts",
+      async () => {
+        for (const r of [r1, r2]) {
+          const v = await harnessView(r.workdir);
+          expect(Object.keys(v.networks).sort()).toEqual(['bonding', 'management', 'storage']);
+          expect(Object.keys(v.vms).sort()).toEqual(HOSTS);
+          for (const [role, n] of Object.entries(v.networks)) {
+            const net = r.networks.find((x) => x.name === role);
+            expect(n.libvirt_name).toBe(`ost${r.id}-${net?.subnet}`);
+            expect(n.ipv4).toBe(`192.168.${net?.subnet}.0/24`);
+            expect(n.gw4).toBe(`192.168.${net?.subnet}.1`);
+            expect(n.ipv6).toBe(`fd8f:1391:3a82:${net?.subnet}::/64`);
+          }
+          for (const vm of r.vms) {
+            const seen = v.vms[vm.hostname];
+            expect(seen?.libvirt_name).toBe(`${r.id}-ost-${SUITE}-${vm.name}`);
+            // eth0 is the first NIC by name: the management one
+            expect(seen?.nics[0]).toEqual({ name: 'eth0', mac: vm.nics[0]?.mac, role: 'management' });
+            const expected: Record<string, string[]> = {};
+            for (const nic of vm.nics)
+              expected[nic.network] = [
+                ...(expected[nic.network] ?? []),
+                nic.ipv6 as string,
+                nic.ipv4 as string,
+              ];
+            expect(seen?.ip_mapping).toEqual(expected);
+          }
+          const host0 = v.vms[`ost-${SUITE}-host-0`];
+          const bond = r.networks.find((n) => n.name === 'bonding')?.subnet.toString(16);
+          expect(host0?.mac_mapping.bonding).toEqual([`54:52:c0:a8:${bond}:02`, `54:52:c0:a8:${bond}:03`]);
+          expect(host0?.nics.map((n) => `${n.name}:${n.role}`)).toEqual([
+            'eth0:management',
+            'eth1:bonding',
+            'eth2:bonding',
+            'eth3:storage',
+          ]);
+          expect(v.vms[`ost-${SUITE}-engine`]?.deploy_scripts).toEqual([
+            'common/deploy-scripts/setup_engine.sh',
+          ]);
+          expect(v.vms[`ost-${SUITE}-storage`]?.disks).toEqual([
+            { dev: 'vda', serial: 'ost-root-disk' },
+            { dev: 'sda', serial: '2' },
+            { dev: 'sdb', serial: '3' },
+          ]);
+        }
+        // lagofy.sh's own lookup (_get_uuid): grep the working dir out of net-dumpxml, cut on double quotes
+        const uuid = await ns.exec(
+          [
+            'bash',
+            '-c',
+            'for n in $(virsh net-list --name | grep ^ost); do ' +
+              'if [ "$(virsh net-dumpxml "$n" | grep "ost-working-dir comment" | cut -d \\" -f 2)" = "$OST_DEPLOYMENT" ]; ' +
+              // biome-ignore lint/suspicious/noTemplateCurlyInString: bash's substring expansion, as lagofy.sh's
+              'then echo "${n:3:8}"; break; fi; done',
+          ],
+          { env: nsEnv(first) },
+        );
+        expect(uuid.stdout.trim()).toBe(r1.id);
+      },
+      10 * MIN,
+    );
+
+    it(
+      'answers SSH at the hosts line address (IPv6, DUID-LL) with its key; guests are named ost-<suite>-<vm>',
+      async () => {
+        for (const r of [r1, r2]) {
+          const lines = hostsLines(r.workdir);
+          expect(lines.map((l) => l.name)).toEqual(HOSTS);
+          for (const l of lines) {
+            expect(l.ip).toBe(r.vms.find((v) => v.hostname === l.name)?.nics[0]?.ipv6);
+            expect(statSync(l.key).mode & 0o777).toBe(0o600);
+            const s = await ns.exec(
+              [
+                'ssh',
+                '-i',
+                l.key,
+                '-o',
+                'StrictHostKeyChecking=no',
+                '-o',
+                'UserKnownHostsFile=/dev/null',
+                '-o',
+                'LogLevel=ERROR',
+                `root@${l.ip}`,
+                'hostname; test -e /etc/ost-deployed && echo deployed || echo not-deployed',
+              ],
+              { timeoutMs: 2 * MIN },
+            );
+            // deploy scripts are OST's pytest's to run (ost up runs them only with --deploy)
+            expect(s.stdout.split('\n')).toEqual([l.name, 'not-deployed', '']);
+          }
+        }
+        // the storage VM sees its extra disks where OST's setup_storage.sh looks for them
+        const storage = hostsLines(r1.workdir).find((l) => l.name.endsWith('-storage'));
+        const disks = await ns.exec(
+          [
+            'ssh',
+            '-i',
+            storage?.key as string,
+            '-o',
+            'StrictHostKeyChecking=no',
+            '-o',
+            'UserKnownHostsFile=/dev/null',
+            `root@${storage?.ip}`,
+            'ls /dev/disk/by-id/; lsblk -bdno NAME,SIZE /dev/sda /dev/sdb',
+          ],
+          { timeoutMs: 2 * MIN },
+        );
+        expect(disks.stdout).toContain('scsi-0QEMU_QEMU_HARDDISK_2\n');
+        expect(disks.stdout).toContain('scsi-0QEMU_QEMU_HARDDISK_3\n');
+        expect(disks.stdout).toMatch(new RegExp(`sda\\s+${101 * 2 ** 30}\\n`));
+        expect(disks.stdout).toMatch(new RegExp(`sdb\\s+${191 * 2 ** 30}\\n`));
+      },
+      10 * MIN,
+    );
+
+    it(
+      'writes what the harness reads in the deployment dir: logs, sparse disks, env.sh, package lists; refuses a second up there',
+      async () => {
+        for (const vm of ['engine', 'host-0', 'host-1', 'storage'])
+          expect(statSync(path.join(first, 'logs', vm)).size).toBeGreaterThan(0);
+        const sda = statSync(path.join(first, 'images/storage-sda.raw'));
+        expect(sda.size).toBe(101 * 2 ** 30);
+        expect(sda.blocks * 512).toBeLessThan(64 * 2 ** 20);
+        // . deployment/env.sh gives OST's pytest its variables
+        const sh = await ns.exec(
+          [
+            'bash',
+            '-c',
+            `. ${path.join(first, 'env.sh')}; echo "$OST_REPO_ROOT|$OST_DEPLOYMENT|$SUITE|$OST_IMAGES_DISTRO|$OST_IMAGES_SSH_KEY|$OST_IMAGES_STORAGE_BASE|$LIBVIRT_DEFAULT_URI|$ANSIBLE_HOST_KEY_CHECKING"`,
+          ],
+          { env: {} },
+        );
+        expect(sh.stdout.trim()).toBe(
+          [
+            repo,
+            first,
+            SUITE,
+            'debian12',
+            hostsLines(first)[0]?.key,
+            imagesEnv.OST_IMAGES_STORAGE_BASE,
+            'qemu:///system',
+            'False',
+          ].join('|'),
+        );
+        expect(readdirSync(path.join(repo, 'exported-artifacts/package_lists')).sort()).toEqual([
+          'debian12-base-pkglist.txt',
+          'debian12-engine-installed-pkglist.txt',
+          'debian12-host-installed-pkglist.txt',
+        ]);
+        const again = await ns.exec(upArgs(), {
+          allowFailure: true,
+          env: nsEnv(),
+          cwd: repo,
+          timeoutMs: 5 * MIN,
+        });
+        expect(again.exitCode).toBe(1);
+        expect(again.stderr).toContain(`deployment dir ${first} already exists`);
+        expect((await ns.ostObjects('domain')).length).toBe(8);
+      },
+      10 * MIN,
+    );
+
+    it(
+      'ost status and ost down address an env by its deployment dir; down removes the dir and leaves nothing',
+      async () => {
+        const st = await ns.exec([OST, 'status', first, '--json'], { env: nsEnv() });
+        expect(JSON.parse(st.stdout).id).toBe(r1.id);
+        for (const d of [first, second]) {
+          const down = await ns.exec([OST, 'down', d], { allowFailure: true, env: nsEnv() });
+          expect(down.exitCode, down.stderr).toBe(0);
+          expect(existsSync(d)).toBe(false);
+        }
+        expect(await ns.ostObjects('domain')).toEqual([]);
+        expect(await ns.ostObjects('network')).toEqual([]);
+        expect(existsSync(overlayDir) ? readdirSync(overlayDir) : []).toEqual([]);
+        expect(readdirSync(path.join(stateDir, 'envs'))).toEqual([]);
+        expect(readdirSync(path.join(stateDir, 'leases')).filter((f) => !f.startsWith('.'))).toEqual([]);
+        // the OST checkout itself is untouched
+        expect(existsSync(path.join(repo, SUITE, 'ost.json'))).toBe(true);
+      },
+      10 * MIN,
+    );
+  },
+);
