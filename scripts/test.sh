@@ -17,17 +17,14 @@ report="$(mktemp)"
 timings="$(mktemp)"
 status=0
 $SUDO env OST_E2E_TIMINGS="$timings" npx vitest run --reporter=default --reporter=json --outputFile="$report" \
-  || status=$?
+  --reporter=./test/file-times-reporter.ts || status=$?
 node -e '
   const fs = require("fs");
   const [reportFile, timingsFile, started, depsDone] = process.argv.slice(1);
   const r = JSON.parse(fs.readFileSync(reportFile, "utf8"));
   const min = (s) => `${(s / 60).toFixed(1)} min`;
-  console.log("\nwall time per test file:");
-  const files = r.testResults.map((f) => ({ name: f.name.replace(process.cwd() + "/", ""), s: (f.endTime - f.startTime) / 1000 }));
-  for (const f of files.sort((a, b) => b.s - a.s)) console.log(`  ${f.s.toFixed(0).padStart(6)} s  ${f.name}`);
   const extra = fs.existsSync(timingsFile) ? fs.readFileSync(timingsFile, "utf8").trim() : "";
-  if (extra) console.log(extra.split("\n").map((l) => `  ${l}`).join("\n"));
+  if (extra) console.log(`\n${extra}`);
   const now = Date.now() / 1000;
   console.log(`system packages and npm: ${min(depsDone - started)}; whole run: ${min(now - started)}`);
   console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`);
