@@ -20,6 +20,9 @@ export const REQUIRED_PACKAGES = [
   'systemd-resolved',
   'openssh-server',
   'ca-certificates',
+  // lets systemd-networkd (user systemd-network) set the hostname DHCP gives: hostnamed asks polkit, and
+  // systemd ships the rule that allows it (/usr/share/polkit-1/rules.d/systemd-networkd.rules)
+  'polkitd',
 ];
 
 export const ROOT_LABEL = 'ost-root';
