@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: unit tests and end-to-end tests with the real tools (needs root for debootstrap).
 # The e2e files share one debian12 image set, built once per content key into /var/cache/ost-test
-# (OST_TEST_CACHE moves it; test/e2e/shared-images.ts). At the end: counts, and the wall time of each file.
+# (OST_TEST_CACHE moves it; test/e2e/shared-images.ts). At the end: each file's wall time and the counts.
+# OST_TEST_PARALLEL=1 runs the libvirt e2e files (one libvirtd at a time, so serial among themselves) in a
+# second vitest process beside the others.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$(date +%s)
@@ -13,21 +15,35 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 npm run lint
 npm run typecheck
-report="$(mktemp)"
-timings="$(mktemp)"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+LIBVIRT_FILES=(test/e2e/launcher.test.ts test/e2e/ost-harness.test.ts)
+vitest() {  # vitest NAME [args]: one run, its JSON report in $tmp/NAME.json
+  local name="$1"; shift
+  $SUDO env OST_E2E_TIMINGS="$tmp/timings" npx vitest run --reporter=default --reporter=json \
+    --outputFile="$tmp/$name.json" --reporter=./test/file-times-reporter.ts "$@"
+}
 status=0
-$SUDO env OST_E2E_TIMINGS="$timings" npx vitest run --reporter=default --reporter=json --outputFile="$report" \
-  --reporter=./test/file-times-reporter.ts || status=$?
+if [ "${OST_TEST_PARALLEL:-0}" = 1 ]; then
+  vitest libvirt "${LIBVIRT_FILES[@]}" > "$tmp/libvirt.log" 2>&1 &
+  pid=$!
+  excludes=()
+  for f in "${LIBVIRT_FILES[@]}"; do excludes+=(--exclude "$f"); done
+  vitest rest "${excludes[@]}" || status=$?
+  wait "$pid" || status=$?
+  cat "$tmp/libvirt.log"
+else
+  vitest all || status=$?
+fi
 node -e '
   const fs = require("fs");
-  const [reportFile, timingsFile, started, depsDone] = process.argv.slice(1);
-  const r = JSON.parse(fs.readFileSync(reportFile, "utf8"));
+  const [tmp, started, depsDone] = process.argv.slice(1);
+  const reports = fs.readdirSync(tmp).filter((f) => f.endsWith(".json")).map((f) => JSON.parse(fs.readFileSync(`${tmp}/${f}`, "utf8")));
+  const sum = (k) => reports.reduce((n, r) => n + r[k], 0);
   const min = (s) => `${(s / 60).toFixed(1)} min`;
-  const extra = fs.existsSync(timingsFile) ? fs.readFileSync(timingsFile, "utf8").trim() : "";
-  if (extra) console.log(`\n${extra}`);
-  const now = Date.now() / 1000;
-  console.log(`system packages and npm: ${min(depsDone - started)}; whole run: ${min(now - started)}`);
-  console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed, ${r.numPendingTests + r.numTodoTests} skipped`);
-' "$report" "$timings" "$started" "$deps_done" || true
-rm -f "$report" "$timings"
+  const timings = `${tmp}/timings`;
+  if (fs.existsSync(timings)) console.log(`\n${fs.readFileSync(timings, "utf8").trim()}`);
+  console.log(`system packages and npm: ${min(depsDone - started)}; whole run: ${min(Date.now() / 1000 - started)}`);
+  console.log(`${sum("numPassedTests")} passed, ${sum("numFailedTests")} failed, ${sum("numPendingTests") + sum("numTodoTests")} skipped`);
+' "$tmp" "$started" "$deps_done" || true
 exit "$status"
