@@ -7,9 +7,9 @@
 // libvirtd runs inside a network namespace this script creates (nothing is reachable from outside it).
 // Usage (root, after npm run build and the demo's dnf install):
 //   node bench/launcher.mjs [--root build/demo-root] [--rounds 3] [--lago-vms 3]
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { libvirtNetns, median, runner, sec } from './lib.mjs';
 
 const repoRoot = path.resolve(import.meta.dirname, '..');
 const ost = path.join(repoRoot, 'bin/ost');
@@ -26,42 +26,18 @@ const env = {
   OST_STATE_DIR: path.join(work, 'state'),
   OST_OVERLAY_DIR: '/dev/shm/ost-bench',
 };
-const sec = (ms) => `${(ms / 1000).toFixed(2)} s`;
 const msf = (ms) => `${ms.toFixed(0)} ms`;
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const lines = [];
 const say = (s) => {
   lines.push(s);
   console.log(s);
 };
 
-function sh(cmd, argv, opts = {}) {
-  const t0 = process.hrtime.bigint();
-  const r = spawnSync(cmd, argv, { encoding: 'utf8', maxBuffer: 1 << 28, env, ...opts });
-  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
-  if (r.status !== 0 && !opts.allowFailure) throw new Error(`${cmd} ${argv.join(' ')} failed:\n${r.stderr}`);
-  return { ms, stdout: r.stdout, stderr: r.stderr, status: r.status };
-}
-const inNs = (argv, opts) => sh('ip', ['netns', 'exec', netns, ...argv], opts);
-
+const sh = runner(env);
+let inNs;
+let stopLibvirt = () => {};
 function startLibvirt() {
-  if (sh('pgrep', ['-r', 'R,S,D', '-x', 'libvirtd'], { allowFailure: true }).status === 0)
-    throw new Error('a libvirtd is already running: stop it, this benchmark starts its own in a namespace');
-  sh('ip', ['netns', 'add', netns]);
-  sh('ip', ['-n', netns, 'link', 'set', 'lo', 'up']);
-  if (sh('pgrep', ['-r', 'R,S,D', '-x', 'virtlogd'], { allowFailure: true }).status !== 0)
-    inNs(['virtlogd', '-d']);
-  inNs(['libvirtd', '-d']);
-  for (let i = 0; i < 60; i++) {
-    if (sh('virsh', ['-c', 'qemu:///system', 'version'], { allowFailure: true }).status === 0) return;
-    spawnSync('sleep', ['0.5']);
-  }
-  throw new Error('libvirtd did not start');
-}
-function stopLibvirt() {
-  sh('pkill', ['-x', 'libvirtd'], { allowFailure: true });
-  spawnSync('sleep', ['1']);
-  sh('ip', ['netns', 'del', netns], { allowFailure: true });
+  ({ inNs, stop: stopLibvirt } = libvirtNetns(sh, netns));
 }
 
 const envFile = path.join(work, 'ost-env.yaml');

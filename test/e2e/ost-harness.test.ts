@@ -19,6 +19,7 @@ import {
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EnvRecord } from '../../src/launcher/state/record.js';
+import { sshArgv } from '../../src/tools/ssh.js';
 import { REPO_ROOT } from '../helpers/sets.js';
 import { ensureBuilt, isRoot, OST } from './helpers.js';
 import { LibvirtNetns } from './netns.js';
@@ -106,6 +107,10 @@ function hostsLines(deployment: string): { name: string; ip: string; key: string
       return { name: m?.[1] as string, ip: m?.[2] as string, key: m?.[3] as string };
     });
 }
+
+/** SSH as OST's harness does from a hosts line: root at its address with its key. */
+const hostsSsh = (l: { ip: string; key: string }, command: string) =>
+  sshArgv({ host: l.ip, port: 22, user: 'root', privateKey: l.key }, command);
 
 describe.skipIf(!isRoot)(
   "an OST suite on ost up, as OST's harness sees it (real libvirt in a namespace)",
@@ -233,19 +238,7 @@ describe.skipIf(!isRoot)(
             expect(l.ip).toBe(r.vms.find((v) => v.hostname === l.name)?.nics[0]?.ipv6);
             expect(statSync(l.key).mode & 0o777).toBe(0o600);
             const s = await ns.exec(
-              [
-                'ssh',
-                '-i',
-                l.key,
-                '-o',
-                'StrictHostKeyChecking=no',
-                '-o',
-                'UserKnownHostsFile=/dev/null',
-                '-o',
-                'LogLevel=ERROR',
-                `root@${l.ip}`,
-                'hostname; test -e /etc/ost-deployed && echo deployed || echo not-deployed',
-              ],
+              hostsSsh(l, 'hostname; test -e /etc/ost-deployed && echo deployed || echo not-deployed'),
               { timeoutMs: 2 * MIN },
             );
             // deploy scripts are OST's pytest's to run (ost up runs them only with --deploy)
@@ -254,19 +247,12 @@ describe.skipIf(!isRoot)(
         }
         // the storage VM sees its extra disks where OST's setup_storage.sh looks for them
         const storage = hostsLines(r1.workdir).find((l) => l.name.endsWith('-storage'));
+        if (!storage) throw new Error('no storage line in hosts');
         const disks = await ns.exec(
-          [
-            'ssh',
-            '-i',
-            storage?.key as string,
-            '-o',
-            'StrictHostKeyChecking=no',
-            '-o',
-            'UserKnownHostsFile=/dev/null',
-            `root@${storage?.ip}`,
-            'ls /dev/disk/by-id/; lsblk -bdno NAME,SIZE /dev/sda /dev/sdb',
-          ],
-          { timeoutMs: 2 * MIN },
+          hostsSsh(storage, 'ls /dev/disk/by-id/; lsblk -bdno NAME,SIZE /dev/sda /dev/sdb'),
+          {
+            timeoutMs: 2 * MIN,
+          },
         );
         expect(disks.stdout).toContain('scsi-0QEMU_QEMU_HARDDISK_2\n');
         expect(disks.stdout).toContain('scsi-0QEMU_QEMU_HARDDISK_3\n');
