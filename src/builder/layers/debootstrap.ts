@@ -20,9 +20,6 @@ export const REQUIRED_PACKAGES = [
   'systemd-resolved',
   'openssh-server',
   'ca-certificates',
-  // lets systemd-networkd (user systemd-network) set the hostname DHCP gives: hostnamed asks polkit, and
-  // systemd ships the rule that allows it (/usr/share/polkit-1/rules.d/systemd-networkd.rules)
-  'polkitd',
 ];
 
 export const ROOT_LABEL = 'ost-root';
@@ -49,6 +46,38 @@ export function networkdFiles(): Record<string, string> {
       '',
       '[DHCPv6]',
       'DUIDType=link-layer',
+      '',
+    ].join('\n'),
+    // networkd cannot name the guest itself here: hostnamed asks polkit, which a minimal Debian lacks (and
+    // polkitd does not configure under debootstrap). A oneshot takes the name from eth0's DHCP lease.
+    '/usr/local/sbin/ost-dhcp-hostname': [
+      '#!/bin/sh',
+      "# Name the guest as DHCP on eth0 says (OST: ost-<suite>-<vm>), from networkd's lease file.",
+      'idx=$(cat /sys/class/net/eth0/ifindex) || exit 0',
+      'name=$(sed -n "s/^HOSTNAME=//p" "/run/systemd/netif/leases/$idx" 2>/dev/null | head -n 1)',
+      'if [ -n "$name" ]; then hostname "$name"; fi',
+      '',
+    ].join('\n'),
+    '/etc/systemd/system/ost-dhcp-hostname.service': [
+      '[Unit]',
+      'Description=Name the guest from its DHCP lease on eth0',
+      'ConditionPathExists=/sys/class/net/eth0',
+      'Wants=systemd-networkd-wait-online.service',
+      'After=systemd-networkd-wait-online.service',
+      '',
+      '[Service]',
+      'Type=oneshot',
+      'ExecStart=/usr/local/sbin/ost-dhcp-hostname',
+      '',
+      '[Install]',
+      'WantedBy=multi-user.target',
+      '',
+    ].join('\n'),
+    // online = the management NIC has its addresses; other NICs (isolated or address-less) never block boot
+    '/etc/systemd/system/systemd-networkd-wait-online.service.d/50-ost.conf': [
+      '[Service]',
+      'ExecStart=',
+      'ExecStart=/lib/systemd/systemd-networkd-wait-online --interface=eth0 --timeout=120',
       '',
     ].join('\n'),
     '/etc/systemd/network/80-ost-dhcp.network': [
@@ -154,6 +183,7 @@ export function debootstrapActions(ctx: LayerContext): Action[] {
           await fs.mkdir(path.dirname(abs), { recursive: true });
           await fs.writeFile(abs, content);
         }
+        await fs.chmod(path.join(root, 'usr/local/sbin/ost-dhcp-hostname'), 0o755);
         await fs.chmod(path.join(root, 'root/.ssh'), 0o700);
         await fs.chmod(path.join(root, 'root/.ssh/authorized_keys'), 0o600);
         for (const f of await fs.readdir(path.join(root, 'etc/ssh'))) {
@@ -169,8 +199,16 @@ export function debootstrapActions(ctx: LayerContext): Action[] {
     },
     {
       kind: 'exec',
-      title: 'enable systemd-networkd and systemd-resolved',
-      argv: ['chroot', root, 'systemctl', 'enable', 'systemd-networkd.service', 'systemd-resolved.service'],
+      title: 'enable systemd-networkd, systemd-resolved and the DHCP hostname',
+      argv: [
+        'chroot',
+        root,
+        'systemctl',
+        'enable',
+        'systemd-networkd.service',
+        'systemd-resolved.service',
+        'ost-dhcp-hostname.service',
+      ],
     },
     {
       kind: 'exec',
