@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildImages, formatDryRun } from '../../src/builder/build.js';
@@ -29,7 +30,7 @@ describe('--dry-run on el9stream (the ISO is not here)', async () => {
       '-f',
       'qcow2',
       `${out}/el9stream-base.qcow2.tmp`,
-      '12G',
+      '23G',
     ]);
     const vi = steps[2]?.argv ?? [];
     expect(vi[0]).toBe('virt-install');
@@ -81,12 +82,18 @@ describe('--dry-run on el9stream (the ISO is not here)', async () => {
       '-a',
       `${out}/el9stream-he-installed.qcow2.tmp`,
       '-m',
-      '2048',
+      '7168',
       '--network',
       '--run-command',
       'mkdir -p /var/cache/dnf && mount -t tmpfs -o mode=0755 ost-pkgcache /var/cache/dnf',
-      '--install',
-      'ovirt-hosted-engine-setup,ovirt-engine-appliance',
+      '--run-command',
+      'dnf -y --nogpgcheck install ovirt-imageio-client ovirt-engine-appliance-centos9',
+      '--run-command',
+      'dnf download --downloaddir /var/tmp sysstat lm_sensors-libs.x86_64 pcp-conf pcp-libs.x86_64',
+      '--run',
+      path.join(REPO_ROOT, 'images/el9stream/ost-test-image.sh'),
+      '--run',
+      path.join(REPO_ROOT, 'images/el9stream/relabel-partitions.sh'),
       '--run-command',
       'umount /var/cache/dnf',
       '--truncate',
@@ -98,8 +105,10 @@ describe('--dry-run on el9stream (the ISO is not here)', async () => {
       expect.arrayContaining([
         '--run',
         path.join(REPO_ROOT, 'images/el9stream/ovirt-repos.sh'),
+        '--install',
+        'ovirt-host,python3-coverage,vdsm-hook-log-console,vdsm-hook-log-firmware',
         '--run-command',
-        'systemctl enable vdsmd',
+        'rm -f /usr/lib/NetworkManager/conf.d/00-server.conf',
       ]),
     );
     const engine = byLayer.get('engine-installed')?.steps[1]?.argv ?? [];
@@ -117,5 +126,107 @@ describe('--dry-run on el9stream (the ISO is not here)', async () => {
     expect(text).toContain('base: BUILD (not built yet; the SSH key pair is generated first)');
     expect(text).toContain('$ virt-install --connect qemu:///system');
     expect(text).toContain("--extra-args 'inst.ks=file:/ks.cfg inst.text console=ttyS0'");
+  });
+});
+
+describe('the el9stream kickstart follows ost-images', () => {
+  const ks = readFileSync(path.join(REPO_ROOT, 'images/el9stream/base.ks'), 'utf8');
+  const lines = ks.split('\n');
+  const line = (prefix: string) => lines.find((l) => l.startsWith(prefix)) ?? '';
+
+  it('lets DHCP name the guest and names NICs eth0, eth1, ...', () => {
+    expect(ks).not.toContain('--hostname');
+    expect(line('network ')).toBe('network --bootproto=dhcp');
+    expect(line('bootloader ')).toContain('net.ifnames=0');
+    expect(line('bootloader ')).toContain('console=ttyS0');
+  });
+
+  it('asks DHCPv6 with a DUID-LL and writes keyfiles for eth0-eth5, default route on eth0 only', () => {
+    expect(ks).toContain('ipv6.dhcp-duid=ll');
+    expect(ks).toContain('ipv6.dhcp-iaid=mac');
+    expect(ks).toContain('ipv6.addr-gen-mode=0');
+    expect(ks).toContain('/etc/NetworkManager/conf.d/10-stable-ipv6-addr.conf');
+    expect(ks).toMatch(/for n in 0 1 2 3 4 5; do/);
+    expect(ks).toMatch(/if \[ "\$n" -eq 0 \]; then never_default=false; else never_default=true; fi/);
+    expect(ks).toContain('chmod 0600 "$conn"');
+  });
+
+  it('has ost-images root login, partitions and dummy repo', () => {
+    expect(line('rootpw ')).toBe('rootpw --plaintext 123456');
+    expect(line('sshkey ')).toBe('sshkey --username=root "{{ ssh_public_key }}"');
+    expect(line('firewall ')).toBe('firewall --service=ssh');
+    expect(line('selinux ')).toBe('selinux --enforcing');
+    const parts = lines.filter((l) => l.startsWith('part ')).map((l) => l.replace(/\s+/g, ' '));
+    expect(parts).toEqual([
+      'part /boot --size=256',
+      'part / --grow --size=6120 --fsoptions="noatime"',
+      'part swap --size=4096',
+      'part /home --size=128',
+      'part /tmp --size=128',
+      'part /var --size=2048',
+      'part /var/log --size=512',
+      'part /var/log/audit --size=256',
+      'part /var/tmp --size=9220',
+    ]);
+    expect(ks).toContain('[dummy]');
+    expect(ks).toContain('baseurl=/etc/yum.repos.d/ost-dummy-repo');
+    expect(ks).toContain('mkdir -p /var/log/journal');
+  });
+
+  it('fits its partitions on the set disk', () => {
+    const set = loadImageSet(path.join(REPO_ROOT, 'images/el9stream.yaml'));
+    const base = set.layers[0]?.base;
+    const mib = lines
+      .filter((l) => l.startsWith('part '))
+      .reduce((sum, l) => sum + Number(/--size[= ](\d+)/.exec(l)?.[1] ?? Number.NaN), 0);
+    expect(mib).toBe(22764);
+    expect(base?.kind === 'install' && base.diskSize.bytes).toBeGreaterThan(mib * 1024 * 1024);
+  });
+});
+
+describe('--dry-run on storage (the ISO is not here)', async () => {
+  const set = loadImageSet(path.join(REPO_ROOT, 'images/storage.yaml'));
+  const out = '/nonexistent/ost-dry-run-out';
+  const result = await buildImages(set, { out, dryRun: true, accel: 'tcg' });
+  const byLayer = new Map((result.dryRun ?? []).map((l) => [l.layer, l]));
+
+  it('installs with the el9stream kickstart, then puts the selenium grid on layer base', () => {
+    expect(set.distro).toBe('storage');
+    expect(set.family).toBe('rpm');
+    expect(set.selinux).toBe(true);
+    expect(set.layers.map((l) => [l.name, l.parent])).toEqual([
+      ['os', undefined],
+      ['base', 'os'],
+    ]);
+    const os = set.layers[0]?.base;
+    expect(os?.kind).toBe('install');
+    expect(os?.kind === 'install' && os.answerFile).toBe(path.join(REPO_ROOT, 'images/el9stream/base.ks'));
+    expect(set.layers[1]?.steps).toEqual([
+      { kind: 'script', file: path.join(REPO_ROOT, 'images/storage/selenium-grid.sh') },
+      { kind: 'script', file: path.join(REPO_ROOT, 'images/el9stream/relabel-partitions.sh') },
+    ]);
+  });
+
+  it('plans storage-base.qcow2 as an overlay on storage-os.qcow2', () => {
+    expect(result.dryRun?.map((l) => [l.layer, l.action])).toEqual([
+      ['os', 'build'],
+      ['base', 'build'],
+    ]);
+    const steps = byLayer.get('base')?.steps ?? [];
+    expect(steps[0]?.argv).toEqual(
+      expect.arrayContaining(['-b', 'storage-os.qcow2', `${out}/storage-base.qcow2.tmp`]),
+    );
+    expect(byLayer.get('os')?.steps[1]?.argv?.at(-1)).toBe('23G');
+  });
+
+  it('prepares the selenium grid as ost-images does', () => {
+    const sh = readFileSync(path.join(REPO_ROOT, 'images/storage/selenium-grid.sh'), 'utf8');
+    expect(sh).toContain('dnf install -y podman');
+    expect(sh).toContain('/var/tmp/containers/storage');
+    for (const image of ['selenium-standalone-chrome', 'selenium-standalone-firefox', 'selenium-video'])
+      expect(sh).toContain(`quay.io/ovirt/${image}:latest`);
+    expect(sh).toContain('artifacts=/var/tmp/selenium');
+    expect(sh).toContain('chmod 0777 "$artifacts"');
+    expect(sh).toContain('--add-port=4444/tcp --add-port=4444/udp');
   });
 });
