@@ -52,10 +52,16 @@ export function networkdFiles(): Record<string, string> {
     // polkitd does not configure under debootstrap). A oneshot takes the name from eth0's DHCP lease.
     '/usr/local/sbin/ost-dhcp-hostname': [
       '#!/bin/sh',
-      "# Name the guest as DHCP on eth0 says (OST: ost-<suite>-<vm>), from networkd's lease file.",
+      "# Name the guest as DHCP on eth0 says (OST: ost-<suite>-<vm>), from networkd's lease file. eth0 may be",
+      '# online (IPv6) before its DHCPv4 lease is in: wait for the lease up to 30 s (none in IPv6-only networks).',
       'idx=$(cat /sys/class/net/eth0/ifindex) || exit 0',
-      'name=$(sed -n "s/^HOSTNAME=//p" "/run/systemd/netif/leases/$idx" 2>/dev/null | head -n 1)',
-      'if [ -n "$name" ]; then hostname "$name"; fi',
+      'i=0',
+      'while [ "$i" -lt 60 ]; do',
+      '  name=$(sed -n "s/^HOSTNAME=//p" "/run/systemd/netif/leases/$idx" 2>/dev/null | head -n 1)',
+      '  if [ -n "$name" ]; then exec hostname "$name"; fi',
+      '  i=$((i + 1))',
+      '  sleep 0.5',
+      'done',
       '',
     ].join('\n'),
     '/etc/systemd/system/ost-dhcp-hostname.service': [
