@@ -28,7 +28,7 @@ import { buildXml } from './libvirt/xml.js';
 import { ENV_ID, type IpMode, layoutEnv, newEnvId } from './net/layout.js';
 import { leaseSubnets, releaseLeases } from './net/leases.js';
 import { chooseOverlayRoot } from './overlays.js';
-import { waitReady } from './ready/wait.js';
+import { VmGoneError, waitReady } from './ready/wait.js';
 import { exportPackageLists } from './state/ost-files.js';
 import {
   type EnvRecord,
@@ -112,6 +112,12 @@ async function settleAll<T>(items: readonly T[], fn: (item: T) => Promise<void>)
   const results = await Promise.allSettled(items.map(fn));
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason;
+}
+
+/** Whether a domain is running: a transient domain that stopped is gone, and says so. */
+async function domainRunning(uri: string, name: string): Promise<boolean> {
+  const r = await virsh(uri, ['domstate', name], { allowFailure: true });
+  return r.exitCode === 0 && !/shut off|crashed/.test(r.stdout);
 }
 
 /** Subnets of other `ost<8 hex>-<N>` networks that are up (OST's own lagofy envs): never leased. */
@@ -325,19 +331,42 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
         record.vms.map(async (vm) => {
           const title = `${vm.name}: boot to SSH`;
           o.reporter({ type: 'step', id: `ready-${vm.name}`, title, status: 'start' });
-          const r = await waitReady(
-            { vm: vm.name, address: vm.address, key: vm.key, consoleLog: vm.consoleLog },
-            o.timeoutMs,
-            o.signal,
-          );
+          const target = {
+            vm: vm.name,
+            address: vm.address,
+            key: vm.key,
+            consoleLog: vm.consoleLog,
+            running: () => domainRunning(o.uri, vm.libvirtName),
+          };
+          const t0 = Date.now();
+          let r: Awaited<ReturnType<typeof waitReady>>;
+          try {
+            r = await waitReady(target, o.timeoutMs, o.signal);
+          } catch (err) {
+            if (!(err instanceof VmGoneError)) throw err;
+            // a qemu that dies in early boot (seen under TCG) gets one more start, on a fresh overlay
+            o.reporter({
+              type: 'warning',
+              subject: vm.name,
+              message: `${errorMessage(err)}\nstarting it once more`,
+            });
+            await fs.rm(vm.overlay, { force: true });
+            await createOverlay(vm.overlay, vm.image.path, { signal: o.signal });
+            await handToQemu(vm.overlay, qemu);
+            await virsh(o.uri, ['create', path.join(workdir, 'libvirt', `domain-${vm.name}.xml`)], {
+              signal: o.signal,
+            });
+            vm.timings.restarts = 1;
+            r = await waitReady(target, Math.max(0, o.timeoutMs - (Date.now() - t0)), o.signal);
+          }
           vm.systemState = r.systemState;
-          vm.timings.bootToSsh = r.readyMs;
+          vm.timings.bootToSsh = Date.now() - t0;
           o.reporter({
             type: 'step',
             id: `ready-${vm.name}`,
             title,
             status: 'done',
-            durationMs: r.readyMs,
+            durationMs: vm.timings.bootToSsh,
             detail: `${vm.address}, systemd ${r.systemState}, ${r.probes} probes`,
           });
         }),

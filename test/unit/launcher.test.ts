@@ -10,7 +10,7 @@ import { Templates } from '../../src/launcher/libvirt/templates.js';
 import { parseXml, type XmlNode } from '../../src/launcher/libvirt/xml.js';
 import { layoutEnv, macFor, type NetLayout, newEnvId, roleOf } from '../../src/launcher/net/layout.js';
 import { leaseSubnets, parseIpAddrJson, readLeases, releaseLeases } from '../../src/launcher/net/leases.js';
-import { waitReady } from '../../src/launcher/ready/wait.js';
+import { VmGoneError, waitReady } from '../../src/launcher/ready/wait.js';
 import { imageVars, renderEnvSh, renderHosts, shQuote } from '../../src/launcher/state/ost-files.js';
 import { type EnvRecord, renderInventory, renderSshConfig } from '../../src/launcher/state/record.js';
 import { parseRpmQuery } from '../../src/tools/rpm.js';
@@ -490,6 +490,25 @@ describe('leases, outputs and readiness', () => {
     ])
       expect(sh.split('\n')).toContain(line);
     expect(shQuote("it's")).toBe("'it'\\''s'");
+  });
+
+  it('stops waiting at once when the VM is gone (its qemu died), with the console tail', async () => {
+    const dir = tempTree({ 'console.log': '[    1.77] pci 0000:00:01.1: BAR 0\r\n' });
+    const t0 = Date.now();
+    const err = await waitReady(
+      {
+        vm: 'host-0',
+        address: '127.0.0.1',
+        key: '/nonexistent',
+        consoleLog: path.join(dir, 'console.log'),
+        running: async () => false,
+      },
+      60_000,
+    ).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(VmGoneError);
+    expect((err as Error).message).toMatch(/VM host-0 stopped while booting/);
+    expect((err as Error).message).toContain('  | [    1.77] pci 0000:00:01.1: BAR 0');
+    expect(Date.now() - t0).toBeLessThan(10_000);
   });
 
   it('gives up at the deadline with the tail of the serial console', async () => {

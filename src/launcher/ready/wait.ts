@@ -12,7 +12,12 @@ export interface ReadyTarget {
   address: string;
   key: string;
   consoleLog: string;
+  /** Whether the VM still runs (`virsh domstate`); asked between probes, so a dead VM fails at once. */
+  running?: () => Promise<boolean>;
 }
+
+/** The VM stopped (its qemu died, or it powered off) before it was ready. */
+export class VmGoneError extends OstError {}
 
 export interface ReadyResult {
   /** `running` or `degraded`. */
@@ -73,6 +78,14 @@ export async function waitReady(
         res.exitCode === 255
           ? `ssh: ${res.stderr.trim().split('\n').pop() ?? 'failed'}`
           : `systemd is ${state || 'unknown'}`;
+    }
+    if (t.running && !(await t.running())) {
+      const tail = await lastLines(t.consoleLog, 20);
+      throw new VmGoneError(
+        `VM ${t.vm} stopped while booting (its qemu exited; ${last})\n` +
+          `last lines of its serial console (${t.consoleLog}):\n${tail.map((l) => `  | ${l}`).join('\n') || '  (empty)'}`,
+        'look at the console log and /var/log/libvirt/qemu/ for why it stopped',
+      );
     }
     await sleep(Math.min(backoff(attempt), Math.max(0, deadline - Date.now())), signal);
   }
