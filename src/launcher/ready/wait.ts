@@ -16,6 +16,12 @@ export interface ReadyTarget {
   running?: () => Promise<boolean>;
 }
 
+/** The last lines of a serial console log, indented, for an error message. */
+async function consoleTail(log: string): Promise<string> {
+  const tail = await lastLines(log, 20);
+  return `last lines of its serial console (${log}):\n${tail.map((l) => `  | ${l}`).join('\n') || '  (empty)'}`;
+}
+
 /** The VM stopped (its qemu died, or it powered off) before it was ready. */
 export class VmGoneError extends OstError {}
 
@@ -80,19 +86,16 @@ export async function waitReady(
           : `systemd is ${state || 'unknown'}`;
     }
     if (t.running && !(await t.running())) {
-      const tail = await lastLines(t.consoleLog, 20);
       throw new VmGoneError(
-        `VM ${t.vm} stopped while booting (its qemu exited; ${last})\n` +
-          `last lines of its serial console (${t.consoleLog}):\n${tail.map((l) => `  | ${l}`).join('\n') || '  (empty)'}`,
+        `VM ${t.vm} stopped while booting (its qemu exited; ${last})\n${await consoleTail(t.consoleLog)}`,
         'look at the console log and /var/log/libvirt/qemu/ for why it stopped',
       );
     }
     await sleep(Math.min(backoff(attempt), Math.max(0, deadline - Date.now())), signal);
   }
-  const tail = await lastLines(t.consoleLog, 20);
   throw new OstError(
     `VM ${t.vm} (${t.address}) was not ready within ${Math.round(timeoutMs / 1000)}s (last: ${last})\n` +
-      `last lines of its serial console (${t.consoleLog}):\n${tail.map((l) => `  | ${l}`).join('\n') || '  (empty)'}`,
+      (await consoleTail(t.consoleLog)),
     'raise --timeout on a slow host, or look at the console log for a boot problem',
   );
 }
