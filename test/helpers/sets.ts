@@ -1,11 +1,20 @@
 // Helpers to write image-set files into a temporary directory for tests.
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { afterAll } from 'vitest';
 
-/** A temp dir holding `files` (relative path → content); returns its path. */
+const made: string[] = [];
+// removed after the test file that made them (vitest evaluates this module once per file: the hook is that
+// file's; a worker's process 'exit' does not run when vitest ends its workers)
+afterAll(() => {
+  for (const d of made.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+/** A temp dir holding `files` (relative path → content); returns its path. Removed at exit. */
 export function tempTree(files: Record<string, string>): string {
   const dir = mkdtempSync(path.join(tmpdir(), 'ost-test-'));
+  made.push(dir);
   for (const [rel, content] of Object.entries(files)) {
     const abs = path.join(dir, rel);
     mkdirSync(path.dirname(abs), { recursive: true });
