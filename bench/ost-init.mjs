@@ -13,6 +13,7 @@
 //   node bench/ost-init.mjs --ost-repo /path/to/ovirt-system-tests --root /var/tmp/root [--rounds 3]
 //        [--save-xml test/fixtures/launcher/lagofy]
 import {
+  chmodSync,
   copyFileSync,
   existsSync,
   mkdirSync,
@@ -40,6 +41,7 @@ if (!ostRepo || !existsSync(path.join(ostRepo, 'lagofy.sh'))) {
 const images = path.join(installRoot, 'usr/share/ost-images');
 const SUITE = 'basic-suite-master';
 const work = mkdtempSync('/var/tmp/ost-initbench-');
+chmodSync(work, 0o755); // qemu (another uid) opens lagofy's overlays and our extra disks under it
 const checkout = path.join(work, 'ovirt-system-tests');
 const netns = `ost-ib-${process.pid}`;
 const imagesEnv = {
@@ -119,17 +121,22 @@ function harnessView(deployment) {
 
 /** What must match between the two envs (names and addresses differ by id and subnet). */
 function shape(view) {
+  // sorted by host: the view lists VMs in virsh's order, which is not the creation order
   const vms = Object.fromEntries(
-    Object.entries(view.vms).map(([host, v]) => [
-      host,
-      {
-        name: v.libvirt_name.slice(8),
-        nics: v.nics.map((n) => `${n.name}:${n.role}`),
-        ips: Object.fromEntries(Object.entries(v.ip_mapping).map(([r, ips]) => [r, ips.length])),
-        scripts: v.deploy_scripts,
-        disks: v.disks.map((d) => `${d.dev}:${d.serial}`),
-      },
-    ]),
+    Object.entries(view.vms)
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([host, v]) => [
+        host,
+        {
+          name: v.libvirt_name.slice(9),
+          nics: v.nics.map((n) => `${n.name}:${n.role}`),
+          ips: Object.entries(v.ip_mapping)
+            .map(([r, ips]) => `${r}:${ips.length}`)
+            .sort(),
+          scripts: v.deploy_scripts,
+          disks: v.disks.map((d) => `${d.dev}:${d.serial}`),
+        },
+      ]),
   );
   return { roles: Object.keys(view.networks).sort(), vms };
 }
