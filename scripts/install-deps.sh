@@ -7,10 +7,10 @@ cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-APT_PKGS=(qemu-utils qemu-system-x86 libguestfs-tools linux-image-amd64 debootstrap openssh-client
+APT_PKGS=(qemu-utils qemu-system-x86 libguestfs-tools linux-image-amd64 debootstrap openssh-client openssh-server
           virtinst libvirt-clients rpm rpm2cpio createrepo-c dnf tar cpio gpg iproute2 util-linux ca-certificates
           libvirt-daemon-system dnsmasq-base iptables ansible-core)
-DNF_PKGS=(qemu-img qemu-system-x86-core guestfs-tools kernel-core debootstrap openssh-clients
+DNF_PKGS=(qemu-img qemu-system-x86-core guestfs-tools kernel-core debootstrap openssh-clients openssh-server
           virt-install libvirt-client rpm-build rpm-sign createrepo_c dnf tar cpio gnupg2 iproute util-linux ca-certificates
           libvirt-daemon libvirt-daemon-driver-qemu libvirt-daemon-driver-network dnsmasq iptables ansible-core)
 

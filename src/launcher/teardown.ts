@@ -4,6 +4,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Reporter } from '../core/events.js';
 import { isNotFound, virsh } from '../tools/virsh.js';
+import { stopSshdProxy } from './ipv6-proxy.js';
 import { releaseLeases } from './net/leases.js';
 import type { FoundEnv } from './state/discover.js';
 import { leasesDir } from './state/record.js';
@@ -38,6 +39,8 @@ export async function teardown(
   await Promise.all(domains.map((d) => destroyObject(uri, 'domain', d)));
   await Promise.all(networks.map((n) => destroyObject(uri, 'network', n)));
   const removed: string[] = [];
+  // ost.sh run -6's helper sshd (its pid file is in the env dir, as lagofy.sh's ost_destroy reads it)
+  await stopSshdProxy(e.workdir);
   // overlays live in <overlay root>/<env id>: only ever remove a directory named after the env
   const overlays = e.overlayDir;
   if (overlays && path.basename(overlays) === e.id) {

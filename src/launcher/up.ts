@@ -1,20 +1,24 @@
 // `ost up`: environment → images → overlays → leases → networks → domains → SSH-ready → outputs.
 // Every resource registers its undo when it is created; a failure or Ctrl-C undoes all of it in reverse.
+import { existsSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
+import { userInfo } from 'node:os';
 import * as path from 'node:path';
 import { detectAccel } from '../core/accel.js';
 import { CleanupStack } from '../core/cleanup.js';
 import { errorMessage, InterruptedError, OstError } from '../core/errors.js';
 import { type Reporter, step } from '../core/events.js';
+import { run } from '../core/exec.js';
 import { atomicWriteFile } from '../core/fsutil.js';
 import { self } from '../core/process.js';
-import { requireTools } from '../core/require-tool.js';
+import { findTool, requireTools } from '../core/require-tool.js';
 import { create, createOverlay } from '../tools/qemu-img.js';
 import { parseNames, virsh } from '../tools/virsh.js';
 import { runDeployScripts } from './deploy.js';
 import type { Environment, EnvVm } from './env/model.js';
 import { qemuIdentity } from './images/qemu-user.js';
 import { type ResolvedImage, refText, resolveImages } from './images/resolve.js';
+import { SSHD_CONFIG, startSshdProxy, stopSshdProxy } from './ipv6-proxy.js';
 import {
   metadataElement,
   OST_NS,
@@ -25,7 +29,7 @@ import {
 } from './libvirt/render.js';
 import type { Templates } from './libvirt/templates.js';
 import { buildXml } from './libvirt/xml.js';
-import { ENV_ID, type IpMode, layoutEnv, newEnvId } from './net/layout.js';
+import { ENV_ID, type IpMode, layoutEnv, NETWORK_NAME, newEnvId } from './net/layout.js';
 import { leaseSubnets, releaseLeases } from './net/leases.js';
 import { chooseOverlayRoot } from './overlays.js';
 import { VmGoneError, waitReady } from './ready/wait.js';
@@ -53,6 +57,8 @@ export interface UpOptions {
   deploy?: boolean;
   /** Hand the deployment dir to this user (sudo's SUDO_UID/SUDO_GID), as ost.sh's would be theirs. */
   owner?: { uid: number; gid: number };
+  /** OST suites with IPv6 only: the user the SOCKS helper sshd lets in (who runs OST's pytest). */
+  proxyUser?: string;
   uri: string;
   stateRoot: string;
   overlays: { root: string; fallback: string; reservePerVmBytes: number };
@@ -125,8 +131,8 @@ async function foreignSubnets(uri: string): Promise<string[]> {
   const r = await virsh(uri, ['net-list', '--name'], { allowFailure: true });
   if (r.exitCode !== 0) return [];
   return parseNames(r.stdout).flatMap((n) => {
-    const m = /^ost[0-9a-f]{8}-(\d{1,3})$/.exec(n);
-    return m ? [`192.168.${m[1]}`] : [];
+    const m = NETWORK_NAME.exec(n);
+    return m ? [`192.168.${m[2]}`] : [];
   });
 }
 
@@ -146,6 +152,21 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
     ? path.resolve(o.deployment ?? path.join(env.ostRepo as string, 'deployment'))
     : undefined;
   if (deployment) checkDeploymentPath(deployment);
+  // ost.sh run -6: lagofy.sh's SOCKS helper sshd, with OST's own config from the checkout
+  const proxyConfig =
+    ostSuite && ipMode === 'ipv6' ? path.join(env.ostRepo as string, SSHD_CONFIG) : undefined;
+  if (proxyConfig) {
+    if (!existsSync(proxyConfig))
+      throw new OstError(
+        `${proxyConfig} does not exist: --ipv6-only starts OST's SOCKS helper sshd with it, as ost.sh run -6`,
+        'run from a complete ovirt-system-tests checkout, or leave out --ipv6-only',
+      );
+    if (!findTool('sshd'))
+      throw new OstError(
+        'sshd is not installed: --ipv6-only starts a SOCKS helper sshd for the guests, as ost.sh run -6',
+        'install it with `apt-get install openssh-server` (Debian/Ubuntu) or `dnf install openssh-server` (Fedora/EL)',
+      );
+  }
   const owner = self();
   const qemu = qemuIdentity();
   const domainType = detectAccel() === 'kvm' ? 'kvm' : 'qemu';
@@ -373,6 +394,32 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
       ),
     );
 
+    if (proxyConfig) {
+      const mgmt = layout.networks.find((n) => n.management);
+      const vm0 = record.vms[0];
+      if (!mgmt?.ipv6 || !vm0) throw new Error('no IPv6 management network for the IPv6 proxy');
+      const gateway = mgmt.ipv6.gateway;
+      // the installed key's .pub, on a path sshd's StrictModes accepts (root-owned, nothing writable by others)
+      const authorizedKey = `${imageOf(env.vms[0] as EnvVm).key}.pub`;
+      await phase(o, timings, 'proxy', `SOCKS helper sshd on [${gateway}]:2222 (ost.sh run -6)`, async () => {
+        undo.add('IPv6 proxy sshd', async () => {
+          await stopSshdProxy(workdir);
+        });
+        record.ipv6Proxy = {
+          address: gateway,
+          pid: await startSshdProxy({
+            sshd: findTool('sshd') as string,
+            config: proxyConfig,
+            workdir,
+            hostKey: vm0.key,
+            authorizedKey: existsSync(authorizedKey) ? authorizedKey : await publicKeyOf(vm0.key),
+            user: o.proxyUser ?? userInfo().username,
+            address: gateway,
+          }),
+        };
+      });
+    }
+
     const deploy = env.vms.filter((vm) => vm.deployScripts.length > 0);
     if (deploy.length > 0 && (!ostSuite || o.deploy)) {
       await phase(o, timings, 'deploy', `deploy scripts on ${deploy.length} VMs`, () =>
@@ -419,6 +466,14 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
       throw new InterruptedError(`ost up ${env.suite}; everything it created was removed`);
     throw err;
   }
+}
+
+/** The public half of a private key, next to it (`ssh-keygen -y`), for images that ship no `.pub`. */
+async function publicKeyOf(key: string): Promise<string> {
+  const pub = `${key}.pub`;
+  const r = await run('ssh-keygen', ['-y', '-f', key]);
+  await atomicWriteFile(pub, r.stdout);
+  return pub;
 }
 
 /**

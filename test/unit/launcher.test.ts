@@ -5,6 +5,7 @@ import { ConfigError, OstError } from '../../src/core/errors.js';
 import { self } from '../../src/core/process.js';
 import { loadEnvironment } from '../../src/launcher/env/load.js';
 import { lookupIdentity, parseQemuConf, unreadableBy } from '../../src/launcher/images/qemu-user.js';
+import { isProxyOf, sshdArgv, stopSshdProxy } from '../../src/launcher/ipv6-proxy.js';
 import { numaCells, readMetadata, renderDomain, renderNetwork } from '../../src/launcher/libvirt/render.js';
 import { Templates } from '../../src/launcher/libvirt/templates.js';
 import { parseXml, type XmlNode } from '../../src/launcher/libvirt/xml.js';
@@ -522,5 +523,42 @@ describe('leases, outputs and readiness', () => {
     expect(err).toBeInstanceOf(OstError);
     expect((err as Error).message).toMatch(/VM engine \(127\.0\.0\.1\) was not ready within 2s/);
     expect((err as Error).message).toContain('  | Booting kernel\n  | Kernel panic - not syncing');
+  });
+});
+
+describe('the --ipv6-only SOCKS helper sshd (ost.sh run -6)', () => {
+  it("is started as lagofy.sh starts it: OST's config, pid file in the deployment dir, image key, one user, the gateway", () => {
+    expect(
+      sshdArgv({
+        sshd: '/usr/sbin/sshd',
+        config: '/home/u/ost/common/helpers/sshd_config',
+        workdir: '/home/u/ost/deployment',
+        hostKey: '/home/u/ost/deployment/keys/el9stream_id_rsa',
+        authorizedKey: '/usr/share/ost-images/el9stream_id_rsa.pub',
+        user: 'u',
+        address: 'fd8f:1391:3a82:202::1',
+      }),
+    ).toEqual([
+      '/usr/sbin/sshd',
+      '-f',
+      '/home/u/ost/common/helpers/sshd_config',
+      '-o',
+      'PidFile=/home/u/ost/deployment/sshd_pid',
+      '-o',
+      'AuthorizedKeysFile=/usr/share/ost-images/el9stream_id_rsa.pub',
+      '-o',
+      'HostKey=/home/u/ost/deployment/keys/el9stream_id_rsa',
+      '-o',
+      'AllowUsers=u',
+      '-o',
+      'ListenAddress=fd8f:1391:3a82:202::1',
+    ]);
+  });
+
+  it('never kills a process that is not the env’s sshd', async () => {
+    const dir = tempTree({ sshd_pid: `${process.pid}\n` });
+    expect(isProxyOf(process.pid, dir)).toBe(false);
+    expect(await stopSshdProxy(dir)).toBeUndefined();
+    expect(await stopSshdProxy(undefined)).toBeUndefined();
   });
 });

@@ -1,5 +1,6 @@
 // `ost up / down / status / ssh / console / list / gc`: thin handlers over src/launcher.
 import { existsSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import * as path from 'node:path';
 import { onInterrupt } from '../../core/cleanup.js';
 import { OstError } from '../../core/errors.js';
@@ -126,6 +127,8 @@ export async function upCommand(a: UpArgs): Promise<void> {
       ipMode,
       deploy: a.deploy,
       owner: sudoUser(),
+      // who runs OST's pytest: the sudo user, else whoever runs ost
+      proxyUser: (sudoUser() && process.env.SUDO_USER) || userInfo().username,
       uri: libvirtUri(a.connect),
       stateRoot: stateRoot(),
       overlays: {

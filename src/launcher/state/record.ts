@@ -50,6 +50,8 @@ export interface EnvRecord {
   /** The OST checkout of an ost.json suite. */
   ostRepo?: string;
   ipMode: IpMode;
+  /** ost.sh run -6 of an OST suite: the SOCKS helper sshd (port 2222 at the management IPv6 gateway). */
+  ipv6Proxy?: { address: string; pid: number };
   /** OST_IMAGES_DISTRO of an ost.json suite. */
   distro?: string;
   status: 'starting' | 'up' | 'failed';
