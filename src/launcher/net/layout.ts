@@ -79,6 +79,10 @@ export function ipv6PrefixOf(subnet: number): string {
   return `fd8f:1391:3a82:${subnet}`;
 }
 
+/** The shapes of env object names (lagofy.sh's): `ost<id>-<N>` (N: the subnet) and `<id>-ost-<suite>-<vm>`. */
+export const NETWORK_NAME = /^ost([0-9a-f]{8})-(\d{1,3})$/;
+export const DOMAIN_NAME = /^([0-9a-f]{8})-ost-/;
+
 /** libvirt network (and bridge) name: `ost<id>-<N>`; OST's allocator reads N back from it. */
 export function networkName(envId: string, subnet: number): string {
   return `ost${envId}-${subnet}`;

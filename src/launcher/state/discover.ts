@@ -1,9 +1,11 @@
 // Find every ost environment on the host from libvirt metadata, env dirs and leases — whichever remains.
+
 import * as fs from 'node:fs/promises';
 import { processAlive } from '../../core/process.js';
 import { parseNames, virsh } from '../../tools/virsh.js';
 import { type OstMetadata, readMetadata } from '../libvirt/render.js';
 import { parseXml } from '../libvirt/xml.js';
+import { DOMAIN_NAME, NETWORK_NAME } from '../net/layout.js';
 import { readLeases } from '../net/leases.js';
 import { type EnvRecord, envDirOf, envsDir, leasesDir, readRecord } from './record.js';
 
@@ -31,9 +33,7 @@ export function isLeftover(e: FoundEnv): boolean {
   return !e.owner || !processAlive(e.owner);
 }
 
-/** The shapes of env object names (lagofy.sh's): `<id>-ost-<suite>-<vm>` and `ost<id>-<N>`. */
-export const DOMAIN_NAME = /^[0-9a-f]{8}-ost-/;
-export const NETWORK_NAME = /^ost[0-9a-f]{8}-/;
+export { DOMAIN_NAME, NETWORK_NAME };
 
 async function ostObjects(uri: string, kind: 'domain' | 'network'): Promise<Map<string, OstMetadata>> {
   const list = kind === 'domain' ? ['list', '--all', '--name'] : ['net-list', '--all', '--name'];
