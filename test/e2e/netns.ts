@@ -1,6 +1,8 @@
 // A network namespace with its own libvirtd and virtlogd, so tests create bridges, NAT and VMs that no
 // one outside the namespace can reach, and remove all of it afterwards.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
 import { type ExecOptions, run } from '../../src/core/exec.js';
 import { DOMAIN_NAME, NETWORK_NAME } from '../../src/launcher/state/discover.js';
 
@@ -13,11 +15,16 @@ async function pidsOf(name: string): Promise<number[]> {
 
 export class LibvirtNetns {
   private startedVirtlogd = false;
+  private configDir?: string;
 
   private constructor(readonly name: string) {}
 
-  /** Create the namespace and start virtlogd + libvirtd inside it; fails if a libvirtd already runs. */
-  static async start(name: string): Promise<LibvirtNetns> {
+  /**
+   * Create the namespace and start virtlogd + libvirtd inside it; fails if a libvirtd already runs.
+   * `config`: libvirtd.conf settings (the daemon then reads only these, `libvirtd -f`), e.g. to let a
+   * group connect without polkit.
+   */
+  static async start(name: string, config?: Record<string, string>): Promise<LibvirtNetns> {
     const running = await pidsOf('libvirtd');
     if (running.length > 0) {
       throw new Error(
@@ -32,7 +39,19 @@ export class LibvirtNetns {
       await ns.exec(['virtlogd', '-d']);
       ns.startedVirtlogd = true;
     }
-    await ns.exec(['libvirtd', '-d']);
+    const args = ['libvirtd', '-d'];
+    if (config) {
+      ns.configDir = mkdtempSync(path.join(tmpdir(), 'ost-e2e-libvirtd-'));
+      const file = path.join(ns.configDir, 'libvirtd.conf');
+      writeFileSync(
+        file,
+        Object.entries(config)
+          .map(([k, v]) => `${k} = ${JSON.stringify(v)}\n`)
+          .join(''),
+      );
+      args.push('-f', file);
+    }
+    await ns.exec(args);
     for (let i = 0; i < 60; i++) {
       const r = await run('virsh', ['-c', 'qemu:///system', 'version'], { allowFailure: true });
       if (r.exitCode === 0) return ns;
@@ -76,5 +95,6 @@ export class LibvirtNetns {
     }
     for (let i = 0; i < 20 && (await pidsOf('libvirtd')).length > 0; i++) await sleep(250);
     await run('ip', ['netns', 'del', this.name], { allowFailure: true });
+    if (this.configDir) rmSync(this.configDir, { recursive: true, force: true });
   }
 }
