@@ -24,6 +24,11 @@ export function rpmFilesArgv(name: string, root?: string): string[] {
   return ['rpm', ...rootArgs(root), '-ql', name];
 }
 
+/** argv: the scriptlets and triggers of a package file; no output means it has none. */
+export function rpmPackageScriptsArgv(file: string): string[] {
+  return ['rpm', '-qp', '--scripts', '--triggers', file];
+}
+
 /** Parse `rpm -q --qf` output (installed packages) and its "not installed" lines. */
 export function parseRpmQuery(stdout: string): { installed: InstalledPackage[]; missing: string[] } {
   const installed: InstalledPackage[] = [];

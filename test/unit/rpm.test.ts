@@ -1,13 +1,16 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { findLayer, usableHit } from '../../src/builder/repo/cache.js';
 import { parsePrimary } from '../../src/builder/repo/metadata.js';
 import { filesToKeep, type SetRecord } from '../../src/builder/repo/publish.js';
+import { assertNoScripts } from '../../src/builder/rpm/pack.js';
 import { payloadProblem, releaseFor, renderSpec } from '../../src/builder/rpm/spec.js';
+import { run } from '../../src/core/exec.js';
 import { createrepoArgv } from '../../src/tools/createrepo.js';
-import { parseDeps, rpmsignArgv } from '../../src/tools/rpmbuild.js';
-import { REPO_ROOT } from '../helpers/sets.js';
+import { rpmPackageScriptsArgv } from '../../src/tools/rpm.js';
+import { parseDeps, rpmbuildArgv, rpmsignArgv } from '../../src/tools/rpmbuild.js';
+import { REPO_ROOT, tempTree } from '../helpers/sets.js';
 
 describe('layer RPM spec', () => {
   const spec = renderSpec({
@@ -39,6 +42,65 @@ describe('layer RPM spec', () => {
     expect(payloadProblem('w9T4.xzdio')).toBeUndefined();
     expect(payloadProblem('zstd')).toMatch(/bad payload zstd/);
   });
+});
+
+describe('set-file text in a spec (rpm expands macros and reads sections)', () => {
+  const hostile = (dir: string) => ({
+    name: 'ost-images-debian12-leaf',
+    version: '1',
+    release: '202611271200',
+    summary: `leaf %(touch ${dir}/summary-ran)`,
+    description: [
+      `runs %(touch ${dir}/description-ran) and %{_bindir}`,
+      '%post',
+      `touch ${dir}/post-ran`,
+      '  %files',
+      '100% data',
+    ].join('\n'),
+    provides: ['ost-images-layer(debian12-leaf) = k'],
+    requires: [],
+    payload: 'w1T0.zstdio',
+    files: [{ src: path.join(dir, 'payload %{x}.txt'), name: 'leaf.txt', mode: '0644' }],
+  });
+
+  it('keeps every % and every line literal: rpmbuild runs nothing, the RPM has no scriptlets', async () => {
+    const dir = tempTree({ 'payload %{x}.txt': 'data\n' });
+    const spec = path.join(dir, 'leaf.spec');
+    writeFileSync(spec, renderSpec(hostile(dir)));
+    await run('rpmbuild', rpmbuildArgv(spec, path.join(dir, 'top')).slice(1));
+    const rpm = path.join(dir, 'top/RPMS/noarch/ost-images-debian12-leaf-1-202611271200.noarch.rpm');
+    for (const f of ['summary-ran', 'description-ran', 'post-ran'])
+      expect(existsSync(path.join(dir, f))).toBe(false);
+    expect((await run('rpm', rpmPackageScriptsArgv(rpm).slice(1))).stdout).toBe('');
+    await expect(assertNoScripts(rpm)).resolves.toBeUndefined();
+    const q = (tag: string) => run('rpm', ['-qp', '--qf', `%{${tag}}`, rpm]).then((r) => r.stdout);
+    expect(await q('SUMMARY')).toBe(`leaf %(touch ${dir}/summary-ran)`);
+    // a line starting with % is indented by one space, or rpm would take it for a section
+    expect((await q('DESCRIPTION')).split('\n')).toEqual([
+      `runs %(touch ${dir}/description-ran) and %{_bindir}`,
+      ' %post',
+      `touch ${dir}/post-ran`,
+      '   %files',
+      '100% data',
+    ]);
+    expect((await run('rpm', ['-qpl', rpm])).stdout.trim()).toBe('/usr/share/ost-images/leaf.txt');
+  }, 60_000);
+
+  it('refuses a newline in a one-line tag, and an RPM that has a scriptlet', async () => {
+    expect(() => renderSpec({ ...hostile('/x'), summary: 'a\n%post' })).toThrow(/Summary must be one line/);
+    // rpm expands a %files path twice and globs it: only plain names
+    expect(() =>
+      renderSpec({ ...hostile('/x'), files: [{ src: '/x/a', name: 'a-%%(id)', mode: '0644' }] }),
+    ).toThrow(/RPM file name "a-%%\(id\)": only letters/);
+    const dir = tempTree({
+      'bad.spec':
+        'Name: bad\nVersion: 1\nRelease: 1\nSummary: s\nLicense: x\nBuildArch: noarch\n%description\nd\n%post\ntrue\n%files\n',
+    });
+    await run('rpmbuild', rpmbuildArgv(path.join(dir, 'bad.spec'), path.join(dir, 'top')).slice(1));
+    await expect(assertNoScripts(path.join(dir, 'top/RPMS/noarch/bad-1-1.noarch.rpm'))).rejects.toThrow(
+      /bad-1-1\.noarch\.rpm contains scriptlets/,
+    );
+  }, 60_000);
 });
 
 describe('tool argv', () => {

@@ -11,7 +11,7 @@ import { dnfInstallArgv } from '../../tools/dnf.js';
 import { info } from '../../tools/qemu-img.js';
 import { runArgv } from '../../tools/run-tool.js';
 import { chainOf, type ImageSet, layerFileName, leavesOf } from '../plan/model.js';
-import type { PackedRpm } from '../rpm/pack.js';
+import { assertNoScripts, type PackedRpm } from '../rpm/pack.js';
 import { IMAGES_PREFIX } from '../rpm/spec.js';
 
 export interface VerifyInstallOptions {
@@ -39,7 +39,10 @@ export async function verifyInstall(
   await removeTree(opts.work);
   await fs.mkdir(path.join(staging, 'Packages'), { recursive: true });
   try {
-    for (const r of rpms) await linkOrCopy(r.file, path.join(staging, 'Packages', path.basename(r.file)));
+    for (const r of rpms) {
+      await assertNoScripts(r.file);
+      await linkOrCopy(r.file, path.join(staging, 'Packages', path.basename(r.file)));
+    }
     await runArgv(createrepoArgv({ repo: staging, outputDir: staging }));
     const leaves = leavesOf(set);
     const wanted = [

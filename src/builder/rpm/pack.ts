@@ -6,6 +6,7 @@ import { OstError } from '../../core/errors.js';
 import type { Reporter } from '../../core/events.js';
 import { atomicWriteFile, commitFile, exists, removeTree } from '../../core/fsutil.js';
 import { requireTools } from '../../core/require-tool.js';
+import { rpmPackageScriptsArgv } from '../../tools/rpm.js';
 import { rpmbuildArgv } from '../../tools/rpmbuild.js';
 import { runArgv } from '../../tools/run-tool.js';
 import { readPublicKey } from '../keypair.js';
@@ -93,10 +94,24 @@ async function buildRpm(
   await runArgv(rpmbuildArgv(specFile, top), { signal, logFile: path.join(top, 'rpmbuild.log') });
   const ms = Date.now() - t0;
   const built = path.join(top, 'RPMS', 'noarch', rpmFileName(spec.name, spec.release));
+  await assertNoScripts(built);
   const dest = path.join(rpms, rpmFileName(spec.name, spec.release));
   await commitFile(built, dest);
   await removeTree(top);
   return { file: dest, ms };
+}
+
+/**
+ * A layer RPM is data only: any scriptlet or trigger in it would run as root on every host that installs
+ * it (a set file's text must never become one). Checked on every packed RPM and again before publishing.
+ */
+export async function assertNoScripts(file: string): Promise<void> {
+  const r = await runArgv(rpmPackageScriptsArgv(file));
+  if (r.stdout.trim() !== '')
+    throw new OstError(
+      `${path.basename(file)} contains scriptlets, which ost never writes:\n${r.stdout.trim()}`,
+      'do not publish it; report this as a bug of ost with the set file that made it',
+    );
 }
 
 /** The files of a layer RPM: image, manifest, package lists; the base also carries the set's key pair. */

@@ -38,6 +38,45 @@ export function payloadProblem(p: string): string | undefined {
     : `bad payload ${p}: expected w<level>[T<threads>].<zstdio|xzdio|gzdio>, e.g. ${DEFAULT_PAYLOAD}`;
 }
 
+/**
+ * Text as rpm must take it literally: `%` doubled, so that no macro (`%(cmd)` runs a shell on the build
+ * host) is expanded. Every value a set file or a path contributes goes through this.
+ */
+export function specLiteral(s: string): string {
+  return s.replace(/%/g, '%%');
+}
+
+/** A one-line tag's value (Summary, Provides, …): a newline would start a new tag or section. */
+function oneLine(tag: string, v: string): string {
+  if (/[\r\n]/.test(v)) throw new Error(`spec ${tag} must be one line, got ${JSON.stringify(v)}`);
+  return specLiteral(v);
+}
+
+/**
+ * The %description body: literal, and a line that begins with `%` indented by one space — rpm looks for
+ * section headers (`%post`, `%files`) after expanding `%%`, so such a line would end the description and
+ * add a scriptlet run as root on every host that installs the package.
+ */
+export function specDescription(text: string): string {
+  return text
+    .split(/\r?\n/)
+    .map((line) => {
+      const lit = specLiteral(line);
+      return /^\s*%/.test(lit) ? ` ${lit}` : lit;
+    })
+    .join('\n');
+}
+
+/**
+ * A name in %files: rpm expands a %files path twice (once as a spec line, once as a path), splits it on
+ * spaces and globs it, so only plain names are allowed (layer files are named after validated names).
+ */
+function fileName(name: string): string {
+  if (!/^[A-Za-z0-9._+-]+$/.test(name))
+    throw new Error(`RPM file name ${JSON.stringify(name)}: only letters, digits and . _ + - are allowed`);
+  return name;
+}
+
 /** Single-quote for the %install shell scriptlet (rpm runs it with /bin/sh). */
 function sq(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
@@ -45,10 +84,12 @@ function sq(s: string): string {
 
 /** Render the spec text. Files are hard-linked into the buildroot (no multi-GB copies). */
 export function renderSpec(s: RpmSpec): string {
-  const install = s.files.map(
-    (f) =>
-      `ln -f ${sq(f.src)} "%{buildroot}${IMAGES_PREFIX}/"${sq(f.name)} 2>/dev/null || cp --sparse=always ${sq(f.src)} "%{buildroot}${IMAGES_PREFIX}/"${sq(f.name)}`,
-  );
+  const install = s.files.map((f) => {
+    const src = sq(oneLine('file source', f.src));
+    const dest = sq(fileName(f.name));
+    return `ln -f ${src} "%{buildroot}${IMAGES_PREFIX}/"${dest} 2>/dev/null || cp --sparse=always ${src} "%{buildroot}${IMAGES_PREFIX}/"${dest}`;
+  });
+  if (payloadProblem(s.payload)) throw new Error(payloadProblem(s.payload));
   return [
     `%global _binary_payload ${s.payload}`,
     '%global __os_install_post %{nil}',
@@ -56,27 +97,27 @@ export function renderSpec(s: RpmSpec): string {
     '%define _build_id_links none',
     '%define __spec_install_post %{nil}',
     '',
-    `Name: ${s.name}`,
-    `Version: ${s.version}`,
-    `Release: ${s.release}`,
-    `Summary: ${s.summary}`,
+    `Name: ${oneLine('Name', s.name)}`,
+    `Version: ${oneLine('Version', s.version)}`,
+    `Release: ${oneLine('Release', s.release)}`,
+    `Summary: ${oneLine('Summary', s.summary)}`,
     'License: Various (guest operating system image)',
     'URL: https://github.com/oVirt/ost-images',
     'BuildArch: noarch',
     'AutoReqProv: no',
     `Prefix: ${IMAGES_PREFIX}`,
-    ...s.provides.map((p) => `Provides: ${p}`),
-    ...s.requires.map((r) => `Requires: ${r}`),
+    ...s.provides.map((p) => `Provides: ${oneLine('Provides', p)}`),
+    ...s.requires.map((r) => `Requires: ${oneLine('Requires', r)}`),
     '',
     '%description',
-    s.description,
+    specDescription(s.description),
     '',
     '%install',
     `mkdir -p "%{buildroot}${IMAGES_PREFIX}"`,
     ...install,
     '',
     '%files',
-    ...s.files.map((f) => `%attr(${f.mode},root,root) ${IMAGES_PREFIX}/${f.name}`),
+    ...s.files.map((f) => `%attr(${oneLine('mode', f.mode)},root,root) ${IMAGES_PREFIX}/${fileName(f.name)}`),
     '',
   ].join('\n');
 }
