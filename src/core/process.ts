@@ -1,6 +1,5 @@
 // Which process owns something, robust against pid reuse: pid plus its start time from /proc.
 import { readFileSync } from 'node:fs';
-import { pidAlive } from './lock.js';
 
 /** A process identity: pid and its start time (clock ticks since boot, /proc/<pid>/stat field 22). */
 export interface ProcessId {
@@ -17,6 +16,16 @@ export function processStart(pid: number): string | undefined {
     return rest[19];
   } catch {
     return undefined;
+  }
+}
+
+/** Whether a process with this pid is alive on this host. */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

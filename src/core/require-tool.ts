@@ -24,6 +24,7 @@ export const TOOL_PACKAGES = {
   gpg: { apt: 'gnupg', dnf: 'gnupg2' },
   tar: { apt: 'tar', dnf: 'tar' },
   chroot: { apt: 'coreutils', dnf: 'coreutils' },
+  flock: { apt: 'util-linux', dnf: 'util-linux' },
 } as const;
 
 export type ToolName = keyof typeof TOOL_PACKAGES;

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cpioNewc } from '../../src/builder/layers/initrd.js';
@@ -75,23 +75,58 @@ describe('files and locks', () => {
   it('sorts keys in stable JSON', () => {
     expect(stableStringify({ b: 1, a: [{ d: 1, c: 2 }], u: undefined })).toBe('{"a":[{"c":2,"d":1}],"b":1}');
   });
-  it('refuses a lock held by a live process and takes over a dead one', async () => {
-    const dir = tempTree({});
+  it('refuses a lock while it is held, naming the holder; free again on release, and an empty file is free', async () => {
+    const dir = tempTree({ '.lock': '' });
     const file = path.join(dir, '.lock');
     const l1 = await acquireLock(file, 'test');
-    await expect(acquireLock(file, 'second')).rejects.toThrow(/locked by pid \d+/);
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toMatchObject({ pid: process.pid, purpose: 'test' });
+    await expect(acquireLock(file, 'second')).rejects.toThrow(/locked by pid \d+ on .* \(test, since /);
     await l1.release();
-    const dead = spawn('true');
-    await new Promise((r) => dead.on('exit', r));
-    writeFileSync(
-      file,
-      JSON.stringify({ pid: dead.pid, host: (await import('node:os')).hostname(), since: '', purpose: 'x' }),
-    );
-    const l2 = await acquireLock(file, 'takeover');
-    expect(JSON.parse(readFileSync(file, 'utf8')).pid).toBe(process.pid);
+    expect(readFileSync(file, 'utf8')).toBe('');
+    const l2 = await acquireLock(file, 'again');
     await l2.release();
-    expect(existsSync(file)).toBe(false);
+    await l2.release();
   });
+
+  it('is freed by the kernel when its holder is killed (-9): no stale lock to take over', async () => {
+    const dir = tempTree({});
+    const file = path.join(dir, '.lock');
+    // another process holds it (util-linux flock, as a second ost would)
+    const holder = spawn('flock', ['-x', file, 'sleep', '60'], { stdio: 'ignore', detached: true });
+    for (let i = 0; i < 100 && !existsSync(file); i++) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 200));
+    await expect(acquireLock(file, 'mine')).rejects.toThrow(/locked by another process/);
+    const waiting = acquireLock(file, 'waits', 10_000);
+    // the holder and its child (which shares the locked open file): a process group killed at once
+    process.kill(-(holder.pid as number), 'SIGKILL');
+    const l = await waiting;
+    expect(JSON.parse(readFileSync(file, 'utf8')).purpose).toBe('waits');
+    await l.release();
+  });
+
+  it('serialises 40 takers strictly, and refuses a symlink in place of the lock file', async () => {
+    const dir = tempTree({});
+    const file = path.join(dir, '.lock');
+    let inside = 0;
+    let most = 0;
+    let done = 0;
+    await Promise.all(
+      Array.from({ length: 40 }, async (_, i) => {
+        const l = await acquireLock(file, `taker ${i}`, 60_000);
+        inside++;
+        most = Math.max(most, inside);
+        await new Promise((r) => setTimeout(r, 2));
+        inside--;
+        done++;
+        await l.release();
+      }),
+    );
+    expect([done, most]).toEqual([40, 1]);
+    const link = path.join(dir, 'link.lock');
+    symlinkSync(path.join(dir, 'elsewhere'), link);
+    await expect(acquireLock(link, 'x')).rejects.toThrow(/link\.lock is a symbolic link/);
+    expect(existsSync(path.join(dir, 'elsewhere'))).toBe(false);
+  }, 60_000);
 });
 
 describe('missing tools', () => {
