@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, OstError } from '../../src/core/errors.js';
@@ -10,7 +10,13 @@ import { numaCells, readMetadata, renderDomain, renderNetwork } from '../../src/
 import { Templates } from '../../src/launcher/libvirt/templates.js';
 import { parseXml, type XmlNode } from '../../src/launcher/libvirt/xml.js';
 import { layoutEnv, macFor, type NetLayout, newEnvId, roleOf } from '../../src/launcher/net/layout.js';
-import { leaseSubnets, parseIpAddrJson, readLeases, releaseLeases } from '../../src/launcher/net/leases.js';
+import {
+  leaseSubnets,
+  parseIpAddrJson,
+  pruneUnreadableLeases,
+  readLeases,
+  releaseLeases,
+} from '../../src/launcher/net/leases.js';
 import { VmGoneError, waitReady } from '../../src/launcher/ready/wait.js';
 import { imageVars, renderEnvSh, renderHosts, shQuote } from '../../src/launcher/state/ost-files.js';
 import { type EnvRecord, renderInventory, renderSshConfig } from '../../src/launcher/state/record.js';
@@ -407,17 +413,28 @@ describe('launcher parsers on captured real outputs', () => {
 describe('leases, outputs and readiness', () => {
   it('leases distinct subnets to concurrent envs, refuses a taken fixed one, and releases', async () => {
     const dir = tempTree({});
-    const [a, b] = await Promise.all([
-      leaseSubnets(dir, 'env-a', self(), [{ network: 'm' }, { network: 's' }]),
-      leaseSubnets(dir, 'env-b', self(), [{ network: 'm' }, { network: 's' }]),
-    ]);
-    const all = [...(a?.values() ?? []), ...(b?.values() ?? [])];
-    expect(new Set(all).size).toBe(4);
+    const [a, b, c, d] = await Promise.all(
+      ['env-a', 'env-b', 'env-c2', 'env-d'].map((id) =>
+        leaseSubnets(dir, id, self(), [{ network: 'm' }, { network: 's' }]),
+      ),
+    );
+    if (!a || !b || !c || !d) throw new Error('a lease is missing');
+    const all = [a, b, c, d].flatMap((m) => [...m.values()]);
+    expect(new Set(all).size).toBe(8);
     await expect(leaseSubnets(dir, 'env-c', self(), [{ network: 'm', fixed: a.get('m') }])).rejects.toThrow(
       /in use on this host/,
     );
     expect(await releaseLeases(dir, 'env-a')).toHaveLength(2);
-    expect((await readLeases(dir)).map((l) => l.envId).sort()).toEqual(['env-b', 'env-b']);
+    expect((await readLeases(dir)).filter((l) => l.envId === 'env-b')).toHaveLength(2);
+  });
+
+  it('counts an empty or damaged lease file as held (never a raw EEXIST); gc removes it once it is old', async () => {
+    const dir = tempTree({ '192.168.200.json': '', '192.168.201.json': '{"prefix": "192.168.2' });
+    const m = await leaseSubnets(dir, 'env-x', self(), [{ network: 'm' }]);
+    expect(m.get('m')).toBe('192.168.202');
+    expect(await pruneUnreadableLeases(dir)).toEqual([]);
+    expect((await pruneUnreadableLeases(dir, 0)).sort()).toEqual(['192.168.200', '192.168.201']);
+    expect(readdirSync(dir).sort()).toEqual(['.lock', '192.168.202.json']);
   });
 
   it('writes an inventory with a group per role and VM, and an ssh_config', () => {

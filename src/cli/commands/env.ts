@@ -14,9 +14,10 @@ import type { Environment } from '../../launcher/env/model.js';
 import { loadOstJson } from '../../launcher/env/ost-json.js';
 import { Templates } from '../../launcher/libvirt/templates.js';
 import type { IpMode } from '../../launcher/net/layout.js';
+import { pruneUnreadableLeases } from '../../launcher/net/leases.js';
 import { requireEnv, selectEnv } from '../../launcher/select.js';
 import { discoverEnvs, type FoundEnv, isLeftover, isUp } from '../../launcher/state/discover.js';
-import { type EnvRecord, stateRoot } from '../../launcher/state/record.js';
+import { type EnvRecord, leasesDir, stateRoot } from '../../launcher/state/record.js';
 import { teardown } from '../../launcher/teardown.js';
 import { up } from '../../launcher/up.js';
 import { libvirtUri, virsh } from '../../tools/virsh.js';
@@ -276,10 +277,14 @@ export async function gcCommand(a: EnvCommon): Promise<void> {
   const ui = cliReporter({ quiet: a.json });
   const removed = [];
   for (const e of leftovers) removed.push({ id: e.id, ...(await teardown(uri, root, e, ui.reporter)) });
+  // damaged lease files (no owner to ask): they hold their /24 until removed here
+  const damagedLeases = await pruneUnreadableLeases(leasesDir(root));
+  for (const p of damagedLeases)
+    ui.reporter({ type: 'warning', message: `removed the unreadable lease of ${p}.0/24` });
   ui.stop();
   process.stdout.write(
     a.json
-      ? `${JSON.stringify({ removed }, null, 2)}\n`
+      ? `${JSON.stringify({ removed, damagedLeases }, null, 2)}\n`
       : removed.length === 0
         ? 'no leftovers\n'
         : `${removed.map((r) => `removed leftover ${r.id}: ${r.domains.length} domains, ${r.networks.length} networks, ${r.leases.length} leases`).join('\n')}\n`,

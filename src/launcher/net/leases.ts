@@ -1,5 +1,6 @@
 // Subnet leases: one file per /24 under <state>/leases, written under a lock held only while leasing
 // (never while VMs boot). Subnets the host already uses are skipped.
+import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { OstError } from '../../core/errors.js';
@@ -37,23 +38,69 @@ async function hostPrefixes(): Promise<Set<string>> {
   return res?.exitCode === 0 ? parseIpAddrJson(res.stdout) : new Set();
 }
 
-/** Every lease on the host. */
-export async function readLeases(dir: string): Promise<Lease[]> {
+/** A lease file as found: its /24 (from the name), and its content unless it cannot be read. */
+interface LeaseFile {
+  prefix: string;
+  file: string;
+  lease?: Lease;
+}
+
+const LEASE_FILE = /^(\d{1,3}\.\d{1,3}\.\d{1,3})\.json$/;
+
+async function leaseFiles(dir: string): Promise<LeaseFile[]> {
   let names: string[];
   try {
     names = await fs.readdir(dir);
   } catch {
     return [];
   }
-  const out: Lease[] = [];
-  for (const n of names.filter((f) => f.endsWith('.json'))) {
+  const out: LeaseFile[] = [];
+  for (const n of names) {
+    const m = LEASE_FILE.exec(n);
+    if (!m?.[1]) continue;
+    const file = path.join(dir, n);
+    let lease: Lease | undefined;
     try {
-      out.push(JSON.parse(await fs.readFile(path.join(dir, n), 'utf8')) as Lease);
+      const raw = JSON.parse(await fs.readFile(file, 'utf8')) as Partial<Lease>;
+      if (typeof raw.envId === 'string' && raw.prefix === m[1]) lease = raw as Lease;
     } catch {
-      // half-written lease of a crashed writer: it holds nothing
+      // unreadable: still held (see leaseSubnets)
     }
+    out.push({ prefix: m[1], file, lease });
   }
   return out;
+}
+
+/** Every readable lease on the host. */
+export async function readLeases(dir: string): Promise<Lease[]> {
+  return (await leaseFiles(dir)).flatMap((f) => (f.lease ? [f.lease] : []));
+}
+
+/**
+ * Remove lease files that cannot be read and are older than `minAgeMs` (leases are written whole, so
+ * such a file is damage, not a write in progress); `ost gc` calls it. Returns their /24s.
+ */
+export async function pruneUnreadableLeases(dir: string, minAgeMs = 60_000): Promise<string[]> {
+  const out: string[] = [];
+  for (const f of await leaseFiles(dir)) {
+    if (f.lease) continue;
+    const st = await fs.stat(f.file).catch(() => undefined);
+    if (!st || Date.now() - st.mtimeMs < minAgeMs) continue;
+    await fs.rm(f.file, { force: true });
+    out.push(f.prefix);
+  }
+  return out;
+}
+
+/** Write a lease whole: a temp file linked into place (EEXIST when the /24 is someone else's). */
+async function writeLease(dir: string, lease: Lease): Promise<void> {
+  const tmp = path.join(dir, `.${lease.prefix}.json.${process.pid}.${randomBytes(4).toString('hex')}`);
+  await fs.writeFile(tmp, JSON.stringify(lease), { flag: 'wx', mode: 0o644 });
+  try {
+    await fs.link(tmp, path.join(dir, `${lease.prefix}.json`));
+  } finally {
+    await fs.rm(tmp, { force: true });
+  }
 }
 
 /**
@@ -71,7 +118,8 @@ export async function leaseSubnets(
   await fs.mkdir(dir, { recursive: true });
   const lock = await acquireLock(path.join(dir, '.lock'), `lease subnets for ${envId}`, 30_000);
   try {
-    const taken = new Set((await readLeases(dir)).map((l) => l.prefix));
+    // an unreadable lease file holds its /24 too, until ost gc removes it
+    const taken = new Set((await leaseFiles(dir)).map((l) => l.prefix));
     for (const p of await hostPrefixes()) taken.add(p);
     for (const p of alsoTaken) taken.add(p);
     const out = new Map<string, string>();
@@ -96,7 +144,7 @@ export async function leaseSubnets(
       }
       taken.add(prefix);
       const lease: Lease = { prefix, envId, network: w.network, owner };
-      await fs.writeFile(path.join(dir, `${prefix}.json`), JSON.stringify(lease), { flag: 'wx' });
+      await writeLease(dir, lease);
       out.set(w.network, prefix);
     }
     return out;
