@@ -214,6 +214,32 @@ describe("OST's ost.json", () => {
     ]);
   });
 
+  it('keeps deploy scripts inside the checkout (ost.json) or the env file folder unless absolute, and files only', () => {
+    const bad = JSON.parse(ostJson);
+    bad.vms.engine['deploy-scripts'] = ['../../../../etc/passwd', 'common/deploy-scripts', '/etc/hostname'];
+    const dir = checkout({ 'basic-suite-master/ost.json': JSON.stringify(bad) });
+    const p = problems(() => loadOstJson(path.join(dir, 'basic-suite-master/ost.json'), {}));
+    expect(p.map((x) => `${x.path}: ${x.message}`)).toEqual([
+      `vms.engine.deploy-scripts[0]: ../../../../etc/passwd is outside ${dir}; give a path inside it, or an absolute path for a file elsewhere: deploy scripts are relative to the OST checkout, the folder that holds basic-suite-master/`,
+      `vms.engine.deploy-scripts[1]: common/deploy-scripts does not exist (resolved to ${path.join(dir, 'common/deploy-scripts')}): deploy scripts are relative to the OST checkout, the folder that holds basic-suite-master/`,
+    ]);
+    const yamlDir = tempTree({
+      'ost-env.yaml': [
+        'suites:',
+        '  s:',
+        '    networks: {m: {management: true}}',
+        '    vms:',
+        '      a: {image: debian12-base, nics: [m], deployScripts: [../x.sh, ok.sh]}',
+        '',
+      ].join('\n'),
+      'ok.sh': 'true\n',
+    });
+    const q = problems(() => loadEnvironment(path.join(yamlDir, 'ost-env.yaml'), 's'));
+    expect(q.map((x) => `${x.line}: ${x.path}: ${x.message}`)).toEqual([
+      `5: suites.s.vms.a.deployScripts[0]: ../x.sh is outside ${yamlDir}; give a path inside it, or an absolute path for a file elsewhere: relative to ost-env.yaml's folder`,
+    ]);
+  });
+
   it('names images as ost-images.sh does: storage-base whatever the distro, el9node-base on el9stream', () => {
     expect(imageForVar('OST_IMAGES_STORAGE_BASE', 'el9stream', {})).toEqual({
       kind: 'package',

@@ -12,6 +12,7 @@ import {
   type ImageRef,
   type Ipv4,
   MAX_NICS_PER_NETWORK,
+  resolveDeployScript,
 } from './model.js';
 
 const NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
@@ -183,7 +184,15 @@ export function loadEnvironment(file: string, suite: string): Environment {
       vcpus: v.vcpus,
       nics: nicNames(vmName, v.nics),
       disks,
-      deployScripts: v.deployScripts.map((s) => ({ file: path.resolve(path.dirname(abs), s), name: s })),
+      deployScripts: v.deployScripts.map((s, i) => {
+        const r = resolveDeployScript(path.dirname(abs), s);
+        if (r.problem)
+          add(
+            [...base, 'vms', vmName, 'deployScripts', i],
+            `${r.problem}: relative to ${path.basename(abs)}'s folder`,
+          );
+        return { file: r.file, name: s };
+      }),
       squashed: v.squashed,
     };
   });

@@ -1,4 +1,6 @@
 // The normalised environment the launcher works from, whichever file it came from (ost-env.yaml or ost.json).
+import { statSync } from 'node:fs';
+import * as path from 'node:path';
 
 export type Ipv4 = { kind: 'auto' } | { kind: 'none' } | { kind: 'fixed'; cidr: string };
 
@@ -61,3 +63,28 @@ export interface Environment {
 
 /** At most 98 NICs per network: host indexes 2–99, written as two decimal digits in the MAC (as OST does). */
 export const MAX_NICS_PER_NETWORK = 98;
+
+/**
+ * Where a deploy script is: relative to `base` (and inside it), or an absolute path given on purpose.
+ * Returns the file, or why it cannot be used (it is read as the user who runs ost, root too, and sent to
+ * the VMs, so a relative path must not climb out of the suite's folder).
+ */
+export function resolveDeployScript(base: string, script: string): { file: string; problem?: string } {
+  const file = path.resolve(base, script);
+  if (!path.isAbsolute(script)) {
+    const rel = path.relative(base, file);
+    if (rel === '' || rel === '..' || rel.startsWith(`..${path.sep}`))
+      return {
+        file,
+        problem: `${script} is outside ${base}; give a path inside it, or an absolute path for a file elsewhere`,
+      };
+  }
+  let isFile = false;
+  try {
+    isFile = statSync(file).isFile();
+  } catch {
+    // missing
+  }
+  if (!isFile) return { file, problem: `${script} does not exist (resolved to ${file})` };
+  return { file };
+}

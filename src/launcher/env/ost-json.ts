@@ -5,7 +5,6 @@
 //                "disks"?: {DEV: {"size": "101G", ...}}}}}
 // As lagofy.sh: lines starting with `#` are comments; VMs, their NICs and disks are taken in sorted key
 // order (so eth0 is the first NIC by name); networks keep file order with the management one last.
-import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { z } from 'zod';
 import { type KeyPath, readJsonConfig } from '../../core/config-file.js';
@@ -16,6 +15,7 @@ import {
   type EnvVm,
   type ImageRef,
   MAX_NICS_PER_NETWORK,
+  resolveDeployScript,
 } from './model.js';
 
 const NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
@@ -149,13 +149,13 @@ export function loadOstJson(file: string, env: NodeJS.ProcessEnv = process.env):
         `no NIC on the management network ${mgmt}; add one (and list it in networks.${mgmt}.nics) so the VM can be reached`,
       );
     const deployScripts = v['deploy-scripts'].map((s, i) => {
-      const f = path.resolve(ostRepo, s);
-      if (!existsSync(f))
+      const r = resolveDeployScript(ostRepo, s);
+      if (r.problem)
         add(
           [...p, 'deploy-scripts', i],
-          `${s} does not exist (resolved to ${f}: deploy scripts are relative to the OST checkout, the folder that holds ${path.basename(suiteDir)}/)`,
+          `${r.problem}: deploy scripts are relative to the OST checkout, the folder that holds ${path.basename(suiteDir)}/`,
         );
-      return { file: f, name: s };
+      return { file: r.file, name: s };
     });
     return {
       name: vm,
