@@ -16,8 +16,23 @@ import {
 import { publishImagesCommand } from './commands/publish-images.js';
 import { exitCodeFor, renderError } from './errors.js';
 
+/** yargs coerce for a whole-number flag in [min, max]: `--jobs abc` is an error, never NaN or "unlimited". */
+function wholeNumber(flag: string, min: number, max: number) {
+  return (v: unknown): number => {
+    const text = String(v);
+    const n = Number(text);
+    if (!/^[0-9]+$/.test(text.trim()) || n < min || n > max)
+      throw new Error(`--${flag} ${text}: expected a whole number from ${min} to ${max}`);
+    return n;
+  };
+}
+
 const publishOptions = {
-  keep: { type: 'number', describe: 'keep this many complete sets in the repo' },
+  keep: {
+    type: 'string',
+    coerce: wholeNumber('keep', 1, 10_000),
+    describe: 'keep this many complete sets in the repo',
+  },
   squash: {
     type: 'string',
     array: true,
@@ -63,7 +78,12 @@ export async function main(argv: string[]): Promise<number> {
             describe: 'image-set file(s)',
           })
           .option('out', { type: 'string', describe: 'output directory (default: build/<distro>)' })
-          .option('jobs', { type: 'number', default: 2, describe: 'layers built at the same time' })
+          .option('jobs', {
+            type: 'string',
+            default: '2',
+            coerce: wholeNumber('jobs', 1, 64),
+            describe: 'layers built at the same time',
+          })
           .option('force', {
             type: 'string',
             array: true,
@@ -149,8 +169,18 @@ export async function main(argv: string[]): Promise<number> {
           .option('image', { type: 'string', describe: 'boot this qcow2 instead (e.g. an installed one)' })
           .option('key', { type: 'string', describe: 'private key for --image' })
           .option('out', { type: 'string', describe: 'build directory (default: build/<distro>)' })
-          .option('timeout', { type: 'number', default: 600, describe: 'seconds to wait for SSH' })
-          .option('memory', { type: 'number', default: 1024, describe: 'MiB of guest memory' })
+          .option('timeout', {
+            type: 'string',
+            default: '600',
+            coerce: wholeNumber('timeout', 1, 86_400),
+            describe: 'seconds to wait for SSH',
+          })
+          .option('memory', {
+            type: 'string',
+            default: '1024',
+            coerce: wholeNumber('memory', 256, 1_048_576),
+            describe: 'MiB of guest memory',
+          })
           .option('command', { type: 'string', describe: 'command to run over SSH once it answers' })
           .option('json', { type: 'boolean', default: false, describe: 'machine-readable result on stdout' }),
       async (a) => {
@@ -221,8 +251,9 @@ export async function main(argv: string[]): Promise<number> {
             describe: 'SSH private key (default: the one the base RPM ships)',
           })
           .option('timeout', {
-            type: 'number',
-            default: 600,
+            type: 'string',
+            default: '600',
+            coerce: wholeNumber('timeout', 1, 86_400),
             describe: 'seconds each VM may take to be SSH-ready',
           })
           .option('keep-on-failure', {
@@ -335,7 +366,8 @@ export async function main(argv: string[]): Promise<number> {
     .version()
     .wrap(Math.min(110, process.stdout.columns || 110))
     .fail((msg, err) => {
-      if (err) throw err;
+      // yargs' own usage errors, and a coerce's (a bad flag value), come as YError: exit 2 with the message
+      if (err && err.name !== 'YError') throw err;
       process.stderr.write(`error: ${msg}\nrun ost --help for usage\n`);
       code = 2;
     })
