@@ -33,6 +33,7 @@ import { ENV_ID, type IpMode, layoutEnv, NETWORK_NAME, newEnvId } from './net/la
 import { leaseSubnets, releaseLeases } from './net/leases.js';
 import { chooseOverlayRoot } from './overlays.js';
 import { VmGoneError, waitReady } from './ready/wait.js';
+import { ownDir } from './safe-dir.js';
 import { exportPackageLists } from './state/ost-files.js';
 import {
   type EnvRecord,
@@ -177,6 +178,8 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
     );
     const imageOf = (vm: EnvVm) => images.get(refText(vm.image, vm.squashed)) as ResolvedImage;
 
+    // state (env links, leases) lives in a directory only its owner can change
+    await ownDir(o.stateRoot, 0o755, 'the state directory');
     // the env dir: its existence is the claim on the id (and, for OST suites, on the deployment dir)
     workdir = await createWorkdir(o.stateRoot, id, deployment);
     undo.add(`env dir ${workdir}`, async () => {
@@ -232,9 +235,13 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
     const vmTimings = new Map<string, Record<string, number>>(env.vms.map((vm) => [vm.name, {}]));
     const makeOverlays = () =>
       phase(o, timings, 'overlays', `${env.vms.length} overlays in ${overlayDir}`, async () => {
-        await fs.mkdir(overlayRoot, { recursive: true, mode: 0o755 });
-        await fs.mkdir(overlayDir, { mode: 0o755 });
+        // the cache root is shared by every env of this user: theirs alone (0711), each env's dir is
+        // readable by qemu's group only (0750), each overlay by qemu only
+        await ownDir(overlayRoot, 0o711, 'the overlay directory');
+        await fs.mkdir(overlayDir, { mode: 0o750 });
         undo.add(`overlays ${overlayDir}`, () => fs.rm(overlayDir, { recursive: true, force: true }));
+        await fs.chmod(overlayDir, 0o750);
+        await shareWithQemuGroup(overlayDir, qemu);
         const out = new Map<string, { overlay: string; extra: VmRecord['disks'] }>();
         await Promise.all(
           env.vms.map(async (vm) => {
@@ -476,6 +483,19 @@ async function publicKeyOf(key: string): Promise<string> {
   return pub;
 }
 
+/** A directory qemu must enter: group qemu's (root keeps it; anyone else keeps it and must be in the group). */
+async function shareWithQemuGroup(dir: string, qemu: { gid: number; name: string }): Promise<void> {
+  try {
+    await fs.chown(dir, process.getuid?.() ?? 0, qemu.gid);
+  } catch (err) {
+    throw new OstError(
+      `cannot share ${dir} with qemu's group (gid ${qemu.gid}): ${errorMessage(err)}`,
+      `add yourself to qemu's group (usermod -aG $(id -gn ${qemu.name}) $USER, then log in again), or run ost as root`,
+      err,
+    );
+  }
+}
+
 /**
  * Let qemu write a disk: root gives it to the qemu user; anyone else keeps it and shares it with qemu's
  * group (0660), as ost.sh users do (they are in that group).
@@ -483,7 +503,9 @@ async function publicKeyOf(key: string): Promise<string> {
 async function handToQemu(file: string, qemu: { uid: number; gid: number; name: string }): Promise<void> {
   const uid = process.getuid?.() ?? 0;
   if (uid === 0) {
+    // qemu's alone: no guest disk is readable by other users
     await fs.chown(file, qemu.uid, qemu.gid);
+    await fs.chmod(file, 0o600);
     return;
   }
   try {

@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, OstError } from '../../src/core/errors.js';
@@ -18,6 +18,7 @@ import {
   releaseLeases,
 } from '../../src/launcher/net/leases.js';
 import { VmGoneError, waitReady } from '../../src/launcher/ready/wait.js';
+import { ownDir } from '../../src/launcher/safe-dir.js';
 import { imageVars, renderEnvSh, renderHosts, shQuote } from '../../src/launcher/state/ost-files.js';
 import { type EnvRecord, renderInventory, renderSshConfig } from '../../src/launcher/state/record.js';
 import { parseRpmQuery } from '../../src/tools/rpm.js';
@@ -577,5 +578,46 @@ describe('the --ipv6-only SOCKS helper sshd (ost.sh run -6)', () => {
     expect(isProxyOf(process.pid, dir)).toBe(false);
     expect(await stopSshdProxy(dir)).toBeUndefined();
     expect(await stopSshdProxy(undefined)).toBeUndefined();
+  });
+});
+
+describe('directories in world-writable places (/dev/shm, /var/tmp)', () => {
+  it('makes them with the exact mode, whatever the umask, and reuses its own', async () => {
+    const dir = tempTree({});
+    const old = process.umask(0o077);
+    try {
+      await ownDir(path.join(dir, 'a/b'), 0o711, 'the overlay directory');
+    } finally {
+      process.umask(old);
+    }
+    expect(statSync(path.join(dir, 'a/b')).mode & 0o7777).toBe(0o711);
+    await ownDir(path.join(dir, 'a/b'), 0o711, 'the overlay directory');
+  });
+
+  it('refuses a symlink, a file, a group- or world-writable one, and (as root) one another user owns', async () => {
+    const dir = tempTree({ file: 'x' });
+    const why = async (p: string) => {
+      try {
+        await ownDir(p, 0o711, 'the overlay directory');
+      } catch (err) {
+        if (err instanceof OstError) return `${err.message} | ${err.hint}`;
+      }
+      return 'accepted';
+    };
+    symlinkSync(dir, path.join(dir, 'link'));
+    expect(await why(path.join(dir, 'link'))).toBe(
+      `the overlay directory ${dir}/link is a symbolic link, so another user could change what ost puts there | remove it (rm -rf ${dir}/link) and run ost again, which creates it; or choose another directory`,
+    );
+    expect(await why(path.join(dir, 'file'))).toMatch(/file is not a directory/);
+    mkdirSync(path.join(dir, 'open'), { mode: 0o777 });
+    chmodSync(path.join(dir, 'open'), 0o1777);
+    expect(await why(path.join(dir, 'open'))).toMatch(/open is writable by its group \(mode 1777\)/);
+    if (process.getuid?.() === 0) {
+      mkdirSync(path.join(dir, 'nobodys'), { mode: 0o755 });
+      chownSync(path.join(dir, 'nobodys'), 65534, 65534);
+      expect(await why(path.join(dir, 'nobodys'))).toMatch(
+        /nobodys belongs to uid 65534, not to you \(uid 0\)/,
+      );
+    }
   });
 });
