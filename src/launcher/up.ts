@@ -181,7 +181,7 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
     // state (env links, leases) lives in a directory only its owner can change
     await ownDir(o.stateRoot, 0o755, 'the state directory');
     // the env dir: its existence is the claim on the id (and, for OST suites, on the deployment dir)
-    workdir = await createWorkdir(o.stateRoot, id, deployment);
+    workdir = await createWorkdir(o.stateRoot, id, owner, deployment);
     undo.add(`env dir ${workdir}`, async () => {
       await removeWorkdir(o.stateRoot, id, workdir);
     });

@@ -19,8 +19,10 @@ import {
 } from '../../src/launcher/net/leases.js';
 import { VmGoneError, waitReady } from '../../src/launcher/ready/wait.js';
 import { ownDir } from '../../src/launcher/safe-dir.js';
+import { type FoundEnv, isLeftover, UNOWNED_GRACE_MS } from '../../src/launcher/state/discover.js';
 import { imageVars, renderEnvSh, renderHosts, shQuote } from '../../src/launcher/state/ost-files.js';
 import { type EnvRecord, renderInventory, renderSshConfig } from '../../src/launcher/state/record.js';
+import { createWorkdir, markerOwner, ownsWorkdir } from '../../src/launcher/state/workdir.js';
 import { parseRpmQuery } from '../../src/tools/rpm.js';
 import { isConnectFailure, isNotFound } from '../../src/tools/virsh.js';
 import { REPO_ROOT, tempTree } from '../helpers/sets.js';
@@ -619,5 +621,33 @@ describe('directories in world-writable places (/dev/shm, /var/tmp)', () => {
         /nobodys belongs to uid 65534, not to you \(uid 0\)/,
       );
     }
+  });
+});
+
+describe('ost gc never takes a starting env for a leftover', () => {
+  it('names the owning ost up in the env dir marker, before anything else is in it', async () => {
+    const state = tempTree({});
+    const owner = self();
+    const dir = await createWorkdir(state, 'abcdef01', owner);
+    expect(readFileSync(path.join(dir, '.ost-env'), 'utf8')).toBe(`abcdef01 ${owner.pid} ${owner.start}\n`);
+    expect(await markerOwner(dir)).toEqual(owner);
+    expect(await ownsWorkdir(dir, 'abcdef01')).toBe(true);
+    expect(await ownsWorkdir(dir, 'abcdef02')).toBe(false);
+  });
+
+  it('counts an env as a leftover only when its owner is gone, or unknown for over a minute', () => {
+    const e = (x: Partial<FoundEnv>): FoundEnv => ({
+      id: 'abcdef01',
+      suite: 's',
+      domains: new Map(),
+      networks: new Map(),
+      leases: [],
+      ...x,
+    });
+    expect(isLeftover(e({ owner: self() }))).toBe(false);
+    expect(isLeftover(e({ owner: { pid: self().pid, start: 'another start' } }))).toBe(true);
+    expect(isLeftover(e({ ageMs: 1000 }))).toBe(false);
+    expect(isLeftover(e({ ageMs: UNOWNED_GRACE_MS + 1 }))).toBe(true);
+    expect(isLeftover(e({}))).toBe(true);
   });
 });

@@ -8,6 +8,7 @@ import { parseXml } from '../libvirt/xml.js';
 import { DOMAIN_NAME, NETWORK_NAME } from '../net/layout.js';
 import { readLeases } from '../net/leases.js';
 import { type EnvRecord, envDirOf, envsDir, leasesDir, readRecord } from './record.js';
+import { markerOwner } from './workdir.js';
 
 export interface FoundEnv {
   id: string;
@@ -15,6 +16,8 @@ export interface FoundEnv {
   workdir?: string;
   overlayDir?: string;
   owner?: { pid: number; start: string };
+  /** Age of its env dir, when it has one (an env whose owner is not known yet is young, not a leftover). */
+  ageMs?: number;
   /** libvirt domain name → its metadata. */
   domains: Map<string, OstMetadata>;
   networks: Map<string, OstMetadata>;
@@ -27,10 +30,17 @@ export function isUp(e: FoundEnv): boolean {
   return [...e.domains.values()].some((m) => m.state === 'up') || e.record?.status === 'up';
 }
 
-/** A leftover: its `ost up` never finished and the process that ran it is gone. */
+/** How long an env without a known owner is taken for one still being created (its marker not written yet). */
+export const UNOWNED_GRACE_MS = 60_000;
+
+/**
+ * A leftover: its `ost up` never finished and the process that ran it is gone. An env whose owner is not
+ * known (an env dir whose marker is being written) is a leftover only once it is older than a minute.
+ */
 export function isLeftover(e: FoundEnv): boolean {
   if (isUp(e)) return false;
-  return !e.owner || !processAlive(e.owner);
+  if (!e.owner) return e.ageMs === undefined || e.ageMs > UNOWNED_GRACE_MS;
+  return !processAlive(e.owner);
 }
 
 export { DOMAIN_NAME, NETWORK_NAME };
@@ -96,7 +106,9 @@ export async function discoverEnvs(uri: string, root: string): Promise<Map<strin
     e.workdir ??= record?.workdir ?? workdir;
     e.record = record;
     e.overlayDir ??= record?.overlayDir;
-    e.owner ??= record?.owner;
+    e.owner ??= record?.owner ?? (await markerOwner(workdir));
+    const st = await fs.stat(workdir).catch(() => undefined);
+    if (st) e.ageMs = Date.now() - st.mtimeMs;
   }
   for (const l of await readLeases(leasesDir(root))) {
     const e = get(l.envId);

@@ -5,9 +5,13 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { OstError } from '../../core/errors.js';
+import type { ProcessId } from '../../core/process.js';
 import { envDirOf } from './record.js';
 
-/** The file in an env dir that names its env (written first, before anything else in it). */
+/**
+ * The file in an env dir that names its env and the `ost up` that made it (`<id> <pid> <start>`), written
+ * first, before anything else in it: `ost gc` never takes a starting env for a leftover.
+ */
 export const MARKER = '.ost-env';
 
 /** Characters a deployment path may have: OST's scripts compare it as a plain string in XML and shell. */
@@ -23,7 +27,12 @@ export function checkDeploymentPath(dir: string): void {
 }
 
 /** Create the env dir (refusing one that exists, as ost_init does) with its marker and subfolders. */
-export async function createWorkdir(stateRoot: string, id: string, deployment?: string): Promise<string> {
+export async function createWorkdir(
+  stateRoot: string,
+  id: string,
+  owner: ProcessId,
+  deployment?: string,
+): Promise<string> {
   const link = envDirOf(stateRoot, id);
   const dir = deployment ?? link;
   await fs.mkdir(path.dirname(dir), { recursive: true });
@@ -41,7 +50,7 @@ export async function createWorkdir(stateRoot: string, id: string, deployment?: 
       );
     throw err;
   }
-  await fs.writeFile(path.join(dir, MARKER), `${id}\n`, { mode: 0o644 });
+  await fs.writeFile(path.join(dir, MARKER), `${id} ${owner.pid} ${owner.start}\n`, { mode: 0o644 });
   if (deployment) {
     await fs.mkdir(path.dirname(link), { recursive: true });
     await fs.symlink(dir, link);
@@ -51,13 +60,23 @@ export async function createWorkdir(stateRoot: string, id: string, deployment?: 
   return dir;
 }
 
+async function readMarker(dir: string): Promise<string[]> {
+  try {
+    return (await fs.readFile(path.join(dir, MARKER), 'utf8')).trim().split(/\s+/);
+  } catch {
+    return [];
+  }
+}
+
 /** Whether `dir` is the env dir of env `id` (its marker says so). */
 export async function ownsWorkdir(dir: string, id: string): Promise<boolean> {
-  try {
-    return (await fs.readFile(path.join(dir, MARKER), 'utf8')).trim() === id;
-  } catch {
-    return false;
-  }
+  return (await readMarker(dir))[0] === id;
+}
+
+/** The `ost up` process that made an env dir, from its marker (undefined while it is being written). */
+export async function markerOwner(dir: string): Promise<ProcessId | undefined> {
+  const [, pid, start] = await readMarker(dir);
+  return pid && /^\d+$/.test(pid) ? { pid: Number(pid), start: start ?? '' } : undefined;
 }
 
 /** Remove an env's dir (only when its marker names the env) and its <state>/envs/<id> link. */
