@@ -10,6 +10,7 @@ import type { Reporter } from '../core/events.js';
 import { formatCommand, run } from '../core/exec.js';
 import { allocatedBytes, atomicWriteFile, commitFile, exists, removeTree } from '../core/fsutil.js';
 import { acquireLock } from '../core/lock.js';
+import { processAlive } from '../core/process.js';
 import { requireTools, type ToolName } from '../core/require-tool.js';
 import { readFromGuest } from '../tools/guestfish.js';
 import { runArgv } from '../tools/run-tool.js';
@@ -17,7 +18,7 @@ import { ensureKeyPair, readPublicKey } from './keypair.js';
 import { debootstrapActions } from './layers/debootstrap.js';
 import { derivedActions } from './layers/derived.js';
 import { importActions } from './layers/import.js';
-import { installActions, LIBVIRT_URI } from './layers/install.js';
+import { installActions, installDomainOwner, LIBVIRT_URI } from './layers/install.js';
 import type { Action, LayerContext } from './layers/types.js';
 import {
   diffPackages,
@@ -239,9 +240,10 @@ async function cleanStale(set: ImageSet, paths: BuildPaths, reporter: Reporter):
     const res = await run('virsh', ['--connect', LIBVIRT_URI, 'list', '--name'], {
       allowFailure: true,
     }).catch(() => undefined);
-    const prefix = `ost-build-${set.distro}-`;
     for (const name of (res?.stdout ?? '').split('\n').map((s) => s.trim())) {
-      if (name.startsWith(prefix)) {
+      // only the domains of builds that are gone: another build of this distro may be running
+      const owner = installDomainOwner(set.distro, name);
+      if (owner && !processAlive(owner)) {
         await run('virsh', ['--connect', LIBVIRT_URI, 'destroy', name], { allowFailure: true });
         reporter({ type: 'info', message: `destroyed leftover install domain ${name}` });
       }

@@ -2,10 +2,12 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { installDomainName, installDomainOwner } from '../../src/builder/layers/install.js';
 import { computeKeys } from '../../src/builder/plan/keys.js';
 import { loadImageSet } from '../../src/builder/plan/load.js';
 import { makePlan } from '../../src/builder/plan/plan.js';
 import { BuildPaths, writeManifest } from '../../src/builder/state.js';
+import { type ProcessId, processAlive, self } from '../../src/core/process.js';
 import { tempTree } from '../helpers/sets.js';
 
 const IMG = 'not really an image';
@@ -134,5 +136,19 @@ describe('content keys and the plan', () => {
     const plan = await makePlan(set, keys, paths);
     expect(plan.map((e) => e.action)).toEqual(['cached', 'cached', 'cached', 'build']);
     expect(plan[3]?.reason).toBe('parent b was rebuilt since');
+  });
+});
+
+describe('install domains of concurrent builds', () => {
+  it('are named after the build process that owns them, so a build only removes those of dead builds', () => {
+    const me = self();
+    const name = installDomainName('el9stream', 'base', me);
+    expect(name).toBe(`ost-build-el9stream-base-p${me.pid}s${me.start}`);
+    expect(installDomainOwner('el9stream', name)).toEqual(me);
+    expect(processAlive(installDomainOwner('el9stream', name) as ProcessId)).toBe(true);
+    // a build of another distro, an older name without an owner, or another tool's domain: never ours
+    expect(installDomainOwner('debian12', name)).toBeUndefined();
+    expect(installDomainOwner('el9stream', 'ost-build-el9stream-base-1a2b3c4d')).toBeUndefined();
+    expect(processAlive({ pid: me.pid, start: `${me.start}1` })).toBe(false);
   });
 });

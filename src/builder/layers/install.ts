@@ -2,6 +2,7 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { run } from '../../core/exec.js';
+import { type ProcessId, self } from '../../core/process.js';
 import { createArgv } from '../../tools/qemu-img.js';
 import { virtInstallArgv } from '../../tools/virt-install.js';
 import { placeholdersIn } from '../plan/load.js';
@@ -28,6 +29,22 @@ export function answerFileBoot(b: InstallBase): { name: string; args: string } {
     : { name: 'preseed.cfg', args: 'auto=true priority=critical console=ttyS0' };
 }
 
+/**
+ * The transient install domain of a layer: `ost-build-<distro>-<layer>-p<pid>s<start>`. It names the build
+ * process that owns it, so two builds never share a name, and a later build removes only the domains of
+ * builds that are gone.
+ */
+export function installDomainName(distro: string, layer: string, owner: ProcessId): string {
+  return `ost-build-${distro}-${layer}-p${owner.pid}s${owner.start || '0'}`;
+}
+
+/** The owner named in an install domain's name, if it is one of a set of this distro. */
+export function installDomainOwner(distro: string, name: string): ProcessId | undefined {
+  if (!name.startsWith(`ost-build-${distro}-`)) return undefined;
+  const m = /-p(\d+)s(\d+)$/.exec(name);
+  return m ? { pid: Number(m[1]), start: m[2] === '0' ? '' : (m[2] as string) } : undefined;
+}
+
 export const LIBVIRT_URI = process.env.LIBVIRT_DEFAULT_URI ?? 'qemu:///system';
 
 export function installActions(ctx: LayerContext): Action[] {
@@ -36,7 +53,7 @@ export function installActions(ctx: LayerContext): Action[] {
   const boot = answerFileBoot(b);
   const answer = path.join(ctx.work, boot.name);
   const initrd = path.join(ctx.work, 'initrd-with-answers.img');
-  const name = `ost-build-${ctx.set.distro}-${ctx.layer.name}-${ctx.key.slice(0, 8)}`;
+  const name = installDomainName(ctx.set.distro, ctx.layer.name, self());
   const hostname = `${ctx.set.distro}-${ctx.layer.name}`.replace(/[^a-z0-9-]/g, '-');
   const kernelArgs = [boot.args, ...b.extraArgs].join(' ');
   const actions: Action[] = [
