@@ -38,8 +38,9 @@ export function infoArgv(file: string, forceShare = false): string[] {
   return ['qemu-img', 'info', ...(forceShare ? ['-U'] : []), '--backing-chain', '--output=json', file];
 }
 
-export function checkArgv(file: string): string[] {
-  return ['qemu-img', 'check', '--output=json', '-f', 'qcow2', file];
+/** argv: check a qcow2's metadata; `forceShare` (-U) checks one that running VMs hold open. */
+export function checkArgv(file: string, forceShare = false): string[] {
+  return ['qemu-img', 'check', ...(forceShare ? ['-U'] : []), '--output=json', '-f', 'qcow2', file];
 }
 
 function num(v: unknown): number {
@@ -102,8 +103,8 @@ export async function info(file: string, opts?: ExecOptions, forceShare = false)
 }
 
 /** qemu-img check; exit 0 clean, 3 leaks only (harmless), 2 corruption, 1 check failed. */
-export async function check(file: string, opts?: ExecOptions): Promise<CheckResult> {
-  const res = await exec(checkArgv(file), { ...opts, allowFailure: true });
+export async function check(file: string, opts?: ExecOptions, forceShare = false): Promise<CheckResult> {
+  const res = await exec(checkArgv(file, forceShare), { ...opts, allowFailure: true });
   if (res.exitCode === 0 || res.exitCode === 3 || res.exitCode === 2) {
     const parsed = parseCheck(res.stdout);
     if (res.exitCode === 2 && parsed.corruptions === 0) parsed.corruptions = 1;

@@ -1,8 +1,9 @@
 // resolveImages on real qcow2 chains made with qemu-img in a temp dir, and on an empty rpm root.
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { run } from '../../src/core/exec.js';
 import type { EnvVm } from '../../src/launcher/env/model.js';
 import { resolveImages } from '../../src/launcher/images/resolve.js';
 import { create, createOverlay } from '../../src/tools/qemu-img.js';
@@ -68,6 +69,34 @@ describe('resolving images', () => {
     expect(msg).toMatch(/image debian12-engine-installed: the backing chain of .* does not resolve/);
     expect(msg).toMatch(
       /image debian12-host-installed: qemu \(user libvirt-qemu\) cannot read the chain: directory .* is not searchable/,
+    );
+    rmSync(dir, { recursive: true });
+  });
+
+  it('refuses a truncated layer at once (qemu-img check), instead of a guest that never boots', async () => {
+    const dir = await imagesDir();
+    // a base with data in it, cut short as a failed copy or a full disk would leave it
+    const raw = path.join(dir, 'data.raw');
+    writeFileSync(raw, Buffer.alloc(8 * 2 ** 20, 0x5a));
+    rmSync(path.join(dir, 'debian12-base.qcow2'));
+    await run('qemu-img', [
+      'convert',
+      '-f',
+      'raw',
+      '-O',
+      'qcow2',
+      raw,
+      path.join(dir, 'debian12-base.qcow2'),
+    ]);
+    await resolveImages([vm('engine-installed')], { imagesDir: dir, qemu: root });
+    truncateSync(path.join(dir, 'debian12-base.qcow2'), 2 * 2 ** 20);
+    const err = await resolveImages([vm('engine-installed')], { imagesDir: dir, qemu: root }).catch(
+      (e: unknown) => e as Error,
+    );
+    expect((err as Error).message).toMatch(
+      new RegExp(
+        `image debian12-engine-installed: ${path.join(dir, 'debian12-base.qcow2')} is damaged \\(qemu-img check: [1-9][0-9]* corruptions, 0 check errors; truncated or overwritten\\?\\)\\n  fix: reinstall it`,
+      ),
     );
     rmSync(dir, { recursive: true });
   });

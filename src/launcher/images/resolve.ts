@@ -3,7 +3,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { OstError } from '../../core/errors.js';
-import { type ImageInfo, info as qemuImgInfo } from '../../tools/qemu-img.js';
+import { type ImageInfo, check as qemuImgCheck, info as qemuImgInfo } from '../../tools/qemu-img.js';
 import { parseRpmQuery, rpmFilesArgv, rpmQueryArgv } from '../../tools/rpm.js';
 import { runArgv } from '../../tools/run-tool.js';
 import type { EnvVm, ImageRef } from '../env/model.js';
@@ -155,6 +155,19 @@ export async function resolveImages(
       for (const f of chain) {
         const why = unreadableBy(opts.qemu, f);
         if (why) problems.push(`image ${text}: qemu (user ${opts.qemu.name}) cannot read the chain: ${why}`);
+      }
+      // a truncated or overwritten layer still opens, and fails only inside the booting guest: check its
+      // metadata now (a few ms per file; -U, running envs hold them open)
+      for (const [i, f] of chain.entries()) {
+        if (images[i]?.format !== 'qcow2') continue;
+        const c = await qemuImgCheck(f, { signal: opts.signal }, true).catch((err: unknown) => {
+          if (err instanceof OstError) return { corruptions: 0, checkErrors: 1 };
+          throw err;
+        });
+        if (c.corruptions > 0 || c.checkErrors > 0)
+          problems.push(
+            `image ${text}: ${f} is damaged (qemu-img check: ${c.corruptions} corruptions, ${c.checkErrors} check errors; truncated or overwritten?)\n  fix: reinstall it (dnf reinstall ${p.pkg?.name ?? 'the package that owns it'})`,
+          );
       }
       const key = opts.key ? path.resolve(opts.key) : findKey(chain, p.distro);
       if (!key || !existsSync(key)) {
