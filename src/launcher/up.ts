@@ -32,7 +32,7 @@ import { buildXml } from './libvirt/xml.js';
 import { ENV_ID, type IpMode, layoutEnv, NETWORK_NAME, newEnvId } from './net/layout.js';
 import { leaseSubnets, releaseLeases } from './net/leases.js';
 import { chooseOverlayRoot } from './overlays.js';
-import { VmGoneError, waitReady } from './ready/wait.js';
+import { parseDomState, VmGoneError, type VmState, waitReady } from './ready/wait.js';
 import { ownDir } from './safe-dir.js';
 import { exportPackageLists } from './state/ost-files.js';
 import {
@@ -121,10 +121,10 @@ async function settleAll<T>(items: readonly T[], fn: (item: T) => Promise<void>)
   if (failed) throw failed.reason;
 }
 
-/** Whether a domain is running: a transient domain that stopped is gone, and says so. */
-async function domainRunning(uri: string, name: string): Promise<boolean> {
-  const r = await virsh(uri, ['domstate', name], { allowFailure: true });
-  return r.exitCode === 0 && !/shut off|crashed/.test(r.stdout);
+/** A domain's state for the readiness wait: a transient domain that stopped is gone, and says so. */
+async function domainState(uri: string, name: string): Promise<VmState> {
+  const r = await virsh(uri, ['domstate', '--reason', name], { allowFailure: true });
+  return parseDomState(r.exitCode, r.stdout);
 }
 
 /** Subnets of other `ost<8 hex>-<N>` networks that are up (OST's own lagofy envs): never leased. */
@@ -364,7 +364,7 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
             address: vm.address,
             key: vm.key,
             consoleLog: vm.consoleLog,
-            running: () => domainRunning(o.uri, vm.libvirtName),
+            state: () => domainState(o.uri, vm.libvirtName),
           };
           const t0 = Date.now();
           let r: Awaited<ReturnType<typeof waitReady>>;

@@ -12,14 +12,31 @@ export interface ReadyTarget {
   address: string;
   key: string;
   consoleLog: string;
-  /** Whether the VM still runs (`virsh domstate`); asked between probes, so a dead VM fails at once. */
-  running?: () => Promise<boolean>;
+  /**
+   * The VM's libvirt state (`virsh domstate --reason`), asked between probes: a VM that is gone or that
+   * qemu paused (an I/O error: the disk holding its overlay is full) fails the wait at once.
+   */
+  state?: () => Promise<VmState>;
 }
 
 /** The last lines of a serial console log, indented, for an error message. */
 async function consoleTail(log: string): Promise<string> {
   const tail = await lastLines(log, 20);
   return `last lines of its serial console (${log}):\n${tail.map((l) => `  | ${l}`).join('\n') || '  (empty)'}`;
+}
+
+export type VmState = { kind: 'running' } | { kind: 'gone' } | { kind: 'paused'; reason: string };
+
+/**
+ * `virsh domstate --reason` as a VmState: `running (booted)`, `paused (I/O error)`; a failed call (no such
+ * domain: transient ones vanish when they stop), `shut off` or `crashed` is gone.
+ */
+export function parseDomState(exitCode: number, stdout: string): VmState {
+  const text = stdout.trim();
+  if (exitCode !== 0 || /^(shut off|crashed)/.test(text)) return { kind: 'gone' };
+  const paused = /^paused(?: \((.*)\))?/.exec(text);
+  if (paused) return { kind: 'paused', reason: paused[1] ?? 'paused' };
+  return { kind: 'running' };
 }
 
 /** The VM stopped (its qemu died, or it powered off) before it was ready. */
@@ -85,10 +102,19 @@ export async function waitReady(
           ? `ssh: ${res.stderr.trim().split('\n').pop() ?? 'failed'}`
           : `systemd is ${state || 'unknown'}`;
     }
-    if (t.running && !(await t.running())) {
+    const st = t.state ? await t.state() : { kind: 'running' as const };
+    if (st.kind === 'gone') {
       throw new VmGoneError(
         `VM ${t.vm} stopped while booting (its qemu exited; ${last})\n${await consoleTail(t.consoleLog)}`,
         'look at the console log and /var/log/libvirt/qemu/ for why it stopped',
+      );
+    }
+    if (st.kind === 'paused') {
+      throw new OstError(
+        `VM ${t.vm} was paused by qemu while booting (${st.reason})\n${await consoleTail(t.consoleLog)}`,
+        /I\/O error/i.test(st.reason)
+          ? 'qemu pauses a guest whose disk write failed: make room where its overlay lives (df), or use --overlay-dir / --overlay-reserve'
+          : 'look at the console log and /var/log/libvirt/qemu/ for why',
       );
     }
     await sleep(Math.min(backoff(attempt), Math.max(0, deadline - Date.now())), signal);
