@@ -14,7 +14,8 @@ async function pidsOf(name: string): Promise<number[]> {
 }
 
 export class LibvirtNetns {
-  private startedVirtlogd = false;
+  /** The daemons this namespace started, by pid (read from their pid files right after they started). */
+  private pids: number[] = [];
   private configDir?: string;
 
   private constructor(readonly name: string) {}
@@ -37,7 +38,7 @@ export class LibvirtNetns {
     await run('ip', ['-n', name, 'link', 'set', 'lo', 'up']);
     if ((await pidsOf('virtlogd')).length === 0) {
       await ns.exec(['virtlogd', '-d']);
-      ns.startedVirtlogd = true;
+      ns.pids.push(Number(readFileSync('/run/virtlogd.pid', 'utf8').trim()));
     }
     const args = ['libvirtd', '-d'];
     if (config) {
@@ -54,9 +55,16 @@ export class LibvirtNetns {
     await ns.exec(args);
     for (let i = 0; i < 60; i++) {
       const r = await run('virsh', ['-c', 'qemu:///system', 'version'], { allowFailure: true });
-      if (r.exitCode === 0) return ns;
+      if (r.exitCode === 0) {
+        ns.pids.unshift(Number(readFileSync('/run/libvirtd.pid', 'utf8').trim()));
+        return ns;
+      }
       await sleep(500);
     }
+    // not answering: stop what this call started before giving up
+    if (existsSync('/run/libvirtd.pid'))
+      ns.pids.unshift(Number(readFileSync('/run/libvirtd.pid', 'utf8').trim()));
+    await ns.stop();
     throw new Error('libvirtd in the test namespace did not answer within 30s');
   }
 
@@ -81,19 +89,16 @@ export class LibvirtNetns {
       await run('virsh', ['-c', 'qemu:///system', 'destroy', d], { allowFailure: true });
     for (const n of await this.ostObjects('network').catch(() => []))
       await run('virsh', ['-c', 'qemu:///system', 'net-destroy', n], { allowFailure: true });
-    const daemons: [string, string][] = [['libvirtd', '/run/libvirtd.pid']];
-    if (this.startedVirtlogd) daemons.push(['virtlogd', '/run/virtlogd.pid']);
-    for (const [daemon, pidfile] of daemons) {
-      const pid = existsSync(pidfile) ? Number(readFileSync(pidfile, 'utf8').trim()) : undefined;
-      for (const p of pid ? [pid] : await pidsOf(daemon)) {
-        try {
-          process.kill(p, 'SIGTERM');
-        } catch {
-          // already gone
-        }
+    // only the daemons this namespace started, by the pids they had then (never another libvirtd)
+    for (const p of this.pids) {
+      try {
+        process.kill(p, 'SIGTERM');
+      } catch {
+        // already gone
       }
     }
-    for (let i = 0; i < 20 && (await pidsOf('libvirtd')).length > 0; i++) await sleep(250);
+    const alive = (p: number) => existsSync(`/proc/${p}`);
+    for (let i = 0; i < 20 && this.pids.some(alive); i++) await sleep(250);
     await run('ip', ['netns', 'del', this.name], { allowFailure: true });
     if (this.configDir) rmSync(this.configDir, { recursive: true, force: true });
   }
