@@ -2,7 +2,7 @@
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureKeyPair } from '../../src/builder/keypair.js';
 import { computeKeys } from '../../src/builder/plan/keys.js';
 import { loadImageSet } from '../../src/builder/plan/load.js';
@@ -15,8 +15,14 @@ import { isRoot } from './helpers.js';
 const GiB = 2 ** 30;
 
 describe.skipIf(!isRoot)('a layer bigger than 4 GiB', () => {
-  const dir = mkdtempSync('/var/tmp/ost-large-');
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  // made in beforeAll, not while collecting: a skipped describe runs its body but not its hooks
+  let dir = '';
+  beforeAll(() => {
+    dir = mkdtempSync('/var/tmp/ost-large-');
+  });
+  afterAll(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
 
   it(
     'packs into an RPM and installs with dnf',
