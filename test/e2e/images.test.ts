@@ -15,6 +15,7 @@ import {
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
+import { readRepo } from '../../src/builder/repo/metadata.js';
 import { run } from '../../src/core/exec.js';
 import { linkOrCopy } from '../../src/core/fsutil.js';
 import { REPO_ROOT } from '../helpers/sets.js';
@@ -533,18 +534,26 @@ describe.skipIf(!isRoot)('ost publish-images / build-images --publish (real tool
   );
 
   it(
-    'retention --keep 1 keeps whole chains: the kept leaf keeps the older base it requires',
+    'retention --keep 1: dropped RPMs leave the served metadata at once and the disk one publish later',
     async () => {
+      const before = repoFiles();
       const r = await ost(['publish-images', setFile, '--out', out, '--repo', repo, '--keep', '1', '--json']);
       expect(r.code, r.stderr).toBe(0);
-      const files = repoFiles();
-      const names = files.map((f) => f.replace(/-1-[0-9.]+\.noarch\.rpm$/, ''));
-      expect(names.sort()).toEqual([
+      const name = (f: string) => f.replace(/-1-[0-9.]+\.noarch\.rpm$/, '');
+      // served: one complete set (base, leaf-a, leaf-b; leaf-a-squashed was not in it)
+      const served = (await readRepo(repo)).map((x) => x.location.replace(/^Packages\//, '')).sort();
+      expect(served.map(name).sort()).toEqual([
         'ost-images-debian12-base',
         'ost-images-debian12-leaf-a',
         'ost-images-debian12-leaf-b',
       ]);
-      // the base was published in the first set, long before this leaf-b: it is still there
+      // dropped, but still on disk for clients that read the previous metadata
+      const dropped = before.filter((f) => !served.includes(f));
+      expect(dropped.length).toBeGreaterThan(0);
+      expect(repoFiles()).toEqual(expect.arrayContaining(before));
+      expect(JSON.parse(readFileSync(path.join(repo, '.ost/dropped-debian12.json'), 'utf8')).sort()).toEqual(
+        dropped,
+      );
       const fresh = path.join(work, 'root-after-retention');
       const i = await dnf(fresh, repo, [
         'install',
@@ -553,6 +562,20 @@ describe.skipIf(!isRoot)('ost publish-images / build-images --publish (real tool
       ]);
       expect(i.exitCode, i.stderr).toBe(0);
       rmSync(fresh, { recursive: true, force: true });
+      // the next publish deletes them
+      const again = await ost([
+        'publish-images',
+        setFile,
+        '--out',
+        out,
+        '--repo',
+        repo,
+        '--keep',
+        '1',
+        '--json',
+      ]);
+      expect(again.code, again.stderr).toBe(0);
+      expect(repoFiles()).toEqual(served);
     },
     30 * MIN,
   );

@@ -10,6 +10,7 @@ import { atomicWriteFile, exists, fileSha256, fsyncDir, removeTree } from '../..
 import { acquireLock } from '../../core/lock.js';
 import { requireTools } from '../../core/require-tool.js';
 import { createrepoArgv } from '../../tools/createrepo.js';
+import { parseDeps, queryProvidesArgv } from '../../tools/rpmbuild.js';
 import { runArgv } from '../../tools/run-tool.js';
 import type { ImageSet } from '../plan/model.js';
 import type { PackedRpm } from '../rpm/pack.js';
@@ -60,6 +61,8 @@ export function repoPaths(repo: string) {
     repodata: path.join(repo, 'repodata'),
     meta: path.join(repo, '.ost'),
     lock: path.join(repo, '.ost', 'lock'),
+    /** RPMs retention dropped from the metadata at the distro's last publish: deleted at its next one. */
+    dropped: (distro: string) => path.join(repo, '.ost', `dropped-${distro}.json`),
     sets: (distro: string) => path.join(repo, '.ost', 'sets', distro),
     gpgKey: path.join(repo, 'RPM-GPG-KEY-ost-images'),
   };
@@ -103,13 +106,23 @@ export function filesToKeep(records: SetRecord[], keep: number): Set<string> {
   return files;
 }
 
-/** Add the set's RPMs, record the set, apply retention and swap in new metadata. */
+/**
+ * Add the set's RPMs, apply retention and swap in new metadata; record the set once it is served.
+ * Clients keep working across a publish: the new generation also carries the previous generation's
+ * metadata files (a client that read the old repomd.xml fetches them from repodata/), and an RPM that
+ * retention drops leaves the metadata now but the disk only at the next publish.
+ */
 export async function publishSet(
   set: ImageSet,
   rpms: PackedRpm[],
   opts: PublishOptions,
 ): Promise<PublishResult> {
-  requireTools(['createrepo_c']);
+  requireTools(['createrepo_c', 'rpm']);
+  if (opts.keep !== undefined && (!Number.isInteger(opts.keep) || opts.keep < 1))
+    throw new OstError(
+      `keep ${opts.keep}: a repository keeps at least 1 complete set`,
+      'give --keep 1 or more',
+    );
   const reporter: Reporter = opts.reporter ?? (() => {});
   const p = repoPaths(path.resolve(opts.repo));
   const repo = path.resolve(opts.repo);
@@ -117,19 +130,31 @@ export async function publishSet(
   await fs.mkdir(p.sets(set.distro), { recursive: true });
   const lock = await acquireLock(p.lock, `ost publish-images ${set.distro}`, 10 * 60_000);
   try {
-    // 1. packages: new names only; an existing name must be the very same file
+    // 0. what killed publishes left: half-copied RPMs
+    for (const f of await fs.readdir(p.packages))
+      if (/\.tmp-[0-9a-f]{8}$/.test(f)) await fs.rm(path.join(p.packages, f), { force: true });
+
+    // 1. packages: new names only; an existing name must be the very same build
     const added: string[] = [];
+    const files = new Map<string, string>();
     for (const r of rpms) {
       const dest = path.join(p.packages, path.basename(r.file));
+      files.set(r.file, path.basename(dest));
       if (await exists(dest)) {
         const [a, b] = await Promise.all([fileSha256(dest), fileSha256(r.file)]);
-        if (a !== b) {
-          throw new OstError(
-            `${path.basename(r.file)} already exists in ${repo} with different content`,
-            'another build published the same name-version-release; rebuild the layer (--force) to get a new release',
-          );
+        if (a === b) continue;
+        // the same build packed again (another --payload, signed or not): the published bytes stay
+        if ((await providesOf(dest)) === (await providesOf(r.file))) {
+          reporter({
+            type: 'info',
+            message: `${path.basename(dest)} is already published (packed differently); keeping the published file`,
+          });
+          continue;
         }
-        continue;
+        throw new OstError(
+          `${path.basename(r.file)} already exists in ${repo} from another build`,
+          'another build published the same name-version-release; rebuild the layer (--force) to get a new release',
+        );
       }
       const tmp = `${dest}.tmp-${randomBytes(4).toString('hex')}`;
       try {
@@ -143,14 +168,14 @@ export async function publishSet(
     }
     await fsyncDir(p.packages);
 
-    // 2. the set record, then retention over complete sets
+    // 2. retention over complete sets (the recorded ones and this one)
     const record: SetRecord = {
       distro: set.distro,
       publishedAt: new Date().toISOString(),
       packages: rpms.map((r) => ({
         name: r.name,
         evr: `${r.version}-${r.release}`,
-        file: path.basename(r.file),
+        file: files.get(r.file) as string,
         layer: r.layer,
         key: r.key,
         squashed: r.squashed,
@@ -158,46 +183,91 @@ export async function publishSet(
       })),
     };
     const id = stamp();
-    const recordFile = path.join(p.sets(set.distro), `${id}.json`);
-    await atomicWriteFile(recordFile, `${JSON.stringify(record, null, 2)}\n`);
     const records = await readSetRecords(repo, set.distro);
+    const pending = await readDropped(p.dropped(set.distro));
     let removed: string[] = [];
     let droppedRecords: string[] = [];
+    let keep: Set<string> | undefined;
     if (opts.keep !== undefined) {
-      const keep = filesToKeep(
-        records.map((r) => r.record),
-        opts.keep,
-      );
+      keep = filesToKeep([...records.map((r) => r.record), record], opts.keep);
       const prefix = `ost-images-${set.distro}-`;
       removed = (await fs.readdir(p.packages)).filter(
-        (f) => f.startsWith(prefix) && f.endsWith('.rpm') && !keep.has(f),
+        (f) => f.startsWith(prefix) && f.endsWith('.rpm') && !keep?.has(f) && !pending.includes(f),
       );
-      droppedRecords = records.slice(0, Math.max(0, records.length - opts.keep)).map((r) => r.file);
+      droppedRecords = records.slice(0, Math.max(0, records.length + 1 - opts.keep)).map((r) => r.file);
     }
+    // RPMs dropped last time are in no served metadata: deleted now, unless retention wants them again
+    const toDelete = keep ? pending.filter((f) => !keep?.has(f)) : [];
 
-    // 3. new metadata generation, signed, then one rename makes it current
+    // 3. new metadata generation (with the previous one's files), signed, then one rename makes it current
     const gen = path.join(p.meta, `gen-${id}`);
     await fs.mkdir(gen, { recursive: true }); // createrepo_c 0.20 refuses an --outputdir that does not exist
     const current = (await exists(path.join(p.repodata, 'repomd.xml'))) ? p.repodata : undefined;
     await runArgv(
-      createrepoArgv({ repo, outputDir: gen, updateFrom: current, excludes: [...removed, '*.tmp-*'] }),
+      createrepoArgv({
+        repo,
+        outputDir: gen,
+        updateFrom: current,
+        excludes: [...removed, ...toDelete, '*.tmp-*'],
+      }),
       { timeoutMs: 60 * 60_000 },
     );
+    if (current) await carryMetadata(current, path.join(gen, 'repodata'));
     if (opts.sign) await signRepomd(path.join(gen, 'repodata', 'repomd.xml'), opts.sign, p.gpgKey);
     await opts.beforeSwap?.();
     await swapRepodata(repo, gen);
+    // the set counts as published (and for retention) only now that it is served
+    const recordFile = path.join(p.sets(set.distro), `${id}.json`);
+    await atomicWriteFile(recordFile, `${JSON.stringify(record, null, 2)}\n`);
     reporter({
       type: 'info',
-      message: `published ${set.distro}: ${added.length} new RPM(s), ${removed.length} removed → ${repo}`,
+      message: `published ${set.distro}: ${added.length} new RPM(s), ${removed.length} dropped → ${repo}`,
     });
 
-    // 4. after the swap nothing references them any more
-    for (const f of removed) await fs.rm(path.join(p.packages, f), { force: true });
+    // 4. what no served metadata names any more: last time's drops, old records, old generations
+    await atomicWriteFile(p.dropped(set.distro), `${JSON.stringify(removed)}\n`);
+    for (const f of toDelete) await fs.rm(path.join(p.packages, f), { force: true });
     for (const f of droppedRecords) await fs.rm(f, { force: true });
     await pruneGenerations(repo, gen);
     return { added, removed, generation: gen, record: recordFile };
   } finally {
     await lock.release();
+  }
+}
+
+/** What an RPM file provides (its layer key, build id, squashed key…), sorted: equal means the same build. */
+async function providesOf(rpmFile: string): Promise<string> {
+  const res = await runArgv(queryProvidesArgv(rpmFile));
+  return parseDeps(res.stdout)
+    .map((d) => `${d.name} ${d.flags ?? ''} ${d.version ?? ''}`)
+    .sort()
+    .join('\n');
+}
+
+async function readDropped(file: string): Promise<string[]> {
+  try {
+    const v: unknown = JSON.parse(await fs.readFile(file, 'utf8'));
+    return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string' && !x.includes('/')) : [];
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Hard-link into the new generation's repodata/ every metadata file the current repomd.xml names that the
+ * new one does not have: a client that fetched the old repomd.xml just before the swap still finds them.
+ */
+async function carryMetadata(currentRepodata: string, newRepodata: string): Promise<void> {
+  const repomd = await fs.readFile(path.join(currentRepodata, 'repomd.xml'), 'utf8');
+  for (const m of repomd.matchAll(/<location href="repodata\/([^"/]+)"/g)) {
+    const name = m[1] as string;
+    const dest = path.join(newRepodata, name);
+    if (await exists(dest)) continue;
+    const src = path.join(currentRepodata, name);
+    if (!(await exists(src))) continue;
+    await fs.link(await fs.realpath(src), dest).catch(async () => {
+      await fs.copyFile(src, dest);
+    });
   }
 }
 

@@ -1,0 +1,114 @@
+// publishSet on tiny real RPMs (rpmbuild) and real createrepo_c: what a client of the repository sees
+// across publishes, and what a failed or repeated publish leaves.
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import type { ImageSet } from '../../src/builder/plan/model.js';
+import { readRepo } from '../../src/builder/repo/metadata.js';
+import { publishSet, readSetRecords } from '../../src/builder/repo/publish.js';
+import type { PackedRpm } from '../../src/builder/rpm/pack.js';
+import { renderSpec } from '../../src/builder/rpm/spec.js';
+import { run } from '../../src/core/exec.js';
+import { rpmbuildArgv } from '../../src/tools/rpmbuild.js';
+import { tempTree } from '../helpers/sets.js';
+
+const set = { distro: 't' } as ImageSet;
+
+/** One layer RPM of distro t: `release`, from build `buildId`, packed with `payload`. */
+async function rpm(dir: string, layer: string, release: string, buildId: string, payload = 'w1T0.zstdio') {
+  const name = `ost-images-t-${layer}`;
+  const top = path.join(dir, `top-${layer}-${release}-${payload}`);
+  writeFileSync(path.join(dir, `${layer}.txt`), `${layer} ${buildId}\n`);
+  const spec = path.join(dir, `${name}-${release}.spec`);
+  writeFileSync(
+    spec,
+    renderSpec({
+      name,
+      version: '1',
+      release,
+      summary: 's',
+      description: 'd',
+      provides: [`ost-images-layer(t-${layer}) = k${layer}`, `ost-images-build(t-${layer}) = ${buildId}`],
+      requires: [],
+      payload,
+      files: [{ src: path.join(dir, `${layer}.txt`), name: `t-${layer}.txt`, mode: '0644' }],
+    }),
+  );
+  await run('rpmbuild', rpmbuildArgv(spec, top).slice(1));
+  const file = path.join(top, 'RPMS/noarch', `${name}-1-${release}.noarch.rpm`);
+  return {
+    name,
+    version: '1',
+    release,
+    file,
+    layer,
+    key: `k${layer}`,
+    buildId,
+    squashed: false,
+    built: true,
+    bytes: 0,
+  } satisfies PackedRpm;
+}
+
+const served = async (repo: string) => (await readRepo(repo)).map((p) => `${p.name}-${p.release}`).sort();
+
+describe('publishing into a repository', () => {
+  it('keeps the previous metadata reachable after the swap and deletes dropped RPMs one publish later', async () => {
+    const dir = tempTree({});
+    const repo = path.join(dir, 'repo');
+    await publishSet(set, [await rpm(dir, 'base', '1', 'b1')], { repo, keep: 1 });
+    const oldRepomd = readFileSync(path.join(repo, 'repodata/repomd.xml'), 'utf8');
+    const oldFiles = [...oldRepomd.matchAll(/<location href="(repodata\/[^"]+)"/g)].map(
+      (m) => m[1] as string,
+    );
+    await publishSet(set, [await rpm(dir, 'base', '2', 'b2')], { repo, keep: 1 });
+    // a client holding the old repomd.xml still finds every file it names, and the RPM it lists
+    for (const f of oldFiles) expect(existsSync(path.join(repo, f)), f).toBe(true);
+    expect(existsSync(path.join(repo, 'Packages/ost-images-t-base-1-1.noarch.rpm'))).toBe(true);
+    expect(await served(repo)).toEqual(['ost-images-t-base-2']);
+    await publishSet(set, [await rpm(dir, 'base', '3', 'b3')], { repo, keep: 1 });
+    expect(readdirSync(path.join(repo, 'Packages')).sort()).toEqual([
+      'ost-images-t-base-1-2.noarch.rpm',
+      'ost-images-t-base-1-3.noarch.rpm',
+    ]);
+    expect(await served(repo)).toEqual(['ost-images-t-base-3']);
+    expect((await readSetRecords(repo, 't')).length).toBe(1);
+  }, 120_000);
+
+  it('records a set only once it is served, and clears copies a killed publish left', async () => {
+    const dir = tempTree({});
+    const repo = path.join(dir, 'repo');
+    await publishSet(set, [await rpm(dir, 'base', '1', 'b1')], { repo });
+    writeFileSync(path.join(repo, 'Packages/ost-images-t-leaf-1-1.noarch.rpm.tmp-0a1b2c3d'), 'half');
+    const leaf = await rpm(dir, 'leaf', '1', 'l1');
+    await expect(
+      publishSet(set, [leaf], {
+        repo,
+        beforeSwap: async () => {
+          throw new Error('killed before the swap');
+        },
+      }),
+    ).rejects.toThrow(/killed before the swap/);
+    expect((await readSetRecords(repo, 't')).length).toBe(1);
+    expect(await served(repo)).toEqual(['ost-images-t-base-1']);
+    expect(readdirSync(path.join(repo, 'Packages')).filter((f) => f.includes('.tmp-'))).toEqual([]);
+    await publishSet(set, [leaf], { repo });
+    expect((await readSetRecords(repo, 't')).length).toBe(2);
+  }, 120_000);
+
+  it('takes the same build packed again as already published, refuses another build under the same name', async () => {
+    const dir = tempTree({});
+    const repo = path.join(dir, 'repo');
+    await publishSet(set, [await rpm(dir, 'base', '1', 'b1')], { repo });
+    const published = readFileSync(path.join(repo, 'Packages/ost-images-t-base-1-1.noarch.rpm'));
+    const repacked = await rpm(dir, 'base', '1', 'b1', 'w3T0.xzdio');
+    await publishSet(set, [repacked], { repo });
+    expect(readFileSync(path.join(repo, 'Packages/ost-images-t-base-1-1.noarch.rpm')).equals(published)).toBe(
+      true,
+    );
+    await expect(publishSet(set, [await rpm(dir, 'base', '1', 'other')], { repo })).rejects.toThrow(
+      /ost-images-t-base-1-1\.noarch\.rpm already exists in .* from another build/,
+    );
+    await expect(publishSet(set, [repacked], { repo, keep: 0 })).rejects.toThrow(/keeps at least 1/);
+  }, 120_000);
+});
