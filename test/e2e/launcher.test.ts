@@ -339,4 +339,53 @@ describe.skipIf(!isRoot)('ost up / down on real libvirt in a network namespace',
     },
     10 * MIN,
   );
+
+  it(
+    'kill -9 of ost up as its overlays, its first network, its first domain appear: ost gc leaves nothing; kill -9 of ost down: a second down finishes',
+    async () => {
+      const poll = async (what: () => Promise<boolean>) => {
+        for (let i = 0; i < 3000 && !(await what()); i++) await new Promise((r) => setTimeout(r, 10));
+      };
+      const points: [string, () => Promise<boolean>][] = [
+        ['overlays', async () => existsSync(overlayDir) && readdirSync(overlayDir).length > 0],
+        ['network', async () => (await ns.ostObjects('network')).length > 0],
+        ['domain', async () => (await ns.ostObjects('domain')).length > 0],
+      ];
+      for (const [point, appeared] of points) {
+        const child = spawn(
+          'ip',
+          ['netns', 'exec', ns.name, OST, 'up', 'demo-suite', '--images-root', root],
+          {
+            env: { ...process.env, ...env },
+            stdio: 'ignore',
+          },
+        );
+        const exited = new Promise((r) => child.on('exit', r));
+        await poll(appeared);
+        child.kill('SIGKILL');
+        await exited;
+        if (point !== 'domain') {
+          const gc = await ostNs(['gc', '--json']);
+          expect(gc.code, `${point}: ${gc.stderr}`).toBe(0);
+          expect(await leftovers(), point).toEqual(NOTHING);
+          continue;
+        }
+        // the last one is torn down by an ost down that is itself killed once its first domain is gone
+        const id = (JSON.parse((await ostNs(['list', '--json'])).stdout) as { id: string }[])[0]
+          ?.id as string;
+        const down = spawn('ip', ['netns', 'exec', ns.name, OST, 'down', id], {
+          env: { ...process.env, ...env },
+          stdio: 'ignore',
+        });
+        const downExited = new Promise((r) => down.on('exit', r));
+        await poll(async () => (await ns.ostObjects('domain')).length < 2);
+        down.kill('SIGKILL');
+        await downExited;
+        const again = await ostNs(['down', id]);
+        expect(again.code, again.stderr).toBe(0);
+        expect(await leftovers()).toEqual(NOTHING);
+      }
+    },
+    10 * MIN,
+  );
 });
