@@ -622,6 +622,24 @@ describe.skipIf(!isRoot)('ost publish-images / build-images --publish (real tool
         '--setopt=ost.repo_gpgcheck=1',
         `--setopt=ost.gpgkey=file://${key}`,
       ];
+      // every RPM carries a signature by that key: checked with rpmkeys against the exported key alone
+      // (not only dnf's repo checksum)
+      const keyring = path.join(work, 'rpmkeys-root');
+      mkdirSync(keyring, { recursive: true });
+      const rpmkeysK = (f: string) =>
+        run('rpmkeys', ['--root', keyring, '-K', f], { allowFailure: true }).then((x) => x);
+      const rpmFiles = readdirSync(path.join(signed, 'Packages')).map((f) =>
+        path.join(signed, 'Packages', f),
+      );
+      expect(rpmFiles.length).toBeGreaterThan(0);
+      // before the key is known: the signatures cannot be verified
+      expect((await rpmkeysK(rpmFiles[0] as string)).exitCode).not.toBe(0);
+      await run('rpmkeys', ['--root', keyring, '--import', key]);
+      for (const f of rpmFiles) {
+        const k = await rpmkeysK(f);
+        expect(k.exitCode, `${f}: ${k.stdout}${k.stderr}`).toBe(0);
+        expect(k.stdout).toMatch(/digests signatures OK/);
+      }
       const okRoot = path.join(work, 'root-signed');
       const ok = await dnf(okRoot, signed, ['install', 'ost-images-debian12-leaf-b'], gpg);
       expect(ok.exitCode, ok.stderr).toBe(0);
@@ -636,6 +654,10 @@ describe.skipIf(!isRoot)('ost publish-images / build-images --publish (real tool
       bytes[mid] = (bytes[mid] as number) ^ 0xff;
       rmSync(file);
       writeFileSync(file, bytes);
+      const tampered = await rpmkeysK(file);
+      expect(tampered.exitCode).not.toBe(0);
+      expect(tampered.stdout).toMatch(/NOT OK/);
+      rmSync(keyring, { recursive: true, force: true });
       const badRoot = path.join(work, 'root-tampered');
       const bad = await dnf(badRoot, signed, ['install', 'ost-images-debian12-base'], gpg);
       expect(bad.exitCode).not.toBe(0);
