@@ -2,6 +2,7 @@
 // across publishes, and what a failed or repeated publish leaves.
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import type { ImageSet } from '../../src/builder/plan/model.js';
 import { readRepo } from '../../src/builder/repo/metadata.js';
@@ -110,5 +111,56 @@ describe('publishing into a repository', () => {
       /ost-images-t-base-1-1\.noarch\.rpm already exists in .* from another build/,
     );
     await expect(publishSet(set, [repacked], { repo, keep: 0 })).rejects.toThrow(/keeps at least 1/);
+  }, 120_000);
+
+  it('serves a client refreshing metadata in a loop during two publishes without one error', async () => {
+    const dir = tempTree({});
+    const repo = path.join(dir, 'repo');
+    await publishSet(set, [await rpm(dir, 'base', '1', 'b1')], { repo, keep: 1 });
+    const next = [await rpm(dir, 'base', '2', 'b2'), await rpm(dir, 'base', '3', 'b3')];
+    let done = false;
+    let reads = 0;
+    const errors: string[] = [];
+    // as dnf does: repomd.xml first, then (a moment later) the files it names, then the RPMs they list
+    const client = (async () => {
+      while (!done) {
+        try {
+          const repomd = readFileSync(path.join(repo, 'repodata/repomd.xml'), 'utf8');
+          await new Promise((r) => setTimeout(r, 5));
+          for (const m of repomd.matchAll(/<location href="([^"]+)"/g))
+            readFileSync(path.join(repo, m[1] as string));
+          const primary = /<data type="primary">[\s\S]*?<location href="([^"]+)"/.exec(repomd)?.[1] as string;
+          const xml = gunzipSync(readFileSync(path.join(repo, primary))).toString();
+          for (const m of xml.matchAll(/<location href="([^"]+)"/g))
+            if (!existsSync(path.join(repo, m[1] as string))) errors.push(`missing ${m[1]}`);
+          reads++;
+        } catch (err) {
+          errors.push(String(err));
+        }
+      }
+    })();
+    // and a client that read repomd.xml just before each swap fetches the rest just after it
+    const held: string[] = [];
+    for (const r of next)
+      await publishSet(set, [r], {
+        repo,
+        keep: 1,
+        beforeSwap: async () => {
+          held.push(readFileSync(path.join(repo, 'repodata/repomd.xml'), 'utf8'));
+        },
+      });
+    done = true;
+    await client;
+    expect(errors).toEqual([]);
+    expect(held).toHaveLength(2);
+    const last = held[1] as string;
+    const primary = /<data type="primary">[\s\S]*?<location href="([^"]+)"/.exec(last)?.[1] as string;
+    for (const m of last.matchAll(/<location href="([^"]+)"/g))
+      expect(existsSync(path.join(repo, m[1] as string)), m[1]).toBe(true);
+    for (const m of gunzipSync(readFileSync(path.join(repo, primary)))
+      .toString()
+      .matchAll(/<location href="([^"]+)"/g))
+      expect(existsSync(path.join(repo, m[1] as string)), m[1]).toBe(true);
+    expect(reads).toBeGreaterThan(10);
   }, 120_000);
 });
