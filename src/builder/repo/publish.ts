@@ -6,6 +6,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { OstError } from '../../core/errors.js';
 import type { Reporter } from '../../core/events.js';
+import { faultPoint } from '../../core/fault.js';
 import { atomicWriteFile, exists, fileSha256, fsyncDir, removeTree } from '../../core/fsutil.js';
 import { acquireLock } from '../../core/lock.js';
 import { requireTools } from '../../core/require-tool.js';
@@ -160,6 +161,7 @@ export async function publishSet(
       try {
         // a copy, never a hard link: rpmsign rewrites RPMs in place, and published bytes must not change
         await fs.copyFile(r.file, tmp, fsConstants.COPYFILE_FICLONE);
+        await faultPoint('publish:copy');
         await fs.rename(tmp, dest);
       } finally {
         await fs.rm(tmp, { force: true });
@@ -215,10 +217,13 @@ export async function publishSet(
     if (current) await carryMetadata(current, path.join(gen, 'repodata'));
     if (opts.sign) await signRepomd(path.join(gen, 'repodata', 'repomd.xml'), opts.sign, p.gpgKey);
     await opts.beforeSwap?.();
+    await faultPoint('publish:before-swap');
     await swapRepodata(repo, gen);
+    await faultPoint('publish:after-swap');
     // the set counts as published (and for retention) only now that it is served
     const recordFile = path.join(p.sets(set.distro), `${id}.json`);
     await atomicWriteFile(recordFile, `${JSON.stringify(record, null, 2)}\n`);
+    await faultPoint('publish:after-record');
     reporter({
       type: 'info',
       message: `published ${set.distro}: ${added.length} new RPM(s), ${removed.length} dropped → ${repo}`,

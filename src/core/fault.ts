@@ -1,0 +1,12 @@
+// Fault injection for the tests: `OST_FAULT_PAUSE=<point>` makes the process stop at that named point
+// (after writing `$OST_FAULT_MARK`, so a test knows it is there) until it is killed. The kill -9 tests of
+// publish-images use it to die exactly during a copy, before a swap, after a swap. Unset, it costs nothing.
+
+import { writeFileSync } from 'node:fs';
+
+/** Stop here forever when OST_FAULT_PAUSE names this point (tests only). */
+export async function faultPoint(name: string): Promise<void> {
+  if (process.env.OST_FAULT_PAUSE !== name) return;
+  if (process.env.OST_FAULT_MARK) writeFileSync(process.env.OST_FAULT_MARK, `${name} ${process.pid}\n`);
+  await new Promise(() => {});
+}

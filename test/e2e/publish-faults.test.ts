@@ -1,0 +1,151 @@
+// Fault injection, no VM: ost's publish killed with -9 during an RPM copy, right before and right after the
+// repodata swap, and right after the set record (OST_FAULT_PAUSE stops it exactly there). After each kill
+// the repository must still serve a complete set — every file its metadata names exists and dnf installs
+// the leaf — and the next publish must complete and leave no temp file. Real rpmbuild, createrepo_c, dnf.
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ImageSet } from '../../src/builder/plan/model.js';
+import { publishSet } from '../../src/builder/repo/publish.js';
+import type { PackedRpm } from '../../src/builder/rpm/pack.js';
+import { renderSpec } from '../../src/builder/rpm/spec.js';
+import { run } from '../../src/core/exec.js';
+import { rpmbuildArgv } from '../../src/tools/rpmbuild.js';
+import { REPO_ROOT } from '../helpers/sets.js';
+import { ensureBuilt, isRoot } from './helpers.js';
+
+const set = { distro: 'f' } as ImageSet;
+let work = '';
+
+/** A base and a leaf that requires exactly that base, as ost's layer RPMs do. */
+async function setRpms(release: string): Promise<PackedRpm[]> {
+  const out: PackedRpm[] = [];
+  for (const layer of ['base', 'leaf']) {
+    const name = `ost-images-f-${layer}`;
+    const top = path.join(work, `top-${release}`);
+    const src = path.join(work, `f-${layer}-${release}.txt`);
+    writeFileSync(src, `${layer} ${release}\n`.repeat(20_000));
+    const requires = layer === 'leaf' ? `ost-images-f-base = 1-${release}` : undefined;
+    const spec = path.join(work, `${name}-${release}.spec`);
+    writeFileSync(
+      spec,
+      renderSpec({
+        name,
+        version: '1',
+        release,
+        summary: 's',
+        description: 'd',
+        provides: [
+          `ost-images-layer(f-${layer}) = k${release}`,
+          `ost-images-build(f-${layer}) = b${release}`,
+        ],
+        requires: requires ? [requires] : [],
+        payload: 'w1T0.zstdio',
+        files: [{ src, name: `f-${layer}.txt`, mode: '0644' }],
+      }),
+    );
+    await run('rpmbuild', rpmbuildArgv(spec, top).slice(1));
+    out.push({
+      name,
+      version: '1',
+      release,
+      file: path.join(top, 'RPMS/noarch', `${name}-1-${release}.noarch.rpm`),
+      layer,
+      key: `k${release}`,
+      buildId: `b${release}`,
+      squashed: false,
+      requires,
+      built: true,
+      bytes: 0,
+    });
+  }
+  return out;
+}
+
+/** What the served metadata names, all of it: repodata files, then the RPMs its primary lists. */
+function servedFiles(repo: string): string[] {
+  const repomd = readFileSync(path.join(repo, 'repodata/repomd.xml'), 'utf8');
+  const meta = [...repomd.matchAll(/<location href="([^"]+)"/g)].map((m) => m[1] as string);
+  const primary = /<data type="primary">[\s\S]*?<location href="([^"]+)"/.exec(repomd)?.[1] as string;
+  const xml = gunzipSync(readFileSync(path.join(repo, primary))).toString();
+  return [...meta, ...[...xml.matchAll(/<location href="([^"]+)"/g)].map((m) => m[1] as string)];
+}
+
+async function dnfInstallLeaf(repo: string): Promise<number> {
+  const root = mkdtempSync(path.join(work, 'root-'));
+  const r = await run(
+    'dnf',
+    [
+      '-y',
+      '-q',
+      `--installroot=${root}`,
+      '--releasever=1',
+      '--setopt=reposdir=/nonexistent',
+      `--setopt=cachedir=${root}-cache`,
+      '--disableplugin=*',
+      '--nogpgcheck',
+      `--repofrompath=f,file://${repo}`,
+      'install',
+      'ost-images-f-leaf',
+    ],
+    { allowFailure: true, timeoutMs: 10 * 60_000 },
+  );
+  rmSync(root, { recursive: true, force: true });
+  rmSync(`${root}-cache`, { recursive: true, force: true });
+  return r.exitCode;
+}
+
+describe.skipIf(!isRoot)('publish killed with -9 at each step (real rpmbuild, createrepo_c, dnf)', () => {
+  beforeAll(() => {
+    ensureBuilt();
+    work = mkdtempSync('/var/tmp/ost-e2e-publish-faults-');
+  });
+  afterAll(() => {
+    if (work) rmSync(work, { recursive: true, force: true });
+  });
+
+  it('leaves a repository that serves a complete set, and the next publish completes cleanly', async () => {
+    const repo = path.join(work, 'repo');
+    await publishSet(set, await setRpms('1'), { repo, keep: 1 });
+    const points = ['publish:copy', 'publish:before-swap', 'publish:after-swap', 'publish:after-record'];
+    for (const [i, point] of points.entries()) {
+      const rpms = await setRpms(String(i + 2));
+      const mark = path.join(work, `mark-${i}`);
+      const mod = path.join(REPO_ROOT, 'dist/builder/repo/publish.js');
+      const child = spawn(
+        'node',
+        [
+          '--input-type=module',
+          '-e',
+          `const m = await import(${JSON.stringify(mod)}); await m.publishSet({ distro: 'f' }, ${JSON.stringify(rpms)}, { repo: ${JSON.stringify(repo)}, keep: 1 });`,
+        ],
+        { env: { ...process.env, OST_FAULT_PAUSE: point, OST_FAULT_MARK: mark }, stdio: 'ignore' },
+      );
+      const exited = new Promise((r) => child.on('exit', r));
+      for (let t = 0; t < 600 && !existsSync(mark); t++) await new Promise((r) => setTimeout(r, 50));
+      expect(existsSync(mark), `${point} was reached`).toBe(true);
+      child.kill('SIGKILL');
+      await exited;
+      // still a complete set served: every file named exists, and the leaf installs with its base
+      for (const f of servedFiles(repo)) expect(existsSync(path.join(repo, f)), `${point}: ${f}`).toBe(true);
+      expect(await dnfInstallLeaf(repo), point).toBe(0);
+      // the next publish (of the same set) completes, and leaves no temp file behind
+      await publishSet(set, rpms, { repo, keep: 1 });
+      expect(
+        readdirSync(path.join(repo, 'Packages')).filter((f) => f.includes('.tmp-')),
+        point,
+      ).toEqual([]);
+      expect(
+        readdirSync(repo).filter((f) => f.startsWith('.repodata.new-')),
+        point,
+      ).toEqual([]);
+      const served = servedFiles(repo).filter((f) => f.startsWith('Packages/'));
+      expect(served.sort(), point).toEqual([
+        `Packages/ost-images-f-base-1-${i + 2}.noarch.rpm`,
+        `Packages/ost-images-f-leaf-1-${i + 2}.noarch.rpm`,
+      ]);
+    }
+  }, 600_000);
+});
