@@ -1,7 +1,8 @@
-// Fault injection, no VM: ost's publish killed with -9 during an RPM copy, right before and right after the
-// repodata swap, and right after the set record (OST_FAULT_PAUSE stops it exactly there). After each kill
-// the repository must still serve a complete set — every file its metadata names exists and dnf installs
-// the leaf — and the next publish must complete and leave no temp file. Real rpmbuild, createrepo_c, dnf.
+// Fault injection and races, no VM. Publishing: ost's publish killed with -9 during an RPM copy, right
+// before and right after the repodata swap, and right after the set record (OST_FAULT_PAUSE stops it
+// exactly there); after each kill the repository must still serve a complete set — every file its
+// metadata names exists and dnf installs the leaf — and the next publish must complete and leave no temp
+// file. Locks: 40 processes on one lock get in strictly one at a time. Real rpmbuild, createrepo_c, dnf.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
@@ -148,4 +149,39 @@ describe.skipIf(!isRoot)('publish killed with -9 at each step (real rpmbuild, cr
       ]);
     }
   }, 600_000);
+});
+
+describe.skipIf(!isRoot)('one lock, 40 processes', () => {
+  it('lets them in strictly one at a time, each in turn', async () => {
+    ensureBuilt();
+    const dir = mkdtempSync('/var/tmp/ost-e2e-lock-');
+    const log = path.join(dir, 'log');
+    const mod = path.join(REPO_ROOT, 'dist/core/lock.js');
+    const script = `
+      import { appendFileSync } from 'node:fs';
+      const m = await import(${JSON.stringify(mod)});
+      const l = await m.acquireLock(${JSON.stringify(path.join(dir, 'lock'))}, 'taker', 120000);
+      appendFileSync(${JSON.stringify(log)}, 'in ' + process.pid + '\\n');
+      await new Promise((r) => setTimeout(r, 20));
+      appendFileSync(${JSON.stringify(log)}, 'out ' + process.pid + '\\n');
+      await l.release();`;
+    await Promise.all(
+      Array.from(
+        { length: 40 },
+        () =>
+          new Promise<void>((resolve, reject) => {
+            const c = spawn('node', ['--input-type=module', '-e', script], { stdio: 'ignore' });
+            c.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`taker exited ${code}`))));
+          }),
+      ),
+    );
+    const lines = readFileSync(log, 'utf8').trim().split('\n');
+    expect(lines).toHaveLength(80);
+    // in A, out A, in B, out B, …: never two inside
+    for (let i = 0; i < lines.length; i += 2) {
+      const [a, b] = [lines[i]?.split(' '), lines[i + 1]?.split(' ')];
+      expect([a?.[0], b?.[0], a?.[1]]).toEqual(['in', 'out', b?.[1]]);
+    }
+    rmSync(dir, { recursive: true, force: true });
+  }, 300_000);
 });
