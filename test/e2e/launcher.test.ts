@@ -388,4 +388,59 @@ describe.skipIf(!isRoot)('ost up / down on real libvirt in a network namespace',
     },
     10 * MIN,
   );
+
+  it(
+    '4 ost up at once, then 4 ost down, while ost gc runs in a loop: 4 envs on distinct /24s, nothing removed early, nothing left',
+    async () => {
+      const envFile = path.join(work, 'one-vm.yaml');
+      writeFileSync(
+        envFile,
+        [
+          'suites:',
+          '  one:',
+          '    networks:',
+          '      management: { management: true, forward: nat }',
+          '    vms:',
+          '      vm: { image: debian12-base, memory: 512, nics: [management] }',
+          '',
+        ].join('\n'),
+      );
+      let looping = true;
+      let phase: 'up' | 'down' = 'up';
+      let gcRuns = 0;
+      const removedWhileUp: unknown[] = [];
+      const gcLoop = (async () => {
+        while (looping) {
+          const g = await ostNs(['gc', '--json'], 5 * MIN);
+          expect(g.code, g.stderr).toBe(0);
+          // nothing of a starting env is a leftover (while downs run, gc may help remove what is left)
+          if (phase === 'up')
+            removedWhileUp.push(...(JSON.parse(g.stdout) as { removed: unknown[] }).removed);
+          gcRuns++;
+        }
+      })();
+      try {
+        const ups = await Promise.all(
+          [0, 1, 2, 3].map(() =>
+            ostNs(['up', 'one', '--env-file', envFile, '--images-root', root, '--timeout', '1200', '--json']),
+          ),
+        );
+        for (const u of ups) expect(u.code, u.stderr).toBe(0);
+        const records = ups.map((u) => JSON.parse(u.stdout) as EnvRecord);
+        const subnets = records.map((r) => r.networks[0]?.subnet);
+        expect(new Set(subnets).size).toBe(4);
+        expect(new Set(records.map((r) => r.id)).size).toBe(4);
+        phase = 'down';
+        const downs = await Promise.all(records.map((r) => ostNs(['down', r.id])));
+        for (const d of downs) expect(d.code, d.stderr).toBe(0);
+      } finally {
+        looping = false;
+        await gcLoop;
+      }
+      expect(gcRuns).toBeGreaterThan(0);
+      expect(removedWhileUp).toEqual([]);
+      expect(await leftovers()).toEqual(NOTHING);
+    },
+    30 * MIN,
+  );
 });
