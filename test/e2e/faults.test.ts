@@ -4,16 +4,15 @@
 // metadata names exists and dnf installs the leaf — and the next publish must complete and leave no temp
 // file. Locks: 40 processes on one lock get in strictly one at a time. Real rpmbuild, createrepo_c, dnf.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ImageSet } from '../../src/builder/plan/model.js';
 import { publishSet } from '../../src/builder/repo/publish.js';
 import type { PackedRpm } from '../../src/builder/rpm/pack.js';
-import { renderSpec } from '../../src/builder/rpm/spec.js';
 import { run } from '../../src/core/exec.js';
-import { rpmbuildArgv } from '../../src/tools/rpmbuild.js';
+import { tinyLayerRpm } from '../helpers/rpms.js';
 import { REPO_ROOT } from '../helpers/sets.js';
 import { ensureBuilt, isRoot } from './helpers.js';
 
@@ -22,47 +21,11 @@ let work = '';
 
 /** A base and a leaf that requires exactly that base, as ost's layer RPMs do. */
 async function setRpms(release: string): Promise<PackedRpm[]> {
-  const out: PackedRpm[] = [];
-  for (const layer of ['base', 'leaf']) {
-    const name = `ost-images-f-${layer}`;
-    const top = path.join(work, `top-${release}`);
-    const src = path.join(work, `f-${layer}-${release}.txt`);
-    writeFileSync(src, `${layer} ${release}\n`.repeat(20_000));
-    const requires = layer === 'leaf' ? `ost-images-f-base = 1-${release}` : undefined;
-    const spec = path.join(work, `${name}-${release}.spec`);
-    writeFileSync(
-      spec,
-      renderSpec({
-        name,
-        version: '1',
-        release,
-        summary: 's',
-        description: 'd',
-        provides: [
-          `ost-images-layer(f-${layer}) = k${release}`,
-          `ost-images-build(f-${layer}) = b${release}`,
-        ],
-        requires: requires ? [requires] : [],
-        payload: 'w1T0.zstdio',
-        files: [{ src, name: `f-${layer}.txt`, mode: '0644' }],
-      }),
-    );
-    await run('rpmbuild', rpmbuildArgv(spec, top).slice(1));
-    out.push({
-      name,
-      version: '1',
-      release,
-      file: path.join(top, 'RPMS/noarch', `${name}-1-${release}.noarch.rpm`),
-      layer,
-      key: `k${release}`,
-      buildId: `b${release}`,
-      squashed: false,
-      requires,
-      built: true,
-      bytes: 0,
-    });
-  }
-  return out;
+  const t = { distro: 'f', release, buildId: `b${release}`, size: 200_000 };
+  return [
+    await tinyLayerRpm(work, { ...t, layer: 'base' }),
+    await tinyLayerRpm(work, { ...t, layer: 'leaf', requires: `ost-images-f-base = 1-${release}` }),
+  ];
 }
 
 /** What the served metadata names, all of it: repodata files, then the RPMs its primary lists. */

@@ -7,49 +7,14 @@ import { describe, expect, it } from 'vitest';
 import type { ImageSet } from '../../src/builder/plan/model.js';
 import { readRepo } from '../../src/builder/repo/metadata.js';
 import { publishSet, readSetRecords } from '../../src/builder/repo/publish.js';
-import type { PackedRpm } from '../../src/builder/rpm/pack.js';
-import { renderSpec } from '../../src/builder/rpm/spec.js';
-import { run } from '../../src/core/exec.js';
-import { rpmbuildArgv } from '../../src/tools/rpmbuild.js';
+import { tinyLayerRpm } from '../helpers/rpms.js';
 import { tempTree } from '../helpers/sets.js';
 
 const set = { distro: 't' } as ImageSet;
 
 /** One layer RPM of distro t: `release`, from build `buildId`, packed with `payload`. */
-async function rpm(dir: string, layer: string, release: string, buildId: string, payload = 'w1T0.zstdio') {
-  const name = `ost-images-t-${layer}`;
-  const top = path.join(dir, `top-${layer}-${release}-${payload}`);
-  writeFileSync(path.join(dir, `${layer}.txt`), `${layer} ${buildId}\n`);
-  const spec = path.join(dir, `${name}-${release}.spec`);
-  writeFileSync(
-    spec,
-    renderSpec({
-      name,
-      version: '1',
-      release,
-      summary: 's',
-      description: 'd',
-      provides: [`ost-images-layer(t-${layer}) = k${layer}`, `ost-images-build(t-${layer}) = ${buildId}`],
-      requires: [],
-      payload,
-      files: [{ src: path.join(dir, `${layer}.txt`), name: `t-${layer}.txt`, mode: '0644' }],
-    }),
-  );
-  await run('rpmbuild', rpmbuildArgv(spec, top).slice(1));
-  const file = path.join(top, 'RPMS/noarch', `${name}-1-${release}.noarch.rpm`);
-  return {
-    name,
-    version: '1',
-    release,
-    file,
-    layer,
-    key: `k${layer}`,
-    buildId,
-    squashed: false,
-    built: true,
-    bytes: 0,
-  } satisfies PackedRpm;
-}
+const rpm = (dir: string, layer: string, release: string, buildId: string, payload?: string) =>
+  tinyLayerRpm(dir, { distro: 't', layer, release, buildId, payload });
 
 const served = async (repo: string) => (await readRepo(repo)).map((p) => `${p.name}-${p.release}`).sort();
 
