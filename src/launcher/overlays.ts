@@ -3,6 +3,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { OstError } from '../core/errors.js';
 import type { Reporter } from '../core/events.js';
+import { acquireLock } from '../core/lock.js';
 import type { Environment } from './env/model.js';
 
 const gib = (b: number) => `${(b / 2 ** 30).toFixed(1)} GiB`;
@@ -19,9 +20,40 @@ export async function freeBytes(dir: string): Promise<number> {
   }
 }
 
+/** The file in an env's overlay dir that says how much room the env asked for when it started. */
+export const RESERVE_FILE = '.reserve';
+
 /**
- * The overlay root for this env: `root` when it has `reservePerVmBytes` free per VM, else `fallback`
- * (with a warning), else an error naming both.
+ * Room other envs under `root` reserved and have not filled yet: for each env dir with a reservation,
+ * what it reserved minus what its files take now. Overlays start empty and grow as the guests write, so
+ * two `ost up`s at once would otherwise both count the same free space.
+ */
+export async function outstandingReservations(root: string): Promise<number> {
+  let total = 0;
+  const dirs = await fs.readdir(root).catch(() => [] as string[]);
+  for (const d of dirs) {
+    const dir = path.join(root, d);
+    const reserved = Number((await fs.readFile(path.join(dir, RESERVE_FILE), 'utf8').catch(() => '')).trim());
+    if (!Number.isFinite(reserved) || reserved <= 0) continue;
+    let used = 0;
+    for (const f of await fs.readdir(dir).catch(() => [] as string[])) {
+      if (f === RESERVE_FILE) continue;
+      const st = await fs.lstat(path.join(dir, f)).catch(() => undefined);
+      if (st?.isFile()) used += st.blocks * 512;
+    }
+    total += Math.max(0, reserved - used);
+  }
+  return total;
+}
+
+/** Free room under `dir` for a new env: free bytes less what other envs reserved and have not used. */
+async function roomFor(dir: string): Promise<number> {
+  return (await freeBytes(dir)) - (await outstandingReservations(dir));
+}
+
+/**
+ * The overlay root for this env: `root` when it has `reservePerVmBytes` per VM of room (free space less
+ * other starting envs' reservations), else `fallback` (with a warning), else an error naming both.
  */
 export async function chooseOverlayRoot(
   o: { root: string; fallback: string; reservePerVmBytes: number },
@@ -29,9 +61,9 @@ export async function chooseOverlayRoot(
   reporter: Reporter,
 ): Promise<string> {
   const need = o.reservePerVmBytes * env.vms.length;
-  const free = await freeBytes(o.root);
+  const free = await roomFor(o.root);
   if (free >= need) return path.resolve(o.root);
-  const fbFree = await freeBytes(o.fallback);
+  const fbFree = await roomFor(o.fallback);
   if (fbFree >= need) {
     reporter({
       type: 'warning',
@@ -43,4 +75,24 @@ export async function chooseOverlayRoot(
     `no room for overlays: ${o.root} has ${gib(free)} and ${o.fallback} ${gib(fbFree)} free, ${gib(need)} wanted`,
     'free space, or point --overlay-dir / --overlay-fallback (OST_OVERLAY_DIR / OST_OVERLAY_FALLBACK) elsewhere',
   );
+}
+
+/**
+ * Make the env's overlay dir and record its reservation, under the root's lock, after checking again that
+ * the room is still there (another `ost up` may have reserved it since the root was chosen).
+ */
+export async function claimOverlayDir(root: string, dir: string, needBytes: number): Promise<void> {
+  const lock = await acquireLock(path.join(root, '.lock'), `reserve room for ${path.basename(dir)}`, 30_000);
+  try {
+    const room = await roomFor(root);
+    if (room < needBytes)
+      throw new OstError(
+        `no room for overlays in ${root}: ${gib(room)} left after other starting environments' reservations, ${gib(needBytes)} wanted`,
+        'wait for the other environments to start, or use --overlay-dir / --overlay-reserve',
+      );
+    await fs.mkdir(dir, { mode: 0o750 });
+    await fs.writeFile(path.join(dir, RESERVE_FILE), `${needBytes}\n`, { mode: 0o640 });
+  } finally {
+    await lock.release();
+  }
 }

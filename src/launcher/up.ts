@@ -31,7 +31,7 @@ import type { Templates } from './libvirt/templates.js';
 import { buildXml } from './libvirt/xml.js';
 import { ENV_ID, type IpMode, layoutEnv, NETWORK_NAME, newEnvId } from './net/layout.js';
 import { leaseSubnets, releaseLeases } from './net/leases.js';
-import { chooseOverlayRoot } from './overlays.js';
+import { chooseOverlayRoot, claimOverlayDir } from './overlays.js';
 import { parseDomState, VmGoneError, type VmState, waitReady } from './ready/wait.js';
 import { ownDir } from './safe-dir.js';
 import { exportPackageLists } from './state/ost-files.js';
@@ -238,8 +238,9 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
         // the cache root is shared by every env of this user: theirs alone (0711), each env's dir is
         // readable by qemu's group only (0750), each overlay by qemu only
         await ownDir(overlayRoot, 0o711, 'the overlay directory');
-        await fs.mkdir(overlayDir, { mode: 0o750 });
+        // made with its reservation under the root's lock: two ups never count the same free room
         undo.add(`overlays ${overlayDir}`, () => fs.rm(overlayDir, { recursive: true, force: true }));
+        await claimOverlayDir(overlayRoot, overlayDir, o.overlays.reservePerVmBytes * env.vms.length);
         await fs.chmod(overlayDir, 0o750);
         await shareWithQemuGroup(overlayDir, qemu);
         const out = new Map<string, { overlay: string; extra: VmRecord['disks'] }>();

@@ -398,7 +398,9 @@ describe.skipIf(!isRoot)(
         expect(down.exitCode, down.stderr).toBe(0);
         expect(existsSync(first)).toBe(false);
         expect(await ns.ostObjects('domain')).toHaveLength(4);
-        expect(existsSync(overlayDir) ? readdirSync(overlayDir) : []).toEqual([]);
+        const visible = (d: string) =>
+          existsSync(d) ? readdirSync(d).filter((f) => !f.startsWith('.')) : [];
+        expect(visible(overlayDir)).toEqual([]);
         expect(readdirSync(path.join(stateDir, 'envs'))).toEqual([]);
         expect(readdirSync(path.join(stateDir, 'leases')).filter((f) => !f.startsWith('.'))).toEqual([]);
         // the OST checkout itself is untouched
@@ -423,14 +425,15 @@ describe.skipIf(!isRoot)(
         expect(key.startsWith(`${second}/`)).toBe(true);
         expect([statSync(key).uid, statSync(key).mode & 0o777]).toEqual([userUid, 0o600]);
         const overlays = `/dev/shm/ost-${userUid}/${r2.id}`;
-        expect(readdirSync(overlays).sort()).toEqual([
-          'engine.qcow2',
-          'host-0.qcow2',
-          'host-1.qcow2',
-          'storage.qcow2',
-        ]);
+        expect(
+          readdirSync(overlays)
+            .filter((f) => !f.startsWith('.'))
+            .sort(),
+        ).toEqual(['engine.qcow2', 'host-0.qcow2', 'host-1.qcow2', 'storage.qcow2']);
         for (const f of [
-          ...readdirSync(overlays).map((o) => path.join(overlays, o)),
+          ...readdirSync(overlays)
+            .filter((f) => f.endsWith('.qcow2'))
+            .map((o) => path.join(overlays, o)),
           path.join(second, 'images/storage-sda.raw'),
         ]) {
           const s = statSync(f);
@@ -457,7 +460,7 @@ describe.skipIf(!isRoot)(
         expect(existsSync(second)).toBe(false);
         expect(await ns.ostObjects('domain')).toEqual([]);
         expect(await ns.ostObjects('network')).toEqual([]);
-        expect(readdirSync(`/dev/shm/ost-${userUid}`)).toEqual([]);
+        expect(readdirSync(`/dev/shm/ost-${userUid}`).filter((f) => !f.startsWith('.'))).toEqual([]);
         expect(readdirSync(path.join(runtimeDir, 'ost/envs'))).toEqual([]);
         expect(readdirSync(path.join(runtimeDir, 'ost/leases')).filter((f) => !f.startsWith('.'))).toEqual(
           [],

@@ -1,9 +1,19 @@
-import { chmodSync, chownSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+} from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, OstError } from '../../src/core/errors.js';
 import { self } from '../../src/core/process.js';
 import { loadEnvironment } from '../../src/launcher/env/load.js';
+import type { Environment } from '../../src/launcher/env/model.js';
 import { lookupIdentity, parseQemuConf, unreadableBy } from '../../src/launcher/images/qemu-user.js';
 import { isProxyOf, sshdArgv, stopSshdProxy } from '../../src/launcher/ipv6-proxy.js';
 import { numaCells, readMetadata, renderDomain, renderNetwork } from '../../src/launcher/libvirt/render.js';
@@ -17,6 +27,7 @@ import {
   readLeases,
   releaseLeases,
 } from '../../src/launcher/net/leases.js';
+import { chooseOverlayRoot, claimOverlayDir, outstandingReservations } from '../../src/launcher/overlays.js';
 import { parseDomState, VmGoneError, waitReady } from '../../src/launcher/ready/wait.js';
 import { ownDir } from '../../src/launcher/safe-dir.js';
 import { type FoundEnv, isLeftover, UNOWNED_GRACE_MS } from '../../src/launcher/state/discover.js';
@@ -672,5 +683,28 @@ describe('ost gc never takes a starting env for a leftover', () => {
     expect(isLeftover(e({ ageMs: 1000 }))).toBe(false);
     expect(isLeftover(e({ ageMs: UNOWNED_GRACE_MS + 1 }))).toBe(true);
     expect(isLeftover(e({}))).toBe(true);
+  });
+});
+
+describe('room for overlays', () => {
+  const env1 = { vms: [{}] } as unknown as Environment;
+
+  it('counts what other starting envs reserved and have not written yet, and claims under a lock', async () => {
+    const root = tempTree({ 'aaaaaaaa/.reserve': `${2 ** 60}\n`, 'aaaaaaaa/vm.qcow2': 'x' });
+    const fallback = tempTree({});
+    expect(await outstandingReservations(root)).toBeGreaterThan(2 ** 59);
+    const warnings: string[] = [];
+    const chosen = await chooseOverlayRoot({ root, fallback, reservePerVmBytes: 2 ** 20 }, env1, (e) => {
+      if (e.type === 'warning') warnings.push(e.message);
+    });
+    expect(chosen).toBe(fallback);
+    expect(warnings[0]).toMatch(/overlays go to/);
+    await expect(claimOverlayDir(root, path.join(root, 'bbbbbbbb'), 2 ** 20)).rejects.toThrow(
+      /no room for overlays in .*: .* left after other starting environments' reservations/,
+    );
+    expect(existsSync(path.join(root, 'bbbbbbbb'))).toBe(false);
+    await claimOverlayDir(fallback, path.join(fallback, 'bbbbbbbb'), 2 ** 20);
+    expect(readFileSync(path.join(fallback, 'bbbbbbbb/.reserve'), 'utf8')).toBe(`${2 ** 20}\n`);
+    expect(await outstandingReservations(fallback)).toBe(2 ** 20);
   });
 });

@@ -22,9 +22,7 @@ export const debootstrapSchema = z.strictObject({
   components: z
     .array(z.string().regex(/^[a-z][a-z0-9-]*$/, 'expected an archive component, such as main'))
     .optional(),
-  packages: z
-    .array(z.string().regex(/^[a-z0-9][a-z0-9.+-]*$/, 'expected a Debian package name'))
-    .default([]),
+  packages: z.array(z.string().regex(/^[a-z0-9][a-z0-9.+-]*$/, 'expected a Debian package name')).default([]),
   diskSize: size.default('6G'),
   hostname: z
     .string()
