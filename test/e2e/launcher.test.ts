@@ -347,7 +347,10 @@ describe.skipIf(!isRoot)('ost up / down on real libvirt in a network namespace',
         for (let i = 0; i < 3000 && !(await what()); i++) await new Promise((r) => setTimeout(r, 10));
       };
       const points: [string, () => Promise<boolean>][] = [
-        ['overlays', async () => existsSync(overlayDir) && readdirSync(overlayDir).some((f) => !f.startsWith('.'))],
+        [
+          'overlays',
+          async () => existsSync(overlayDir) && readdirSync(overlayDir).some((f) => !f.startsWith('.')),
+        ],
         ['network', async () => (await ns.ostObjects('network')).length > 0],
         ['domain', async () => (await ns.ostObjects('domain')).length > 0],
       ];
