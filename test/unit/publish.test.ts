@@ -128,4 +128,27 @@ describe('publishing into a repository', () => {
       expect(existsSync(path.join(repo, m[1] as string)), m[1]).toBe(true);
     expect(reads).toBeGreaterThan(10);
   }, 120_000);
+
+  it('keeps an RPM that a kept RPM requires even when only an older set has it (retention follows requires)', async () => {
+    const dir = tempTree({});
+    const repo = path.join(dir, 'repo');
+    const base = await tinyLayerRpm(dir, { distro: 't', layer: 'base', release: '1', buildId: 'b1' });
+    await publishSet(set, [base], { repo, keep: 1 });
+    // a set of just a new leaf on that base (as when the base came from the cache): the newest set alone
+    // does not name the base, its leaf requires it
+    const leaf = await tinyLayerRpm(dir, {
+      distro: 't',
+      layer: 'leaf',
+      release: '2',
+      buildId: 'l2',
+      requires: 'ost-images-t-base = 1-1',
+    });
+    await publishSet(set, [leaf], { repo, keep: 1 });
+    await publishSet(set, [leaf], { repo, keep: 1 });
+    expect(await served(repo)).toEqual(['ost-images-t-base-1', 'ost-images-t-leaf-2']);
+    expect(readdirSync(path.join(repo, 'Packages')).sort()).toEqual([
+      'ost-images-t-base-1-1.noarch.rpm',
+      'ost-images-t-leaf-1-2.noarch.rpm',
+    ]);
+  }, 120_000);
 });

@@ -196,7 +196,12 @@ export async function publishSet(
       removed = (await fs.readdir(p.packages)).filter(
         (f) => f.startsWith(prefix) && f.endsWith('.rpm') && !keep?.has(f) && !pending.includes(f),
       );
-      droppedRecords = records.slice(0, Math.max(0, records.length + 1 - opts.keep)).map((r) => r.file);
+      // an older set's record goes only when none of its RPMs is kept: a kept leaf may still require its
+      // base, and the next retention must still know where that base came from
+      droppedRecords = records
+        .slice(0, Math.max(0, records.length + 1 - opts.keep))
+        .filter((r) => !r.record.packages.some((x) => keep?.has(x.file)))
+        .map((r) => r.file);
     }
     // RPMs dropped last time are in no served metadata: deleted now, unless retention wants them again
     const toDelete = keep ? pending.filter((f) => !keep?.has(f)) : [];
