@@ -1,12 +1,15 @@
 // publishSet on tiny real RPMs (rpmbuild) and real createrepo_c: what a client of the repository sees
 // across publishes, and what a failed or repeated publish leaves.
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import type { ImageSet } from '../../src/builder/plan/model.js';
 import { readRepo } from '../../src/builder/repo/metadata.js';
 import { publishSet, readSetRecords } from '../../src/builder/repo/publish.js';
+import type { PackedRpm } from '../../src/builder/rpm/pack.js';
+import { run } from '../../src/core/exec.js';
+import { rpmsignArgv } from '../../src/tools/rpmbuild.js';
 import { tinyLayerRpm } from '../helpers/rpms.js';
 import { tempTree } from '../helpers/sets.js';
 
@@ -150,5 +153,54 @@ describe('publishing into a repository', () => {
       'ost-images-t-base-1-1.noarch.rpm',
       'ost-images-t-leaf-1-2.noarch.rpm',
     ]);
+  }, 120_000);
+
+  it('signed after unsigned: refused (published bytes never change); unsigned after signed: the signed file stays', async () => {
+    const dir = tempTree({});
+    const gnupg = path.join(dir, 'gnupg');
+    mkdirSync(gnupg, { mode: 0o700 });
+    const before = process.env.GNUPGHOME;
+    process.env.GNUPGHOME = gnupg;
+    try {
+      await run('gpg', [
+        '--batch',
+        '--passphrase',
+        '',
+        '--quick-gen-key',
+        't <t@example.invalid>',
+        'rsa2048',
+        'sign',
+        'never',
+      ]);
+      const keyId = /^fpr:+([0-9A-F]+):/m.exec(
+        (await run('gpg', ['--batch', '--with-colons', '--list-secret-keys'])).stdout,
+      )?.[1] as string;
+      const signedCopy = async (r: PackedRpm) => {
+        mkdirSync(path.join(dir, 'signed'), { recursive: true });
+        const file = path.join(dir, 'signed', path.basename(r.file));
+        copyFileSync(r.file, file);
+        await run('rpmsign', rpmsignArgv(keyId, [file]).slice(1));
+        return { ...r, file };
+      };
+      // unsigned published first: a signed publish of the same build is refused
+      const a = await rpm(dir, 'base', '1', 'b1');
+      const repoA = path.join(dir, 'repo-a');
+      await publishSet(set, [a], { repo: repoA });
+      await expect(publishSet(set, [await signedCopy(a)], { repo: repoA, sign: { keyId } })).rejects.toThrow(
+        /ost-images-t-base-1-1\.noarch\.rpm is published unsigned in .*, and published files never change/,
+      );
+      // signed published first: an unsigned publish of the same build leaves the signed bytes
+      const b = await rpm(dir, 'leaf', '1', 'l1');
+      const repoB = path.join(dir, 'repo-b');
+      const signed = await signedCopy(b);
+      await publishSet(set, [signed], { repo: repoB, sign: { keyId } });
+      await publishSet(set, [b], { repo: repoB });
+      expect(
+        readFileSync(path.join(repoB, 'Packages', path.basename(b.file))).equals(readFileSync(signed.file)),
+      ).toBe(true);
+    } finally {
+      if (before === undefined) delete process.env.GNUPGHOME;
+      else process.env.GNUPGHOME = before;
+    }
   }, 120_000);
 });

@@ -144,8 +144,14 @@ export async function publishSet(
       if (await exists(dest)) {
         const [a, b] = await Promise.all([fileSha256(dest), fileSha256(r.file)]);
         if (a === b) continue;
-        // the same build packed again (another --payload, signed or not): the published bytes stay
+        // the same build packed again (another --payload, signed or not): the published bytes stay — but a
+        // signed publish cannot leave an unsigned RPM in place (clients with gpgcheck would refuse it)
         if ((await providesOf(dest)) === (await providesOf(r.file))) {
+          if (opts.sign && !(await isSigned(dest)))
+            throw new OstError(
+              `${path.basename(dest)} is published unsigned in ${repo}, and published files never change`,
+              'rebuild the layer (build-images --force LAYER) to publish it signed under a new release, or publish signed into a new repository',
+            );
           reporter({
             type: 'info',
             message: `${path.basename(dest)} is already published (packed differently); keeping the published file`,
@@ -243,6 +249,19 @@ export async function publishSet(
   } finally {
     await lock.release();
   }
+}
+
+/** Whether an RPM file carries a signature (header or header+payload). */
+async function isSigned(rpmFile: string): Promise<boolean> {
+  const res = await runArgv([
+    'rpm',
+    '-qp',
+    '--nosignature',
+    '--qf',
+    '%{RSAHEADER:pgpsig}|%{SIGPGP:pgpsig}',
+    rpmFile,
+  ]);
+  return res.stdout.trim() !== '(none)|(none)';
 }
 
 /** What an RPM file provides (its layer key, build id, squashed key…), sorted: equal means the same build. */
