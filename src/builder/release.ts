@@ -10,7 +10,7 @@ import { runArgv } from '../tools/run-tool.js';
 import type { ImageSet } from './plan/model.js';
 import { type PublishResult, publishSet } from './repo/publish.js';
 import { type VerifyInstallResult, verifyInstall } from './repo/verify-install.js';
-import { builtManifests, type PackedRpm, packSet } from './rpm/pack.js';
+import { builtManifests, isSignedRpm, type PackedRpm, packSet } from './rpm/pack.js';
 import { BuildPaths } from './state.js';
 import { checkImage, checkRelocatableChain } from './verify.js';
 
@@ -30,18 +30,6 @@ export interface ReleaseResult {
   rpms: PackedRpm[];
   verify: VerifyInstallResult;
   publish: PublishResult;
-}
-
-async function isSigned(file: string): Promise<boolean> {
-  const r = await runArgv([
-    'rpm',
-    '-qp',
-    '--nosignature',
-    '--qf',
-    '%{RSAHEADER:pgpsig}|%{DSAHEADER:pgpsig}',
-    file,
-  ]);
-  return r.stdout.split('|').some((x) => x !== '(none)' && x.trim() !== '');
 }
 
 /** Pack the built set, verify that it installs, then publish it to the repository. */
@@ -96,7 +84,7 @@ async function release(
     const keyId = opts.signKey;
     await step(reporter, 'sign', `sign RPMs with ${keyId}`, async () => {
       const unsigned: string[] = [];
-      for (const r of rpms) if (r.built || !(await isSigned(r.file))) unsigned.push(r.file);
+      for (const r of rpms) if (r.built || !(await isSignedRpm(r.file))) unsigned.push(r.file);
       if (unsigned.length > 0)
         await runArgv(rpmsignArgv(keyId, unsigned, requireTool('gpg')), { signal: opts.signal });
     });

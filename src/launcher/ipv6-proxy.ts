@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
+import { sleep } from '../core/timers.js';
 
 /** Where the sshd's pid is written, as lagofy.sh names it. */
 export const SSHD_PID_FILE = 'sshd_pid';
@@ -50,8 +51,6 @@ export function sshdArgv(p: SshdProxy): string[] {
   ];
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 /** Where the helper's own log goes (sshd -e): why it did not start, who used it. */
 export const SSHD_LOG_FILE = 'sshd_proxy.log';
 
@@ -85,7 +84,7 @@ export async function startSshdProxy(p: SshdProxy, waitMs = 15_000): Promise<num
       if (child.pid && Number(text.trim()) === child.pid) return child.pid;
       if (Date.now() > deadline + 5000) {
         child.kill('SIGKILL');
-        throw new Error(`the IPv6 proxy sshd (${[cmd, ...args].join(' ')}) did not write ${SSHD_PID_FILE}`);
+        throw new Error(`the IPv6 proxy sshd (${argv.join(' ')}) did not write ${SSHD_PID_FILE}`);
       }
       await sleep(100);
     }
@@ -97,9 +96,7 @@ export async function startSshdProxy(p: SshdProxy, waitMs = 15_000): Promise<num
       continue;
     }
     if (Date.now() >= deadline)
-      throw new Error(
-        `the IPv6 proxy sshd (${[cmd, ...args].join(' ')}) did not start: ${why || `exit ${code}`}`,
-      );
+      throw new Error(`the IPv6 proxy sshd (${argv.join(' ')}) did not start: ${why || `exit ${code}`}`);
     await sleep(delay);
   }
 }

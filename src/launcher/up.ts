@@ -156,13 +156,15 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
   // ost.sh run -6: lagofy.sh's SOCKS helper sshd, with OST's own config from the checkout
   const proxyConfig =
     ostSuite && ipMode === 'ipv6' ? path.join(env.ostRepo as string, SSHD_CONFIG) : undefined;
+  let proxySshd: string | undefined;
   if (proxyConfig) {
     if (!existsSync(proxyConfig))
       throw new OstError(
         `${proxyConfig} does not exist: --ipv6-only starts OST's SOCKS helper sshd with it, as ost.sh run -6`,
         'run from a complete ovirt-system-tests checkout, or leave out --ipv6-only',
       );
-    if (!findTool('sshd'))
+    proxySshd = findTool('sshd');
+    if (!proxySshd)
       throw new OstError(
         'sshd is not installed: --ipv6-only starts a SOCKS helper sshd for the guests, as ost.sh run -6',
         'install it with `apt-get install openssh-server` (Debian/Ubuntu) or `dnf install openssh-server` (Fedora/EL)',
@@ -416,7 +418,7 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
         record.ipv6Proxy = {
           address: gateway,
           pid: await startSshdProxy({
-            sshd: findTool('sshd') as string,
+            sshd: proxySshd as string,
             config: proxyConfig,
             workdir,
             hostKey: vm0.key,

@@ -14,7 +14,7 @@ import { createrepoArgv } from '../../tools/createrepo.js';
 import { parseDeps, queryProvidesArgv } from '../../tools/rpmbuild.js';
 import { runArgv } from '../../tools/run-tool.js';
 import type { ImageSet } from '../plan/model.js';
-import type { PackedRpm } from '../rpm/pack.js';
+import { isSignedRpm, type PackedRpm } from '../rpm/pack.js';
 
 /** What one publish of a complete set recorded (repo/.ost/sets/<distro>/<stamp>.json). */
 export interface SetRecord {
@@ -147,7 +147,7 @@ export async function publishSet(
         // the same build packed again (another --payload, signed or not): the published bytes stay — but a
         // signed publish cannot leave an unsigned RPM in place (clients with gpgcheck would refuse it)
         if ((await providesOf(dest)) === (await providesOf(r.file))) {
-          if (opts.sign && !(await isSigned(dest)))
+          if (opts.sign && !(await isSignedRpm(dest)))
             throw new OstError(
               `${path.basename(dest)} is published unsigned in ${repo}, and published files never change`,
               'rebuild the layer (build-images --force LAYER) to publish it signed under a new release, or publish signed into a new repository',
@@ -249,19 +249,6 @@ export async function publishSet(
   } finally {
     await lock.release();
   }
-}
-
-/** Whether an RPM file carries a signature (header or header+payload). */
-async function isSigned(rpmFile: string): Promise<boolean> {
-  const res = await runArgv([
-    'rpm',
-    '-qp',
-    '--nosignature',
-    '--qf',
-    '%{RSAHEADER:pgpsig}|%{SIGPGP:pgpsig}',
-    rpmFile,
-  ]);
-  return res.stdout.trim() !== '(none)|(none)';
 }
 
 /** What an RPM file provides (its layer key, build id, squashed key…), sorted: equal means the same build. */

@@ -114,6 +114,19 @@ export async function assertNoScripts(file: string): Promise<void> {
     );
 }
 
+/** Whether an RPM file carries a signature (a header, or a header+payload one). */
+export async function isSignedRpm(file: string): Promise<boolean> {
+  const r = await runArgv([
+    'rpm',
+    '-qp',
+    '--nosignature',
+    '--qf',
+    '%{RSAHEADER:pgpsig}|%{DSAHEADER:pgpsig}|%{SIGPGP:pgpsig}',
+    file,
+  ]);
+  return r.stdout.split('|').some((x) => x !== '(none)' && x.trim() !== '');
+}
+
 /** The files of a layer RPM: image, manifest, package lists; the base also carries the set's key pair. */
 function layerFiles(paths: BuildPaths, m: LayerManifest, isBase: boolean): RpmFile[] {
   const files: RpmFile[] = [
