@@ -33,7 +33,7 @@ import {
 } from './pkglist.js';
 import { computeKeys } from './plan/keys.js';
 import { type ImageSet, type Layer, layerFileName } from './plan/model.js';
-import { makePlan, type PlanEntry } from './plan/plan.js';
+import { checkLayerFlags, makePlan, type PlanEntry } from './plan/plan.js';
 import { adoptKeyPair, fetchLayer, findLayer, usableHit } from './repo/cache.js';
 import { type RepoPackage, readRepo } from './repo/metadata.js';
 import { packageName } from './rpm/pack.js';
@@ -254,6 +254,7 @@ async function cleanStale(set: ImageSet, paths: BuildPaths, reporter: Reporter):
 /** Build (or plan, with dryRun) an image set. Throws BuildFailedError when any layer failed. */
 export async function buildImages(set: ImageSet, opts: BuildOptions = {}): Promise<BuildResult> {
   const reporter: Reporter = opts.reporter ?? (() => {});
+  checkLayerFlags(set, { force: opts.force, only: opts.only });
   const out = path.resolve(opts.out ?? path.join('build', set.distro));
   const paths = new BuildPaths(out, set.distro);
   const accel = opts.accel ?? detectAccel();

@@ -1,6 +1,8 @@
 // pack → sign → verify (dnf install into a scratch root) → publish: only a complete, verified set is published.
+import { existsSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
+import { OstError } from '../core/errors.js';
 import type { Reporter } from '../core/events.js';
 import { step } from '../core/events.js';
 import { acquireLock } from '../core/lock.js';
@@ -36,6 +38,8 @@ export interface ReleaseResult {
 export async function releaseSet(set: ImageSet, opts: ReleaseOptions): Promise<ReleaseResult> {
   const reporter: Reporter = opts.reporter ?? (() => {});
   const paths = new BuildPaths(opts.out, set.distro);
+  if (!existsSync(paths.out))
+    throw new OstError(`nothing built in ${paths.out}`, `run ost build-images ${set.file} first`);
   // the build directory must not change under us (a concurrent ost build-images on the same --out)
   const lock = await acquireLock(paths.lock(), `ost publish-images ${set.file}`);
   try {

@@ -1,6 +1,13 @@
 // The top-level error handler: one clear message per failure, with the hint and the log tail.
 import { BuildFailedError, LayerBuildError } from '../builder/build.js';
-import { ConfigError, errorMessage, InterruptedError, OstError, ToolError } from '../core/errors.js';
+import {
+  ConfigError,
+  errorMessage,
+  InterruptedError,
+  OstError,
+  ToolError,
+  UsageError,
+} from '../core/errors.js';
 
 function indent(lines: string[]): string {
   return lines.map((l) => `    | ${l}`).join('\n');
@@ -32,8 +39,8 @@ export function renderError(err: unknown): string {
   return `error: ${errorMessage(err)}`;
 }
 
-/** Exit code by error type: 2 for bad input, 1 for everything else. */
+/** Exit code by error type: 2 for bad input (a file or a flag), 1 for everything else. */
 export function exitCodeFor(err: unknown): number {
   if (err instanceof InterruptedError) return 130;
-  return err instanceof ConfigError ? 2 : 1;
+  return err instanceof ConfigError || err instanceof UsageError ? 2 : 1;
 }

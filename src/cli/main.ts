@@ -1,7 +1,8 @@
 // The command table. Each handler is thin; errors are rendered once, here.
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { DEFAULT_PAYLOAD } from '../builder/rpm/spec.js';
+import { DEFAULT_PAYLOAD, payloadProblem } from '../builder/rpm/spec.js';
+import { ENV_ID } from '../launcher/net/layout.js';
 import { bootImageCommand } from './commands/boot-image.js';
 import { buildImagesCommand } from './commands/build-images.js';
 import {
@@ -27,6 +28,30 @@ function wholeNumber(flag: string, min: number, max: number) {
   };
 }
 
+/** yargs coerce for a size flag (`1G`, `512M`, bytes): a bad one is a usage error, not a crash later. */
+function sizeFlag(flag: string) {
+  return (v: unknown): string => {
+    const text = String(v);
+    if (!/^[0-9]+(\.[0-9]+)?[KMGT]?$/.test(text))
+      throw new Error(`--${flag} ${text}: expected a size such as 512M, 1G or 1.5G`);
+    return text;
+  };
+}
+
+/** yargs coerce for --payload: the forms rpmbuild takes (checked by the spec writer too). */
+function payloadFlag(v: unknown): string {
+  const problem = payloadProblem(String(v));
+  if (problem) throw new Error(`--payload ${problem.replace(/^bad payload /, '')}`);
+  return String(v);
+}
+
+/** yargs coerce for --id: 8 lowercase hex digits, as lagofy's ids. */
+function envIdFlag(v: unknown): string {
+  const text = String(v);
+  if (!ENV_ID.test(text)) throw new Error(`--id ${text}: expected 8 lowercase hex digits, e.g. 0a1b2c3d`);
+  return text;
+}
+
 const publishOptions = {
   keep: {
     type: 'string',
@@ -39,7 +64,11 @@ const publishOptions = {
     default: [] as string[],
     describe: 'also pack LAYER as one standalone qcow2',
   },
-  payload: { type: 'string', describe: `RPM payload compression (default ${DEFAULT_PAYLOAD})` },
+  payload: {
+    type: 'string',
+    coerce: payloadFlag,
+    describe: `RPM payload compression (default ${DEFAULT_PAYLOAD})`,
+  },
   'sign-key': { type: 'string', describe: 'GPG key id to sign RPMs and repomd.xml with' },
 } as const;
 
@@ -222,7 +251,11 @@ export async function main(argv: string[]): Promise<number> {
           })
           .option('ipv4-only', { type: 'boolean', describe: 'networks with IPv4 only (ost.sh run -4)' })
           .option('ipv6-only', { type: 'boolean', describe: 'networks with IPv6 only (ost.sh run -6)' })
-          .option('id', { type: 'string', describe: 'environment id: 8 hex digits (default: random)' })
+          .option('id', {
+            type: 'string',
+            coerce: envIdFlag,
+            describe: 'environment id: 8 hex digits (default: random)',
+          })
           .option('templates', {
             type: 'string',
             describe: 'directory with your own network/domain/nic/disk.xml',
@@ -237,7 +270,12 @@ export async function main(argv: string[]): Promise<number> {
             describe:
               'used when the cache is too small (default: $OST_OVERLAY_FALLBACK, else /var/tmp/ost[-<uid>])',
           })
-          .option('overlay-reserve', { type: 'string', default: '1G', describe: 'free space wanted per VM' })
+          .option('overlay-reserve', {
+            type: 'string',
+            default: '1G',
+            coerce: sizeFlag('overlay-reserve'),
+            describe: 'free space wanted per VM',
+          })
           .option('images-root', {
             type: 'string',
             describe: 'look the ost-images RPMs up in this installroot',
@@ -337,7 +375,12 @@ export async function main(argv: string[]): Promise<number> {
         y
           .positional('vm', { type: 'string', demandOption: true })
           .option('log', { type: 'boolean', default: false, describe: 'print the console log instead' })
-          .option('lines', { type: 'number', default: 50, describe: 'lines of --log' })
+          .option('lines', {
+            type: 'string',
+            default: '50',
+            coerce: wholeNumber('lines', 1, 1_000_000),
+            describe: 'lines of --log',
+          })
           .options({ ...envOption, ...connect }),
       async (a) => {
         code = await consoleCommand({

@@ -53,6 +53,14 @@ export class OstError extends Error {
   }
 }
 
+/** A bad command-line value found after parsing (an unknown layer, a malformed id): exit 2, as a usage error. */
+export class UsageError extends OstError {
+  constructor(message: string, hint?: string) {
+    super(message, hint);
+    this.name = 'UsageError';
+  }
+}
+
 /** One problem found in a configuration file. */
 export interface ConfigProblem {
   file: string;

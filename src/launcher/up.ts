@@ -6,7 +6,7 @@ import { userInfo } from 'node:os';
 import * as path from 'node:path';
 import { detectAccel } from '../core/accel.js';
 import { CleanupStack } from '../core/cleanup.js';
-import { errorMessage, InterruptedError, OstError } from '../core/errors.js';
+import { errorMessage, InterruptedError, OstError, UsageError } from '../core/errors.js';
 import { type Reporter, step } from '../core/events.js';
 import { run } from '../core/exec.js';
 import { atomicWriteFile } from '../core/fsutil.js';
@@ -145,8 +145,7 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
   const undo = new CleanupStack();
   const { env } = o;
   const id = o.id ?? newEnvId();
-  if (!ENV_ID.test(id))
-    throw new OstError(`env id "${id}" is not valid`, 'an env id is 8 lowercase hex digits');
+  if (!ENV_ID.test(id)) throw new UsageError(`--id ${id}: an env id is 8 lowercase hex digits`);
   const ipMode = o.ipMode ?? 'dual';
   const ostSuite = env.kind === 'ost-json';
   const deployment = ostSuite

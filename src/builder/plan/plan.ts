@@ -1,6 +1,6 @@
 // The plan: for every layer, whether it is cached or (re)built, and why.
 
-import { OstError } from '../../core/errors.js';
+import { UsageError } from '../../core/errors.js';
 import { exists } from '../../core/fsutil.js';
 import { type BuildPaths, type LayerManifest, readManifest } from '../state.js';
 import { chainOf, type ImageSet, type Layer } from './model.js';
@@ -24,13 +24,8 @@ export interface PlanOptions {
   only?: string[];
 }
 
-/** Decide what to build. Throws when --force/--only name unknown layers. */
-export async function makePlan(
-  set: ImageSet,
-  keys: Map<string, string>,
-  paths: BuildPaths,
-  opts: PlanOptions = {},
-): Promise<PlanEntry[]> {
+/** --force/--only must name layers of the set: a usage error otherwise, before anything is made. */
+export function checkLayerFlags(set: ImageSet, opts: PlanOptions): void {
   const names = set.layers.map((l) => l.name);
   for (const [flag, list] of [
     ['--force', opts.force ?? []],
@@ -38,10 +33,20 @@ export async function makePlan(
   ] as const) {
     for (const n of list) {
       if (!names.includes(n)) {
-        throw new OstError(`${flag} ${n}: no such layer in ${set.file}`, `layers are: ${names.join(', ')}`);
+        throw new UsageError(`${flag} ${n}: no such layer in ${set.file}`, `layers are: ${names.join(', ')}`);
       }
     }
   }
+}
+
+/** Decide what to build. Throws when --force/--only name unknown layers. */
+export async function makePlan(
+  set: ImageSet,
+  keys: Map<string, string>,
+  paths: BuildPaths,
+  opts: PlanOptions = {},
+): Promise<PlanEntry[]> {
+  checkLayerFlags(set, opts);
   const force = new Set(opts.force ?? []);
   const wanted = opts.only?.length
     ? new Set(opts.only.flatMap((n) => chainOf(set, n).map((l) => l.name)))

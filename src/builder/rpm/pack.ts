@@ -2,7 +2,7 @@
 // their existing RPM, so a new set only adds the RPMs of layers that were rebuilt.
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { OstError } from '../../core/errors.js';
+import { OstError, UsageError } from '../../core/errors.js';
 import type { Reporter } from '../../core/events.js';
 import { atomicWriteFile, commitFile, exists, removeTree } from '../../core/fsutil.js';
 import { requireTools } from '../../core/require-tool.js';
@@ -192,7 +192,11 @@ export async function packSet(set: ImageSet, opts: PackOptions): Promise<PackedR
   const paths = new BuildPaths(opts.out, set.distro);
   const manifests = opts.manifests ?? (await builtManifests(set, paths));
   for (const s of opts.squash ?? []) {
-    if (!manifests.has(s)) throw new OstError(`--squash ${s}: no such layer in ${set.file}`);
+    if (!manifests.has(s))
+      throw new UsageError(
+        `--squash ${s}: no such layer in ${set.file}`,
+        `layers are: ${set.layers.map((l) => l.name).join(', ')}`,
+      );
   }
   const rpms = path.join(opts.out, 'rpms');
   const work = path.join(opts.out, '.work', 'rpm');

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import * as path from 'node:path';
 import { onInterrupt } from '../../core/cleanup.js';
-import { OstError } from '../../core/errors.js';
+import { OstError, UsageError } from '../../core/errors.js';
 import { runInteractive } from '../../core/exec.js';
 import { lastLines } from '../../core/fsutil.js';
 import { processAlive } from '../../core/process.js';
@@ -107,7 +107,7 @@ function sudoUser(): { uid: number; gid: number } | undefined {
 /** `ost.sh run -4` / `-6`: one family only, never both. */
 function ipModeOf(a: UpArgs): IpMode {
   if (a.ipv4Only && a.ipv6Only)
-    throw new OstError(
+    throw new UsageError(
       '--ipv4-only and --ipv6-only exclude each other',
       'give one of them, or neither for both families',
     );
