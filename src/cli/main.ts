@@ -294,6 +294,12 @@ export async function main(argv: string[]): Promise<number> {
             coerce: wholeNumber('timeout', 1, 86_400),
             describe: 'seconds each VM may take to be SSH-ready',
           })
+          .option('wait', {
+            type: 'boolean',
+            default: true,
+            describe:
+              "wait until every VM answers SSH; --no-wait returns once they run (as lagofy's ost_init; no deploy scripts)",
+          })
           .option('keep-on-failure', {
             type: 'boolean',
             default: false,
@@ -318,6 +324,7 @@ export async function main(argv: string[]): Promise<number> {
           imagesDir: a['images-dir'],
           key: a.key,
           timeout: a.timeout,
+          wait: a.wait,
           keepOnFailure: a['keep-on-failure'],
           connect: a.connect,
           json: a.json,

@@ -67,6 +67,11 @@ export interface UpOptions {
   images: { root?: string; imagesDir?: string; key?: string };
   /** Per-VM deadline for SSH-ready. */
   timeoutMs: number;
+  /**
+   * Wait for every VM to answer SSH (default). `false` returns once the domains run, as lagofy's ost_init
+   * does (OST's harness waits for SSH itself); no deploy script can run then.
+   */
+  wait?: boolean;
   /** On failure, leave what was created (for debugging) instead of undoing it. */
   keepOnFailure?: boolean;
   reporter: Reporter;
@@ -137,7 +142,7 @@ async function foreignSubnets(uri: string): Promise<string[]> {
   });
 }
 
-/** Bring an environment up; resolves once every VM is SSH-ready. */
+/** Bring an environment up; resolves once every VM is SSH-ready (or, with wait: false, once they run). */
 export async function up(o: UpOptions): Promise<EnvRecord> {
   requireTools(['virsh', 'qemu-img', 'ssh']);
   const started = Date.now();
@@ -169,6 +174,12 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
         'install it with `apt-get install openssh-server` (Debian/Ubuntu) or `dnf install openssh-server` (Fedora/EL)',
       );
   }
+  const willDeploy = env.vms.some((vm) => vm.deployScripts.length > 0) && (!ostSuite || o.deploy);
+  if (o.wait === false && willDeploy)
+    throw new UsageError(
+      `--no-wait: suite ${env.suite} has deploy scripts, which run over SSH once the VMs answer`,
+      ostSuite ? 'leave out --deploy (OST runs them itself), or --no-wait' : 'leave out --no-wait',
+    );
   const owner = self();
   const qemu = qemuIdentity();
   const domainType = detectAccel() === 'kvm' ? 'kvm' : 'qemu';
@@ -356,52 +367,53 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
       }),
     );
 
-    await phase(o, timings, 'ready', `wait for SSH on ${record.vms.length} VMs`, () =>
-      Promise.all(
-        record.vms.map(async (vm) => {
-          const title = `${vm.name}: boot to SSH`;
-          o.reporter({ type: 'step', id: `ready-${vm.name}`, title, status: 'start' });
-          const target = {
-            vm: vm.name,
-            address: vm.address,
-            key: vm.key,
-            consoleLog: vm.consoleLog,
-            state: () => domainState(o.uri, vm.libvirtName),
-          };
-          const t0 = Date.now();
-          let r: Awaited<ReturnType<typeof waitReady>>;
-          try {
-            r = await waitReady(target, o.timeoutMs, o.signal);
-          } catch (err) {
-            if (!(err instanceof VmGoneError)) throw err;
-            // a qemu that dies in early boot (seen under TCG) gets one more start, on a fresh overlay
+    if (o.wait !== false)
+      await phase(o, timings, 'ready', `wait for SSH on ${record.vms.length} VMs`, () =>
+        Promise.all(
+          record.vms.map(async (vm) => {
+            const title = `${vm.name}: boot to SSH`;
+            o.reporter({ type: 'step', id: `ready-${vm.name}`, title, status: 'start' });
+            const target = {
+              vm: vm.name,
+              address: vm.address,
+              key: vm.key,
+              consoleLog: vm.consoleLog,
+              state: () => domainState(o.uri, vm.libvirtName),
+            };
+            const t0 = Date.now();
+            let r: Awaited<ReturnType<typeof waitReady>>;
+            try {
+              r = await waitReady(target, o.timeoutMs, o.signal);
+            } catch (err) {
+              if (!(err instanceof VmGoneError)) throw err;
+              // a qemu that dies in early boot (seen under TCG) gets one more start, on a fresh overlay
+              o.reporter({
+                type: 'warning',
+                subject: vm.name,
+                message: `${errorMessage(err)}\nstarting it once more`,
+              });
+              await fs.rm(vm.overlay, { force: true });
+              await createOverlay(vm.overlay, vm.image.path, { signal: o.signal });
+              await handToQemu(vm.overlay, qemu);
+              await virsh(o.uri, ['create', path.join(workdir, 'libvirt', `domain-${vm.name}.xml`)], {
+                signal: o.signal,
+              });
+              vm.timings.restarts = 1;
+              r = await waitReady(target, Math.max(0, o.timeoutMs - (Date.now() - t0)), o.signal);
+            }
+            vm.systemState = r.systemState;
+            vm.timings.bootToSsh = Date.now() - t0;
             o.reporter({
-              type: 'warning',
-              subject: vm.name,
-              message: `${errorMessage(err)}\nstarting it once more`,
+              type: 'step',
+              id: `ready-${vm.name}`,
+              title,
+              status: 'done',
+              durationMs: vm.timings.bootToSsh,
+              detail: `${vm.address}, systemd ${r.systemState}, ${r.probes} probes`,
             });
-            await fs.rm(vm.overlay, { force: true });
-            await createOverlay(vm.overlay, vm.image.path, { signal: o.signal });
-            await handToQemu(vm.overlay, qemu);
-            await virsh(o.uri, ['create', path.join(workdir, 'libvirt', `domain-${vm.name}.xml`)], {
-              signal: o.signal,
-            });
-            vm.timings.restarts = 1;
-            r = await waitReady(target, Math.max(0, o.timeoutMs - (Date.now() - t0)), o.signal);
-          }
-          vm.systemState = r.systemState;
-          vm.timings.bootToSsh = Date.now() - t0;
-          o.reporter({
-            type: 'step',
-            id: `ready-${vm.name}`,
-            title,
-            status: 'done',
-            durationMs: vm.timings.bootToSsh,
-            detail: `${vm.address}, systemd ${r.systemState}, ${r.probes} probes`,
-          });
-        }),
-      ),
-    );
+          }),
+        ),
+      );
 
     if (proxyConfig) {
       const mgmt = layout.networks.find((n) => n.management);
@@ -430,7 +442,7 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
     }
 
     const deploy = env.vms.filter((vm) => vm.deployScripts.length > 0);
-    if (deploy.length > 0 && (!ostSuite || o.deploy)) {
+    if (willDeploy) {
       await phase(o, timings, 'deploy', `deploy scripts on ${deploy.length} VMs`, () =>
         runDeployScripts(deploy, record.vms, workdir, o.signal),
       );

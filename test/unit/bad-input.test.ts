@@ -264,6 +264,12 @@ const cases: Case[] = [
     '--ipv4-only and --ipv6-only exclude each other',
   ],
   [
+    '--no-wait of a suite with deploy scripts',
+    () => ['up', 'demo-suite', '--no-wait'],
+    2,
+    '--no-wait: suite demo-suite has deploy scripts, which run over SSH once the VMs answer',
+  ],
+  [
     '--lines abc',
     () => ['console', 'vm', '--log', '--lines', 'abc'],
     2,

@@ -51,6 +51,7 @@ export interface UpArgs extends EnvCommon {
   imagesDir?: string;
   key?: string;
   timeout: number;
+  wait: boolean;
   keepOnFailure: boolean;
 }
 
@@ -81,7 +82,7 @@ export function upSummary(r: EnvRecord): string {
     `environment ${r.id} (suite ${r.suite}) is up:`,
     ...rows,
     `time: resolve ${secs(t.resolve)}, overlays ${secs(t.overlays)}, lease ${secs(t.lease)}, networks ${secs(t.networks)}, ` +
-      `define+start ${secs(t.domains)}, boot to SSH ${secs(t.ready)}${t.deploy ? `, deploy ${secs(t.deploy)}` : ''}; ` +
+      `define+start ${secs(t.domains)}, boot to SSH ${t.ready === undefined ? 'not waited for (--no-wait)' : secs(t.ready)}${t.deploy ? `, deploy ${secs(t.deploy)}` : ''}; ` +
       `total ${secs(t.total)} (ost's own overhead ${secs(t.overhead)})`,
     `inventory:  ${path.join(r.workdir, 'inventory')}`,
     `ssh_config: ${path.join(r.workdir, 'ssh_config')}   (ost ssh ${r.vms[0]?.name ?? '<vm>'}, or ssh -F …)`,
@@ -144,6 +145,7 @@ export async function upCommand(a: UpArgs): Promise<void> {
         key: a.key,
       },
       timeoutMs: a.timeout * 1000,
+      wait: a.wait,
       keepOnFailure: a.keepOnFailure,
       reporter: ui.reporter,
       signal: abort.signal,
