@@ -6,7 +6,7 @@ import * as path from 'node:path';
 import { type Accel, detectAccel, guestfsEnv } from '../core/accel.js';
 import { CleanupStack } from '../core/cleanup.js';
 import { ConfigError, type ConfigProblem, errorMessage, OstError, ToolError } from '../core/errors.js';
-import type { Reporter } from '../core/events.js';
+import { type Reporter, step } from '../core/events.js';
 import { formatCommand, run } from '../core/exec.js';
 import { allocatedBytes, atomicWriteFile, commitFile, exists, removeTree } from '../core/fsutil.js';
 import { acquireLock } from '../core/lock.js';
@@ -31,13 +31,14 @@ import {
   parseRpmList,
   RPM_QUERY_FORMAT,
 } from './pkglist.js';
-import { computeKeys } from './plan/keys.js';
-import { type ImageSet, type Layer, layerFileName } from './plan/model.js';
+import { computeKeys, today } from './plan/keys.js';
+import { type ImageSet, type Layer, layerFileName, type PackageRepo } from './plan/model.js';
 import { checkLayerFlags, makePlan, type PlanEntry } from './plan/plan.js';
 import { adoptKeyPair, fetchLayer, findLayer, usableHit } from './repo/cache.js';
 import { type RepoPackage, readRepo } from './repo/metadata.js';
 import { packageName } from './rpm/pack.js';
-import { BuildPaths, dropManifest, type LayerManifest, writeManifest } from './state.js';
+import { BuildPaths, dropManifest, type LayerManifest, readManifest, writeManifest } from './state.js';
+import { fetchStates, reposOf, sourceLine, type UpstreamState } from './upstream.js';
 import { checkImage, checkRelocatableChain } from './verify.js';
 import { BUILDER_VERSION } from './version.js';
 
@@ -54,6 +55,8 @@ export interface BuildOptions {
   accel?: Accel;
   /** A published repository (dir or URL) whose layers are fetched instead of built when their key matches. */
   cacheRepo?: string;
+  /** Do not read the package repositories' state: keep what each layer was last built from. */
+  offline?: boolean;
 }
 
 export type LayerStatus = 'built' | 'fetched' | 'cached' | 'failed' | 'skipped';
@@ -251,6 +254,47 @@ async function cleanStale(set: ImageSet, paths: BuildPaths, reporter: Reporter):
   }
 }
 
+/**
+ * The state of the repositories of every refresh: upstream layer: read now (each repository once, all at
+ * once), or with `offline` as each layer's manifest recorded it (none recorded: the state is unknown, and
+ * the next online build replaces it).
+ */
+async function upstreamStates(
+  set: ImageSet,
+  paths: BuildPaths,
+  offline: boolean,
+  reporter: Reporter,
+  signal?: AbortSignal,
+): Promise<Map<string, UpstreamState[]>> {
+  const out = new Map<string, UpstreamState[]>();
+  const layers = set.layers.filter((l) => l.refresh === 'upstream');
+  if (offline) {
+    for (const l of layers) {
+      const m = await readManifest(paths, l.name);
+      const sources = reposOf(set, l).map(sourceLine);
+      const recorded = m?.upstream;
+      if (recorded && recorded.map((u) => u.source).join('\n') === sources.join('\n'))
+        out.set(l.name, recorded);
+    }
+    return out;
+  }
+  const unique = new Map<string, PackageRepo>();
+  for (const l of layers) for (const r of reposOf(set, l)) unique.set(sourceLine(r), r);
+  if (unique.size === 0) return out;
+  const states = await step(
+    reporter,
+    'upstream',
+    `read the state of ${unique.size} package ${unique.size === 1 ? 'repository' : 'repositories'}`,
+    async () => new Map((await fetchStates([...unique.values()], signal)).map((st) => [st.source, st])),
+  );
+  for (const l of layers)
+    out.set(
+      l.name,
+      reposOf(set, l).map((r) => states.get(sourceLine(r)) as UpstreamState),
+    );
+  return out;
+}
+
 /** Build (or plan, with dryRun) an image set. Throws BuildFailedError when any layer failed. */
 export async function buildImages(set: ImageSet, opts: BuildOptions = {}): Promise<BuildResult> {
   const reporter: Reporter = opts.reporter ?? (() => {});
@@ -260,10 +304,11 @@ export async function buildImages(set: ImageSet, opts: BuildOptions = {}): Promi
   const accel = opts.accel ?? detectAccel();
   const jobs = Math.max(1, opts.jobs ?? 2);
   const cache = opts.cacheRepo ? await openCache(opts.cacheRepo, reporter) : undefined;
+  const upstream = await upstreamStates(set, paths, opts.offline === true, reporter, opts.signal);
   /** Keys, then the plan, then what the cache repository can provide instead of a build. */
   const planWith = async (publicKey: string | undefined): Promise<PlanEntry[]> => {
-    const keys = await computeKeys(set, { publicKey });
-    const plan = await makePlan(set, keys, paths, { force: opts.force, only: opts.only });
+    const keys = await computeKeys(set, { publicKey, upstream });
+    const plan = await makePlan(set, keys, paths, { force: opts.force, only: opts.only, upstream });
     if (cache) planFetches(set, plan, cache.pkgs, new Set(opts.force ?? []));
     return plan;
   };
@@ -376,7 +421,7 @@ async function schedule(
       const work =
         e.action === 'fetch' && e.hit && cacheRepo
           ? fetchWithEvents(cacheRepo, e.hit, paths, name, ctx.work, reporter)
-          : buildLayer(ctx, parentManifest(e.layer), reporter, signal);
+          : buildLayer(ctx, parentManifest(e.layer), e.upstream, reporter, signal);
       const job = work
         .then((manifest) => {
           outcomes.set(name, {
@@ -441,6 +486,7 @@ async function fetchWithEvents(
 async function buildLayer(
   ctx: LayerContext,
   parent: LayerManifest | undefined,
+  upstream: UpstreamState[] | undefined,
   reporter: Reporter,
   signal: AbortSignal | undefined,
 ): Promise<LayerManifest> {
@@ -506,6 +552,14 @@ async function buildLayer(
     const packages = ctx.packages ?? (await readPackages(set, ctx.tmpImage, ctx.accel));
     if (packages.length === 0)
       throw new OstError(`no packages found in ${layer.name}; is it a ${set.family}-based guest?`);
+    // what changed since the previous build of this same layer (for a nightly: what changed overnight)
+    const previous = await fs.readFile(paths.pkglist(layer.name), 'utf8').catch(() => undefined);
+    if (previous !== undefined)
+      await atomicWriteFile(
+        paths.pkgdiffPrevious(layer.name),
+        formatDiff(diffPackages(parsePkglist(previous), packages)),
+      );
+    else await fs.rm(paths.pkgdiffPrevious(layer.name), { force: true });
     await atomicWriteFile(paths.pkglist(layer.name), formatPkglist(packages));
     if (layer.parent) {
       const parentList = parsePkglist(await fs.readFile(paths.pkglist(layer.parent), 'utf8'));
@@ -541,6 +595,9 @@ async function buildLayer(
       allocatedBytes: await allocatedBytes(paths.image(layer.name)),
       packages: packages.length,
       builder: BUILDER_VERSION,
+      refresh: layer.refresh,
+      upstream: layer.refresh === 'upstream' ? upstream : undefined,
+      day: layer.refresh === 'daily' ? today() : undefined,
     };
     await writeManifest(paths, manifest);
     await removeTree(ctx.work);

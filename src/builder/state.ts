@@ -2,7 +2,8 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { atomicWriteFile } from '../core/fsutil.js';
-import { layerFileName } from './plan/model.js';
+import { layerFileName, type Refresh } from './plan/model.js';
+import type { UpstreamState } from './upstream.js';
 
 /** What a finished, verified layer records next to its qcow2. */
 export interface LayerManifest {
@@ -21,6 +22,12 @@ export interface LayerManifest {
   allocatedBytes: number;
   packages: number;
   builder: string;
+  /** How the layer is refreshed besides definition changes (absent in manifests of older builders). */
+  refresh?: Refresh;
+  /** refresh: upstream — the state of every repository it was built from (URL, checksum, date). */
+  upstream?: UpstreamState[];
+  /** refresh: daily — the day (UTC) it was built for. */
+  day?: string;
 }
 
 /** Where everything for one image set lives under the output directory. */
@@ -41,6 +48,10 @@ export class BuildPaths {
   }
   pkglist(layer: string): string {
     return path.join(this.out, `${this.distro}-${layer}-pkglist.txt`);
+  }
+  /** What changed against the previous build of the same layer (what changed overnight). */
+  pkgdiffPrevious(layer: string): string {
+    return path.join(this.out, `${this.distro}-${layer}-pkglist-diff-previous.txt`);
   }
   pkgdiff(layer: string): string {
     return path.join(this.out, `${this.distro}-${layer}-pkglist-diff.txt`);

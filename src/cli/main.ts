@@ -137,6 +137,11 @@ export async function main(argv: string[]): Promise<number> {
             default: false,
             describe: 'show every step and command',
           })
+          .option('offline', {
+            type: 'boolean',
+            default: false,
+            describe: "don't read the package repositories' state: keep what each layer was last built from",
+          })
           .option('cache-repo', {
             type: 'string',
             describe: 'fetch layers with the same key from this repo (dir or URL)',
@@ -149,6 +154,7 @@ export async function main(argv: string[]): Promise<number> {
       async (a) => {
         await buildImagesCommand({
           cacheRepo: a['cache-repo'],
+          offline: a.offline,
           publish: a.publish,
           keep: a.keep,
           squash: a.squash as string[],

@@ -232,3 +232,8 @@ export function runInteractive(file: string, args: readonly string[]): Promise<n
     child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
   });
 }
+
+/** Single-quote a word for /bin/sh (scriptlets, guest commands). */
+export function shellQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}

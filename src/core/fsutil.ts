@@ -66,7 +66,7 @@ export function fileSha256(file: string): Promise<string> {
 }
 
 /** sha256 of a string, hex. */
-export function sha256(text: string): string {
+export function sha256(text: string | Uint8Array): string {
   return createHash('sha256').update(text).digest('hex');
 }
 

@@ -1,14 +1,26 @@
-// virt-customize adapter: turns a derived layer's steps into argv (one appliance run per layer).
+// virt-customize adapter: turns a derived layer's repositories and steps into argv (one appliance run per layer).
+import { shellQuote } from '../core/exec.js';
 // Quirk (virt-customize 1.48): --format must come before -a, or it is refused.
 /** Package-manager family of a guest. */
 export type Family = 'deb' | 'rpm';
 
-/** One customisation, in order: install packages, run a script file, run a command, upload a file. */
+/** One customisation, in order: install packages, upgrade all, run a script file, run a command, upload a file. */
 export type Step =
   | { kind: 'install'; packages: string[] }
+  | { kind: 'upgrade' }
   | { kind: 'script'; file: string }
   | { kind: 'run'; command: string }
   | { kind: 'upload'; from: string; to: string; mode?: string };
+
+/** A package repository written into the guest before the steps (file:// ones are copied in). */
+export interface GuestRepo {
+  name: string;
+  /** http(s):// URL, or file:///dir on the build host. */
+  url: string;
+  suite?: string;
+  components?: string[];
+  trusted: boolean;
+}
 
 export interface CustomizeSpec {
   disk: string;
@@ -16,7 +28,54 @@ export interface CustomizeSpec {
   network: boolean;
   family: Family;
   selinux: boolean;
+  /** Repositories this layer adds, before its steps. */
+  repos?: GuestRepo[];
   steps: Step[];
+}
+
+/** Where a file:// repository's copy lives in the guest (it stays: children install from it too). */
+export const GUEST_REPO_DIR = '/var/lib/ost-repos';
+
+/** Upgrade every package, non-interactively, keeping changed config files. */
+export function upgradeCommand(family: Family): string {
+  return family === 'deb'
+    ? 'apt-get update && DEBIAN_FRONTEND=noninteractive apt-get -y -o Dpkg::Options::=--force-confdef ' +
+        '-o Dpkg::Options::=--force-confold full-upgrade'
+    : 'dnf -y upgrade --refresh';
+}
+
+/** virt-customize arguments that add one repository to the guest. */
+export function repoArgv(family: Family, r: GuestRepo): string[] {
+  const argv: string[] = [];
+  let url = r.url;
+  if (url.startsWith('file://')) {
+    const hostDir = decodeURIComponent(new URL(url).pathname).replace(/\/+$/, '');
+    const dest = `${GUEST_REPO_DIR}/${r.name}`;
+    const staging = `${GUEST_REPO_DIR}/.in-${r.name}`;
+    const base = hostDir.split('/').pop() || r.name;
+    argv.push('--mkdir', staging, '--copy-in', `${hostDir}:${staging}`);
+    argv.push(
+      '--run-command',
+      `rm -rf ${dest} && mv ${staging}/${shellQuote(base)} ${dest} && rmdir ${staging}`,
+    );
+    url = family === 'deb' ? `file:${dest}` : `file://${dest}`;
+  }
+  if (family === 'deb') {
+    const opts = r.trusted ? '[trusted=yes] ' : '';
+    const line = `deb ${opts}${url} ${r.suite ?? './'}${r.components?.length ? ` ${r.components.join(' ')}` : ''}`;
+    argv.push('--write', `/etc/apt/sources.list.d/ost-${r.name}.list:${line}\n`);
+  } else {
+    const repo = [
+      `[ost-${r.name}]`,
+      `name=ost-${r.name}`,
+      `baseurl=${url}`,
+      'enabled=1',
+      `gpgcheck=${r.trusted ? 0 : 1}`,
+      '',
+    ].join('\n');
+    argv.push('--write', `/etc/yum.repos.d/ost-${r.name}.repo:${repo}`);
+  }
+  return argv;
 }
 
 /** Where each family's package manager keeps downloaded packages (mounted on tmpfs during a build). */
@@ -49,10 +108,14 @@ export function customizeArgv(spec: CustomizeSpec): string[] {
   argv.push(spec.network ? '--network' : '--no-network');
   const cache = buildTimeGuestSetup(spec.family);
   argv.push('--run-command', cache.before);
+  for (const r of spec.repos ?? []) argv.push(...repoArgv(spec.family, r));
   for (const s of spec.steps) {
     switch (s.kind) {
       case 'install':
         argv.push('--install', s.packages.join(','));
+        break;
+      case 'upgrade':
+        argv.push('--run-command', upgradeCommand(spec.family));
         break;
       case 'script':
         argv.push('--run', s.file);

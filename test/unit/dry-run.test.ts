@@ -8,7 +8,7 @@ import { REPO_ROOT } from '../helpers/sets.js';
 describe('--dry-run on el9stream (the ISO is not here)', async () => {
   const set = loadImageSet(path.join(REPO_ROOT, 'images/el9stream.yaml'));
   const out = '/nonexistent/ost-dry-run-out';
-  const result = await buildImages(set, { out, dryRun: true, accel: 'tcg' });
+  const result = await buildImages(set, { out, dryRun: true, accel: 'tcg', offline: true });
   const byLayer = new Map((result.dryRun ?? []).map((l) => [l.layer, l]));
 
   it('plans every layer for building, parents first', () => {
@@ -187,7 +187,7 @@ describe('the el9stream kickstart follows ost-images', () => {
 describe('--dry-run on storage (the ISO is not here)', async () => {
   const set = loadImageSet(path.join(REPO_ROOT, 'images/storage.yaml'));
   const out = '/nonexistent/ost-dry-run-out';
-  const result = await buildImages(set, { out, dryRun: true, accel: 'tcg' });
+  const result = await buildImages(set, { out, dryRun: true, accel: 'tcg', offline: true });
   const byLayer = new Map((result.dryRun ?? []).map((l) => [l.layer, l]));
 
   it('installs with the el9stream kickstart, then puts the selenium grid on layer base', () => {

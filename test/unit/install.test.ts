@@ -19,7 +19,7 @@ describe('answer files and install media', () => {
   });
   it('boots the netboot kernel with the preseed appended to its initrd (no commas in kernel args)', async () => {
     const set = loadImageSet(path.join(REPO_ROOT, 'test/fixtures/netinst/debian12-netinst.yaml'));
-    const res = await buildImages(set, { out: '/nonexistent/ni', dryRun: true, accel: 'tcg' });
+    const res = await buildImages(set, { out: '/nonexistent/ni', dryRun: true, accel: 'tcg', offline: true });
     const vi = res.dryRun?.[0]?.steps.find((s) => s.argv?.[0] === 'virt-install')?.argv ?? [];
     const install = vi[vi.indexOf('--install') + 1] ?? '';
     expect(install).toBe(

@@ -28,6 +28,7 @@ export function derivedActions(ctx: LayerContext): Action[] {
         network: ctx.layer.network,
         family: ctx.set.family,
         selinux: ctx.set.selinux,
+        repos: ctx.layer.repos.filter((r) => !r.watchOnly),
         steps: ctx.layer.steps,
       }),
       env: guestfsEnv(ctx.accel),

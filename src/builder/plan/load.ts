@@ -1,8 +1,17 @@
 // Load an image-set file: YAML → zod schema → normalise → cross-field rules, every problem reported at once.
-import { accessSync, constants, readFileSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
 import * as path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { formatKeyPath, type KeyPath, readYamlConfig } from '../../core/config-file.js';
-import { type BaseSource, type ImageSet, type Layer, parseDuration, parseSize, type Step } from './model.js';
+import {
+  type BaseSource,
+  type ImageSet,
+  type Layer,
+  type PackageRepo,
+  parseDuration,
+  parseSize,
+  type Step,
+} from './model.js';
 import { imageSetSchema, type RawImageSet, type RawLayer } from './schema.js';
 
 export { formatKeyPath };
@@ -126,6 +135,41 @@ function normalise(raw: RawImageSet, file: string, add: (p: KeyPath, m: string) 
   });
 
   const layers: Layer[] = raw.layers.map((l, i) => normaliseLayer(raw, l, i, resolve, mustBeFile, add));
+
+  // repositories: one name per chain; refresh: upstream needs some repository to watch
+  const byName = new Map(layers.map((l) => [l.name, l]));
+  for (const l of layers) {
+    const chain: Layer[] = [];
+    for (
+      let c: Layer | undefined = l;
+      c && !chain.includes(c);
+      c = c.parent ? byName.get(c.parent) : undefined
+    )
+      chain.unshift(c);
+    const names = new Map<string, string>();
+    for (const c of chain.slice(0, -1)) for (const r of c.repos) names.set(r.name, c.name);
+    l.repos.forEach((r, j) => {
+      const other = names.get(r.name);
+      if (other)
+        add(
+          ['layers', l.index, 'repos', j, 'name'],
+          `repository ${r.name} is already added by ${other}; rename one`,
+        );
+      names.set(r.name, l.name);
+    });
+    const watched = chain.some((c) => c.repos.length > 0 || c.base?.kind === 'debootstrap');
+    // default: a derived layer that installs packages follows its repositories (once a day when none is
+    // known); others change only with their definition
+    const installs =
+      l.steps.some((st) => st.kind === 'install' || st.kind === 'upgrade') || l.repos.length > 0;
+    if (raw.layers[l.index]?.refresh === undefined && l.parent !== undefined && installs)
+      l.refresh = watched ? 'upstream' : 'daily';
+    if (l.refresh === 'upstream' && !watched)
+      add(
+        ['layers', l.index, 'refresh'],
+        'upstream: no package repository is known for this layer; declare them under repos:, or use refresh: daily or never',
+      );
+  }
 
   // answer-file placeholders must be known
   raw.layers.forEach((l, i) => {
@@ -260,17 +304,20 @@ function normaliseLayer(
   const steps: Step[] = [];
   (l.steps ?? []).forEach((s, j) => {
     const p: KeyPath = ['layers', i, 'steps', j];
-    const actions = (['install', 'script', 'run', 'upload'] as const).filter((k) => s[k] !== undefined);
+    const actions = (['install', 'upgrade', 'script', 'run', 'upload'] as const).filter(
+      (k) => s[k] !== undefined,
+    );
     if (actions.length !== 1) {
       add(
         p,
         actions.length === 0
-          ? 'empty step; a step is one of install: [packages], script: FILE, run: COMMAND, upload: {from, to}'
+          ? 'empty step; a step is one of install: [packages], upgrade: true, script: FILE, run: COMMAND, upload: {from, to}'
           : `a step does one thing, found ${actions.join(' and ')}; split it into ${actions.length} steps`,
       );
       return;
     }
     if (s.install) steps.push({ kind: 'install', packages: s.install });
+    else if (s.upgrade) steps.push({ kind: 'upgrade' });
     else if (s.script !== undefined) {
       mustBeFile([...p, 'script'], s.script, 'script');
       steps.push({ kind: 'script', file: resolve(s.script) });
@@ -280,6 +327,9 @@ function normaliseLayer(
       steps.push({ kind: 'upload', from: resolve(s.upload.from), to: s.upload.to, mode: s.upload.mode });
     }
   });
+  const repos = normaliseRepos(set, l, i, resolve, add);
+  // the default refresh is decided once the chain is known (loadImageSet)
+  const refresh = l.refresh ?? 'never';
   return {
     name: l.name,
     index: i,
@@ -288,7 +338,57 @@ function normaliseLayer(
     base,
     steps,
     network: l.network,
+    repos,
+    refresh,
   };
+}
+
+/** A layer's `repos:`, checked for the set's family; file:// ones must be directories on this host. */
+function normaliseRepos(
+  set: RawImageSet,
+  l: RawLayer,
+  i: number,
+  resolve: (p: string) => string,
+  add: (p: KeyPath, m: string) => void,
+): PackageRepo[] {
+  if (l.debootstrap && l.repos.length > 0)
+    add(
+      ['layers', i, 'repos'],
+      'a debootstrap base uses its mirror and suite; add more repositories in a derived layer',
+    );
+  return l.repos.map((r, j) => {
+    const p: KeyPath = ['layers', i, 'repos', j];
+    if (set.family === 'deb') {
+      if (r.suite === undefined)
+        add([...p, 'suite'], 'missing; a Debian repository needs a suite (./ when flat)');
+      else if (r.suite === './' && r.components !== undefined)
+        add([...p, 'components'], 'a flat repository (suite ./) has no components; remove them');
+      else if (r.suite !== './' && !r.components?.length)
+        add([...p, 'components'], 'missing; name the archive components, such as [main]');
+    } else {
+      for (const k of ['suite', 'components'] as const)
+        if (r[k] !== undefined)
+          add([...p, k], `${k}: is for Debian repositories; an RPM repository is its url`);
+    }
+    let url = r.url;
+    if (url.startsWith('file:')) {
+      // file:///absolute/dir, or file:dir relative to the set file (as its other files)
+      const dir = url.startsWith('file://') ? fileURLToPath(url) : resolve(decodeURIComponent(url.slice(5)));
+      if (!existsSync(dir) || !statSync(dir).isDirectory())
+        add([...p, 'url'], `${dir} is not a directory on this host; a file:// repository is copied from it`);
+      url = pathToFileURL(resolve(dir)).href;
+    }
+    return {
+      name: r.name,
+      kind: set.family,
+      url,
+      suite: r.suite,
+      components: r.components,
+      trusted: r.trusted,
+      // a base layer's repositories are whatever its installer or image configured: never written
+      watchOnly: r.watchOnly || l.parent === undefined,
+    };
+  });
 }
 
 /** Parents before children, keeping file order otherwise; layers in a cycle are left at the end. */

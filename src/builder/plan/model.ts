@@ -49,6 +49,30 @@ export interface InstallBase {
 
 export type BaseSource = DebootstrapBase | ImportBase | InstallBase;
 
+/**
+ * A package repository a layer's guest uses: declared in the set file (`repos:`), or the debootstrap base's
+ * mirror. A derived layer writes its own into the guest (a file:// one is copied in); a base's only name
+ * what its installer or image already configured.
+ */
+export interface PackageRepo {
+  /** Short name: the guest's sources.list.d / yum.repos.d file is ost-<name>. */
+  name: string;
+  kind: Family;
+  /** http(s):// URL, or file:///absolute/dir on the build host. */
+  url: string;
+  /** deb: the suite (bookworm-security), or `./` for a flat repository. */
+  suite?: string;
+  /** deb: archive components (none for a flat repository). */
+  components?: string[];
+  /** Install from it without signature checks ([trusted=yes] / gpgcheck=0). */
+  trusted: boolean;
+  /** Only watched for changes: the guest has it already (a base's installer, a layer's own script). */
+  watchOnly: boolean;
+}
+
+/** When a layer is rebuilt besides changes to its definition: upstream repos changed, once a day, or never. */
+export type Refresh = 'upstream' | 'daily' | 'never';
+
 export interface Layer {
   name: string;
   /** Position in the file's layers: list (for key paths in messages). */
@@ -60,6 +84,9 @@ export interface Layer {
   /** Set on derived layers. */
   steps: Step[];
   network: boolean;
+  /** Repositories this layer adds (derived) or declares (base). */
+  repos: PackageRepo[];
+  refresh: Refresh;
 }
 
 export interface ImageSet {

@@ -3,6 +3,8 @@
 import { UsageError } from '../../core/errors.js';
 import { exists } from '../../core/fsutil.js';
 import { type BuildPaths, type LayerManifest, readManifest } from '../state.js';
+import { describeChange, sameStates, type UpstreamState } from '../upstream.js';
+import { today } from './keys.js';
 import { chainOf, type ImageSet, type Layer } from './model.js';
 
 export type PlanAction = 'cached' | 'build' | 'fetch' | 'skip';
@@ -15,6 +17,8 @@ export interface PlanEntry {
   manifest?: LayerManifest;
   /** For 'fetch': the cache repository package to unpack. */
   hit?: import('../repo/cache.js').CacheHit;
+  /** refresh: upstream — the repositories' state this plan was made with (recorded in the manifest). */
+  upstream?: UpstreamState[];
 }
 
 export interface PlanOptions {
@@ -22,6 +26,17 @@ export interface PlanOptions {
   force?: string[];
   /** Build only these layers (and whatever of their chain is not built yet). */
   only?: string[];
+  /** refresh: upstream layers: their repositories' current state (to say why a layer rebuilds). */
+  upstream?: Map<string, UpstreamState[]>;
+}
+
+/** Why a built layer's key no longer matches: its repositories moved on, its day passed, or its definition changed. */
+function changeReason(layer: Layer, m: LayerManifest, states: UpstreamState[] | undefined): string {
+  if (layer.refresh === 'upstream' && states && m.refresh === 'upstream' && !sameStates(m.upstream, states))
+    return `upstream: ${describeChange(m.upstream, states)}`;
+  if (layer.refresh === 'daily' && m.refresh === 'daily' && m.day !== today())
+    return `daily: built for ${m.day ?? 'an earlier day'}, today is ${today()}`;
+  return 'definition, files or builder changed';
 }
 
 /** --force/--only must name layers of the set: a usage error otherwise, before anything is made. */
@@ -63,7 +78,7 @@ export async function makePlan(
     else if (parent && parent.action === 'skip') reason = `parent ${parent.layer.name} is not built`;
     else if (!manifest) reason = 'not built yet';
     else if (!(await exists(paths.image(layer.name)))) reason = 'image file is missing';
-    else if (manifest.key !== key) reason = 'definition, files or builder changed';
+    else if (manifest.key !== key) reason = changeReason(layer, manifest, opts.upstream?.get(layer.name));
     else if (parent && manifest.parentBuildId !== parent.manifest?.buildId)
       reason = `parent ${parent.layer.name} was rebuilt since`;
     else {
@@ -80,7 +95,8 @@ export async function makePlan(
       key,
       action,
       reason,
-      manifest: action === 'cached' ? manifest : manifest,
+      manifest,
+      upstream: opts.upstream?.get(layer.name),
     });
   }
   return set.layers.map((l) => entries.get(l.name) as PlanEntry);

@@ -52,6 +52,9 @@ export const installSchema = z.strictObject({
 
 export const stepSchema = z.strictObject({
   install: packages.optional(),
+  upgrade: z
+    .literal(true, { message: 'expected true (upgrade every package to the newest available)' })
+    .optional(),
   script: z.string().min(1).optional(),
   run: z.string().min(1).optional(),
   upload: z
@@ -66,6 +69,31 @@ export const stepSchema = z.strictObject({
     .optional(),
 });
 
+const REPO_NAME = /^[a-z0-9][a-z0-9-]*$/;
+export const repoSchema = z.strictObject({
+  name: z.string().regex(REPO_NAME, 'expected lowercase letters, digits and dashes, such as local-updates'),
+  url: z
+    .string()
+    .regex(
+      /^(https?:\/\/[^\s'"\\]+|file:[^\s'"\\]+)$/,
+      'expected an http(s):// URL, or file:DIR on the build host (file:///absolute, or file:relative/to/the/set)',
+    ),
+  // deb only: written into the guest's sources and into paths: plain words (or ./ for a flat repository)
+  suite: z
+    .string()
+    .regex(
+      /^([a-z][a-z0-9.-]*|\.\/)$/,
+      'expected a suite such as bookworm-security, or ./ for a flat repository',
+    )
+    .optional(),
+  components: z
+    .array(z.string().regex(/^[a-z][a-z0-9-]*$/, 'expected an archive component, such as main'))
+    .optional(),
+  trusted: z.boolean().default(false),
+  // the layer's own steps configure it (a script, a release package): watched for changes, not written
+  watchOnly: z.boolean().default(false),
+});
+
 export const layerSchema = z.strictObject({
   name: z.string().regex(NAME, 'expected lowercase letters, digits and dashes, such as engine-installed'),
   description: z.string().optional(),
@@ -75,6 +103,8 @@ export const layerSchema = z.strictObject({
   install: installSchema.optional(),
   steps: z.array(stepSchema).optional(),
   network: z.boolean().default(true),
+  repos: z.array(repoSchema).default([]),
+  refresh: z.enum(['upstream', 'daily', 'never']).optional(),
 });
 
 export const imageSetSchema = z.strictObject({

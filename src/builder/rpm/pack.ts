@@ -1,5 +1,6 @@
 // Pack every layer of a built set into its own RPM (and squashed RPMs on request). Unchanged layers keep
 // their existing RPM, so a new set only adds the RPMs of layers that were rebuilt.
+import { existsSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { OstError, UsageError } from '../../core/errors.js';
@@ -13,6 +14,7 @@ import { readPublicKey } from '../keypair.js';
 import { computeKeys } from '../plan/keys.js';
 import { chainOf, type ImageSet, layerFileName } from '../plan/model.js';
 import { BuildPaths, type LayerManifest, readManifest } from '../state.js';
+import type { UpstreamState } from '../upstream.js';
 import { DEFAULT_PAYLOAD, type RpmFile, type RpmSpec, releaseFor, renderSpec } from './spec.js';
 
 export const RPM_VERSION = '1';
@@ -136,6 +138,8 @@ function layerFiles(paths: BuildPaths, m: LayerManifest, isBase: boolean): RpmFi
   ];
   if (m.parent)
     files.push({ src: paths.pkgdiff(m.layer), name: path.basename(paths.pkgdiff(m.layer)), mode: '0644' });
+  const previous = paths.pkgdiffPrevious(m.layer);
+  if (existsSync(previous)) files.push({ src: previous, name: path.basename(previous), mode: '0644' });
   if (isBase) files.push(...keyFiles(paths));
   return files;
 }
@@ -145,6 +149,16 @@ function keyFiles(paths: BuildPaths): RpmFile[] {
   return [
     { src: paths.privateKey(), name: path.basename(paths.privateKey()), mode: '0644' },
     { src: paths.publicKey(), name: path.basename(paths.publicKey()), mode: '0644' },
+  ];
+}
+
+/** The package snapshot a layer carries, for `rpm -qi`: each repository's index, checksum and date. */
+export function upstreamLines(m: LayerManifest): string[] {
+  if (m.day) return [`Built for ${m.day} (refresh: daily).`];
+  if (!m.upstream?.length) return [];
+  return [
+    'Built from these package repositories:',
+    ...m.upstream.map((u) => `  ${u.index} sha256 ${u.sha256}${u.date ? ` dated ${u.date}` : ''}`),
   ];
 }
 
@@ -163,7 +177,14 @@ export async function builtManifests(set: ImageSet, paths: BuildPaths): Promise<
       `run ost build-images ${set.file} first`,
     );
   }
-  const keys = await computeKeys(set, { publicKey: await readPublicKey(paths) });
+  // keys as built: with the upstream state and the day each layer recorded (not today's)
+  const keys = await computeKeys(set, {
+    publicKey: await readPublicKey(paths),
+    upstream: new Map(
+      [...out].flatMap(([name, m]) => (m.upstream ? [[name, m.upstream] as [string, UpstreamState[]]] : [])),
+    ),
+    days: new Map([...out].flatMap(([name, m]) => (m.day ? [[name, m.day] as [string, string]] : []))),
+  });
   const stale = set.layers.filter((l) => out.get(l.name)?.key !== keys.get(l.name)).map((l) => l.name);
   if (stale.length > 0) {
     throw new OstError(
@@ -226,7 +247,11 @@ export async function packSet(set: ImageSet, opts: PackOptions): Promise<PackedR
         version: RPM_VERSION,
         release,
         summary: `OST ${set.distro} ${l.name} layer`,
-        description: `${l.description ?? `The ${l.name} layer of the ${set.distro} OST image set.`}\nqcow2 ${l.parent ? `overlay on ${layerFileName(set.distro, l.parent)}` : 'base image'}; key ${m.key}.`,
+        description: [
+          l.description ?? `The ${l.name} layer of the ${set.distro} OST image set.`,
+          `qcow2 ${l.parent ? `overlay on ${layerFileName(set.distro, l.parent)}` : 'base image'}; key ${m.key}.`,
+          ...upstreamLines(m),
+        ].join('\n'),
         provides: [
           `${layerProvide(set.distro, l.name)} = ${m.key}`,
           `${buildProvide(set.distro, l.name)} = ${m.buildId.replace(/-/g, '')}`,

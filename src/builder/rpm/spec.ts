@@ -1,5 +1,6 @@
 // The spec of one layer RPM: data only (no scripts, no dependency generation, no debuginfo, no strip).
 
+import { shellQuote } from '../../core/exec.js';
 /** Where every layer installs (relocatable: `rpm --prefix`, `dnf --installroot`). */
 export const IMAGES_PREFIX = '/usr/share/ost-images';
 
@@ -78,9 +79,7 @@ function fileName(name: string): string {
 }
 
 /** Single-quote for the %install shell scriptlet (rpm runs it with /bin/sh). */
-function sq(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
+const sq = shellQuote;
 
 /** Render the spec text. Files are hard-linked into the buildroot (no multi-GB copies). */
 export function renderSpec(s: RpmSpec): string {

@@ -22,6 +22,7 @@ export interface BuildImagesArgs {
   payload?: string;
   signKey?: string;
   cacheRepo?: string;
+  offline?: boolean;
 }
 
 export async function buildImagesCommand(args: BuildImagesArgs): Promise<void> {
@@ -41,6 +42,7 @@ export async function buildImagesCommand(args: BuildImagesArgs): Promise<void> {
         reporter: ui.reporter,
         signal: abort.signal,
         cacheRepo: args.cacheRepo,
+        offline: args.offline,
       });
       const release =
         args.publish && !args.dryRun
