@@ -10,10 +10,11 @@ import { requireTool } from '../core/require-tool.js';
 import { rpmsignArgv } from '../tools/rpmbuild.js';
 import { runArgv } from '../tools/run-tool.js';
 import type { ImageSet } from './plan/model.js';
+import { readRepo } from './repo/metadata.js';
 import { type PublishResult, publishSet } from './repo/publish.js';
 import { type VerifyInstallResult, verifyInstall } from './repo/verify-install.js';
-import { builtManifests, isSignedRpm, type PackedRpm, packSet } from './rpm/pack.js';
-import { BuildPaths } from './state.js';
+import { buildProvide, builtManifests, isSignedRpm, type PackedRpm, packSet } from './rpm/pack.js';
+import { BuildPaths, type LayerManifest } from './state.js';
 import { checkImage, checkRelocatableChain } from './verify.js';
 
 export interface ReleaseOptions {
@@ -24,14 +25,40 @@ export interface ReleaseOptions {
   payload?: string;
   /** GPG key id (in $GNUPGHOME) to sign RPMs and repomd.xml with. */
   signKey?: string;
+  /**
+   * Do nothing when the repository already serves this build of every layer (build-images --publish: a night
+   * without changes takes seconds). publish-images always publishes (retention, signing, a repaired repo).
+   */
+  skipIfServed?: boolean;
   reporter?: Reporter;
   signal?: AbortSignal;
 }
 
 export interface ReleaseResult {
+  /** The repository already serves this very build of every layer: nothing was packed, verified or published. */
+  unchanged: boolean;
   rpms: PackedRpm[];
-  verify: VerifyInstallResult;
-  publish: PublishResult;
+  verify?: VerifyInstallResult;
+  publish?: PublishResult;
+}
+
+/**
+ * Whether `repo` already serves the build of every layer that `manifests` describe (a night without changes):
+ * then there is nothing to pack, verify or publish. A repository that cannot be read serves nothing.
+ */
+export async function servesBuild(
+  set: ImageSet,
+  manifests: Map<string, LayerManifest>,
+  repo: string,
+): Promise<boolean> {
+  if (!existsSync(path.join(repo, 'repodata', 'repomd.xml'))) return false;
+  const pkgs = await readRepo(repo).catch(() => undefined);
+  if (!pkgs) return false;
+  return set.layers.every((l) => {
+    const want = manifests.get(l.name)?.buildId.replace(/-/g, '');
+    const provide = buildProvide(set.distro, l.name);
+    return pkgs.some((p) => p.provides.some((x) => x.name === provide && x.version === want));
+  });
 }
 
 /** Pack the built set, verify that it installs, then publish it to the repository. */
@@ -56,6 +83,13 @@ async function release(
   reporter: Reporter,
 ): Promise<ReleaseResult> {
   const manifests = await builtManifests(set, paths); // a clear error when the set is not (completely, currently) built
+  if (opts.skipIfServed && !opts.squash?.length && (await servesBuild(set, manifests, opts.repo))) {
+    reporter({
+      type: 'info',
+      message: `nothing new to publish: ${opts.repo} already serves this build of every layer`,
+    });
+    return { unchanged: true, rpms: [] };
+  }
   await step(
     reporter,
     'check',
@@ -110,5 +144,5 @@ async function release(
   if (gpgKey) await fs.rm(gpgKey, { force: true });
   // the scratch dirs are gone by now: leave no empty .work behind (a committed out dir has none)
   await fs.rmdir(paths.workRoot()).catch(() => {});
-  return { rpms, verify, publish };
+  return { unchanged: false, rpms, verify, publish };
 }

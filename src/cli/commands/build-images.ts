@@ -50,6 +50,7 @@ export async function buildImagesCommand(args: BuildImagesArgs): Promise<void> {
               out: result.out,
               repo: args.publish,
               ...publishFlags(args),
+              skipIfServed: true,
               reporter: ui.reporter,
               signal: abort.signal,
             })

@@ -38,13 +38,16 @@ export function releaseSummary(r: ReleaseResult) {
       built: x.built,
       buildMs: x.buildMs,
     })),
-    installMs: r.verify.installMs,
-    added: r.publish.added,
-    removed: r.publish.removed,
+    unchanged: r.unchanged,
+    installMs: r.verify?.installMs,
+    added: r.publish?.added ?? [],
+    removed: r.publish?.removed ?? [],
   };
 }
 
 export function releaseText(r: ReleaseResult, repo: string): string {
+  if (r.unchanged || !r.verify || !r.publish)
+    return `nothing new to publish: ${repo} already serves this build of every layer`;
   const packed = r.rpms.filter((x) => x.built).length;
   return (
     `packed ${packed} new RPM(s) (${r.rpms.length - packed} unchanged), verified install in ` +
