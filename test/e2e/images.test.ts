@@ -1,5 +1,5 @@
 // End-to-end: the real debian12 set built with debootstrap, guestfish, virt-customize and qemu-img, then booted.
-// The shipped set (base, engine-installed, host-installed) is the shared e2e set, built once per content key
+// The shipped set (base, upgrade, engine-installed, host-installed) is the shared e2e set, built once per content key
 // (shared-images.ts); rebuilds, failures, kills, upgrades and the cache run on two tiny leaves of its base.
 import { spawn } from 'node:child_process';
 import {
@@ -23,7 +23,7 @@ import { ensureBuilt, isRoot, OST, ost } from './helpers.js';
 import { type SharedImages, sharedImages } from './shared-images.js';
 
 const MIN = 60_000;
-const SHIPPED = ['base', 'engine-installed', 'host-installed'];
+const SHIPPED = ['base', 'upgrade', 'engine-installed', 'host-installed'];
 // the set these tests build: the shipped base and two leaves whose customize is one small script
 const LAYERS = ['base', 'leaf-a', 'leaf-b'];
 
@@ -119,6 +119,7 @@ describe.skipIf(!isRoot)('ost build-images on images/debian12.yaml (real tools)'
       // the shared set was built from nothing by the current builder (its key covers the sources)
       expect(Object.fromEntries(shared.build.layers.map((l) => [l.layer, l.status]))).toEqual({
         base: 'built',
+        upgrade: 'built',
         'engine-installed': 'built',
         'host-installed': 'built',
       });
@@ -135,7 +136,12 @@ describe.skipIf(!isRoot)('ost build-images on images/debian12.yaml (real tools)'
         (await run('qemu-img', ['info', '--output=json', path.join(sout, 'debian12-engine-installed.qcow2')]))
           .stdout,
       );
-      expect(info['backing-filename']).toBe('debian12-base.qcow2');
+      expect(info['backing-filename']).toBe('debian12-upgrade.qcow2');
+      // the upgrade layer carries the updates and security repositories, and records their state
+      const up = JSON.parse(readFileSync(path.join(sout, 'debian12-upgrade.json'), 'utf8'));
+      expect(up.refresh).toBe('upstream');
+      expect(up.upstream.map((u: { name: string }) => u.name)).toEqual(['bookworm', 'updates', 'security']);
+      for (const u of up.upstream) expect(u.sha256).toMatch(/^[0-9a-f]{64}$/);
       expect(readFileSync(path.join(sout, 'debian12-engine-installed-pkglist-diff.txt'), 'utf8')).toMatch(
         /^\+ postgresql /m,
       );

@@ -14,10 +14,13 @@ describe('--dry-run on el9stream (the ISO is not here)', async () => {
   it('plans every layer for building, parents first', () => {
     expect(result.dryRun?.map((l) => [l.layer, l.action])).toEqual([
       ['base', 'build'],
+      ['upgrade', 'build'],
       ['engine-installed', 'build'],
       ['host-installed', 'build'],
       ['he-installed', 'build'],
     ]);
+    const upgrade = byLayer.get('upgrade')?.steps.find((st) => st.title === 'customize with virt-customize');
+    expect(upgrade?.argv).toContain('dnf -y upgrade --refresh');
     expect(byLayer.get('he-installed')?.reason).toBe('parent host-installed is rebuilt');
   });
 

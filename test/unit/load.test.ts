@@ -25,15 +25,29 @@ function problemsOf(yaml: string, extra: Record<string, string> = {}) {
 describe('loadImageSet', () => {
   it('loads the shipped example sets', () => {
     const deb = loadImageSet(path.join(REPO_ROOT, 'images/debian12.yaml'));
-    expect(deb.layers.map((l) => l.name)).toEqual(['base', 'engine-installed', 'host-installed']);
-    expect(deb.layers[0]?.base?.kind).toBe('debootstrap');
-    const el = loadImageSet(path.join(REPO_ROOT, 'images/el9stream.yaml'));
-    expect(el.layers.map((l) => [l.name, l.parent])).toEqual([
-      ['base', undefined],
-      ['engine-installed', 'base'],
-      ['host-installed', 'base'],
-      ['he-installed', 'host-installed'],
+    // base → upgrade (the distro's updates) → leaves; upgrade and leaves follow their repositories
+    expect(deb.layers.map((l) => [l.name, l.parent, l.refresh])).toEqual([
+      ['base', undefined, 'never'],
+      ['upgrade', 'base', 'upstream'],
+      ['engine-installed', 'upgrade', 'upstream'],
+      ['host-installed', 'upgrade', 'upstream'],
     ]);
+    expect(deb.layers[0]?.base?.kind).toBe('debootstrap');
+    expect(deb.layers[1]?.repos.map((r) => `${r.url} ${r.suite}`)).toEqual([
+      'http://deb.debian.org/debian bookworm-updates',
+      'http://deb.debian.org/debian-security bookworm-security',
+    ]);
+    const el = loadImageSet(path.join(REPO_ROOT, 'images/el9stream.yaml'));
+    expect(el.layers.map((l) => [l.name, l.parent, l.refresh])).toEqual([
+      ['base', undefined, 'never'],
+      ['upgrade', 'base', 'upstream'],
+      ['engine-installed', 'upgrade', 'upstream'],
+      ['host-installed', 'upgrade', 'upstream'],
+      ['he-installed', 'host-installed', 'upstream'],
+    ]);
+    // the base's repositories are watched, never written; the copr is configured by the layer's script
+    expect(el.layers[0]?.repos.every((r) => r.watchOnly)).toBe(true);
+    expect(el.layers[2]?.repos.map((r) => [r.name, r.watchOnly])).toEqual([['ovirt-master-snapshot', true]]);
   });
 
   it('reports an unknown parent with the allowed names and the line', () => {
