@@ -67,7 +67,7 @@ try {
         { cwd: repoRoot },
       );
       const rec = JSON.parse(r.stdout);
-      for (const p of phases) (b.per[p] ??= []).push(rec.timings[p] ?? 0);
+      for (const p of phases) b.per[p] = [...(b.per[p] ?? []), rec.timings[p] ?? 0];
       b.wall.push(r.ms - (rec.timings.ready ?? 0) - (rec.timings.deploy ?? 0));
       b.down.push(inNs([b.ost, 'down', rec.id]).ms);
     }
