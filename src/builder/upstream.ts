@@ -4,9 +4,11 @@
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { OstError } from '../core/errors.js';
+import { type Reporter, step } from '../core/events.js';
 import { sha256 } from '../core/fsutil.js';
 import type { ImageSet, Layer, PackageRepo } from './plan/model.js';
 import { chainOf } from './plan/model.js';
+import { type BuildPaths, readManifest } from './state.js';
 
 /** The state of one repository, as read: enough to tell two snapshots apart and to say when each was made. */
 export interface UpstreamState {
@@ -156,4 +158,45 @@ export function describeChange(before: UpstreamState[] | undefined, after: Upstr
   }
   for (const b of before) if (!after.some((s) => s.source === b.source)) parts.push(`${b.name} removed`);
   return parts.length > 0 ? parts.join('; ') : 'upstream state changed';
+}
+
+/**
+ * The state of the repositories of every refresh: upstream layer: read now (each repository once, all at
+ * once), or with `offline` as each layer's manifest recorded it (none recorded: the state is unknown, and
+ * the next online build replaces it).
+ */
+export async function upstreamStates(
+  set: ImageSet,
+  paths: BuildPaths,
+  offline: boolean,
+  reporter: Reporter,
+  signal?: AbortSignal,
+): Promise<Map<string, UpstreamState[]>> {
+  const out = new Map<string, UpstreamState[]>();
+  const layers = set.layers.filter((l) => l.refresh === 'upstream');
+  if (offline) {
+    for (const l of layers) {
+      const m = await readManifest(paths, l.name);
+      const sources = reposOf(set, l).map(sourceLine);
+      const recorded = m?.upstream;
+      if (recorded && recorded.map((u) => u.source).join('\n') === sources.join('\n'))
+        out.set(l.name, recorded);
+    }
+    return out;
+  }
+  const unique = new Map<string, PackageRepo>();
+  for (const l of layers) for (const r of reposOf(set, l)) unique.set(sourceLine(r), r);
+  if (unique.size === 0) return out;
+  const states = await step(
+    reporter,
+    'upstream',
+    `read the state of ${unique.size} package ${unique.size === 1 ? 'repository' : 'repositories'}`,
+    async () => new Map((await fetchStates([...unique.values()], signal)).map((st) => [st.source, st])),
+  );
+  for (const l of layers)
+    out.set(
+      l.name,
+      reposOf(set, l).map((r) => states.get(sourceLine(r)) as UpstreamState),
+    );
+  return out;
 }

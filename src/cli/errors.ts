@@ -1,5 +1,5 @@
 // The top-level error handler: one clear message per failure, with the hint and the log tail.
-import { BuildFailedError, LayerBuildError } from '../builder/build.js';
+import { BuildFailedError, LayerBuildError } from '../builder/result.js';
 import {
   ConfigError,
   errorMessage,

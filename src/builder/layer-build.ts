@@ -1,0 +1,264 @@
+// One layer: its actions (by kind), run into <file>.tmp, verified (qemu-img check, relocatable chain, package
+// list), then committed with its manifest; or fetched from the cache repository instead.
+import { randomUUID } from 'node:crypto';
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { type Accel, guestfsEnv } from '../core/accel.js';
+import { CleanupStack } from '../core/cleanup.js';
+import { errorMessage, OstError, ToolError } from '../core/errors.js';
+import type { Reporter } from '../core/events.js';
+import { allocatedBytes, atomicWriteFile, commitFile, removeTree } from '../core/fsutil.js';
+import { readFromGuest } from '../tools/guestfish.js';
+import { runArgv } from '../tools/run-tool.js';
+import { debootstrapActions } from './layers/debootstrap.js';
+import { derivedActions } from './layers/derived.js';
+import { importActions } from './layers/import.js';
+import { installActions } from './layers/install.js';
+import type { Action, LayerContext } from './layers/types.js';
+import {
+  diffPackages,
+  formatDiff,
+  formatPkglist,
+  isEmptyDiff,
+  type Package,
+  parseDpkgStatus,
+  parsePkglist,
+  parseRpmList,
+  RPM_QUERY_FORMAT,
+} from './pkglist.js';
+import { today } from './plan/keys.js';
+import { type ImageSet, type Layer, layerFileName } from './plan/model.js';
+import type { PlanEntry } from './plan/plan.js';
+import { fetchLayer } from './repo/cache.js';
+import { LayerBuildError } from './result.js';
+import { type BuildPaths, dropManifest, type LayerManifest, writeManifest } from './state.js';
+import type { UpstreamState } from './upstream.js';
+import { checkImage, checkRelocatableChain } from './verify.js';
+import { BUILDER_VERSION } from './version.js';
+
+export function actionsFor(ctx: LayerContext): Action[] {
+  const b = ctx.layer.base;
+  if (!b) return derivedActions(ctx);
+  switch (b.kind) {
+    case 'debootstrap':
+      return debootstrapActions(ctx);
+    case 'import':
+      return importActions(ctx);
+    case 'install':
+      return installActions(ctx);
+    default: {
+      const never: never = b;
+      throw new Error(`unknown base ${JSON.stringify(never)}`);
+    }
+  }
+}
+
+export function contextFor(
+  set: ImageSet,
+  layer: Layer,
+  key: string,
+  paths: BuildPaths,
+  accel: Accel,
+  publicKey: string,
+): LayerContext {
+  return {
+    set,
+    layer,
+    key,
+    paths,
+    accel,
+    tmpImage: paths.tmpImage(layer.name),
+    work: paths.work(layer.name),
+    logFile: paths.log(layer.name),
+    consoleLog: paths.consoleLog(layer.name),
+    publicKey,
+  };
+}
+
+/** Read the installed package list out of an image (read-only appliance). */
+export async function readPackages(set: ImageSet, image: string, accel: Accel): Promise<Package[]> {
+  const env = guestfsEnv(accel);
+  if (set.family === 'deb') {
+    return parseDpkgStatus(await readFromGuest(image, [['cat', '/var/lib/dpkg/status']], { env }));
+  }
+  return parseRpmList(await readFromGuest(image, [['sh', `rpm -qa --qf '${RPM_QUERY_FORMAT}'`]], { env }));
+}
+
+export async function fetchWithEvents(
+  repo: string,
+  hit: NonNullable<PlanEntry['hit']>,
+  paths: BuildPaths,
+  layer: string,
+  work: string,
+  reporter: Reporter,
+): Promise<LayerManifest> {
+  const t0 = Date.now();
+  reporter({ type: 'step', id: layer, title: layer, status: 'start' });
+  try {
+    const m = await fetchLayer(repo, hit, paths, layer, work);
+    reporter({
+      type: 'step',
+      id: layer,
+      title: layer,
+      status: 'done',
+      durationMs: Date.now() - t0,
+      detail: `${hit.pkg.name}-${hit.pkg.version}-${hit.pkg.release} from the cache repository`,
+      doneWord: 'fetched',
+    });
+    return m;
+  } catch (err) {
+    reporter({ type: 'step', id: layer, title: layer, status: 'failed', durationMs: Date.now() - t0 });
+    throw new LayerBuildError(layer, 'fetch from the cache repository', err, [], paths.log(layer));
+  }
+}
+
+/** Build one layer into <file>.tmp, verify it, then swap it into place with its manifest. */
+export async function buildLayer(
+  ctx: LayerContext,
+  parent: LayerManifest | undefined,
+  upstream: UpstreamState[] | undefined,
+  reporter: Reporter,
+  signal: AbortSignal | undefined,
+): Promise<LayerManifest> {
+  const { set, layer, paths } = ctx;
+  const started = Date.now();
+  const undo = new CleanupStack();
+  await fs.mkdir(path.dirname(ctx.logFile), { recursive: true });
+  await fs.writeFile(
+    ctx.logFile,
+    `# ${set.distro}-${layer.name} key ${ctx.key}\n# started ${new Date().toISOString()}\n`,
+  );
+  await fs.rm(ctx.tmpImage, { force: true });
+  undo.add(`temporary image ${ctx.tmpImage}`, () => fs.rm(ctx.tmpImage, { force: true }));
+  undo.add(`scratch directory ${ctx.work}`, () => removeTree(ctx.work));
+  reporter({ type: 'step', id: layer.name, title: layer.name, status: 'start' });
+  let current = 'start';
+  const log = (line: string) => fs.appendFile(ctx.logFile, `${line}\n`);
+  try {
+    for (const a of actionsFor(ctx)) {
+      signal?.throwIfAborted();
+      current = a.title;
+      reporter({
+        type: 'step',
+        id: `${layer.name}/${a.title}`,
+        title: `${layer.name}: ${a.title}`,
+        status: 'start',
+      });
+      const t0 = Date.now();
+      await log(`## ${a.title}`);
+      if (a.kind === 'exec') {
+        if (a.undo) undo.add(a.undo.label, a.undo.fn);
+        reporter({ type: 'command', argv: a.argv, subject: layer.name });
+        await runArgv(a.argv, {
+          cwd: a.cwd,
+          env: a.env,
+          timeoutMs: a.timeoutMs,
+          logFile: ctx.logFile,
+          signal,
+          allowFailure: a.allowFailure,
+        });
+      } else {
+        await a.run();
+      }
+      const ms = Date.now() - t0;
+      reporter({
+        type: 'step',
+        id: `${layer.name}/${a.title}`,
+        title: `${layer.name}: ${a.title}`,
+        status: 'done',
+        durationMs: ms,
+      });
+    }
+    current = 'verify';
+    await log('## verify: qemu-img check, relocatable backing chain, package list');
+    await checkImage(ctx.tmpImage);
+    const chain = await checkRelocatableChain(
+      set,
+      layer.name,
+      ctx.tmpImage,
+      paths.out,
+      path.join(ctx.work, 'relocated'),
+    );
+    const packages = ctx.packages ?? (await readPackages(set, ctx.tmpImage, ctx.accel));
+    if (packages.length === 0)
+      throw new OstError(`no packages found in ${layer.name}; is it a ${set.family}-based guest?`);
+    // what changed since the previous build of this same layer (for a nightly: what changed overnight)
+    const previous = await fs.readFile(paths.pkglist(layer.name), 'utf8').catch(() => undefined);
+    if (previous !== undefined)
+      await atomicWriteFile(
+        paths.pkgdiffPrevious(layer.name),
+        formatDiff(diffPackages(parsePkglist(previous), packages)),
+      );
+    else await fs.rm(paths.pkgdiffPrevious(layer.name), { force: true });
+    await atomicWriteFile(paths.pkglist(layer.name), formatPkglist(packages));
+    if (layer.parent) {
+      const parentList = parsePkglist(await fs.readFile(paths.pkglist(layer.parent), 'utf8'));
+      const diff = diffPackages(parentList, packages);
+      await atomicWriteFile(paths.pkgdiff(layer.name), formatDiff(diff));
+      if (isEmptyDiff(diff)) {
+        reporter({
+          type: 'warning',
+          subject: layer.name,
+          message: `layer ${layer.name} installs, removes and upgrades no package relative to ${layer.parent}`,
+        });
+      }
+    }
+    current = 'commit';
+    signal?.throwIfAborted();
+    await fs.chmod(ctx.tmpImage, 0o444);
+    const virtualSize = chain[0]?.virtualSize ?? 0;
+    // children trust a parent only through its manifest: drop it before the file is swapped
+    await dropManifest(paths, layer.name);
+    await commitFile(ctx.tmpImage, paths.image(layer.name));
+    const manifest: LayerManifest = {
+      distro: set.distro,
+      layer: layer.name,
+      parent: layer.parent,
+      key: ctx.key,
+      buildId: randomUUID(),
+      parentBuildId: parent?.buildId,
+      file: layerFileName(set.distro, layer.name),
+      backingFile: layer.parent ? layerFileName(set.distro, layer.parent) : undefined,
+      builtAt: new Date().toISOString(),
+      durationMs: Date.now() - started,
+      virtualSize,
+      allocatedBytes: await allocatedBytes(paths.image(layer.name)),
+      packages: packages.length,
+      builder: BUILDER_VERSION,
+      refresh: layer.refresh,
+      upstream: layer.refresh === 'upstream' ? upstream : undefined,
+      day: layer.refresh === 'daily' ? today() : undefined,
+    };
+    await writeManifest(paths, manifest);
+    await removeTree(ctx.work);
+    await log(`# finished in ${((Date.now() - started) / 1000).toFixed(1)}s`);
+    reporter({
+      type: 'step',
+      id: layer.name,
+      title: layer.name,
+      status: 'done',
+      durationMs: manifest.durationMs,
+    });
+    return manifest;
+  } catch (err) {
+    await log(`# FAILED at "${current}": ${errorMessage(err)}`).catch(() => {});
+    await undo.unwind(reporter);
+    reporter({
+      type: 'step',
+      id: layer.name,
+      title: layer.name,
+      status: 'failed',
+      durationMs: Date.now() - started,
+    });
+    const tail = err instanceof ToolError ? err.tail : await logTail(ctx.logFile, 30);
+    throw new LayerBuildError(layer.name, current, err, tail, ctx.logFile);
+  }
+}
+
+async function logTail(file: string, n: number): Promise<string[]> {
+  try {
+    return (await fs.readFile(file, 'utf8')).trimEnd().split('\n').slice(-n);
+  } catch {
+    return [];
+  }
+}

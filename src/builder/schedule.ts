@@ -1,0 +1,94 @@
+// The scheduler: cached and skipped layers first, then every layer whose parent is ready, at most `jobs` at a
+// time; a failed or skipped parent skips its children; an abort stops starting new layers.
+import type { Accel } from '../core/accel.js';
+import type { Reporter } from '../core/events.js';
+import { buildLayer, contextFor, fetchWithEvents } from './layer-build.js';
+import type { ImageSet, Layer } from './plan/model.js';
+import type { PlanEntry } from './plan/plan.js';
+import { LayerBuildError, type LayerOutcome } from './result.js';
+import type { BuildPaths } from './state.js';
+
+/** Build or fetch every planned layer, parents before children; returns one outcome per layer, in plan order. */
+export async function schedule(
+  set: ImageSet,
+  plan: PlanEntry[],
+  paths: BuildPaths,
+  accel: Accel,
+  publicKey: string,
+  jobs: number,
+  reporter: Reporter,
+  signal: AbortSignal | undefined,
+  cacheRepo?: string,
+): Promise<LayerOutcome[]> {
+  const outcomes = new Map<string, LayerOutcome>();
+  for (const e of plan) {
+    if (e.action === 'cached') {
+      outcomes.set(e.layer.name, {
+        layer: e.layer.name,
+        status: 'cached',
+        reason: e.reason,
+        manifest: e.manifest,
+      });
+      reporter({ type: 'step', id: e.layer.name, title: e.layer.name, status: 'cached', detail: e.reason });
+    } else if (e.action === 'skip') {
+      outcomes.set(e.layer.name, { layer: e.layer.name, status: 'skipped', reason: e.reason });
+      reporter({ type: 'step', id: e.layer.name, title: e.layer.name, status: 'skipped', detail: e.reason });
+    }
+  }
+  const running = new Map<string, Promise<void>>();
+  const parentManifest = (l: Layer) => (l.parent ? outcomes.get(l.parent)?.manifest : undefined);
+  for (;;) {
+    for (const e of plan) {
+      const name = e.layer.name;
+      if (outcomes.has(name) || running.has(name)) continue;
+      const p = e.layer.parent ? outcomes.get(e.layer.parent) : undefined;
+      if (e.layer.parent && (p?.status === 'failed' || p?.status === 'skipped')) {
+        const reason = `parent ${e.layer.parent} ${p.status === 'failed' ? 'failed' : 'was not built'}`;
+        outcomes.set(name, { layer: name, status: 'skipped', reason });
+        reporter({ type: 'step', id: name, title: name, status: 'skipped', detail: reason });
+        continue;
+      }
+      if (signal?.aborted) {
+        outcomes.set(name, { layer: name, status: 'skipped', reason: 'interrupted' });
+        continue;
+      }
+      const ready =
+        !e.layer.parent || p?.status === 'built' || p?.status === 'fetched' || p?.status === 'cached';
+      if (!ready || running.size >= jobs) continue;
+      const ctx = contextFor(set, e.layer, e.key, paths, accel, publicKey);
+      const started = Date.now();
+      const work =
+        e.action === 'fetch' && e.hit && cacheRepo
+          ? fetchWithEvents(cacheRepo, e.hit, paths, name, ctx.work, reporter)
+          : buildLayer(ctx, parentManifest(e.layer), e.upstream, reporter, signal);
+      const job = work
+        .then((manifest) => {
+          outcomes.set(name, {
+            layer: name,
+            status: e.action === 'fetch' ? 'fetched' : 'built',
+            reason: e.reason,
+            durationMs: Date.now() - started,
+            manifest,
+          });
+        })
+        .catch((err: unknown) => {
+          const error =
+            err instanceof LayerBuildError ? err : new LayerBuildError(name, 'build', err, [], ctx.logFile);
+          outcomes.set(name, {
+            layer: name,
+            status: 'failed',
+            reason: e.reason,
+            durationMs: Date.now() - started,
+            error,
+          });
+        })
+        .finally(() => running.delete(name));
+      running.set(name, job);
+    }
+    if (running.size === 0) break;
+    await Promise.race(running.values());
+  }
+  return plan.map(
+    (e) => outcomes.get(e.layer.name) ?? { layer: e.layer.name, status: 'skipped', reason: 'not reached' },
+  );
+}
