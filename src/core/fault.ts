@@ -2,11 +2,16 @@
 // (after writing `$OST_FAULT_MARK`, so a test knows it is there) until it is killed. The kill -9 tests of
 // publish-images use it to die exactly during a copy, before a swap, after a swap. Unset, it costs nothing.
 
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 
-/** Stop here forever when OST_FAULT_PAUSE names this point (tests only). */
+/**
+ * Stop here when OST_FAULT_PAUSE names this point (tests only): forever, or, when `$OST_FAULT_RESUME` names
+ * a file, until that file exists (a test changes the world meanwhile, e.g. takes a subnet).
+ */
 export async function faultPoint(name: string): Promise<void> {
   if (process.env.OST_FAULT_PAUSE !== name) return;
   if (process.env.OST_FAULT_MARK) writeFileSync(process.env.OST_FAULT_MARK, `${name} ${process.pid}\n`);
-  await new Promise(() => {});
+  const resume = process.env.OST_FAULT_RESUME;
+  if (!resume) await new Promise(() => {});
+  else while (!existsSync(resume)) await new Promise((r) => setTimeout(r, 50));
 }

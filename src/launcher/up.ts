@@ -6,9 +6,10 @@ import { userInfo } from 'node:os';
 import * as path from 'node:path';
 import { detectAccel } from '../core/accel.js';
 import { CleanupStack } from '../core/cleanup.js';
-import { errorMessage, InterruptedError, OstError, UsageError } from '../core/errors.js';
+import { errorMessage, InterruptedError, OstError, ToolError, UsageError } from '../core/errors.js';
 import { type Reporter, step } from '../core/events.js';
 import { run } from '../core/exec.js';
+import { faultPoint } from '../core/fault.js';
 import { atomicWriteFile } from '../core/fsutil.js';
 import { self } from '../core/process.js';
 import { findTool, requireTools } from '../core/require-tool.js';
@@ -124,6 +125,12 @@ async function settleAll<T>(items: readonly T[], fn: (item: T) => Promise<void>)
   const results = await Promise.allSettled(items.map(fn));
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason;
+}
+
+/** libvirt refused a network because its subnet is already routed on the host (networkCheckRouteCollision). */
+export function isSubnetInUse(err: unknown): boolean {
+  const text = err instanceof ToolError ? [err.message, ...err.tail].join('\n') : errorMessage(err);
+  return /Network is already in use by interface/.test(text);
 }
 
 /** A domain's state for the readiness wait: a transient domain that stopped is gone, and says so. */
@@ -269,21 +276,23 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
         );
         return out;
       });
+    const lease = async () =>
+      leaseSubnets(
+        leasesDir(o.stateRoot),
+        id,
+        owner,
+        env.networks.map((n) => ({
+          network: n.name,
+          fixed: n.ipv4.kind === 'fixed' ? n.ipv4.cidr.replace(/\.0\/24$/, '') : undefined,
+        })),
+        await foreignSubnets(o.uri),
+      );
     const makeLeases = () =>
       phase(o, timings, 'lease', 'lease subnets', async () => {
         undo.add(`leases of ${id}`, async () => {
           await releaseLeases(leasesDir(o.stateRoot), id);
         });
-        return leaseSubnets(
-          leasesDir(o.stateRoot),
-          id,
-          owner,
-          env.networks.map((n) => ({
-            network: n.name,
-            fixed: n.ipv4.kind === 'fixed' ? n.ipv4.cidr.replace(/\.0\/24$/, '') : undefined,
-          })),
-          await foreignSubnets(o.uri),
-        );
+        return lease();
       });
     // overlays and leases do not depend on each other: both at once. allSettled, so that every undo one of
     // them registers is in place before a failure of the other unwinds
@@ -291,11 +300,11 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
     if (disksResult.status === 'rejected') throw disksResult.reason;
     if (leasesResult.status === 'rejected') throw leasesResult.reason;
     const disks = disksResult.value;
-    const leases = leasesResult.value;
-    const layout = layoutEnv(env, id, leases, ipMode);
+    await faultPoint('up:leased');
+    let layout = layoutEnv(env, id, leasesResult.value, ipMode);
     record.networks = layout.networks;
 
-    await phase(o, timings, 'networks', `${layout.networks.length} networks`, () =>
+    const createNetworks = () =>
       settleAll(layout.networks, async (net) => {
         const file = path.join(workdir, 'libvirt', `network-${net.name}.xml`);
         await atomicWriteFile(
@@ -311,8 +320,27 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
         // undo first: an interrupted net-create may still have created it
         undo.add(`network ${net.libvirtName}`, () => destroyObject(o.uri, 'network', net.libvirtName));
         await virsh(o.uri, ['net-create', file], { signal: o.signal });
-      }),
-    );
+      });
+    await phase(o, timings, 'networks', `${layout.networks.length} networks`, async () => {
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await createNetworks();
+        } catch (err) {
+          // another user's ost up leased the same /24 from its own state dir a moment before us and its
+          // bridge came up first: libvirt refuses ours. Its subnet is on the host now; lease again.
+          if (!isSubnetInUse(err) || attempt >= 3 || env.networks.some((n) => n.ipv4.kind === 'fixed'))
+            throw err;
+          o.reporter({
+            type: 'warning',
+            message: `${errorMessage(err).split('\n').pop()}: another environment took the subnet first; leasing again`,
+          });
+          await Promise.all(layout.networks.map((n) => destroyObject(o.uri, 'network', n.libvirtName)));
+          await releaseLeases(leasesDir(o.stateRoot), id);
+          layout = layoutEnv(env, id, await lease(), ipMode);
+          record.networks = layout.networks;
+        }
+      }
+    });
 
     record.vms = env.vms.map((vm, i) => {
       const l = layout.vms[i] as (typeof layout.vms)[number];

@@ -410,6 +410,81 @@ describe.skipIf(!isRoot)('ost up / down on real libvirt in a network namespace',
   );
 
   it(
+    'a /24 taken by someone else between the lease and the network: ost up leases again and comes up elsewhere',
+    async () => {
+      const envFile = path.join(work, 'squat.yaml');
+      writeFileSync(
+        envFile,
+        'suites:\n  squat:\n    networks:\n      management: { management: true, forward: nat }\n' +
+          '    vms:\n      vm: { image: debian12-base, memory: 384, nics: [management] }\n',
+      );
+      const mark = path.join(work, 'squat.mark');
+      const resume = path.join(work, 'squat.resume');
+      // stopped right after leasing (OST_FAULT_PAUSE), as another user's ost up could be at that moment
+      const child = spawn(
+        'ip',
+        [
+          'netns',
+          'exec',
+          ns.name,
+          OST,
+          'up',
+          'squat',
+          '--env-file',
+          envFile,
+          '--images-root',
+          root,
+          '--no-wait',
+          '--json',
+        ],
+        {
+          env: {
+            ...process.env,
+            ...env,
+            OST_FAULT_PAUSE: 'up:leased',
+            OST_FAULT_MARK: mark,
+            OST_FAULT_RESUME: resume,
+          },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d) => {
+        stdout += d;
+      });
+      child.stderr.on('data', (d) => {
+        stderr += d;
+      });
+      const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+      for (let i = 0; i < 600 && !existsSync(mark); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(existsSync(mark), stderr).toBe(true);
+      const leased = readdirSync(path.join(stateDir, 'leases'))
+        .filter((f) => f.endsWith('.json'))
+        .map((f) => f.replace(/\.json$/, ''));
+      expect(leased).toHaveLength(1);
+      // someone else's bridge comes up on that /24 first
+      await ns.exec(['ip', 'link', 'add', 'ost-squat', 'type', 'dummy']);
+      try {
+        await ns.exec(['ip', 'addr', 'add', `${leased[0]}.1/24`, 'dev', 'ost-squat']);
+        await ns.exec(['ip', 'link', 'set', 'ost-squat', 'up']);
+        writeFileSync(resume, '');
+        expect(await exited, stderr).toBe(0);
+        const rec = JSON.parse(stdout) as EnvRecord;
+        const taken = Number(leased[0]?.split('.')[2]);
+        expect(rec.networks[0]?.subnet).toBeGreaterThanOrEqual(200);
+        expect(rec.networks[0]?.subnet).not.toBe(taken);
+        expect(await ns.ostObjects('network')).toHaveLength(1);
+        expect((await ostNs(['down', rec.id])).code).toBe(0);
+      } finally {
+        await ns.exec(['ip', 'link', 'del', 'ost-squat'], { allowFailure: true });
+      }
+      expect(await leftovers()).toEqual(NOTHING);
+    },
+    5 * MIN,
+  );
+
+  it(
     '10 ost up at once, then 10 ost down, while ost gc runs in a loop: 10 of 10 on distinct /24s, nothing removed early, nothing left',
     async () => {
       const envFile = path.join(work, 'one-vm.yaml');

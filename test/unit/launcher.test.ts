@@ -10,7 +10,8 @@ import {
 } from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, OstError } from '../../src/core/errors.js';
+import { ConfigError, OstError, ToolError } from '../../src/core/errors.js';
+import { shellQuote } from '../../src/core/exec.js';
 import { self } from '../../src/core/process.js';
 import { loadEnvironment } from '../../src/launcher/env/load.js';
 import type { Environment } from '../../src/launcher/env/model.js';
@@ -31,9 +32,10 @@ import { chooseOverlayRoot, claimOverlayDir, outstandingReservations } from '../
 import { parseDomState, VmGoneError, waitReady } from '../../src/launcher/ready/wait.js';
 import { ownDir } from '../../src/launcher/safe-dir.js';
 import { type FoundEnv, isLeftover, UNOWNED_GRACE_MS } from '../../src/launcher/state/discover.js';
-import { imageVars, renderEnvSh, renderHosts, shQuote } from '../../src/launcher/state/ost-files.js';
+import { imageVars, renderEnvSh, renderHosts } from '../../src/launcher/state/ost-files.js';
 import { type EnvRecord, renderInventory, renderSshConfig } from '../../src/launcher/state/record.js';
 import { createWorkdir, markerOwner, ownsWorkdir } from '../../src/launcher/state/workdir.js';
+import { isSubnetInUse } from '../../src/launcher/up.js';
 import { parseRpmQuery } from '../../src/tools/rpm.js';
 import { isConnectFailure, isNotFound } from '../../src/tools/virsh.js';
 import { REPO_ROOT, tempTree } from '../helpers/sets.js';
@@ -376,6 +378,17 @@ describe('launcher parsers on captured real outputs', () => {
     expect(q.installed[0]?.release).toMatch(/^\d{12}$/);
   });
 
+  it("tells a subnet libvirt refuses as already routed (another env's bridge came up first) from other errors", () => {
+    const refused = new ToolError('exited', 'virsh net-create /x/network-management.xml', 1, 40, [
+      'error: Failed to create network from /x/network-management.xml',
+      'error: internal error: Network is already in use by interface ost-squat',
+    ]);
+    expect(isSubnetInUse(refused)).toBe(true);
+    const other = new ToolError('exited', 'virsh net-create /x.xml', 1, 40, ['error: XML error: bad MAC']);
+    expect(isSubnetInUse(other)).toBe(false);
+    expect(isSubnetInUse(new Error('boom'))).toBe(false);
+  });
+
   it('tells virsh errors apart: libvirtd unreachable, object already gone', () => {
     // virsh 9.0.0 without a running libvirtd, and destroying a domain that no longer exists
     expect(
@@ -521,7 +534,7 @@ describe('leases, outputs and readiness', () => {
       "export ANSIBLE_HOST_KEY_CHECKING='False'",
     ])
       expect(sh.split('\n')).toContain(line);
-    expect(shQuote("it's")).toBe("'it'\\''s'");
+    expect(shellQuote("it's")).toBe("'it'\\''s'");
   });
 
   it('stops waiting at once when the VM is gone (its qemu died), with the console tail', async () => {

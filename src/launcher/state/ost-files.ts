@@ -3,8 +3,10 @@
 // and `env.sh`, which exports what lagofy.sh and ost-images.sh export, so that
 // `. lagofy.sh; . deployment/env.sh; ost_run_tests` runs OST's pytest on the env. See
 // docs/ost-harness-facts.md §1.0, §1.6, §3.
+
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
+import { shellQuote } from '../../core/exec.js';
 import type { EnvRecord } from './record.js';
 
 /**
@@ -18,11 +20,6 @@ export function renderHosts(r: EnvRecord): string {
       `${vm.hostname} ansible_host=${vm.hostsAddress} ansible_ssh_private_key_file=${vm.key} ansible_ssh_extra_args='-o UserKnownHostsFile=/dev/null'`,
   );
   return `${lines.join('\n')}\n\n`;
-}
-
-/** A value in single quotes for sh. */
-export function shQuote(v: string): string {
-  return `'${v.replace(/'/g, `'\\''`)}'`;
 }
 
 export interface EnvShInputs {
@@ -53,7 +50,7 @@ export function renderEnvSh(r: EnvRecord, i: EnvShInputs): string {
   if (i.ostRepo) vars.OST_REPO_ROOT = i.ostRepo;
   const lines = Object.keys(vars)
     .sort()
-    .map((k) => `export ${k}=${shQuote(vars[k] as string)}`);
+    .map((k) => `export ${k}=${shellQuote(vars[k] as string)}`);
   return [
     `# ost environment ${r.id} (suite ${r.suite}): what lagofy.sh and ost-images.sh export for it.`,
     '# From the OST checkout: . lagofy.sh; . deployment/env.sh; ost_run_tests',
