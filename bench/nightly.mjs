@@ -1,9 +1,9 @@
 #!/usr/bin/env node
 // The nightly pipeline, timed (scripts/nightly-images.sh, whole process): the first night, a night without
 // upstream changes, a night where one package of the upgrade repository changed, and a forced full rebuild —
-// same machine, one run. The set: a Debian base imported from a built qcow2, an `upgrade` layer on a local
-// flat apt repository (tiny .debs made here; the guests use it alone, nothing leaves the machine) and two
-// leaves that install from it. Also what a CI host downloads after each night (the RPMs that night added).
+// same machine, one run. The set: a Debian base imported from a built qcow2, a layer installing a probe
+// package, an `upgrade` layer following a local flat apt repository (tiny .debs made here; the guests use
+// local repositories only, nothing leaves the machine) and two leaves. Also what a CI host downloads after each night (the RPMs that night added).
 // Usage (root): node bench/nightly.mjs --base <debian12-base.qcow2 of a built set>
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -25,31 +25,31 @@ const setFile = path.join(work, 'bench.yaml');
 const sh = runner(process.env);
 const sha256 = (buf) => createHash('sha256').update(buf).digest('hex');
 
-/** One more version of the probe package in the local repository, and its Packages index rewritten. */
-function addProbe(version) {
+/** One more version of the probe package in `repo`, and its Packages index rewritten. */
+function addProbe(repo, version) {
   const pkg = path.join(work, `probe-${version}`);
   mkdirSync(path.join(pkg, 'DEBIAN'), { recursive: true });
   writeFileSync(
     path.join(pkg, 'DEBIAN/control'),
     `Package: ost-bench-probe\nVersion: ${version}\nArchitecture: all\nMaintainer: ost <ost@example.invalid>\nDescription: bench probe\n`,
   );
-  mkdirSync(local, { recursive: true });
+  mkdirSync(repo, { recursive: true });
   sh('dpkg-deb', [
     '--root-owner-group',
     '--build',
     pkg,
-    path.join(local, `ost-bench-probe_${version}_all.deb`),
+    path.join(repo, `ost-bench-probe_${version}_all.deb`),
   ]);
   rmSync(pkg, { recursive: true, force: true });
-  const stanzas = readdirSync(local)
+  const stanzas = readdirSync(repo)
     .filter((f) => f.endsWith('.deb'))
     .sort()
     .map((deb) => {
-      const file = path.join(local, deb);
+      const file = path.join(repo, deb);
       const fields = sh('dpkg-deb', ['-f', file]).stdout.trimEnd();
       return `${fields}\nFilename: ./${deb}\nSize: ${statSync(file).size}\nSHA256: ${sha256(readFileSync(file))}\n`;
     });
-  writeFileSync(path.join(local, 'Packages'), stanzas.join('\n'));
+  writeFileSync(path.join(repo, 'Packages'), stanzas.join('\n'));
 }
 
 const rpms = () =>
@@ -80,7 +80,10 @@ function night(label, extraArgs = '') {
 }
 
 try {
-  addProbe('1.0');
+  const seed = path.join(work, 'seed-apt');
+  addProbe(seed, '1.0');
+  mkdirSync(local, { recursive: true });
+  writeFileSync(path.join(local, 'Packages'), '');
   writeFileSync(
     setFile,
     `distro: bench
@@ -88,15 +91,19 @@ family: deb
 layers:
   - name: base
     import: { source: ${base}, sha256: ${sh('sha256sum', [base]).stdout.split(' ')[0]} }
-  - name: upgrade
+  - name: seed
     parent: base
-    repos: [{ name: local, url: "file:${local}", suite: ./, trusted: true }]
+    repos: [{ name: seed, url: "file:${seed}", suite: ./, trusted: true }]
     steps:
       - run: rm -f /etc/apt/sources.list
-      - upgrade: true
+      - install: [ost-bench-probe]
+  - name: upgrade
+    parent: seed
+    repos: [{ name: local, url: "file:${local}", suite: ./, trusted: true }]
+    steps: [{ upgrade: true }]
   - name: leaf-a
     parent: upgrade
-    steps: [{ install: [ost-bench-probe] }]
+    steps: [{ run: "echo a > /etc/ost-role" }]
   - name: leaf-b
     parent: upgrade
     steps: [{ run: "echo b > /etc/ost-role" }]
@@ -104,8 +111,8 @@ layers:
   );
   const results = [night('first night (nothing built yet)')];
   results.push(night('no upstream change'));
-  addProbe('2.0');
-  results.push(night('one package changed in the upgrade repository'));
+  addProbe(local, '2.0');
+  results.push(night('one package updated in the upgrade repository'));
   results.push(night('forced full rebuild (--force base)', '--force base'));
   const mib = (b) => `${(b / 2 ** 20).toFixed(1)} MiB`;
   console.log(`Command: node bench/nightly.mjs --base ${base}\n`);

@@ -1,7 +1,7 @@
 // Upstream state: what the package repositories a layer installs from look like right now, as a few small
 // reads (a Debian suite's InRelease/Release, an RPM repo's repomd.xml). A layer's key covers it, so a night
 // whose mirrors changed rebuilds the layers that install packages, and a night without changes builds nothing.
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { OstError } from '../core/errors.js';
 import { type Reporter, step } from '../core/events.js';
@@ -19,7 +19,10 @@ export interface UpstreamState {
   /** The index file that was read (InRelease, Release or repodata/repomd.xml). */
   index: string;
   sha256: string;
-  /** When the repository was published: a Release file's Date:, the newest repomd timestamp (ISO 8601). */
+  /**
+   * When the repository was published (ISO 8601): a Release file's Date:, the newest repomd timestamp, else
+   * the index's Last-Modified (http) or mtime (file).
+   */
   date?: string;
   /** repomd.xml's <revision>, when it has one. */
   revision?: string;
@@ -84,11 +87,18 @@ export function repomdState(text: string): { revision?: string; date?: string } 
   };
 }
 
-/** Read one index: file:// from disk, http(s) with a timeout. Undefined when it does not exist (404, ENOENT). */
-async function readIndex(url: string, signal?: AbortSignal): Promise<Buffer | undefined> {
+/**
+ * Read one index: file:// from disk, http(s) with a timeout; with when it last changed (mtime, Last-Modified)
+ * for indexes that carry no date. Undefined when it does not exist (404, ENOENT).
+ */
+async function readIndex(
+  url: string,
+  signal?: AbortSignal,
+): Promise<{ body: Buffer; modified?: string } | undefined> {
   if (url.startsWith('file:')) {
     try {
-      return await readFile(fileURLToPath(url));
+      const file = fileURLToPath(url);
+      return { body: await readFile(file), modified: (await stat(file)).mtime.toISOString() };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw err;
@@ -98,16 +108,18 @@ async function readIndex(url: string, signal?: AbortSignal): Promise<Buffer | un
   const res = await fetch(url, { signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
   if (res.status === 404 || res.status === 410) return undefined;
   if (!res.ok) throw new Error(`HTTP ${res.status} ${res.statusText}`);
-  return Buffer.from(await res.arrayBuffer());
+  const lm = res.headers.get('last-modified');
+  const modified = lm && !Number.isNaN(new Date(lm).getTime()) ? new Date(lm).toISOString() : undefined;
+  return { body: Buffer.from(await res.arrayBuffer()), modified };
 }
 
 /** The current state of one repository (a few KB to a few hundred KB read; nothing is kept). */
 export async function fetchState(r: PackageRepo, signal?: AbortSignal): Promise<UpstreamState> {
   const tried: string[] = [];
   for (const url of indexUrls(r)) {
-    let body: Buffer | undefined;
+    let read: Awaited<ReturnType<typeof readIndex>>;
     try {
-      body = await readIndex(url, signal);
+      read = await readIndex(url, signal);
     } catch (err) {
       if (signal?.aborted) throw err;
       throw new OstError(
@@ -116,13 +128,20 @@ export async function fetchState(r: PackageRepo, signal?: AbortSignal): Promise<
         err,
       );
     }
-    if (!body) {
+    if (!read) {
       tried.push(url);
       continue;
     }
-    const text = body.toString('utf8');
-    const extra = r.kind === 'rpm' ? repomdState(text) : { date: releaseDate(text) };
-    return { name: r.name, source: sourceLine(r), index: url, sha256: sha256(body), ...extra };
+    const text = read.body.toString('utf8');
+    const own = r.kind === 'rpm' ? repomdState(text) : { date: releaseDate(text) };
+    return {
+      name: r.name,
+      source: sourceLine(r),
+      index: url,
+      sha256: sha256(read.body),
+      ...own,
+      date: own.date ?? read.modified,
+    };
   }
   throw new OstError(
     `${sourceLine(r)} has no index: ${tried.join(', ')} not found`,

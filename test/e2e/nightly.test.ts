@@ -1,7 +1,9 @@
-// End-to-end: the nightly pipeline (scripts/nightly-images.sh) on a set whose upgrade layer and leaf install
-// from a local flat apt repository (tiny .debs made here, copied into the guests): no traffic leaves the
-// machine. A night without changes builds and publishes nothing; a newer package in the repository rebuilds
-// the upgrade layer and the leaf, not the base; dnf upgrade then downloads only those; --offline rebuilds nothing.
+// End-to-end: the nightly pipeline (scripts/nightly-images.sh) on a set like the shipped ones — base, a layer
+// installing a package, an `upgrade` layer, a leaf — whose package repositories are local flat apt
+// repositories (tiny .debs made here, copied into the guests): no traffic leaves the machine. A night without
+// changes builds and publishes nothing; a newer package in the upgrade repository rebuilds the upgrade layer
+// (which really upgrades it) and the leaf, not the layers below; dnf upgrade then downloads only those two;
+// --offline rebuilds nothing.
 import { createHash } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
@@ -17,7 +19,8 @@ import { sharedImages } from './shared-images.js';
 
 const MIN = 60_000;
 const work = isRoot ? mkdtempSync('/var/tmp/ost-e2e-nightly-') : '/nonexistent';
-const local = path.join(work, 'local-apt'); // the flat apt repository the guests install from
+const seedRepo = path.join(work, 'seed-apt'); // where the seed layer installs the probe from (never changes)
+const local = path.join(work, 'local-apt'); // the "distro updates" the upgrade layer follows
 const setFile = path.join(work, 'set', 'nightly.yaml');
 const out = path.join(work, 'out');
 const repo = path.join(work, 'repo');
@@ -27,8 +30,8 @@ let sharedKey = '';
 
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-/** Build PROBE at `version` into the local repository and rewrite its Packages index (all versions). */
-async function addProbe(version: string): Promise<void> {
+/** Build PROBE at `version` into `repo` and rewrite its Packages index (every version it holds). */
+async function addProbe(repo: string, version: string): Promise<void> {
   const pkg = path.join(work, `probe-${version}`);
   mkdirSync(path.join(pkg, 'DEBIAN'), { recursive: true });
   mkdirSync(path.join(pkg, 'usr/share', PROBE), { recursive: true });
@@ -38,24 +41,30 @@ async function addProbe(version: string): Promise<void> {
       'Description: probe package of the ost nightly e2e test\n',
   );
   writeFileSync(path.join(pkg, 'usr/share', PROBE, 'version'), `${version}\n`);
-  mkdirSync(local, { recursive: true });
+  mkdirSync(repo, { recursive: true });
   await run('dpkg-deb', [
     '--root-owner-group',
     '--build',
     pkg,
-    path.join(local, `${PROBE}_${version}_all.deb`),
+    path.join(repo, `${PROBE}_${version}_all.deb`),
   ]);
   rmSync(pkg, { recursive: true, force: true });
+  await writePackages(repo);
+}
+
+/** A flat repository's Packages index, from the control fields of its .debs. */
+async function writePackages(repo: string): Promise<void> {
+  mkdirSync(repo, { recursive: true });
   const stanzas: string[] = [];
-  for (const deb of readdirSync(local)
+  for (const deb of readdirSync(repo)
     .filter((f) => f.endsWith('.deb'))
     .sort()) {
-    const file = path.join(local, deb);
+    const file = path.join(repo, deb);
     const fields = (await run('dpkg-deb', ['-f', file])).stdout.trimEnd();
     const sha = createHash('sha256').update(readFileSync(file)).digest('hex');
     stanzas.push(`${fields}\nFilename: ./${deb}\nSize: ${statSync(file).size}\nSHA256: ${sha}\n`);
   }
-  writeFileSync(path.join(local, 'Packages'), `${stanzas.join('\n')}`);
+  writeFileSync(path.join(repo, 'Packages'), stanzas.join('\n'));
 }
 
 async function nightly(): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
@@ -94,13 +103,17 @@ async function installedImages(): Promise<Record<string, string>> {
   );
 }
 
-describe.skipIf(!isRoot)('the nightly pipeline on a local package repository (real tools)', () => {
+const LAYERS = ['base', 'seed', 'upgrade', 'leaf'];
+const buildIds = () => Object.fromEntries(LAYERS.map((l) => [l, manifest(l).buildId]));
+
+describe.skipIf(!isRoot)('the nightly pipeline on local package repositories (real tools)', () => {
   beforeAll(async () => {
     ensureBuilt();
     const shared = await sharedImages();
     sharedKey = path.join(shared.out, 'debian12_id_rsa');
     const base = path.join(shared.out, 'debian12-base.qcow2');
-    await addProbe('1.0');
+    await addProbe(seedRepo, '1.0');
+    await writePackages(local); // no updates yet
     mkdirSync(path.dirname(setFile), { recursive: true });
     writeFileSync(
       setFile,
@@ -111,51 +124,55 @@ describe.skipIf(!isRoot)('the nightly pipeline on a local package repository (re
           // the shared Debian base, imported: it names no repository, so the host reads none but ours
           { name: 'base', import: { source: base, sha256: await fileSha256(base) } },
           {
-            name: 'upgrade',
-            description: 'updates from the local repository',
+            name: 'seed',
+            description: 'the probe package at 1.0, as a base package the distro later updates',
             parent: 'base',
-            repos: [{ name: 'local', url: `file:${local}`, suite: './', trusted: true }],
+            repos: [{ name: 'seed', url: `file:${seedRepo}`, suite: './', trusted: true }],
             steps: [
-              // the guests use the local repository only: no traffic leaves the machine
+              // the guests use the local repositories only: no traffic leaves the machine
               { run: 'rm -f /etc/apt/sources.list' },
-              { upgrade: true },
+              { install: [PROBE] },
             ],
           },
-          { name: 'leaf', parent: 'upgrade', steps: [{ install: [PROBE] }] },
+          {
+            name: 'upgrade',
+            description: 'updates from the local repository',
+            parent: 'seed',
+            repos: [{ name: 'local', url: `file:${local}`, suite: './', trusted: true }],
+            steps: [{ upgrade: true }],
+          },
+          { name: 'leaf', parent: 'upgrade', steps: [{ run: 'echo leaf > /etc/ost-role' }] },
         ],
       }),
     );
   }, 120 * MIN);
 
   it(
-    'first night: builds and publishes the set; the manifest records the repository state',
+    'first night: builds and publishes the set; each manifest and RPM records the repository state',
     async () => {
       const r = await nightly();
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout).toMatch(/nightly nightly: done in \d+s/);
       const up = manifest('upgrade');
-      expect(up.upstream).toEqual([
-        expect.objectContaining({
-          name: 'local',
-          index: `file://${local}/Packages`,
-          sha256: await fileSha256(path.join(local, 'Packages')),
-        }),
+      // the upgrade layer's guest uses the seed repository (from its parent) and the updates
+      expect(up.upstream?.map((u) => [u.name, u.index])).toEqual([
+        ['seed', `file://${seedRepo}/Packages`],
+        ['local', `file://${local}/Packages`],
       ]);
-      expect(pkglist('leaf')).toMatch(new RegExp(`^${PROBE} 1\\.0 all$`, 'm'));
-      expect(pkglist('upgrade')).not.toContain(PROBE);
+      expect(up.upstream?.[1]?.sha256).toBe(await fileSha256(path.join(local, 'Packages')));
+      for (const l of ['seed', 'upgrade', 'leaf'])
+        expect(pkglist(l)).toMatch(new RegExp(`^${PROBE} 1\\.0 all$`, 'm'));
       // the RPM carries it too: rpm -qi names the index it was built from
       const rpm = readdirSync(path.join(repo, 'Packages')).find((f) =>
         f.startsWith('ost-images-nightly-upgrade-'),
       );
       const qi = await run('rpm', ['-qip', path.join(repo, 'Packages', rpm as string)]);
-      expect(qi.stdout).toContain(`file://${local}/Packages sha256 ${up.upstream?.[0]?.sha256}`);
+      expect(qi.stdout).toContain(`file://${local}/Packages sha256 ${up.upstream?.[1]?.sha256}`);
       mkdirSync(root, { mode: 0o755 });
       await runArgv(dnfInstallArgv(dnfSpec, ['ost-images-nightly-leaf']), { timeoutMs: 20 * MIN });
-      expect(Object.keys(await installedImages()).sort()).toEqual([
-        'ost-images-nightly-base',
-        'ost-images-nightly-leaf',
-        'ost-images-nightly-upgrade',
-      ]);
+      expect(Object.keys(await installedImages()).sort()).toEqual(
+        LAYERS.map((l) => `ost-images-nightly-${l}`).sort(),
+      );
     },
     40 * MIN,
   );
@@ -163,25 +180,23 @@ describe.skipIf(!isRoot)('the nightly pipeline on a local package repository (re
   it(
     'a night without changes builds nothing and publishes nothing',
     async () => {
-      const before = { md: repomd(), ids: ['base', 'upgrade', 'leaf'].map((l) => manifest(l).buildId) };
+      const before = { md: repomd(), ids: buildIds() };
       const r = await nightly();
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout).toContain('0 built');
       expect(r.stdout).toContain('nothing new to publish');
       expect(repomd()).toBe(before.md);
-      expect(['base', 'upgrade', 'leaf'].map((l) => manifest(l).buildId)).toEqual(before.ids);
+      expect(buildIds()).toEqual(before.ids);
     },
     10 * MIN,
   );
 
   it(
-    'a newer package rebuilds upgrade and leaf (not base), says why, and dnf upgrade fetches only those two',
+    'an update in the repository rebuilds upgrade (which upgrades the package) and leaf, says why, and dnf upgrade fetches only those two',
     async () => {
-      const before = {
-        ids: Object.fromEntries(['base', 'upgrade', 'leaf'].map((l) => [l, manifest(l).buildId])),
-      };
+      const before = buildIds();
       const installedBefore = await installedImages();
-      await addProbe('2.0');
+      await addProbe(local, '2.0');
       const plan = await ost(['build-images', setFile, '--out', out, '--dry-run', '--json']);
       expect(plan.code, plan.stderr).toBe(0);
       const reasons = Object.fromEntries(
@@ -190,30 +205,40 @@ describe.skipIf(!isRoot)('the nightly pipeline on a local package repository (re
           `${e.action}: ${e.reason}`,
         ]),
       );
-      expect(reasons.base).toBe('cached: up to date');
-      expect(reasons.upgrade).toMatch(
-        /^build: upstream: local Packages changed \d{4}-\d\d-\d\d → \d{4}-\d\d-\d\d$/,
-      );
-      expect(reasons.leaf).toMatch(/^build: (upstream: local Packages changed|parent upgrade is rebuilt)/);
+      expect(reasons).toEqual({
+        base: 'cached: up to date',
+        seed: 'cached: up to date',
+        upgrade: expect.stringMatching(
+          /^build: upstream: local Packages changed \d{4}-\d\d-\d\d → \d{4}-\d\d-\d\d$/,
+        ),
+        leaf: 'build: parent upgrade is rebuilt',
+      });
 
       const r = await nightly();
       expect(r.code, r.stderr).toBe(0);
-      expect(manifest('base').buildId).toBe(before.ids.base);
-      expect(manifest('upgrade').buildId).not.toBe(before.ids.upgrade);
-      expect(manifest('leaf').buildId).not.toBe(before.ids.leaf);
-      expect(manifest('upgrade').upstream?.[0]?.sha256).toBe(await fileSha256(path.join(local, 'Packages')));
+      const after = buildIds();
+      expect([after.base, after.seed]).toEqual([before.base, before.seed]);
+      expect(after.upgrade).not.toBe(before.upgrade);
+      expect(after.leaf).not.toBe(before.leaf);
+      expect(manifest('upgrade').upstream?.[1]?.sha256).toBe(await fileSha256(path.join(local, 'Packages')));
+      // the upgrade step upgraded it; the leaf carries it
+      expect(pkglist('upgrade')).toMatch(new RegExp(`^${PROBE} 2\\.0 all$`, 'm'));
+      expect(readFileSync(path.join(out, 'nightly-upgrade-pkglist-diff.txt'), 'utf8')).toContain(
+        `~ ${PROBE} 1.0 -> 2.0 all`,
+      );
       expect(pkglist('leaf')).toMatch(new RegExp(`^${PROBE} 2\\.0 all$`, 'm'));
       // what changed overnight, next to the diff against the parent
-      expect(readFileSync(path.join(out, 'nightly-leaf-pkglist-diff-previous.txt'), 'utf8')).toMatch(
-        new RegExp(`${PROBE}.*1\\.0.*2\\.0`),
+      expect(readFileSync(path.join(out, 'nightly-leaf-pkglist-diff-previous.txt'), 'utf8')).toContain(
+        `~ ${PROBE} 1.0 -> 2.0 all`,
       );
 
-      const u = await runArgv(dnfUpgradeArgv({ ...dnfSpec }, []), { timeoutMs: 20 * MIN });
+      const u = await runArgv(dnfUpgradeArgv(dnfSpec, []), { timeoutMs: 20 * MIN });
       expect(u.exitCode).toBe(0);
-      const after = await installedImages();
-      expect(after['ost-images-nightly-base']).toBe(installedBefore['ost-images-nightly-base']);
-      expect(after['ost-images-nightly-upgrade']).not.toBe(installedBefore['ost-images-nightly-upgrade']);
-      expect(after['ost-images-nightly-leaf']).not.toBe(installedBefore['ost-images-nightly-leaf']);
+      const installed = await installedImages();
+      for (const l of ['base', 'seed'])
+        expect(installed[`ost-images-nightly-${l}`], l).toBe(installedBefore[`ost-images-nightly-${l}`]);
+      for (const l of ['upgrade', 'leaf'])
+        expect(installed[`ost-images-nightly-${l}`], l).not.toBe(installedBefore[`ost-images-nightly-${l}`]);
     },
     40 * MIN,
   );
@@ -221,7 +246,7 @@ describe.skipIf(!isRoot)('the nightly pipeline on a local package repository (re
   it(
     '--offline keeps the recorded state: a newer package upstream rebuilds nothing',
     async () => {
-      await addProbe('3.0');
+      await addProbe(local, '3.0');
       const r = await ost(['build-images', setFile, '--out', out, '--offline', '--json']);
       expect(r.code, r.stderr).toBe(0);
       expect(
@@ -231,13 +256,13 @@ describe.skipIf(!isRoot)('the nightly pipeline on a local package repository (re
             l.status,
           ]),
         ),
-      ).toEqual({ base: 'cached', upgrade: 'cached', leaf: 'cached' });
+      ).toEqual({ base: 'cached', seed: 'cached', upgrade: 'cached', leaf: 'cached' });
     },
     10 * MIN,
   );
 
   it(
-    'the rebuilt leaf boots with the new package',
+    'the rebuilt leaf boots with the updated package',
     async () => {
       const r = await ost(
         [

@@ -1,7 +1,7 @@
 // Upstream-aware keys: repositories in the set file, the state read from them (a real HTTP server on
 // loopback, file:// repositories on disk, captured Debian and RPM indexes), keys, plan reasons and argv.
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
@@ -123,6 +123,8 @@ describe('fetchState over HTTP (a real server on loopback) and from file://', ()
       deb({ name: 'local', url: `file://${dir}`, suite: './', components: undefined }),
     );
     expect(s.index).toBe(`file://${dir}/Packages`);
+    // a Packages file carries no date: its mtime says when the repository changed
+    expect(s.date).toBe(statSync(path.join(dir, 'Packages')).mtime.toISOString());
     expect(s.sha256).toBe(sha('Package: hello\nVersion: 1.0\n'));
   });
 });
