@@ -232,6 +232,8 @@ describe.skipIf(!isRoot)('the nightly pipeline on local package repositories (re
         `~ ${PROBE} 1.0 -> 2.0 all`,
       );
 
+      // as a CI host whose metadata cache has expired (dnf trusts cached metadata for 48 hours)
+      rmSync(dnfSpec.cacheDir, { recursive: true, force: true });
       const u = await runArgv(dnfUpgradeArgv(dnfSpec, []), { timeoutMs: 20 * MIN });
       expect(u.exitCode).toBe(0);
       const installed = await installedImages();
