@@ -3,6 +3,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll } from 'vitest';
+import { loadImageSet } from '../../src/builder/plan/load.js';
+import { ConfigError } from '../../src/core/errors.js';
 
 const made: string[] = [];
 // removed after the test file that made them (vitest evaluates this module once per file: the hook is that
@@ -24,3 +26,14 @@ export function tempTree(files: Record<string, string>): string {
 }
 
 export const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
+
+/** The ConfigError that loading `file` as an image set throws (fails the test when it loads). */
+export function setProblems(file: string): ConfigError {
+  try {
+    loadImageSet(file);
+  } catch (err) {
+    if (err instanceof ConfigError) return err;
+    throw err;
+  }
+  throw new Error(`${file} loaded without a problem`);
+}

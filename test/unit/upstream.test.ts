@@ -20,9 +20,8 @@ import {
   repomdState,
   type UpstreamState,
 } from '../../src/builder/upstream.js';
-import { ConfigError } from '../../src/core/errors.js';
 import { customizeArgv, repoArgv, upgradeCommand } from '../../src/tools/virt-customize.js';
-import { REPO_ROOT, tempTree } from '../helpers/sets.js';
+import { REPO_ROOT, setProblems, tempTree } from '../helpers/sets.js';
 
 const FIX = path.join(REPO_ROOT, 'test/fixtures');
 const IN_RELEASE = readFileSync(path.join(FIX, 'upstream/bookworm-security-InRelease'));
@@ -216,14 +215,8 @@ layers:
     steps: [{ run: "true" }]
 `,
     });
-    let err: unknown;
-    try {
-      loadImageSet(path.join(dir, 'set.yaml'));
-    } catch (e) {
-      err = e;
-    }
-    expect(err).toBeInstanceOf(ConfigError);
-    const text = (err as Error).message;
+    const err = setProblems(path.join(dir, 'set.yaml'));
+    const text = err.message;
     expect(text).toContain('layers[0].repos: a debootstrap base uses its mirror and suite');
     expect(text).toContain('layers[1].repos[0].suite: missing; a Debian repository needs a suite');
     expect(text).toContain('layers[1].repos[1].components: a flat repository (suite ./) has no components');
