@@ -456,16 +456,22 @@ describe.skipIf(!isRoot)('ost up / down on real libvirt in a network namespace',
       child.stderr.on('data', (d) => {
         stderr += d;
       });
-      const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-      for (let i = 0; i < 600 && !existsSync(mark); i++) await new Promise((r) => setTimeout(r, 100));
-      expect(existsSync(mark), stderr).toBe(true);
-      const leased = readdirSync(path.join(stateDir, 'leases'))
-        .filter((f) => f.endsWith('.json'))
-        .map((f) => f.replace(/\.json$/, ''));
-      expect(leased).toHaveLength(1);
-      // someone else's bridge comes up on that /24 first
-      await ns.exec(['ip', 'link', 'add', 'ost-squat', 'type', 'dummy']);
+      let code: number | null | undefined;
+      const exited = new Promise<number | null>((r) =>
+        child.on('exit', (c) => {
+          code = c;
+          r(c);
+        }),
+      );
       try {
+        for (let i = 0; i < 600 && !existsSync(mark); i++) await new Promise((r) => setTimeout(r, 100));
+        expect(existsSync(mark), stderr).toBe(true);
+        const leased = readdirSync(path.join(stateDir, 'leases'))
+          .filter((f) => f.endsWith('.json'))
+          .map((f) => f.replace(/\.json$/, ''));
+        expect(leased).toHaveLength(1);
+        // someone else's bridge comes up on that /24 first
+        await ns.exec(['ip', 'link', 'add', 'ost-squat', 'type', 'bridge']);
         await ns.exec(['ip', 'addr', 'add', `${leased[0]}.1/24`, 'dev', 'ost-squat']);
         await ns.exec(['ip', 'link', 'set', 'ost-squat', 'up']);
         writeFileSync(resume, '');
@@ -477,6 +483,12 @@ describe.skipIf(!isRoot)('ost up / down on real libvirt in a network namespace',
         expect(await ns.ostObjects('network')).toHaveLength(1);
         expect((await ostNs(['down', rec.id])).code).toBe(0);
       } finally {
+        // whatever failed: no paused ost up, no squatter, nothing of it left for the next tests
+        if (code === undefined) {
+          child.kill('SIGKILL');
+          await exited;
+          await ostNs(['gc']);
+        }
         await ns.exec(['ip', 'link', 'del', 'ost-squat'], { allowFailure: true });
       }
       expect(await leftovers()).toEqual(NOTHING);
