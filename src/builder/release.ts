@@ -51,7 +51,6 @@ export async function servesBuild(
   manifests: Map<string, LayerManifest>,
   repo: string,
 ): Promise<boolean> {
-  if (!existsSync(path.join(repo, 'repodata', 'repomd.xml'))) return false;
   const pkgs = await readRepo(repo).catch(() => undefined);
   if (!pkgs) return false;
   return set.layers.every((l) => {

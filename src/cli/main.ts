@@ -2,6 +2,7 @@
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { DEFAULT_PAYLOAD, payloadProblem } from '../builder/rpm/spec.js';
+import { sizeToBytes } from '../core/units.js';
 import { ENV_ID } from '../launcher/net/layout.js';
 import { bootImageCommand } from './commands/boot-image.js';
 import { buildImagesCommand } from './commands/build-images.js';
@@ -28,13 +29,15 @@ function wholeNumber(flag: string, min: number, max: number) {
   };
 }
 
-/** yargs coerce for a size flag (`1G`, `512M`, bytes): a bad one is a usage error, not a crash later. */
+/** yargs coerce for a size flag (`1G`, `512M`, bytes) into bytes: a bad one is a usage error, not a crash later. */
 function sizeFlag(flag: string) {
-  return (v: unknown): string => {
+  return (v: unknown): number => {
     const text = String(v);
-    if (!/^[0-9]+(\.[0-9]+)?[KMGT]?$/.test(text))
+    try {
+      return sizeToBytes(text);
+    } catch {
       throw new Error(`--${flag} ${text}: expected a size such as 512M, 1G or 1.5G`);
-    return text;
+    }
   };
 }
 
@@ -325,7 +328,7 @@ export async function main(argv: string[]): Promise<number> {
           templates: a.templates,
           overlayDir: a['overlay-dir'],
           overlayFallback: a['overlay-fallback'],
-          overlayReserve: a['overlay-reserve'],
+          overlayReserveBytes: a['overlay-reserve'],
           imagesRoot: a['images-root'],
           imagesDir: a['images-dir'],
           key: a.key,

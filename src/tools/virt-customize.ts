@@ -1,6 +1,7 @@
 // virt-customize adapter: turns a derived layer's repositories and steps into argv (one appliance run per layer).
-import { shellQuote } from '../core/exec.js';
 // Quirk (virt-customize 1.48): --format must come before -a, or it is refused.
+import { shellQuote } from '../core/exec.js';
+
 /** Package-manager family of a guest. */
 export type Family = 'deb' | 'rpm';
 

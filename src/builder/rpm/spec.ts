@@ -1,6 +1,6 @@
 // The spec of one layer RPM: data only (no scripts, no dependency generation, no debuginfo, no strip).
-
 import { shellQuote } from '../../core/exec.js';
+
 /** Where every layer installs (relocatable: `rpm --prefix`, `dnf --installroot`). */
 export const IMAGES_PREFIX = '/usr/share/ost-images';
 
@@ -78,14 +78,12 @@ function fileName(name: string): string {
   return name;
 }
 
-/** Single-quote for the %install shell scriptlet (rpm runs it with /bin/sh). */
-const sq = shellQuote;
-
 /** Render the spec text. Files are hard-linked into the buildroot (no multi-GB copies). */
 export function renderSpec(s: RpmSpec): string {
   const install = s.files.map((f) => {
-    const src = sq(oneLine('file source', f.src));
-    const dest = sq(fileName(f.name));
+    // single-quoted for the %install scriptlet (rpm runs it with /bin/sh)
+    const src = shellQuote(oneLine('file source', f.src));
+    const dest = shellQuote(fileName(f.name));
     return `ln -f ${src} "%{buildroot}${IMAGES_PREFIX}/"${dest} 2>/dev/null || cp --sparse=always ${src} "%{buildroot}${IMAGES_PREFIX}/"${dest}`;
   });
   if (payloadProblem(s.payload)) throw new Error(payloadProblem(s.payload));

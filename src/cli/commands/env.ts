@@ -8,7 +8,6 @@ import { runInteractive } from '../../core/exec.js';
 import { lastLines } from '../../core/fsutil.js';
 import { processAlive } from '../../core/process.js';
 import { requireTool } from '../../core/require-tool.js';
-import { sizeToBytes } from '../../core/units.js';
 import { loadEnvironment } from '../../launcher/env/load.js';
 import type { Environment } from '../../launcher/env/model.js';
 import { loadOstJson } from '../../launcher/env/ost-json.js';
@@ -46,7 +45,8 @@ export interface UpArgs extends EnvCommon {
   templates?: string;
   overlayDir?: string;
   overlayFallback?: string;
-  overlayReserve: string;
+  /** Free space wanted per VM, in bytes (--overlay-reserve, parsed by the CLI). */
+  overlayReserveBytes: number;
   imagesRoot?: string;
   imagesDir?: string;
   key?: string;
@@ -136,7 +136,7 @@ export async function upCommand(a: UpArgs): Promise<void> {
       overlays: {
         root: a.overlayDir ?? process.env.OST_OVERLAY_DIR ?? `/dev/shm/ost${userSuffix()}`,
         fallback: a.overlayFallback ?? process.env.OST_OVERLAY_FALLBACK ?? `/var/tmp/ost${userSuffix()}`,
-        reservePerVmBytes: sizeToBytes(a.overlayReserve),
+        reservePerVmBytes: a.overlayReserveBytes,
       },
       templates: new Templates(a.templates ?? process.env.OST_TEMPLATES_DIR),
       images: {
