@@ -7,9 +7,9 @@
 // libvirtd runs inside a network namespace this script creates (nothing is reachable from outside it).
 // Usage (root, after npm run build and the demo's dnf install):
 //   node bench/launcher.mjs [--root build/demo-root] [--rounds 3] [--lago-vms 3]
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
-import { libvirtNetns, median, runner, sec } from './lib.mjs';
+import { libvirtNetns, median, runner, sec, upBenchSuite, writeBenchSuite } from './lib.mjs';
 
 const repoRoot = path.resolve(import.meta.dirname, '..');
 const ost = path.join(repoRoot, 'bin/ost');
@@ -40,20 +40,7 @@ function startLibvirt() {
   ({ inNs, stop: stopLibvirt } = libvirtNetns(sh, netns));
 }
 
-const envFile = path.join(work, 'ost-env.yaml');
-writeFileSync(
-  envFile,
-  `suites:
-  bench-suite:
-    networks:
-      management: { management: true, forward: nat }
-      storage: { forward: isolated }
-    vms:
-      engine: { image: debian12-engine-installed, memory: 1024, nics: [management, storage] }
-      host-0: { image: debian12-host-installed, memory: 1024, nics: [management, storage] }
-      host-1: { image: debian12-host-installed, memory: 1024, nics: [management, storage] }
-`,
-);
+const envFile = writeBenchSuite(work);
 
 try {
   if (!existsSync(path.join(images, 'debian12-host-installed.qcow2')))
@@ -77,25 +64,10 @@ try {
   const downs = [];
   const wall = [];
   for (let i = 0; i < rounds; i++) {
-    const r = inNs(
-      [
-        ost,
-        'up',
-        'bench-suite',
-        '--env-file',
-        envFile,
-        '--images-root',
-        installRoot,
-        '--json',
-        '--timeout',
-        '1200',
-      ],
-      { cwd: repoRoot },
-    );
-    const rec = JSON.parse(r.stdout);
+    const { rec, ms: upMs } = upBenchSuite(inNs, ost, envFile, installRoot, repoRoot);
     for (const p of phases) per[p].push(rec.timings[p] ?? 0);
     // the whole process as the user waits for it (node start, reading files, printing), minus guest boot
-    wall.push(r.ms - (rec.timings.ready ?? 0));
+    wall.push(upMs - (rec.timings.ready ?? 0));
     for (const vm of rec.vms) {
       boot[vm.name] = [...(boot[vm.name] ?? []), vm.timings.bootToSsh];
     }

@@ -1,7 +1,8 @@
 // Shared by the launcher benchmarks: a timed spawn, and libvirtd + virtlogd inside a network namespace of
 // the benchmark's own, stopped afterwards by the pids it started (never another libvirtd on the host).
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
 
 export const sec = (ms) => `${(ms / 1000).toFixed(2)} s`;
 export const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
@@ -45,4 +46,43 @@ export function libvirtNetns(sh, netns) {
   }
   stop();
   throw new Error('libvirtd did not start');
+}
+
+/** The 3-VM suite the launcher benchmarks start (engine + 2 hosts, NAT + isolated), written into `dir`. */
+export function writeBenchSuite(dir) {
+  const file = path.join(dir, 'ost-env.yaml');
+  writeFileSync(
+    file,
+    `suites:
+  bench-suite:
+    networks:
+      management: { management: true, forward: nat }
+      storage: { forward: isolated }
+    vms:
+      engine: { image: debian12-engine-installed, memory: 1024, nics: [management, storage] }
+      host-0: { image: debian12-host-installed, memory: 1024, nics: [management, storage] }
+      host-1: { image: debian12-host-installed, memory: 1024, nics: [management, storage] }
+`,
+  );
+  return file;
+}
+
+/** One timed `ost up bench-suite` (waiting for SSH) in the namespace: its env.json record and wall time. */
+export function upBenchSuite(inNs, ost, envFile, installRoot, cwd) {
+  const r = inNs(
+    [
+      ost,
+      'up',
+      'bench-suite',
+      '--env-file',
+      envFile,
+      '--images-root',
+      installRoot,
+      '--json',
+      '--timeout',
+      '1200',
+    ],
+    { cwd },
+  );
+  return { rec: JSON.parse(r.stdout), ms: r.ms };
 }

@@ -6,9 +6,9 @@
 // Usage (root):
 //   git worktree add /var/tmp/ost-base <commit> && (cd /var/tmp/ost-base && npm ci && npm run build)
 //   node bench/up-overhead.mjs --baseline /var/tmp/ost-base --root <installroot> [--rounds 3]
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
-import { libvirtNetns, median, runner } from './lib.mjs';
+import { libvirtNetns, median, runner, upBenchSuite, writeBenchSuite } from './lib.mjs';
 
 const repoRoot = path.resolve(import.meta.dirname, '..');
 const args = process.argv.slice(2);
@@ -28,20 +28,7 @@ const env = {
 };
 const sh = runner(env);
 const { inNs, stop } = libvirtNetns(sh, `ost-ovh-${process.pid}`);
-const envFile = path.join(work, 'ost-env.yaml');
-writeFileSync(
-  envFile,
-  `suites:
-  bench-suite:
-    networks:
-      management: { management: true, forward: nat }
-      storage: { forward: isolated }
-    vms:
-      engine: { image: debian12-engine-installed, memory: 1024, nics: [management, storage] }
-      host-0: { image: debian12-host-installed, memory: 1024, nics: [management, storage] }
-      host-1: { image: debian12-host-installed, memory: 1024, nics: [management, storage] }
-`,
-);
+const envFile = writeBenchSuite(work);
 const phases = ['resolve', 'overlays', 'lease', 'networks', 'domains', 'overhead'];
 const builds = {
   baseline: { ost: path.join(path.resolve(baseline), 'bin/ost'), per: {}, wall: [], down: [] },
@@ -51,24 +38,9 @@ const sha = (dir) => sh('git', ['-C', dir, 'rev-parse', '--short', 'HEAD']).stdo
 try {
   for (let i = 0; i < rounds; i++) {
     for (const b of Object.values(builds)) {
-      const r = inNs(
-        [
-          b.ost,
-          'up',
-          'bench-suite',
-          '--env-file',
-          envFile,
-          '--images-root',
-          installRoot,
-          '--json',
-          '--timeout',
-          '1200',
-        ],
-        { cwd: repoRoot },
-      );
-      const rec = JSON.parse(r.stdout);
+      const { rec, ms: upMs } = upBenchSuite(inNs, b.ost, envFile, installRoot, repoRoot);
       for (const p of phases) b.per[p] = [...(b.per[p] ?? []), rec.timings[p] ?? 0];
-      b.wall.push(r.ms - (rec.timings.ready ?? 0) - (rec.timings.deploy ?? 0));
+      b.wall.push(upMs - (rec.timings.ready ?? 0) - (rec.timings.deploy ?? 0));
       b.down.push(inNs([b.ost, 'down', rec.id]).ms);
     }
   }
