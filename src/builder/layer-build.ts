@@ -10,6 +10,7 @@ import type { Reporter } from '../core/events.js';
 import { allocatedBytes, atomicWriteFile, commitFile, removeTree } from '../core/fsutil.js';
 import { readFromGuest } from '../tools/guestfish.js';
 import { runArgv } from '../tools/run-tool.js';
+import type { Family } from '../tools/virt-customize.js';
 import { debootstrapActions } from './layers/debootstrap.js';
 import { derivedActions } from './layers/derived.js';
 import { importActions } from './layers/import.js';
@@ -77,8 +78,13 @@ export function contextFor(
 
 /** Read the installed package list out of an image (read-only appliance). */
 export async function readPackages(set: ImageSet, image: string, accel: Accel): Promise<Package[]> {
+  return readImagePackages(set.family, image, accel);
+}
+
+/** The installed packages of a guest of this family, read from its image (read-only appliance). */
+export async function readImagePackages(family: Family, image: string, accel: Accel): Promise<Package[]> {
   const env = guestfsEnv(accel);
-  if (set.family === 'deb') {
+  if (family === 'deb') {
     return parseDpkgStatus(await readFromGuest(image, [['cat', '/var/lib/dpkg/status']], { env }));
   }
   return parseRpmList(await readFromGuest(image, [['sh', `rpm -qa --qf '${RPM_QUERY_FORMAT}'`]], { env }));
@@ -212,6 +218,7 @@ export async function buildLayer(
     await commitFile(ctx.tmpImage, paths.image(layer.name));
     const manifest: LayerManifest = {
       distro: set.distro,
+      family: set.family,
       layer: layer.name,
       parent: layer.parent,
       key: ctx.key,

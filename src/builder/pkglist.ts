@@ -37,7 +37,8 @@ export function parseRpmList(text: string): Package[] {
   return sortPackages(out);
 }
 
-function sortPackages(p: Package[]): Package[] {
+/** Sort by name, then arch (the order of every package list ost writes). */
+export function sortPackages(p: Package[]): Package[] {
   return p.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.arch < b.arch ? -1 : 1));
 }
 
@@ -76,6 +77,19 @@ export function diffPackages(parent: Package[], child: Package[]): PkgDiff {
       diff.changed.push({ name: p.name, arch: p.arch, from: old.version, to: p.version });
   }
   for (const [k, p] of before) if (!after.has(k)) diff.removed.push(p);
+  // the same package under another arch (amd64 -> all) is an upgrade, not a removal and an addition
+  for (const r of [...diff.removed]) {
+    const a = diff.added.find((x) => x.name === r.name);
+    if (!a) continue;
+    diff.removed.splice(diff.removed.indexOf(r), 1);
+    diff.added.splice(diff.added.indexOf(a), 1);
+    diff.changed.push({
+      name: a.name,
+      arch: a.arch === r.arch ? a.arch : `${r.arch}->${a.arch}`,
+      from: r.version,
+      to: a.version,
+    });
+  }
   return diff;
 }
 

@@ -2,12 +2,15 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { atomicWriteFile } from '../core/fsutil.js';
+import type { Family } from '../tools/virt-customize.js';
 import { layerFileName, type Refresh } from './plan/model.js';
 import type { UpstreamState } from './upstream.js';
 
 /** What a finished, verified layer records next to its qcow2. */
 export interface LayerManifest {
   distro: string;
+  /** Package family of the guest (absent in manifests of older builders). */
+  family?: Family;
   layer: string;
   parent?: string;
   key: string;

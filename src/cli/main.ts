@@ -84,6 +84,10 @@ const envOption = {
     describe: 'environment id, or a suite with one environment (default: the only one)',
   },
 } as const;
+const layerOptions = {
+  layers: { type: 'boolean', default: false, describe: 'the custom layer cache (ost up --custom-repo)' },
+  'layer-cache': { type: 'string', describe: 'default: $OST_LAYER_CACHE, else /var/cache/ost/layers' },
+} as const;
 const jsonOption = {
   json: { type: 'boolean', default: false, describe: 'machine-readable result on stdout' },
 } as const;
@@ -314,6 +318,33 @@ export async function main(argv: string[]): Promise<number> {
             default: false,
             describe: 'leave the VMs of a failed up running, to debug them (ost down removes them)',
           })
+          .option('custom-repo', {
+            type: 'string',
+            array: true,
+            default: [] as string[],
+            describe:
+              'packages to test: a folder of .deb/.rpm files, or a repository (folder or http(s) URL); built into a cached custom layer of each image (repeatable)',
+          })
+          .option('custom-install', {
+            type: 'string',
+            array: true,
+            default: [] as string[],
+            describe: 'also install this new package from the custom repos (repeatable)',
+          })
+          .option('disable-custom-repos', {
+            type: 'boolean',
+            default: false,
+            describe: 'leave the custom repos configured but disabled in the VMs (default: enabled)',
+          })
+          .option('skip-custom-check', {
+            type: 'boolean',
+            default: false,
+            describe: 'start even when a custom repo supplied no package to the images',
+          })
+          .option('layer-cache', {
+            type: 'string',
+            describe: 'custom layer cache (default: $OST_LAYER_CACHE, else /var/cache/ost/layers)',
+          })
           .options({ ...connect, ...jsonOption }),
       async (a) => {
         await upCommand({
@@ -335,6 +366,11 @@ export async function main(argv: string[]): Promise<number> {
           timeout: a.timeout,
           wait: a.wait,
           keepOnFailure: a['keep-on-failure'],
+          customRepos: a['custom-repo'],
+          customInstall: a['custom-install'],
+          disableCustomRepos: a['disable-custom-repos'],
+          skipCustomCheck: a['skip-custom-check'],
+          layerCache: a['layer-cache'],
           connect: a.connect,
           json: a.json,
         }).catch(fail);
@@ -358,10 +394,15 @@ export async function main(argv: string[]): Promise<number> {
     )
     .command(
       'list',
-      'List every environment on this host (up, starting, or a leftover of a dead ost up)',
-      (y) => y.options({ ...connect, ...jsonOption }),
+      'List every environment on this host (up, starting, or a leftover of a dead ost up); --layers: the custom layer cache',
+      (y) => y.options({ ...connect, ...jsonOption, ...layerOptions }),
       async (a) => {
-        await listCommand({ connect: a.connect, json: a.json }).catch(fail);
+        await listCommand({
+          connect: a.connect,
+          json: a.json,
+          layers: a.layers,
+          layerCache: a['layer-cache'],
+        }).catch(fail);
       },
     )
     .command(
@@ -413,10 +454,22 @@ export async function main(argv: string[]): Promise<number> {
     )
     .command(
       'gc',
-      'Remove leftovers of environments whose ost up died before finishing',
-      (y) => y.options({ ...connect, ...jsonOption }),
+      'Remove leftovers of environments whose ost up died before finishing; --layers: custom layers no env uses',
+      (y) =>
+        y.options({ ...connect, ...jsonOption, ...layerOptions }).option('keep-days', {
+          type: 'string',
+          default: '0',
+          coerce: wholeNumber('keep-days', 0, 36_500),
+          describe: 'with --layers: keep layers used in the last N days',
+        }),
       async (a) => {
-        await gcCommand({ connect: a.connect, json: a.json }).catch(fail);
+        await gcCommand({
+          connect: a.connect,
+          json: a.json,
+          layers: a.layers,
+          layerCache: a['layer-cache'],
+          keepDays: a['keep-days'],
+        }).catch(fail);
       },
     )
     .demandCommand(1, 'name a command; ost --help lists them')

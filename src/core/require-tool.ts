@@ -25,6 +25,7 @@ export const TOOL_PACKAGES = {
   tar: { apt: 'tar', dnf: 'tar' },
   chroot: { apt: 'coreutils', dnf: 'coreutils' },
   flock: { apt: 'util-linux', dnf: 'util-linux' },
+  'dpkg-deb': { apt: 'dpkg', dnf: 'dpkg' },
 } as const;
 
 export type ToolName = keyof typeof TOOL_PACKAGES;

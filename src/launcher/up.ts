@@ -13,6 +13,7 @@ import { faultPoint } from '../core/fault.js';
 import { atomicWriteFile } from '../core/fsutil.js';
 import { self } from '../core/process.js';
 import { findTool, requireTools } from '../core/require-tool.js';
+import { ownDir } from '../core/safe-dir.js';
 import { create, createOverlay } from '../tools/qemu-img.js';
 import { parseNames, virsh } from '../tools/virsh.js';
 import { runDeployScripts } from './deploy.js';
@@ -34,9 +35,9 @@ import { ENV_ID, type IpMode, layoutEnv, NETWORK_NAME, newEnvId } from './net/la
 import { leaseSubnets, releaseLeases } from './net/leases.js';
 import { chooseOverlayRoot, claimOverlayDir } from './overlays.js';
 import { parseDomState, VmGoneError, type VmState, waitReady } from './ready/wait.js';
-import { ownDir } from './safe-dir.js';
 import { exportPackageLists } from './state/ost-files.js';
 import {
+  type AppliedCustomLayer,
   type EnvRecord,
   leasesDir,
   readRecord,
@@ -75,8 +76,20 @@ export interface UpOptions {
   wait?: boolean;
   /** On failure, leave what was created (for debugging) instead of undoing it. */
   keepOnFailure?: boolean;
+  /** ost up --custom-repo: start the VMs from custom layers on their images (made by the caller's hook). */
+  custom?: CustomLayersHook;
   reporter: Reporter;
   signal?: AbortSignal;
+}
+
+/**
+ * Custom layers come from the image builder; the CLI passes them in through this hook, so the launcher
+ * never imports the builder. `prepare` returns each image's layer, or undefined when it runs as it is.
+ */
+export interface CustomLayersHook {
+  repos: string[];
+  install: string[];
+  prepare(images: ResolvedImage[]): Promise<Map<string, AppliedCustomLayer | undefined>>;
 }
 
 /** Time a phase into `timings` and report it as a top-level step. */
@@ -196,6 +209,13 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
       resolveImages(env.vms, { ...o.images, qemu, signal: o.signal }),
     );
     const imageOf = (vm: EnvVm) => images.get(refText(vm.image, vm.squashed)) as ResolvedImage;
+    const custom = o.custom;
+    const layers = custom
+      ? await phase(o, timings, 'custom', `custom layers for ${images.size} images`, () =>
+          custom.prepare([...images.values()]),
+        )
+      : new Map<string, AppliedCustomLayer | undefined>();
+    const layerOf = (vm: EnvVm) => layers.get(refText(vm.image, vm.squashed));
 
     // state (env links, leases) lives in a directory only its owner can change
     await ownDir(o.stateRoot, 0o755, 'the state directory');
@@ -235,6 +255,11 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
       domainType,
       networks: [],
       vms: [],
+      custom: custom && {
+        repos: custom.repos,
+        install: custom.install,
+        layers: [...new Set([...layers.values()].flatMap((l) => (l ? [l.file] : [])))],
+      },
       timings,
     };
     await writeRecord(record);
@@ -267,7 +292,7 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
           env.vms.map(async (vm) => {
             const t0 = Date.now();
             const overlay = path.join(overlayDir, `${vm.name}.qcow2`);
-            await createOverlay(overlay, imageOf(vm).path, { signal: o.signal });
+            await createOverlay(overlay, layerOf(vm)?.file ?? imageOf(vm).path, { signal: o.signal });
             const extra = await createDisks(vm, disksDir);
             for (const f of [overlay, ...extra.map((d) => d.path)]) await handToQemu(f, qemu);
             out.set(vm.name, { overlay, extra });
@@ -348,7 +373,14 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
       const d = disks.get(vm.name) as { overlay: string; extra: VmRecord['disks'] };
       return {
         ...l,
-        image: { ref: img.ref, path: img.path, package: img.package, chain: img.chain, var: vm.imageVar },
+        image: {
+          ref: img.ref,
+          path: img.path,
+          package: img.package,
+          chain: layerOf(vm) ? [(layerOf(vm) as AppliedCustomLayer).file, ...img.chain] : img.chain,
+          var: vm.imageVar,
+          custom: layerOf(vm),
+        },
         overlay: d.overlay,
         disks: d.extra,
         memoryMiB: vm.memoryMiB,

@@ -29,6 +29,40 @@ export function rpmPackageScriptsArgv(file: string): string[] {
   return ['rpm', '-qp', '--scripts', '--triggers', file];
 }
 
+/** One package file's identity. */
+export interface PackageFileId {
+  name: string;
+  /** `[epoch:]version-release` (no epoch when it has none). */
+  version: string;
+  arch: string;
+}
+
+/** argv: name, `[epoch:]version-release` and arch of package files (not installed ones), tab-separated. */
+export function rpmQueryFilesArgv(files: readonly string[]): string[] {
+  return [
+    'rpm',
+    '-qp',
+    '--nosignature',
+    '--nodigest',
+    '--qf',
+    '%{NAME}\\t%|EPOCH?{%{EPOCH}:}:{}|%{VERSION}-%{RELEASE}\\t%{ARCH}\\n',
+    ...files,
+  ];
+}
+
+/** Parse rpmQueryFilesArgv's output, one package per line in the order of the files. */
+export function parseRpmFileQuery(stdout: string): PackageFileId[] {
+  return stdout
+    .split('\n')
+    .map((l) => l.split('\t'))
+    .filter((f) => f.length === 3 && f[0])
+    .map(([name, version, arch]) => ({
+      name: name as string,
+      version: version as string,
+      arch: arch as string,
+    }));
+}
+
 /** Parse `rpm -q --qf` output (installed packages) and its "not installed" lines. */
 export function parseRpmQuery(stdout: string): { installed: InstalledPackage[]; missing: string[] } {
   const installed: InstalledPackage[] = [];

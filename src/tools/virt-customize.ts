@@ -11,7 +11,8 @@ export type Step =
   | { kind: 'upgrade' }
   | { kind: 'script'; file: string }
   | { kind: 'run'; command: string }
-  | { kind: 'upload'; from: string; to: string; mode?: string };
+  | { kind: 'upload'; from: string; to: string; mode?: string }
+  | { kind: 'copy-in'; from: string; toDir: string };
 
 /** A package repository written into the guest before the steps (file:// ones are copied in). */
 export interface GuestRepo {
@@ -32,6 +33,8 @@ export interface CustomizeSpec {
   /** Repositories this layer adds, before its steps. */
   repos?: GuestRepo[];
   steps: Step[];
+  /** -v: the appliance's console reaches our output (how packageListCommand's list gets out). */
+  verbose?: boolean;
 }
 
 /** Where a file:// repository's copy lives in the guest (it stays: children install from it too). */
@@ -106,6 +109,7 @@ export function buildTimeGuestSetup(family: Family): { before: string; after: st
 /** argv for virt-customize. Steps run in order inside one appliance boot. */
 export function customizeArgv(spec: CustomizeSpec): string[] {
   const argv = ['virt-customize', '--format', 'qcow2', '-a', spec.disk, '-m', String(spec.memoryMiB)];
+  if (spec.verbose) argv.push('-v');
   argv.push(spec.network ? '--network' : '--no-network');
   const cache = buildTimeGuestSetup(spec.family);
   argv.push('--run-command', cache.before);
@@ -124,6 +128,9 @@ export function customizeArgv(spec: CustomizeSpec): string[] {
       case 'run':
         argv.push('--run-command', s.command);
         break;
+      case 'copy-in':
+        argv.push('--mkdir', s.toDir, '--copy-in', `${s.from}:${s.toDir}`);
+        break;
       case 'upload':
         argv.push('--upload', `${s.from}:${s.to}`);
         if (s.mode) argv.push('--chmod', `${s.mode}:${s.to}`);
@@ -139,4 +146,163 @@ export function customizeArgv(spec: CustomizeSpec): string[] {
   argv.push('--truncate', '/etc/machine-id');
   if (spec.selinux) argv.push('--selinux-relabel');
   return argv;
+}
+
+/** A repository of custom packages (ost up --custom-repo, build-images --with-repo) as the guest sees it. */
+export interface CustomGuestRepo {
+  /** `custom1`, `custom2`, ...: the guest's repo id is `ost-<name>`. */
+  name: string;
+  /** A staged folder on the build host (packages + metadata), copied to CUSTOM_REPO_DIR/<its basename>. */
+  hostDir?: string;
+  /** Or an http(s) URL the guest reads (needs the appliance's network). */
+  url?: string;
+}
+
+export interface CustomPackagesSpec {
+  repos: CustomGuestRepo[];
+  /** Packages to install besides upgrading the installed ones (--custom-install). */
+  install: string[];
+  /** Leave the repos enabled in the layer (later test steps install from them); else written disabled. */
+  enabled: boolean;
+}
+
+/** Where the custom repositories' copies live in the guest. */
+export const CUSTOM_REPO_DIR = '/var/lib/ost-custom';
+/** Apt sources used only while upgrading from the custom repos (the image's own are left out). */
+const CUSTOM_APT_PARTS = '/etc/ost-custom-apt';
+
+/**
+ * Packages OST's deploy fixture never upgrades from custom repos (dnf upgrade -x): release packages and
+ * the appliance / node images, which are not what a patch under test is.
+ */
+export const OST_UPGRADE_EXCLUDES = [
+  'ovirt-release-master',
+  'ovirt-release-master-tested',
+  'ovirt-engine-appliance',
+  'rhvm-appliance',
+  'ovirt-node-ng-image-update',
+  'redhat-virtualization-host-image-update',
+  'ovirt-release-host-node',
+];
+
+function guestUrl(family: Family, r: CustomGuestRepo): string {
+  if (r.url) return r.url;
+  if (!r.hostDir) throw new Error(`custom repo ${r.name} has neither a folder nor a URL`);
+  const dir = `${CUSTOM_REPO_DIR}/${r.hostDir.replace(/\/+$/, '').split('/').pop()}`;
+  return family === 'deb' ? `file:${dir}` : `file://${dir}`;
+}
+
+function aptSource(url: string, enabled: boolean): string {
+  return `Types: deb\nURIs: ${url}\nSuites: ./\nTrusted: yes\nEnabled: ${enabled ? 'yes' : 'no'}\n`;
+}
+
+/**
+ * The steps that upgrade an image from custom repositories only, as OST's deploy fixture does at run time
+ * (its own repos disabled, no GPG check, OST's excludes), install the listed new packages, and leave the
+ * repositories configured (enabled or not). Installed packages are only upgraded: a package of the repo
+ * that the image lacks is installed only when listed.
+ */
+export function customPackageSteps(family: Family, spec: CustomPackagesSpec): Step[] {
+  const steps: Step[] = [];
+  for (const r of spec.repos)
+    if (r.hostDir) steps.push({ kind: 'copy-in', from: r.hostDir, toDir: CUSTOM_REPO_DIR });
+  const install = spec.install.map(shellQuote).join(' ');
+  if (family === 'deb') {
+    const parts = spec.repos.map(
+      (r) =>
+        `printf %s ${shellQuote(aptSource(guestUrl(family, r), true))} > ${CUSTOM_APT_PARTS}/ost-${r.name}.sources`,
+    );
+    const apt =
+      `apt-get -o Dir::Etc::SourceList=/dev/null -o Dir::Etc::SourceParts=${CUSTOM_APT_PARTS} ` +
+      '-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -y';
+    steps.push({
+      kind: 'run',
+      command: [
+        `mkdir -p ${CUSTOM_APT_PARTS}`,
+        ...parts,
+        `${apt} update`,
+        `DEBIAN_FRONTEND=noninteractive ${apt} upgrade --with-new-pkgs`,
+        ...(install ? [`DEBIAN_FRONTEND=noninteractive ${apt} install ${install}`] : []),
+        `rm -rf ${CUSTOM_APT_PARTS}`,
+      ].join(' && '),
+    });
+    for (const r of spec.repos)
+      steps.push({
+        kind: 'run',
+        command: `printf %s ${shellQuote(aptSource(guestUrl(family, r), spec.enabled))} > /etc/apt/sources.list.d/ost-${r.name}.sources`,
+      });
+    return steps;
+  }
+  for (const r of spec.repos) {
+    const repo = [
+      `[ost-${r.name}]`,
+      `name=ost ${r.name} (custom packages)`,
+      `baseurl=${guestUrl(family, r)}`,
+      `enabled=${spec.enabled ? 1 : 0}`,
+      'gpgcheck=0',
+      '',
+    ].join('\n');
+    steps.push({
+      kind: 'run',
+      command: `printf %s ${shellQuote(repo)} > /etc/yum.repos.d/ost-${r.name}.repo`,
+    });
+  }
+  const dnf = [
+    'dnf -y --nogpgcheck --disableplugin=versionlock',
+    "--disablerepo='*'",
+    ...spec.repos.map((r) => `--enablerepo=ost-${r.name}`),
+  ].join(' ');
+  steps.push({
+    kind: 'run',
+    command: [
+      `${dnf} upgrade ${OST_UPGRADE_EXCLUDES.map((x) => `-x ${x}`).join(' ')}`,
+      ...(install ? [`${dnf} install ${install}`] : []),
+    ].join(' && '),
+  });
+  return steps;
+}
+
+const LIST_BEGIN = '@@ost-pkglist-begin';
+const LIST_LINE = '@@ost-pkg';
+const LIST_END = '@@ost-pkglist-end';
+
+/**
+ * A guest command that prints the installed packages (`name<TAB>version<TAB>arch` lines) to the
+ * appliance's serial console, framed by markers and the sha256 of the list. virt-customize has no
+ * copy-out, and a command's own output goes to a log inside the appliance; with -v the console is in our
+ * output, which saves a second appliance boot to read the list (readMarkedPackageList, else read the image).
+ */
+export function packageListCommand(family: Family): string {
+  const list =
+    family === 'deb'
+      ? // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own ${field} format
+        "dpkg-query -W -f '${db:Status-Abbrev}\\t${Package}\\t${Version}\\t${Architecture}\\n' | sed -n 's/^[a-z]i[ A-Z]*\\t//p'"
+      : "rpm -qa --qf '%{NAME}\\t%{EPOCH}:%{VERSION}-%{RELEASE}\\t%{ARCH}\\n' | sed 's/\\t(none):/\\t/' | grep -v '^gpg-pubkey\\s'";
+  return (
+    `l=$(${list} | sort) && { echo "${LIST_BEGIN} $(printf %s "$l" | sha256sum | cut -c1-64)"; ` +
+    `printf '%s\\n' "$l" | sed 's/^/${LIST_LINE} /'; echo ${LIST_END}; } > /dev/ttyS0`
+  );
+}
+
+/**
+ * The list packageListCommand printed, from virt-customize -v output: `[name, version, arch]` rows, or
+ * undefined when it is not there whole (lines lost or interleaved: the checksum does not match).
+ */
+export function readMarkedPackageList(
+  output: string,
+  digest: (text: string) => string,
+): string[][] | undefined {
+  const lines = output.split(/\r?\n/);
+  const begin = lines.findIndex((l) => new RegExp(`^${LIST_BEGIN} [0-9a-f]{64}$`).test(l));
+  if (begin < 0) return undefined;
+  const want = (lines[begin] as string).split(' ')[1];
+  const rows: string[] = [];
+  for (const l of lines.slice(begin + 1)) {
+    if (l === LIST_END) {
+      if (digest(rows.join('\n')) !== want) return undefined;
+      return rows.map((r) => r.split('\t'));
+    }
+    if (l.startsWith(`${LIST_LINE} `)) rows.push(l.slice(LIST_LINE.length + 1));
+  }
+  return undefined;
 }

@@ -13,6 +13,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, OstError, ToolError } from '../../src/core/errors.js';
 import { shellQuote } from '../../src/core/exec.js';
 import { self } from '../../src/core/process.js';
+import { ownDir } from '../../src/core/safe-dir.js';
 import { loadEnvironment } from '../../src/launcher/env/load.js';
 import type { Environment } from '../../src/launcher/env/model.js';
 import { lookupIdentity, parseQemuConf, unreadableBy } from '../../src/launcher/images/qemu-user.js';
@@ -30,7 +31,6 @@ import {
 } from '../../src/launcher/net/leases.js';
 import { chooseOverlayRoot, claimOverlayDir, outstandingReservations } from '../../src/launcher/overlays.js';
 import { parseDomState, VmGoneError, waitReady } from '../../src/launcher/ready/wait.js';
-import { ownDir } from '../../src/launcher/safe-dir.js';
 import { type FoundEnv, isLeftover, UNOWNED_GRACE_MS } from '../../src/launcher/state/discover.js';
 import { imageVars, renderEnvSh, renderHosts } from '../../src/launcher/state/ost-files.js';
 import { type EnvRecord, renderInventory, renderSshConfig } from '../../src/launcher/state/record.js';

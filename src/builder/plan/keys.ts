@@ -57,6 +57,9 @@ function definitionFor(set: ImageSet, layer: Layer): unknown {
           return { ...s, file: rel(s.file) };
         case 'upload':
           return { ...s, from: rel(s.from) };
+        case 'copy-in':
+          // a staged folder of custom packages: its packages' checksums are in the layer's `custom` entry
+          return { kind: s.kind, toDir: s.toDir };
         case 'install':
         case 'upgrade':
         case 'run':

@@ -1,9 +1,14 @@
 // `ost up / down / status / ssh / console / list / gc`: thin handlers over src/launcher.
 import { existsSync } from 'node:fs';
-import { userInfo } from 'node:os';
+import { homedir, userInfo } from 'node:os';
 import * as path from 'node:path';
+import { customBaseOf } from '../../builder/custom/base.js';
+import { gcLayers, listLayers } from '../../builder/custom/cache.js';
+import { customLayers } from '../../builder/custom/layer.js';
+import { detectAccel } from '../../core/accel.js';
 import { onInterrupt } from '../../core/cleanup.js';
 import { OstError, UsageError } from '../../core/errors.js';
+import type { Reporter } from '../../core/events.js';
 import { runInteractive } from '../../core/exec.js';
 import { lastLines } from '../../core/fsutil.js';
 import { processAlive } from '../../core/process.js';
@@ -18,7 +23,7 @@ import { requireEnv, selectEnv } from '../../launcher/select.js';
 import { discoverEnvs, type FoundEnv, isLeftover, isUp } from '../../launcher/state/discover.js';
 import { type EnvRecord, leasesDir, stateRoot } from '../../launcher/state/record.js';
 import { teardown } from '../../launcher/teardown.js';
-import { up } from '../../launcher/up.js';
+import { type CustomLayersHook, up } from '../../launcher/up.js';
 import { libvirtUri, virsh } from '../../tools/virsh.js';
 import { cliReporter } from '../reporter.js';
 
@@ -53,6 +58,65 @@ export interface UpArgs extends EnvCommon {
   timeout: number;
   wait: boolean;
   keepOnFailure: boolean;
+  /** --custom-repo: folders or URLs of packages to build into custom layers. */
+  customRepos: string[];
+  customInstall: string[];
+  disableCustomRepos: boolean;
+  skipCustomCheck: boolean;
+  layerCache?: string;
+}
+
+/** The local layer cache: --layer-cache, $OST_LAYER_CACHE, else /var/cache/ost/layers (root) or ~/.cache. */
+export function layerCacheDir(flag?: string): string {
+  if (flag) return path.resolve(flag);
+  if (process.env.OST_LAYER_CACHE) return path.resolve(process.env.OST_LAYER_CACHE);
+  if ((process.getuid?.() ?? 0) === 0) return '/var/cache/ost/layers';
+  return path.join(process.env.XDG_CACHE_HOME || path.join(homedir(), '.cache'), 'ost', 'layers');
+}
+
+/** Memory of the appliance that builds a custom layer (apt/dnf with a few packages). */
+const CUSTOM_LAYER_MEMORY_MIB = 1536;
+
+/** ost up --custom-repo: custom layers made by the builder, handed to the launcher through its hook. */
+function customHook(a: UpArgs, reporter: Reporter, signal: AbortSignal): CustomLayersHook | undefined {
+  if (a.customRepos.length === 0) {
+    if (a.customInstall.length > 0)
+      throw new UsageError(
+        `--custom-install ${a.customInstall.join(' ')}: installs from custom repos, and none is given`,
+        'add --custom-repo DIR|URL with the packages',
+      );
+    return undefined;
+  }
+  return {
+    repos: a.customRepos,
+    install: a.customInstall,
+    prepare: async (images) => {
+      const bases = await Promise.all(images.map((img) => customBaseOf(img.ref, img.chain, img.package)));
+      const layers = await customLayers(bases, {
+        sources: a.customRepos,
+        install: a.customInstall,
+        enabled: !a.disableCustomRepos,
+        skipCheck: a.skipCustomCheck,
+        cacheDir: layerCacheDir(a.layerCache),
+        accel: detectAccel(),
+        memoryMiB: CUSTOM_LAYER_MEMORY_MIB,
+        reporter,
+        signal,
+      });
+      return new Map(
+        [...layers].map(([ref, l]) => [
+          ref,
+          l && {
+            file: l.file,
+            key: l.key,
+            built: l.built,
+            repos: l.repos.map((r) => ({ name: r.name, source: r.source })),
+            packages: l.packages,
+          },
+        ]),
+      );
+    },
+  };
 }
 
 function loadEnv(a: UpArgs): Environment {
@@ -68,20 +132,30 @@ function loadEnv(a: UpArgs): Environment {
 const secs = (ms: number | undefined) => (ms === undefined ? '-' : `${(ms / 1000).toFixed(1)}s`);
 const ms = (v: number | undefined) => (v === undefined ? '-' : `${v}ms`.padStart(6));
 
+/** `custom: name version, ... (layer KEY, built)` for a VM on a custom layer. */
+function customLine(vm: EnvRecord['vms'][number]): string | undefined {
+  const c = vm.image.custom;
+  if (!c) return undefined;
+  const pkgs = c.packages.map((p) => `${p.name} ${p.version}`).join(', ') || 'none';
+  return `  ${''.padEnd(10)} custom packages: ${pkgs} (layer ${c.key.slice(0, 12)}, ${c.built ? 'built now' : 'from the cache'})`;
+}
+
 /** The human summary of an env that is up. */
 export function upSummary(r: EnvRecord): string {
-  const rows = r.vms.map((vm) => {
+  const rows = r.vms.flatMap((vm) => {
     const img = vm.image.package
       ? `${vm.image.package.name}-${vm.image.package.version}-${vm.image.package.release}`
       : vm.image.path;
     const t = vm.timings;
-    return `  ${vm.name.padEnd(10)} ${vm.address.padEnd(16)} ${(vm.systemState ?? '').padEnd(9)} overlay ${ms(t.overlay)} start ${ms(t.start)} boot→SSH ${secs(t.bootToSsh).padStart(6)}  ${img}`;
+    const row = `  ${vm.name.padEnd(10)} ${vm.address.padEnd(16)} ${(vm.systemState ?? '').padEnd(9)} overlay ${ms(t.overlay)} start ${ms(t.start)} boot→SSH ${secs(t.bootToSsh).padStart(6)}  ${img}`;
+    const c = customLine(vm);
+    return c ? [row, c] : [row];
   });
   const t = r.timings;
   return [
     `environment ${r.id} (suite ${r.suite}) is up:`,
     ...rows,
-    `time: resolve ${secs(t.resolve)}, overlays ${secs(t.overlays)}, lease ${secs(t.lease)}, networks ${secs(t.networks)}, ` +
+    `time: resolve ${secs(t.resolve)},${t.custom === undefined ? '' : ` custom layers ${secs(t.custom)},`} overlays ${secs(t.overlays)}, lease ${secs(t.lease)}, networks ${secs(t.networks)}, ` +
       `define+start ${secs(t.domains)}, boot to SSH ${t.ready === undefined ? 'not waited for (--no-wait)' : secs(t.ready)}${t.deploy ? `, deploy ${secs(t.deploy)}` : ''}; ` +
       `total ${secs(t.total)} (ost's own overhead ${secs(t.overhead)})`,
     `inventory:  ${path.join(r.workdir, 'inventory')}`,
@@ -147,6 +221,7 @@ export async function upCommand(a: UpArgs): Promise<void> {
       timeoutMs: a.timeout * 1000,
       wait: a.wait,
       keepOnFailure: a.keepOnFailure,
+      custom: customHook(a, ui.reporter, abort.signal),
       reporter: ui.reporter,
       signal: abort.signal,
     });
@@ -185,7 +260,49 @@ export async function downCommand(a: EnvCommon & { env?: string }): Promise<void
   );
 }
 
-export async function listCommand(a: EnvCommon): Promise<void> {
+const mib = (b: number) => `${(b / 1048576).toFixed(1)} MiB`;
+
+/** Layer files the env records of this host's state dir name (their overlays sit on them). */
+async function layersInUse(uri: string): Promise<Set<string>> {
+  const used = new Set<string>();
+  for (const e of (await discoverEnvs(uri, stateRoot())).values()) {
+    for (const f of e.record?.custom?.layers ?? []) used.add(f);
+    for (const vm of e.record?.vms ?? []) if (vm.image.custom) used.add(vm.image.custom.file);
+  }
+  return used;
+}
+
+async function listLayersCommand(a: EnvCommon & { layerCache?: string }): Promise<void> {
+  const dir = layerCacheDir(a.layerCache);
+  const layers = await listLayers(dir);
+  const used = await layersInUse(libvirtUri(a.connect));
+  const total = layers.reduce((n, l) => n + l.bytes, 0);
+  if (a.json) {
+    const doc = layers.map((l) => ({
+      dir: l.dir,
+      image: l.info?.image,
+      key: l.info?.key,
+      packages: l.info?.packages,
+      repos: l.info?.repos.map((r) => r.source),
+      bytes: l.bytes,
+      lastUsed: l.lastUsed.toISOString(),
+      inUse: used.has(l.file),
+    }));
+    process.stdout.write(`${JSON.stringify({ cache: dir, bytes: total, layers: doc }, null, 2)}\n`);
+    return;
+  }
+  const rows = layers.map((l) => {
+    const pkgs =
+      l.info?.packages.map((p) => `${p.name} ${p.version}`).join(', ') ?? '(unreadable layer.json)';
+    return `${path.basename(l.dir).slice(0, 12)}  ${(l.info?.image ?? '?').padEnd(28)} ${mib(l.bytes).padStart(10)}  ${l.lastUsed.toISOString().slice(0, 16)}  ${used.has(l.file) ? 'in use' : '      '}  ${pkgs}`;
+  });
+  process.stdout.write(
+    `${[`layer cache ${dir}: ${layers.length} layers, ${mib(total)}`, ...rows].join('\n')}\n`,
+  );
+}
+
+export async function listCommand(a: EnvCommon & { layers?: boolean; layerCache?: string }): Promise<void> {
+  if (a.layers) return listLayersCommand(a);
   const envs = [...(await discoverEnvs(libvirtUri(a.connect), stateRoot())).values()];
   if (a.json) {
     const doc = envs.map((e) => ({
@@ -235,6 +352,8 @@ export async function statusCommand(a: EnvCommon & { env?: string }): Promise<vo
     lines.push(
       `  ${vm.name.padEnd(10)} ${vm.address.padEnd(16)} ${(states.get(vm.libvirtName) ?? 'gone').padEnd(9)} ${vm.image.package?.name ?? vm.image.path}`,
     );
+    const c = customLine(vm);
+    if (c) lines.push(c);
   }
   if (!e.record) for (const [name, s] of states) lines.push(`  ${name} ${s}`);
   for (const n of e.networks.keys()) lines.push(`  network ${n}`);
@@ -272,7 +391,43 @@ export async function consoleCommand(
   return runInteractive(requireTool('virsh'), ['-c', uri, 'console', vm.libvirtName]);
 }
 
-export async function gcCommand(a: EnvCommon): Promise<void> {
+async function gcLayersCommand(a: EnvCommon & { layerCache?: string; keepDays: number }): Promise<void> {
+  const dir = layerCacheDir(a.layerCache);
+  const r = await gcLayers(dir, await layersInUse(libvirtUri(a.connect)), a.keepDays);
+  if (a.json) {
+    process.stdout.write(
+      `${JSON.stringify(
+        {
+          cache: dir,
+          removed: r.removed.map((l) => ({ dir: l.dir, image: l.info?.image, bytes: l.bytes })),
+          kept: r.kept.map((k) => ({ dir: k.layer.dir, image: k.layer.info?.image, why: k.why })),
+          leftovers: r.leftovers,
+        },
+        null,
+        2,
+      )}\n`,
+    );
+    return;
+  }
+  const freed = r.removed.reduce((n, l) => n + l.bytes, 0);
+  const lines = [
+    ...r.removed.map(
+      (l) => `removed layer ${path.basename(l.dir).slice(0, 12)} (${l.info?.image ?? '?'}, ${mib(l.bytes)})`,
+    ),
+    ...r.kept.map(
+      (k) =>
+        `kept layer ${path.basename(k.layer.dir).slice(0, 12)} (${k.layer.info?.image ?? '?'}): ${k.why}`,
+    ),
+    ...r.leftovers.map((d) => `removed ${d} (a build that died)`),
+    `${r.removed.length} layers removed, ${mib(freed)} freed; ${r.kept.length} kept`,
+  ];
+  process.stdout.write(`${lines.join('\n')}\n`);
+}
+
+export async function gcCommand(
+  a: EnvCommon & { layers?: boolean; layerCache?: string; keepDays?: number },
+): Promise<void> {
+  if (a.layers) return gcLayersCommand({ ...a, keepDays: a.keepDays ?? 0 });
   const uri = libvirtUri(a.connect);
   const root = stateRoot();
   const leftovers = [...(await discoverEnvs(uri, root)).values()].filter(isLeftover);

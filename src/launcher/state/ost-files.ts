@@ -48,6 +48,8 @@ export function renderEnvSh(r: EnvRecord, i: EnvShInputs): string {
     ...i.images,
   };
   if (i.ostRepo) vars.OST_REPO_ROOT = i.ostRepo;
+  // built into the VMs' images by ost up --custom-repo: OST's run needs no --custom-repo of its own
+  if (r.custom) vars.OST_CUSTOM_REPOS_APPLIED = r.custom.repos.join(' ');
   const lines = Object.keys(vars)
     .sort()
     .map((k) => `export ${k}=${shellQuote(vars[k] as string)}`);

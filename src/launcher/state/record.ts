@@ -27,6 +27,8 @@ export interface VmRecord extends VmLayout {
     chain: string[];
     /** The OST_IMAGES_* variable an ost.json named it by. */
     var?: string;
+    /** The custom layer (ost up --custom-repo) the VM's overlay sits on, on top of this image. */
+    custom?: AppliedCustomLayer;
   };
   overlay: string;
   disks: { name: string; path: string; size: string; format: string }[];
@@ -38,6 +40,18 @@ export interface VmRecord extends VmLayout {
   deployScripts: string[];
   systemState?: string;
   timings: Record<string, number>;
+}
+
+/** A custom layer as the launcher uses it: the file its overlays go on, and what it carries. */
+export interface AppliedCustomLayer {
+  /** layer.qcow2 in the layer cache (its backing file is the image). */
+  file: string;
+  key: string;
+  /** Built by this ost up (false: reused from the cache). */
+  built: boolean;
+  repos: { name: string; source: string }[];
+  /** The custom packages the VM runs, at the repos' versions. */
+  packages: { name: string; version: string; arch: string; repo: string }[];
 }
 
 export interface EnvRecord {
@@ -63,6 +77,8 @@ export interface EnvRecord {
   domainType: 'kvm' | 'qemu';
   networks: NetLayout[];
   vms: VmRecord[];
+  /** ost up --custom-repo: the repos applied (in the VMs' images already) and the layers the env uses. */
+  custom?: { repos: string[]; install: string[]; layers: string[] };
   /** Milliseconds per phase, and `total`. */
   timings: Record<string, number>;
 }

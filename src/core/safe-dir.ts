@@ -3,7 +3,7 @@
 // and nobody else can change them. Inside such a directory nobody else can plant a symlink or a file, so
 // what ost creates there (overlays, leases, env dirs) is safe to open, chown and hand to qemu.
 import * as fs from 'node:fs/promises';
-import { OstError } from '../core/errors.js';
+import { OstError } from './errors.js';
 
 /**
  * Make `dir` (its parents as needed) with exactly `mode`, or check the one that is there: a real

@@ -1,0 +1,393 @@
+// Custom layers: an installed image upgraded from custom repositories only, made once per content key and
+// kept in a local layer cache (default /var/cache/ost/layers) for every env and run after. The key is the
+// image's build id + the exact package set of the repositories (checksums) + the options; a layer is built
+// under its key's lock (a second `ost up` needing it waits, then reuses it), into a temporary folder
+// renamed into place when complete, so a reader never sees half a layer.
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import * as path from 'node:path';
+import type { Accel } from '../../core/accel.js';
+import { guestfsEnv } from '../../core/accel.js';
+import { OstError } from '../../core/errors.js';
+import type { Reporter } from '../../core/events.js';
+import { atomicWriteFile, fsyncDir, removeTree, sha256, stableStringify } from '../../core/fsutil.js';
+import { acquireLock } from '../../core/lock.js';
+import { ownDir } from '../../core/safe-dir.js';
+import { createOverlayArgv } from '../../tools/qemu-img.js';
+import { runArgv } from '../../tools/run-tool.js';
+import {
+  customizeArgv,
+  customPackageSteps,
+  type Family,
+  packageListCommand,
+  readMarkedPackageList,
+} from '../../tools/virt-customize.js';
+import { readImagePackages } from '../layer-build.js';
+import { CUSTOMIZE_TIMEOUT_MS } from '../layers/derived.js';
+import {
+  diffPackages,
+  formatDiff,
+  formatPkglist,
+  type Package,
+  type PkgDiff,
+  sortPackages,
+} from '../pkglist.js';
+import { checkImage } from '../verify.js';
+import { type CustomRepo, stageCustomRepos } from './repos.js';
+
+/** Bumped when what a custom layer contains for the same inputs changes. */
+export const CUSTOM_FORMAT = 'custom-1';
+/** How long a second builder waits for the first to finish the same layer. */
+const BUILD_WAIT_MS = 2 * 60 * 60_000;
+
+/** An installed image a custom layer goes on. */
+export interface CustomBase {
+  /** As the suite names it: `debian12-host-installed` (or a path). */
+  ref: string;
+  /** The image's qcow2 (top of its chain), absolute. */
+  file: string;
+  family: Family;
+  /** What identifies this build of the image: its manifest's buildId, else its package's NEVR, else file identity. */
+  buildId: string;
+  /** Its installed packages, when its package list is at hand (shipped next to the qcow2). */
+  packages?: Package[];
+}
+
+export interface CustomOptions {
+  sources: readonly string[];
+  /** New packages to install from the repos (--custom-install). */
+  install: readonly string[];
+  /** Leave the repos enabled in the layer (default: configured, enabled). */
+  enabled: boolean;
+  /** Do not fail when a repo supplied nothing (--skip-custom-check). */
+  skipCheck: boolean;
+  cacheDir: string;
+  accel: Accel;
+  memoryMiB: number;
+  reporter: Reporter;
+  signal?: AbortSignal;
+}
+
+/** A custom package as a layer runs it. */
+export interface AppliedPackage extends Package {
+  /** Which repo supplied it (`custom1`). */
+  repo: string;
+}
+
+/** What `<cache>/<key>/layer.json` records. */
+export interface CustomLayerInfo {
+  format: string;
+  key: string;
+  image: string;
+  imageFile: string;
+  imageBuildId: string;
+  /** `layer.qcow2`'s backing file as written in it (relative to the layer's folder when possible). */
+  backing: string;
+  repos: { name: string; source: string; packages: number }[];
+  install: string[];
+  enabled: boolean;
+  /** Custom packages the layer has, at the repos' versions. */
+  packages: AppliedPackage[];
+  diff: PkgDiff;
+  builtAt: string;
+  buildMs: number;
+}
+
+export interface CustomLayer extends CustomLayerInfo {
+  /** Absolute path of layer.qcow2. */
+  file: string;
+  dir: string;
+  /** Built by this call (false: taken from the cache). */
+  built: boolean;
+}
+
+/** The key of a custom layer: the image's build, the repos' package sets, the options. */
+export function customLayerKey(
+  base: CustomBase,
+  repos: readonly CustomRepo[],
+  o: Pick<CustomOptions, 'install' | 'enabled'>,
+): string {
+  return sha256(
+    stableStringify({
+      format: CUSTOM_FORMAT,
+      image: base.buildId,
+      family: base.family,
+      repos: repos.map((r) => r.packages.map((p) => [p.name, p.version, p.arch, p.sha256])),
+      install: [...o.install].sort(),
+      enabled: o.enabled,
+    }),
+  );
+}
+
+/** The custom packages of `repos` that `after` has at the repos' versions. */
+export function appliedPackages(repos: readonly CustomRepo[], after: readonly Package[]): AppliedPackage[] {
+  const out: AppliedPackage[] = [];
+  const seen = new Set<string>();
+  for (const r of repos)
+    for (const p of r.packages) {
+      const hit = after.find(
+        (a) => a.name === p.name && a.version === p.version && (a.arch === p.arch || p.arch === 'all'),
+      );
+      const id = `${p.name}:${hit?.arch}`;
+      if (hit && !seen.has(id)) {
+        seen.add(id);
+        out.push({ ...hit, repo: r.name });
+      }
+    }
+  return out;
+}
+
+/** Does this image need a layer: it has a package of the repos installed, or something is to be installed. */
+export function isAffected(
+  base: CustomBase,
+  repos: readonly CustomRepo[],
+  install: readonly string[],
+): boolean {
+  if (install.length > 0 || !base.packages) return true;
+  const names = new Set(base.packages.map((p) => p.name));
+  return repos.some((r) => r.packages.some((p) => names.has(p.name)));
+}
+
+async function readInfo(dir: string): Promise<CustomLayerInfo | undefined> {
+  try {
+    const info = JSON.parse(await fs.readFile(path.join(dir, 'layer.json'), 'utf8')) as CustomLayerInfo;
+    return info.format === CUSTOM_FORMAT ? info : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Mark a layer used now (ost gc --layers keeps recently used layers with --keep-days). */
+async function touchUsed(dir: string): Promise<void> {
+  const stamp = path.join(dir, 'used');
+  const now = new Date();
+  await fs.utimes(stamp, now, now).catch(async () => atomicWriteFile(stamp, '', 0o644));
+}
+
+async function buildLayer(
+  base: CustomBase,
+  repos: readonly CustomRepo[],
+  key: string,
+  dir: string,
+  o: CustomOptions,
+): Promise<CustomLayerInfo> {
+  const started = Date.now();
+  const tmp = path.join(
+    o.cacheDir,
+    `.tmp-${key.slice(0, 16)}-${process.pid}-${randomBytes(3).toString('hex')}`,
+  );
+  await fs.mkdir(tmp, { mode: 0o755 });
+  try {
+    // the tmp folder sits next to the final one: a backing name relative to it stays right after the rename
+    const backing = path.isAbsolute(base.file) ? path.relative(dir, base.file) : base.file;
+    const image = path.join(tmp, 'layer.qcow2');
+    await runArgv(createOverlayArgv(image, backing), { cwd: tmp, signal: o.signal });
+    const log = path.join(tmp, 'build.log');
+    const argv = customizeArgv({
+      disk: image,
+      memoryMiB: o.memoryMiB,
+      network: repos.some((r) => r.url),
+      family: base.family,
+      selinux: base.family === 'rpm',
+      steps: [
+        ...customPackageSteps(base.family, {
+          repos: repos.map((r) => ({ name: r.name, hostDir: r.stagedDir, url: r.url })),
+          install: [...o.install],
+          enabled: o.enabled,
+        }),
+        { kind: 'run', command: packageListCommand(base.family) },
+      ],
+      verbose: true,
+    });
+    o.reporter({ type: 'command', argv, subject: base.ref });
+    const res = await runArgv(argv, {
+      env: guestfsEnv(o.accel),
+      timeoutMs: CUSTOMIZE_TIMEOUT_MS,
+      logFile: log,
+      signal: o.signal,
+    });
+    await checkImage(image);
+    const before = base.packages ?? (await readImagePackages(base.family, base.file, o.accel));
+    // the list the appliance printed; read from the image (one more appliance boot) only if it got garbled
+    const printed = readMarkedPackageList(`${res.stdout}\n${res.stderr}`, sha256);
+    const after = printed
+      ? sortPackages(printed.map(([name = '', version = '', arch = '']) => ({ name, version, arch })))
+      : await readImagePackages(base.family, image, o.accel);
+    const diff = diffPackages(before, after);
+    const info: CustomLayerInfo = {
+      format: CUSTOM_FORMAT,
+      key,
+      image: base.ref,
+      imageFile: base.file,
+      imageBuildId: base.buildId,
+      backing,
+      repos: repos.map((r) => ({ name: r.name, source: r.source, packages: r.packages.length })),
+      install: [...o.install],
+      enabled: o.enabled,
+      packages: appliedPackages(repos, after),
+      diff,
+      builtAt: new Date().toISOString(),
+      buildMs: Date.now() - started,
+    };
+    await atomicWriteFile(path.join(tmp, 'pkglist.txt'), formatPkglist(after));
+    await atomicWriteFile(path.join(tmp, 'pkglist-diff.txt'), formatDiff(diff));
+    await atomicWriteFile(path.join(tmp, 'layer.json'), `${JSON.stringify(info, null, 2)}\n`);
+    await atomicWriteFile(path.join(tmp, 'used'), '');
+    await fs.chmod(image, 0o444);
+    for (const f of ['pkglist.txt', 'pkglist-diff.txt', 'layer.json', 'build.log'])
+      await fs.chmod(path.join(tmp, f), 0o444).catch(() => {});
+    await fs.rename(tmp, dir);
+    await fsyncDir(o.cacheDir);
+    return info;
+  } catch (err) {
+    await removeTree(tmp);
+    throw err;
+  }
+}
+
+/** Make (or reuse) one image's custom layer. */
+async function ensureLayer(
+  base: CustomBase,
+  repos: readonly CustomRepo[],
+  o: CustomOptions,
+): Promise<CustomLayer> {
+  const key = customLayerKey(base, repos, o);
+  const dir = path.join(o.cacheDir, key.slice(0, 32));
+  const file = path.join(dir, 'layer.qcow2');
+  const t0 = Date.now();
+  const step = (status: 'start' | 'done' | 'failed', detail?: string, doneWord?: string) =>
+    o.reporter({
+      type: 'step',
+      id: `custom/${base.ref}`,
+      title: `custom layer of ${base.ref}`,
+      status,
+      durationMs: status === 'start' ? undefined : Date.now() - t0,
+      detail,
+      doneWord,
+    });
+  step('start');
+  try {
+    let info = await readInfo(dir);
+    let built = false;
+    if (!info) {
+      // one builder per key; whoever waited for it finds the layer done
+      const lock = await acquireLock(
+        path.join(o.cacheDir, `${key.slice(0, 32)}.lock`),
+        `custom layer of ${base.ref}`,
+        BUILD_WAIT_MS,
+      );
+      try {
+        info = await readInfo(dir);
+        if (!info) {
+          info = await buildLayer(base, repos, key, dir, o);
+          built = true;
+        }
+      } finally {
+        await lock.release();
+      }
+    }
+    await touchUsed(dir);
+    step(
+      'done',
+      `${info.packages.length} custom packages, key ${key.slice(0, 12)}`,
+      built ? 'built' : 'cached',
+    );
+    return { ...info, file, dir, built };
+  } catch (err) {
+    step('failed');
+    throw err;
+  }
+}
+
+/** Why a custom repo's packages did not reach the layers: one line per problem. */
+export function checkSupplied(
+  layers: readonly { base: CustomBase; layer?: CustomLayerInfo }[],
+  repos: readonly CustomRepo[],
+): string[] {
+  const problems: string[] = [];
+  for (const r of repos) {
+    const names = new Set(r.packages.map((p) => p.name));
+    let suppliedAny = false;
+    for (const { base, layer } of layers) {
+      const supplied = layer?.packages.filter((p) => p.repo === r.name) ?? [];
+      if (supplied.length > 0) {
+        suppliedAny = true;
+        continue;
+      }
+      const installed = (base.packages ?? []).filter((p) => names.has(p.name));
+      if (installed.length === 0) continue;
+      const offered = r.packages
+        .filter((p) => installed.some((i) => i.name === p.name))
+        .map((p) => `${p.name} ${p.version}`);
+      const has = installed.map((p) => `${p.name} ${p.version}`);
+      problems.push(
+        `custom repo ${r.source} supplied nothing to ${base.ref}: it offers ${offered.join(', ')}; the image keeps ${has.join(', ')}`,
+      );
+      suppliedAny = true; // said above, per image
+    }
+    if (!suppliedAny)
+      problems.push(
+        `custom repo ${r.source} supplied nothing: none of its packages (${[...names].join(', ')}) is installed in ${layers.map((l) => l.base.ref).join(', ')}`,
+      );
+  }
+  return problems;
+}
+
+/**
+ * The custom layer of each image (undefined for an image none of whose packages the repos have: it runs as
+ * is). Repositories are staged once for all images; layers of different images are built one after the
+ * other (each virt-customize run takes the machine's CPUs).
+ */
+export async function customLayers(
+  bases: readonly CustomBase[],
+  o: CustomOptions,
+): Promise<Map<string, CustomLayer | undefined>> {
+  await ownDir(o.cacheDir, 0o755, 'the layer cache');
+  const out = new Map<string, CustomLayer | undefined>();
+  const families = [...new Set(bases.map((b) => b.family))];
+  const work = path.join(o.cacheDir, `.stage-${process.pid}-${randomBytes(3).toString('hex')}`);
+  await fs.mkdir(work, { mode: 0o755 });
+  try {
+    const reposOf = new Map<Family, CustomRepo[]>();
+    for (const f of families)
+      reposOf.set(f, await stageCustomRepos(o.sources, f, path.join(work, f), o.signal));
+    // each build is one single-CPU TCG/KVM appliance: as many at once as the host has CPUs
+    const queue = bases.filter((base) => {
+      const affected = isAffected(base, reposOf.get(base.family) as CustomRepo[], o.install);
+      if (!affected) {
+        o.reporter({
+          type: 'info',
+          message: `custom repos: no package of them is installed in ${base.ref}; it runs as it is`,
+        });
+        out.set(base.ref, undefined);
+      }
+      return affected;
+    });
+    const worker = async () => {
+      for (let base = queue.shift(); base; base = queue.shift())
+        out.set(base.ref, await ensureLayer(base, reposOf.get(base.family) as CustomRepo[], o));
+    };
+    const results = await Promise.allSettled(
+      Array.from({ length: Math.max(1, Math.min(availableParallelism(), queue.length)) }, worker),
+    );
+    const failed = results.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    if (!o.skipCheck) {
+      const problems = families.flatMap((f) =>
+        checkSupplied(
+          bases.filter((b) => b.family === f).map((base) => ({ base, layer: out.get(base.ref) })),
+          reposOf.get(f) as CustomRepo[],
+        ),
+      );
+      if (problems.length > 0)
+        throw new OstError(
+          problems.join('\n'),
+          'build the packages with a higher version than the image has (or list new ones with --custom-install PKG); --skip-custom-check starts the env anyway',
+        );
+    }
+    return out;
+  } finally {
+    await removeTree(work);
+  }
+}

@@ -1,0 +1,221 @@
+// Custom package repositories (ost up --custom-repo, build-images --with-repo): a folder of .deb/.rpm files,
+// an existing flat apt / DNF repository folder, or an http(s) URL of one. Folders are copied into a staging
+// folder first and everything is read from the copy — what the key hashes is exactly what the guest gets, and
+// nothing is ever written into the user's folder. The package set (name, version, arch, sha256) is what
+// identifies a repository, never its URL or mtimes.
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gunzipSync } from 'node:zlib';
+import { XMLParser } from 'fast-xml-parser';
+import { OstError } from '../../core/errors.js';
+import { fileSha256 } from '../../core/fsutil.js';
+import { createrepoArgv } from '../../tools/createrepo.js';
+import { debFieldsArgv, parseStanza, parseStanzas } from '../../tools/dpkg-deb.js';
+import { parseRpmFileQuery, rpmQueryFilesArgv } from '../../tools/rpm.js';
+import { runArgv } from '../../tools/run-tool.js';
+import type { Family } from '../../tools/virt-customize.js';
+
+/** One package a custom repository offers. */
+export interface CustomPackage {
+  name: string;
+  version: string;
+  arch: string;
+  sha256: string;
+}
+
+/** A custom repository, staged. */
+export interface CustomRepo {
+  /** `custom1`, `custom2`, ... in the order given. */
+  name: string;
+  /** As the user gave it (folder or URL). */
+  source: string;
+  /** The staged copy with its metadata (folders), copied into the guest. */
+  stagedDir?: string;
+  /** http(s) URL the guest reads itself. */
+  url?: string;
+  packages: CustomPackage[];
+}
+
+const EXT: Record<Family, string> = { deb: '.deb', rpm: '.rpm' };
+const OTHER: Record<Family, Family> = { deb: 'rpm', rpm: 'deb' };
+const URL_TIMEOUT_MS = 60_000;
+
+/** Package files under a folder (subfolders too, as a repository keeps them), sorted. */
+async function packageFiles(dir: string, ext: string): Promise<string[]> {
+  const entries = await fs.readdir(dir, { recursive: true, withFileTypes: true });
+  return entries
+    .filter((e) => e.isFile() && e.name.endsWith(ext))
+    .map((e) => path.join(e.parentPath, e.name))
+    .sort();
+}
+
+async function stageFolder(
+  repo: CustomRepo,
+  dir: string,
+  family: Family,
+  work: string,
+  signal?: AbortSignal,
+): Promise<void> {
+  const st = await fs.stat(dir).catch(() => undefined);
+  if (!st?.isDirectory())
+    throw new OstError(
+      `--custom-repo ${repo.source}: no such folder`,
+      'give a folder of package files, a repository folder, or an http(s) URL',
+    );
+  const files = await packageFiles(dir, EXT[family]);
+  if (files.length === 0) {
+    const other = (await packageFiles(dir, EXT[OTHER[family]])).length;
+    throw new OstError(
+      `--custom-repo ${repo.source}: no ${EXT[family]} files in it${other ? ` (it has ${other} ${EXT[OTHER[family]]} files, for ${OTHER[family]}-based images)` : ''}`,
+      `the images are ${family}-based: put the ${EXT[family]} packages to test in the folder`,
+    );
+  }
+  const staged = path.join(work, repo.name);
+  await fs.mkdir(staged, { recursive: true });
+  const seen = new Map<string, string>();
+  const copies: string[] = [];
+  for (const f of files) {
+    const base = path.basename(f);
+    const clash = seen.get(base);
+    if (clash)
+      throw new OstError(
+        `--custom-repo ${repo.source}: two packages named ${base} (${clash} and ${f})`,
+        'keep one of them',
+      );
+    seen.set(base, f);
+    const copy = path.join(staged, base);
+    await fs.copyFile(f, copy);
+    copies.push(copy);
+  }
+  repo.stagedDir = staged;
+  if (family === 'deb') {
+    const stanzas: string[] = [];
+    for (const copy of copies) {
+      const control = (await runArgv(debFieldsArgv(copy), { signal })).stdout.trimEnd();
+      const fields = parseStanza(control);
+      const sha256 = await fileSha256(copy);
+      repo.packages.push({
+        name: fields.get('Package') ?? '',
+        version: fields.get('Version') ?? '',
+        arch: fields.get('Architecture') ?? '',
+        sha256,
+      });
+      const size = (await fs.stat(copy)).size;
+      stanzas.push(`${control}\nFilename: ./${path.basename(copy)}\nSize: ${size}\nSHA256: ${sha256}\n`);
+    }
+    await fs.writeFile(path.join(staged, 'Packages'), stanzas.join('\n'));
+    return;
+  }
+  const ids = parseRpmFileQuery((await runArgv(rpmQueryFilesArgv(copies), { signal })).stdout);
+  if (ids.length !== copies.length)
+    throw new OstError(`--custom-repo ${repo.source}: rpm could not read every package in it`);
+  for (const [i, id] of ids.entries())
+    repo.packages.push({ ...id, sha256: await fileSha256(copies[i] as string) });
+  await runArgv(createrepoArgv({ repo: staged, outputDir: staged }), { signal });
+}
+
+async function download(url: string, signal?: AbortSignal): Promise<Buffer> {
+  const timeout = AbortSignal.timeout(URL_TIMEOUT_MS);
+  const res = await fetch(url, { signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
+  if (!res.ok) throw new OstError(`${url}: HTTP ${res.status} ${res.statusText}`);
+  return Buffer.from(await res.arrayBuffer());
+}
+
+/** Packages of a flat apt repository (`URL/Packages` or `Packages.gz`), from its index. */
+export function parsePackagesIndex(text: string): CustomPackage[] {
+  return parseStanzas(text).map((f) => ({
+    name: f.get('Package') ?? '',
+    version: f.get('Version') ?? '',
+    arch: f.get('Architecture') ?? '',
+    sha256: f.get('SHA256') ?? '',
+  }));
+}
+
+const xml = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '@_', removeNSPrefix: true });
+const asArray = <T>(v: T | T[] | undefined): T[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
+
+/** Where repomd.xml says the primary metadata is. */
+export function primaryHref(repomd: string): string | undefined {
+  const doc = xml.parse(repomd) as { repomd?: { data?: unknown } };
+  const data = asArray(doc.repomd?.data) as { '@_type'?: string; location?: { '@_href'?: string } }[];
+  return data.find((d) => d['@_type'] === 'primary')?.location?.['@_href'];
+}
+
+/** Packages of a DNF repository's primary.xml: name, [epoch:]version-release, arch, checksum. */
+export function parsePrimary(text: string): CustomPackage[] {
+  type Pkg = {
+    name?: string;
+    arch?: string;
+    version?: { '@_epoch'?: string; '@_ver'?: string; '@_rel'?: string };
+    checksum?: { '#text'?: string } | string;
+  };
+  const doc = xml.parse(text) as { metadata?: { package?: Pkg | Pkg[] } };
+  return asArray(doc.metadata?.package).map((p) => {
+    const v = p.version ?? {};
+    const epoch = v['@_epoch'] && v['@_epoch'] !== '0' ? `${v['@_epoch']}:` : '';
+    return {
+      name: String(p.name ?? ''),
+      version: `${epoch}${v['@_ver'] ?? ''}-${v['@_rel'] ?? ''}`,
+      arch: String(p.arch ?? ''),
+      sha256: typeof p.checksum === 'object' ? String(p.checksum['#text'] ?? '') : String(p.checksum ?? ''),
+    };
+  });
+}
+
+async function readUrlRepo(repo: CustomRepo, url: string, family: Family, signal?: AbortSignal) {
+  const base = url.replace(/\/+$/, '');
+  repo.url = base;
+  try {
+    if (family === 'deb') {
+      const text = await download(`${base}/Packages`, signal)
+        .then((b) => b.toString('utf8'))
+        .catch(async () => gunzipSync(await download(`${base}/Packages.gz`, signal)).toString('utf8'));
+      repo.packages.push(...parsePackagesIndex(text));
+      return;
+    }
+    const href = primaryHref((await download(`${base}/repodata/repomd.xml`, signal)).toString('utf8'));
+    if (!href) throw new OstError(`${base}/repodata/repomd.xml names no primary metadata`);
+    let raw = await download(`${base}/${href}`, signal);
+    if (href.endsWith('.gz')) raw = gunzipSync(raw);
+    repo.packages.push(...parsePrimary(raw.toString('utf8')));
+  } catch (err) {
+    if (signal?.aborted) throw err;
+    throw new OstError(
+      `--custom-repo ${repo.source}: cannot read its index: ${err instanceof Error ? err.message : String(err)}`,
+      family === 'deb'
+        ? 'an apt URL must be a flat repository (URL/Packages or URL/Packages.gz), or give a folder of .deb files'
+        : 'a DNF URL must have repodata/repomd.xml, or give a folder of .rpm files',
+    );
+  }
+}
+
+/**
+ * Stage each custom repository under `work` (folders copied, metadata made) and list its packages.
+ * A repository with no package at all is refused here, before anything is built.
+ */
+export async function stageCustomRepos(
+  sources: readonly string[],
+  family: Family,
+  work: string,
+  signal?: AbortSignal,
+): Promise<CustomRepo[]> {
+  const repos: CustomRepo[] = [];
+  for (const [i, source] of sources.entries()) {
+    const repo: CustomRepo = { name: `custom${i + 1}`, source, packages: [] };
+    if (/^https?:\/\//.test(source)) await readUrlRepo(repo, source, family, signal);
+    else {
+      const dir = source.startsWith('file:') ? fileURLToPath(source) : path.resolve(source);
+      await stageFolder(repo, dir, family, work, signal);
+    }
+    if (repo.packages.length === 0)
+      throw new OstError(
+        `--custom-repo ${source}: the repository lists no packages`,
+        'build the packages to test into it first',
+      );
+    // a stable order for the key: by name, then checksum
+    repo.packages.sort((a, b) => `${a.name} ${a.sha256}`.localeCompare(`${b.name} ${b.sha256}`));
+    repos.push(repo);
+  }
+  return repos;
+}
