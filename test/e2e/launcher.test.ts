@@ -1,5 +1,6 @@
 // End-to-end: ost up / down / gc on real libvirt (libvirtd inside a network namespace this test creates),
-// from debian12 images that the builder made, published and dnf installed into a root.
+// from debian12 images that the builder made, published and dnf installed into a root; ost up --custom-repo
+// with tiny .debs made here (custom layers built, reused, checked, collected).
 import { spawn } from 'node:child_process';
 import {
   chmodSync,
@@ -11,12 +12,14 @@ import {
   readFileSync,
   rmSync,
   statSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EnvRecord } from '../../src/launcher/state/record.js';
 import { info } from '../../src/tools/qemu-img.js';
+import { makeDeb } from '../helpers/debs.js';
 import { REPO_ROOT } from '../helpers/sets.js';
 import { ensureBuilt, isRoot, OST } from './helpers.js';
 import { LibvirtNetns } from './netns.js';
@@ -32,6 +35,20 @@ const stateDir = path.join(work, 'state');
 const overlayDir = `/dev/shm/ost-e2e-${process.pid}`;
 const env = { OST_STATE_DIR: stateDir, OST_OVERLAY_DIR: overlayDir };
 let ns: LibvirtNetns;
+// ost up --custom-repo: the repos (tiny .debs made here) and the layer cache
+const repo1 = path.join(work, 'custom-1');
+const repo2 = path.join(work, 'custom-2');
+const repo3 = path.join(work, 'custom-3');
+const repo4 = path.join(work, 'custom-4');
+const oneHost = path.join(work, 'one-host.yaml');
+const layerCache = path.join(work, 'layers');
+const cache = ['--layer-cache', layerCache];
+const layerDirs = () =>
+  existsSync(layerCache)
+    ? readdirSync(layerCache)
+        .filter((f) => /^[0-9a-f]{32}$/.test(f))
+        .map((f) => path.join(layerCache, f))
+    : [];
 
 /** `ost ARGS` inside the namespace. */
 async function ostNs(args: string[], timeoutMs = 20 * MIN) {
@@ -213,9 +230,11 @@ describe.skipIf(!isRoot)('ost up / down on real libvirt in a network namespace',
   );
 
   it(
-    'runs a second env of the same suite at the same time without collisions',
+    'runs a second env of the same suite at the same time without collisions; made with --custom-repo, both VMs run the custom packages from layers built once per image, with no apt at run time',
     async () => {
-      const second = await up();
+      await makeDeb(repo1, 'less', '99:1-ost1'); // a higher version of a package both images have
+      await makeDeb(repo1, 'ost-custom-probe', '1.0'); // new: installed because it is listed
+      const second = await up(['--custom-repo', repo1, '--custom-install', 'ost-custom-probe', ...cache]);
       expect(second.id).not.toBe(first.id);
       const subnets = (r: EnvRecord) => r.networks.map((n) => n.ipv4?.cidr);
       expect(subnets(second).some((c) => subnets(first).includes(c))).toBe(false);
@@ -231,6 +250,53 @@ describe.skipIf(!isRoot)('ost up / down on real libvirt in a network namespace',
           [second.id, 'up'],
         ].sort(),
       );
+
+      // one layer per distinct image, built now, in the cache, read-only, on the image by a relative name
+      expect(second.custom?.repos).toEqual([repo1]);
+      expect(second.custom?.layers).toHaveLength(2);
+      expect(layerDirs()).toHaveLength(2);
+      for (const vm of second.vms) {
+        const c = vm.image.custom as NonNullable<EnvRecord['vms'][number]['image']['custom']>;
+        expect(c.built, vm.name).toBe(true);
+        expect(Object.fromEntries(c.packages.map((p) => [p.name, p.version]))).toEqual({
+          less: '99:1-ost1',
+          'ost-custom-probe': '1.0',
+        });
+        expect(path.dirname(path.dirname(c.file))).toBe(layerCache);
+        expect(statSync(c.file).mode & 0o777).toBe(0o444);
+        const [overlay] = await info(vm.overlay, undefined, true);
+        expect(overlay?.backingFilename).toBe(c.file);
+        const [layer] = await info(c.file, undefined, true);
+        expect(layer?.backingFilename).toBe(path.relative(path.dirname(c.file), vm.image.path));
+        expect(vm.image.chain).toEqual([
+          c.file,
+          ...(first.vms.find((v) => v.name === vm.name)?.image.chain ?? []),
+        ]);
+        // the VM runs them; its package database was last written before it booted (no apt at run time)
+        const q = await sshF(
+          second,
+          vm.name,
+          'dpkg-query -W less ost-custom-probe; cat /usr/share/ost-custom-probe/version; ' +
+            'echo $(( $(stat -c %Y /var/lib/dpkg/status) <= $(date -d "$(uptime -s)" +%s) )); ' +
+            'cat /etc/apt/sources.list.d/ost-custom1.sources; ls /var/lib/ost-custom/custom1',
+        );
+        const lines = q.stdout.split('\n');
+        expect(lines.slice(0, 4), vm.name).toEqual(['less\t99:1-ost1', 'ost-custom-probe\t1.0', '1.0', '1']);
+        // the repo stays configured (enabled) in the VM, its copy inside
+        expect(q.stdout).toContain('URIs: file:/var/lib/ost-custom/custom1');
+        expect(q.stdout).toContain('Enabled: yes');
+        expect(q.stdout).toContain('Packages');
+      }
+      // what OST's harness reads says the repos are applied; ost status lists the custom packages per VM
+      expect(readFileSync(path.join(second.workdir, 'env.sh'), 'utf8')).toContain(
+        `export OST_CUSTOM_REPOS_APPLIED=${repo1}`,
+      );
+      const st = await ostNs(['status', second.id]);
+      expect(
+        st.stdout.match(
+          /custom packages: less 99:1-ost1, ost-custom-probe 1.0 \(layer [0-9a-f]{12}, built now\)/g,
+        ),
+      ).toHaveLength(2);
       const d = await ostNs(['down', second.id]);
       expect(d.code, d.stderr).toBe(0);
     },
@@ -559,5 +625,103 @@ describe.skipIf(!isRoot)('ost up / down on real libvirt in a network namespace',
       expect(await leftovers()).toEqual(NOTHING);
     },
     15 * MIN,
+  );
+  it(
+    'a changed custom package makes a new layer, built once for two ost up at once; a repo that supplies nothing fails with the check',
+    async () => {
+      writeFileSync(
+        oneHost,
+        'suites:\n  one-host:\n    networks:\n      management: { management: true, forward: nat }\n' +
+          '    vms:\n      vm: { image: debian12-host-installed, memory: 384, nics: [management] }\n',
+      );
+      const upOne = (repos: string[], extra: string[] = []) =>
+        ostNs([
+          'up',
+          'one-host',
+          '--env-file',
+          oneHost,
+          '--images-root',
+          root,
+          '--no-wait',
+          '--json',
+          ...repos.flatMap((r) => ['--custom-repo', r]),
+          ...cache,
+          ...extra,
+        ]);
+      await makeDeb(repo2, 'less', '99:2-ost1');
+      const both = await Promise.all([upOne([repo2]), upOne([repo2])]);
+      for (const b of both) expect(b.code, b.stderr).toBe(0);
+      const recs = both.map((b) => JSON.parse(b.stdout) as EnvRecord);
+      const layers = recs.map((r) => r.vms[0]?.image.custom);
+      expect(layers[0]?.key).toBe(layers[1]?.key);
+      expect(layers.map((l) => l?.built).sort()).toEqual([false, true]);
+      expect(layers[0]?.packages.map((p) => `${p.name} ${p.version}`)).toEqual(['less 99:2-ost1']);
+      expect(layerDirs()).toHaveLength(3);
+      for (const r of recs) expect((await ostNs(['down', r.id])).code).toBe(0);
+
+      // a lower version than the image has, and a package no image has (not listed to install)
+      await makeDeb(repo3, 'less', '1.0-ost1');
+      await makeDeb(repo4, 'ost-nobody-has-it', '1.0');
+      const bad = await upOne([repo3, repo4]);
+      expect(bad.code).toBe(1);
+      expect(bad.stderr).toMatch(
+        new RegExp(
+          `custom repo ${repo3} supplied nothing to debian12-host-installed: it offers less 1.0-ost1; the image keeps less \\S+`,
+        ),
+      );
+      expect(bad.stderr).toContain(
+        `custom repo ${repo4} supplied nothing: none of its packages (ost-nobody-has-it) is installed in debian12-host-installed`,
+      );
+      expect(bad.stderr).toContain('--skip-custom-check');
+      expect(await leftovers()).toEqual(NOTHING);
+    },
+    15 * MIN,
+  );
+
+  it(
+    'a second ost up reuses the layers (nothing built, the files untouched); ost gc --layers keeps the layers an env uses',
+    async () => {
+      const mtimes = () => layerDirs().map((d) => statSync(path.join(d, 'layer.qcow2')).mtimeMs);
+      const before = mtimes();
+      const r = await ostNs([
+        'up',
+        'demo-suite',
+        '--images-root',
+        root,
+        '--custom-repo',
+        repo1,
+        '--custom-install',
+        'ost-custom-probe',
+        '--no-wait',
+        '--json',
+        ...cache,
+      ]);
+      expect(r.code, r.stderr).toBe(0);
+      const rec = JSON.parse(r.stdout) as EnvRecord;
+      expect(rec.vms.map((vm) => vm.image.custom?.built)).toEqual([false, false]);
+      expect(mtimes()).toEqual(before);
+      const listed = JSON.parse((await ostNs(['list', '--layers', '--json', ...cache])).stdout) as {
+        bytes: number;
+        layers: { dir: string; inUse: boolean; bytes: number }[];
+      };
+      expect(listed.layers).toHaveLength(3);
+      expect(listed.layers.filter((l) => l.inUse)).toHaveLength(2);
+      expect(listed.bytes).toBeGreaterThan(0);
+
+      // unused for two days: gc removes the layer no env uses and keeps the two this env's overlays sit on
+      const old = new Date(Date.now() - 2 * 86_400_000);
+      for (const d of layerDirs()) utimesSync(path.join(d, 'used'), old, old);
+      const gc = await ostNs(['gc', '--layers', '--keep-days', '1', '--json', ...cache]);
+      expect(gc.code, gc.stderr).toBe(0);
+      const res = JSON.parse(gc.stdout) as { removed: unknown[]; kept: { why: string }[] };
+      expect(res.removed).toHaveLength(1);
+      expect(res.kept.map((k) => k.why)).toEqual(['in use by an environment', 'in use by an environment']);
+      expect((await ostNs(['down', rec.id])).code).toBe(0);
+      const gc2 = await ostNs(['gc', '--layers', ...cache]);
+      expect(gc2.stdout).toContain('2 layers removed');
+      expect(layerDirs()).toEqual([]);
+      expect(await leftovers()).toEqual(NOTHING);
+    },
+    10 * MIN,
   );
 });

@@ -1,18 +1,13 @@
-// End-to-end: the nightly pipeline (scripts/nightly-images.sh) on a set like the shipped ones — base, a layer
-// installing a package, an `upgrade` layer, a leaf — whose package repositories are local flat apt
-// repositories (tiny .debs made here, copied into the guests): no traffic leaves the machine. A night without
-// changes builds and publishes nothing; a newer package in the upgrade repository rebuilds the upgrade layer
-// (which really upgrades it) and the leaf, not the layers below; dnf upgrade then downloads only those two;
-// --offline rebuilds nothing.
-import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
+import { writeAptFlatIndex } from '../../src/builder/custom/repos.js';
 import { run } from '../../src/core/exec.js';
 import { fileSha256 } from '../../src/core/fsutil.js';
 import { dnfInstallArgv, dnfUpgradeArgv, rpmQueryAllArgv } from '../../src/tools/dnf.js';
 import { runArgv } from '../../src/tools/run-tool.js';
+import { makeDeb } from '../helpers/debs.js';
 import { REPO_ROOT } from '../helpers/sets.js';
 import { ensureBuilt, isRoot, OST, ost } from './helpers.js';
 import { sharedImages } from './shared-images.js';
@@ -32,39 +27,8 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 /** Build PROBE at `version` into `repo` and rewrite its Packages index (every version it holds). */
 async function addProbe(repo: string, version: string): Promise<void> {
-  const pkg = path.join(work, `probe-${version}`);
-  mkdirSync(path.join(pkg, 'DEBIAN'), { recursive: true });
-  mkdirSync(path.join(pkg, 'usr/share', PROBE), { recursive: true });
-  writeFileSync(
-    path.join(pkg, 'DEBIAN/control'),
-    `Package: ${PROBE}\nVersion: ${version}\nArchitecture: all\nMaintainer: ost e2e <ost@example.invalid>\n` +
-      'Description: probe package of the ost nightly e2e test\n',
-  );
-  writeFileSync(path.join(pkg, 'usr/share', PROBE, 'version'), `${version}\n`);
-  mkdirSync(repo, { recursive: true });
-  await run('dpkg-deb', [
-    '--root-owner-group',
-    '--build',
-    pkg,
-    path.join(repo, `${PROBE}_${version}_all.deb`),
-  ]);
-  rmSync(pkg, { recursive: true, force: true });
-  await writePackages(repo);
-}
-
-/** A flat repository's Packages index, from the control fields of its .debs. */
-async function writePackages(repo: string): Promise<void> {
-  mkdirSync(repo, { recursive: true });
-  const stanzas: string[] = [];
-  for (const deb of readdirSync(repo)
-    .filter((f) => f.endsWith('.deb'))
-    .sort()) {
-    const file = path.join(repo, deb);
-    const fields = (await run('dpkg-deb', ['-f', file])).stdout.trimEnd();
-    const sha = createHash('sha256').update(readFileSync(file)).digest('hex');
-    stanzas.push(`${fields}\nFilename: ./${deb}\nSize: ${statSync(file).size}\nSHA256: ${sha}\n`);
-  }
-  writeFileSync(path.join(repo, 'Packages'), stanzas.join('\n'));
+  await makeDeb(repo, PROBE, version);
+  await writeAptFlatIndex(repo);
 }
 
 async function nightly(): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
@@ -113,7 +77,7 @@ describe.skipIf(!isRoot)('the nightly pipeline on local package repositories (re
     sharedKey = path.join(shared.out, 'debian12_id_rsa');
     const base = path.join(shared.out, 'debian12-base.qcow2');
     await addProbe(seedRepo, '1.0');
-    await writePackages(local); // no updates yet
+    await writeAptFlatIndex(local); // no updates yet
     mkdirSync(path.dirname(setFile), { recursive: true });
     writeFileSync(
       setFile,

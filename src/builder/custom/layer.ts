@@ -177,8 +177,10 @@ async function buildLayer(
     o.cacheDir,
     `.tmp-${key.slice(0, 16)}-${process.pid}-${randomBytes(3).toString('hex')}`,
   );
-  await fs.mkdir(tmp, { mode: 0o755 });
+  await fs.mkdir(tmp);
   try {
+    // qemu (another user) reads the layer: its folder is 0755 whatever the umask
+    await fs.chmod(tmp, 0o755);
     // the tmp folder sits next to the final one: a backing name relative to it stays right after the rename
     const backing = path.isAbsolute(base.file) ? path.relative(dir, base.file) : base.file;
     const image = path.join(tmp, 'layer.qcow2');
@@ -347,7 +349,7 @@ export async function customLayers(
   const out = new Map<string, CustomLayer | undefined>();
   const families = [...new Set(bases.map((b) => b.family))];
   const work = path.join(o.cacheDir, `.stage-${process.pid}-${randomBytes(3).toString('hex')}`);
-  await fs.mkdir(work, { mode: 0o755 });
+  await fs.mkdir(work, { mode: 0o700 });
   try {
     const reposOf = new Map<Family, CustomRepo[]>();
     for (const f of families)

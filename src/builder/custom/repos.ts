@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { XMLParser } from 'fast-xml-parser';
 import { OstError } from '../../core/errors.js';
-import { fileSha256 } from '../../core/fsutil.js';
+import { atomicWriteFile, fileSha256 } from '../../core/fsutil.js';
 import { createrepoArgv } from '../../tools/createrepo.js';
 import { debFieldsArgv, parseStanza, parseStanzas } from '../../tools/dpkg-deb.js';
 import { parseRpmFileQuery, rpmQueryFilesArgv } from '../../tools/rpm.js';
@@ -90,21 +90,7 @@ async function stageFolder(
   }
   repo.stagedDir = staged;
   if (family === 'deb') {
-    const stanzas: string[] = [];
-    for (const copy of copies) {
-      const control = (await runArgv(debFieldsArgv(copy), { signal })).stdout.trimEnd();
-      const fields = parseStanza(control);
-      const sha256 = await fileSha256(copy);
-      repo.packages.push({
-        name: fields.get('Package') ?? '',
-        version: fields.get('Version') ?? '',
-        arch: fields.get('Architecture') ?? '',
-        sha256,
-      });
-      const size = (await fs.stat(copy)).size;
-      stanzas.push(`${control}\nFilename: ./${path.basename(copy)}\nSize: ${size}\nSHA256: ${sha256}\n`);
-    }
-    await fs.writeFile(path.join(staged, 'Packages'), stanzas.join('\n'));
+    repo.packages.push(...(await writeAptFlatIndex(staged, signal)));
     return;
   }
   const ids = parseRpmFileQuery((await runArgv(rpmQueryFilesArgv(copies), { signal })).stdout);
@@ -113,6 +99,32 @@ async function stageFolder(
   for (const [i, id] of ids.entries())
     repo.packages.push({ ...id, sha256: await fileSha256(copies[i] as string) });
   await runArgv(createrepoArgv({ repo: staged, outputDir: staged }), { signal });
+}
+
+/**
+ * Make `dir` a flat apt repository (`deb [trusted=yes] file:DIR ./`): its Packages index, from the control
+ * fields of every .deb directly in it, with their sizes and checksums. Returns the packages.
+ */
+export async function writeAptFlatIndex(dir: string, signal?: AbortSignal): Promise<CustomPackage[]> {
+  const debs = (await fs.readdir(dir)).filter((f) => f.endsWith('.deb')).sort();
+  const stanzas: string[] = [];
+  const packages: CustomPackage[] = [];
+  for (const deb of debs) {
+    const file = path.join(dir, deb);
+    const control = (await runArgv(debFieldsArgv(file), { signal })).stdout.trimEnd();
+    const fields = parseStanza(control);
+    const sha256 = await fileSha256(file);
+    packages.push({
+      name: fields.get('Package') ?? '',
+      version: fields.get('Version') ?? '',
+      arch: fields.get('Architecture') ?? '',
+      sha256,
+    });
+    const size = (await fs.stat(file)).size;
+    stanzas.push(`${control}\nFilename: ./${deb}\nSize: ${size}\nSHA256: ${sha256}\n`);
+  }
+  await atomicWriteFile(path.join(dir, 'Packages'), stanzas.join('\n'));
+  return packages;
 }
 
 async function download(url: string, signal?: AbortSignal): Promise<Buffer> {
