@@ -17,6 +17,7 @@ const made = {
   fallback: path.join(dir, 'fallback'),
   out: path.join(dir, 'out'),
   repo: path.join(dir, 'repo'),
+  layers: path.join(dir, 'layers'),
 };
 
 function file(name: string, text: string): string {
@@ -270,6 +271,18 @@ const cases: Case[] = [
     '--no-wait: suite demo-suite has deploy scripts, which run over SSH once the VMs answer',
   ],
   [
+    '--custom-install without --custom-repo',
+    () => ['up', 'demo-suite', '--custom-install', 'ost-probe'],
+    2,
+    '--custom-install ost-probe: installs from custom repos, and none is given',
+  ],
+  [
+    '--keep-days abc',
+    () => ['gc', '--layers', '--keep-days', 'abc'],
+    2,
+    '--keep-days abc: expected a whole number from 0 to 36500',
+  ],
+  [
     '--lines abc',
     () => ['console', 'vm', '--log', '--lines', 'abc'],
     2,
@@ -312,6 +325,7 @@ async function runCli(argv: string[]) {
     OST_STATE_DIR: made.state,
     OST_OVERLAY_DIR: made.overlays,
     OST_OVERLAY_FALLBACK: made.fallback,
+    OST_LAYER_CACHE: made.layers,
     LIBVIRT_DEFAULT_URI: 'test:///nonexistent',
     OST_IMAGES_DISTRO: 'debian12',
   });
