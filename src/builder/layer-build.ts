@@ -11,6 +11,7 @@ import { allocatedBytes, atomicWriteFile, commitFile, removeTree } from '../core
 import { readFromGuest } from '../tools/guestfish.js';
 import { runArgv } from '../tools/run-tool.js';
 import type { Family } from '../tools/virt-customize.js';
+import { appliedPackages } from './custom/applied.js';
 import { debootstrapActions } from './layers/debootstrap.js';
 import { derivedActions } from './layers/derived.js';
 import { importActions } from './layers/import.js';
@@ -235,6 +236,10 @@ export async function buildLayer(
       refresh: layer.refresh,
       upstream: layer.refresh === 'upstream' ? upstream : undefined,
       day: layer.refresh === 'daily' ? today() : undefined,
+      custom: layer.custom && {
+        repos: layer.custom.repos.map((r) => r.source),
+        packages: appliedPackages(layer.custom.repos, packages),
+      },
     };
     await writeManifest(paths, manifest);
     await removeTree(ctx.work);

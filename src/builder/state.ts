@@ -31,6 +31,8 @@ export interface LayerManifest {
   upstream?: UpstreamState[];
   /** refresh: daily — the day (UTC) it was built for. */
   day?: string;
+  /** build-images --with-repo: the repos given and the custom packages the layer has at their versions. */
+  custom?: { repos: string[]; packages: { name: string; version: string; arch: string; repo: string }[] };
 }
 
 /** Where everything for one image set lives under the output directory. */

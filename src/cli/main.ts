@@ -153,6 +153,24 @@ export async function main(argv: string[]): Promise<number> {
             type: 'string',
             describe: 'fetch layers with the same key from this repo (dir or URL)',
           })
+          .option('with-repo', {
+            type: 'string',
+            array: true,
+            default: [] as string[],
+            describe:
+              'build the leaves with the packages of this folder of .deb/.rpm files or repository upgraded in (repeatable)',
+          })
+          .option('with-install', {
+            type: 'string',
+            array: true,
+            default: [] as string[],
+            describe: 'with --with-repo: also install this new package into the leaves (repeatable)',
+          })
+          .option('skip-custom-check', {
+            type: 'boolean',
+            default: false,
+            describe: 'with --with-repo: accept a build to which a repo supplied nothing',
+          })
           .option('publish', {
             type: 'string',
             describe: 'then pack, verify and publish the set to this repo dir',
@@ -161,6 +179,9 @@ export async function main(argv: string[]): Promise<number> {
       async (a) => {
         await buildImagesCommand({
           cacheRepo: a['cache-repo'],
+          withRepo: a['with-repo'],
+          withInstall: a['with-install'],
+          skipCustomCheck: a['skip-custom-check'],
           offline: a.offline,
           publish: a.publish,
           keep: a.keep,

@@ -45,6 +45,7 @@ interface Manifest {
   buildId: string;
   key: string;
   upstream?: { name: string; index: string; sha256: string }[];
+  custom?: { repos: string[]; packages: { name: string; version: string }[] };
 }
 const manifest = (layer: string): Manifest =>
   JSON.parse(readFileSync(path.join(out, `nightly-${layer}.json`), 'utf8'));
@@ -228,7 +229,48 @@ describe.skipIf(!isRoot)('the nightly pipeline on local package repositories (re
   );
 
   it(
-    'the rebuilt leaf boots with the updated package',
+    'build-images --with-repo: only the leaf is rebuilt, with the custom packages in, recorded in its manifest',
+    async () => {
+      const custom = path.join(work, 'with-repo');
+      await makeDeb(custom, PROBE, '3.0'); // a newer version of a package the leaf has
+      await makeDeb(custom, 'ost-with-repo-probe', '1.0'); // new: installed because it is listed
+      const r = await ost(
+        [
+          'build-images',
+          setFile,
+          '--out',
+          out,
+          '--offline',
+          '--with-repo',
+          custom,
+          '--with-install',
+          'ost-with-repo-probe',
+          '--json',
+        ],
+        { timeoutMs: 15 * MIN },
+      );
+      expect(r.code, r.stderr).toBe(0);
+      const layers = (JSON.parse(r.stdout) as { layers: { layer: string; status: string }[] }).layers;
+      expect(Object.fromEntries(layers.map((l) => [l.layer, l.status]))).toEqual({
+        base: 'cached',
+        seed: 'cached',
+        upgrade: 'cached',
+        leaf: 'built',
+      });
+      const m = manifest('leaf');
+      expect(m.custom?.repos).toEqual([custom]);
+      expect(m.custom?.packages.map((p) => `${p.name} ${p.version}`)).toEqual([
+        'ost-nightly-probe 3.0',
+        'ost-with-repo-probe 1.0',
+      ]);
+      expect(pkglist('leaf')).toMatch(new RegExp(`^${PROBE} 3\\.0 all$`, 'm'));
+      expect(pkglist('leaf')).toMatch(/^ost-with-repo-probe 1\.0 all$/m);
+    },
+    15 * MIN,
+  );
+
+  it(
+    'the rebuilt leaf boots with the custom package',
     async () => {
       const r = await ost(
         [
@@ -244,7 +286,7 @@ describe.skipIf(!isRoot)('the nightly pipeline on local package repositories (re
         { timeoutMs: 15 * MIN },
       );
       expect(r.code, r.stderr).toBe(0);
-      expect(JSON.parse(r.stdout).commandOutput.trim()).toBe('2.0');
+      expect(JSON.parse(r.stdout).commandOutput.trim()).toBe('3.0');
     },
     15 * MIN,
   );

@@ -13,10 +13,10 @@ import {
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { appliedPackages } from '../../src/builder/custom/applied.js';
 import { customBaseOf, familyOfName } from '../../src/builder/custom/base.js';
 import { gcLayers, listLayers } from '../../src/builder/custom/cache.js';
 import {
-  appliedPackages,
   type CustomBase,
   type CustomLayerInfo,
   checkSupplied,
@@ -30,7 +30,11 @@ import {
   primaryHref,
   stageCustomRepos,
 } from '../../src/builder/custom/repos.js';
+import { checkWithRepoBuild, withCustomRepos } from '../../src/builder/custom/with-repo.js';
 import { diffPackages, formatDiff } from '../../src/builder/pkglist.js';
+import { computeKeys } from '../../src/builder/plan/keys.js';
+import { loadImageSet } from '../../src/builder/plan/load.js';
+import type { LayerManifest } from '../../src/builder/state.js';
 import { sha256 } from '../../src/core/fsutil.js';
 import {
   customizeArgv,
@@ -41,6 +45,7 @@ import {
 } from '../../src/tools/virt-customize.js';
 import { makeDeb } from '../helpers/debs.js';
 import { tinyLayerRpm } from '../helpers/rpms.js';
+import { tempTree } from '../helpers/sets.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'ost-custom-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -293,6 +298,80 @@ describe('custom layer guest commands', () => {
     expect(readMarkedPackageList(out, sha256)).toEqual(rows.map((r) => r.split('\t')));
     expect(readMarkedPackageList(out.replace(`@@ost-pkg ${rows[1]}\n`, ''), sha256)).toBeUndefined();
     expect(readMarkedPackageList('nothing here', sha256)).toBeUndefined();
+  });
+});
+
+describe('build-images --with-repo', () => {
+  const setYaml = [
+    'distro: debian12',
+    'family: deb',
+    'layers:',
+    '  - name: base',
+    '    debootstrap: { suite: bookworm, mirror: "http://deb.debian.org/debian" }',
+    '  - { name: engine-installed, parent: base, steps: [ { run: "true" } ] }',
+    '  - { name: host-installed, parent: base, steps: [ { run: "true" } ] }',
+    '',
+  ].join('\n');
+
+  it('adds the custom steps to the leaves only; their keys follow the packages, the base stays cached', async () => {
+    const set = loadImageSet(path.join(tempTree({ 'set.yaml': setYaml }), 'set.yaml'));
+    const src = path.join(dir, 'with-repo');
+    await makeDeb(src, 'less', '99:1-ost1');
+    const a = await withCustomRepos(
+      set,
+      { sources: [src], install: [], enabled: true },
+      path.join(dir, 'wr-a'),
+    );
+    expect(a.set.layers.map((l) => [l.name, l.steps.length, l.custom?.repos[0]?.packages.length])).toEqual([
+      ['base', 0, undefined],
+      ['engine-installed', 4, 1],
+      ['host-installed', 4, 1],
+    ]);
+    const plain = await computeKeys(set, { publicKey: 'k' });
+    const ka = await computeKeys(a.set, { publicKey: 'k' });
+    expect(ka.get('base')).toBe(plain.get('base'));
+    expect(ka.get('host-installed')).not.toBe(plain.get('host-installed'));
+    // staged elsewhere, same packages: same keys; a changed package: new leaf keys
+    const again = await withCustomRepos(
+      set,
+      { sources: [src], install: [], enabled: true },
+      path.join(dir, 'wr-b'),
+    );
+    expect(await computeKeys(again.set, { publicKey: 'k' })).toEqual(ka);
+    await makeDeb(src, 'less', '99:2-ost1');
+    const b = await withCustomRepos(
+      set,
+      { sources: [src], install: [], enabled: true },
+      path.join(dir, 'wr-c'),
+    );
+    const kb = await computeKeys(b.set, { publicKey: 'k' });
+    expect([kb.get('base'), kb.get('host-installed') === ka.get('host-installed')]).toEqual([
+      plain.get('base'),
+      false,
+    ]);
+  });
+
+  it('fails a build to which a repo supplied nothing, naming what the leaves kept', async () => {
+    const set = loadImageSet(path.join(tempTree({ 'set.yaml': setYaml }), 'set.yaml'));
+    const r = repo('custom1', [['less', '0.5']]);
+    const m = (packages: { name: string; version: string; arch: string; repo: string }[]) =>
+      ({ custom: { repos: [r.source], packages } }) as unknown as LayerManifest;
+    const lists = new Map([
+      ['engine-installed', [{ name: 'less', version: '590', arch: 'amd64' }]],
+      ['host-installed', [{ name: 'less', version: '590', arch: 'amd64' }]],
+    ]);
+    const none = new Map([
+      ['engine-installed', m([])],
+      ['host-installed', m([])],
+    ]);
+    expect(() => checkWithRepoBuild(set, [r], none, lists)).toThrow(
+      '--with-repo /src/custom1 supplied nothing to engine-installed, host-installed: it offers less 0.5; the leaves keep less 590 (engine-installed), less 590 (host-installed)',
+    );
+    const one = new Map([
+      ...none,
+      ['host-installed', m([{ name: 'less', version: '0.5', arch: 'all', repo: 'custom1' }])],
+    ]);
+    expect(() => checkWithRepoBuild(set, [r], one, lists)).not.toThrow();
   });
 });
 

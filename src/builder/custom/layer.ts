@@ -34,6 +34,7 @@ import {
   sortPackages,
 } from '../pkglist.js';
 import { checkImage } from '../verify.js';
+import { type AppliedPackage, appliedPackages } from './applied.js';
 import { type CustomRepo, stageCustomRepos } from './repos.js';
 
 /** Bumped when what a custom layer contains for the same inputs changes. */
@@ -67,12 +68,6 @@ export interface CustomOptions {
   memoryMiB: number;
   reporter: Reporter;
   signal?: AbortSignal;
-}
-
-/** A custom package as a layer runs it. */
-export interface AppliedPackage extends Package {
-  /** Which repo supplied it (`custom1`). */
-  repo: string;
 }
 
 /** What `<cache>/<key>/layer.json` records. */
@@ -118,24 +113,6 @@ export function customLayerKey(
       enabled: o.enabled,
     }),
   );
-}
-
-/** The custom packages of `repos` that `after` has at the repos' versions. */
-export function appliedPackages(repos: readonly CustomRepo[], after: readonly Package[]): AppliedPackage[] {
-  const out: AppliedPackage[] = [];
-  const seen = new Set<string>();
-  for (const r of repos)
-    for (const p of r.packages) {
-      const hit = after.find(
-        (a) => a.name === p.name && a.version === p.version && (a.arch === p.arch || p.arch === 'all'),
-      );
-      const id = `${p.name}:${hit?.arch}`;
-      if (hit && !seen.has(id)) {
-        seen.add(id);
-        out.push({ ...hit, repo: r.name });
-      }
-    }
-  return out;
 }
 
 /** Does this image need a layer: it has a package of the repos installed, or something is to be installed. */

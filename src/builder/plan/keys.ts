@@ -75,6 +75,12 @@ function definitionFor(set: ImageSet, layer: Layer): unknown {
       r.url.startsWith('file:') ? { ...r, url: `file:${rel(fileURLToPath(r.url))}` } : r,
     ),
     refresh: layer.refresh,
+    // the packages' checksums, not where they were staged or given from
+    custom: layer.custom && {
+      repos: layer.custom.repos.map((r) => r.packages.map((p) => [p.name, p.version, p.arch, p.sha256])),
+      install: layer.custom.install,
+      enabled: layer.custom.enabled,
+    },
   };
 }
 

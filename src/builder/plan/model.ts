@@ -73,6 +73,17 @@ export interface PackageRepo {
 /** When a layer is rebuilt besides changes to its definition: upstream repos changed, once a day, or never. */
 export type Refresh = 'upstream' | 'daily' | 'never';
 
+/** Custom packages built into a layer (build-images --with-repo): what goes into its key and manifest. */
+export interface LayerCustom {
+  repos: {
+    name: string;
+    source: string;
+    packages: { name: string; version: string; arch: string; sha256: string }[];
+  }[];
+  install: string[];
+  enabled: boolean;
+}
+
 export interface Layer {
   name: string;
   /** Position in the file's layers: list (for key paths in messages). */
@@ -87,6 +98,8 @@ export interface Layer {
   /** Repositories this layer adds (derived) or declares (base). */
   repos: PackageRepo[];
   refresh: Refresh;
+  /** build-images --with-repo: the custom packages its last steps upgrade from (leaves only). */
+  custom?: LayerCustom;
 }
 
 export interface ImageSet {

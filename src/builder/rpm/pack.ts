@@ -251,6 +251,12 @@ export async function packSet(set: ImageSet, opts: PackOptions): Promise<PackedR
           l.description ?? `The ${l.name} layer of the ${set.distro} OST image set.`,
           `qcow2 ${l.parent ? `overlay on ${layerFileName(set.distro, l.parent)}` : 'base image'}; key ${m.key}.`,
           ...upstreamLines(m),
+          ...(m.custom
+            ? [
+                `Built with custom packages from ${m.custom.repos.join(', ')}:`,
+                ...m.custom.packages.map((c) => `  ${c.name} ${c.version} ${c.arch}`),
+              ]
+            : []),
         ].join('\n'),
         provides: [
           `${layerProvide(set.distro, l.name)} = ${m.key}`,

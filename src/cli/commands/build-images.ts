@@ -1,9 +1,17 @@
 // `ost build-images`: thin handler over builder/build.ts.
+import * as fs from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
 import { buildImages, formatDryRun } from '../../builder/build.js';
+import type { CustomRepo } from '../../builder/custom/repos.js';
+import { checkWithRepoBuild, withCustomRepos } from '../../builder/custom/with-repo.js';
+import { type Package, parsePkglist } from '../../builder/pkglist.js';
 import { loadImageSet } from '../../builder/plan/load.js';
+import { type ImageSet, leavesOf } from '../../builder/plan/model.js';
 import { releaseSet } from '../../builder/release.js';
+import { BuildPaths, type LayerManifest, readManifest } from '../../builder/state.js';
 import { onInterrupt } from '../../core/cleanup.js';
-import { InterruptedError } from '../../core/errors.js';
+import { InterruptedError, UsageError } from '../../core/errors.js';
 import { cliReporter } from '../reporter.js';
 import { publishFlags, releaseSummary, releaseText } from './publish-images.js';
 
@@ -23,12 +31,36 @@ export interface BuildImagesArgs {
   signKey?: string;
   cacheRepo?: string;
   offline?: boolean;
+  /** --with-repo: custom packages built into the leaves. */
+  withRepo?: string[];
+  withInstall?: string[];
+  skipCustomCheck?: boolean;
 }
 
 export async function buildImagesCommand(args: BuildImagesArgs): Promise<void> {
+  if ((args.withInstall?.length ?? 0) > 0 && (args.withRepo?.length ?? 0) === 0)
+    throw new UsageError(
+      `--with-install ${args.withInstall?.join(' ')}: installs from --with-repo repos, and none is given`,
+      'add --with-repo DIR|URL with the packages',
+    );
   for (const file of args.set) {
-    const set = loadImageSet(file);
+    const loaded = loadImageSet(file);
     const abort = new AbortController();
+    const stage = args.withRepo?.length
+      ? await fs.mkdtemp(path.join(tmpdir(), `ost-with-repo-${loaded.distro}-`))
+      : undefined;
+    const custom = stage
+      ? await withCustomRepos(
+          loaded,
+          { sources: args.withRepo ?? [], install: args.withInstall ?? [], enabled: true },
+          stage,
+          abort.signal,
+        ).catch(async (err: unknown) => {
+          await fs.rm(stage, { recursive: true, force: true });
+          throw err;
+        })
+      : undefined;
+    const set = custom?.set ?? loaded;
     const ui = cliReporter({ verbose: args.verbose, quiet: args.json, doneWord: 'built' });
     const off = onInterrupt(abort, () => process.exit(130));
     const started = Date.now();
@@ -44,6 +76,8 @@ export async function buildImagesCommand(args: BuildImagesArgs): Promise<void> {
         cacheRepo: args.cacheRepo,
         offline: args.offline,
       });
+      if (custom && !args.dryRun && !args.skipCustomCheck)
+        await checkBuiltLeaves(result.out, set, custom.repos);
       const release =
         args.publish && !args.dryRun
           ? await releaseSet(set, {
@@ -95,6 +129,21 @@ export async function buildImagesCommand(args: BuildImagesArgs): Promise<void> {
     } finally {
       ui.stop();
       off();
+      if (stage) await fs.rm(stage, { recursive: true, force: true });
     }
   }
+}
+
+/** The supplied-nothing check of --with-repo, on the leaves' manifests and package lists. */
+async function checkBuiltLeaves(out: string, set: ImageSet, repos: CustomRepo[]): Promise<void> {
+  const paths = new BuildPaths(out, set.distro);
+  const manifests = new Map<string, LayerManifest>();
+  const pkglists = new Map<string, Package[]>();
+  for (const leaf of leavesOf(set)) {
+    const m = await readManifest(paths, leaf);
+    if (m) manifests.set(leaf, m);
+    const list = await fs.readFile(paths.pkglist(leaf), 'utf8').catch(() => '');
+    pkglists.set(leaf, parsePkglist(list));
+  }
+  checkWithRepoBuild(set, repos, manifests, pkglists);
 }
