@@ -82,17 +82,30 @@ export function imageVars(r: EnvRecord): { distro: string; images: Record<string
 
 /**
  * Copy each image's package list (`<image>-pkglist.txt` next to its qcow2) to
- * `<exported-artifacts>/package_lists/`, as ost_init does.
+ * `<exported-artifacts>/package_lists/`, as ost_init does; a VM on a custom layer adds the layer's list and
+ * its diff against the image (`<image>-custom-pkglist.txt`, `-custom-pkglist-diff.txt`).
  */
 export async function exportPackageLists(r: EnvRecord, artifacts: string): Promise<string[]> {
   const dir = path.join(artifacts, 'package_lists');
   await fs.mkdir(dir, { recursive: true });
   const copied: string[] = [];
-  for (const img of new Set(r.vms.map((vm) => vm.image.path))) {
-    const list = img.replace(/\.qcow2$/, '-pkglist.txt');
-    const dest = path.join(dir, path.basename(list));
+  const lists = new Map<string, string>();
+  for (const vm of r.vms) {
+    const list = vm.image.path.replace(/\.qcow2$/, '-pkglist.txt');
+    lists.set(path.basename(list), list);
+    const layer = vm.image.custom && path.dirname(vm.image.custom.file);
+    if (!layer) continue;
+    const stem = path.basename(vm.image.path).replace(/\.qcow2$/, '');
+    lists.set(`${stem}-custom-pkglist.txt`, path.join(layer, 'pkglist.txt'));
+    lists.set(`${stem}-custom-pkglist-diff.txt`, path.join(layer, 'pkglist-diff.txt'));
+  }
+  for (const [name, list] of lists) {
+    const dest = path.join(dir, name);
     try {
+      // the layer cache's lists are read-only: the copy is a plain file, replaced by the next run's
+      await fs.rm(dest, { force: true });
       await fs.copyFile(list, dest);
+      await fs.chmod(dest, 0o644);
       copied.push(dest);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;

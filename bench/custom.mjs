@@ -1,0 +1,153 @@
+#!/usr/bin/env node
+// Testing your own packages, timed to "every VM runs the custom packages" — same machine, same two
+// packages, one run: (a) OST's way: ost up, then in every VM the repos switched to the custom one and
+// apt upgrade + install over SSH (what OST's deploy fixture does with dnf); (b) ost up --custom-repo with an
+// empty layer cache (layers built); (c) the same again (layers cached); and a plain ost up to compare (c)'s
+// own overhead with. For demo-suite (2 VMs of 2 images) and the 3-VM bench suite (2 VMs share an image).
+// Usage (root): node bench/custom.mjs --root <installroot with the debian12 ost-images RPMs>
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { writeAptFlatIndex } from '../dist/builder/custom/repos.js';
+import { libvirtNetns, runner, sec, writeBenchSuite } from './lib.mjs';
+
+const repoRoot = path.resolve(import.meta.dirname, '..');
+const args = process.argv.slice(2);
+const root = args.includes('--root') ? path.resolve(args[args.indexOf('--root') + 1]) : undefined;
+if (!root) {
+  console.error('usage: node bench/custom.mjs --root <installroot>');
+  process.exit(2);
+}
+const ost = path.join(repoRoot, 'bin/ost');
+const work = mkdtempSync('/var/tmp/ost-custom-bench-');
+mkdirSync(path.join(work, 'state'));
+const env = {
+  ...process.env,
+  OST_STATE_DIR: path.join(work, 'state'),
+  OST_OVERLAY_DIR: `/dev/shm/ost-custom-bench-${process.pid}`,
+};
+const sh = runner(env);
+const repo = path.join(work, 'custom-repo');
+const layers = path.join(work, 'layers');
+
+/** The two packages: a higher version of `less` (both images have it) and a new one. */
+function makeDeb(name, version) {
+  const tree = path.join(work, `tree-${name}`);
+  mkdirSync(path.join(tree, 'DEBIAN'), { recursive: true });
+  mkdirSync(path.join(tree, 'usr/share', name), { recursive: true });
+  writeFileSync(
+    path.join(tree, 'DEBIAN/control'),
+    `Package: ${name}\nVersion: ${version}\nArchitecture: all\nMaintainer: ost <ost@example.invalid>\nDescription: bench package\n`,
+  );
+  writeFileSync(path.join(tree, 'usr/share', name, 'version'), `${version}\n`);
+  mkdirSync(repo, { recursive: true });
+  sh('dpkg-deb', [
+    '--root-owner-group',
+    '--build',
+    tree,
+    path.join(repo, `${name}_${version.replace(/^\d+:/, '')}_all.deb`),
+  ]);
+  rmSync(tree, { recursive: true, force: true });
+}
+makeDeb('less', '99:1-ost1');
+makeDeb('ost-custom-probe', '1.0');
+
+const { inNs, stop } = libvirtNetns(sh, `ost-custom-bench-${process.pid}`);
+const suites = [
+  { name: 'demo-suite', envFile: path.join(repoRoot, 'ost-env.yaml') },
+  { name: 'bench-suite', envFile: writeBenchSuite(work) },
+];
+const upArgs = (s) => [
+  ost,
+  'up',
+  s.name,
+  '--env-file',
+  s.envFile,
+  '--images-root',
+  root,
+  '--json',
+  '--timeout',
+  '1200',
+];
+const custom = ['--custom-repo', repo, '--custom-install', 'ost-custom-probe', '--layer-cache', layers];
+
+/** Versions of the two packages in every VM: the proof each way really got there. */
+function versions(rec) {
+  return rec.vms.map((vm) => {
+    const r = inNs([
+      'ssh',
+      '-F',
+      path.join(rec.workdir, 'ssh_config'),
+      vm.name,
+      'dpkg-query -W less ost-custom-probe',
+    ]);
+    return `${vm.name}: ${r.stdout.trim().replace(/\n/g, ', ').replace(/\t/g, ' ')}`;
+  });
+}
+const down = (rec) => inNs([ost, 'down', rec.id]);
+const ownTime = (rec) => rec.timings.total - (rec.timings.ready ?? 0) - (rec.timings.deploy ?? 0);
+
+const rows = [];
+try {
+  for (const s of suites) {
+    // (a) OST's way: plain up, then each VM upgraded from the custom repo over SSH, all VMs at once
+    rmSync(path.join(repo, 'Packages'), { force: true });
+    const t0 = Date.now();
+    await writeAptFlatIndex(repo); // OST's custom repos come with metadata (createrepo); ours needs its index too
+    const plain = inNs(upArgs(s));
+    const rec = JSON.parse(plain.stdout);
+    const ssh = `ssh -F ${path.join(rec.workdir, 'ssh_config')}`;
+    const apt =
+      "mkdir -p /etc/ost-run-apt && printf 'Types: deb\\nURIs: file:/var/tmp/custom-repo\\nSuites: ./\\nTrusted: yes\\n' > /etc/ost-run-apt/c.sources" +
+      ' && A="apt-get -o Dir::Etc::SourceList=/dev/null -o Dir::Etc::SourceParts=/etc/ost-run-apt -y"' +
+      ' && $A update && DEBIAN_FRONTEND=noninteractive $A upgrade --with-new-pkgs && DEBIAN_FRONTEND=noninteractive $A install ost-custom-probe';
+    const perVm = rec.vms
+      .map(
+        (vm) =>
+          `(scp -q -r -F ${path.join(rec.workdir, 'ssh_config')} ${repo} ${vm.name}:/var/tmp/ && ${ssh} ${vm.name} '${apt}' >/dev/null) &`,
+      )
+      .join(' ');
+    const t1 = Date.now();
+    inNs(['bash', '-c', `${perVm} wait`]);
+    const a = { ms: Date.now() - t0, upgradeMs: Date.now() - t1, versions: versions(rec), rec };
+    down(rec);
+
+    // (b) cold: layers built; (c) warm: layers cached
+    rmSync(layers, { recursive: true, force: true });
+    const cold = inNs([...upArgs(s), ...custom]);
+    const b = { ms: cold.ms, rec: JSON.parse(cold.stdout) };
+    b.versions = versions(b.rec);
+    down(b.rec);
+    const warm = inNs([...upArgs(s), ...custom]);
+    const c = { ms: warm.ms, rec: JSON.parse(warm.stdout) };
+    c.versions = versions(c.rec);
+    down(c.rec);
+    rows.push({ suite: s.name, vms: rec.vms.length, a, b, c });
+  }
+} finally {
+  stop();
+  rmSync(env.OST_OVERLAY_DIR, { recursive: true, force: true });
+}
+
+console.log(`# ost up --custom-repo vs OST's run-time upgrade (${new Date().toISOString()})`);
+console.log(`packages: less 99:1-ost1 (upgrades the images' less), ost-custom-probe 1.0 (--custom-install)`);
+console.log(
+  '| suite | VMs | (a) OST way: up + apt in each VM | (b) --custom-repo cold | (c) warm | ost own time: plain up / (c) | custom phase (b) / (c) |',
+);
+console.log('|---|---|---|---|---|---|---|');
+for (const r of rows) {
+  console.log(
+    `| ${r.suite} | ${r.vms} | ${sec(r.a.ms)} (up ${sec(r.a.ms - r.a.upgradeMs)} + upgrade ${sec(r.a.upgradeMs)}) | ${sec(r.b.ms)} | ${sec(r.c.ms)} | ${sec(ownTime(r.a.rec))} / ${sec(ownTime(r.c.rec))} | ${sec(r.b.rec.timings.custom)} / ${sec(r.c.rec.timings.custom)} |`,
+  );
+}
+for (const r of rows) {
+  console.log(
+    `\n${r.suite}: boot to SSH (a) ${sec(r.a.rec.timings.ready)}, (b) ${sec(r.b.rec.timings.ready)}, (c) ${sec(r.c.rec.timings.ready)}`,
+  );
+  for (const [k, v] of [
+    ['a', r.a],
+    ['b', r.b],
+    ['c', r.c],
+  ])
+    console.log(`  (${k}) ${v.versions.join('; ')}`);
+}
+rmSync(work, { recursive: true, force: true });
