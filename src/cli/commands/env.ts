@@ -1,14 +1,9 @@
 // `ost up / down / status / ssh / console / list / gc`: thin handlers over src/launcher.
 import { existsSync } from 'node:fs';
-import { homedir, userInfo } from 'node:os';
+import { userInfo } from 'node:os';
 import * as path from 'node:path';
-import { customBaseOf } from '../../builder/custom/base.js';
-import { gcLayers, listLayers } from '../../builder/custom/cache.js';
-import { customLayers } from '../../builder/custom/layer.js';
-import { detectAccel } from '../../core/accel.js';
 import { onInterrupt } from '../../core/cleanup.js';
 import { OstError, UsageError } from '../../core/errors.js';
-import type { Reporter } from '../../core/events.js';
 import { runInteractive } from '../../core/exec.js';
 import { lastLines } from '../../core/fsutil.js';
 import { processAlive } from '../../core/process.js';
@@ -23,9 +18,10 @@ import { requireEnv, selectEnv } from '../../launcher/select.js';
 import { discoverEnvs, type FoundEnv, isLeftover, isUp } from '../../launcher/state/discover.js';
 import { type EnvRecord, leasesDir, stateRoot } from '../../launcher/state/record.js';
 import { teardown } from '../../launcher/teardown.js';
-import { type CustomLayersHook, up } from '../../launcher/up.js';
+import { up } from '../../launcher/up.js';
 import { libvirtUri, virsh } from '../../tools/virsh.js';
 import { cliReporter } from '../reporter.js';
+import { type CustomArgs, customHook, gcLayersCommand, listLayersCommand } from './layers.js';
 
 /** Options every env command shares. */
 export interface EnvCommon {
@@ -38,7 +34,7 @@ const BUNDLED_ENV_FILE = path.resolve(
   '../../../ost-env.yaml',
 );
 
-export interface UpArgs extends EnvCommon {
+export interface UpArgs extends EnvCommon, CustomArgs {
   suite?: string;
   envFile?: string;
   env?: string;
@@ -58,65 +54,6 @@ export interface UpArgs extends EnvCommon {
   timeout: number;
   wait: boolean;
   keepOnFailure: boolean;
-  /** --custom-repo: folders or URLs of packages to build into custom layers. */
-  customRepos: string[];
-  customInstall: string[];
-  disableCustomRepos: boolean;
-  skipCustomCheck: boolean;
-  layerCache?: string;
-}
-
-/** The local layer cache: --layer-cache, $OST_LAYER_CACHE, else /var/cache/ost/layers (root) or ~/.cache. */
-export function layerCacheDir(flag?: string): string {
-  if (flag) return path.resolve(flag);
-  if (process.env.OST_LAYER_CACHE) return path.resolve(process.env.OST_LAYER_CACHE);
-  if ((process.getuid?.() ?? 0) === 0) return '/var/cache/ost/layers';
-  return path.join(process.env.XDG_CACHE_HOME || path.join(homedir(), '.cache'), 'ost', 'layers');
-}
-
-/** Memory of the appliance that builds a custom layer (apt/dnf with a few packages). */
-const CUSTOM_LAYER_MEMORY_MIB = 1536;
-
-/** ost up --custom-repo: custom layers made by the builder, handed to the launcher through its hook. */
-function customHook(a: UpArgs, reporter: Reporter, signal: AbortSignal): CustomLayersHook | undefined {
-  if (a.customRepos.length === 0) {
-    if (a.customInstall.length > 0)
-      throw new UsageError(
-        `--custom-install ${a.customInstall.join(' ')}: installs from custom repos, and none is given`,
-        'add --custom-repo DIR|URL with the packages',
-      );
-    return undefined;
-  }
-  return {
-    repos: a.customRepos,
-    install: a.customInstall,
-    prepare: async (images) => {
-      const bases = await Promise.all(images.map((img) => customBaseOf(img.ref, img.chain, img.package)));
-      const layers = await customLayers(bases, {
-        sources: a.customRepos,
-        install: a.customInstall,
-        enabled: !a.disableCustomRepos,
-        skipCheck: a.skipCustomCheck,
-        cacheDir: layerCacheDir(a.layerCache),
-        accel: detectAccel(),
-        memoryMiB: CUSTOM_LAYER_MEMORY_MIB,
-        reporter,
-        signal,
-      });
-      return new Map(
-        [...layers].map(([ref, l]) => [
-          ref,
-          l && {
-            file: l.file,
-            key: l.key,
-            built: l.built,
-            repos: l.repos.map((r) => ({ name: r.name, source: r.source })),
-            packages: l.packages,
-          },
-        ]),
-      );
-    },
-  };
 }
 
 function loadEnv(a: UpArgs): Environment {
@@ -260,47 +197,6 @@ export async function downCommand(a: EnvCommon & { env?: string }): Promise<void
   );
 }
 
-const mib = (b: number) => `${(b / 1048576).toFixed(1)} MiB`;
-
-/** Layer files the env records of this host's state dir name (their overlays sit on them). */
-async function layersInUse(uri: string): Promise<Set<string>> {
-  const used = new Set<string>();
-  for (const e of (await discoverEnvs(uri, stateRoot())).values()) {
-    for (const f of e.record?.custom?.layers ?? []) used.add(f);
-    for (const vm of e.record?.vms ?? []) if (vm.image.custom) used.add(vm.image.custom.file);
-  }
-  return used;
-}
-
-async function listLayersCommand(a: EnvCommon & { layerCache?: string }): Promise<void> {
-  const dir = layerCacheDir(a.layerCache);
-  const layers = await listLayers(dir);
-  const used = await layersInUse(libvirtUri(a.connect));
-  const total = layers.reduce((n, l) => n + l.bytes, 0);
-  if (a.json) {
-    const doc = layers.map((l) => ({
-      dir: l.dir,
-      image: l.info?.image,
-      key: l.info?.key,
-      packages: l.info?.packages,
-      repos: l.info?.repos.map((r) => r.source),
-      bytes: l.bytes,
-      lastUsed: l.lastUsed.toISOString(),
-      inUse: used.has(l.file),
-    }));
-    process.stdout.write(`${JSON.stringify({ cache: dir, bytes: total, layers: doc }, null, 2)}\n`);
-    return;
-  }
-  const rows = layers.map((l) => {
-    const pkgs =
-      l.info?.packages.map((p) => `${p.name} ${p.version}`).join(', ') ?? '(unreadable layer.json)';
-    return `${path.basename(l.dir).slice(0, 12)}  ${(l.info?.image ?? '?').padEnd(28)} ${mib(l.bytes).padStart(10)}  ${l.lastUsed.toISOString().slice(0, 16)}  ${used.has(l.file) ? 'in use' : '      '}  ${pkgs}`;
-  });
-  process.stdout.write(
-    `${[`layer cache ${dir}: ${layers.length} layers, ${mib(total)}`, ...rows].join('\n')}\n`,
-  );
-}
-
 export async function listCommand(a: EnvCommon & { layers?: boolean; layerCache?: string }): Promise<void> {
   if (a.layers) return listLayersCommand(a);
   const envs = [...(await discoverEnvs(libvirtUri(a.connect), stateRoot())).values()];
@@ -389,39 +285,6 @@ export async function consoleCommand(
     return 0;
   }
   return runInteractive(requireTool('virsh'), ['-c', uri, 'console', vm.libvirtName]);
-}
-
-async function gcLayersCommand(a: EnvCommon & { layerCache?: string; keepDays: number }): Promise<void> {
-  const dir = layerCacheDir(a.layerCache);
-  const r = await gcLayers(dir, await layersInUse(libvirtUri(a.connect)), a.keepDays);
-  if (a.json) {
-    process.stdout.write(
-      `${JSON.stringify(
-        {
-          cache: dir,
-          removed: r.removed.map((l) => ({ dir: l.dir, image: l.info?.image, bytes: l.bytes })),
-          kept: r.kept.map((k) => ({ dir: k.layer.dir, image: k.layer.info?.image, why: k.why })),
-          leftovers: r.leftovers,
-        },
-        null,
-        2,
-      )}\n`,
-    );
-    return;
-  }
-  const freed = r.removed.reduce((n, l) => n + l.bytes, 0);
-  const lines = [
-    ...r.removed.map(
-      (l) => `removed layer ${path.basename(l.dir).slice(0, 12)} (${l.info?.image ?? '?'}, ${mib(l.bytes)})`,
-    ),
-    ...r.kept.map(
-      (k) =>
-        `kept layer ${path.basename(k.layer.dir).slice(0, 12)} (${k.layer.info?.image ?? '?'}): ${k.why}`,
-    ),
-    ...r.leftovers.map((d) => `removed ${d} (a build that died)`),
-    `${r.removed.length} layers removed, ${mib(freed)} freed; ${r.kept.length} kept`,
-  ];
-  process.stdout.write(`${lines.join('\n')}\n`);
 }
 
 export async function gcCommand(
