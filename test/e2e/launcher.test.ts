@@ -289,7 +289,7 @@ describe.skipIf(!isRoot)('ost up / down on real libvirt in a network namespace',
       }
       // what OST's harness reads says the repos are applied; ost status lists the custom packages per VM
       expect(readFileSync(path.join(second.workdir, 'env.sh'), 'utf8')).toContain(
-        `export OST_CUSTOM_REPOS_APPLIED=${repo1}`,
+        `export OST_CUSTOM_REPOS_APPLIED='${repo1}'`,
       );
       const st = await ostNs(['status', second.id]);
       expect(
