@@ -683,9 +683,19 @@ describe.skipIf(!isRoot)('ost up / down on real libvirt in a network namespace',
     async () => {
       const mtimes = () => layerDirs().map((d) => statSync(path.join(d, 'layer.qcow2')).mtimeMs);
       const before = mtimes();
+      // demo-suite's two images, without its deploy scripts (--no-wait: the layers matter here, not the boot)
+      const two = path.join(work, 'two-images.yaml');
+      writeFileSync(
+        two,
+        'suites:\n  two:\n    networks:\n      management: { management: true, forward: nat }\n    vms:\n' +
+          '      engine: { image: debian12-engine-installed, memory: 384, nics: [management] }\n' +
+          '      host-0: { image: debian12-host-installed, memory: 384, nics: [management] }\n',
+      );
       const r = await ostNs([
         'up',
-        'demo-suite',
+        'two',
+        '--env-file',
+        two,
         '--images-root',
         root,
         '--custom-repo',
