@@ -5,7 +5,7 @@
 // empty layer cache (layers built); (c) the same again (layers cached); and a plain ost up to compare (c)'s
 // own overhead with. For demo-suite (2 VMs of 2 images) and the 3-VM bench suite (2 VMs share an image).
 // Usage (root): node bench/custom.mjs --root <installroot with the debian12 ost-images RPMs>
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { writeAptFlatIndex } from '../dist/builder/custom/repos.js';
 import { libvirtNetns, runner, sec, writeBenchSuite } from './lib.mjs';
@@ -19,6 +19,7 @@ if (!root) {
 }
 const ost = path.join(repoRoot, 'bin/ost');
 const work = mkdtempSync('/var/tmp/ost-custom-bench-');
+chmodSync(work, 0o755); // qemu reads the layer cache inside it
 mkdirSync(path.join(work, 'state'));
 const env = {
   ...process.env,
@@ -83,7 +84,18 @@ function versions(rec) {
     return `${vm.name}: ${r.stdout.trim().replace(/\n/g, ', ').replace(/\t/g, ' ')}`;
   });
 }
-const down = (rec) => inNs([ost, 'down', rec.id]);
+const live = new Set();
+const down = (rec) => {
+  inNs([ost, 'down', rec.id]);
+  live.delete(rec.id);
+};
+/** An `ost up` whose env is taken down however the benchmark ends. */
+const upTimed = (argv) => {
+  const r = inNs(argv);
+  const rec = JSON.parse(r.stdout);
+  live.add(rec.id);
+  return { ms: r.ms, rec };
+};
 const ownTime = (rec) => rec.timings.total - (rec.timings.ready ?? 0) - (rec.timings.deploy ?? 0);
 
 const rows = [];
@@ -95,35 +107,46 @@ try {
     await writeAptFlatIndex(repo); // OST's custom repos come with metadata (createrepo); ours needs its index too
     const plain = inNs(upArgs(s));
     const rec = JSON.parse(plain.stdout);
-    const ssh = `ssh -F ${path.join(rec.workdir, 'ssh_config')}`;
-    const apt =
-      "mkdir -p /etc/ost-run-apt && printf 'Types: deb\\nURIs: file:/var/tmp/custom-repo\\nSuites: ./\\nTrusted: yes\\n' > /etc/ost-run-apt/c.sources" +
-      ' && A="apt-get -o Dir::Etc::SourceList=/dev/null -o Dir::Etc::SourceParts=/etc/ost-run-apt -y"' +
-      ' && $A update && DEBIAN_FRONTEND=noninteractive $A upgrade --with-new-pkgs && DEBIAN_FRONTEND=noninteractive $A install ost-custom-probe';
+    live.add(rec.id);
+    // the steps of OST's deploy fixture, with apt: only the custom repo, upgrade, install the new package
+    const script = path.join(work, 'ost-way.sh');
+    writeFileSync(
+      script,
+      [
+        'set -e',
+        'mkdir -p /etc/ost-run-apt',
+        "printf 'Types: deb\\nURIs: file:/var/tmp/custom-repo\\nSuites: ./\\nTrusted: yes\\n' > /etc/ost-run-apt/c.sources",
+        'A="apt-get -o Dir::Etc::SourceList=/dev/null -o Dir::Etc::SourceParts=/etc/ost-run-apt -y -q"',
+        '$A update',
+        'DEBIAN_FRONTEND=noninteractive $A upgrade --with-new-pkgs',
+        'DEBIAN_FRONTEND=noninteractive $A install ost-custom-probe',
+        '',
+      ].join('\n'),
+    );
+    const cfg = path.join(rec.workdir, 'ssh_config');
     const perVm = rec.vms
       .map(
         (vm) =>
-          `(scp -q -r -F ${path.join(rec.workdir, 'ssh_config')} ${repo} ${vm.name}:/var/tmp/ && ${ssh} ${vm.name} '${apt}' >/dev/null) &`,
+          `(scp -q -r -F ${cfg} ${repo} ${vm.name}:/var/tmp/ && ssh -F ${cfg} ${vm.name} bash -s < ${script} > ${work}/ost-way-${vm.name}.log 2>&1) & pids+=($!);`,
       )
       .join(' ');
     const t1 = Date.now();
-    inNs(['bash', '-c', `${perVm} wait`]);
+    inNs(['bash', '-c', `pids=(); ${perVm} for p in "\${pids[@]}"; do wait $p || exit 1; done`]);
     const a = { ms: Date.now() - t0, upgradeMs: Date.now() - t1, versions: versions(rec), rec };
     down(rec);
 
     // (b) cold: layers built; (c) warm: layers cached
     rmSync(layers, { recursive: true, force: true });
-    const cold = inNs([...upArgs(s), ...custom]);
-    const b = { ms: cold.ms, rec: JSON.parse(cold.stdout) };
+    const b = upTimed([...upArgs(s), ...custom]);
     b.versions = versions(b.rec);
     down(b.rec);
-    const warm = inNs([...upArgs(s), ...custom]);
-    const c = { ms: warm.ms, rec: JSON.parse(warm.stdout) };
+    const c = upTimed([...upArgs(s), ...custom]);
     c.versions = versions(c.rec);
     down(c.rec);
     rows.push({ suite: s.name, vms: rec.vms.length, a, b, c });
   }
 } finally {
+  for (const id of live) inNs([ost, 'down', id], { allowFailure: true });
   stop();
   rmSync(env.OST_OVERLAY_DIR, { recursive: true, force: true });
 }

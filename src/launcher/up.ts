@@ -18,7 +18,7 @@ import { create, createOverlay } from '../tools/qemu-img.js';
 import { parseNames, virsh } from '../tools/virsh.js';
 import { runDeployScripts } from './deploy.js';
 import type { Environment, EnvVm } from './env/model.js';
-import { qemuIdentity } from './images/qemu-user.js';
+import { qemuIdentity, unreadableBy } from './images/qemu-user.js';
 import { type ResolvedImage, refText, resolveImages } from './images/resolve.js';
 import { SSHD_CONFIG, startSshdProxy, stopSshdProxy } from './ipv6-proxy.js';
 import {
@@ -216,6 +216,14 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
         )
       : new Map<string, AppliedCustomLayer | undefined>();
     const layerOf = (vm: EnvVm) => layers.get(refText(vm.image, vm.squashed));
+    for (const l of layers.values()) {
+      const why = l && unreadableBy(qemu, l.file);
+      if (why)
+        throw new OstError(
+          `qemu (user ${qemu.name}) cannot read the custom layer ${l.file}: ${why}`,
+          'put the layer cache where qemu can reach it (--layer-cache / OST_LAYER_CACHE; default /var/cache/ost/layers)',
+        );
+    }
 
     // state (env links, leases) lives in a directory only its owner can change
     await ownDir(o.stateRoot, 0o755, 'the state directory');
