@@ -267,7 +267,8 @@ const LIST_LINE = '@@ost-pkg';
 const LIST_END = '@@ost-pkglist-end';
 
 /**
- * A guest command that prints the installed packages (`name<TAB>version<TAB>arch` lines) to the
+ * A guest command that prints the installed packages (`name version arch` lines: none of the three has a
+ * space; a tab would not do, libguestfs escapes control characters in the console it relays) to the
  * appliance's serial console, framed by markers and the sha256 of the list. virt-customize has no
  * copy-out, and a command's own output goes to a log inside the appliance; with -v the console is in our
  * output, which saves a second appliance boot to read the list (readMarkedPackageList, else read the image).
@@ -276,8 +277,8 @@ export function packageListCommand(family: Family): string {
   const list =
     family === 'deb'
       ? // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own ${field} format
-        "dpkg-query -W -f '${db:Status-Abbrev}\\t${Package}\\t${Version}\\t${Architecture}\\n' | sed -n 's/^[a-z]i[ A-Z]*\\t//p'"
-      : "rpm -qa --qf '%{NAME}\\t%{EPOCH}:%{VERSION}-%{RELEASE}\\t%{ARCH}\\n' | sed 's/\\t(none):/\\t/' | grep -v '^gpg-pubkey\\s'";
+        "dpkg-query -W -f '${db:Status-Abbrev} ${Package} ${Version} ${Architecture}\\n' | sed -n 's/^[a-z]i[A-Z]* *//p'"
+      : "rpm -qa --qf '%{NAME} %{EPOCH}:%{VERSION}-%{RELEASE} %{ARCH}\\n' | sed 's/ (none):/ /' | grep -v '^gpg-pubkey '";
   return (
     `l=$(${list} | sort) && { echo "${LIST_BEGIN} $(printf %s "$l" | sha256sum | cut -c1-64)"; ` +
     `printf '%s\\n' "$l" | sed 's/^/${LIST_LINE} /'; echo ${LIST_END}; } > /dev/ttyS0`
@@ -300,7 +301,7 @@ export function readMarkedPackageList(
   for (const l of lines.slice(begin + 1)) {
     if (l === LIST_END) {
       if (digest(rows.join('\n')) !== want) return undefined;
-      return rows.map((r) => r.split('\t'));
+      return rows.map((r) => r.split(' '));
     }
     if (l.startsWith(`${LIST_LINE} `)) rows.push(l.slice(LIST_LINE.length + 1));
   }

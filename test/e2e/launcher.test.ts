@@ -264,6 +264,10 @@ describe.skipIf(!isRoot)('ost up / down on real libvirt in a network namespace',
         });
         expect(path.dirname(path.dirname(c.file))).toBe(layerCache);
         expect(statSync(c.file).mode & 0o777).toBe(0o444);
+        // one appliance run per layer: its package list came out on the appliance's console
+        expect(
+          JSON.parse(readFileSync(path.join(path.dirname(c.file), 'layer.json'), 'utf8')).packagesFrom,
+        ).toBe('console');
         const [overlay] = await info(vm.overlay, undefined, true);
         expect(overlay?.backingFilename).toBe(c.file);
         const [layer] = await info(c.file, undefined, true);

@@ -281,12 +281,12 @@ describe('custom layer guest commands', () => {
     });
     expect(argv.at(-1)).toBe('--selinux-relabel');
     expect(packageListCommand('rpm')).toContain(
-      "rpm -qa --qf '%{NAME}\\t%{EPOCH}:%{VERSION}-%{RELEASE}\\t%{ARCH}\\n'",
+      "rpm -qa --qf '%{NAME} %{EPOCH}:%{VERSION}-%{RELEASE} %{ARCH}\\n'",
     );
   });
 
   it('reads the package list from the appliance console output, and refuses a garbled one', () => {
-    const rows = ['bash\t5.2\tamd64', 'less\t99:1-ost1\tall'];
+    const rows = ['bash 5.2 amd64', 'less 99:1-ost1 all'];
     const out = [
       '[  25.1] Running: l=$(dpkg-query ...) @@ost-pkglist-begin $(printf ...)',
       `@@ost-pkglist-begin ${sha256(rows.join('\n'))}`,
@@ -295,7 +295,9 @@ describe('custom layer guest commands', () => {
       `@@ost-pkg ${rows[1]}`,
       '@@ost-pkglist-end',
     ].join('\n');
-    expect(readMarkedPackageList(out, sha256)).toEqual(rows.map((r) => r.split('\t')));
+    expect(readMarkedPackageList(out, sha256)).toEqual(rows.map((r) => r.split(' ')));
+    // what libguestfs relays of a tab (an escape) breaks the checksum: read the image instead
+    expect(readMarkedPackageList(out.replace('bash 5.2', 'bash\\t5.2'), sha256)).toBeUndefined();
     expect(readMarkedPackageList(out.replace(`@@ost-pkg ${rows[1]}\n`, ''), sha256)).toBeUndefined();
     expect(readMarkedPackageList('nothing here', sha256)).toBeUndefined();
   });

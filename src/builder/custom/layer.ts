@@ -87,6 +87,8 @@ export interface CustomLayerInfo {
   diff: PkgDiff;
   builtAt: string;
   buildMs: number;
+  /** Where the package list came from: the build's own console (one appliance run) or a second read. */
+  packagesFrom: 'console' | 'image';
 }
 
 export interface CustomLayer extends CustomLayerInfo {
@@ -190,6 +192,13 @@ async function buildLayer(
     const before = base.packages ?? (await readImagePackages(base.family, base.file, o.accel));
     // the list the appliance printed; read from the image (one more appliance boot) only if it got garbled
     const printed = readMarkedPackageList(`${res.stdout}\n${res.stderr}`, sha256);
+    if (!printed)
+      o.reporter({
+        type: 'warning',
+        subject: base.ref,
+        message:
+          'the package list did not come through the appliance console whole; reading it from the layer',
+      });
     const after = printed
       ? sortPackages(printed.map(([name = '', version = '', arch = '']) => ({ name, version, arch })))
       : await readImagePackages(base.family, image, o.accel);
@@ -208,6 +217,7 @@ async function buildLayer(
       diff,
       builtAt: new Date().toISOString(),
       buildMs: Date.now() - started,
+      packagesFrom: printed ? 'console' : 'image',
     };
     await atomicWriteFile(path.join(tmp, 'pkglist.txt'), formatPkglist(after));
     await atomicWriteFile(path.join(tmp, 'pkglist-diff.txt'), formatDiff(diff));
