@@ -21,6 +21,7 @@ import {
   type CustomLayerInfo,
   checkSupplied,
   customLayerKey,
+  guestFailure,
   isAffected,
 } from '../../src/builder/custom/layer.js';
 import {
@@ -48,6 +49,7 @@ import { tinyLayerRpm } from '../helpers/rpms.js';
 import { tempTree } from '../helpers/sets.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'ost-custom-'));
+const FIXTURES = path.resolve(import.meta.dirname, '../fixtures/custom');
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const base = (packages?: [string, string][]): CustomBase => ({
@@ -285,6 +287,19 @@ describe('custom layer guest commands', () => {
     );
   });
 
+  it('says why a custom layer failed: the guest command output before virt-customize -v error, not its debug chatter', () => {
+    const log = readFileSync(path.join(FIXTURES, 'virt-customize-v-failed.log'), 'utf8');
+    expect(guestFailure(log)).toEqual([
+      'Executing: /lib/systemd/systemd-sysv-install enable chrony', // the image's own build log before ours
+      'about to fail',
+      'Reading package lists...',
+      'Building dependency tree...',
+      'Reading state information...',
+      'E: Unable to locate package no-such-package-xyz',
+      'echo about to fail; apt-get install -y no-such-package-xyz: command exited with an error',
+    ]);
+  });
+
   it('reads the package list from the appliance console output, and refuses a garbled one', () => {
     const rows = ['bash 5.2 amd64', 'less 99:1-ost1 all'];
     const out = [
@@ -399,6 +414,9 @@ describe('layer cache gc', () => {
     layer('d', 0);
     mkdirSync(path.join(cache, '.tmp-0123456789abcdef-999999-abc123')); // a build whose process is gone
     mkdirSync(path.join(cache, `.stage-${process.pid}-abc123`)); // ours: alive
+    writeFileSync(path.join(cache, `${'e'.repeat(32)}.failed.log`), 'x');
+    const monthAgo = new Date(Date.now() - 30 * 86_400_000);
+    utimesSync(path.join(cache, `${'e'.repeat(32)}.failed.log`), monthAgo, monthAgo);
     expect((await listLayers(cache)).map((l) => l.info?.image)).toEqual(['img-a', 'img-b', 'img-c', 'img-d']);
     const r = await gcLayers(cache, new Set([inUse]), 7);
     expect(r.removed.map((l) => l.info?.image)).toEqual(['img-b']);
@@ -407,7 +425,12 @@ describe('layer cache gc', () => {
       ['img-c', 'used in the last 7 days'],
       ['img-d', 'used in the last minutes'],
     ]);
-    expect(r.leftovers).toEqual([path.join(cache, '.tmp-0123456789abcdef-999999-abc123')]);
+    expect(r.leftovers.sort()).toEqual(
+      [
+        path.join(cache, '.tmp-0123456789abcdef-999999-abc123'),
+        path.join(cache, `${'e'.repeat(32)}.failed.log`),
+      ].sort(),
+    );
     expect(readdirSync(cache).filter((f) => f.startsWith('.'))).toEqual([`.stage-${process.pid}-abc123`]);
     const again = await gcLayers(cache, new Set(), 0);
     expect(again.removed.map((l) => l.info?.image)).toEqual(['img-a', 'img-c']);

@@ -98,8 +98,16 @@ export async function gcLayers(
       await lock.release();
     }
   }
-  // .tmp-<key>-<pid>-<rand> and .stage-<pid>-<rand>: a build or staging that died
+  // .tmp-<key>-<pid>-<rand> and .stage-<pid>-<rand>: a build or staging that died; old logs of failed builds
   for (const name of await fs.readdir(cacheDir).catch(() => [] as string[])) {
+    if (name.endsWith('.failed.log')) {
+      const st = await fs.stat(path.join(cacheDir, name)).catch(() => undefined);
+      if (st && now - st.mtimeMs >= keepMs) {
+        await fs.rm(path.join(cacheDir, name), { force: true });
+        result.leftovers.push(path.join(cacheDir, name));
+      }
+      continue;
+    }
     const m = /^\.(?:tmp-[0-9a-f]{16}|stage)-(\d+)-[0-9a-f]+$/.exec(name);
     if (!m || processAlive({ pid: Number(m[1]), start: '' })) continue;
     await removeTree(path.join(cacheDir, name));

@@ -9,7 +9,7 @@ import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
 import type { Accel } from '../../core/accel.js';
 import { guestfsEnv } from '../../core/accel.js';
-import { OstError } from '../../core/errors.js';
+import { OstError, ToolError } from '../../core/errors.js';
 import type { Reporter } from '../../core/events.js';
 import { atomicWriteFile, fsyncDir, removeTree, sha256, stableStringify } from '../../core/fsutil.js';
 import { acquireLock } from '../../core/lock.js';
@@ -230,9 +230,43 @@ async function buildLayer(
     await fsyncDir(o.cacheDir);
     return info;
   } catch (err) {
+    // keep the log where the user can read it, and say what went wrong in the guest
+    const kept = path.join(o.cacheDir, `${key.slice(0, 32)}.failed.log`);
+    const saved = await fs
+      .rename(path.join(tmp, 'build.log'), kept)
+      .then(() => true)
+      .catch(() => false);
     await removeTree(tmp);
-    throw err;
+    if (!(err instanceof ToolError) || !saved) throw err;
+    const lines = guestFailure(await fs.readFile(kept, 'utf8'));
+    throw new OstError(
+      `the custom layer of ${base.ref} failed to build: ${lines.at(-1) ?? err.message}${
+        lines.length > 1
+          ? `\n${lines
+              .slice(0, -1)
+              .map((l) => `  | ${l}`)
+              .join('\n')}`
+          : ''
+      }`,
+      `the whole log: ${kept}`,
+    );
   }
+}
+
+/** virt-customize -v's error line and the guest command's output before it, without the debug chatter. */
+export function guestFailure(log: string, keep = 6): string[] {
+  const lines = log.split('\n');
+  const end = lines.findLastIndex((l) => l.startsWith('virt-customize: error:'));
+  if (end < 0) return [];
+  const noise =
+    /^(commandrvf:|guestfsd:|libguestfs:|umount-all:|\[ *\d+\.\d+\]|SELinux enabled|No filesystem is currently mounted|Failed to determine unit|fsync \/dev|@@ost-pkg)/;
+  const out: string[] = [];
+  for (let i = end - 1; i >= 0 && out.length < keep; i--) {
+    const l = lines[i] as string;
+    if (l.startsWith('Running:') || /^\[ *\d+\.\d\] /.test(l)) break;
+    if (l.trim() && !noise.test(l)) out.unshift(l);
+  }
+  return [...out, (lines[end] as string).replace(/^virt-customize: error: /, '')];
 }
 
 /** Make (or reuse) one image's custom layer. */
