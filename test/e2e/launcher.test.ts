@@ -40,6 +40,7 @@ const repo1 = path.join(work, 'custom-1');
 const repo2 = path.join(work, 'custom-2');
 const repo3 = path.join(work, 'custom-3');
 const repo4 = path.join(work, 'custom-4');
+const repo5 = path.join(work, 'custom-5');
 const oneHost = path.join(work, 'one-host.yaml');
 const layerCache = path.join(work, 'layers');
 const cache = ['--layer-cache', layerCache];
@@ -657,7 +658,14 @@ describe.skipIf(!isRoot)('ost up / down on real libvirt in a network namespace',
       // a package no image has (not listed to install): it supplies nothing
       await makeDeb(repo3, 'less', '1.0-ost1');
       await makeDeb(repo4, 'ost-nobody-has-it', '1.0');
-      const [one, other, bad] = await Promise.all([upOne([repo2]), upOne([repo2]), upOne([repo3, repo4])]);
+      // and a package that cannot be installed: the build fails, saying why
+      await makeDeb(repo5, 'ost-broken', '1.0', 'ost-no-such-package');
+      const [one, other, bad, broken] = await Promise.all([
+        upOne([repo2]),
+        upOne([repo2]),
+        upOne([repo3, repo4]),
+        upOne([repo5], ['--custom-install', 'ost-broken']),
+      ]);
       const both = [one, other];
       for (const b of both) expect(b.code, b.stderr).toBe(0);
       const recs = both.map((b) => JSON.parse(b.stdout) as EnvRecord);
@@ -665,7 +673,8 @@ describe.skipIf(!isRoot)('ost up / down on real libvirt in a network namespace',
       expect(layers[0]?.key).toBe(layers[1]?.key);
       expect(layers.map((l) => l?.built).sort()).toEqual([false, true]);
       expect(layers[0]?.packages.map((p) => `${p.name} ${p.version}`)).toEqual(['less 99:2-ost1']);
-      // demo-suite's two, this one, and the one that supplied nothing (kept: the same repos fail at once)
+      // demo-suite's two, this one, and the one that supplied nothing (kept: the same repos fail at once);
+      // the broken one left no layer
       expect(layerDirs()).toHaveLength(4);
       for (const r of recs) expect((await ostNs(['down', r.id])).code).toBe(0);
       expect(bad.code).toBe(1);
@@ -678,6 +687,12 @@ describe.skipIf(!isRoot)('ost up / down on real libvirt in a network namespace',
         `custom repo ${repo4} supplied nothing: none of its packages (ost-nobody-has-it) is installed in debian12-host-installed`,
       );
       expect(bad.stderr).toContain('--skip-custom-check');
+      expect(broken.code).toBe(1);
+      expect(broken.stderr).toContain('the custom layer of debian12-host-installed failed to build:');
+      expect(broken.stderr).toMatch(
+        /\| .*ost-broken : Depends: ost-no-such-package but it is not installable/,
+      );
+      expect(broken.stderr).toMatch(/the whole log: .*\/layers\/[0-9a-f]{32}\.failed\.log/);
       expect(await leftovers()).toEqual(NOTHING);
     },
     15 * MIN,

@@ -7,9 +7,9 @@ import { debBuildArgv } from '../../src/tools/dpkg-deb.js';
 
 /**
  * Build `<name>_<version>_all.deb` into `dir` (made if needed): it installs
- * /usr/share/<name>/version with the version in it. Returns the file.
+ * /usr/share/<name>/version with the version in it (and `Depends: depends` when given). Returns the file.
  */
-export async function makeDeb(dir: string, name: string, version: string): Promise<string> {
+export async function makeDeb(dir: string, name: string, version: string, depends?: string): Promise<string> {
   const tree = mkdtempSync(path.join(tmpdir(), 'ost-deb-'));
   try {
     mkdirSync(path.join(tree, 'DEBIAN'));
@@ -17,6 +17,7 @@ export async function makeDeb(dir: string, name: string, version: string): Promi
     writeFileSync(
       path.join(tree, 'DEBIAN/control'),
       `Package: ${name}\nVersion: ${version}\nArchitecture: all\nMaintainer: ost tests <ost@example.invalid>\n` +
+        (depends ? `Depends: ${depends}\n` : '') +
         `Description: test package ${name} ${version} made by the ost tests\n`,
     );
     writeFileSync(path.join(tree, 'usr/share', name, 'version'), `${version}\n`);
