@@ -240,20 +240,13 @@ async function buildLayer(
     if (!(err instanceof ToolError) || !saved) throw err;
     const lines = guestFailure(await fs.readFile(kept, 'utf8'));
     throw new OstError(
-      `the custom layer of ${base.ref} failed to build: ${lines.at(-1) ?? err.message}${
-        lines.length > 1
-          ? `\n${lines
-              .slice(0, -1)
-              .map((l) => `  | ${l}`)
-              .join('\n')}`
-          : ''
-      }`,
+      `the custom layer of ${base.ref} failed to build: ${lines.length ? 'a command in the guest failed' : err.message}${lines.map((l) => `\n  | ${l}`).join('')}`,
       `the whole log: ${kept}`,
     );
   }
 }
 
-/** virt-customize -v's error line and the guest command's output before it, without the debug chatter. */
+/** The last lines a failed guest command printed (before virt-customize -v's error), without the debug chatter. */
 export function guestFailure(log: string, keep = 6): string[] {
   const lines = log.split('\n');
   const end = lines.findLastIndex((l) => l.startsWith('virt-customize: error:'));
@@ -266,7 +259,7 @@ export function guestFailure(log: string, keep = 6): string[] {
     if (l.startsWith('Running:') || /^\[ *\d+\.\d\] /.test(l)) break;
     if (l.trim() && !noise.test(l)) out.unshift(l);
   }
-  return [...out, (lines[end] as string).replace(/^virt-customize: error: /, '')];
+  return out;
 }
 
 /** Make (or reuse) one image's custom layer. */
