@@ -78,7 +78,8 @@ describe.skipIf(!isRoot)('the nightly pipeline on local package repositories (re
     sharedKey = path.join(shared.out, 'debian12_id_rsa');
     const base = path.join(shared.out, 'debian12-base.qcow2');
     await addProbe(seedRepo, '1.0');
-    await writeAptFlatIndex(local); // no updates yet
+    mkdirSync(local, { recursive: true });
+    await writeAptFlatIndex(local); // no updates yet: an empty index
     mkdirSync(path.dirname(setFile), { recursive: true });
     writeFileSync(
       setFile,
