@@ -7,7 +7,6 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
-import { XMLParser } from 'fast-xml-parser';
 import { OstError } from '../../core/errors.js';
 import { atomicWriteFile, fileSha256 } from '../../core/fsutil.js';
 import { createrepoArgv } from '../../tools/createrepo.js';
@@ -15,6 +14,7 @@ import { debFieldsArgv, parseStanza, parseStanzas } from '../../tools/dpkg-deb.j
 import { parseRpmFileQuery, rpmQueryFilesArgv } from '../../tools/rpm.js';
 import { runArgv } from '../../tools/run-tool.js';
 import type { Family } from '../../tools/virt-customize.js';
+import { readRepo, readRepoFile } from '../repo/metadata.js';
 
 /** One package a custom repository offers. */
 export interface CustomPackage {
@@ -127,13 +127,6 @@ export async function writeAptFlatIndex(dir: string, signal?: AbortSignal): Prom
   return packages;
 }
 
-async function download(url: string, signal?: AbortSignal): Promise<Buffer> {
-  const timeout = AbortSignal.timeout(URL_TIMEOUT_MS);
-  const res = await fetch(url, { signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
-  if (!res.ok) throw new OstError(`${url}: HTTP ${res.status} ${res.statusText}`);
-  return Buffer.from(await res.arrayBuffer());
-}
-
 /** Packages of a flat apt repository (`URL/Packages` or `Packages.gz`), from its index. */
 export function parsePackagesIndex(text: string): CustomPackage[] {
   return parseStanzas(text).map((f) => ({
@@ -144,53 +137,26 @@ export function parsePackagesIndex(text: string): CustomPackage[] {
   }));
 }
 
-const xml = new XMLParser({ ignoreAttributes: false, attributeNamePrefix: '@_', removeNSPrefix: true });
-const asArray = <T>(v: T | T[] | undefined): T[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
-
-/** Where repomd.xml says the primary metadata is. */
-export function primaryHref(repomd: string): string | undefined {
-  const doc = xml.parse(repomd) as { repomd?: { data?: unknown } };
-  const data = asArray(doc.repomd?.data) as { '@_type'?: string; location?: { '@_href'?: string } }[];
-  return data.find((d) => d['@_type'] === 'primary')?.location?.['@_href'];
-}
-
-/** Packages of a DNF repository's primary.xml: name, [epoch:]version-release, arch, checksum. */
-export function parsePrimary(text: string): CustomPackage[] {
-  type Pkg = {
-    name?: string;
-    arch?: string;
-    version?: { '@_epoch'?: string; '@_ver'?: string; '@_rel'?: string };
-    checksum?: { '#text'?: string } | string;
-  };
-  const doc = xml.parse(text) as { metadata?: { package?: Pkg | Pkg[] } };
-  return asArray(doc.metadata?.package).map((p) => {
-    const v = p.version ?? {};
-    const epoch = v['@_epoch'] && v['@_epoch'] !== '0' ? `${v['@_epoch']}:` : '';
-    return {
-      name: String(p.name ?? ''),
-      version: `${epoch}${v['@_ver'] ?? ''}-${v['@_rel'] ?? ''}`,
-      arch: String(p.arch ?? ''),
-      sha256: typeof p.checksum === 'object' ? String(p.checksum['#text'] ?? '') : String(p.checksum ?? ''),
-    };
-  });
-}
-
 async function readUrlRepo(repo: CustomRepo, url: string, family: Family, signal?: AbortSignal) {
   const base = url.replace(/\/+$/, '');
   repo.url = base;
+  const timeout = AbortSignal.timeout(URL_TIMEOUT_MS);
+  const within = signal ? AbortSignal.any([signal, timeout]) : timeout;
   try {
     if (family === 'deb') {
-      const text = await download(`${base}/Packages`, signal)
+      const text = await readRepoFile(base, 'Packages', within)
         .then((b) => b.toString('utf8'))
-        .catch(async () => gunzipSync(await download(`${base}/Packages.gz`, signal)).toString('utf8'));
+        .catch(async () => gunzipSync(await readRepoFile(base, 'Packages.gz', within)).toString('utf8'));
       repo.packages.push(...parsePackagesIndex(text));
       return;
     }
-    const href = primaryHref((await download(`${base}/repodata/repomd.xml`, signal)).toString('utf8'));
-    if (!href) throw new OstError(`${base}/repodata/repomd.xml names no primary metadata`);
-    let raw = await download(`${base}/${href}`, signal);
-    if (href.endsWith('.gz')) raw = gunzipSync(raw);
-    repo.packages.push(...parsePrimary(raw.toString('utf8')));
+    for (const p of await readRepo(base, within))
+      repo.packages.push({
+        name: p.name,
+        version: `${p.epoch && p.epoch !== '0' ? `${p.epoch}:` : ''}${p.version}-${p.release}`,
+        arch: p.arch,
+        sha256: p.sha256 ?? '',
+      });
   } catch (err) {
     if (signal?.aborted) throw err;
     throw new OstError(

@@ -7,8 +7,11 @@ import { OstError } from '../../core/errors.js';
 
 export interface RepoPackage {
   name: string;
+  /** Absent or 0 when the package has none. */
+  epoch?: string;
   version: string;
   release: string;
+  arch: string;
   /** Relative to the repository root. */
   location: string;
   sha256?: string;
@@ -18,11 +21,11 @@ export interface RepoPackage {
 
 const isUrl = (s: string) => /^https?:\/\//.test(s);
 
-/** Bytes of a file in the repository. */
-export async function readRepoFile(repo: string, rel: string): Promise<Buffer> {
+/** Bytes of a file in the repository (`signal` aborts a download). */
+export async function readRepoFile(repo: string, rel: string, signal?: AbortSignal): Promise<Buffer> {
   if (isUrl(repo)) {
     const url = `${repo.replace(/\/$/, '')}/${rel}`;
-    const res = await fetch(url);
+    const res = await fetch(url, { signal });
     if (!res.ok) throw new OstError(`cannot fetch ${url}: HTTP ${res.status}`);
     return Buffer.from(await res.arrayBuffer());
   }
@@ -56,8 +59,10 @@ export function parsePrimary(xml: string): RepoPackage[] {
     const format = obj(o.format);
     return {
       name: str(o.name) ?? '',
+      epoch: str(v['@epoch']),
       version: str(v['@ver']) ?? '',
       release: str(v['@rel']) ?? '',
+      arch: str(o.arch) ?? '',
       location: str(obj(o.location)['@href']) ?? '',
       sha256: str(checksum['@type']) === 'sha256' ? str(checksum['#text']) : undefined,
       provides: entries(format.provides),
@@ -67,10 +72,10 @@ export function parsePrimary(xml: string): RepoPackage[] {
 }
 
 /** Every package of a repository (dir, file:// or http(s):// URL). */
-export async function readRepo(repo: string): Promise<RepoPackage[]> {
+export async function readRepo(repo: string, signal?: AbortSignal): Promise<RepoPackage[]> {
   let repomd: string;
   try {
-    repomd = (await readRepoFile(repo, 'repodata/repomd.xml')).toString('utf8');
+    repomd = (await readRepoFile(repo, 'repodata/repomd.xml', signal)).toString('utf8');
   } catch (err) {
     throw new OstError(`${repo} is not a readable DNF repository (no repodata/repomd.xml)`, undefined, err);
   }
@@ -78,7 +83,7 @@ export async function readRepo(repo: string): Promise<RepoPackage[]> {
   const primary = data.find((d) => d['@type'] === 'primary');
   const href = str(obj(primary?.location)['@href']);
   if (!href) throw new OstError(`${repo}: repomd.xml lists no primary metadata`);
-  const raw = await readRepoFile(repo, href);
+  const raw = await readRepoFile(repo, href, signal);
   const xml = href.endsWith('.gz') ? gunzipSync(raw).toString('utf8') : raw.toString('utf8');
   return parsePrimary(xml);
 }
