@@ -112,14 +112,8 @@ export async function writeAptFlatIndex(dir: string, signal?: AbortSignal): Prom
   for (const deb of debs) {
     const file = path.join(dir, deb);
     const control = (await runArgv(debFieldsArgv(file), { signal })).stdout.trimEnd();
-    const fields = parseStanza(control);
     const sha256 = await fileSha256(file);
-    packages.push({
-      name: fields.get('Package') ?? '',
-      version: fields.get('Version') ?? '',
-      arch: fields.get('Architecture') ?? '',
-      sha256,
-    });
+    packages.push(packageOf(parseStanza(control), sha256));
     const size = (await fs.stat(file)).size;
     stanzas.push(`${control}\nFilename: ./${deb}\nSize: ${size}\nSHA256: ${sha256}\n`);
   }
@@ -129,12 +123,17 @@ export async function writeAptFlatIndex(dir: string, signal?: AbortSignal): Prom
 
 /** Packages of a flat apt repository (`URL/Packages` or `Packages.gz`), from its index. */
 export function parsePackagesIndex(text: string): CustomPackage[] {
-  return parseStanzas(text).map((f) => ({
-    name: f.get('Package') ?? '',
-    version: f.get('Version') ?? '',
-    arch: f.get('Architecture') ?? '',
-    sha256: f.get('SHA256') ?? '',
-  }));
+  return parseStanzas(text).map((f) => packageOf(f, f.get('SHA256') ?? ''));
+}
+
+/** A package from its deb822 fields (a control file or a Packages entry). */
+function packageOf(fields: Map<string, string>, sha256: string): CustomPackage {
+  return {
+    name: fields.get('Package') ?? '',
+    version: fields.get('Version') ?? '',
+    arch: fields.get('Architecture') ?? '',
+    sha256,
+  };
 }
 
 async function readUrlRepo(repo: CustomRepo, url: string, family: Family, signal?: AbortSignal) {

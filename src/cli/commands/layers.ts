@@ -91,8 +91,8 @@ const mib = (b: number) => `${(b / 1048576).toFixed(1)} MiB`;
 async function layersInUse(uri: string): Promise<Set<string>> {
   const used = new Set<string>();
   for (const e of (await discoverEnvs(uri, stateRoot())).values()) {
+    // written with the record's first version, before any VM exists
     for (const f of e.record?.custom?.layers ?? []) used.add(f);
-    for (const vm of e.record?.vms ?? []) if (vm.image.custom) used.add(vm.image.custom.file);
   }
   return used;
 }
