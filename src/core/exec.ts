@@ -224,6 +224,98 @@ export function startProcess(
   };
 }
 
+/** A child we talk to over its stdin and stdout, line by line (guestfish's command loop). */
+export interface PipedProcess {
+  commandLine: string;
+  /** Write to its stdin (also logged, each line as `> line`). */
+  write(text: string): void;
+  /** Close its stdin: no more input. */
+  end(): void;
+  /** Resolves when it ends, with its exit code (undefined when killed by a signal). */
+  exited: Promise<number | undefined>;
+  /** Whether it was killed for running past timeoutMs. */
+  timedOut(): boolean;
+  /** The last lines of its stderr. */
+  stderrTail(): string[];
+  /** SIGKILL (it dies with us anyway: pdeathsig). */
+  kill(): void;
+}
+
+/** Start a process fed through stdin; each stdout line goes to onLine, everything to logFile. */
+export function startPiped(
+  file: string,
+  args: readonly string[],
+  opts: {
+    onLine: (line: string) => void;
+    env?: Record<string, string | undefined>;
+    logFile?: string;
+    signal?: AbortSignal;
+    timeoutMs?: number;
+    tailLines?: number;
+  },
+): PipedProcess {
+  const commandLine = formatCommand([file, ...args]);
+  const [spawnFile, spawnArgs] = hasSetpriv
+    ? [SETPRIV, ['--pdeathsig', 'KILL', '--', file, ...args]]
+    : [file, [...args]];
+  const log = opts.logFile ? createWriteStream(opts.logFile, { flags: 'a' }) : undefined;
+  log?.write(`\n$ ${commandLine}\n`);
+  const child = spawn(spawnFile, spawnArgs, {
+    env: opts.env ? { ...process.env, ...opts.env } : process.env,
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  const tail: string[] = [];
+  let partial = '';
+  let timedOut = false;
+  child.stdout.on('data', (chunk: Buffer) => {
+    log?.write(chunk);
+    const lines = (partial + chunk.toString('utf8')).split('\n');
+    partial = lines.pop() ?? '';
+    for (const l of lines) opts.onLine(l);
+  });
+  child.stderr.on('data', (chunk: Buffer) => {
+    log?.write(chunk);
+    tail.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+    tail.splice(0, Math.max(0, tail.length - (opts.tailLines ?? 40)));
+  });
+  // a write after it died must not crash us: its exit is reported through `exited`
+  child.stdin.on('error', () => {});
+  const kill = () => child.kill('SIGKILL');
+  const timer = opts.timeoutMs
+    ? setTimeout(() => {
+        timedOut = true;
+        kill();
+      }, opts.timeoutMs)
+    : undefined;
+  opts.signal?.addEventListener('abort', kill, { once: true });
+  const exited = new Promise<number | undefined>((resolve) => {
+    child.on('error', (err) => {
+      tail.push(String(err));
+      resolve(undefined);
+    });
+    child.on('close', (code) => {
+      if (timer) clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', kill);
+      if (partial) opts.onLine(partial);
+      log?.write(`\n[exit ${code ?? 'signal'}]\n`);
+      log?.end(() => resolve(code ?? undefined));
+      if (!log) resolve(code ?? undefined);
+    });
+  });
+  return {
+    commandLine,
+    write: (text) => {
+      log?.write(text.replace(/^(?=.)/gm, '> '));
+      child.stdin.write(text);
+    },
+    end: () => child.stdin.end(),
+    exited,
+    timedOut: () => timedOut,
+    stderrTail: () => [...tail],
+    kill,
+  };
+}
+
 /** Run a command attached to our terminal (ssh, virsh console); resolves with its exit code. */
 export function runInteractive(file: string, args: readonly string[]): Promise<number> {
   return new Promise((resolve, reject) => {

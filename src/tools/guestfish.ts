@@ -17,10 +17,20 @@ export function readArgv(disk: string, commands: string[][]): string[] {
   return argv;
 }
 
-/** Quote one guestfish argument (guestfish's own syntax, inside its script file). */
+/**
+ * Quote one guestfish argument (guestfish's own syntax: a script file or its command loop, one command per
+ * line). Inside double quotes guestfish reads backslash escapes, so a multi-line argument stays one line.
+ */
 export function gfQuote(arg: string): string {
   if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(arg)) return arg;
-  return `"${arg.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+  const escaped = arg
+    .replace(/\\/g, '\\\\')
+    .replace(/"/g, '\\"')
+    .replace(/\n/g, '\\n')
+    .replace(/\t/g, '\\t')
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is escaped here
+    .replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return `"${escaped}"`;
 }
 
 /** Run guestfish read-only commands against an image and return stdout. */

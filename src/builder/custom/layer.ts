@@ -14,16 +14,16 @@ import type { Reporter } from '../../core/events.js';
 import { atomicWriteFile, fsyncDir, removeTree, sha256, stableStringify } from '../../core/fsutil.js';
 import { acquireLock } from '../../core/lock.js';
 import { ownDir } from '../../core/safe-dir.js';
+import {
+  GuestCommandError,
+  GuestfishSession,
+  mountGuest,
+  runSessionSteps,
+  sessionArgv,
+} from '../../tools/guestfish-session.js';
 import { createOverlayArgv } from '../../tools/qemu-img.js';
 import { runArgv } from '../../tools/run-tool.js';
-import {
-  customizeArgv,
-  customPackageSteps,
-  type Family,
-  packageListCommand,
-  readMarkedPackageList,
-} from '../../tools/virt-customize.js';
-import { readImagePackages } from '../layer-build.js';
+import { customPackageSteps, type Family, packageQueryCommand } from '../../tools/virt-customize.js';
 import { CUSTOMIZE_TIMEOUT_MS } from '../layers/derived.js';
 import {
   diffPackages,
@@ -87,8 +87,6 @@ export interface CustomLayerInfo {
   diff: PkgDiff;
   builtAt: string;
   buildMs: number;
-  /** Where the package list came from: the build's own console (one appliance run) or a second read. */
-  packagesFrom: 'console' | 'image';
 }
 
 export interface CustomLayer extends CustomLayerInfo {
@@ -165,43 +163,36 @@ async function buildLayer(
     const image = path.join(tmp, 'layer.qcow2');
     await runArgv(createOverlayArgv(image, backing), { cwd: tmp, signal: o.signal });
     const log = path.join(tmp, 'build.log');
-    const argv = customizeArgv({
-      disk: image,
-      memoryMiB: o.memoryMiB,
-      network: repos.some((r) => r.url),
-      family: base.family,
-      selinux: base.family === 'rpm',
-      steps: [
-        ...customPackageSteps(base.family, {
-          repos: repos.map((r) => ({ name: r.name, hostDir: r.stagedDir, url: r.url })),
-          install: [...o.install],
-          enabled: o.enabled,
-        }),
-        { kind: 'run', command: packageListCommand(base.family) },
-      ],
-      verbose: true,
-    });
-    o.reporter({ type: 'command', argv, subject: base.ref });
-    const res = await runArgv(argv, {
+    const network = repos.some((r) => r.url);
+    const spec = { disk: image, memoryMiB: o.memoryMiB, network };
+    o.reporter({ type: 'command', argv: sessionArgv(spec), subject: base.ref });
+    // one appliance boot: mount, (list), upgrade, list; no inspection of the guest (see guestfish-session.ts)
+    const session = await GuestfishSession.open(spec, {
       env: guestfsEnv(o.accel),
-      timeoutMs: CUSTOMIZE_TIMEOUT_MS,
       logFile: log,
       signal: o.signal,
+      timeoutMs: CUSTOMIZE_TIMEOUT_MS,
     });
-    await checkImage(image);
-    const before = base.packages ?? (await readImagePackages(base.family, base.file, o.accel));
-    // the list the appliance printed; read from the image (one more appliance boot) only if it got garbled
-    const printed = readMarkedPackageList(`${res.stdout}\n${res.stderr}`, sha256);
-    if (!printed)
-      o.reporter({
-        type: 'warning',
-        subject: base.ref,
-        message:
-          'the package list did not come through the appliance console whole; reading it from the layer',
+    let before: Package[];
+    let after: Package[];
+    try {
+      await mountGuest(session, base.ref);
+      before = base.packages ?? (await listPackages(session, base.family));
+      const steps = customPackageSteps(base.family, {
+        repos: repos.map((r) => ({ name: r.name, hostDir: r.stagedDir, url: r.url })),
+        install: [...o.install],
+        enabled: o.enabled,
       });
-    const after = printed
-      ? sortPackages(printed.map(([name = '', version = '', arch = '']) => ({ name, version, arch })))
-      : await readImagePackages(base.family, image, o.accel);
+      await runSessionSteps(session, base.family, steps, {
+        network,
+        selinux: base.family === 'rpm',
+      });
+      after = await listPackages(session, base.family);
+      await session.close();
+    } finally {
+      session.kill();
+    }
+    await checkImage(image);
     const diff = diffPackages(before, after);
     const info: CustomLayerInfo = {
       format: CUSTOM_FORMAT,
@@ -217,7 +208,6 @@ async function buildLayer(
       diff,
       builtAt: new Date().toISOString(),
       buildMs: Date.now() - started,
-      packagesFrom: printed ? 'console' : 'image',
     };
     await atomicWriteFile(path.join(tmp, 'pkglist.txt'), formatPkglist(after));
     await atomicWriteFile(path.join(tmp, 'pkglist-diff.txt'), formatDiff(diff));
@@ -237,29 +227,42 @@ async function buildLayer(
       .then(() => true)
       .catch(() => false);
     await removeTree(tmp);
-    if (!(err instanceof ToolError) || !saved) throw err;
-    const lines = guestFailure(await fs.readFile(kept, 'utf8'));
-    throw new OstError(
-      `the custom layer of ${base.ref} failed to build: ${lines.length ? 'a command in the guest failed' : err.message}${lines.map((l) => `\n  | ${l}`).join('')}`,
-      `the whole log: ${kept}`,
-    );
+    const where = saved ? `the whole log: ${kept}` : undefined;
+    const what = `the custom layer of ${base.ref} failed to build`;
+    if (err instanceof GuestCommandError)
+      throw new OstError(
+        `${what}: a command in the guest failed${err.output
+          .filter((l) => l.trim())
+          .slice(-6)
+          .map((l) => `\n  | ${l}`)
+          .join('')}`,
+        where,
+      );
+    if (err instanceof ToolError)
+      throw new OstError(
+        `${what}: ${err.message}${err.tail
+          .slice(-4)
+          .map((l) => `\n  | ${l}`)
+          .join('')}`,
+        where,
+      );
+    if (!(err instanceof OstError))
+      throw new OstError(`${what}: ${err instanceof Error ? err.message : String(err)}`, where);
+    throw err;
   }
 }
 
-/** The last lines a failed guest command printed (before virt-customize -v's error), without the debug chatter. */
-export function guestFailure(log: string, keep = 6): string[] {
-  const lines = log.split('\n');
-  const end = lines.findLastIndex((l) => l.startsWith('virt-customize: error:'));
-  if (end < 0) return [];
-  const noise =
-    /^(commandrvf:|guestfsd:|libguestfs:|umount-all:|\[ *\d+\.\d+\]|SELinux enabled|No filesystem is currently mounted|Failed to determine unit|fsync \/dev|@@ost-pkg)/;
-  const out: string[] = [];
-  for (let i = end - 1; i >= 0 && out.length < keep; i--) {
-    const l = lines[i] as string;
-    if (l.startsWith('Running:') || /^\[ *\d+\.\d\] /.test(l)) break;
-    if (l.trim() && !noise.test(l)) out.unshift(l);
-  }
-  return out;
+/** The installed packages of the mounted guest. */
+async function listPackages(session: GuestfishSession, family: Family): Promise<Package[]> {
+  const rows = await session.sh(packageQueryCommand(family));
+  return sortPackages(
+    rows
+      .filter((r) => r.trim())
+      .map((r) => {
+        const [name = '', version = '', arch = ''] = r.split(' ');
+        return { name, version, arch };
+      }),
+  );
 }
 
 /** Make (or reuse) one image's custom layer. */
