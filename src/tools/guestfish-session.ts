@@ -5,7 +5,7 @@
 // Commands whose failure ends the job are sent as they are (guestfish stops at the first error and we
 // report it); probes are sent with guestfish's `-` prefix and judged by what they print.
 import { randomBytes } from 'node:crypto';
-import { ToolError } from '../core/errors.js';
+import { OstError, ToolError } from '../core/errors.js';
 import { type PipedProcess, startPiped } from '../core/exec.js';
 import { requireTool } from '../core/require-tool.js';
 import { gfQuote } from './guestfish.js';
@@ -278,8 +278,9 @@ export async function mountGuest(s: GuestfishSession, what: string): Promise<Gue
     }
   }
   if (!root)
-    throw new Error(
+    throw new OstError(
       `no Linux root filesystem (/etc/fstab and a dpkg or rpm database) on ${what} (looked at ${candidates.join(', ') || 'no filesystem'})`,
+      'is it an installed OS image? a root that is encrypted or on a btrfs subvolume is not supported',
     );
   const fstab = await s.call([
     ['mount', root, '/'],
@@ -293,8 +294,9 @@ export async function mountGuest(s: GuestfishSession, what: string): Promise<Gue
     else if (how) device = (await s.call([[`-findfs-${how[0]}`, how[1]]]))[0];
     if (!device) {
       if (e.nofail) continue;
-      throw new Error(
-        `${what}: /etc/fstab mounts ${e.spec} on ${e.mountpoint}, which is not on the image's disk`,
+      throw new OstError(
+        `${what}: its /etc/fstab mounts ${e.spec} on ${e.mountpoint}, which is not on the image's disk`,
+        'name it by UUID=, LABEL= or a /dev path in the image, or mark it nofail',
       );
     }
     await s.call([[e.nofail ? '-mount' : 'mount', device, e.mountpoint]]);

@@ -238,17 +238,16 @@ async function buildLayer(
           .join('')}`,
         where,
       );
-    if (err instanceof ToolError)
-      throw new OstError(
-        `${what}: ${err.message}${err.tail
-          .slice(-4)
-          .map((l) => `\n  | ${l}`)
-          .join('')}`,
-        where,
-      );
-    if (!(err instanceof OstError))
-      throw new OstError(`${what}: ${err instanceof Error ? err.message : String(err)}`, where);
-    throw err;
+    const detail =
+      err instanceof ToolError
+        ? `${err.message}${err.tail
+            .slice(-4)
+            .map((l) => `\n  | ${l}`)
+            .join('')}`
+        : err instanceof Error
+          ? err.message
+          : String(err);
+    throw new OstError(`${what}: ${detail}`, (err instanceof OstError && err.hint) || where, err);
   }
 }
 
