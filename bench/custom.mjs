@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { writeAptFlatIndex } from '../dist/builder/custom/repos.js';
-import { libvirtNetns, runner, sec, writeBenchSuite } from './lib.mjs';
+import { libvirtNetns, runner, sec, upArgv, writeBenchSuite } from './lib.mjs';
 
 const repoRoot = path.resolve(import.meta.dirname, '..');
 const args = process.argv.slice(2);
@@ -96,18 +96,7 @@ const suites = [
   { name: 'demo-suite', envFile: path.join(repoRoot, 'ost-env.yaml') },
   { name: 'bench-suite', envFile: writeBenchSuite(work) },
 ];
-const upArgs = (s) => [
-  ost,
-  'up',
-  s.name,
-  '--env-file',
-  s.envFile,
-  '--images-root',
-  root,
-  '--json',
-  '--timeout',
-  '1200',
-];
+const upArgs = (s) => upArgv(ost, s.name, s.envFile, root);
 const custom = (w) => [
   '--custom-repo',
   w.repo,

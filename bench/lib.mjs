@@ -67,22 +67,24 @@ export function writeBenchSuite(dir) {
   return file;
 }
 
+/** argv of `ost up SUITE` from an env file and an installroot of image RPMs, waiting for SSH, as JSON. */
+export function upArgv(ost, suite, envFile, installRoot) {
+  return [
+    ost,
+    'up',
+    suite,
+    '--env-file',
+    envFile,
+    '--images-root',
+    installRoot,
+    '--json',
+    '--timeout',
+    '1200',
+  ];
+}
+
 /** One timed `ost up bench-suite` (waiting for SSH) in the namespace: its env.json record and wall time. */
 export function upBenchSuite(inNs, ost, envFile, installRoot, cwd) {
-  const r = inNs(
-    [
-      ost,
-      'up',
-      'bench-suite',
-      '--env-file',
-      envFile,
-      '--images-root',
-      installRoot,
-      '--json',
-      '--timeout',
-      '1200',
-    ],
-    { cwd },
-  );
+  const r = inNs(upArgv(ost, 'bench-suite', envFile, installRoot), { cwd });
   return { rec: JSON.parse(r.stdout), ms: r.ms };
 }

@@ -432,6 +432,8 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
         undo.add(`domain ${vm.libvirtName}`, () => destroyObject(o.uri, 'domain', vm.libvirtName));
         await virsh(o.uri, ['create', file], { signal: o.signal });
         vm.timings.start = Date.now() - t0;
+        // wall-clock moments (epoch ms) a boot breakdown lines the guest's own clocks up with
+        vm.timings.startedAt = Date.now();
       }),
     );
 
@@ -467,10 +469,13 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
                 signal: o.signal,
               });
               vm.timings.restarts = 1;
+              vm.timings.startedAt = Date.now();
               r = await waitReady(target, Math.max(0, o.timeoutMs - (Date.now() - t0)), o.signal);
             }
             vm.systemState = r.systemState;
             vm.timings.bootToSsh = Date.now() - t0;
+            vm.timings.readyAt = Date.now();
+            vm.timings.sshOpenAt = Date.now() - r.readyMs + r.tcpMs;
             o.reporter({
               type: 'step',
               id: `ready-${vm.name}`,

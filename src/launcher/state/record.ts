@@ -39,6 +39,7 @@ export interface VmRecord extends VmLayout {
   /** Deploy scripts as the suite wrote them. */
   deployScripts: string[];
   systemState?: string;
+  /** ms per step (overlay, start, bootToSsh); `startedAt`, `sshOpenAt`, `readyAt`: wall-clock epoch ms. */
   timings: Record<string, number>;
 }
 
