@@ -1,5 +1,7 @@
-// SSH readiness: TCP probe with exponential backoff (not a 1-second flood), then one SSH login that waits
-// for systemd to settle. One deadline per VM; a timeout shows the last lines of the VM's serial console.
+// SSH readiness: a TCP probe of port 22 every half second (a SYN to a VM on a local bridge costs nothing;
+// the earlier backoff to 8 s noticed a ready guest a median 6.7 s late, BENCHMARKS.md issue 13), then one
+// SSH login that waits for systemd to settle. One deadline per VM; a timeout shows the last lines of the
+// VM's serial console.
 import { connect } from 'node:net';
 import { OstError } from '../../core/errors.js';
 import { lastLines } from '../../core/fsutil.js';
@@ -64,10 +66,12 @@ function tcpOpen(host: string, port: number, timeoutMs: number): Promise<boolean
   });
 }
 
-/** The backoff schedule: 0.5 s doubling up to 8 s. */
-export function backoff(attempt: number): number {
-  return Math.min(500 * 2 ** attempt, 8000);
-}
+/** Pause between probes. */
+export const PROBE_INTERVAL_MS = 500;
+/** A probe's connect timeout: a guest whose network is not up yet does not answer ARP, so connect hangs. */
+const CONNECT_TIMEOUT_MS = 2000;
+/** How often the VM's libvirt state is asked while waiting (a VM that died fails the wait within this). */
+const STATE_INTERVAL_MS = 4000;
 
 /** Wait until the VM answers SSH and systemd reports running/degraded, or throw at the deadline. */
 export async function waitReady(
@@ -81,12 +85,13 @@ export async function waitReady(
   let tcpMs: number | undefined;
   let last = 'port 22 not open yet';
   const target = { host: t.address, port: 22, user: 'root', privateKey: t.key };
-  for (let attempt = 0; ; attempt++) {
+  let stateAskedAt = 0;
+  for (;;) {
     signal?.throwIfAborted();
     const left = deadline - Date.now();
     if (left <= 0) break;
     probes++;
-    if (await tcpOpen(t.address, 22, Math.min(3000, left))) {
+    if (await tcpOpen(t.address, 22, Math.min(CONNECT_TIMEOUT_MS, left))) {
       tcpMs ??= Date.now() - started;
       const res = await runArgv(sshArgv(target, 'systemctl is-system-running --wait', 10), {
         allowFailure: true,
@@ -102,7 +107,10 @@ export async function waitReady(
           ? `ssh: ${res.stderr.trim().split('\n').pop() ?? 'failed'}`
           : `systemd is ${state || 'unknown'}`;
     }
-    const st = t.state ? await t.state() : { kind: 'running' as const };
+    // libvirt's view costs a virsh run: asked every few seconds, not at every probe
+    const askState = t.state && Date.now() - stateAskedAt >= STATE_INTERVAL_MS;
+    if (askState) stateAskedAt = Date.now();
+    const st = askState && t.state ? await t.state() : { kind: 'running' as const };
     if (st.kind === 'gone') {
       throw new VmGoneError(
         `VM ${t.vm} stopped while booting (its qemu exited; ${last})\n${await consoleTail(t.consoleLog)}`,
@@ -117,7 +125,7 @@ export async function waitReady(
           : 'look at the console log and /var/log/libvirt/qemu/ for why',
       );
     }
-    await sleep(Math.min(backoff(attempt), Math.max(0, deadline - Date.now())), signal);
+    await sleep(Math.min(PROBE_INTERVAL_MS, Math.max(0, deadline - Date.now())), signal);
   }
   throw new OstError(
     `VM ${t.vm} (${t.address}) was not ready within ${Math.round(timeoutMs / 1000)}s (last: ${last})\n` +
