@@ -22,11 +22,9 @@ import {
   formatDiff,
   formatPkglist,
   isEmptyDiff,
+  PACKAGE_QUERY,
   type Package,
-  parseDpkgStatus,
   parsePkglist,
-  parseRpmList,
-  RPM_QUERY_FORMAT,
 } from './pkglist.js';
 import { today } from './plan/keys.js';
 import { type ImageSet, type Layer, layerFileName } from './plan/model.js';
@@ -84,11 +82,8 @@ export async function readPackages(set: ImageSet, image: string, accel: Accel): 
 
 /** The installed packages of a guest of this family, read from its image (read-only appliance). */
 export async function readImagePackages(family: Family, image: string, accel: Accel): Promise<Package[]> {
-  const env = guestfsEnv(accel);
-  if (family === 'deb') {
-    return parseDpkgStatus(await readFromGuest(image, [['cat', '/var/lib/dpkg/status']], { env }));
-  }
-  return parseRpmList(await readFromGuest(image, [['sh', `rpm -qa --qf '${RPM_QUERY_FORMAT}'`]], { env }));
+  const q = PACKAGE_QUERY[family];
+  return q.parse(await readFromGuest(image, [['sh', q.command]], { env: guestfsEnv(accel) }));
 }
 
 export async function fetchWithEvents(

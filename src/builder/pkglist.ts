@@ -1,4 +1,5 @@
 // Package lists of a layer (dpkg or rpm, by the guest's family) and the diff against its parent.
+import type { Family } from '../tools/virt-customize.js';
 
 export interface Package {
   name: string;
@@ -36,6 +37,15 @@ export function parseRpmList(text: string): Package[] {
   }
   return sortPackages(out);
 }
+
+/**
+ * How a guest's installed packages are listed, per family: a shell command run in the guest (by the image
+ * builder's read-only appliance and by a custom layer's session) and the parser of what it prints.
+ */
+export const PACKAGE_QUERY: Record<Family, { command: string; parse: (text: string) => Package[] }> = {
+  deb: { command: 'cat /var/lib/dpkg/status', parse: parseDpkgStatus },
+  rpm: { command: `rpm -qa --qf '${RPM_QUERY_FORMAT}'`, parse: parseRpmList },
+};
 
 /** Sort by name, then arch (the order of every package list ost writes). */
 export function sortPackages(p: Package[]): Package[] {

@@ -48,6 +48,11 @@ function quoteArg(a: string): string {
 const SETPRIV = '/usr/bin/setpriv';
 const hasSetpriv = process.platform === 'linux' && existsSync(SETPRIV);
 
+/** The file and args to spawn so that the child is killed when we die (through setpriv when there is one). */
+function dieWithUs(file: string, args: readonly string[]): [string, string[]] {
+  return hasSetpriv ? [SETPRIV, ['--pdeathsig', 'KILL', '--', file, ...args]] : [file, [...args]];
+}
+
 /** Run a command; throws ToolError unless it exits 0 (or allowFailure is set). */
 export async function run(
   file: string,
@@ -64,9 +69,7 @@ export async function run(
     log.write(`\n$ ${commandLine}\n`);
   }
   const started = Date.now();
-  const [spawnFile, spawnArgs] = hasSetpriv
-    ? [SETPRIV, ['--pdeathsig', 'KILL', '--', file, ...args]]
-    : [file, [...args]];
+  const [spawnFile, spawnArgs] = dieWithUs(file, args);
   if (opts.stdoutFile) return runToFile(spawnFile, spawnArgs, commandLine, opts.stdoutFile, opts);
   const child = execa(spawnFile, spawnArgs, {
     cwd: opts.cwd,
@@ -194,9 +197,7 @@ export function startProcess(
   opts: { cwd?: string; logFile?: string } = {},
 ): BackgroundProcess {
   const commandLine = formatCommand([file, ...args]);
-  const [spawnFile, spawnArgs] = hasSetpriv
-    ? [SETPRIV, ['--pdeathsig', 'KILL', '--', file, ...args]]
-    : [file, [...args]];
+  const [spawnFile, spawnArgs] = dieWithUs(file, args);
   const child = execa(spawnFile, spawnArgs, {
     cwd: opts.cwd,
     reject: false,
@@ -255,9 +256,7 @@ export function startPiped(
   },
 ): PipedProcess {
   const commandLine = formatCommand([file, ...args]);
-  const [spawnFile, spawnArgs] = hasSetpriv
-    ? [SETPRIV, ['--pdeathsig', 'KILL', '--', file, ...args]]
-    : [file, [...args]];
+  const [spawnFile, spawnArgs] = dieWithUs(file, args);
   const log = opts.logFile ? createWriteStream(opts.logFile, { flags: 'a' }) : undefined;
   log?.write(`\n$ ${commandLine}\n`);
   const child = spawn(spawnFile, spawnArgs, {

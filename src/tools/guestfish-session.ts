@@ -74,16 +74,13 @@ export class GuestfishSession {
   private pending: Pending | undefined;
   private seq = 0;
   private readonly nonce = randomBytes(6).toString('hex');
-  private ended: Promise<number | undefined>;
   private readonly started = Date.now();
   private closed = false;
 
   private constructor(
     private readonly proc: PipedProcess,
     private readonly logFile: string | undefined,
-  ) {
-    this.ended = proc.exited;
-  }
+  ) {}
 
   /** Start guestfish on the disk and launch the appliance. */
   static async open(
@@ -129,7 +126,7 @@ export class GuestfishSession {
       this.pending = { marker, lines: [], resolve };
     });
     this.proc.write(`${[...cmds.map(commandLine), `echo ${marker}`].join('\n')}\n`);
-    const result = await Promise.race([got, this.ended.then((code) => ({ code }))]);
+    const result = await Promise.race([got, this.proc.exited.then((code) => ({ code }))]);
     if (Array.isArray(result)) return result;
     this.pending = undefined;
     throw this.failure(result.code);
@@ -163,7 +160,7 @@ export class GuestfishSession {
     this.closed = true;
     this.proc.write('exit\n');
     this.proc.end();
-    const code = await this.ended;
+    const code = await this.proc.exited;
     if (code !== 0) throw this.failure(code);
   }
 

@@ -266,16 +266,3 @@ export function customPackageSteps(family: Family, spec: CustomPackagesSpec): Co
   });
   return steps;
 }
-
-/**
- * A guest command that prints the installed packages, one `name version arch` line each (none of the three
- * has a space), sorted: what a layer's package list is made of.
- */
-export function packageQueryCommand(family: Family): string {
-  const list =
-    family === 'deb'
-      ? // biome-ignore lint/suspicious/noTemplateCurlyInString: dpkg-query's own ${field} format
-        "dpkg-query -W -f '${db:Status-Abbrev} ${Package} ${Version} ${Architecture}\\n' | sed -n 's/^[a-z]i[A-Z]* *//p'"
-      : "rpm -qa --qf '%{NAME} %{EPOCH}:%{VERSION}-%{RELEASE} %{ARCH}\\n' | sed 's/ (none):/ /' | grep -v '^gpg-pubkey '";
-  return `${list} | LC_ALL=C sort`;
-}

@@ -25,17 +25,12 @@ import {
 } from '../../src/builder/custom/layer.js';
 import { type CustomRepo, parsePackagesIndex, stageCustomRepos } from '../../src/builder/custom/repos.js';
 import { checkWithRepoBuild, withCustomRepos } from '../../src/builder/custom/with-repo.js';
-import { diffPackages, formatDiff } from '../../src/builder/pkglist.js';
+import { diffPackages, formatDiff, PACKAGE_QUERY } from '../../src/builder/pkglist.js';
 import { computeKeys } from '../../src/builder/plan/keys.js';
 import { loadImageSet } from '../../src/builder/plan/load.js';
 import { readRepo } from '../../src/builder/repo/metadata.js';
 import type { LayerManifest } from '../../src/builder/state.js';
-import {
-  customizeArgv,
-  customPackageSteps,
-  OST_UPGRADE_EXCLUDES,
-  packageQueryCommand,
-} from '../../src/tools/virt-customize.js';
+import { customizeArgv, customPackageSteps, OST_UPGRADE_EXCLUDES } from '../../src/tools/virt-customize.js';
 import { makeDeb } from '../helpers/debs.js';
 import { tinyLayerRpm } from '../helpers/rpms.js';
 import { tempTree } from '../helpers/sets.js';
@@ -283,9 +278,18 @@ describe('custom layer guest commands', () => {
       steps,
     });
     expect(argv.at(-1)).toBe('--selinux-relabel');
-    expect(packageQueryCommand('rpm')).toContain(
-      "rpm -qa --qf '%{NAME} %{EPOCH}:%{VERSION}-%{RELEASE} %{ARCH}\\n'",
+    // the layer lists an EL guest's packages with the builder's own query and parser
+    expect(PACKAGE_QUERY.rpm.command).toBe(
+      "rpm -qa --qf '%{NAME}\\t%{EPOCH}:%{VERSION}-%{RELEASE}\\t%{ARCH}\\n'",
     );
+    expect(
+      PACKAGE_QUERY.rpm.parse(
+        'vdsm\t0:4.50.0-1.el9\tx86_64\nbash\t(none):5.1.8-9.el9\tx86_64\ngpg-pubkey\t(none):1-2\t(none)\n',
+      ),
+    ).toEqual([
+      { name: 'bash', version: '5.1.8-9.el9', arch: 'x86_64' },
+      { name: 'vdsm', version: '0:4.50.0-1.el9', arch: 'x86_64' },
+    ]);
   });
 });
 

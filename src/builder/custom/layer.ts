@@ -23,15 +23,15 @@ import {
 } from '../../tools/guestfish-session.js';
 import { createOverlayArgv } from '../../tools/qemu-img.js';
 import { runArgv } from '../../tools/run-tool.js';
-import { customPackageSteps, type Family, packageQueryCommand } from '../../tools/virt-customize.js';
+import { customPackageSteps, type Family } from '../../tools/virt-customize.js';
 import { CUSTOMIZE_TIMEOUT_MS } from '../layers/derived.js';
 import {
   diffPackages,
   formatDiff,
   formatPkglist,
+  PACKAGE_QUERY,
   type Package,
   type PkgDiff,
-  sortPackages,
 } from '../pkglist.js';
 import { checkImage } from '../verify.js';
 import { type AppliedPackage, appliedPackages } from './applied.js';
@@ -229,21 +229,15 @@ async function buildLayer(
     await removeTree(tmp);
     const where = saved ? `the whole log: ${kept}` : undefined;
     const what = `the custom layer of ${base.ref} failed to build`;
+    const quoted = (lines: string[]) => lines.map((l) => `\n  | ${l}`).join('');
     if (err instanceof GuestCommandError)
       throw new OstError(
-        `${what}: a command in the guest failed${err.output
-          .filter((l) => l.trim())
-          .slice(-6)
-          .map((l) => `\n  | ${l}`)
-          .join('')}`,
+        `${what}: a command in the guest failed${quoted(err.output.filter((l) => l.trim()).slice(-6))}`,
         where,
       );
     const detail =
       err instanceof ToolError
-        ? `${err.message}${err.tail
-            .slice(-4)
-            .map((l) => `\n  | ${l}`)
-            .join('')}`
+        ? `${err.message}${quoted(err.tail.slice(-4))}`
         : err instanceof Error
           ? err.message
           : String(err);
@@ -253,15 +247,8 @@ async function buildLayer(
 
 /** The installed packages of the mounted guest. */
 async function listPackages(session: GuestfishSession, family: Family): Promise<Package[]> {
-  const rows = await session.sh(packageQueryCommand(family));
-  return sortPackages(
-    rows
-      .filter((r) => r.trim())
-      .map((r) => {
-        const [name = '', version = '', arch = ''] = r.split(' ');
-        return { name, version, arch };
-      }),
-  );
+  const q = PACKAGE_QUERY[family];
+  return q.parse((await session.sh(q.command)).join('\n'));
 }
 
 /** Make (or reuse) one image's custom layer. */
