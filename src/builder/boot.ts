@@ -9,7 +9,7 @@ import type { Reporter } from '../core/events.js';
 import { startProcess } from '../core/exec.js';
 import { exists, lastLines } from '../core/fsutil.js';
 import { requireTools } from '../core/require-tool.js';
-import { sleep } from '../core/timers.js';
+import { waitReady } from '../guest/ready.js';
 import { createOverlayArgv } from '../tools/qemu-img.js';
 import { qemuVmArgv } from '../tools/qemu-system.js';
 import { runArgv } from '../tools/run-tool.js';
@@ -33,6 +33,8 @@ export interface BootResult {
   /** `systemctl is-system-running --wait`: running or degraded. */
   systemState: string;
   bootToSshMs: number;
+  /** The guest wrote the readiness marker on its console (images built by this version of ost). */
+  marker: boolean;
   commandOutput?: string;
   consoleTail: string[];
 }
@@ -78,45 +80,34 @@ export async function bootAndSsh(opts: BootOptions): Promise<BootResult> {
     const started = Date.now();
     reporter({ type: 'info', message: `VM started, SSH forwarded to 127.0.0.1:${port}` });
     try {
-      const target = { host: '127.0.0.1', port, user: 'root', privateKey: key };
-      let delay = 1000;
-      let lastError = '';
-      for (;;) {
-        opts.signal?.throwIfAborted();
-        if (vm.done()) {
-          const qlog = await lastLines(path.join(dir, 'qemu.log'), 10);
-          throw new OstError(`the VM exited before SSH answered: ${qlog.join(' / ')}`);
-        }
-        const res = await runArgv(sshArgv(target, 'systemctl is-system-running --wait', 5), {
-          allowFailure: true,
-          timeoutMs: 120_000,
-          signal: opts.signal,
-        });
-        const state = res.stdout.trim().split('\n').pop() ?? '';
-        if (res.exitCode !== 255 && (state === 'running' || state === 'degraded')) {
-          const bootToSshMs = Date.now() - started;
-          const commandOutput = opts.command
-            ? (await runArgv(sshArgv(target, opts.command), { timeoutMs: 120_000 })).stdout
-            : undefined;
-          return {
-            sshPort: port,
-            systemState: state,
-            bootToSshMs,
-            commandOutput,
-            consoleTail: await lastLines(consoleLog, 5),
-          };
-        }
-        lastError = (res.stderr.trim() || state).split('\n').pop() ?? '';
-        if (Date.now() - started > timeoutMs) {
-          const console = await lastLines(consoleLog, 20);
-          throw new OstError(
-            `SSH did not answer within ${Math.round(timeoutMs / 1000)}s (last: ${lastError})\n` +
-              `last lines of the serial console:\n${console.map((l) => `  | ${l}`).join('\n')}`,
-          );
-        }
-        await sleep(delay, opts.signal);
-        delay = Math.min(delay * 2, 8000);
-      }
+      const ssh = { host: '127.0.0.1', port, user: 'root', privateKey: key };
+      const r = await waitReady(
+        {
+          vm: path.basename(opts.image),
+          ssh,
+          consoleLog,
+          // qemu's user-mode forward accepts every connection: only a login tells
+          poll: 'login',
+          state: async () =>
+            vm.done()
+              ? { kind: 'gone', detail: (await lastLines(path.join(dir, 'qemu.log'), 10)).join(' / ') }
+              : { kind: 'running' },
+        },
+        timeoutMs,
+        opts.signal,
+      );
+      const bootToSshMs = Date.now() - started;
+      const commandOutput = opts.command
+        ? (await runArgv(sshArgv(ssh, opts.command), { timeoutMs: 120_000 })).stdout
+        : undefined;
+      return {
+        sshPort: port,
+        systemState: r.systemState,
+        bootToSshMs,
+        marker: r.markerMs !== undefined,
+        commandOutput,
+        consoleTail: await lastLines(consoleLog, 5),
+      };
     } finally {
       await vm.stop();
     }

@@ -334,6 +334,12 @@ export async function main(argv: string[]): Promise<number> {
             describe:
               "wait until every VM answers SSH; --no-wait returns once they run (as lagofy's ost_init; no deploy scripts)",
           })
+          .option('chained', {
+            type: 'boolean',
+            default: false,
+            describe:
+              'start every VM from its chained layers even where a squashed package of its image is installed',
+          })
           .option('keep-on-failure', {
             type: 'boolean',
             default: false,
@@ -386,6 +392,7 @@ export async function main(argv: string[]): Promise<number> {
           key: a.key,
           timeout: a.timeout,
           wait: a.wait,
+          chained: a.chained,
           keepOnFailure: a['keep-on-failure'],
           customRepos: a['custom-repo'],
           customInstall: a['custom-install'],

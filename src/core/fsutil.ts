@@ -135,6 +135,11 @@ export async function linkOrCopy(src: string, dest: string): Promise<void> {
   }
 }
 
+/** A file's length in bytes; 0 when it does not exist (yet). */
+export async function fileSize(file: string): Promise<number> {
+  return (await fs.stat(file).catch(() => undefined))?.size ?? 0;
+}
+
 /** Size on disk (allocated bytes) of a file. */
 export async function allocatedBytes(file: string): Promise<number> {
   const st = await fs.stat(file);

@@ -10,16 +10,17 @@ import { errorMessage, InterruptedError, OstError, ToolError, UsageError } from 
 import { type Reporter, step } from '../core/events.js';
 import { run } from '../core/exec.js';
 import { faultPoint } from '../core/fault.js';
-import { atomicWriteFile } from '../core/fsutil.js';
+import { atomicWriteFile, fileSize } from '../core/fsutil.js';
 import { self } from '../core/process.js';
 import { findTool, requireTools } from '../core/require-tool.js';
 import { ownDir } from '../core/safe-dir.js';
+import { type ReadyTarget, VmGoneError, type VmState, waitReady } from '../guest/ready.js';
 import { create, createOverlay } from '../tools/qemu-img.js';
 import { parseNames, virsh } from '../tools/virsh.js';
 import { runDeployScripts } from './deploy.js';
 import type { Environment, EnvVm } from './env/model.js';
 import { qemuIdentity, unreadableBy } from './images/qemu-user.js';
-import { type ResolvedImage, refText, resolveImages } from './images/resolve.js';
+import { imageKey, type ResolvedImage, resolveImages } from './images/resolve.js';
 import { SSHD_CONFIG, startSshdProxy, stopSshdProxy } from './ipv6-proxy.js';
 import {
   metadataElement,
@@ -34,7 +35,7 @@ import { buildXml } from './libvirt/xml.js';
 import { ENV_ID, type IpMode, layoutEnv, NETWORK_NAME, newEnvId } from './net/layout.js';
 import { leaseSubnets, releaseLeases } from './net/leases.js';
 import { chooseOverlayRoot, claimOverlayDir } from './overlays.js';
-import { parseDomState, VmGoneError, type VmState, waitReady } from './ready/wait.js';
+import { parseDomState } from './ready/domstate.js';
 import { exportPackageLists } from './state/ost-files.js';
 import {
   type AppliedCustomLayer,
@@ -208,14 +209,19 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
     const images = await phase(o, timings, 'resolve', `resolve ${env.vms.length} images`, () =>
       resolveImages(env.vms, { ...o.images, qemu, signal: o.signal }),
     );
-    const imageOf = (vm: EnvVm) => images.get(refText(vm.image, vm.squashed)) as ResolvedImage;
+    const imageOf = (vm: EnvVm) => images.get(imageKey(vm)) as ResolvedImage;
+    for (const img of images.values())
+      if (img.note) o.reporter({ type: 'warning', subject: img.ref, message: img.note });
     const custom = o.custom;
+    // one custom layer per image file (a VM that allows the squashed package and one that does not may
+    // both resolve to the chained layers)
+    const distinct = [...new Map([...images.values()].map((img) => [img.ref, img])).values()];
     const layers = custom
-      ? await phase(o, timings, 'custom', `custom layers for ${images.size} images`, () =>
-          custom.prepare([...images.values()]),
+      ? await phase(o, timings, 'custom', `custom layers for ${distinct.length} images`, () =>
+          custom.prepare(distinct),
         )
       : new Map<string, AppliedCustomLayer | undefined>();
-    const layerOf = (vm: EnvVm) => layers.get(refText(vm.image, vm.squashed));
+    const layerOf = (vm: EnvVm) => layers.get(imageOf(vm).ref);
     for (const l of layers.values()) {
       const why = l && unreadableBy(qemu, l.file);
       if (why)
@@ -443,12 +449,13 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
           record.vms.map(async (vm) => {
             const title = `${vm.name}: boot to SSH`;
             o.reporter({ type: 'step', id: `ready-${vm.name}`, title, status: 'start' });
-            const target = {
+            const target: ReadyTarget = {
               vm: vm.name,
-              address: vm.address,
-              key: vm.key,
+              ssh: { host: vm.address, port: 22, user: 'root', privateKey: vm.key },
               consoleLog: vm.consoleLog,
+              poll: 'tcp',
               state: () => domainState(o.uri, vm.libvirtName),
+              goneHint: 'look at the console log and /var/log/libvirt/qemu/ for why it stopped',
             };
             const t0 = Date.now();
             let r: Awaited<ReturnType<typeof waitReady>>;
@@ -462,6 +469,8 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
                 subject: vm.name,
                 message: `${errorMessage(err)}\nstarting it once more`,
               });
+              // the log is appended to: the second boot's marker is searched for after the first's lines
+              target.consoleFrom = await fileSize(vm.consoleLog);
               await fs.rm(vm.overlay, { force: true });
               await createOverlay(vm.overlay, vm.image.path, { signal: o.signal });
               await handToQemu(vm.overlay, qemu);
@@ -475,14 +484,17 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
             vm.systemState = r.systemState;
             vm.timings.bootToSsh = Date.now() - t0;
             vm.timings.readyAt = Date.now();
-            vm.timings.sshOpenAt = Date.now() - r.readyMs + r.tcpMs;
+            // when the guest said sshd is up (console marker), or port 22 first answered (older images)
+            if (r.markerMs !== undefined) vm.timings.sshdUpAt = Date.now() - r.readyMs + r.markerMs;
+            if (r.tcpMs !== undefined) vm.timings.sshOpenAt = Date.now() - r.readyMs + r.tcpMs;
+            vm.timings.loginAt = Date.now() - r.readyMs + r.loginMs;
             o.reporter({
               type: 'step',
               id: `ready-${vm.name}`,
               title,
               status: 'done',
               durationMs: vm.timings.bootToSsh,
-              detail: `${vm.address}, systemd ${r.systemState}, ${r.probes} probes`,
+              detail: `${vm.address}, systemd ${r.systemState}, ${r.markerMs !== undefined ? 'console marker' : `${r.probes} probes`}, ${r.logins} login${r.logins === 1 ? '' : 's'}`,
             });
           }),
         ),

@@ -92,21 +92,48 @@ export const PACKAGE_CACHE: Record<Family, string[]> = {
 };
 
 /**
+ * What a build leaves that no VM needs, removed after the steps. SSH host keys above all: each VM makes its
+ * own at first boot, but a package upgrade (Debian's openssh-server postinst) or a step may create them in
+ * the layer, and every VM of it would then share them. Then package managers' backups and debug logs.
+ */
+export const BUILD_LEFTOVERS: Record<Family, string[]> = {
+  deb: [
+    '/etc/ssh/ssh_host_*_key',
+    '/etc/ssh/ssh_host_*_key.pub',
+    '/var/lib/dpkg/*-old',
+    '/var/cache/debconf/*-old',
+    '/var/log/apt/term.log',
+    '/var/log/apt/eipp.log.xz',
+  ],
+  rpm: [
+    '/etc/ssh/ssh_host_*_key',
+    '/etc/ssh/ssh_host_*_key.pub',
+    '/var/log/dnf.log',
+    '/var/log/dnf.librepo.log',
+    '/var/log/hawkey.log',
+  ],
+};
+
+/**
  * Guest commands around the user's steps: the package cache goes on tmpfs (downloaded packages never land
  * in the layer) and, on Debian, policy-rc.d stops package scripts from starting daemons in the appliance.
+ * Afterwards BUILD_LEFTOVERS are removed. (/tmp stays on disk: virt-customize runs each command from a
+ * script it writes there, so a tmpfs on it cannot be unmounted while the steps run.)
  */
 export function buildTimeGuestSetup(family: Family): { before: string; after: string } {
   const dirs = PACKAGE_CACHE[family];
   const mounts = dirs.map((d) => `mkdir -p ${d} && mount -t tmpfs -o mode=0755 ost-pkgcache ${d}`);
+  const umount = `umount ${[...dirs].reverse().join(' ')}`;
+  const cleanup = `rm -f ${BUILD_LEFTOVERS[family].join(' ')}`;
   if (family === 'deb') {
     return {
       before:
         `${mounts.join(' && ')} && mkdir -p /var/cache/apt/archives/partial /var/lib/apt/lists/partial` +
         " && printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d && chmod 0755 /usr/sbin/policy-rc.d",
-      after: `rm -f /usr/sbin/policy-rc.d && umount ${[...dirs].reverse().join(' ')}`,
+      after: `rm -f /usr/sbin/policy-rc.d && ${umount} && ${cleanup}`,
     };
   }
-  return { before: mounts.join(' && '), after: `umount ${[...dirs].reverse().join(' ')}` };
+  return { before: mounts.join(' && '), after: `${umount} && ${cleanup}` };
 }
 
 /** argv for virt-customize. Steps run in order inside one appliance boot. */

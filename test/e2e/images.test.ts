@@ -93,7 +93,8 @@ async function makeTestSet(s: SharedImages): Promise<void> {
   for (const leaf of ['leaf-a', 'leaf-b'])
     writeFileSync(
       path.join(setDir, 'debian12', `${leaf}-setup.sh`),
-      `#!/bin/sh\necho ${leaf} > /etc/ost-role\n`,
+      // leaf-a boots as an image without the readiness marker would (an older RPM, an import): polled
+      `#!/bin/sh\necho ${leaf} > /etc/ost-role\n${leaf === 'leaf-a' ? 'systemctl mask ost-ready.service\n' : ''}`,
     );
   mkdirSync(out, { recursive: true });
   for (const f of [
@@ -196,6 +197,8 @@ describe.skipIf(!isRoot)('ost build-images on images/debian12.yaml (real tools)'
       expect(r.code, r.stderr).toBe(0);
       const res = JSON.parse(r.stdout);
       expect(['running', 'degraded']).toContain(res.systemState);
+      // the login started on the guest's readiness marker, not on a polling attempt
+      expect(res.marker).toBe(true);
       expect(res.commandOutput.split('\n')).toEqual(['engine', 'enabled', 'has-machine-id', '']);
     },
     15 * MIN,
@@ -364,7 +367,10 @@ async function chainFiles(file: string): Promise<string[]> {
   );
 }
 
-/** Boot an installed image with the key installed next to it; returns what /etc/ost-role says. */
+/**
+ * Boot an installed image with the key installed next to it; returns what /etc/ost-role says. The test
+ * leaves have no readiness marker (leaf-a masks it): ost's SSH polling must find them ready.
+ */
 async function roleOfBooted(image: string, root: string): Promise<string> {
   const key = path.join(root, PREFIX, 'debian12_id_rsa');
   const r = await ost([
@@ -378,6 +384,7 @@ async function roleOfBooted(image: string, root: string): Promise<string> {
     'cat /etc/ost-role',
   ]);
   expect(r.code, r.stderr).toBe(0);
+  expect(JSON.parse(r.stdout).marker).toBe(false);
   return JSON.parse(r.stdout).commandOutput;
 }
 

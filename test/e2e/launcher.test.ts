@@ -153,6 +153,30 @@ describe.skipIf(!isRoot)('ost up / down on real libvirt in a network namespace',
         expect(statSync(vm.key).mode & 0o777).toBe(0o600);
         expect(vm.timings.bootToSsh).toBeGreaterThan(0);
       }
+      // what the images promise a test VM (issue 13): ost saw sshd through the console marker and logged in
+      // once; each VM made its own host key at first boot, ed25519 only; nothing nobody asked for at boot
+      const hostKeys: string[] = [];
+      for (const vm of first.vms) {
+        expect(vm.timings.sshdUpAt, `${vm.name}: readiness marker`).toBeGreaterThanOrEqual(
+          vm.timings.startedAt as number,
+        );
+        expect(vm.timings.loginAt as number).toBeGreaterThanOrEqual(vm.timings.sshdUpAt as number);
+        expect(vm.timings.loginAt as number).toBeLessThan((vm.timings.sshdUpAt as number) + 2000);
+        const g = await sshF(
+          first,
+          vm.name,
+          'ls /etc/ssh/ | grep host_; cat /etc/ssh/ssh_host_ed25519_key.pub; systemctl is-active ost-ready.service; ' +
+            'systemctl is-enabled e2scrub_reap.service apt-daily.timer man-db.timer; uname -r; ' +
+            'find /usr/share/doc -type f ! -name copyright | wc -l',
+        );
+        const lines = g.stdout.trim().split('\n');
+        expect(lines.slice(0, 2)).toEqual(['ssh_host_ed25519_key', 'ssh_host_ed25519_key.pub']);
+        hostKeys.push(lines[2] as string);
+        expect(lines.slice(3, 7)).toEqual(['inactive', 'masked', 'masked', 'masked']);
+        expect(lines[7]).toMatch(/-cloud-amd64$/);
+        expect(lines[8]).toBe('0');
+      }
+      expect(new Set(hostKeys).size).toBe(hostKeys.length);
       // the deploy script ran on both VMs
       for (const vm of ['engine', 'host-0'])
         expect((await sshF(first, vm, 'cat /etc/ost-deployed')).stdout).toMatch(/^deployed by ost up on /);

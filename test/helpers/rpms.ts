@@ -17,13 +17,17 @@ export interface TinyLayer {
   payload?: string;
   /** Bytes of payload (repeated text). */
   size?: number;
+  /** Package a file of ours instead of the text file (named under the images prefix). */
+  file?: { src: string; name: string };
+  /** The package name's layer part (default: layer): `engine-installed-squashed` for a squashed package. */
+  packageLayer?: string;
 }
 
 /** Build one layer RPM under `dir` (its file and what pack would have reported about it). */
 export async function tinyLayerRpm(dir: string, t: TinyLayer): Promise<PackedRpm> {
-  const name = `ost-images-${t.distro}-${t.layer}`;
+  const name = `ost-images-${t.distro}-${t.packageLayer ?? t.layer}`;
   const payload = t.payload ?? 'w1T0.zstdio';
-  const top = path.join(dir, `top-${t.layer}-${t.release}-${payload}`);
+  const top = path.join(dir, `top-${t.packageLayer ?? t.layer}-${t.release}-${payload}`);
   const src = path.join(dir, `${t.distro}-${t.layer}-${t.release}-${t.buildId}.txt`);
   const line = `${t.layer} ${t.buildId}\n`;
   writeFileSync(src, line.repeat(Math.max(1, Math.ceil((t.size ?? 0) / line.length))));
@@ -42,7 +46,9 @@ export async function tinyLayerRpm(dir: string, t: TinyLayer): Promise<PackedRpm
       ],
       requires: t.requires ? [t.requires] : [],
       payload,
-      files: [{ src, name: `${t.distro}-${t.layer}.txt`, mode: '0644' }],
+      files: [
+        t.file ? { ...t.file, mode: '0444' } : { src, name: `${t.distro}-${t.layer}.txt`, mode: '0644' },
+      ],
     }),
   );
   await run('rpmbuild', rpmbuildArgv(spec, top).slice(1));

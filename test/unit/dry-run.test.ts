@@ -98,7 +98,7 @@ describe('--dry-run on el9stream (the ISO is not here)', async () => {
       '--run',
       path.join(REPO_ROOT, 'images/el9stream/relabel-partitions.sh'),
       '--run-command',
-      'umount /var/cache/dnf',
+      'umount /var/cache/dnf && rm -f /etc/ssh/ssh_host_*_key /etc/ssh/ssh_host_*_key.pub /var/log/dnf.log /var/log/dnf.librepo.log /var/log/hawkey.log',
       '--truncate',
       '/etc/machine-id',
       '--selinux-relabel',

@@ -5,11 +5,12 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { run } from '../../src/core/exec.js';
 import type { EnvVm } from '../../src/launcher/env/model.js';
-import { resolveImages } from '../../src/launcher/images/resolve.js';
+import { imageKey, resolveImages } from '../../src/launcher/images/resolve.js';
 import { create, createOverlay } from '../../src/tools/qemu-img.js';
+import { tinyLayerRpm } from '../helpers/rpms.js';
 
 const root = { name: 'root', uid: 0, gid: 0, groups: [0] };
-const vm = (layer: string, squashed = false): EnvVm => ({
+const vm = (layer: string, squashed = true): EnvVm => ({
   name: 'engine',
   image: { kind: 'package', distro: 'debian12', layer },
   memoryMiB: 512,
@@ -43,16 +44,70 @@ describe('resolving images', () => {
     rmSync(dir, { recursive: true });
   });
 
-  it('prefers the squashed image when asked, and falls back to the chain', async () => {
+  it('takes the squashed image where there is one, unless the VM says squashed: false', async () => {
     const dir = await imagesDir();
-    const chained = await resolveImages([vm('engine-installed', true)], { imagesDir: dir, qemu: root });
-    expect(chained.get('debian12-engine-installed-squashed')?.chain).toHaveLength(2);
+    const both = [vm('engine-installed'), { ...vm('engine-installed', false), name: 'engine-2' }];
+    const before = await resolveImages(both, { imagesDir: dir, qemu: root });
+    expect(before.get(imageKey(both[0] as EnvVm))?.ref).toBe('debian12-engine-installed');
+    expect(before.get(imageKey(both[0] as EnvVm))?.chain).toHaveLength(2);
     await create(path.join(dir, 'debian12-engine-installed-squashed.qcow2'), '1G');
-    const squashed = await resolveImages([vm('engine-installed', true)], { imagesDir: dir, qemu: root });
-    expect(squashed.get('debian12-engine-installed-squashed')?.chain).toEqual([
-      path.join(dir, 'debian12-engine-installed-squashed.qcow2'),
-    ]);
+    const after = await resolveImages(both, { imagesDir: dir, qemu: root });
+    expect(after.get(imageKey(both[0] as EnvVm))).toMatchObject({
+      ref: 'debian12-engine-installed-squashed',
+      chain: [path.join(dir, 'debian12-engine-installed-squashed.qcow2')],
+    });
+    expect(after.get(imageKey(both[1] as EnvVm))).toMatchObject({
+      ref: 'debian12-engine-installed',
+      chain: [path.join(dir, 'debian12-engine-installed.qcow2'), path.join(dir, 'debian12-base.qcow2')],
+    });
     rmSync(dir, { recursive: true });
+  });
+
+  it('takes an installed squashed package of the same build, never one older than the chained layers', async () => {
+    const dir = await imagesDir();
+    const rpmRoot = mkdtempSync(path.join(tmpdir(), 'ost-rpmroot-'));
+    const rpm = (layer: string, release: string, file: string, packageLayer = layer) =>
+      tinyLayerRpm(dir, {
+        distro: 'debian12',
+        layer,
+        packageLayer,
+        release,
+        buildId: `b${release}`,
+        file: { src: path.join(dir, file), name: file },
+      });
+    await create(path.join(dir, 'debian12-engine-installed-squashed.qcow2'), '1G');
+    const install = async (...files: string[]) =>
+      run('rpm', ['--root', rpmRoot, '-U', '--nodeps', '--replacepkgs', ...files]);
+    const rpms = [
+      await rpm('base', '202612010000', 'debian12-base.qcow2'),
+      await rpm('engine-installed', '202612010000', 'debian12-engine-installed.qcow2'),
+      await rpm(
+        'engine-installed',
+        '202612010000',
+        'debian12-engine-installed-squashed.qcow2',
+        'engine-installed-squashed',
+      ),
+    ];
+    const key = path.join(dir, 'debian12_id_rsa');
+    await install(...rpms.map((r) => r.file));
+    const same = await resolveImages([vm('engine-installed')], { root: rpmRoot, qemu: root, key });
+    expect(same.get('debian12-engine-installed')).toMatchObject({
+      ref: 'debian12-engine-installed-squashed',
+      package: { name: 'ost-images-debian12-engine-installed-squashed', release: '202612010000' },
+    });
+    expect(same.get('debian12-engine-installed')?.note).toBeUndefined();
+    // the next night's chained leaf, published without --squash: the squashed one is stale now
+    await install((await rpm('engine-installed', '202612020000', 'debian12-engine-installed.qcow2')).file);
+    const newer = await resolveImages([vm('engine-installed')], { root: rpmRoot, qemu: root, key });
+    expect(newer.get('debian12-engine-installed')).toMatchObject({
+      ref: 'debian12-engine-installed',
+      package: { name: 'ost-images-debian12-engine-installed', release: '202612020000' },
+    });
+    expect(newer.get('debian12-engine-installed')?.note).toBe(
+      'ost-images-debian12-engine-installed-squashed 1-202612010000 is older than ost-images-debian12-engine-installed 1-202612020000: the chained layers are used (dnf upgrade, or remove ost-images-debian12-engine-installed-squashed)',
+    );
+    rmSync(dir, { recursive: true });
+    rmSync(rpmRoot, { recursive: true });
   });
 
   it('reports a broken chain and a chain the qemu user cannot read, all at once', async () => {

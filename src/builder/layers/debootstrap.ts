@@ -3,6 +3,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { guestfsEnv } from '../../core/accel.js';
 import { removeTree } from '../../core/fsutil.js';
+import { READY_MARKER } from '../../guest/ready.js';
 import { debootstrapArgv } from '../../tools/debootstrap.js';
 import { gfQuote, scriptArgv } from '../../tools/guestfish.js';
 import { createArgv } from '../../tools/qemu-img.js';
@@ -10,9 +11,8 @@ import { parseDpkgStatus } from '../pkglist.js';
 import type { DebootstrapBase } from '../plan/model.js';
 import type { Action, LayerContext } from './types.js';
 
-/** Packages every debootstrap base needs to boot under libvirt and answer SSH. */
+/** Packages every debootstrap base needs to boot under libvirt and answer SSH (besides its kernel). */
 export const REQUIRED_PACKAGES = [
-  'linux-image-amd64',
   'grub-pc',
   'systemd-sysv',
   'udev',
@@ -112,6 +112,115 @@ export function networkdFiles(): Record<string, string> {
   };
 }
 
+/**
+ * Each VM makes its own SSH host key at its first boot (the image ships none), and only an ed25519 one:
+ * `ssh-keygen -A` made RSA-3072, ECDSA and ed25519 keys and held sshd back 10-25 s under TCG (BENCHMARKS.md,
+ * issue 13); an ed25519 key takes milliseconds. sshd offers only that key (HostKey), and Debian's
+ * openssh-server postinst then creates only that one too when a layer upgrades the package.
+ */
+export function hostKeyFiles(): Record<string, string> {
+  return {
+    '/etc/ssh/sshd_config.d/50-ost-host-key.conf': `HostKey ${HOST_KEY}\n`,
+    '/usr/local/sbin/ost-host-key': [
+      '#!/bin/sh',
+      "# This VM's own ed25519 SSH host key, made at its first boot (ssh.service runs this before sshd).",
+      `k=${HOST_KEY}`,
+      'if [ -s "$k" ] && [ -s "$k.pub" ]; then exit 0; fi',
+      'rm -f "$k" "$k.pub"',
+      `exec ssh-keygen -q -t ed25519 -N '' -f "$k"`,
+      '',
+    ].join('\n'),
+    // instead of Debian's `sshd -t` (a whole sshd start, ~1.5 s under TCG, for a config no VM changes
+    // before its first boot): a bad config still fails the start, with sshd's own message in the journal
+    '/etc/systemd/system/ssh.service.d/50-ost-host-keys.conf':
+      '[Service]\nExecStartPre=\nExecStartPre=/usr/local/sbin/ost-host-key\n',
+  };
+}
+
+const HOST_KEY = '/etc/ssh/ssh_host_ed25519_key';
+
+/**
+ * The readiness marker: the moment sshd accepts logins (ssh.service is Type=notify: started = listening),
+ * a oneshot writes READY_MARKER and the boot id on the serial console, which ost watches (guest/ready.ts)
+ * instead of polling. Its one SSH login then starts at once and waits for the rest of the boot
+ * (`systemctl is-system-running --wait`), so the login overlaps the boot's last units.
+ */
+export function readyMarkerFiles(): Record<string, string> {
+  return {
+    '/usr/local/sbin/ost-ready': [
+      '#!/bin/sh',
+      '# Tell the host on the serial console that sshd accepts logins (ost up and ost boot-image watch for it).',
+      `echo "${READY_MARKER} $(cat /proc/sys/kernel/random/boot_id)" > /dev/ttyS0`,
+      '',
+    ].join('\n'),
+    [`/etc/systemd/system/${READY_UNIT}`]: [
+      '[Unit]',
+      'Description=Tell the host on the serial console that sshd accepts logins',
+      'After=ssh.service',
+      'Requisite=ssh.service',
+      'ConditionPathExists=/dev/ttyS0',
+      '',
+      '[Service]',
+      'Type=oneshot',
+      'ExecStart=/usr/local/sbin/ost-ready',
+      '',
+      '[Install]',
+      'WantedBy=multi-user.target',
+      '',
+    ].join('\n'),
+  };
+}
+
+const READY_UNIT = 'ost-ready.service';
+
+/**
+ * Units a test VM does not need in its boot: e2scrub_reap (10-25 s of blame under TCG; it looks for LVM
+ * snapshots of an e2scrub run), the apt, man-db and dpkg backup timers (jobs nobody asked for while a test
+ * runs). Masked in the base, so a layer that installs their package keeps them off too.
+ */
+export const MASKED_UNITS = [
+  'e2scrub_reap.service',
+  'e2scrub_all.timer',
+  'apt-daily.timer',
+  'apt-daily-upgrade.timer',
+  'man-db.timer',
+  'dpkg-db-backup.timer',
+];
+
+/**
+ * `docs: false`: what dpkg leaves out from then on (this base and every package a layer installs), as
+ * path-exclude/path-include lines; copyright files stay, and so do man pages.
+ */
+export const NO_DOCS_DPKG_CFG = [
+  '# ost: no documentation or message translations in test VMs (images/*.yaml docs: false); man pages stay',
+  'path-exclude=/usr/share/doc/*',
+  'path-include=/usr/share/doc/*/copyright',
+  'path-exclude=/usr/share/info/*',
+  'path-exclude=/usr/share/locale/*/LC_MESSAGES/*.mo',
+  '',
+].join('\n');
+
+/** Remove from a debootstrapped tree what NO_DOCS_DPKG_CFG keeps out of later installs. */
+export async function pruneDocs(root: string): Promise<void> {
+  const doc = path.join(root, 'usr/share/doc');
+  for (const e of await fs.readdir(doc, { withFileTypes: true }).catch(() => [])) {
+    const p = path.join(doc, e.name);
+    if (!e.isDirectory() || e.isSymbolicLink()) {
+      await fs.rm(p, { force: true });
+      continue;
+    }
+    for (const f of await fs.readdir(p))
+      if (f !== 'copyright') await fs.rm(path.join(p, f), { recursive: true, force: true });
+  }
+  await removeTree(path.join(root, 'usr/share/info'));
+  const locale = path.join(root, 'usr/share/locale');
+  for (const l of await fs.readdir(locale).catch(() => [])) {
+    const dir = path.join(locale, l, 'LC_MESSAGES');
+    for (const f of await fs.readdir(dir).catch(() => []))
+      if (f.endsWith('.mo')) await fs.rm(path.join(dir, f), { force: true });
+  }
+}
+
 /** Files written into the tree before it is packed (path inside the guest → content). */
 export function rootfsFiles(b: DebootstrapBase, publicKey: string): Record<string, string> {
   return {
@@ -122,7 +231,9 @@ export function rootfsFiles(b: DebootstrapBase, publicKey: string): Record<strin
     '/etc/apt/sources.list': `deb ${b.mirror} ${b.suite} ${b.components.join(' ')}\n`,
     ...networkdFiles(),
     '/etc/default/grub.d/50-ost.cfg': [
-      'GRUB_TIMEOUT=1',
+      // no menu and no wait: the console shows GRUB only when a key is held at boot
+      'GRUB_TIMEOUT=0',
+      'GRUB_TIMEOUT_STYLE=hidden',
       'GRUB_CMDLINE_LINUX_DEFAULT=""',
       // eth0, eth1, … in PCI order (the domain's NIC order), as OST's images (net.ifnames=0)
       'GRUB_CMDLINE_LINUX="console=tty0 console=ttyS0,115200n8 net.ifnames=0"',
@@ -130,10 +241,10 @@ export function rootfsFiles(b: DebootstrapBase, publicKey: string): Record<strin
       'GRUB_SERIAL_COMMAND="serial --speed=115200"',
       '',
     ].join('\n'),
-    // each VM generates its own host keys at first boot; the image ships none
-    '/etc/systemd/system/ssh.service.d/50-ost-host-keys.conf':
-      '[Service]\nExecStartPre=\nExecStartPre=/usr/bin/ssh-keygen -A\nExecStartPre=/usr/sbin/sshd -t\n',
+    ...hostKeyFiles(),
+    ...readyMarkerFiles(),
     '/root/.ssh/authorized_keys': publicKey.endsWith('\n') ? publicKey : `${publicKey}\n`,
+    ...(b.docs ? {} : { '/etc/dpkg/dpkg.cfg.d/50-ost-no-docs': NO_DOCS_DPKG_CFG }),
     '/etc/machine-id': '',
   };
 }
@@ -159,7 +270,7 @@ export function debootstrapActions(ctx: LayerContext): Action[] {
   const root = path.join(ctx.work, 'root');
   const tarball = path.join(ctx.work, 'root.tar');
   const script = path.join(ctx.work, 'make-disk.guestfish');
-  const include = [...new Set([...REQUIRED_PACKAGES, ...b.packages])];
+  const include = [...new Set([b.kernel, ...REQUIRED_PACKAGES, ...b.packages])];
   return [
     {
       kind: 'internal',
@@ -184,20 +295,25 @@ export function debootstrapActions(ctx: LayerContext): Action[] {
     },
     {
       kind: 'internal',
-      title: 'configure the tree: fstab, DHCP on every NIC, serial console, SSH key',
+      title: `configure the tree: fstab, DHCP on every NIC, serial console, SSH key, readiness marker${b.docs ? '' : ', no docs'}`,
       run: async () => {
         for (const [file, content] of Object.entries(rootfsFiles(b, ctx.publicKey))) {
           const abs = path.join(root, file);
           await fs.mkdir(path.dirname(abs), { recursive: true });
           await fs.writeFile(abs, content);
         }
-        await fs.chmod(path.join(root, 'usr/local/sbin/ost-dhcp-hostname'), 0o755);
+        for (const f of ['ost-dhcp-hostname', 'ost-host-key', 'ost-ready'])
+          await fs.chmod(path.join(root, 'usr/local/sbin', f), 0o755);
         await fs.chmod(path.join(root, 'root/.ssh'), 0o700);
         await fs.chmod(path.join(root, 'root/.ssh/authorized_keys'), 0o600);
         for (const f of await fs.readdir(path.join(root, 'etc/ssh'))) {
           if (/^ssh_host_.*_key(\.pub)?$/.test(f)) await fs.rm(path.join(root, 'etc/ssh', f));
         }
         await fs.rm(path.join(root, 'var/lib/dbus/machine-id'), { force: true });
+        // man-db rebuilds its index after every package install (slow in the appliance under TCG); man
+        // pages still show, only apropos/whatis lack an index
+        await fs.rm(path.join(root, 'var/lib/man-db/auto-update'), { force: true });
+        if (!b.docs) await pruneDocs(root);
         // debootstrap leaves the mirror's package index behind (~50 MB); layers fetch fresh lists anyway
         for (const f of await fs.readdir(path.join(root, 'var/lib/apt/lists'))) {
           if (f !== 'partial' && f !== 'lock')
@@ -207,7 +323,7 @@ export function debootstrapActions(ctx: LayerContext): Action[] {
     },
     {
       kind: 'exec',
-      title: 'enable systemd-networkd, systemd-resolved and the DHCP hostname',
+      title: 'enable systemd-networkd, systemd-resolved, the DHCP hostname and the readiness marker',
       argv: [
         'chroot',
         root,
@@ -216,7 +332,13 @@ export function debootstrapActions(ctx: LayerContext): Action[] {
         'systemd-networkd.service',
         'systemd-resolved.service',
         'ost-dhcp-hostname.service',
+        READY_UNIT,
       ],
+    },
+    {
+      kind: 'exec',
+      title: `mask what a test VM does not need at boot: ${MASKED_UNITS.join(', ')}`,
+      argv: ['chroot', root, 'systemctl', 'mask', ...MASKED_UNITS],
     },
     {
       kind: 'exec',

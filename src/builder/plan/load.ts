@@ -253,6 +253,8 @@ function normaliseLayer(
       variant: d.variant,
       components: d.components ?? ['main'],
       packages: d.packages,
+      kernel: d.kernel,
+      docs: d.docs,
       diskSize: parseSize(d.diskSize),
       hostname: d.hostname ?? set.distro.replace(/\./g, '-'),
     };

@@ -18,6 +18,10 @@ export interface DebootstrapBase {
   variant?: 'minbase' | 'buildd' | 'fakechroot';
   components: string[];
   packages: string[];
+  /** The kernel package (linux-image-amd64, linux-image-cloud-amd64, ...). */
+  kernel: string;
+  /** false: documentation and translations left out (dpkg path-exclude), man pages kept. */
+  docs: boolean;
   diskSize: Size;
   hostname: string;
 }

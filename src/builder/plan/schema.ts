@@ -23,6 +23,15 @@ export const debootstrapSchema = z.strictObject({
     .array(z.string().regex(/^[a-z][a-z0-9-]*$/, 'expected an archive component, such as main'))
     .optional(),
   packages: z.array(z.string().regex(/^[a-z0-9][a-z0-9.+-]*$/, 'expected a Debian package name')).default([]),
+  // the kernel package: Debian's cloud flavour (linux-image-cloud-amd64) carries a quarter of the generic
+  // one's modules and boots sooner; the generic one is the default, as a Debian install has it
+  kernel: z
+    .string()
+    .regex(/^linux-image-[a-z0-9.+-]+$/, 'expected a Debian kernel package, such as linux-image-cloud-amd64')
+    .default('linux-image-amd64'),
+  // false: no /usr/share/doc (copyright files stay), info pages or message translations, in the base and
+  // in every package a layer installs later (dpkg path-exclude); man pages stay
+  docs: z.boolean().default(true),
   diskSize: size.default('6G'),
   hostname: z
     .string()

@@ -71,7 +71,8 @@ export async function bootImageCommand(args: BootImageArgs): Promise<void> {
     } else {
       process.stdout.write(
         `${t.label}: SSH answered with ${path.basename(t.key)} after ` +
-          `${(res.bootToSshMs / 1000).toFixed(1)}s, system ${res.systemState}\n${(res.commandOutput ?? '').trimEnd()}\n`,
+          `${(res.bootToSshMs / 1000).toFixed(1)}s, system ${res.systemState}` +
+          `${res.marker ? ', readiness marker on its console' : ''}\n${(res.commandOutput ?? '').trimEnd()}\n`,
       );
     }
   } finally {

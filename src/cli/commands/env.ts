@@ -53,10 +53,17 @@ export interface UpArgs extends EnvCommon, CustomArgs {
   key?: string;
   timeout: number;
   wait: boolean;
+  /** --chained: no VM starts from a squashed package. */
+  chained: boolean;
   keepOnFailure: boolean;
 }
 
 function loadEnv(a: UpArgs): Environment {
+  const env = loadSuite(a);
+  return a.chained ? { ...env, vms: env.vms.map((vm) => ({ ...vm, squashed: false })) } : env;
+}
+
+function loadSuite(a: UpArgs): Environment {
   if (a.env) return loadOstJson(a.env);
   if (!a.suite) throw new OstError('name a suite (ost up demo-suite), or pass --env path/to/ost.json');
   // an OST checkout: --ost-repo, or the current folder when it has <suite>/ost.json (as ./ost.sh run)

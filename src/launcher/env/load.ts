@@ -49,7 +49,8 @@ const vmSchema = z.strictObject({
     )
     .default([]),
   deployScripts: z.array(z.string().min(1)).default([]),
-  squashed: z.boolean().default(false),
+  // true: a squashed package of the image stands in for its chained layers when installed and not older
+  squashed: z.boolean().default(true),
 });
 
 const suiteSchema = z.strictObject({

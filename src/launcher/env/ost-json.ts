@@ -169,7 +169,8 @@ export function loadOstJson(file: string, env: NodeJS.ProcessEnv = process.env):
         return { name: dev, size: d.size, sizeBytes: sizeToBytes(d.size), format: 'raw' as const };
       }),
       deployScripts,
-      squashed: false,
+      // a squashed package of the image is used when installed (ost up --chained says no)
+      squashed: true,
     };
   });
   if (vms.length === 0) add(['vms'], 'a suite needs at least one VM');

@@ -21,8 +21,10 @@ export interface ResolveOptions {
 }
 
 export interface ResolvedImage {
-  /** As written in the environment: `debian12-engine-installed` or a path. */
+  /** The image used: `debian12-engine-installed`, `debian12-engine-installed-squashed`, or a path. */
   ref: string;
+  /** Why the chained layers were used although a squashed package is installed (an older build). */
+  note?: string;
   path: string;
   package?: { name: string; version: string; release: string };
   /** Absolute file names, top first. */
@@ -32,8 +34,18 @@ export interface ResolvedImage {
 }
 
 /** The display form of an image reference. */
-export function refText(ref: ImageRef, squashed = false): string {
-  return ref.kind === 'path' ? ref.path : `${ref.distro}-${ref.layer}${squashed ? '-squashed' : ''}`;
+export function refText(ref: ImageRef): string {
+  return ref.kind === 'path' ? ref.path : `${ref.distro}-${ref.layer}`;
+}
+
+/** What resolveImages keys a VM's image by: the image, and whether its squashed package may stand in. */
+export function imageKey(vm: Pick<EnvVm, 'image' | 'squashed'>): string {
+  return `${refText(vm.image)}${vm.image.kind === 'package' && !vm.squashed ? ' (chained)' : ''}`;
+}
+
+/** rpm's order of two releases of ost-images (UTC timestamps, digits compared as numbers). */
+function releaseOrder(a: string, b: string): number {
+  return a.localeCompare(b, 'en', { numeric: true });
 }
 
 type PackageRef = ImageRef & { kind: 'package' };
@@ -69,19 +81,25 @@ export async function resolveImages(
 ): Promise<Map<string, ResolvedImage>> {
   const root = opts.root ? path.resolve(opts.root) : undefined;
   const wanted = new Map<string, { ref: ImageRef; squashed: boolean }>();
-  for (const vm of vms) wanted.set(refText(vm.image, vm.squashed), { ref: vm.image, squashed: vm.squashed });
-  const paths = new Map<string, { file: string; pkg?: ResolvedImage['package']; distro?: string }>();
+  for (const vm of vms) wanted.set(imageKey(vm), { ref: vm.image, squashed: vm.squashed });
+  const paths = new Map<
+    string,
+    { file: string; ref: string; pkg?: ResolvedImage['package']; distro?: string; note?: string }
+  >();
   const problems: string[] = [];
   const missingPackages: string[] = [];
   const packaged = [...wanted].filter(([, w]) => w.ref.kind === 'package');
   for (const [text, w] of wanted) {
-    if (w.ref.kind === 'path') paths.set(text, { file: path.resolve(w.ref.path) });
+    if (w.ref.kind === 'path') paths.set(text, { file: path.resolve(w.ref.path), ref: w.ref.path });
     else if (opts.imagesDir) {
-      const files = candidates(w.ref, w.squashed).map((c) =>
-        path.resolve(opts.imagesDir as string, `${c.file}.qcow2`),
+      const options = candidates(w.ref, w.squashed);
+      const found = options.find((c) =>
+        existsSync(path.resolve(opts.imagesDir as string, `${c.file}.qcow2`)),
       );
+      const c = found ?? (options.at(-1) as (typeof options)[number]);
       paths.set(text, {
-        file: files.find((f) => existsSync(f)) ?? (files[0] as string),
+        file: path.resolve(opts.imagesDir, `${c.file}.qcow2`),
+        ref: c.file,
         distro: w.ref.distro,
       });
     }
@@ -102,14 +120,24 @@ export async function resolveImages(
       packaged.map(async ([text, w]) => {
         const ref = w.ref as PackageRef;
         const options = candidates(ref, w.squashed);
-        // squashed: true prefers the standalone package and falls back to the chained one
-        const chosen = options.find((c) => q.installed.some((p) => p.name === c.name));
+        const installedAs = (c: (typeof options)[number]) => q.installed.find((p) => p.name === c.name);
+        // the squashed package is preferred when installed, unless it is older than the chained one (a
+        // set published later without --squash): a stale image is never taken over a fresh one
+        let chosen = options.find((c) => installedAs(c));
+        let note: string | undefined;
+        const [squashed, chained] = options.length === 2 ? options : [];
+        const sq = squashed && installedAs(squashed);
+        const ch = chained && installedAs(chained);
+        if (sq && ch && releaseOrder(`${sq.version}-${sq.release}`, `${ch.version}-${ch.release}`) < 0) {
+          chosen = chained;
+          note = `${sq.name} ${sq.version}-${sq.release} is older than ${ch.name} ${ch.version}-${ch.release}: the chained layers are used (dnf upgrade, or remove ${sq.name})`;
+        }
         if (!chosen) {
-          if (!unanswered.includes(options[0]?.name as string))
-            missingPackages.push(options[0]?.name as string);
+          const need = options.at(-1)?.name as string;
+          if (!unanswered.includes(need)) missingPackages.push(need);
           return;
         }
-        const pkg = q.installed.find((p) => p.name === chosen.name) as (typeof q.installed)[number];
+        const pkg = installedAs(chosen) as (typeof q.installed)[number];
         const files = await runArgv(rpmFilesArgv(chosen.name, root), { signal: opts.signal });
         const qcow = files.stdout.split('\n').find((f) => f.endsWith(`/${chosen.file}.qcow2`));
         if (!qcow) {
@@ -120,8 +148,10 @@ export async function resolveImages(
         }
         paths.set(text, {
           file: root ? path.join(root, qcow) : qcow,
+          ref: chosen.file,
           pkg: { name: chosen.name, version: pkg.version, release: pkg.release },
           distro: ref.distro,
+          note,
         });
       }),
     );
@@ -137,7 +167,7 @@ export async function resolveImages(
     [...paths].map(async ([text, p]) => {
       if (!existsSync(p.file)) {
         problems.push(
-          `image ${text}: ${p.file} does not exist${opts.imagesDir ? ` (OST_IMAGES_DIR=${opts.imagesDir})` : ''}`,
+          `image ${p.ref}: ${p.file} does not exist${opts.imagesDir ? ` (OST_IMAGES_DIR=${opts.imagesDir})` : ''}`,
         );
         return;
       }
@@ -147,14 +177,14 @@ export async function resolveImages(
       } catch (err) {
         if (!(err instanceof OstError)) throw err;
         problems.push(
-          `image ${text}: the ${err.message}\n  fix: install the parent layer's package (rpm -q --requires ${p.pkg?.name ?? 'the package'})`,
+          `image ${p.ref}: the ${err.message}\n  fix: install the parent layer's package (rpm -q --requires ${p.pkg?.name ?? 'the package'})`,
         );
         return;
       }
       const chain = images.map((i) => path.resolve(path.dirname(p.file), i.filename));
       for (const f of chain) {
         const why = unreadableBy(opts.qemu, f);
-        if (why) problems.push(`image ${text}: qemu (user ${opts.qemu.name}) cannot read the chain: ${why}`);
+        if (why) problems.push(`image ${p.ref}: qemu (user ${opts.qemu.name}) cannot read the chain: ${why}`);
       }
       // a truncated or overwritten layer still opens, and fails only inside the booting guest: check its
       // metadata now (a few ms per file; -U, running envs hold them open)
@@ -166,18 +196,19 @@ export async function resolveImages(
         });
         if (c.corruptions > 0 || c.checkErrors > 0)
           problems.push(
-            `image ${text}: ${f} is damaged (qemu-img check: ${c.corruptions} corruptions, ${c.checkErrors} check errors; truncated or overwritten?)\n  fix: reinstall it (dnf reinstall ${p.pkg?.name ?? 'the package that owns it'})`,
+            `image ${p.ref}: ${f} is damaged (qemu-img check: ${c.corruptions} corruptions, ${c.checkErrors} check errors; truncated or overwritten?)\n  fix: reinstall it (dnf reinstall ${p.pkg?.name ?? 'the package that owns it'})`,
           );
       }
       const key = opts.key ? path.resolve(opts.key) : findKey(chain, p.distro);
       if (!key || !existsSync(key)) {
         problems.push(
-          `image ${text}: no SSH private key ${opts.key ?? `(${p.distro ?? '<distro>'}_id_rsa next to ${chain.at(-1)})`}; the base RPM ships it, or pass --key`,
+          `image ${p.ref}: no SSH private key ${opts.key ?? `(${p.distro ?? '<distro>'}_id_rsa next to ${chain.at(-1)})`}; the base RPM ships it, or pass --key`,
         );
         return;
       }
       out.set(text, {
-        ref: text,
+        ref: p.ref,
+        note: p.note,
         path: p.file,
         package: p.pkg,
         chain,

@@ -1,0 +1,249 @@
+// Guest readiness, one module for `ost up` (VMs on libvirt bridges) and `ost boot-image` (qemu with a
+// user-mode forward): a VM is ready when one SSH login with its key sees systemd running or degraded.
+// When to log in: images built by ost write READY_MARKER on their serial console the moment sshd accepts
+// (a unit of the base layer), which this module watches in the console log ost keeps anyway, so the login
+// starts within ~0.1 s and overlaps the rest of the boot. Images without the marker (older RPMs, imports)
+// are found by polling, which runs alongside: a TCP probe of port 22 every 0.5 s on a bridge, or SSH
+// attempts backing off to 8 s behind qemu's forward (which accepts every connection). One deadline per VM;
+// a VM that stops or is paused fails the wait at once; a timeout shows the last lines of the console.
+import { open } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { OstError } from '../core/errors.js';
+import { lastLines } from '../core/fsutil.js';
+import { sleep } from '../core/timers.js';
+import { runArgv } from '../tools/run-tool.js';
+import { type SshTarget, sshArgv } from '../tools/ssh.js';
+
+/** What the base layer's ost-ready.service writes on the serial console once sshd accepts (then the boot id). */
+export const READY_MARKER = 'ost-sshd-ready';
+
+/** A VM's state while it boots; `detail` of a gone one: what its qemu said last. */
+export type VmState =
+  | { kind: 'running' }
+  | { kind: 'gone'; detail?: string }
+  | { kind: 'paused'; reason: string };
+
+/** The VM stopped (its qemu died, or it powered off) before it was ready. */
+export class VmGoneError extends OstError {}
+
+export interface ReadyTarget {
+  vm: string;
+  ssh: SshTarget;
+  consoleLog: string;
+  /** Bytes of the console log from before this boot (a restarted VM's log is appended to): not searched. */
+  consoleFrom?: number;
+  /**
+   * How polling sees sshd: `tcp` probes the port (a VM on a bridge: a SYN costs nothing); `login` tries
+   * SSH itself with backoff (qemu's user-mode forward accepts every connection, whatever the guest does).
+   */
+  poll: 'tcp' | 'login';
+  /** The VM's state, asked every few seconds while waiting. */
+  state?: () => Promise<VmState>;
+  /** What to look at when the VM stopped while booting. */
+  goneHint?: string;
+}
+
+export interface ReadyResult {
+  /** `running` or `degraded`. */
+  systemState: string;
+  /** When the console showed READY_MARKER, from the start of the wait (undefined: it never did). */
+  markerMs?: number;
+  /** When port 22 first accepted a connection (tcp polling only). */
+  tcpMs?: number;
+  /** When the login that succeeded was started. */
+  loginMs: number;
+  readyMs: number;
+  /** TCP probes and SSH logins made. */
+  probes: number;
+  logins: number;
+}
+
+/** How often the console log is looked at for the marker (a stat; a read only when it grew). */
+const CONSOLE_INTERVAL_MS = 100;
+/** Pause between polls. */
+export const PROBE_INTERVAL_MS = 500;
+/** A probe's connect timeout: a guest whose network is not up yet does not answer ARP, so connect hangs. */
+const CONNECT_TIMEOUT_MS = 2000;
+/** SSH attempts behind a user-mode forward: 1 s, doubling to 8 s. */
+const LOGIN_BACKOFF_MS = { first: 1000, max: 8000 };
+/** How often the VM's state is asked (a VM that died fails the wait within this). */
+const STATE_INTERVAL_MS = 4000;
+
+/** Watches a growing console log for a marker; `appeared` resolves when it shows, `seenAt` says when. */
+export class ConsoleWatch {
+  seenAt: number | undefined;
+  readonly appeared: Promise<void>;
+  private stopped = false;
+  private offset: number;
+  private carry = '';
+  private resolve: () => void = () => {};
+
+  constructor(
+    private readonly file: string,
+    private readonly marker: string,
+    from = 0,
+  ) {
+    this.offset = from;
+    this.appeared = new Promise((r) => {
+      this.resolve = r;
+    });
+    void this.loop();
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopped && this.seenAt === undefined) {
+      await this.look().catch(() => {});
+      if (this.seenAt === undefined) await sleep(CONSOLE_INTERVAL_MS);
+    }
+  }
+
+  /** Read what was appended since the last look; a log that shrank (rotated, recreated) is read anew. */
+  private async look(): Promise<void> {
+    const fh = await open(this.file, 'r');
+    try {
+      const { size } = await fh.stat();
+      if (size < this.offset) this.offset = 0;
+      if (size === this.offset) return;
+      const buf = Buffer.alloc(size - this.offset);
+      const { bytesRead } = await fh.read(buf, 0, buf.length, this.offset);
+      this.offset += bytesRead;
+      const text = this.carry + buf.subarray(0, bytesRead).toString('latin1');
+      if (text.includes(this.marker)) {
+        this.seenAt = Date.now();
+        this.resolve();
+      }
+      // a marker split across two reads is found in the next one
+      this.carry = text.slice(-this.marker.length);
+    } finally {
+      await fh.close();
+    }
+  }
+}
+
+function tcpOpen(host: string, port: number, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ host, port });
+    const done = (ok: boolean) => {
+      s.destroy();
+      resolve(ok);
+    };
+    s.setTimeout(timeoutMs, () => done(false));
+    s.once('connect', () => done(true));
+    s.once('error', () => done(false));
+  });
+}
+
+/** The last lines of a serial console log, indented, for an error message. */
+async function consoleTail(log: string): Promise<string> {
+  const tail = await lastLines(log, 20);
+  return `last lines of its serial console (${log}):\n${tail.map((l) => `  | ${l}`).join('\n') || '  (empty)'}`;
+}
+
+/** Wait until the VM answers SSH and systemd reports running/degraded, or throw at the deadline. */
+export async function waitReady(
+  t: ReadyTarget,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<ReadyResult> {
+  const started = Date.now();
+  const deadline = started + timeoutMs;
+  const watch = new ConsoleWatch(t.consoleLog, READY_MARKER, t.consoleFrom);
+  const ms = (at: number | undefined) => (at === undefined ? undefined : at - started);
+  let probes = 0;
+  let logins = 0;
+  let tcpAt: number | undefined;
+  let nextLoginAt = 0;
+  let backoff = LOGIN_BACKOFF_MS.first;
+  let stateAskedAt = 0;
+  let last = t.poll === 'tcp' ? 'port 22 not open yet' : 'no SSH login yet';
+  // a wait that the marker cuts short
+  const pause = (ms: number) => Promise.race([sleep(Math.max(0, ms), signal), watch.appeared]);
+  try {
+    for (;;) {
+      signal?.throwIfAborted();
+      const left = deadline - Date.now();
+      if (left <= 0) break;
+      let login = watch.seenAt !== undefined;
+      if (!login && t.poll === 'tcp') {
+        probes++;
+        const open = await Promise.race([
+          tcpOpen(t.ssh.host, t.ssh.port, Math.min(CONNECT_TIMEOUT_MS, left)),
+          watch.appeared.then(() => false),
+        ]);
+        if (open) tcpAt ??= Date.now();
+        login = open || watch.seenAt !== undefined;
+      } else if (!login) login = Date.now() >= nextLoginAt;
+      if (login) {
+        logins++;
+        const loginAt = Date.now();
+        const res = await runArgv(sshArgv(t.ssh, 'systemctl is-system-running --wait', 10), {
+          allowFailure: true,
+          timeoutMs: Math.max(deadline - loginAt, 1000),
+          signal,
+        });
+        const state = res.stdout.trim().split('\n').pop() ?? '';
+        if (res.exitCode !== 255 && (state === 'running' || state === 'degraded')) {
+          return {
+            systemState: state,
+            markerMs: ms(watch.seenAt),
+            tcpMs: ms(tcpAt),
+            loginMs: loginAt - started,
+            readyMs: Date.now() - started,
+            probes,
+            logins,
+          };
+        }
+        last =
+          res.exitCode === 255
+            ? `ssh: ${res.stderr.trim().split('\n').pop() ?? 'failed'}`
+            : `systemd is ${state || 'unknown'}`;
+        if (t.poll === 'login' && watch.seenAt === undefined) {
+          nextLoginAt = Date.now() + backoff;
+          backoff = Math.min(backoff * 2, LOGIN_BACKOFF_MS.max);
+        }
+      }
+      // libvirt's view costs a virsh run: asked every few seconds, not at every probe
+      if (t.state && Date.now() - stateAskedAt >= STATE_INTERVAL_MS) {
+        stateAskedAt = Date.now();
+        await failIfStopped(t, await t.state(), last);
+      }
+      const remaining = deadline - Date.now();
+      // after the marker only a failed login gets here: it is retried at the probe interval
+      if (watch.seenAt !== undefined) await sleep(Math.min(PROBE_INTERVAL_MS, remaining), signal);
+      else if (t.poll === 'login') await pause(Math.min(nextLoginAt - Date.now(), remaining));
+      else await pause(Math.min(PROBE_INTERVAL_MS, remaining));
+    }
+  } finally {
+    watch.stop();
+  }
+  const marker =
+    watch.seenAt === undefined
+      ? 'no readiness marker on its console'
+      : `its console said sshd is up ${((watch.seenAt - started) / 1000).toFixed(1)}s in`;
+  throw new OstError(
+    `VM ${t.vm} (${t.ssh.host}) was not ready within ${Math.round(timeoutMs / 1000)}s (${marker}; last: ${last})\n` +
+      (await consoleTail(t.consoleLog)),
+    'raise --timeout on a slow host, or look at the console log for a boot problem',
+  );
+}
+
+async function failIfStopped(t: ReadyTarget, st: VmState, last: string): Promise<void> {
+  if (st.kind === 'gone') {
+    throw new VmGoneError(
+      `VM ${t.vm} stopped while booting (its qemu exited; ${last})${st.detail ? `\nqemu: ${st.detail}` : ''}\n${await consoleTail(t.consoleLog)}`,
+      t.goneHint ?? 'look at the console log for why it stopped',
+    );
+  }
+  if (st.kind === 'paused') {
+    throw new OstError(
+      `VM ${t.vm} was paused by qemu while booting (${st.reason})\n${await consoleTail(t.consoleLog)}`,
+      /I\/O error/i.test(st.reason)
+        ? 'qemu pauses a guest whose disk write failed: make room where its overlay lives (df), or use --overlay-dir / --overlay-reserve'
+        : 'look at the console log and /var/log/libvirt/qemu/ for why',
+    );
+  }
+}

@@ -1,0 +1,134 @@
+// Guest readiness (src/guest/ready.ts): the console marker watch, and a wait that stops at once when the
+// VM is gone or paused, or at its deadline, with the console's tail. Ports are closed loopback ones.
+import { appendFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { OstError } from '../../src/core/errors.js';
+import { sleep } from '../../src/core/timers.js';
+import {
+  ConsoleWatch,
+  READY_MARKER,
+  type ReadyTarget,
+  VmGoneError,
+  waitReady,
+} from '../../src/guest/ready.js';
+import { parseDomState } from '../../src/launcher/ready/domstate.js';
+import { tempTree } from '../helpers/sets.js';
+
+/** A loopback port nothing listens on (bound, then closed). */
+function closedPort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = createServer().listen(0, '127.0.0.1', () => {
+      const a = srv.address();
+      srv.close(() => resolve(typeof a === 'object' && a ? a.port : 1));
+    });
+  });
+}
+
+async function target(console: string, more: Partial<ReadyTarget> = {}): Promise<ReadyTarget> {
+  const dir = tempTree({ 'console.log': console });
+  return {
+    vm: 'engine',
+    ssh: { host: '127.0.0.1', port: await closedPort(), user: 'root', privateKey: '/nonexistent' },
+    consoleLog: path.join(dir, 'console.log'),
+    poll: 'tcp',
+    ...more,
+  };
+}
+
+describe('the console readiness marker', () => {
+  it('is seen when it is appended, even split across two writes, and not before the given offset', async () => {
+    const dir = tempTree({ 'console.log': `old boot: ${READY_MARKER} 1234\r\n` });
+    const file = path.join(dir, 'console.log');
+    const watch = new ConsoleWatch(file, READY_MARKER, `old boot: ${READY_MARKER} 1234\r\n`.length);
+    try {
+      await sleep(300);
+      expect(watch.seenAt).toBeUndefined();
+      appendFileSync(file, `[  OK  ] Started ssh.service\r\n${READY_MARKER.slice(0, 5)}`);
+      await sleep(300);
+      expect(watch.seenAt).toBeUndefined();
+      const t0 = Date.now();
+      appendFileSync(file, `${READY_MARKER.slice(5)} 5f2c\r\n`);
+      await watch.appeared;
+      expect((watch.seenAt as number) - t0).toBeLessThan(500);
+    } finally {
+      watch.stop();
+    }
+  });
+
+  it('is found in a log that was recreated shorter, and in one that does not exist yet', async () => {
+    const dir = tempTree({ 'console.log': 'x'.repeat(4096) });
+    const file = path.join(dir, 'console.log');
+    const watch = new ConsoleWatch(file, READY_MARKER, 4096);
+    const missing = new ConsoleWatch(path.join(dir, 'later.log'), READY_MARKER);
+    try {
+      writeFileSync(file, `${READY_MARKER} 1\n`);
+      writeFileSync(path.join(dir, 'later.log'), `boot\n${READY_MARKER} 2\n`);
+      await Promise.all([watch.appeared, missing.appeared]);
+    } finally {
+      watch.stop();
+      missing.stop();
+    }
+  });
+
+  it('starts the SSH login at once, and a wait whose login keeps failing says the marker was seen', async () => {
+    const t = await target('booting\r\n');
+    setTimeout(() => appendFileSync(t.consoleLog, `${READY_MARKER} 0a1b\r\n`), 300);
+    const err = await waitReady(t, 2500).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OstError);
+    expect((err as Error).message).toMatch(
+      /^VM engine \(127\.0\.0\.1\) was not ready within 3s \(its console said sshd is up 0\.[3-6]s in; last: ssh: .*refused/,
+    );
+  });
+});
+
+describe('waiting for a VM', () => {
+  it('stops at once when the VM is gone (its qemu died), with the console tail and what qemu said', async () => {
+    const t = await target('[    1.77] pci 0000:00:01.1: BAR 0\r\n', {
+      state: async () => ({ kind: 'gone', detail: 'qemu: terminating on signal 15' }),
+    });
+    const t0 = Date.now();
+    const err = await waitReady(t, 60_000).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(VmGoneError);
+    expect((err as Error).message).toMatch(/VM engine stopped while booting/);
+    expect((err as Error).message).toContain('qemu: qemu: terminating on signal 15');
+    expect((err as Error).message).toContain('  | [    1.77] pci 0000:00:01.1: BAR 0');
+    expect(Date.now() - t0).toBeLessThan(10_000);
+  });
+
+  it('stops at once when qemu paused the VM (a full overlay disk), saying so', async () => {
+    // virsh 9.0.0 `domstate --reason` outputs
+    expect(parseDomState(0, 'paused (I/O error)\n\n')).toEqual({ kind: 'paused', reason: 'I/O error' });
+    expect(parseDomState(0, 'running (booted)\n\n')).toEqual({ kind: 'running' });
+    expect(parseDomState(0, 'shut off (destroyed)\n\n')).toEqual({ kind: 'gone' });
+    expect(parseDomState(1, '')).toEqual({ kind: 'gone' });
+    const t = await target('EXT4-fs error\r\n', {
+      state: async () => parseDomState(0, 'paused (I/O error)\n'),
+    });
+    const err = await waitReady(t, 60_000).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OstError);
+    expect(err).not.toBeInstanceOf(VmGoneError);
+    expect((err as OstError).message).toMatch(/^VM engine was paused by qemu while booting \(I\/O error\)/);
+    expect((err as OstError).hint).toMatch(/make room where its overlay lives/);
+  });
+
+  it('gives up at the deadline with the tail of the serial console, polling by TCP or by login', async () => {
+    for (const poll of ['tcp', 'login'] as const) {
+      const t = await target(
+        'line 1\r\n\u001b[0;32mBooting\u001b[0m kernel\r\nKernel panic - not syncing\r\n',
+        {
+          poll,
+        },
+      );
+      const err = await waitReady(t, 1500).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(OstError);
+      expect((err as Error).message).toMatch(
+        poll === 'tcp'
+          ? /VM engine \(127\.0\.0\.1\) was not ready within 2s \(no readiness marker on its console; last: port 22 not open yet\)/
+          : /VM engine \(127\.0\.0\.1\) was not ready within 2s \(no readiness marker on its console; last: ssh: .*refused/,
+      );
+      expect((err as Error).message).toContain('  | Booting kernel\n  | Kernel panic - not syncing');
+    }
+  });
+});
