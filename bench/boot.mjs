@@ -1,11 +1,17 @@
 #!/usr/bin/env node
-// Boot to ready, broken down per VM: `ost up` of demo-suite and the 3-VM bench suite in a network namespace
-// (libvirtd of our own), then in every VM over SSH: /proc/uptime (to line the guest's clock up with the
-// host's: kernel start = host time - uptime, ± half that SSH round trip), `systemd-analyze` (kernel, initrd
-// — none on Debian's initramfs-tools: counted in kernel —, userspace), the moment sshd said "Server listening" (journal, monotonic), blame and critical chain.
-// Per VM: firmware+bootloader = kernel start - domain start; sshd listening; port 22 first seen by ost;
-// ready (ost's SSH login saw systemd running) and how late ost noticed after sshd listened.
-// Usage (root): node bench/boot.mjs --root <installroot with the debian12 ost-images RPMs> [--rounds N]
+// Boot to ready, broken down per VM, for one or more configurations (an ost checkout + an installroot of
+// debian12 image RPMs + extra `ost up` flags) side by side in one run, rounds alternating between them:
+// `ost up` of demo-suite and the 3-VM bench suite in a network namespace (libvirtd of our own), then in
+// every VM over SSH: /proc/uptime (to line the guest's clock up with the host's: kernel start = host time
+// - uptime, ± half that SSH round trip), `systemd-analyze` (kernel, initrd — none on Debian's
+// initramfs-tools: counted in kernel —, userspace), sshd's "Server listening" and the readiness marker
+// unit's "Finished" (journal, monotonic), blame and critical chain.
+// Per VM: firmware+bootloader = kernel start - domain start; sshd listening; boot finished (kernel start
+// + systemd's total); when ost saw sshd (console marker, or port 22 for images without it); when its one
+// SSH login started; ready (that login saw systemd running) and how late that was after sshd listened.
+// Usage (root):
+//   node bench/boot.mjs --config NAME=<ost checkout>:<installroot>[:<extra up flag>,...] [--config ...] [--rounds N]
+//   node bench/boot.mjs --root <installroot> [--rounds N]      (one configuration: this checkout)
 import { mkdtempSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
 import { libvirtNetns, median, runner, sec, upArgv, writeBenchSuite } from './lib.mjs';
@@ -13,13 +19,29 @@ import { libvirtNetns, median, runner, sec, upArgv, writeBenchSuite } from './li
 const repoRoot = path.resolve(import.meta.dirname, '..');
 const args = process.argv.slice(2);
 const opt = (name) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined);
-const root = opt('--root') ? path.resolve(opt('--root')) : undefined;
+const all = (name) => args.flatMap((a, i) => (a === name ? [args[i + 1]] : []));
 const rounds = Number(opt('--rounds') ?? 1);
-if (!root) {
-  console.error('usage: node bench/boot.mjs --root <installroot> [--rounds N]');
+const configs = all('--config').map((c) => {
+  const [name, rest] = c.split(/=(.*)/s);
+  const [checkout, root, flags = ''] = rest.split(':');
+  return {
+    name,
+    ost: path.join(path.resolve(checkout), 'bin/ost'),
+    root: path.resolve(root),
+    flags: flags.split(',').filter(Boolean),
+  };
+});
+if (opt('--root'))
+  configs.push({
+    name: 'this',
+    ost: path.join(repoRoot, 'bin/ost'),
+    root: path.resolve(opt('--root')),
+    flags: [],
+  });
+if (configs.length === 0) {
+  console.error('usage: node bench/boot.mjs --config NAME=<checkout>:<installroot>[:flags] ... [--rounds N]');
   process.exit(2);
 }
-const ost = path.join(repoRoot, 'bin/ost');
 const work = mkdtempSync('/var/tmp/ost-boot-bench-');
 const env = {
   ...process.env,
@@ -54,10 +76,18 @@ const GUEST = [
   // sshd's own moment: "Server listening on 0.0.0.0 port 22." in seconds since boot
   "journalctl -b -o short-monotonic --no-pager -t sshd -g 'Server listening' | head -n1",
   `echo ${SEP}`,
+  // the readiness marker unit (images with it): when it finished writing the marker
+  "journalctl -b -o short-monotonic --no-pager -u ost-ready.service -g 'Finished' | head -n1",
+  `echo ${SEP}`,
   'systemd-analyze blame --no-pager | head -n 8',
   `echo ${SEP}`,
   'systemd-analyze critical-chain --no-pager multi-user.target | head -n 12',
 ].join('; ');
+
+const mono = (line) => {
+  const m = /\[\s*([\d.]+)\]/.exec(line ?? '')?.[1];
+  return m === undefined ? undefined : Number(m) * 1000;
+};
 
 /** One VM's breakdown, from the env record and one SSH call. */
 function breakdown(rec, vm) {
@@ -67,19 +97,29 @@ function breakdown(rec, vm) {
   const uptime = ssh('cat /proc/uptime').stdout;
   const after = Date.now();
   const kernelStart = (before + after) / 2 - Number(uptime.split(' ')[0]) * 1000;
-  const [analyze, listening, blame, chain] = ssh(GUEST).stdout.split(`${SEP}\n`);
-  const sshdMono = /\[\s*([\d.]+)\]/.exec(listening ?? '')?.[1];
-  const sshdAt = sshdMono === undefined ? undefined : kernelStart + Number(sshdMono) * 1000;
+  const [analyze, listening, marker, blame, chain] = ssh(GUEST).stdout.split(`${SEP}\n`);
+  const at = (ms) => (ms === undefined ? undefined : (kernelStart + ms - t.startedAt) / 1000);
   const t = vm.timings;
+  const parts = parseAnalyze(analyze);
+  const sshd = at(mono(listening));
+  const rel = (x) => (x === undefined ? undefined : (x - t.startedAt) / 1000);
   return {
     vm: vm.name,
     image: vm.image.path.split('/').pop(),
     firmware: (kernelStart - t.startedAt) / 1000,
-    ...parseAnalyze(analyze),
-    sshd: sshdAt === undefined ? undefined : (sshdAt - t.startedAt) / 1000,
-    port22: (t.sshOpenAt - t.startedAt) / 1000,
-    ready: (t.readyAt - t.startedAt) / 1000,
-    lag: sshdAt === undefined ? undefined : (t.readyAt - sshdAt) / 1000,
+    ...parts,
+    sshd,
+    finished:
+      (kernelStart - t.startedAt) / 1000 + (parts.kernel ?? 0) + (parts.initrd ?? 0) + (parts.userspace ?? 0),
+    markerWritten: at(mono(marker)),
+    // the first sign of sshd ost had: the console marker or port 22, whichever came first
+    seen: rel(Math.min(t.sshdUpAt ?? Infinity, t.sshOpenAt ?? Infinity)),
+    seenBy: (t.sshdUpAt ?? Infinity) <= (t.sshOpenAt ?? Infinity) ? 'marker' : 'port 22',
+    // older launchers log in as soon as port 22 answers and record no login moment
+    login: rel(t.loginAt ?? t.sshOpenAt),
+    ready: rel(t.readyAt),
+    lag: sshd === undefined ? undefined : rel(t.readyAt) - sshd,
+    loginLag: sshd === undefined ? undefined : rel(t.loginAt ?? t.sshOpenAt) - sshd,
     rtt: (after - before) / 1000,
     blame: blame.trim().split('\n'),
     chain: chain.trim().split('\n'),
@@ -87,46 +127,57 @@ function breakdown(rec, vm) {
 }
 
 const results = [];
-const live = new Set();
+const live = new Map();
 try {
   for (let round = 0; round < rounds; round++)
-    for (const s of suites) {
-      const up = inNs(upArgv(ost, s.name, s.envFile, root));
-      const rec = JSON.parse(up.stdout);
-      live.add(rec.id);
-      for (const vm of rec.vms) results.push({ suite: s.name, round, ...breakdown(rec, vm) });
-      inNs([ost, 'down', rec.id]);
-      live.delete(rec.id);
-    }
+    for (const c of configs)
+      for (const s of suites) {
+        const up = inNs([...upArgv(c.ost, s.name, s.envFile, c.root), ...c.flags]);
+        const rec = JSON.parse(up.stdout);
+        live.set(rec.id, c.ost);
+        for (const vm of rec.vms)
+          results.push({ config: c.name, suite: s.name, round, ...breakdown(rec, vm) });
+        inNs([c.ost, 'down', rec.id]);
+        live.delete(rec.id);
+      }
 } finally {
-  for (const id of live) inNs([ost, 'down', id], { allowFailure: true });
+  for (const [id, o] of live) inNs([o, 'down', id], { allowFailure: true });
   stop();
   rmSync(env.OST_OVERLAY_DIR, { recursive: true, force: true });
   rmSync(work, { recursive: true, force: true });
 }
 
 const f = (x) => (x === undefined || Number.isNaN(x) ? '–' : `${x.toFixed(1)} s`);
+const med = (xs) => {
+  const v = xs.filter((x) => x !== undefined && !Number.isNaN(x));
+  return v.length ? median(v) : undefined;
+};
 console.log(`# Boot to ready, per VM (${new Date().toISOString()}, ${rounds} round(s))`);
+for (const c of configs) console.log(`- ${c.name}: ${c.ost} ${c.flags.join(' ')} on ${c.root}`);
 console.log(
-  '| suite | VM | image | firmware+loader | kernel | initrd | userspace | sshd listening | port 22 seen | ready (ost) | ready − sshd listening |',
+  '\n| config | suite | round | VM | image | firmware+loader | kernel (+initrd) | userspace | sshd listening | boot finished | ost saw sshd (how) | login started | ready (ost) | ready − sshd listening |',
 );
-console.log('|---|---|---|---|---|---|---|---|---|---|---|');
+console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
 for (const r of results)
   console.log(
-    `| ${r.suite} | ${r.vm} | ${r.image} | ${f(r.firmware)} | ${f(r.kernel)} | ${f(r.initrd)} | ${f(r.userspace)} | ${f(r.sshd)} | ${f(r.port22)} | ${f(r.ready)} | ${f(r.lag)} |`,
+    `| ${r.config} | ${r.suite} | ${r.round + 1} | ${r.vm} | ${r.image} | ${f(r.firmware)} | ${f((r.kernel ?? 0) + (r.initrd ?? 0))} | ${f(r.userspace)} | ${f(r.sshd)} | ${f(r.finished)} | ${f(r.seen)} (${r.seenBy}) | ${f(r.login)} | ${f(r.ready)} | ${f(r.lag)} |`,
   );
 console.log(
-  `\nmedian ready − sshd listening: ${f(median(results.map((r) => r.lag).filter((x) => x !== undefined)))}; ` +
-    `ssh round trip of the measuring call: median ${sec(median(results.map((r) => r.rtt * 1000)))} (the kernel-start error is half of it)`,
+  '\n| config | suite | ready, median (max) | firmware+loader | kernel | userspace | login started − sshd listening | ready − sshd listening | ready − boot finished |',
 );
-for (const s of suites) {
-  const rs = results.filter((r) => r.suite === s.name);
-  console.log(
-    `\n${s.name}: ready median ${f(median(rs.map((r) => r.ready)))}, max ${f(Math.max(...rs.map((r) => r.ready)))}`,
-  );
-}
+console.log('|---|---|---|---|---|---|---|---|---|');
+for (const c of configs)
+  for (const s of suites) {
+    const rs = results.filter((r) => r.config === c.name && r.suite === s.name);
+    console.log(
+      `| ${c.name} | ${s.name} | ${f(med(rs.map((r) => r.ready)))} (${f(Math.max(...rs.map((r) => r.ready)))}) | ${f(med(rs.map((r) => r.firmware)))} | ${f(med(rs.map((r) => (r.kernel ?? 0) + (r.initrd ?? 0))))} | ${f(med(rs.map((r) => r.userspace)))} | ${f(med(rs.map((r) => r.loginLag)))} | ${f(med(rs.map((r) => r.lag)))} | ${f(med(rs.map((r) => r.ready - r.finished)))} |`,
+    );
+  }
+console.log(
+  `\nssh round trip of the measuring call: median ${sec(median(results.map((r) => r.rtt * 1000)))} (the kernel-start error is half of it)`,
+);
 for (const r of results.filter((x) => x.round === 0)) {
-  console.log(`\n## ${r.suite} / ${r.vm} (${r.image}): systemd-analyze blame (top 8)`);
+  console.log(`\n## ${r.config} / ${r.suite} / ${r.vm} (${r.image}): systemd-analyze blame (top 8)`);
   for (const l of r.blame) console.log(`    ${l}`);
   console.log('  critical-chain multi-user.target:');
   for (const l of r.chain) console.log(`    ${l}`);

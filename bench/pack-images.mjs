@@ -5,14 +5,17 @@
 //  3. squashed vs chained engine-installed: RPM size, and time for a VM to answer SSH
 // Usage (root, after npm run build and ost build-images images/debian12.yaml):
 //   node bench/pack-images.mjs [--out build/debian12] [--set images/debian12.yaml] [--payloads w3T0.zstdio,w6T0.zstdio,w9T0.zstdio,w9T4.xzdio]
+//     [--payloads-only]   (part 1 alone, e.g. for the old and the new images of one set: issue 13)
+//     [--ost CHECKOUT]    (publish with that checkout's bin/ost: the one that built --out)
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 
 const root = path.resolve(import.meta.dirname, '..');
-const ost = path.join(root, 'bin/ost');
 const args = process.argv.slice(2);
 const opt = (name, def) => (args.includes(name) ? args[args.indexOf(name) + 1] : def);
+// --ost CHECKOUT: pack with another build of ost (a set is published only by the builder that made it)
+const ost = path.join(path.resolve(opt('--ost', root)), 'bin/ost');
 const out = path.resolve(opt('--out', path.join(root, 'build/debian12')));
 const setArg = path.resolve(opt('--set', path.join(root, 'images/debian12.yaml')));
 const payloads = opt('--payloads', 'w3T0.zstdio,w6T0.zstdio,w9T0.zstdio,w9T4.xzdio').split(',');
@@ -46,7 +49,9 @@ function dnf(rootDir, repo, verb, pkgs) {
     ...pkgs,
   ]);
 }
-const layers = ['base', 'engine-installed', 'host-installed'];
+const layers = readdirSync(out)
+  .filter((f) => /^debian12-.*\.qcow2$/.test(f) && !f.endsWith('-squashed.qcow2'))
+  .map((f) => f.slice('debian12-'.length, -'.qcow2'.length));
 const images = layers.map((l) => path.join(out, `debian12-${l}.qcow2`));
 const imageBytes = images.reduce((a, f) => a + statSync(f).size, 0);
 
@@ -54,8 +59,12 @@ say(`# ost pack/install benchmark — ${new Date().toISOString()}`);
 say(
   `machine: ${execFileSync('nproc').toString().trim()} cores; rpm ${execFileSync('rpm', ['--version']).toString().trim()}; layers: ${layers.map((l, i) => `${l} ${mib(statSync(images[i]).size)}`).join(', ')} (total ${mib(imageBytes)})`,
 );
-say('\n## 1. payload comparison (the same three layer RPMs, rpmbuild then dnf install of the two leaves)');
-say('| payload | rpmbuild (3 RPMs) | total RPM size | dnf install (base + 2 leaves) |');
+say(
+  `\n## 1. payload comparison (the same ${layers.length} layer RPMs, rpmbuild then dnf install of the two leaves)`,
+);
+say(
+  `| payload | rpmbuild (${layers.length} RPMs) | total RPM size | dnf install (the chain of both leaves) |`,
+);
 say('|---|---|---|---|');
 const results = {};
 for (const p of payloads) {
@@ -91,6 +100,11 @@ if (base) {
       `- ${p}: pack ${(base.packMs / r.packMs).toFixed(1)}× faster, install ${(base.installMs / r.installMs).toFixed(1)}× faster, size ${(r.size / base.size).toFixed(2)}×`,
     );
   }
+}
+
+if (args.includes('--payloads-only')) {
+  rmSync(work, { recursive: true, force: true });
+  process.exit(0);
 }
 
 // 2. a leaf changes: what does dnf upgrade download?

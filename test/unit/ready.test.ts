@@ -1,9 +1,9 @@
 // Guest readiness (src/guest/ready.ts): the console marker watch, and a wait that stops at once when the
 // VM is gone or paused, or at its deadline, with the console's tail. Ports are closed loopback ones.
 import { appendFileSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { freePort } from '../../src/builder/boot.js';
 import { OstError } from '../../src/core/errors.js';
 import { sleep } from '../../src/core/timers.js';
 import {
@@ -16,21 +16,16 @@ import {
 import { parseDomState } from '../../src/launcher/ready/domstate.js';
 import { tempTree } from '../helpers/sets.js';
 
-/** A loopback port nothing listens on (bound, then closed). */
-function closedPort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer().listen(0, '127.0.0.1', () => {
-      const a = srv.address();
-      srv.close(() => resolve(typeof a === 'object' && a ? a.port : 1));
-    });
-  });
-}
-
 async function target(console: string, more: Partial<ReadyTarget> = {}): Promise<ReadyTarget> {
   const dir = tempTree({ 'console.log': console });
   return {
     vm: 'engine',
-    ssh: { host: '127.0.0.1', port: await closedPort(), user: 'root', privateKey: '/nonexistent' },
+    ssh: {
+      host: '127.0.0.1',
+      port: await freePort() /* bound and closed again: nothing listens */,
+      user: 'root',
+      privateKey: '/nonexistent',
+    },
     consoleLog: path.join(dir, 'console.log'),
     poll: 'tcp',
     ...more,
