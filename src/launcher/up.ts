@@ -484,10 +484,12 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
             vm.systemState = r.systemState;
             vm.timings.bootToSsh = Date.now() - t0;
             vm.timings.readyAt = Date.now();
-            // when the guest said sshd is up (console marker), or port 22 first answered (older images)
-            if (r.markerMs !== undefined) vm.timings.sshdUpAt = Date.now() - r.readyMs + r.markerMs;
-            if (r.tcpMs !== undefined) vm.timings.sshOpenAt = Date.now() - r.readyMs + r.tcpMs;
-            vm.timings.loginAt = Date.now() - r.readyMs + r.loginMs;
+            // wall-clock moments of the wait: the guest said sshd is up (console marker), port 22 first
+            // answered, the login that succeeded started
+            const waitedFrom = vm.timings.readyAt - r.readyMs;
+            if (r.markerMs !== undefined) vm.timings.sshdUpAt = waitedFrom + r.markerMs;
+            if (r.tcpMs !== undefined) vm.timings.sshOpenAt = waitedFrom + r.tcpMs;
+            vm.timings.loginAt = waitedFrom + r.loginMs;
             o.reporter({
               type: 'step',
               id: `ready-${vm.name}`,

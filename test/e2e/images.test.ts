@@ -94,7 +94,7 @@ async function makeTestSet(s: SharedImages): Promise<void> {
     writeFileSync(
       path.join(setDir, 'debian12', `${leaf}-setup.sh`),
       // leaf-a boots as an image without the readiness marker would (an older RPM, an import): polled
-      `#!/bin/sh\necho ${leaf} > /etc/ost-role\n${leaf === 'leaf-a' ? 'systemctl mask ost-ready.service\n' : ''}`,
+      `#!/bin/sh\necho ${leaf} > /etc/ost-role\n${leaf === 'leaf-a' ? 'systemctl disable ost-ready.service\n' : ''}`,
     );
   mkdirSync(out, { recursive: true });
   for (const f of [
