@@ -3,11 +3,12 @@
 // When to log in: images built by ost write READY_MARKER on their serial console the moment sshd accepts
 // (a unit of the base layer), which this module watches in the console log ost keeps anyway, so the login
 // starts within ~0.1 s and overlaps the rest of the boot. Images without the marker (older RPMs, imports)
-// are found by polling, which runs alongside: a TCP probe of port 22 every 0.5 s on a bridge, or SSH
-// attempts backing off to 8 s behind qemu's forward (which accepts every connection). One deadline per VM;
+// are found by polling, which runs alongside: a TCP probe of port 22 started every 0.2 s on a bridge (each
+// with its own timeout, so a SYN lost before the guest's network is up holds none of the later ones back),
+// or SSH attempts backing off to 8 s behind qemu's forward (which accepts every connection). One deadline per VM;
 // a VM that stops or is paused fails the wait at once; a timeout shows the last lines of the console.
 import { open } from 'node:fs/promises';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { OstError } from '../core/errors.js';
 import { lastLines } from '../core/fsutil.js';
 import { sleep } from '../core/timers.js';
@@ -60,9 +61,12 @@ export interface ReadyResult {
 
 /** How often the console log is looked at for the marker (a stat; a read only when it grew). */
 const CONSOLE_INTERVAL_MS = 100;
-/** Pause between polls. */
-export const PROBE_INTERVAL_MS = 500;
-/** A probe's connect timeout: a guest whose network is not up yet does not answer ARP, so connect hangs. */
+/** How often a TCP probe starts, and the pause before a failed login after the marker is retried. */
+export const PROBE_INTERVAL_MS = 200;
+/**
+ * A probe's connect timeout: a guest whose network is not up yet does not answer ARP, so connect hangs.
+ * Probes overlap (at most this / PROBE_INTERVAL_MS of them in flight): the first that connects wins.
+ */
 const CONNECT_TIMEOUT_MS = 2000;
 /** SSH attempts behind a user-mode forward: 1 s, doubling to 8 s. */
 const LOGIN_BACKOFF_MS = { first: 1000, max: 8000 };
@@ -124,17 +128,51 @@ export class ConsoleWatch {
   }
 }
 
-function tcpOpen(host: string, port: number, timeoutMs: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ host, port });
-    const done = (ok: boolean) => {
+/** Probes a TCP port every PROBE_INTERVAL_MS without waiting for the last probe; `appeared` when one connects. */
+export class PortWatch {
+  seenAt: number | undefined;
+  probes = 0;
+  readonly appeared: Promise<void>;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly sockets = new Set<Socket>();
+  private resolve: () => void = () => {};
+
+  constructor(
+    private readonly host: string,
+    private readonly port: number,
+  ) {
+    this.appeared = new Promise((r) => {
+      this.resolve = r;
+    });
+    this.probe();
+    this.timer = setInterval(() => this.probe(), PROBE_INTERVAL_MS);
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+    for (const s of this.sockets) s.destroy();
+    this.sockets.clear();
+  }
+
+  private probe(): void {
+    this.probes++;
+    const s = connect({ host: this.host, port: this.port });
+    this.sockets.add(s);
+    const done = () => {
       s.destroy();
-      resolve(ok);
+      this.sockets.delete(s);
     };
-    s.setTimeout(timeoutMs, () => done(false));
-    s.once('connect', () => done(true));
-    s.once('error', () => done(false));
-  });
+    s.setTimeout(CONNECT_TIMEOUT_MS, done);
+    s.once('error', done);
+    s.once('connect', () => {
+      done();
+      if (this.seenAt !== undefined) return;
+      this.seenAt = Date.now();
+      this.stop();
+      this.resolve();
+    });
+  }
 }
 
 /** The last lines of a serial console log, indented, for an error message. */
@@ -152,32 +190,23 @@ export async function waitReady(
   const started = Date.now();
   const deadline = started + timeoutMs;
   const watch = new ConsoleWatch(t.consoleLog, READY_MARKER, t.consoleFrom);
+  const port = t.poll === 'tcp' ? new PortWatch(t.ssh.host, t.ssh.port) : undefined;
   const ms = (at: number | undefined) => (at === undefined ? undefined : at - started);
-  let probes = 0;
   let logins = 0;
-  let tcpAt: number | undefined;
   let nextLoginAt = 0;
   let backoff = LOGIN_BACKOFF_MS.first;
   let stateAskedAt = 0;
   let last = t.poll === 'tcp' ? 'port 22 not open yet' : 'no SSH login yet';
-  // a wait that the marker cuts short
-  const pause = (ms: number) => Promise.race([sleep(Math.max(0, ms), signal), watch.appeared]);
+  const sshdSeen = () => watch.seenAt !== undefined || port?.seenAt !== undefined;
+  // a wait that the first sign of sshd cuts short
+  const pause = (ms: number) =>
+    Promise.race([sleep(Math.max(0, ms), signal), watch.appeared, ...(port ? [port.appeared] : [])]);
   try {
     for (;;) {
       signal?.throwIfAborted();
       const left = deadline - Date.now();
       if (left <= 0) break;
-      let login = watch.seenAt !== undefined;
-      if (!login && t.poll === 'tcp') {
-        probes++;
-        const open = await Promise.race([
-          tcpOpen(t.ssh.host, t.ssh.port, Math.min(CONNECT_TIMEOUT_MS, left)),
-          watch.appeared.then(() => false),
-        ]);
-        if (open) tcpAt ??= Date.now();
-        login = open || watch.seenAt !== undefined;
-      } else if (!login) login = Date.now() >= nextLoginAt;
-      if (login) {
+      if (sshdSeen() || (t.poll === 'login' && Date.now() >= nextLoginAt)) {
         logins++;
         const loginAt = Date.now();
         const res = await runArgv(sshArgv(t.ssh, 'systemctl is-system-running --wait', 10), {
@@ -190,10 +219,10 @@ export async function waitReady(
           return {
             systemState: state,
             markerMs: ms(watch.seenAt),
-            tcpMs: ms(tcpAt),
+            tcpMs: ms(port?.seenAt),
             loginMs: loginAt - started,
             readyMs: Date.now() - started,
-            probes,
+            probes: port?.probes ?? 0,
             logins,
           };
         }
@@ -212,13 +241,15 @@ export async function waitReady(
         await failIfStopped(t, await t.state(), last);
       }
       const remaining = deadline - Date.now();
-      // after the marker only a failed login gets here: it is retried at the probe interval
-      if (watch.seenAt !== undefined) await sleep(Math.min(PROBE_INTERVAL_MS, remaining), signal);
-      else if (t.poll === 'login') await pause(Math.min(nextLoginAt - Date.now(), remaining));
-      else await pause(Math.min(PROBE_INTERVAL_MS, remaining));
+      const toState = t.state ? stateAskedAt + STATE_INTERVAL_MS - Date.now() : remaining;
+      // after the first sign of sshd only a failed login gets here: it is retried at the probe interval
+      if (sshdSeen()) await sleep(Math.min(PROBE_INTERVAL_MS, remaining), signal);
+      else if (t.poll === 'login') await pause(Math.min(nextLoginAt - Date.now(), toState, remaining));
+      else await pause(Math.min(toState, remaining));
     }
   } finally {
     watch.stop();
+    port?.stop();
   }
   const marker =
     watch.seenAt === undefined

@@ -1,6 +1,7 @@
 // Guest readiness (src/guest/ready.ts): the console marker watch, and a wait that stops at once when the
 // VM is gone or paused, or at its deadline, with the console's tail. Ports are closed loopback ones.
 import { appendFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { freePort } from '../../src/builder/boot.js';
@@ -8,6 +9,8 @@ import { OstError } from '../../src/core/errors.js';
 import { sleep } from '../../src/core/timers.js';
 import {
   ConsoleWatch,
+  PortWatch,
+  PROBE_INTERVAL_MS,
   READY_MARKER,
   type ReadyTarget,
   VmGoneError,
@@ -75,6 +78,30 @@ describe('the console readiness marker', () => {
     expect((err as Error).message).toMatch(
       /^VM engine \(127\.0\.0\.1\) was not ready within 3s \(its console said sshd is up 0\.[3-6]s in; last: ssh: .*refused/,
     );
+  });
+});
+
+describe('the port 22 probe', () => {
+  it('sees a port within one probe interval of it starting to listen, and stops probing then', async () => {
+    const port = await freePort();
+    const watch = new PortWatch('127.0.0.1', port);
+    const server = createServer((c) => c.destroy());
+    try {
+      await sleep(3 * PROBE_INTERVAL_MS + 50);
+      expect(watch.seenAt).toBeUndefined();
+      const listening = await new Promise<number>((r) =>
+        server.listen(port, '127.0.0.1', () => r(Date.now())),
+      );
+      await watch.appeared;
+      expect(watch.seenAt! - listening).toBeLessThanOrEqual(PROBE_INTERVAL_MS + 50);
+      const probes = watch.probes;
+      expect(probes).toBeGreaterThanOrEqual(4);
+      await sleep(2 * PROBE_INTERVAL_MS);
+      expect(watch.probes).toBe(probes);
+    } finally {
+      watch.stop();
+      server.close();
+    }
   });
 });
 
