@@ -3,8 +3,8 @@
 // debian12 image RPMs + extra `ost up` flags) side by side in one run, rounds alternating between them:
 // `ost up` of demo-suite and the 3-VM bench suite in a network namespace (libvirtd of our own), then in
 // every VM over SSH: /proc/uptime (to line the guest's clock up with the host's: kernel start = host time
-// - uptime, from the quickest of 8 exchanges over one SSH session, ± half its round trip, a few ms), `systemd-analyze` (kernel, initrd — none on Debian's
-// initramfs-tools: counted in kernel —, userspace), sshd's "Server listening" and the readiness marker
+// - uptime, from the quickest of 8 exchanges over one SSH session, ± half its round trip, a few ms),
+// `systemd-analyze` (kernel, initrd — none on Debian's initramfs-tools: counted in kernel —, userspace), sshd's "Server listening" and the readiness marker
 // unit's "Finished" (journal, monotonic), blame and critical chain.
 // Per VM: firmware+bootloader = kernel start - domain start; sshd listening; boot finished (kernel start
 // + systemd's total); when ost saw sshd (console marker, or port 22 for images without it); when its one

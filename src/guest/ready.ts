@@ -73,24 +73,42 @@ const LOGIN_BACKOFF_MS = { first: 1000, max: 8000 };
 /** How often the VM's state is asked (a VM that died fails the wait within this). */
 const STATE_INTERVAL_MS = 4000;
 
-/** Watches a growing console log for a marker; `appeared` resolves when it shows, `seenAt` says when. */
-export class ConsoleWatch {
+/** A sign of sshd that shows once: `appeared` resolves when it does, `seenAt` says when. */
+abstract class Sighting {
   seenAt: number | undefined;
   readonly appeared: Promise<void>;
+  private resolve: () => void = () => {};
+
+  constructor() {
+    this.appeared = new Promise((r) => {
+      this.resolve = r;
+    });
+  }
+
+  abstract stop(): void;
+
+  /** The first sighting counts; later ones are ignored. */
+  protected seen(): void {
+    if (this.seenAt !== undefined) return;
+    this.seenAt = Date.now();
+    this.stop();
+    this.resolve();
+  }
+}
+
+/** Watches a growing console log for a marker. */
+export class ConsoleWatch extends Sighting {
   private stopped = false;
   private offset: number;
   private carry = '';
-  private resolve: () => void = () => {};
 
   constructor(
     private readonly file: string,
     private readonly marker: string,
     from = 0,
   ) {
+    super();
     this.offset = from;
-    this.appeared = new Promise((r) => {
-      this.resolve = r;
-    });
     void this.loop();
   }
 
@@ -99,9 +117,9 @@ export class ConsoleWatch {
   }
 
   private async loop(): Promise<void> {
-    while (!this.stopped && this.seenAt === undefined) {
+    while (!this.stopped) {
       await this.look().catch(() => {});
-      if (this.seenAt === undefined) await sleep(CONSOLE_INTERVAL_MS);
+      if (!this.stopped) await sleep(CONSOLE_INTERVAL_MS);
     }
   }
 
@@ -116,10 +134,7 @@ export class ConsoleWatch {
       const { bytesRead } = await fh.read(buf, 0, buf.length, this.offset);
       this.offset += bytesRead;
       const text = this.carry + buf.subarray(0, bytesRead).toString('latin1');
-      if (text.includes(this.marker)) {
-        this.seenAt = Date.now();
-        this.resolve();
-      }
+      if (text.includes(this.marker)) this.seen();
       // a marker split across two reads is found in the next one
       this.carry = text.slice(-this.marker.length);
     } finally {
@@ -128,29 +143,23 @@ export class ConsoleWatch {
   }
 }
 
-/** Probes a TCP port every PROBE_INTERVAL_MS without waiting for the last probe; `appeared` when one connects. */
-export class PortWatch {
-  seenAt: number | undefined;
+/** Probes a TCP port every PROBE_INTERVAL_MS without waiting for the last probe; seen when one connects. */
+export class PortWatch extends Sighting {
   probes = 0;
-  readonly appeared: Promise<void>;
-  private timer: NodeJS.Timeout | undefined;
+  private readonly timer: NodeJS.Timeout;
   private readonly sockets = new Set<Socket>();
-  private resolve: () => void = () => {};
 
   constructor(
     private readonly host: string,
     private readonly port: number,
   ) {
-    this.appeared = new Promise((r) => {
-      this.resolve = r;
-    });
+    super();
     this.probe();
     this.timer = setInterval(() => this.probe(), PROBE_INTERVAL_MS);
   }
 
   stop(): void {
     clearInterval(this.timer);
-    this.timer = undefined;
     for (const s of this.sockets) s.destroy();
     this.sockets.clear();
   }
@@ -167,10 +176,7 @@ export class PortWatch {
     s.once('error', done);
     s.once('connect', () => {
       done();
-      if (this.seenAt !== undefined) return;
-      this.seenAt = Date.now();
-      this.stop();
-      this.resolve();
+      this.seen();
     });
   }
 }
