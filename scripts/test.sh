@@ -2,8 +2,10 @@
 # The whole test suite: unit tests and end-to-end tests with the real tools (needs root for debootstrap).
 # The e2e files share one debian12 image set, built once per content key into /var/cache/ost-test
 # (OST_TEST_CACHE moves it; test/e2e/shared-images.ts). At the end: each file's wall time and the counts.
-# OST_TEST_PARALLEL=1 runs the libvirt e2e files (one libvirtd at a time, so serial among themselves) in a
-# second vitest process beside the others.
+# Two streams run side by side (most of the suite waits on one TCG guest, one appliance or the network, and
+# leaves a core idle): the libvirt e2e files (one libvirtd at a time, so serial among themselves; the first
+# one builds the shared set), and beside them the files that need no shared set, then the other e2e files
+# (which wait for the shared set's lock if it is still being built). OST_TEST_PARALLEL=0 runs one stream.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$(date +%s)
@@ -18,19 +20,22 @@ npm run typecheck
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 LIBVIRT_FILES=(test/e2e/launcher.test.ts test/e2e/ost-harness.test.ts)
+SHARED_FILES=(test/e2e/images.test.ts test/e2e/nightly.test.ts)  # need the shared set, no libvirtd
 vitest() {  # vitest NAME [args]: one run, its JSON report in $tmp/NAME.json
   local name="$1"; shift
-  $SUDO env OST_E2E_TIMINGS="$tmp/timings" npx vitest run --reporter=default --reporter=json \
+  $SUDO env OST_E2E_TIMINGS="$tmp/timings-$name" npx vitest run --reporter=default --reporter=json \
     --outputFile="$tmp/$name.json" --reporter=./test/file-times-reporter.ts "$@"
 }
 status=0
-if [ "${OST_TEST_PARALLEL:-0}" = 1 ]; then
+if [ "${OST_TEST_PARALLEL:-1}" = 1 ]; then
   vitest libvirt "${LIBVIRT_FILES[@]}" > "$tmp/libvirt.log" 2>&1 &
   pid=$!
   excludes=()
-  for f in "${LIBVIRT_FILES[@]}"; do excludes+=(--exclude "$f"); done
+  for f in "${LIBVIRT_FILES[@]}" "${SHARED_FILES[@]}"; do excludes+=(--exclude "$f"); done
   vitest rest "${excludes[@]}" || status=$?
+  vitest shared "${SHARED_FILES[@]}" || status=$?
   wait "$pid" || status=$?
+  echo "---- libvirt e2e files (ran beside the above) ----"
   cat "$tmp/libvirt.log"
 else
   vitest all || status=$?
@@ -41,8 +46,8 @@ node -e '
   const reports = fs.readdirSync(tmp).filter((f) => f.endsWith(".json")).map((f) => JSON.parse(fs.readFileSync(`${tmp}/${f}`, "utf8")));
   const sum = (k) => reports.reduce((n, r) => n + r[k], 0);
   const min = (s) => `${(s / 60).toFixed(1)} min`;
-  const timings = `${tmp}/timings`;
-  if (fs.existsSync(timings)) console.log(`\n${fs.readFileSync(timings, "utf8").trim()}`);
+  for (const f of fs.readdirSync(tmp).filter((f) => f.startsWith("timings-")).sort())
+    console.log(`\n${f.slice(8)}: ${fs.readFileSync(`${tmp}/${f}`, "utf8").trim()}`);
   console.log(`system packages and npm: ${min(depsDone - started)}; whole run: ${min(Date.now() / 1000 - started)}`);
   console.log(`${sum("numPassedTests")} passed, ${sum("numFailedTests")} failed, ${sum("numPendingTests") + sum("numTodoTests")} skipped`);
 ' "$tmp" "$started" "$deps_done" || true
