@@ -1,6 +1,8 @@
 // The user libvirt runs qemu as (qemu.conf `user`/`group`), and whether it can read a file.
 import { readFileSync, statSync } from 'node:fs';
+import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
+import { errorMessage, OstError } from '../../core/errors.js';
 
 /** A Unix identity: uid, primary gid and supplementary gids. */
 export interface Identity {
@@ -91,4 +93,44 @@ export function unreadableBy(who: Identity, file: string): string | undefined {
     return (err as Error).message;
   }
   return undefined;
+}
+
+/** A directory qemu must enter: group qemu's (root keeps it; anyone else keeps it and must be in the group). */
+export async function shareWithQemuGroup(dir: string, qemu: { gid: number; name: string }): Promise<void> {
+  try {
+    await fs.chown(dir, process.getuid?.() ?? 0, qemu.gid);
+  } catch (err) {
+    throw new OstError(
+      `cannot share ${dir} with qemu's group (gid ${qemu.gid}): ${errorMessage(err)}`,
+      `add yourself to qemu's group (usermod -aG $(id -gn ${qemu.name}) $USER, then log in again), or run ost as root`,
+      err,
+    );
+  }
+}
+
+/**
+ * Let qemu write a disk: root gives it to the qemu user; anyone else keeps it and shares it with qemu's
+ * group (0660), as ost.sh users do (they are in that group).
+ */
+export async function handToQemu(
+  file: string,
+  qemu: { uid: number; gid: number; name: string },
+): Promise<void> {
+  const uid = process.getuid?.() ?? 0;
+  if (uid === 0) {
+    // qemu's alone: no guest disk is readable by other users
+    await fs.chown(file, qemu.uid, qemu.gid);
+    await fs.chmod(file, 0o600);
+    return;
+  }
+  try {
+    await fs.chown(file, uid, qemu.gid);
+    await fs.chmod(file, 0o660);
+  } catch (err) {
+    throw new OstError(
+      `cannot share ${file} with qemu's group (gid ${qemu.gid}): ${errorMessage(err)}`,
+      `add yourself to qemu's group (usermod -aG $(id -gn ${qemu.name}) $USER, then log in again), or run ost as root`,
+      err,
+    );
+  }
 }
