@@ -12,6 +12,7 @@ export async function faultPoint(name: string): Promise<void> {
   if (process.env.OST_FAULT_PAUSE !== name) return;
   if (process.env.OST_FAULT_MARK) writeFileSync(process.env.OST_FAULT_MARK, `${name} ${process.pid}\n`);
   const resume = process.env.OST_FAULT_RESUME;
-  if (!resume) await new Promise(() => {});
+  // a pending promise alone does not keep node running: a timer does, until the test kills us
+  if (!resume) await new Promise(() => setInterval(() => {}, 3_600_000));
   else while (!existsSync(resume)) await new Promise((r) => setTimeout(r, 50));
 }
