@@ -7,6 +7,13 @@ import { ENV_ID } from '../launcher/net/layout.js';
 import { bootImageCommand } from './commands/boot-image.js';
 import { buildImagesCommand } from './commands/build-images.js';
 import {
+  checkpointCommand,
+  gcCheckpointsCommand,
+  listCheckpointsCommand,
+  revertCommand,
+  rmCheckpointCommand,
+} from './commands/checkpoint.js';
+import {
   consoleCommand,
   downCommand,
   gcCommand,
@@ -87,6 +94,21 @@ const envOption = {
 const layerOptions = {
   layers: { type: 'boolean', default: false, describe: 'the custom layer cache (ost up --custom-repo)' },
   'layer-cache': { type: 'string', describe: 'default: $OST_LAYER_CACHE, else /var/cache/ost/layers' },
+} as const;
+const checkpointDirOption = {
+  'checkpoint-dir': {
+    type: 'string',
+    describe:
+      'checkpoint store (default: $OST_CHECKPOINT_DIR, else /var/lib/ost/checkpoints; ~/.local/share/ost/checkpoints when not root)',
+  },
+} as const;
+const timeoutOption = {
+  timeout: {
+    type: 'string',
+    default: '600',
+    coerce: wholeNumber('timeout', 1, 86_400),
+    describe: 'seconds each VM may take to be SSH-ready',
+  },
 } as const;
 const jsonOption = {
   json: { type: 'boolean', default: false, describe: 'machine-readable result on stdout' },
@@ -322,11 +344,9 @@ export async function main(argv: string[]): Promise<number> {
             type: 'string',
             describe: 'SSH private key (default: the one the base RPM ships)',
           })
-          .option('timeout', {
+          .option('from', {
             type: 'string',
-            default: '600',
-            coerce: wholeNumber('timeout', 1, 86_400),
-            describe: 'seconds each VM may take to be SSH-ready',
+            describe: 'restore the VMs from this checkpoint (ost checkpoint) instead of booting them',
           })
           .option('wait', {
             type: 'boolean',
@@ -372,7 +392,7 @@ export async function main(argv: string[]): Promise<number> {
             type: 'string',
             describe: 'custom layer cache (default: $OST_LAYER_CACHE, else /var/cache/ost/layers)',
           })
-          .options({ ...connect, ...jsonOption }),
+          .options({ ...connect, ...jsonOption, ...timeoutOption, ...checkpointDirOption }),
       async (a) => {
         await upCommand({
           suite: a.suite,
@@ -399,6 +419,8 @@ export async function main(argv: string[]): Promise<number> {
           disableCustomRepos: a['disable-custom-repos'],
           skipCustomCheck: a['skip-custom-check'],
           layerCache: a['layer-cache'],
+          from: a.from,
+          checkpointDir: a['checkpoint-dir'],
           connect: a.connect,
           json: a.json,
         }).catch(fail);
@@ -421,10 +443,82 @@ export async function main(argv: string[]): Promise<number> {
       },
     )
     .command(
-      'list',
-      'List every environment on this host (up, starting, or a leftover of a dead ost up); --layers: the custom layer cache',
-      (y) => y.options({ ...connect, ...jsonOption, ...layerOptions }),
+      'checkpoint <env> <name>',
+      'Freeze an environment: every VM paused at once, its memory and disks saved under NAME (the env runs on)',
+      (y) =>
+        y
+          .positional('env', { ...envOption.env, demandOption: true })
+          .positional('name', { type: 'string', demandOption: true, describe: 'checkpoint name' })
+          .option('stop', { type: 'boolean', default: false, describe: 'leave the env paused afterwards' })
+          .option('force', { type: 'boolean', default: false, describe: 'replace a checkpoint of that name' })
+          .options({ ...connect, ...jsonOption, ...checkpointDirOption }),
       async (a) => {
+        await checkpointCommand({
+          env: a.env,
+          name: a.name as string,
+          stop: a.stop,
+          force: a.force,
+          checkpointDir: a['checkpoint-dir'],
+          connect: a.connect,
+          json: a.json,
+        }).catch(fail);
+      },
+    )
+    .command(
+      'revert <env> <name>',
+      'Put an environment back to a checkpoint of it, in place: every VM restored, resumed together, clocks set',
+      (y) =>
+        y
+          .positional('env', { ...envOption.env, demandOption: true })
+          .positional('name', { type: 'string', demandOption: true, describe: 'checkpoint name' })
+          .options({ ...connect, ...jsonOption, ...timeoutOption, ...checkpointDirOption }),
+      async (a) => {
+        await revertCommand({
+          env: a.env,
+          name: a.name as string,
+          timeout: a.timeout,
+          checkpointDir: a['checkpoint-dir'],
+          connect: a.connect,
+          json: a.json,
+        }).catch(fail);
+      },
+    )
+    .command(
+      'rm-checkpoint <name>',
+      'Remove a checkpoint (refused while an environment runs on it)',
+      (y) =>
+        y
+          .positional('name', { type: 'string', demandOption: true })
+          .options({ ...connect, ...jsonOption, ...checkpointDirOption }),
+      async (a) => {
+        await rmCheckpointCommand({
+          name: a.name as string,
+          checkpointDir: a['checkpoint-dir'],
+          connect: a.connect,
+          json: a.json,
+        }).catch(fail);
+      },
+    )
+    .command(
+      'list',
+      'List every environment on this host (up, starting, or a leftover of a dead ost up); --layers: the custom layer cache; --checkpoints: the checkpoints',
+      (y) =>
+        y
+          .options({ ...connect, ...jsonOption, ...layerOptions, ...checkpointDirOption })
+          .option('checkpoints', {
+            type: 'boolean',
+            default: false,
+            describe: 'the checkpoints and their sizes',
+          }),
+      async (a) => {
+        if (a.checkpoints) {
+          await listCheckpointsCommand({
+            checkpointDir: a['checkpoint-dir'],
+            connect: a.connect,
+            json: a.json,
+          }).catch(fail);
+          return;
+        }
         await listCommand({
           connect: a.connect,
           json: a.json,
@@ -482,15 +576,32 @@ export async function main(argv: string[]): Promise<number> {
     )
     .command(
       'gc',
-      'Remove leftovers of environments whose ost up died before finishing; --layers: custom layers no env uses',
+      'Remove leftovers of environments whose ost up died before finishing; --layers: custom layers no env uses; --checkpoints: unfinished checkpoints (and with --keep-days, old ones)',
       (y) =>
-        y.options({ ...connect, ...jsonOption, ...layerOptions }).option('keep-days', {
-          type: 'string',
-          default: '0',
-          coerce: wholeNumber('keep-days', 0, 36_500),
-          describe: 'with --layers: keep layers used in the last N days',
-        }),
+        y
+          .options({ ...connect, ...jsonOption, ...layerOptions, ...checkpointDirOption })
+          .option('checkpoints', {
+            type: 'boolean',
+            default: false,
+            describe:
+              'unfinished checkpoints; with --keep-days N also those older than N days that no env runs on',
+          })
+          .option('keep-days', {
+            type: 'string',
+            coerce: wholeNumber('keep-days', 0, 36_500),
+            describe:
+              'with --layers: keep layers used in the last N days (default 0); with --checkpoints: see there',
+          }),
       async (a) => {
+        if (a.checkpoints) {
+          await gcCheckpointsCommand({
+            keepDays: a['keep-days'],
+            checkpointDir: a['checkpoint-dir'],
+            connect: a.connect,
+            json: a.json,
+          }).catch(fail);
+          return;
+        }
         await gcCommand({
           connect: a.connect,
           json: a.json,

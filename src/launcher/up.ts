@@ -17,9 +17,26 @@ import { ownDir } from '../core/safe-dir.js';
 import { type ReadyTarget, VmGoneError, type VmState, waitReady } from '../guest/ready.js';
 import { create, createOverlay } from '../tools/qemu-img.js';
 import { parseNames, virsh } from '../tools/virsh.js';
+import {
+  checkFromOptions,
+  checkImages,
+  checkLayout,
+  checkpointSubnets,
+  checkpointVm,
+  checkReadable,
+  checkSuite,
+  fromId,
+} from './checkpoint/from.js';
+import {
+  overlaysFromCheckpoint,
+  restoreDomain,
+  resumeAndSync,
+  setDeployedMarker,
+} from './checkpoint/restore.js';
+import type { StoredCheckpoint } from './checkpoint/store.js';
 import { runDeployScripts } from './deploy.js';
 import type { Environment, EnvVm } from './env/model.js';
-import { qemuIdentity, unreadableBy } from './images/qemu-user.js';
+import { handToQemu, qemuIdentity, shareWithQemuGroup, unreadableBy } from './images/qemu-user.js';
 import { imageKey, type ResolvedImage, resolveImages } from './images/resolve.js';
 import { SSHD_CONFIG, startSshdProxy, stopSshdProxy } from './ipv6-proxy.js';
 import {
@@ -79,6 +96,8 @@ export interface UpOptions {
   keepOnFailure?: boolean;
   /** ost up --custom-repo: start the VMs from custom layers on their images (made by the caller's hook). */
   custom?: CustomLayersHook;
+  /** ost up --from: restore the VMs from this checkpoint instead of booting them. */
+  from?: StoredCheckpoint;
   reporter: Reporter;
   signal?: AbortSignal;
 }
@@ -170,7 +189,9 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
   const timings: Record<string, number> = {};
   const undo = new CleanupStack();
   const { env } = o;
-  const id = o.id ?? newEnvId();
+  // a restored VM keeps its domain name and UUID (libvirt refuses a restore that changes either), so an env
+  // from a checkpoint is the env the checkpoint was taken of, under its id: names, networks, addresses
+  const id = o.from ? fromId(o.from, o.id) : (o.id ?? newEnvId());
   if (!ENV_ID.test(id)) throw new UsageError(`--id ${id}: an env id is 8 lowercase hex digits`);
   const ipMode = o.ipMode ?? 'dual';
   const ostSuite = env.kind === 'ost-json';
@@ -201,6 +222,11 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
       `--no-wait: suite ${env.suite} has deploy scripts, which run over SSH once the VMs answer`,
       ostSuite ? 'leave out --deploy (OST runs them itself), or --no-wait' : 'leave out --no-wait',
     );
+  const from = o.from;
+  if (from) {
+    checkFromOptions(o);
+    checkSuite(env, from);
+  }
   const owner = self();
   const qemu = qemuIdentity();
   const domainType = detectAccel() === 'kvm' ? 'kvm' : 'qemu';
@@ -210,6 +236,10 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
       resolveImages(env.vms, { ...o.images, qemu, signal: o.signal }),
     );
     const imageOf = (vm: EnvVm) => images.get(imageKey(vm)) as ResolvedImage;
+    if (from) {
+      checkImages(env, imageOf, from);
+      checkReadable(from, qemu);
+    }
     for (const img of images.values())
       if (img.note) o.reporter({ type: 'warning', subject: img.ref, message: img.note });
     const custom = o.custom;
@@ -233,6 +263,9 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
 
     // state (env links, leases) lives in a directory only its owner can change
     await ownDir(o.stateRoot, 0o755, 'the state directory');
+    // a checkpoint's guests keep their addresses: its subnets, or a clear word on who holds them (the env
+    // it was taken of, still up, holds them all), before anything is claimed
+    const fromSubnets = from && (await checkpointSubnets(from, leasesDir(o.stateRoot)));
     // the env dir: its existence is the claim on the id (and, for OST suites, on the deployment dir)
     workdir = await createWorkdir(o.stateRoot, id, owner, deployment);
     undo.add(`env dir ${workdir}`, async () => {
@@ -306,8 +339,21 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
           env.vms.map(async (vm) => {
             const t0 = Date.now();
             const overlay = path.join(overlayDir, `${vm.name}.qcow2`);
-            await createOverlay(overlay, layerOf(vm)?.file ?? imageOf(vm).path, { signal: o.signal });
-            const extra = await createDisks(vm, disksDir);
+            let extra: VmRecord['disks'];
+            if (from) {
+              // each disk on the checkpoint's frozen file: the root disk here, extra disks where up keeps them
+              extra = vm.disks.map((d) => ({
+                name: d.name,
+                path: path.join(disksDir, `${vm.name}-${d.name}.qcow2`),
+                size: d.size,
+                format: 'qcow2',
+              }));
+              const tops = new Map([['vda', overlay], ...extra.map((d) => [d.name, d.path] as const)]);
+              await overlaysFromCheckpoint(from.dir, checkpointVm(from, vm.name), tops, qemu);
+            } else {
+              await createOverlay(overlay, layerOf(vm)?.file ?? imageOf(vm).path, { signal: o.signal });
+              extra = await createDisks(vm, disksDir);
+            }
             for (const f of [overlay, ...extra.map((d) => d.path)]) await handToQemu(f, qemu);
             out.set(vm.name, { overlay, extra });
             (vmTimings.get(vm.name) as Record<string, number>).overlay = Date.now() - t0;
@@ -322,7 +368,9 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
         owner,
         env.networks.map((n) => ({
           network: n.name,
-          fixed: n.ipv4.kind === 'fixed' ? n.ipv4.cidr.replace(/\.0\/24$/, '') : undefined,
+          fixed:
+            fromSubnets?.get(n.name) ??
+            (n.ipv4.kind === 'fixed' ? n.ipv4.cidr.replace(/\.0\/24$/, '') : undefined),
         })),
         await foreignSubnets(o.uri),
       );
@@ -341,6 +389,7 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
     const disks = disksResult.value;
     await faultPoint('up:leased');
     let layout = layoutEnv(env, id, leasesResult.value, ipMode);
+    if (from) checkLayout(layout, from);
     record.networks = layout.networks;
 
     const createNetworks = () =>
@@ -367,7 +416,12 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
         } catch (err) {
           // another user's ost up leased the same /24 from its own state dir a moment before us and its
           // bridge came up first: libvirt refuses ours. Its subnet is on the host now; lease again.
-          if (!isSubnetInUse(err) || attempt >= 3 || env.networks.some((n) => n.ipv4.kind === 'fixed'))
+          if (
+            !isSubnetInUse(err) ||
+            attempt >= 3 ||
+            from ||
+            env.networks.some((n) => n.ipv4.kind === 'fixed')
+          )
             throw err;
           o.reporter({
             type: 'warning',
@@ -409,41 +463,82 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
     await writeOutputs(record);
     if (ostSuite) await exportPackageLists(record, path.join(env.ostRepo as string, 'exported-artifacts'));
 
-    await phase(o, timings, 'domains', `define and start ${record.vms.length} VMs (${domainType})`, () =>
-      settleAll(record.vms, async (vm) => {
-        const t0 = Date.now();
-        const file = path.join(workdir, 'libvirt', `domain-${vm.name}.xml`);
-        const xml = renderDomain(o.templates, {
-          vm,
-          networks: layout.networks,
-          domainType,
-          memoryMiB: vm.memoryMiB,
-          vcpus: vm.vcpus,
-          consoleLog: vm.consoleLog,
-          disks: [
-            { path: vm.overlay, format: 'qcow2', dev: 'vda', bus: 'virtio', serial: 'ost-root-disk' },
-            ...vm.disks.map((d, i) => ({
-              path: d.path,
-              format: d.format as 'raw' | 'qcow2',
-              dev: d.name,
-              bus: 'scsi' as const,
-              serial: String(i + 2),
-            })),
-          ],
-          deployScripts: vm.deployScripts,
-          qemuUser: qemu,
-          meta: { ...meta, vm: vm.name, roles: vm.roles },
-        });
-        await atomicWriteFile(file, xml);
-        undo.add(`domain ${vm.libvirtName}`, () => destroyObject(o.uri, 'domain', vm.libvirtName));
-        await virsh(o.uri, ['create', file], { signal: o.signal });
-        vm.timings.start = Date.now() - t0;
-        // wall-clock moments (epoch ms) a boot breakdown lines the guest's own clocks up with
-        vm.timings.startedAt = Date.now();
-      }),
-    );
+    if (from) {
+      const networks = new Map(
+        from.record.env.networks.map((n) => [
+          n.libvirtName,
+          layout.networks.find((x) => x.name === n.name)?.libvirtName ?? n.libvirtName,
+        ]),
+      );
+      await phase(
+        o,
+        timings,
+        'domains',
+        `restore ${record.vms.length} VMs from checkpoint ${from.name}`,
+        () =>
+          settleAll(record.vms, async (vm) => {
+            const t0 = Date.now();
+            undo.add(`domain ${vm.libvirtName}`, () => destroyObject(o.uri, 'domain', vm.libvirtName));
+            const tops = new Map([['vda', vm.overlay], ...vm.disks.map((d) => [d.name, d.path] as const)]);
+            await restoreDomain(
+              o.uri,
+              from.dir,
+              checkpointVm(from, vm.name),
+              path.join(workdir, 'libvirt', `domain-${vm.name}.xml`),
+              {
+                networks,
+                consoleLog: vm.consoleLog,
+                meta: { ost: { ...meta, vm: vm.name, roles: vm.roles }, deployScripts: vm.deployScripts },
+              },
+              tops,
+              o.signal,
+            );
+            vm.timings.start = Date.now() - t0;
+            vm.timings.startedAt = Date.now();
+          }),
+      );
+      await phase(o, timings, 'ready', `resume ${record.vms.length} VMs, set their clocks`, () =>
+        resumeAndSync(o.uri, record.vms, o.timeoutMs, o.reporter, o.signal),
+      );
+      await setDeployedMarker(record, from.record.deployed);
+      record.checkpoint = { name: from.name, dir: from.dir, key: from.record.key };
+      record.deployed = from.record.deployed;
+    } else
+      await phase(o, timings, 'domains', `define and start ${record.vms.length} VMs (${domainType})`, () =>
+        settleAll(record.vms, async (vm) => {
+          const t0 = Date.now();
+          const file = path.join(workdir, 'libvirt', `domain-${vm.name}.xml`);
+          const xml = renderDomain(o.templates, {
+            vm,
+            networks: layout.networks,
+            domainType,
+            memoryMiB: vm.memoryMiB,
+            vcpus: vm.vcpus,
+            consoleLog: vm.consoleLog,
+            disks: [
+              { path: vm.overlay, format: 'qcow2', dev: 'vda', bus: 'virtio', serial: 'ost-root-disk' },
+              ...vm.disks.map((d, i) => ({
+                path: d.path,
+                format: d.format as 'raw' | 'qcow2',
+                dev: d.name,
+                bus: 'scsi' as const,
+                serial: String(i + 2),
+              })),
+            ],
+            deployScripts: vm.deployScripts,
+            qemuUser: qemu,
+            meta: { ...meta, vm: vm.name, roles: vm.roles },
+          });
+          await atomicWriteFile(file, xml);
+          undo.add(`domain ${vm.libvirtName}`, () => destroyObject(o.uri, 'domain', vm.libvirtName));
+          await virsh(o.uri, ['create', file], { signal: o.signal });
+          vm.timings.start = Date.now() - t0;
+          // wall-clock moments (epoch ms) a boot breakdown lines the guest's own clocks up with
+          vm.timings.startedAt = Date.now();
+        }),
+      );
 
-    if (o.wait !== false)
+    if (o.wait !== false && !from)
       await phase(o, timings, 'ready', `wait for SSH on ${record.vms.length} VMs`, () =>
         Promise.all(
           record.vms.map(async (vm) => {
@@ -529,10 +624,11 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
     }
 
     const deploy = env.vms.filter((vm) => vm.deployScripts.length > 0);
-    if (willDeploy) {
+    if (willDeploy && !from) {
       await phase(o, timings, 'deploy', `deploy scripts on ${deploy.length} VMs`, () =>
         runDeployScripts(deploy, record.vms, workdir, o.signal),
       );
+      record.deployed = true;
     }
 
     // mark the env finished in libvirt too, so `ost gc` never takes it for a leftover
@@ -582,43 +678,6 @@ async function publicKeyOf(key: string): Promise<string> {
   const r = await run('ssh-keygen', ['-y', '-f', key]);
   await atomicWriteFile(pub, r.stdout);
   return pub;
-}
-
-/** A directory qemu must enter: group qemu's (root keeps it; anyone else keeps it and must be in the group). */
-async function shareWithQemuGroup(dir: string, qemu: { gid: number; name: string }): Promise<void> {
-  try {
-    await fs.chown(dir, process.getuid?.() ?? 0, qemu.gid);
-  } catch (err) {
-    throw new OstError(
-      `cannot share ${dir} with qemu's group (gid ${qemu.gid}): ${errorMessage(err)}`,
-      `add yourself to qemu's group (usermod -aG $(id -gn ${qemu.name}) $USER, then log in again), or run ost as root`,
-      err,
-    );
-  }
-}
-
-/**
- * Let qemu write a disk: root gives it to the qemu user; anyone else keeps it and shares it with qemu's
- * group (0660), as ost.sh users do (they are in that group).
- */
-async function handToQemu(file: string, qemu: { uid: number; gid: number; name: string }): Promise<void> {
-  const uid = process.getuid?.() ?? 0;
-  if (uid === 0) {
-    // qemu's alone: no guest disk is readable by other users
-    await fs.chown(file, qemu.uid, qemu.gid);
-    await fs.chmod(file, 0o600);
-    return;
-  }
-  try {
-    await fs.chown(file, uid, qemu.gid);
-    await fs.chmod(file, 0o660);
-  } catch (err) {
-    throw new OstError(
-      `cannot share ${file} with qemu's group (gid ${qemu.gid}): ${errorMessage(err)}`,
-      `add yourself to qemu's group (usermod -aG $(id -gn ${qemu.name}) $USER, then log in again), or run ost as root`,
-      err,
-    );
-  }
 }
 
 /** The deployment dir to the sudo user; the extra disks stay qemu's (it writes them). */

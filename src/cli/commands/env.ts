@@ -8,6 +8,7 @@ import { runInteractive } from '../../core/exec.js';
 import { lastLines } from '../../core/fsutil.js';
 import { processAlive } from '../../core/process.js';
 import { requireTool } from '../../core/require-tool.js';
+import { checkpointRoot, readCheckpoint } from '../../launcher/checkpoint/store.js';
 import { loadEnvironment } from '../../launcher/env/load.js';
 import type { Environment } from '../../launcher/env/model.js';
 import { loadOstJson } from '../../launcher/env/ost-json.js';
@@ -56,6 +57,9 @@ export interface UpArgs extends EnvCommon, CustomArgs {
   /** --chained: no VM starts from a squashed package. */
   chained: boolean;
   keepOnFailure: boolean;
+  /** --from: a checkpoint name. */
+  from?: string;
+  checkpointDir?: string;
 }
 
 function loadEnv(a: UpArgs): Environment {
@@ -166,6 +170,7 @@ export async function upCommand(a: UpArgs): Promise<void> {
       wait: a.wait,
       keepOnFailure: a.keepOnFailure,
       custom: customHook(a, ui.reporter, abort.signal),
+      from: a.from ? await readCheckpoint(checkpointRoot(a.checkpointDir, process.env), a.from) : undefined,
       reporter: ui.reporter,
       signal: abort.signal,
     });

@@ -80,6 +80,10 @@ export interface EnvRecord {
   vms: VmRecord[];
   /** ost up --custom-repo: the repos applied (in the VMs' images already) and the layers the env uses. */
   custom?: { repos: string[]; install: string[]; layers: string[] };
+  /** Its deploy scripts ran (by this up, or before the checkpoint it was restored from). */
+  deployed?: boolean;
+  /** The checkpoint the VMs were restored from (ost up --from, ost revert): their disks sit on its files. */
+  checkpoint?: { name: string; dir: string; key: string };
   /** Milliseconds per phase, and `total`. */
   timings: Record<string, number>;
 }

@@ -1,0 +1,186 @@
+// `ost checkpoint / revert / rm-checkpoint`, `ost list --checkpoints`, `ost gc --checkpoints`: thin handlers
+// over src/launcher/checkpoint.
+import { OstError } from '../../core/errors.js';
+import { revert } from '../../launcher/checkpoint/restore.js';
+import {
+  checkpointRoot,
+  gcCheckpoints,
+  listCheckpoints,
+  readCheckpoint,
+  removeCheckpoint,
+  type StoredCheckpoint,
+} from '../../launcher/checkpoint/store.js';
+import { takeCheckpoint } from '../../launcher/checkpoint/take.js';
+import { loadEnvironment } from '../../launcher/env/load.js';
+import type { Environment } from '../../launcher/env/model.js';
+import { loadOstJson } from '../../launcher/env/ost-json.js';
+import { discoverEnvs, isLeftover } from '../../launcher/state/discover.js';
+import { type EnvRecord, stateRoot } from '../../launcher/state/record.js';
+import { libvirtUri } from '../../tools/virsh.js';
+import { cliReporter } from '../reporter.js';
+import type { EnvCommon } from './env.js';
+
+export interface CheckpointCommon extends EnvCommon {
+  checkpointDir?: string;
+}
+
+const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
+const secs = (ms: number | undefined) => (ms === undefined ? '-' : `${(ms / 1000).toFixed(1)}s`);
+
+/** The checkpoint root this command uses (--checkpoint-dir, $OST_CHECKPOINT_DIR, the default). */
+export function rootOf(a: CheckpointCommon): string {
+  return checkpointRoot(a.checkpointDir, process.env);
+}
+
+/** The suite an env was started from, as its file reads now (for the content key); none if it is gone. */
+function suiteOf(r: EnvRecord): Environment | undefined {
+  try {
+    return r.kind === 'ost-json' ? loadOstJson(r.source) : loadEnvironment(r.source, r.suite);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Checkpoint dirs that envs on this host run on (restored from them), with the env ids. */
+async function inUse(a: CheckpointCommon): Promise<Map<string, string[]>> {
+  const out = new Map<string, string[]>();
+  for (const e of (await discoverEnvs(libvirtUri(a.connect), stateRoot())).values()) {
+    const dir = e.record?.checkpoint?.dir;
+    if (!dir || isLeftover(e)) continue;
+    out.set(dir, [...(out.get(dir) ?? []), e.id]);
+  }
+  return out;
+}
+
+function describeCheckpoint(c: StoredCheckpoint): string {
+  const r = c.record;
+  const mem = r.vms.reduce((n, v) => n + v.memoryBytes, 0);
+  const disk = r.vms.reduce((n, v) => n + v.diskBytes, 0);
+  return (
+    `checkpoint ${c.name} of environment ${r.env.id} (suite ${r.env.suite}, ${r.vms.length} VMs${r.deployed ? ', deployed' : ''}): ` +
+    `${mib(c.sizeBytes)} (memory ${mib(mem)}, disks ${mib(disk)}) in ${c.dir}\n` +
+    `  VMs paused ${secs(r.timings.pause)}, checkpoint took ${secs(r.timings.total)}`
+  );
+}
+
+export async function checkpointCommand(
+  a: CheckpointCommon & { env?: string; name: string; stop: boolean; force: boolean },
+): Promise<void> {
+  const ui = cliReporter({ quiet: a.json });
+  try {
+    const c = await takeCheckpoint({
+      uri: libvirtUri(a.connect),
+      stateRoot: stateRoot(),
+      root: rootOf(a),
+      env: a.env,
+      name: a.name,
+      stop: a.stop,
+      replace: a.force,
+      suiteOf,
+      reporter: ui.reporter,
+    });
+    ui.stop();
+    process.stdout.write(
+      a.json
+        ? `${JSON.stringify({ name: c.name, dir: c.dir, sizeBytes: c.sizeBytes, record: c.record }, null, 2)}\n`
+        : `${describeCheckpoint(c)}\n  ${a.stop ? `the env stays paused: ost revert ${c.record.env.id} ${c.name}, or ost down` : 'the env runs on'}; ` +
+            `back to it: ost revert ${c.record.env.id} ${c.name}; a new env from it: ost up ${c.record.env.suite} --from ${c.name}\n`,
+    );
+  } finally {
+    ui.stop();
+  }
+}
+
+export async function revertCommand(
+  a: CheckpointCommon & { env?: string; name: string; timeout: number },
+): Promise<void> {
+  const ui = cliReporter({ quiet: a.json });
+  try {
+    const r = await revert({
+      uri: libvirtUri(a.connect),
+      stateRoot: stateRoot(),
+      root: rootOf(a),
+      env: a.env,
+      name: a.name,
+      timeoutMs: a.timeout * 1000,
+      reporter: ui.reporter,
+    });
+    ui.stop();
+    process.stdout.write(
+      a.json
+        ? `${JSON.stringify(r, null, 2)}\n`
+        : `environment ${r.id} is back at checkpoint ${a.name} (${secs(r.timings.revert)}): ${r.vms.map((vm) => `${vm.name} ${vm.address}`).join(', ')}\n`,
+    );
+  } finally {
+    ui.stop();
+  }
+}
+
+export async function rmCheckpointCommand(a: CheckpointCommon & { name: string }): Promise<void> {
+  const root = rootOf(a);
+  const c = await readCheckpoint(root, a.name);
+  const users = (await inUse(a)).get(c.dir);
+  if (users)
+    throw new OstError(
+      `checkpoint ${a.name} is in use: environment${users.length > 1 ? 's' : ''} ${users.join(', ')} run${users.length > 1 ? '' : 's'} on its disks`,
+      `ost down ${users.join(' ')} first`,
+    );
+  await removeCheckpoint(root, a.name);
+  process.stdout.write(
+    a.json
+      ? `${JSON.stringify({ removed: c.name, bytes: c.sizeBytes })}\n`
+      : `removed checkpoint ${c.name} (${mib(c.sizeBytes)})\n`,
+  );
+}
+
+export async function listCheckpointsCommand(a: CheckpointCommon): Promise<void> {
+  const root = rootOf(a);
+  const all = await listCheckpoints(root);
+  const users = await inUse(a);
+  if (a.json) {
+    process.stdout.write(
+      `${JSON.stringify(
+        all.map((c) => ({
+          name: c.name,
+          dir: c.dir,
+          sizeBytes: c.sizeBytes,
+          created: c.record.created,
+          env: c.record.env.id,
+          suite: c.record.env.suite,
+          vms: c.record.vms.map((v) => v.name),
+          deployed: c.record.deployed,
+          key: c.record.key,
+          usedBy: users.get(c.dir) ?? [],
+        })),
+        null,
+        2,
+      )}\n`,
+    );
+    return;
+  }
+  if (all.length === 0) {
+    process.stdout.write(`no checkpoints in ${root}\n`);
+    return;
+  }
+  process.stdout.write(
+    `${'NAME'.padEnd(24)} ${'SUITE'.padEnd(14)} ${'ENV'.padEnd(8)} ${'CREATED'.padEnd(20)} VMS ${'SIZE'.padStart(9)} USED BY\n`,
+  );
+  for (const c of all)
+    process.stdout.write(
+      `${c.name.padEnd(24)} ${c.record.env.suite.padEnd(14)} ${c.record.env.id.padEnd(8)} ${c.record.created.slice(0, 19).padEnd(20)} ${String(c.record.vms.length).padStart(3)} ${mib(c.sizeBytes).padStart(9)} ${(users.get(c.dir) ?? []).join(',') || '-'}\n`,
+    );
+  const total = all.reduce((n, c) => n + c.sizeBytes, 0);
+  process.stdout.write(`${all.length} checkpoint${all.length === 1 ? '' : 's'}, ${mib(total)} in ${root}\n`);
+}
+
+export async function gcCheckpointsCommand(a: CheckpointCommon & { keepDays?: number }): Promise<void> {
+  const root = rootOf(a);
+  const r = await gcCheckpoints(root, { keepDays: a.keepDays, inUse: new Set((await inUse(a)).keys()) });
+  process.stdout.write(
+    a.json
+      ? `${JSON.stringify(r, null, 2)}\n`
+      : r.partial.length + r.expired.length === 0
+        ? 'nothing to remove\n'
+        : `${[...r.partial.map((d) => `removed the unfinished ${d}`), ...r.expired.map((n) => `removed checkpoint ${n} (older than ${a.keepDays} days)`)].join('\n')}\n`,
+  );
+}

@@ -1,0 +1,71 @@
+// The domain XML a VM is restored with: the XML its memory was saved with (device addresses, CPU and
+// machine must not change, or libvirt refuses the restore), with what belongs to the env it now runs in
+// swapped: disks on their fresh overlays, NICs on the env's networks, the console log, the names and
+// metadata. Run-time details libvirt filled in (tap names, port ids, aliases it re-makes) are dropped.
+import { harnessElement, metadataElement, OST_PREFIX, type OstMetadata } from '../libvirt/render.js';
+import { asList, attr, buildXml, child, parseXml, type XmlNode } from '../libvirt/xml.js';
+
+export interface RestoreEdits {
+  /** Guest device → the file the disk now opens, and its format. Every disk must be named. */
+  disks: ReadonlyMap<string, { path: string; format: 'qcow2' | 'raw' }>;
+  /** Old libvirt network name → new one. */
+  networks?: ReadonlyMap<string, string>;
+  consoleLog?: string;
+  /** ost's metadata (and OST's working dir) of the env the VM now belongs to. */
+  meta?: { ost: OstMetadata; deployScripts: readonly string[] };
+}
+
+function elements(node: XmlNode | undefined, key: string): XmlNode[] {
+  return asList(node?.[key]).filter((v): v is XmlNode => typeof v === 'object' && !Array.isArray(v));
+}
+
+/** Rewrite a saved domain XML (`virsh save-image-dumpxml`) for `virsh restore --xml`. */
+export function domainXmlForRestore(saved: string, e: RestoreEdits): string {
+  const parsed = parseXml(saved);
+  if ('error' in parsed) throw new Error(`saved domain XML does not parse: ${parsed.error}`);
+  const d = child(parsed.doc, 'domain');
+  if (!d) throw new Error('saved domain XML has no <domain>');
+  delete d['@_id'];
+  const devices = child(d, 'devices');
+  if (!devices) throw new Error('saved domain XML has no <devices>');
+  for (const disk of elements(devices, 'disk')) {
+    if (attr(disk, 'device') !== 'disk') continue;
+    const dev = attr(child(disk, 'target'), 'dev') ?? '';
+    const to = e.disks.get(dev);
+    if (!to) throw new Error(`no new file given for disk ${dev}`);
+    disk['@_type'] = 'file';
+    disk.source = { '@_file': to.path };
+    // the new top's chain is read from the files themselves
+    delete disk.backingStore;
+    const driver = child(disk, 'driver');
+    if (driver) driver['@_type'] = to.format;
+    else disk.driver = { '@_name': 'qemu', '@_type': to.format };
+  }
+  for (const nic of elements(devices, 'interface')) {
+    const source = child(nic, 'source');
+    const net = attr(source, 'network');
+    if (source && net) {
+      const to = e.networks?.get(net) ?? net;
+      // the bridge and port libvirt chose for the old network are not the new one's
+      nic.source = { '@_network': to };
+    }
+    delete nic.target;
+  }
+  if (e.consoleLog) {
+    for (const key of ['serial', 'console'] as const)
+      for (const s of elements(devices, key)) {
+        const log = child(s, 'log');
+        if (log) log['@_file'] = e.consoleLog;
+        // a pty's path is the old process's
+        const source = child(s, 'source');
+        if (attr(s, 'type') === 'pty' && source) delete source['@_path'];
+      }
+  }
+  if (e.meta) {
+    const m = child(d, 'metadata') ?? {};
+    d.metadata = m;
+    m['ost:ost'] = harnessElement(e.meta.ost.workdir, { deployScripts: e.meta.deployScripts });
+    m[`${OST_PREFIX}:env`] = metadataElement(e.meta.ost);
+  }
+  return buildXml({ domain: d });
+}

@@ -1,0 +1,194 @@
+// Restoring VMs from a checkpoint: each disk on a fresh overlay over the checkpoint's frozen file, the
+// domain restored paused from its memory file with the saved XML rewritten for where it now runs, all
+// resumed together, then each guest's clock set over one SSH login (which is its readiness check too).
+// `ost revert` does this in place for the env the checkpoint was taken of (or one laid out the same).
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { OstError } from '../../core/errors.js';
+import { type Reporter, step } from '../../core/events.js';
+import { faultPoint } from '../../core/fault.js';
+import { atomicWriteFile } from '../../core/fsutil.js';
+import { virsh } from '../../tools/virsh.js';
+import { handToQemu, type Identity, qemuIdentity } from '../images/qemu-user.js';
+import { requireEnv } from '../select.js';
+import { type EnvRecord, type VmRecord, writeOutputs } from '../state/record.js';
+import { destroyObject } from '../teardown.js';
+import { syncClock } from './clock.js';
+import { createOverlayOn, ownChainFiles, removeFiles } from './disks.js';
+import { domainXmlForRestore, type RestoreEdits } from './domain-xml.js';
+import { type CheckpointRecord, type CheckpointVm, readCheckpoint } from './store.js';
+import { lockEnv, nextTop, vmDisks } from './take.js';
+
+/** Make the fresh tops of a VM's disks over the checkpoint's files: guest device → new top. */
+export async function overlaysFromCheckpoint(
+  ckDir: string,
+  cvm: CheckpointVm,
+  tops: ReadonlyMap<string, string>,
+  qemu: Identity,
+): Promise<void> {
+  for (const d of cvm.disks) {
+    const top = tops.get(d.dev);
+    if (!top) throw new Error(`no new top for ${cvm.name} ${d.dev}`);
+    await createOverlayOn(top, path.join(ckDir, d.file), d.format);
+    await handToQemu(top, qemu);
+  }
+}
+
+/** Restore one VM paused: the saved XML with `edits` (its disks on `tops`) written to `xmlFile` first. */
+export async function restoreDomain(
+  uri: string,
+  ckDir: string,
+  cvm: CheckpointVm,
+  xmlFile: string,
+  edits: Omit<RestoreEdits, 'disks'>,
+  tops: ReadonlyMap<string, string>,
+  signal?: AbortSignal,
+): Promise<void> {
+  const saved = await fs.readFile(path.join(ckDir, cvm.xml), 'utf8');
+  const disks = new Map([...tops].map(([dev, p]) => [dev, { path: p, format: 'qcow2' as const }]));
+  await atomicWriteFile(xmlFile, domainXmlForRestore(saved, { ...edits, disks }));
+  await virsh(uri, ['restore', path.join(ckDir, cvm.memory), '--xml', xmlFile, '--paused'], {
+    signal,
+    timeoutMs: 600_000,
+  });
+}
+
+/** Resume every VM at once, then set each guest's clock over SSH (its readiness check). ms per VM. */
+export async function resumeAndSync(
+  uri: string,
+  vms: readonly VmRecord[],
+  timeoutMs: number,
+  reporter: Reporter,
+  signal?: AbortSignal,
+): Promise<void> {
+  await Promise.all(vms.map((vm) => virsh(uri, ['resume', vm.libvirtName], { signal })));
+  const resumedAt = Date.now();
+  await Promise.all(
+    vms.map(async (vm) => {
+      const r = await syncClock(
+        { host: vm.address, port: 22, user: 'root', privateKey: vm.key },
+        timeoutMs,
+        signal,
+      );
+      vm.timings.readyAt = Date.now();
+      vm.timings.bootToSsh = vm.timings.readyAt - resumedAt;
+      vm.systemState = 'restored';
+      reporter({
+        type: 'step',
+        id: `ready-${vm.name}`,
+        title: `${vm.name}: clock set, SSH answers`,
+        status: 'done',
+        durationMs: vm.timings.bootToSsh,
+        detail: `${vm.address}, clock ${r.offsetMs >= 0 ? '+' : ''}${r.offsetMs} ms off the host's after setting`,
+      });
+    }),
+  );
+}
+
+/** OST's `deployed` marker as the checkpoint had it (never following a link another user put there). */
+export async function setDeployedMarker(r: EnvRecord, deployed: boolean): Promise<void> {
+  if (r.kind !== 'ost-json') return;
+  const marker = path.join(r.workdir, 'deployed');
+  if (!deployed) {
+    await fs.rm(marker, { force: true });
+    return;
+  }
+  const fh = await fs.open(marker, 'wx', 0o644).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'EEXIST') return undefined;
+    throw err;
+  });
+  if (!fh) return;
+  const st = await fs.stat(r.workdir);
+  await fh.chown(st.uid, st.gid);
+  await fh.close();
+}
+
+/** Why `ck` cannot be restored into `r` in place (another layout), or undefined. */
+export function layoutMismatch(r: EnvRecord, ck: CheckpointRecord): string | undefined {
+  if (r.suite !== ck.env.suite) return `it was taken of suite ${ck.env.suite}, the env runs ${r.suite}`;
+  const names = (x: EnvRecord) => x.vms.map((vm) => vm.name).join(',');
+  if (names(r) !== names(ck.env)) return `its VMs are ${names(ck.env)}, the env's ${names(r)}`;
+  for (const vm of r.vms) {
+    const was = ck.env.vms.find((v) => v.name === vm.name) as VmRecord;
+    const macs = (v: VmRecord) => v.nics.map((n) => `${n.mac}`).join(',');
+    if (macs(vm) !== macs(was))
+      return `${vm.name}'s NICs had ${macs(was)} (subnets ${ck.env.networks.map((n) => n.subnet).join(', ')}), now ${macs(vm)}`;
+  }
+  return undefined;
+}
+
+export interface RevertOptions {
+  uri: string;
+  stateRoot: string;
+  root: string;
+  env?: string;
+  name: string;
+  timeoutMs: number;
+  reporter: Reporter;
+  signal?: AbortSignal;
+}
+
+/** `ost revert <env> <name>`: the env back to the checkpoint, in place. */
+export async function revert(o: RevertOptions): Promise<EnvRecord> {
+  const started = Date.now();
+  const found = await requireEnv(o.uri, o.stateRoot, o.env);
+  const rec = found.record;
+  if (!rec) throw new OstError(`environment ${found.id} has no env.json`, `ost down ${found.id}`);
+  const ck = await readCheckpoint(o.root, o.name);
+  const why = layoutMismatch(rec, ck.record);
+  if (why)
+    throw new OstError(
+      `checkpoint ${o.name} does not fit environment ${rec.id}: ${why}`,
+      `start a new env from it instead: ost up ${ck.record.env.suite} --from ${o.name}`,
+    );
+  const lock = await lockEnv(o.stateRoot, rec.id, `revert to ${o.name}`);
+  const qemu = qemuIdentity();
+  try {
+    const dirs = [
+      rec.overlayDir,
+      ...new Set(rec.vms.flatMap((vm) => vm.disks.map((d) => path.dirname(d.path)))),
+    ];
+    const old = (
+      await Promise.all(rec.vms.flatMap((vm) => vmDisks(vm).map((d) => ownChainFiles(d.top, dirs))))
+    ).flat();
+    const tops = new Map(
+      rec.vms.map((vm) => [vm.name, new Map(vmDisks(vm).map((d) => [d.dev, nextTop(d.top)]))]),
+    );
+    await step(o.reporter, 'stop', `stop ${rec.vms.length} VMs`, () =>
+      Promise.all(rec.vms.map((vm) => destroyObject(o.uri, 'domain', vm.libvirtName))),
+    );
+    await faultPoint('revert:stopped');
+    await step(o.reporter, 'restore', `restore ${rec.vms.length} VMs from ${o.name}`, () =>
+      Promise.all(
+        rec.vms.map(async (vm) => {
+          const cvm = ck.record.vms.find((v) => v.name === vm.name) as CheckpointVm;
+          const t = tops.get(vm.name) as Map<string, string>;
+          await overlaysFromCheckpoint(ck.dir, cvm, t, qemu);
+          await restoreDomain(
+            o.uri,
+            ck.dir,
+            cvm,
+            path.join(rec.workdir, 'libvirt', `domain-${vm.name}.xml`),
+            { consoleLog: vm.consoleLog },
+            t,
+            o.signal,
+          );
+          vm.overlay = t.get('vda') as string;
+          vm.disks = vm.disks.map((d) => ({ ...d, path: t.get(d.name) ?? d.path }));
+        }),
+      ),
+    );
+    await resumeAndSync(o.uri, rec.vms, o.timeoutMs, o.reporter, o.signal);
+    // the old chains: nothing runs on them any more
+    await removeFiles(old.filter((f) => ![...tops.values()].some((t) => [...t.values()].includes(f))));
+    await setDeployedMarker(rec, ck.record.deployed);
+    rec.checkpoint = { name: o.name, dir: ck.dir, key: ck.record.key };
+    rec.deployed = ck.record.deployed;
+    rec.status = 'up';
+    rec.timings.revert = Date.now() - started;
+    await writeOutputs(rec);
+    return rec;
+  } finally {
+    await lock.release();
+  }
+}

@@ -1,0 +1,236 @@
+// `ost checkpoint <env> <name>`: every VM of the env paused at once, then per VM an external snapshot
+// (libvirt's `snapshot-create-as --memspec`, no snapshot metadata): its memory and device state into the
+// checkpoint, its disks switched to fresh overlays on top of what they were. The frozen tops are copied into
+// the checkpoint while the env runs on (or stays paused, `--stop`): the env never depends on the checkpoint,
+// and the checkpoint only on the installed images.
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import { OstError } from '../../core/errors.js';
+import { type Reporter, step } from '../../core/events.js';
+import { faultPoint } from '../../core/fault.js';
+import { acquireLock } from '../../core/lock.js';
+import { virsh } from '../../tools/virsh.js';
+import type { Environment } from '../env/model.js';
+import { handToQemu, qemuIdentity } from '../images/qemu-user.js';
+import { requireEnv } from '../select.js';
+import { isUp } from '../state/discover.js';
+import { type EnvRecord, type VmRecord, writeOutputs } from '../state/record.js';
+import { createOverlayOn, freezeDisk } from './disks.js';
+import { contentKey, type KeyImage } from './key.js';
+import { type CheckpointVm, dirBytes, type StoredCheckpoint, startCheckpoint } from './store.js';
+
+export interface CheckpointOptions {
+  uri: string;
+  stateRoot: string;
+  /** The checkpoint root. */
+  root: string;
+  /** Env id, dir or suite (as `ost down`). */
+  env?: string;
+  name: string;
+  /** Leave the env paused afterwards. */
+  stop?: boolean;
+  /** Replace a checkpoint of that name. */
+  replace?: boolean;
+  /** The suite the env was started from, as its file reads now (for the content key); none if gone. */
+  suiteOf?: (r: EnvRecord) => Environment | undefined;
+  reporter: Reporter;
+}
+
+/** The lock that keeps checkpoint and revert of one env from running into each other. */
+export async function lockEnv(stateRoot: string, id: string, purpose: string) {
+  const dir = path.join(stateRoot, 'locks');
+  await fs.mkdir(dir, { recursive: true, mode: 0o755 });
+  return acquireLock(path.join(dir, `${id}.lock`), purpose, 0);
+}
+
+/** The disks of a VM, root disk first: guest device, the file the VM writes now, its format. */
+export function vmDisks(vm: VmRecord): { dev: string; top: string; base?: string }[] {
+  return [
+    { dev: 'vda', top: vm.overlay, base: vm.image.chain[0] },
+    // extra disks are sda, sdb, … (virtio-scsi), in suite order, as up renders them
+    ...vm.disks.map((d) => ({ dev: d.name, top: d.path })),
+  ];
+}
+
+/** `<name>.c<N>.qcow2` beside `top`: the next generation of a disk's writable top. */
+export function nextTop(top: string): string {
+  const dir = path.dirname(top);
+  const base = path.basename(top).replace(/(\.c\d+)?\.(qcow2|raw)$/, '');
+  const m = /\.c(\d+)\.qcow2$/.exec(top);
+  return path.join(dir, `${base}.c${m ? Number(m[1]) + 1 : 1}.qcow2`);
+}
+
+/** The images an env's VMs run on, as the content key names them. */
+export function recordImages(r: EnvRecord): Map<string, KeyImage> {
+  return new Map(
+    r.vms.map((vm) => [
+      vm.name,
+      { ref: vm.image.ref, path: vm.image.path, package: vm.image.package, custom: vm.image.custom?.key },
+    ]),
+  );
+}
+
+/** The content key of a checkpoint of `r`; empty when its suite file cannot be read any more. */
+function keyOf(r: EnvRecord, name: string, suite: Environment | undefined): string {
+  return suite ? contentKey(suite, recordImages(r), r.ipMode, name) : '';
+}
+
+async function domState(uri: string, name: string): Promise<string> {
+  const r = await virsh(uri, ['domstate', name], { allowFailure: true });
+  return r.exitCode === 0 ? r.stdout.trim() : 'gone';
+}
+
+/** OST's `deployed` marker in the env dir, or (ost's own suites) an env whose deploy scripts ran. */
+async function wasDeployed(r: EnvRecord): Promise<boolean> {
+  if (r.kind === 'ost-json')
+    return fs.access(path.join(r.workdir, 'deployed')).then(
+      () => true,
+      () => false,
+    );
+  return r.deployed === true;
+}
+
+export async function takeCheckpoint(o: CheckpointOptions): Promise<StoredCheckpoint> {
+  const started = Date.now();
+  const found = await requireEnv(o.uri, o.stateRoot, o.env);
+  const rec = found.record;
+  if (!rec || !isUp(found))
+    throw new OstError(
+      `environment ${found.id} is not up (${rec ? rec.status : 'its env.json is missing'}): only an env that is up can be checkpointed`,
+      `ost status ${found.id}; bring it up first`,
+    );
+  const lock = await lockEnv(o.stateRoot, rec.id, `checkpoint ${o.name}`);
+  const qemu = qemuIdentity();
+  try {
+    const states = await Promise.all(rec.vms.map((vm) => domState(o.uri, vm.libvirtName)));
+    const bad = rec.vms.filter((_, i) => !['running', 'paused'].includes(states[i] as string));
+    if (bad.length > 0)
+      throw new OstError(
+        `environment ${rec.id}: ${bad.map((vm) => `${vm.name} is ${states[rec.vms.indexOf(vm)]}`).join(', ')}`,
+        `only an env whose VMs all run can be checkpointed: ost down ${rec.id} and up again`,
+      );
+    const draft = await startCheckpoint(o.root, o.name, qemu.gid, o.replace ?? false);
+    let paused = false;
+    const resumeAll = async () => {
+      await Promise.all(
+        rec.vms.map((vm) => virsh(o.uri, ['resume', vm.libvirtName], { allowFailure: true })),
+      );
+    };
+    try {
+      const tops = new Map<string, { dev: string; top: string; next: string; base?: string }[]>();
+      await step(o.reporter, 'prepare', 'new overlays for the running env', async () => {
+        for (const vm of rec.vms) {
+          const disks = [];
+          for (const d of vmDisks(vm)) {
+            const next = nextTop(d.top);
+            const format = (await fs.stat(d.top)).isFile() && /\.raw$/.test(d.top) ? 'raw' : 'qcow2';
+            await createOverlayOn(next, d.top, format);
+            await handToQemu(next, qemu);
+            disks.push({ ...d, next });
+          }
+          tops.set(vm.name, disks);
+        }
+      });
+      const pausedAt = Date.now();
+      await step(o.reporter, 'freeze', `pause ${rec.vms.length} VMs, save their memory`, async () => {
+        // all at once first: no VM runs on while another is being saved
+        paused = true;
+        await Promise.all(
+          rec.vms.map(async (vm) => {
+            const r = await virsh(o.uri, ['suspend', vm.libvirtName], { allowFailure: true });
+            // paused already (a checkpoint killed after pausing) is as good
+            if (r.exitCode !== 0 && (await domState(o.uri, vm.libvirtName)) !== 'paused')
+              throw new OstError(`cannot pause ${vm.name}: ${r.stderr.trim()}`, `ost status ${rec.id}`);
+          }),
+        );
+        await faultPoint('checkpoint:paused');
+        const results = await Promise.allSettled(
+          rec.vms.map(async (vm) => {
+            const t = tops.get(vm.name) ?? [];
+            await virsh(
+              o.uri,
+              [
+                'snapshot-create-as',
+                vm.libvirtName,
+                '--no-metadata',
+                '--reuse-external',
+                '--atomic',
+                '--memspec',
+                `file=${path.join(draft.dir, `${vm.name}.mem`)},snapshot=external`,
+                ...t.flatMap((d) => ['--diskspec', `${d.dev},snapshot=external,file=${d.next}`]),
+              ],
+              { timeoutMs: 600_000 },
+            );
+            // this VM writes its new tops now: the record says so whatever happens to the others
+            vm.overlay = t[0]?.next ?? vm.overlay;
+            vm.disks = vm.disks.map((d, i) => ({ ...d, path: t[i + 1]?.next ?? d.path }));
+          }),
+        );
+        await writeOutputs(rec);
+        const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+        if (failed) throw failed.reason;
+      });
+      if (!o.stop) {
+        await resumeAll();
+        paused = false;
+      }
+      const pauseMs = Date.now() - pausedAt;
+      await faultPoint('checkpoint:saved');
+      const vms: CheckpointVm[] = await step(o.reporter, 'copy', 'copy the frozen disks', () =>
+        Promise.all(
+          rec.vms.map(async (vm) => {
+            const memory = `${vm.name}.mem`;
+            await fs.chmod(path.join(draft.dir, memory), 0o600);
+            const xml = await virsh(o.uri, [
+              'save-image-dumpxml',
+              '--security-info',
+              path.join(draft.dir, memory),
+            ]);
+            await fs.writeFile(path.join(draft.dir, `${vm.name}.xml`), xml.stdout, { mode: 0o640 });
+            const disks = [];
+            for (const d of tops.get(vm.name) ?? []) {
+              const file = `${vm.name}-${d.dev}`;
+              const frozen = await freezeDisk(d.top, path.join(draft.dir, `${file}.tmp`), d.base);
+              const name = `${file}.${frozen.format}`;
+              await fs.rename(path.join(draft.dir, `${file}.tmp`), path.join(draft.dir, name));
+              await fs.chmod(path.join(draft.dir, name), 0o440);
+              await fs.chown(path.join(draft.dir, name), process.getuid?.() ?? 0, qemu.gid);
+              disks.push({ dev: d.dev, file: name, format: frozen.format, backing: frozen.backing });
+            }
+            const sizeOf = async (f: string) => (await fs.stat(path.join(draft.dir, f))).blocks * 512;
+            return {
+              name: vm.name,
+              libvirtName: vm.libvirtName,
+              memory,
+              xml: `${vm.name}.xml`,
+              disks,
+              memoryBytes: await sizeOf(memory),
+              diskBytes: (await Promise.all(disks.map((d) => sizeOf(d.file)))).reduce((a, b) => a + b, 0),
+            };
+          }),
+        ),
+      );
+      await faultPoint('checkpoint:copied');
+      const record = {
+        version: 1 as const,
+        name: o.name,
+        created: new Date().toISOString(),
+        key: keyOf(rec, o.name, o.suiteOf?.(rec)),
+        env: rec,
+        deployed: await wasDeployed(rec),
+        vms,
+        timings: { pause: pauseMs, total: Date.now() - started },
+      };
+      await step(o.reporter, 'commit', `checkpoint ${o.name}`, () =>
+        draft.commit(record, o.replace ?? false),
+      );
+      return { name: o.name, dir: draft.final, record, sizeBytes: await dirBytes(draft.final) };
+    } catch (err) {
+      await draft.discard();
+      if (paused && !o.stop) await resumeAll();
+      throw err;
+    }
+  } finally {
+    await lock.release();
+  }
+}

@@ -1,0 +1,278 @@
+// The checkpoint store (atomic commit, names, gc of killed writers), the content key, the `--from` checks
+// and the generation names of disk tops; the restore XML rewrite against a domain XML libvirt 9.0 saved.
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { OstError, UsageError } from '../../src/core/errors.js';
+import { domainXmlForRestore } from '../../src/launcher/checkpoint/domain-xml.js';
+import { checkpointSubnets, checkSuite } from '../../src/launcher/checkpoint/from.js';
+import { contentKey } from '../../src/launcher/checkpoint/key.js';
+import {
+  type CheckpointRecord,
+  checkName,
+  checkpointRoot,
+  gcCheckpoints,
+  listCheckpoints,
+  readCheckpoint,
+  removeCheckpoint,
+  startCheckpoint,
+} from '../../src/launcher/checkpoint/store.js';
+import { nextTop } from '../../src/launcher/checkpoint/take.js';
+import { loadEnvironment } from '../../src/launcher/env/load.js';
+import { readMetadata } from '../../src/launcher/libvirt/render.js';
+import { asList, attr, child, parseXml, type XmlNode } from '../../src/launcher/libvirt/xml.js';
+import type { EnvRecord } from '../../src/launcher/state/record.js';
+import { REPO_ROOT, tempTree } from '../helpers/sets.js';
+
+const demo = () => loadEnvironment(path.join(REPO_ROOT, 'ost-env.yaml'), 'demo-suite');
+
+function record(name: string, created: string, envId = '0a1b2c3d'): CheckpointRecord {
+  const env = {
+    id: envId,
+    suite: 'demo-suite',
+    networks: [{ name: 'management', subnet: 201, libvirtName: `ost${envId}-201` }],
+    vms: [{ name: 'engine', nics: [] }],
+  } as unknown as EnvRecord;
+  return { version: 1, name, created, key: 'k', env, deployed: false, vms: [], timings: {} };
+}
+
+async function take(root: string, name: string, created = new Date().toISOString(), replace = false) {
+  const d = await startCheckpoint(root, name, process.getgid?.() ?? 0, replace);
+  writeFileSync(path.join(d.dir, 'engine.mem'), 'memory');
+  await d.commit(record(name, created), replace);
+  return d;
+}
+
+describe('checkpoint store', () => {
+  it('defaults to /var/lib/ost/checkpoints for root, the data dir for others; the flag and env var move it', () => {
+    expect(checkpointRoot(undefined, {}, 0)).toBe('/var/lib/ost/checkpoints');
+    expect(checkpointRoot(undefined, { HOME: '/home/u' }, 1000)).toBe('/home/u/.local/share/ost/checkpoints');
+    expect(checkpointRoot(undefined, { XDG_DATA_HOME: '/d' }, 1000)).toBe('/d/ost/checkpoints');
+    expect(checkpointRoot(undefined, { OST_CHECKPOINT_DIR: '/c' }, 0)).toBe('/c');
+    expect(checkpointRoot('/flag', { OST_CHECKPOINT_DIR: '/c' }, 0)).toBe('/flag');
+  });
+
+  it('refuses names that are paths, hidden or empty', () => {
+    for (const bad of ['', '.tmp-x', '../x', 'a/b', '-x', 'x'.repeat(65)])
+      expect(() => checkName(bad), bad).toThrow(UsageError);
+    for (const good of ['e2e-1', 'after_deploy', 'v4.5.x']) expect(() => checkName(good)).not.toThrow();
+  });
+
+  it('commits a checkpoint whole under its name; a draft is never listed or read; an existing name needs --force', async () => {
+    const root = path.join(tempTree({}), 'checkpoints');
+    const d = await startCheckpoint(root, 'one', process.getgid?.() ?? 0, false);
+    expect(statSync(root).mode & 0o777).toBe(0o711);
+    expect(statSync(d.dir).mode & 0o777).toBe(0o750);
+    expect(path.basename(d.dir)).toMatch(/^\.tmp-one-[0-9a-f]{8}$/);
+    expect(await listCheckpoints(root)).toEqual([]);
+    await expect(readCheckpoint(root, 'one')).rejects.toThrow(/no checkpoint one in/);
+    writeFileSync(path.join(d.dir, 'engine.mem'), 'memory');
+    await d.commit(record('one', '2026-12-01T00:00:00.000Z'), false);
+    expect(existsSync(d.dir)).toBe(false);
+    const c = await readCheckpoint(root, 'one');
+    expect(readFileSync(path.join(c.dir, 'engine.mem'), 'utf8')).toBe('memory');
+    expect(c.sizeBytes).toBeGreaterThan(0);
+
+    const e = await startCheckpoint(root, 'one', 0, false).catch((err: unknown) => err);
+    expect(e).toBeInstanceOf(OstError);
+    expect(String((e as OstError).hint)).toContain('--force');
+    await take(root, 'one', '2026-12-02T00:00:00.000Z', true);
+    expect((await readCheckpoint(root, 'one')).record.created).toBe('2026-12-02T00:00:00.000Z');
+    expect(readdirSync(root).filter((f) => f.startsWith('.old-') || f.startsWith('.tmp-'))).toEqual([]);
+  });
+
+  it('gc removes drafts of dead writers and interrupted removals, keeps live ones, expires old unused checkpoints', async () => {
+    const root = path.join(tempTree({}), 'checkpoints');
+    await take(root, 'old', '2026-11-01T00:00:00.000Z');
+    await take(root, 'old-in-use', '2026-11-01T00:00:00.000Z');
+    await take(root, 'new', new Date().toISOString());
+    const live = await startCheckpoint(root, 'live', 0, false);
+    // a writer killed by -9: its pid is gone
+    const dead = path.join(root, '.tmp-dead-00000000');
+    mkdirSync(dead);
+    writeFileSync(path.join(dead, '.writer'), JSON.stringify({ pid: 2 ** 22 + 1, start: '1' }));
+    const half = path.join(root, '.old-gone-00000000');
+    mkdirSync(half);
+    const r = await gcCheckpoints(root, { inUse: new Set() });
+    expect(r.partial.sort()).toEqual([half, dead].sort());
+    expect(existsSync(live.dir)).toBe(true);
+    expect(r.expired).toEqual([]);
+
+    const inUse = new Set([path.join(root, 'old-in-use')]);
+    const r2 = await gcCheckpoints(root, { keepDays: 7, inUse });
+    expect(r2.expired).toEqual(['old']);
+    expect((await listCheckpoints(root)).map((c) => c.name).sort()).toEqual(['new', 'old-in-use']);
+    // a draft without its writer file (being committed) is left alone while young
+    const committing = path.join(root, '.tmp-c-11111111');
+    mkdirSync(committing);
+    expect((await gcCheckpoints(root, { inUse })).partial).toEqual([]);
+    utimesSync(committing, new Date(Date.now() - 120_000), new Date(Date.now() - 120_000));
+    expect((await gcCheckpoints(root, { inUse })).partial).toEqual([committing]);
+    await removeCheckpoint(root, 'new');
+    expect((await listCheckpoints(root)).map((c) => c.name)).toEqual(['old-in-use']);
+  });
+});
+
+describe('checkpoint disks and keys', () => {
+  it('names the next generation of a disk top beside it', () => {
+    expect(nextTop('/dev/shm/ost/0a1b2c3d/engine.qcow2')).toBe('/dev/shm/ost/0a1b2c3d/engine.c1.qcow2');
+    expect(nextTop('/dev/shm/ost/0a1b2c3d/engine.c1.qcow2')).toBe('/dev/shm/ost/0a1b2c3d/engine.c2.qcow2');
+    expect(nextTop('/d/images/host-0-sda.raw')).toBe('/d/images/host-0-sda.c1.qcow2');
+    expect(nextTop('/d/host-0-sda.c9.qcow2')).toBe('/d/host-0-sda.c10.qcow2');
+  });
+
+  it('keys a checkpoint by images, suite, deploy scripts and name', () => {
+    const env = demo();
+    const images = new Map(
+      env.vms.map((vm) => [
+        vm.name,
+        {
+          ref: `debian12-${vm.name}`,
+          path: `/usr/share/ost-images/${vm.name}.qcow2`,
+          package: { name: `ost-images-debian12-${vm.name}`, version: '1', release: '202612010000' },
+        },
+      ]),
+    );
+    const k = contentKey(env, images, 'dual', 'a');
+    expect(k).toMatch(/^[0-9a-f]{64}$/);
+    expect(contentKey(demo(), images, 'dual', 'a')).toBe(k);
+    expect(contentKey(env, images, 'dual', 'b')).not.toBe(k);
+    expect(contentKey(env, images, 'ipv4', 'a')).not.toBe(k);
+    const newer = new Map(images);
+    const e = newer.get('engine');
+    if (e) newer.set('engine', { ...e, package: { ...e.package, release: '202612020000' } });
+    expect(contentKey(env, newer, 'dual', 'a')).not.toBe(k);
+    const bigger = { ...env, vms: env.vms.map((vm) => ({ ...vm, memoryMiB: vm.memoryMiB * 2 })) };
+    expect(contentKey(bigger, images, 'dual', 'a')).not.toBe(k);
+  });
+});
+
+describe('ost up --from checks', () => {
+  const stored = (env: EnvRecord) => ({
+    name: 'c',
+    dir: '/x/c',
+    sizeBytes: 0,
+    record: { ...record('c', ''), env },
+  });
+
+  it('refuses another suite, other VMs or networks, naming the suite it was taken of', () => {
+    const env = demo();
+    const was = {
+      suite: 'other',
+      vms: [{ name: 'a' }],
+      networks: [{ name: 'management' }],
+    } as unknown as EnvRecord;
+    const e = (() => {
+      try {
+        checkSuite(env, stored(was));
+      } catch (err) {
+        return err as OstError;
+      }
+    })();
+    expect(e?.message).toMatch(/does not fit suite demo-suite .*taken of suite other.*its VMs are a/);
+    expect(e?.hint).toContain('ost up other --from c');
+  });
+
+  it("says which env holds a checkpoint's subnet", async () => {
+    const leases = tempTree({
+      '192.168.201.json': JSON.stringify({
+        prefix: '192.168.201',
+        envId: 'feedf00d',
+        network: 'management',
+        owner: { pid: 1, start: '' },
+      }),
+    });
+    const was = record('c', '').env;
+    await expect(checkpointSubnets(stored(was), leases)).rejects.toThrow(
+      /management \(192\.168\.201\.0\/24\) is leased by environment feedf00d/,
+    );
+    const free = tempTree({});
+    expect(await checkpointSubnets(stored(was), free)).toEqual(new Map([['management', '192.168.201']]));
+  });
+});
+
+describe('the domain XML a VM is restored with', () => {
+  // what libvirt 9.0 saved with an external memory snapshot of a demo-suite engine (virsh save-image-dumpxml)
+  const saved = readFileSync(
+    path.join(REPO_ROOT, 'test/fixtures/launcher/saved-domain-libvirt9.xml'),
+    'utf8',
+  );
+  const dom = (xml: string) => {
+    const p = parseXml(xml);
+    if ('error' in p) throw new Error(p.error);
+    return child(p.doc, 'domain') as XmlNode;
+  };
+  const list = (n: XmlNode | undefined, k: string) => asList(n?.[k]) as XmlNode[];
+
+  it('puts the disks on the new tops and changes nothing else in place (revert)', () => {
+    const out = domainXmlForRestore(saved, {
+      disks: new Map([['vda', { path: '/dev/shm/ost/f9aff895/engine.c2.qcow2', format: 'qcow2' }]]),
+    });
+    const before = dom(saved);
+    const after = dom(out);
+    expect(after.name).toBe(before.name);
+    expect(after.uuid).toBe(before.uuid);
+    const disk = list(child(after, 'devices'), 'disk')[0];
+    expect(attr(child(disk, 'source'), 'file')).toBe('/dev/shm/ost/f9aff895/engine.c2.qcow2');
+    expect(attr(child(disk, 'driver'), 'type')).toBe('qcow2');
+    // device addresses, NIC MACs and CPU are what the memory was saved with
+    const addrs = (d: XmlNode) =>
+      ['disk', 'controller', 'interface', 'rng'].flatMap((k) =>
+        list(child(d, 'devices'), k).map((x) => JSON.stringify(child(x, 'address') ?? null)),
+      );
+    expect(addrs(after)).toEqual(addrs(before));
+    const macs = (d: XmlNode) =>
+      list(child(d, 'devices'), 'interface').map((i) => attr(child(i, 'mac'), 'address'));
+    expect(macs(after)).toEqual(macs(before));
+    expect(child(after, 'cpu')).toEqual(child(before, 'cpu'));
+    expect(readMetadata(after)).toEqual(readMetadata(before));
+  });
+
+  it('moves the domain into a new env dir: console log, metadata, OST working dir; name and UUID stay (up --from)', () => {
+    const before = dom(saved);
+    const out = domainXmlForRestore(saved, {
+      disks: new Map([['vda', { path: '/dev/shm/ost/f9aff895/engine.qcow2', format: 'qcow2' }]]),
+      consoleLog: '/srv/deployment/logs/engine',
+      meta: {
+        ost: {
+          envId: 'f9aff895',
+          suite: 'demo-suite',
+          workdir: '/srv/deployment',
+          overlayDir: '/dev/shm/ost/f9aff895',
+          ownerPid: 1,
+          ownerStart: '2',
+          state: 'starting',
+          vm: 'engine',
+          roles: ['engine'],
+        },
+        deployScripts: ['deploy-scripts/demo-suite.sh'],
+      },
+    });
+    const after = dom(out);
+    // libvirt 9.0 refuses a restore that changes either ("Target domain name/uuid … does not match source")
+    expect(after.name).toBe(before.name);
+    expect(after.uuid).toBe(before.uuid);
+    const nics = list(child(after, 'devices'), 'interface');
+    for (const i of nics) expect(i.target).toBeUndefined();
+    for (const k of ['serial', 'console'])
+      expect(attr(child(list(child(after, 'devices'), k)[0], 'log'), 'file')).toBe(
+        '/srv/deployment/logs/engine',
+      );
+    expect(readMetadata(after)?.workdir).toBe('/srv/deployment');
+    expect(readMetadata(after)?.state).toBe('starting');
+    expect(out).toContain('<ost-working-dir comment="/srv/deployment"');
+    expect(out).not.toContain('ost-e2e-checkpoint');
+  });
+
+  it('fails on a disk it was given no file for', () => {
+    expect(() => domainXmlForRestore(saved, { disks: new Map() })).toThrow(/no new file given for disk vda/);
+  });
+});
