@@ -5,7 +5,7 @@
 // `ost up --from` the checkpoint (time to every VM SSH-ready with its clock set) and `ost revert` of that env.
 // libvirtd runs inside a network namespace this script creates; everything it makes is removed at the end.
 // Usage (root, after npm run build): node bench/checkpoint.mjs --root <installroot of the set> [--rounds 2]
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
 import { libvirtNetns, median, runner, sec, upArgv, writeBenchSuite } from './lib.mjs';
 
@@ -20,6 +20,8 @@ if (!installRoot) {
 }
 const rounds = Number(opt('--rounds', '2'));
 const work = mkdtempSync('/var/tmp/ost-ckbench-');
+// qemu (the libvirt-qemu user) opens the checkpoint disks under it as backing files
+chmodSync(work, 0o755);
 const env = {
   ...process.env,
   OST_STATE_DIR: path.join(work, 'state'),
