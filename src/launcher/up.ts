@@ -341,7 +341,8 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
             const overlay = path.join(overlayDir, `${vm.name}.qcow2`);
             let extra: VmRecord['disks'];
             if (from) {
-              // each disk on the checkpoint's frozen file: the root disk here, extra disks where up keeps them
+              // each disk on the checkpoint's frozen file (made and handed to qemu there): the root disk here,
+              // extra disks where up keeps them
               extra = vm.disks.map((d) => ({
                 name: d.name,
                 path: path.join(disksDir, `${vm.name}-${d.name}.qcow2`),
@@ -353,8 +354,8 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
             } else {
               await createOverlay(overlay, layerOf(vm)?.file ?? imageOf(vm).path, { signal: o.signal });
               extra = await createDisks(vm, disksDir);
+              for (const f of [overlay, ...extra.map((d) => d.path)]) await handToQemu(f, qemu);
             }
-            for (const f of [overlay, ...extra.map((d) => d.path)]) await handToQemu(f, qemu);
             out.set(vm.name, { overlay, extra });
             (vmTimings.get(vm.name) as Record<string, number>).overlay = Date.now() - t0;
           }),
@@ -464,12 +465,6 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
     if (ostSuite) await exportPackageLists(record, path.join(env.ostRepo as string, 'exported-artifacts'));
 
     if (from) {
-      const networks = new Map(
-        from.record.env.networks.map((n) => [
-          n.libvirtName,
-          layout.networks.find((x) => x.name === n.name)?.libvirtName ?? n.libvirtName,
-        ]),
-      );
       await phase(
         o,
         timings,
@@ -486,7 +481,6 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
               checkpointVm(from, vm.name),
               path.join(workdir, 'libvirt', `domain-${vm.name}.xml`),
               {
-                networks,
                 consoleLog: vm.consoleLog,
                 meta: { ost: { ...meta, vm: vm.name, roles: vm.roles }, deployScripts: vm.deployScripts },
               },

@@ -29,8 +29,22 @@ export function createArgv(file: string, size: string): string[] {
 }
 
 /** argv: create a qcow2 overlay; `backing` is used as written (relative names stay relative). */
-export function createOverlayArgv(file: string, backing: string): string[] {
-  return ['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', backing, file];
+export function createOverlayArgv(
+  file: string,
+  backing: string,
+  backingFormat: 'qcow2' | 'raw' = 'qcow2',
+): string[] {
+  return ['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', backingFormat, '-b', backing, file];
+}
+
+/** argv: put a qcow2 on `backing` (safe mode: what the old chain had and the new one lacks is copied in). */
+export function rebaseArgv(file: string, backing: string): string[] {
+  return ['qemu-img', 'rebase', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', backing, file];
+}
+
+/** argv: a whole chain into one standalone raw file (holes stay holes); -U reads a chain a VM holds open. */
+export function convertToRawArgv(from: string, to: string): string[] {
+  return ['qemu-img', 'convert', '-q', '-U', '-O', 'raw', from, to];
 }
 
 /** argv: the whole chain as JSON; `forceShare` (-U) reads images that running VMs hold open. */
@@ -87,8 +101,13 @@ export async function create(file: string, size: string, opts?: ExecOptions): Pr
   await exec(createArgv(file, size), opts);
 }
 
-export async function createOverlay(file: string, backing: string, opts?: ExecOptions): Promise<void> {
-  await exec(createOverlayArgv(file, backing), opts);
+export async function createOverlay(
+  file: string,
+  backing: string,
+  opts?: ExecOptions,
+  backingFormat: 'qcow2' | 'raw' = 'qcow2',
+): Promise<void> {
+  await exec(createOverlayArgv(file, backing, backingFormat), opts);
 }
 
 /** The whole backing chain, top first. Throws OstError naming the missing file when it does not resolve. */

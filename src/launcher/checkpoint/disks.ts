@@ -1,30 +1,11 @@
 // Disk files of checkpoints: freezing a VM's writable top into the checkpoint (backed by nothing but the
-// image it started from, never by another checkpoint), the fresh overlays restored VMs write into, and the
-// files of an env's old chains that nothing uses once its VMs run on new ones.
+// image it started from, never by another checkpoint), and the files of an env's old chains that nothing
+// uses once its VMs run on new ones.
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { run } from '../../core/exec.js';
-import { info } from '../../tools/qemu-img.js';
+import { convertToRawArgv, info, rebaseArgv } from '../../tools/qemu-img.js';
 import { runArgv } from '../../tools/run-tool.js';
-
-/** argv: a qcow2 overlay on `backing` of format `format`. */
-export function overlayArgv(file: string, backing: string, format: 'qcow2' | 'raw'): string[] {
-  return ['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', format, '-b', backing, file];
-}
-
-/** argv: put `file` on `backing` (safe mode: what the old chain had and the new one lacks is copied in). */
-export function rebaseArgv(file: string, backing: string): string[] {
-  return ['qemu-img', 'rebase', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', backing, file];
-}
-
-/** argv: a whole chain into one standalone raw file (holes stay holes). */
-export function flattenRawArgv(from: string, to: string): string[] {
-  return ['qemu-img', 'convert', '-q', '-U', '-O', 'raw', from, to];
-}
-
-export async function createOverlayOn(file: string, backing: string, format: 'qcow2' | 'raw'): Promise<void> {
-  await runArgv(overlayArgv(file, backing, format));
-}
 
 /**
  * Copy a frozen disk top into the checkpoint as `to`. A qcow2 top comes out backed by `base` (the image the
@@ -43,7 +24,7 @@ export async function freezeDisk(
   if (!head) throw new Error(`qemu-img info of ${top} returned nothing`);
   if (head.format === 'raw' || !base) {
     if (head.format === 'raw') await run('cp', ['--sparse=always', '--', top, to]);
-    else await runArgv(flattenRawArgv(top, to));
+    else await runArgv(convertToRawArgv(top, to));
     return { format: 'raw' };
   }
   await run('cp', ['--sparse=always', '--', top, to]);
@@ -55,10 +36,7 @@ export async function freezeDisk(
 /** The files of a disk's chain that lie in one of `dirs` (an env's own overlays), top first. */
 export async function ownChainFiles(top: string, dirs: readonly string[]): Promise<string[]> {
   const chain = await info(top, {}, true).catch(() => []);
-  const inside = (f: string) =>
-    dirs.some(
-      (d) => path.dirname(path.resolve(f)) === path.resolve(d) && path.resolve(f) !== path.resolve(d),
-    );
+  const inside = (f: string) => dirs.some((d) => path.dirname(path.resolve(f)) === path.resolve(d));
   const files = chain.map((c) => c.filename).filter(inside);
   return files.length > 0 ? files : inside(top) ? [top] : [];
 }

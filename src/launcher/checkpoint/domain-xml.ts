@@ -1,15 +1,13 @@
 // The domain XML a VM is restored with: the XML its memory was saved with (device addresses, CPU and
 // machine must not change, or libvirt refuses the restore), with what belongs to the env it now runs in
-// swapped: disks on their fresh overlays, NICs on the env's networks, the console log, the names and
-// metadata. Run-time details libvirt filled in (tap names, port ids, aliases it re-makes) are dropped.
+// swapped: disks on their fresh overlays, the console log and the metadata (the network names are the
+// same: the env keeps its id). Run-time details libvirt filled in (tap names, port ids, aliases it re-makes) are dropped.
 import { harnessElement, metadataElement, OST_PREFIX, type OstMetadata } from '../libvirt/render.js';
 import { asList, attr, buildXml, child, parseXml, type XmlNode } from '../libvirt/xml.js';
 
 export interface RestoreEdits {
   /** Guest device → the file the disk now opens, and its format. Every disk must be named. */
   disks: ReadonlyMap<string, { path: string; format: 'qcow2' | 'raw' }>;
-  /** Old libvirt network name → new one. */
-  networks?: ReadonlyMap<string, string>;
   consoleLog?: string;
   /** ost's metadata (and OST's working dir) of the env the VM now belongs to. */
   meta?: { ost: OstMetadata; deployScripts: readonly string[] };
@@ -44,11 +42,8 @@ export function domainXmlForRestore(saved: string, e: RestoreEdits): string {
   for (const nic of elements(devices, 'interface')) {
     const source = child(nic, 'source');
     const net = attr(source, 'network');
-    if (source && net) {
-      const to = e.networks?.get(net) ?? net;
-      // the bridge and port libvirt chose for the old network are not the new one's
-      nic.source = { '@_network': to };
-    }
+    // the bridge and port libvirt chose when the network was made last are not the new one's
+    if (source && net) nic.source = { '@_network': net };
     delete nic.target;
   }
   if (e.consoleLog) {

@@ -8,13 +8,14 @@ import { OstError } from '../../core/errors.js';
 import { type Reporter, step } from '../../core/events.js';
 import { faultPoint } from '../../core/fault.js';
 import { atomicWriteFile } from '../../core/fsutil.js';
+import { createOverlay } from '../../tools/qemu-img.js';
 import { virsh } from '../../tools/virsh.js';
 import { handToQemu, type Identity, qemuIdentity } from '../images/qemu-user.js';
 import { requireEnv } from '../select.js';
 import { type EnvRecord, type VmRecord, writeOutputs } from '../state/record.js';
 import { destroyObject } from '../teardown.js';
 import { syncClock } from './clock.js';
-import { createOverlayOn, ownChainFiles, removeFiles } from './disks.js';
+import { ownChainFiles, removeFiles } from './disks.js';
 import { domainXmlForRestore, type RestoreEdits } from './domain-xml.js';
 import { type CheckpointRecord, type CheckpointVm, readCheckpoint } from './store.js';
 import { lockEnv, nextTop, vmDisks } from './take.js';
@@ -29,7 +30,7 @@ export async function overlaysFromCheckpoint(
   for (const d of cvm.disks) {
     const top = tops.get(d.dev);
     if (!top) throw new Error(`no new top for ${cvm.name} ${d.dev}`);
-    await createOverlayOn(top, path.join(ckDir, d.file), d.format);
+    await createOverlay(top, path.join(ckDir, d.file), {}, d.format);
     await handToQemu(top, qemu);
   }
 }

@@ -9,13 +9,14 @@ import { OstError } from '../../core/errors.js';
 import { type Reporter, step } from '../../core/events.js';
 import { faultPoint } from '../../core/fault.js';
 import { acquireLock } from '../../core/lock.js';
+import { createOverlay } from '../../tools/qemu-img.js';
 import { virsh } from '../../tools/virsh.js';
 import type { Environment } from '../env/model.js';
 import { handToQemu, qemuIdentity } from '../images/qemu-user.js';
 import { requireEnv } from '../select.js';
 import { isUp } from '../state/discover.js';
 import { type EnvRecord, type VmRecord, writeOutputs } from '../state/record.js';
-import { createOverlayOn, freezeDisk } from './disks.js';
+import { freezeDisk } from './disks.js';
 import { contentKey, type KeyImage } from './key.js';
 import { type CheckpointVm, dirBytes, type StoredCheckpoint, startCheckpoint } from './store.js';
 
@@ -123,8 +124,8 @@ export async function takeCheckpoint(o: CheckpointOptions): Promise<StoredCheckp
           const disks = [];
           for (const d of vmDisks(vm)) {
             const next = nextTop(d.top);
-            const format = (await fs.stat(d.top)).isFile() && /\.raw$/.test(d.top) ? 'raw' : 'qcow2';
-            await createOverlayOn(next, d.top, format);
+            // an extra disk's first top is the raw file up made; every later top is a qcow2 overlay
+            await createOverlay(next, d.top, {}, /\.raw$/.test(d.top) ? 'raw' : 'qcow2');
             await handToQemu(next, qemu);
             disks.push({ ...d, next });
           }
