@@ -9,7 +9,7 @@
 // a VM that stops or is paused fails the wait at once; a timeout shows the last lines of the console.
 import { open } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
-import { OstError } from '../core/errors.js';
+import { OstError, ToolError } from '../core/errors.js';
 import { lastLines } from '../core/fsutil.js';
 import { sleep } from '../core/timers.js';
 import { runArgv } from '../tools/run-tool.js';
@@ -215,11 +215,20 @@ export async function waitReady(
       if (sshdSeen() || (t.poll === 'login' && Date.now() >= nextLoginAt)) {
         logins++;
         const loginAt = Date.now();
-        const res = await runArgv(sshArgv(t.ssh, 'systemctl is-system-running --wait', 10), {
-          allowFailure: true,
-          timeoutMs: Math.max(deadline - loginAt, 1000),
-          signal,
-        });
+        let res: Awaited<ReturnType<typeof runArgv>>;
+        try {
+          res = await runArgv(sshArgv(t.ssh, 'systemctl is-system-running --wait', 10), {
+            allowFailure: true,
+            timeoutMs: Math.max(deadline - loginAt, 1000),
+            signal,
+          });
+        } catch (e) {
+          if (!(e instanceof ToolError) || e.kind !== 'timed-out') throw e;
+          // the login (once in, it waits for the boot's end) had not returned by the deadline: what the
+          // boot still runs, when a second login gets that far
+          last = `the SSH login started ${((loginAt - started) / 1000).toFixed(0)}s in was still waiting for systemctl is-system-running --wait${await pendingJobs(t)}`;
+          break;
+        }
         const state = res.stdout.trim().split('\n').pop() ?? '';
         if (res.exitCode !== 255 && (state === 'running' || state === 'degraded')) {
           return {
@@ -266,6 +275,24 @@ export async function waitReady(
       (await consoleTail(t.consoleLog)),
     'raise --timeout on a slow host, or look at the console log for a boot problem',
   );
+}
+
+/** The boot's queued jobs (`systemctl list-jobs`) over a short SSH login, for a timeout's message. */
+async function pendingJobs(t: ReadyTarget): Promise<string> {
+  try {
+    const r = await runArgv(sshArgv(t.ssh, 'systemctl list-jobs --no-legend --no-pager', 10), {
+      allowFailure: true,
+      timeoutMs: 10_000,
+    });
+    const jobs = r.stdout
+      .split('\n')
+      .map((l) => l.trim().split(/\s+/))
+      .filter((f) => f.length >= 4 && f[3] === 'running')
+      .map((f) => f[1]);
+    return jobs.length > 0 ? `; running jobs: ${jobs.join(', ')}` : '';
+  } catch {
+    return '';
+  }
 }
 
 async function failIfStopped(t: ReadyTarget, st: VmState, last: string): Promise<void> {

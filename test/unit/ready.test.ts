@@ -153,4 +153,27 @@ describe('waiting for a VM', () => {
       expect((err as Error).message).toContain('  | Booting kernel\n  | Kernel panic - not syncing');
     }
   });
+  it('at the deadline a login still waiting for the boot to end says so (the server never answers here)', async () => {
+    // the first connection is held open without a word (ssh waits, as on a boot that never ends); the
+    // next one (the wait asking for the boot's running jobs) is closed at once
+    let connections = 0;
+    const server = createServer((c) => {
+      if (connections++ > 0) c.destroy();
+    });
+    const port = await new Promise<number>((r) =>
+      server.listen(0, '127.0.0.1', () => r((server.address() as { port: number }).port)),
+    );
+    try {
+      const t = await target(`${READY_MARKER} 0a1b\r\n`, { poll: 'login' });
+      t.ssh.port = port;
+      const err = await waitReady(t, 1500).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(OstError);
+      expect((err as Error).message).toMatch(
+        /was not ready within 2s \(its console said sshd is up 0\.\ds in; last: the SSH login started 0s in was still waiting for systemctl is-system-running --wait\)/,
+      );
+      expect((err as Error).message).toContain(`  | ${READY_MARKER} 0a1b`);
+    } finally {
+      server.close();
+    }
+  }, 30_000);
 });
