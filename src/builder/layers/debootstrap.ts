@@ -85,7 +85,32 @@ export function networkdFiles(): Record<string, string> {
     '/etc/systemd/system/systemd-networkd-wait-online.service.d/50-ost.conf': [
       '[Service]',
       'ExecStart=',
-      'ExecStart=/lib/systemd/systemd-networkd-wait-online --interface=eth0 --timeout=120',
+      'ExecStart=/usr/local/sbin/ost-wait-online',
+      '',
+    ].join('\n'),
+    // networkd gives a NIC up for good (setup state "failed") when one of its netlink or udev waits times
+    // out: seen on guests booting six at once on two host cores under TCG, where eth0 then never got an
+    // address and the VM was never reachable. Such a NIC is configured again while eth0 is waited for.
+    '/usr/local/sbin/ost-wait-online': [
+      '#!/bin/sh',
+      '# Wait until eth0 (the management NIC) is online, up to 180 s; configure again any NIC networkd gave up.',
+      'retry_failed() {',
+      `  for link in $(networkctl list --no-legend --no-pager 2>/dev/null | awk '$5 == "failed" && $2 != "lo" { print $2 }'); do`,
+      '    echo "ost-wait-online: networkd gave up on $link; configuring it again"',
+      '    networkctl reconfigure "$link"',
+      '  done',
+      '}',
+      'end=$(($(date +%s) + 180))',
+      'while :; do',
+      '  left=$((end - $(date +%s)))',
+      '  if [ "$left" -le 0 ]; then exit 1; fi',
+      '  if [ "$left" -gt 15 ]; then left=15; fi',
+      '  if /lib/systemd/systemd-networkd-wait-online --interface=eth0 --timeout="$left"; then',
+      '    retry_failed',
+      '    exit 0',
+      '  fi',
+      '  retry_failed',
+      'done',
       '',
     ].join('\n'),
     '/etc/systemd/network/80-ost-dhcp.network': [
@@ -302,7 +327,7 @@ export function debootstrapActions(ctx: LayerContext): Action[] {
           await fs.mkdir(path.dirname(abs), { recursive: true });
           await fs.writeFile(abs, content);
         }
-        for (const f of ['ost-dhcp-hostname', 'ost-host-key', 'ost-ready'])
+        for (const f of ['ost-dhcp-hostname', 'ost-host-key', 'ost-ready', 'ost-wait-online'])
           await fs.chmod(path.join(root, 'usr/local/sbin', f), 0o755);
         await fs.chmod(path.join(root, 'root/.ssh'), 0o700);
         await fs.chmod(path.join(root, 'root/.ssh/authorized_keys'), 0o600);
