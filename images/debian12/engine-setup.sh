@@ -1,5 +1,5 @@
 #!/bin/sh
-# Runs inside the guest at build time (virt-customize --run): no services are running here.
+# Runs inside the guest at build time (a script step of the layer): no services are running here.
 set -eu
 echo engine > /etc/ost-role
 systemctl enable nginx.service

@@ -47,10 +47,10 @@ export function toolsFor(entries: PlanEntry[]): ToolName[] {
   for (const e of entries) {
     if (e.action === 'fetch') tools.push('rpm2cpio', 'cpio');
     if (e.action !== 'build') continue;
+    // derived layers need guestfish only (above)
     const b = e.layer.base;
-    if (!b) tools.push('virt-customize');
-    else if (b.kind === 'debootstrap') tools.push('debootstrap', 'tar', 'chroot');
-    else if (b.kind === 'install') tools.push('virt-install', 'virsh');
+    if (b?.kind === 'debootstrap') tools.push('debootstrap', 'tar', 'chroot');
+    else if (b?.kind === 'install') tools.push('virt-install', 'virsh');
   }
   return tools;
 }
@@ -134,7 +134,9 @@ export async function buildImages(set: ImageSet, opts: BuildOptions = {}): Promi
       steps:
         e.action === 'build'
           ? actionsFor(contextFor(set, e.layer, e.key, paths, accel, shown)).map((a) =>
-              a.kind === 'exec' ? { title: a.title, argv: a.argv, cwd: a.cwd } : { title: a.title },
+              a.kind === 'exec'
+                ? { title: a.title, argv: a.argv, cwd: a.cwd }
+                : { title: a.title, argv: a.argv, guest: a.guest },
             )
           : [],
     }));
@@ -186,10 +188,11 @@ export function formatDryRun(result: BuildResult): string {
     lines.push(`  ${l.layer}: ${l.action.toUpperCase()} (${l.reason}) key ${l.key.slice(0, 16)}`);
     for (const s of l.steps) {
       lines.push(
-        s.argv
+        s.argv && !s.guest
           ? `    $ ${s.cwd ? `(cd ${s.cwd} && ` : ''}${formatCommand(s.argv)}${s.cwd ? ')' : ''}`
-          : `    # ${s.title}`,
+          : `    # ${s.title}${s.argv ? `: ${formatCommand(s.argv)}` : ''}`,
       );
+      for (const g of s.guest ?? []) lines.push(`      ${g}`);
     }
   }
   return lines.join('\n');

@@ -8,9 +8,10 @@ import { CleanupStack } from '../core/cleanup.js';
 import { errorMessage, OstError, ToolError } from '../core/errors.js';
 import type { Reporter } from '../core/events.js';
 import { allocatedBytes, atomicWriteFile, commitFile, removeTree } from '../core/fsutil.js';
+import type { Family } from '../tools/guest-steps.js';
 import { readFromGuest } from '../tools/guestfish.js';
+import { GuestCommandError } from '../tools/guestfish-session.js';
 import { runArgv } from '../tools/run-tool.js';
-import type { Family } from '../tools/virt-customize.js';
 import { appliedPackages } from './custom/applied.js';
 import { debootstrapActions } from './layers/debootstrap.js';
 import { derivedActions } from './layers/derived.js';
@@ -160,7 +161,8 @@ export async function buildLayer(
           allowFailure: a.allowFailure,
         });
       } else {
-        await a.run();
+        if (a.argv) reporter({ type: 'command', argv: a.argv, subject: layer.name });
+        await a.run(signal);
       }
       const ms = Date.now() - t0;
       reporter({
@@ -257,7 +259,12 @@ export async function buildLayer(
       status: 'failed',
       durationMs: Date.now() - started,
     });
-    const tail = err instanceof ToolError ? err.tail : await logTail(ctx.logFile, 30);
+    const tail =
+      err instanceof ToolError
+        ? err.tail
+        : err instanceof GuestCommandError
+          ? err.output.slice(-30)
+          : await logTail(ctx.logFile, 30);
     throw new LayerBuildError(layer.name, current, err, tail, ctx.logFile);
   }
 }

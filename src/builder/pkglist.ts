@@ -1,5 +1,5 @@
 // Package lists of a layer (dpkg or rpm, by the guest's family) and the diff against its parent.
-import type { Family } from '../tools/virt-customize.js';
+import type { Family } from '../tools/guest-steps.js';
 
 export interface Package {
   name: string;

@@ -21,7 +21,7 @@ export interface DryRunLayer {
   action: PlanEntry['action'];
   reason: string;
   key: string;
-  steps: { title: string; argv?: string[]; cwd?: string }[];
+  steps: { title: string; argv?: string[]; cwd?: string; guest?: string[] }[];
 }
 
 export interface BuildResult {

@@ -2,7 +2,7 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { atomicWriteFile } from '../core/fsutil.js';
-import type { Family } from '../tools/virt-customize.js';
+import type { Family } from '../tools/guest-steps.js';
 import { layerFileName, type Refresh } from './plan/model.js';
 import type { UpstreamState } from './upstream.js';
 

@@ -1,5 +1,7 @@
-// virt-customize adapter: turns a derived layer's repositories and steps into argv (one appliance run per layer).
-// Quirk (virt-customize 1.48): --format must come before -a, or it is refused.
+// Build steps as the guest runs them: a derived layer's repositories and steps (and a custom layer's
+// packages) turned into shell commands and file copies for one guestfish session (guestfish-session.ts
+// runs them, in order, in one appliance boot), and the package commands of each family.
+import * as path from 'node:path';
 import { shellQuote } from '../core/exec.js';
 
 /** Package-manager family of a guest. */
@@ -14,8 +16,8 @@ export type Step =
   | { kind: 'upload'; from: string; to: string; mode?: string }
   | { kind: 'copy-in'; from: string; toDir: string };
 
-/** The steps a guestfish session runs too (guestfish-session.ts): files copied in and shell commands. */
-export type CommandStep = Extract<Step, { kind: 'run' | 'copy-in' }>;
+/** What a guestfish session runs: shell commands, folders copied in, files uploaded (with their mode). */
+export type CommandStep = Extract<Step, { kind: 'run' | 'copy-in' | 'upload' }>;
 
 /** A package repository written into the guest before the steps (file:// ones are copied in). */
 export interface GuestRepo {
@@ -27,52 +29,58 @@ export interface GuestRepo {
   trusted: boolean;
 }
 
-export interface CustomizeSpec {
-  disk: string;
-  memoryMiB: number;
-  network: boolean;
-  family: Family;
-  selinux: boolean;
-  /** Repositories this layer adds, before its steps. */
-  repos?: GuestRepo[];
-  steps: Step[];
-  /** -v: the appliance's console reaches our output (how packageListCommand's list gets out). */
-  verbose?: boolean;
-}
-
 /** Where a file:// repository's copy lives in the guest (it stays: children install from it too). */
 export const GUEST_REPO_DIR = '/var/lib/ost-repos';
+
+/**
+ * apt-get's options for a build: no questions, changed config files kept, and no fsync per unpacked file
+ * (the appliance syncs the disk when it shuts down).
+ */
+const APT_OPTIONS =
+  '-y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -o Dpkg::Options::=--force-unsafe-io';
 
 /** Upgrade every package, non-interactively, keeping changed config files. */
 export function upgradeCommand(family: Family): string {
   return family === 'deb'
-    ? 'apt-get update && DEBIAN_FRONTEND=noninteractive apt-get -y -o Dpkg::Options::=--force-confdef ' +
-        '-o Dpkg::Options::=--force-confold full-upgrade'
+    ? `apt-get update && DEBIAN_FRONTEND=noninteractive apt-get ${APT_OPTIONS} full-upgrade`
     : 'dnf -y upgrade --refresh';
 }
 
-/** virt-customize arguments that add one repository to the guest. */
-export function repoArgv(family: Family, r: GuestRepo): string[] {
-  const argv: string[] = [];
+/** Install packages (and what they need) from the guest's repositories. */
+export function installCommand(family: Family, packages: readonly string[]): string {
+  const names = packages.map(shellQuote).join(' ');
+  return family === 'deb'
+    ? `apt-get update && DEBIAN_FRONTEND=noninteractive apt-get ${APT_OPTIONS} install ${names}`
+    : `dnf -y install ${names}`;
+}
+
+/** Guest steps that add one repository: a file:// one copied in first, then its apt list or yum .repo file. */
+export function repoSteps(family: Family, r: GuestRepo): CommandStep[] {
+  const steps: CommandStep[] = [];
   let url = r.url;
   if (url.startsWith('file://')) {
     const hostDir = decodeURIComponent(new URL(url).pathname).replace(/\/+$/, '');
     const dest = `${GUEST_REPO_DIR}/${r.name}`;
     const staging = `${GUEST_REPO_DIR}/.in-${r.name}`;
-    const base = hostDir.split('/').pop() || r.name;
-    argv.push('--mkdir', staging, '--copy-in', `${hostDir}:${staging}`);
-    argv.push(
-      '--run-command',
-      `rm -rf ${dest} && mv ${staging}/${shellQuote(base)} ${dest} && rmdir ${staging}`,
+    const base = path.basename(hostDir) || r.name;
+    steps.push(
+      { kind: 'copy-in', from: hostDir, toDir: staging },
+      {
+        kind: 'run',
+        command: `rm -rf ${dest} && mv ${staging}/${shellQuote(base)} ${dest} && rmdir ${staging}`,
+      },
     );
     url = family === 'deb' ? `file:${dest}` : `file://${dest}`;
   }
+  let file: string;
+  let text: string;
   if (family === 'deb') {
     const opts = r.trusted ? '[trusted=yes] ' : '';
-    const line = `deb ${opts}${url} ${r.suite ?? './'}${r.components?.length ? ` ${r.components.join(' ')}` : ''}`;
-    argv.push('--write', `/etc/apt/sources.list.d/ost-${r.name}.list:${line}\n`);
+    file = `/etc/apt/sources.list.d/ost-${r.name}.list`;
+    text = `deb ${opts}${url} ${r.suite ?? './'}${r.components?.length ? ` ${r.components.join(' ')}` : ''}\n`;
   } else {
-    const repo = [
+    file = `/etc/yum.repos.d/ost-${r.name}.repo`;
+    text = [
       `[ost-${r.name}]`,
       `name=ost-${r.name}`,
       `baseurl=${url}`,
@@ -80,9 +88,53 @@ export function repoArgv(family: Family, r: GuestRepo): string[] {
       `gpgcheck=${r.trusted ? 0 : 1}`,
       '',
     ].join('\n');
-    argv.push('--write', `/etc/yum.repos.d/ost-${r.name}.repo:${repo}`);
   }
-  return argv;
+  steps.push({
+    kind: 'run',
+    command: `mkdir -p ${path.dirname(file)} && printf %s ${shellQuote(text)} > ${file}`,
+  });
+  return steps;
+}
+
+/**
+ * A derived layer's repositories and steps as guest steps, in order. A script is copied into a folder of
+ * its own under /tmp, run there (its #! line decides the interpreter) and removed.
+ */
+export function layerSteps(
+  family: Family,
+  repos: readonly GuestRepo[],
+  steps: readonly Step[],
+): CommandStep[] {
+  const out: CommandStep[] = repos.flatMap((r) => repoSteps(family, r));
+  steps.forEach((s, i) => {
+    switch (s.kind) {
+      case 'install':
+        out.push({ kind: 'run', command: installCommand(family, s.packages) });
+        break;
+      case 'upgrade':
+        out.push({ kind: 'run', command: upgradeCommand(family) });
+        break;
+      case 'script': {
+        const dir = `/tmp/ost-step-${i + 1}`;
+        const file = `${dir}/${shellQuote(path.basename(s.file))}`;
+        out.push(
+          { kind: 'copy-in', from: s.file, toDir: dir },
+          { kind: 'run', command: `chmod 0755 ${file} && ${file} && rm -rf ${dir}` },
+        );
+        break;
+      }
+      case 'run':
+      case 'upload':
+      case 'copy-in':
+        out.push(s);
+        break;
+      default: {
+        const never: never = s;
+        throw new Error(`unknown step ${JSON.stringify(never)}`);
+      }
+    }
+  });
+  return out;
 }
 
 /** Where each family's package manager keeps downloaded packages (mounted on tmpfs during a build). */
@@ -117,8 +169,7 @@ export const BUILD_LEFTOVERS: Record<Family, string[]> = {
 /**
  * Guest commands around the user's steps: the package cache goes on tmpfs (downloaded packages never land
  * in the layer) and, on Debian, policy-rc.d stops package scripts from starting daemons in the appliance.
- * Afterwards BUILD_LEFTOVERS are removed. (/tmp stays on disk: virt-customize runs each command from a
- * script it writes there, so a tmpfs on it cannot be unmounted while the steps run.)
+ * Afterwards BUILD_LEFTOVERS are removed. (/tmp stays on disk: scripts are copied into it and run from there.)
  */
 export function buildTimeGuestSetup(family: Family): { before: string; after: string } {
   const dirs = PACKAGE_CACHE[family];
@@ -134,48 +185,6 @@ export function buildTimeGuestSetup(family: Family): { before: string; after: st
     };
   }
   return { before: mounts.join(' && '), after: `${umount} && ${cleanup}` };
-}
-
-/** argv for virt-customize. Steps run in order inside one appliance boot. */
-export function customizeArgv(spec: CustomizeSpec): string[] {
-  const argv = ['virt-customize', '--format', 'qcow2', '-a', spec.disk, '-m', String(spec.memoryMiB)];
-  if (spec.verbose) argv.push('-v');
-  argv.push(spec.network ? '--network' : '--no-network');
-  const cache = buildTimeGuestSetup(spec.family);
-  argv.push('--run-command', cache.before);
-  for (const r of spec.repos ?? []) argv.push(...repoArgv(spec.family, r));
-  for (const s of spec.steps) {
-    switch (s.kind) {
-      case 'install':
-        argv.push('--install', s.packages.join(','));
-        break;
-      case 'upgrade':
-        argv.push('--run-command', upgradeCommand(spec.family));
-        break;
-      case 'script':
-        argv.push('--run', s.file);
-        break;
-      case 'run':
-        argv.push('--run-command', s.command);
-        break;
-      case 'copy-in':
-        argv.push('--mkdir', s.toDir, '--copy-in', `${s.from}:${s.toDir}`);
-        break;
-      case 'upload':
-        argv.push('--upload', `${s.from}:${s.to}`);
-        if (s.mode) argv.push('--chmod', `${s.mode}:${s.to}`);
-        break;
-      default: {
-        const never: never = s;
-        throw new Error(`unknown step ${JSON.stringify(never)}`);
-      }
-    }
-  }
-  argv.push('--run-command', cache.after);
-  // virt-customize fills an empty machine-id; keep it empty so every VM gets its own at first boot
-  argv.push('--truncate', '/etc/machine-id');
-  if (spec.selinux) argv.push('--selinux-relabel');
-  return argv;
 }
 
 /** A repository of custom packages (ost up --custom-repo, build-images --with-repo) as the guest sees it. */

@@ -5,11 +5,13 @@
 // Commands whose failure ends the job are sent as they are (guestfish stops at the first error and we
 // report it); probes are sent with guestfish's `-` prefix and judged by what they print.
 import { randomBytes } from 'node:crypto';
+import { stat } from 'node:fs/promises';
+import { posix } from 'node:path';
 import { OstError, ToolError } from '../core/errors.js';
 import { type PipedProcess, startPiped } from '../core/exec.js';
 import { requireTool } from '../core/require-tool.js';
+import { buildTimeGuestSetup, type CommandStep, type Family } from './guest-steps.js';
 import { gfQuote } from './guestfish.js';
-import { buildTimeGuestSetup, type CommandStep, type Family } from './virt-customize.js';
 
 export interface SessionSpec {
   disk: string;
@@ -319,7 +321,7 @@ export function resolvConfCommands(): { before: string; after: string } {
 }
 
 /**
- * Run steps in the mounted guest as virt-customize would (customizeArgv): package caches on tmpfs and no
+ * Run build steps in the mounted guest: package caches on tmpfs and no
  * daemons started by package scripts while they run; then an emptied machine-id (each VM makes its own)
  * and, on SELinux guests, files relabelled. Consecutive commands go to the guest as one `sh` (each call
  * costs ~0.6 s under TCG), chained so that the first failure stops the rest.
@@ -348,11 +350,23 @@ export async function runSessionSteps(
       continue;
     }
     await flush();
-    await s.call([
-      ['mkdir-p', step.toDir],
-      ['copy-in', step.from, step.toDir],
-    ]);
+    if (step.kind === 'copy-in')
+      await s.call([
+        ['mkdir-p', step.toDir],
+        ['copy-in', step.from, step.toDir],
+      ]);
+    else {
+      // the mode given, else the host file's (as virt-customize's --upload kept it)
+      const mode = step.mode ?? ((await stat(step.from)).mode & 0o7777).toString(8);
+      await s.call([
+        ['mkdir-p', posix.dirname(step.to)],
+        ['upload', step.from, step.to],
+        ['chmod', `0${mode.replace(/^0+/, '') || '0'}`, step.to],
+      ]);
+    }
   }
+  // the cleanup undoes the setup: a job of file copies only gets both
+  if (!started) chain.push(...preamble);
   chain.push(
     setup.after,
     ...(dns ? [dns.after] : []),

@@ -1,4 +1,4 @@
-// End-to-end: the real debian12 set built with debootstrap, guestfish, virt-customize and qemu-img, then booted.
+// End-to-end: the real debian12 set built with debootstrap, guestfish and qemu-img, then booted.
 // The shipped set (base, upgrade, engine-installed, host-installed) is the shared e2e set, built once per content key
 // (shared-images.ts); rebuilds, failures, kills, upgrades and the cache run on two tiny leaves of its base.
 import { spawn } from 'node:child_process';
@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { readRepo } from '../../src/builder/repo/metadata.js';
 import { run } from '../../src/core/exec.js';
-import { linkOrCopy } from '../../src/core/fsutil.js';
+import { fileSha256, linkOrCopy } from '../../src/core/fsutil.js';
 import { REPO_ROOT } from '../helpers/sets.js';
 import { ensureBuilt, isRoot, OST, ost } from './helpers.js';
 import { type SharedImages, sharedImages } from './shared-images.js';
@@ -175,6 +175,9 @@ describe.skipIf(!isRoot)('ost build-images on images/debian12.yaml (real tools)'
         expect(readFileSync(path.join(out, `debian12-${l}-pkglist.txt`), 'utf8')).toMatch(
           /^openssh-server /m,
         );
+        // one appliance boot made the layer: its overlay, then one guestfish session (steps and package list)
+        const log = readFileSync(path.join(out, `logs/debian12-${l}.log`), 'utf8');
+        expect(log.match(/^\$ \S+/gm)).toEqual(['$ /usr/bin/qemu-img', '$ /usr/bin/guestfish']);
       }
       expect(readdirSync(out).filter((f) => f.endsWith('.tmp'))).toEqual([]);
     },
@@ -192,14 +195,24 @@ describe.skipIf(!isRoot)('ost build-images on images/debian12.yaml (real tools)'
         shared.out,
         '--json',
         '--command',
-        'cat /etc/ost-role; systemctl is-enabled nginx; test -s /etc/machine-id && echo has-machine-id',
+        'cat /etc/ost-role; systemctl is-enabled nginx; test -s /etc/machine-id && echo has-machine-id; ' +
+          'stat -c %a /etc/motd; sha256sum < /etc/motd',
       ]);
       expect(r.code, r.stderr).toBe(0);
       const res = JSON.parse(r.stdout);
       expect(['running', 'degraded']).toContain(res.systemState);
       // the login started on the guest's readiness marker, not on a polling attempt
       expect(res.marker).toBe(true);
-      expect(res.commandOutput.split('\n')).toEqual(['engine', 'enabled', 'has-machine-id', '']);
+      // the set's upload step: the file as it is in the set, with the mode it names
+      const motd = await fileSha256(path.join(path.dirname(shared.set), 'debian12/engine-motd'));
+      expect(res.commandOutput.split('\n')).toEqual([
+        'engine',
+        'enabled',
+        'has-machine-id',
+        '644',
+        `${motd}  -`,
+        '',
+      ]);
     },
     15 * MIN,
   );
@@ -251,7 +264,9 @@ describe.skipIf(!isRoot)('ost build-images on images/debian12.yaml (real tools)'
       try {
         const r = await ost(['build-images', setFile, '--out', out]);
         expect(r.code).toBe(1);
-        expect(r.stderr).toContain('layer leaf-a failed at "customize with virt-customize"');
+        expect(r.stderr).toContain(
+          'layer leaf-a failed at "customize in one guestfish session": a command in the guest exited with 7',
+        );
         expect(r.stderr).toMatch(/last lines of the log:\n(\s+\|.*\n)+/);
         expect(r.stderr).toContain(`full log: ${path.join(out, 'logs/debian12-leaf-a.log')}`);
         expect(r.stderr).toContain('OST-E2E-BROKEN-STEP');
@@ -274,13 +289,14 @@ describe.skipIf(!isRoot)('ost build-images on images/debian12.yaml (real tools)'
       const baseBefore = manifest(out, 'base');
       const leafBBefore = manifest(out, 'leaf-b');
       touchScript('leaf-b-setup.sh', 'echo v4 > /etc/ost-host-version');
-      // wait until virt-customize is running on the leaf, then kill ost without any chance to clean up
+      // wait until the leaf's guestfish session has its appliance up, then kill ost without any chance to
+      // clean up (the session's sync markers reach the log once guestfish answers)
       const log = path.join(out, 'logs/debian12-leaf-b.log');
       rmSync(log, { force: true });
       const child = spawn(OST, ['build-images', setFile, '--out', out], { stdio: 'ignore' });
       const deadline = Date.now() + 10 * MIN;
       while (Date.now() < deadline) {
-        if (existsSync(log) && /Examining the guest|Running:/.test(readFileSync(log, 'utf8'))) break;
+        if (existsSync(log) && /@@ost-sync-/.test(readFileSync(log, 'utf8'))) break;
         await new Promise((r) => setTimeout(r, 500));
       }
       expect(existsSync(path.join(out, 'debian12-leaf-b.qcow2.tmp'))).toBe(true);
@@ -289,7 +305,7 @@ describe.skipIf(!isRoot)('ost build-images on images/debian12.yaml (real tools)'
       // children die with ost (pdeathsig) and libguestfs stops its appliance
       await new Promise((r) => setTimeout(r, 5000));
       const leftovers = (
-        await run('pgrep', ['-f', `virt-customize.*${out}`], { allowFailure: true })
+        await run('pgrep', ['-f', `(guestfish|qemu).*${out}`], { allowFailure: true })
       ).stdout.trim();
       expect(leftovers).toBe('');
       expect(manifest(out, 'base')).toEqual(baseBefore);

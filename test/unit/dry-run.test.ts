@@ -19,8 +19,10 @@ describe('--dry-run on el9stream (the ISO is not here)', async () => {
       ['host-installed', 'build'],
       ['he-installed', 'build'],
     ]);
-    const upgrade = byLayer.get('upgrade')?.steps.find((st) => st.title === 'customize with virt-customize');
-    expect(upgrade?.argv).toContain('dnf -y upgrade --refresh');
+    const upgrade = byLayer
+      .get('upgrade')
+      ?.steps.find((st) => st.title === 'customize in one guestfish session');
+    expect(upgrade?.guest).toContain('sh: dnf -y upgrade --refresh');
     expect(byLayer.get('he-installed')?.reason).toBe('parent host-installed is rebuilt');
   });
 
@@ -63,7 +65,7 @@ describe('--dry-run on el9stream (the ISO is not here)', async () => {
     }
   });
 
-  it('shows the overlay and virt-customize commands of derived layers', () => {
+  it('shows the overlay command and the guestfish session steps of derived layers', () => {
     const he = byLayer.get('he-installed')?.steps ?? [];
     expect(he[0]?.argv).toEqual([
       'qemu-img',
@@ -79,49 +81,34 @@ describe('--dry-run on el9stream (the ISO is not here)', async () => {
     ]);
     expect(he[0]?.cwd).toBe(out);
     expect(he[1]?.argv).toEqual([
-      'virt-customize',
-      '--format',
-      'qcow2',
+      'guestfish',
+      '--format=qcow2',
       '-a',
       `${out}/el9stream-he-installed.qcow2.tmp`,
-      '-m',
-      '7168',
       '--network',
-      '--run-command',
-      'mkdir -p /var/cache/dnf && mount -t tmpfs -o mode=0755 ost-pkgcache /var/cache/dnf',
-      '--run-command',
-      'dnf -y --nogpgcheck install ovirt-imageio-client ovirt-engine-appliance-centos9',
-      '--run-command',
-      'dnf download --downloaddir /var/tmp sysstat lm_sensors-libs.x86_64 pcp-conf pcp-libs.x86_64',
-      '--run',
-      path.join(REPO_ROOT, 'images/el9stream/ost-test-image.sh'),
-      '--run',
-      path.join(REPO_ROOT, 'images/el9stream/relabel-partitions.sh'),
-      '--run-command',
-      'umount /var/cache/dnf && rm -f /etc/ssh/ssh_host_*_key /etc/ssh/ssh_host_*_key.pub /var/log/dnf.log /var/log/dnf.librepo.log /var/log/hawkey.log',
-      '--truncate',
-      '/etc/machine-id',
-      '--selinux-relabel',
     ]);
-    const host = byLayer.get('host-installed')?.steps[1]?.argv ?? [];
+    const script = (n: number, f: string) => [
+      `copy-in ${path.join(REPO_ROOT, `images/el9stream/${f}`)} /tmp/ost-step-${n}`,
+      `sh: chmod 0755 /tmp/ost-step-${n}/'${f}' && /tmp/ost-step-${n}/'${f}' && rm -rf /tmp/ost-step-${n}`,
+    ];
+    expect(he[1]?.guest).toEqual([
+      'sh: dnf -y --nogpgcheck install ovirt-imageio-client ovirt-engine-appliance-centos9',
+      'sh: dnf download --downloaddir /var/tmp sysstat lm_sensors-libs.x86_64 pcp-conf pcp-libs.x86_64',
+      ...script(3, 'ost-test-image.sh'),
+      ...script(4, 'relabel-partitions.sh'),
+    ]);
+    const host = byLayer.get('host-installed')?.steps[1]?.guest ?? [];
     expect(host).toEqual(
       expect.arrayContaining([
-        '--run',
-        path.join(REPO_ROOT, 'images/el9stream/ovirt-repos.sh'),
-        '--install',
-        'ovirt-host,python3-coverage,vdsm-hook-log-console,vdsm-hook-log-firmware',
-        '--run-command',
-        'rm -f /usr/lib/NetworkManager/conf.d/00-server.conf',
+        ...script(1, 'ovirt-repos.sh'),
+        "sh: dnf -y install 'ovirt-host' 'python3-coverage' 'vdsm-hook-log-console' 'vdsm-hook-log-firmware'",
+        'sh: rm -f /usr/lib/NetworkManager/conf.d/00-server.conf',
       ]),
     );
-    const engine = byLayer.get('engine-installed')?.steps[1]?.argv ?? [];
-    const up = engine.indexOf('--upload');
-    expect(engine.slice(up, up + 4)).toEqual([
-      '--upload',
-      `${path.join(REPO_ROOT, 'images/el9stream/engine-answers.conf')}:/root/engine-answers.conf`,
-      '--chmod',
-      '0600:/root/engine-answers.conf',
-    ]);
+    const engine = byLayer.get('engine-installed')?.steps[1]?.guest ?? [];
+    expect(engine).toContain(
+      `upload ${path.join(REPO_ROOT, 'images/el9stream/engine-answers.conf')} /root/engine-answers.conf (mode 0600)`,
+    );
   });
 
   it('renders a readable plan', () => {
@@ -129,6 +116,9 @@ describe('--dry-run on el9stream (the ISO is not here)', async () => {
     expect(text).toContain('base: BUILD (not built yet; the SSH key pair is generated first)');
     expect(text).toContain('$ virt-install --connect qemu:///system');
     expect(text).toContain("--extra-args 'inst.ks=file:/ks.cfg inst.text console=ttyS0'");
+    expect(text).toContain(
+      `    # customize in one guestfish session: guestfish --format=qcow2 -a ${out}/el9stream-upgrade.qcow2.tmp --network\n      sh: dnf -y upgrade --refresh`,
+    );
   });
 });
 

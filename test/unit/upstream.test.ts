@@ -20,7 +20,7 @@ import {
   repomdState,
   type UpstreamState,
 } from '../../src/builder/upstream.js';
-import { customizeArgv, repoArgv, upgradeCommand } from '../../src/tools/virt-customize.js';
+import { installCommand, layerSteps, repoSteps, upgradeCommand } from '../../src/tools/guest-steps.js';
 import { REPO_ROOT, setProblems, tempTree } from '../helpers/sets.js';
 
 const FIX = path.join(REPO_ROOT, 'test/fixtures');
@@ -367,22 +367,25 @@ function manifest(layer: string, key: string, upstream?: UpstreamState[], parent
   };
 }
 
-describe('guest argv for repositories and upgrades', () => {
+describe('guest steps for repositories and upgrades', () => {
   it('copies a file:// repository into the guest and writes its sources line; http ones only get the line', () => {
     expect(
-      repoArgv('deb', { name: 'local', url: 'file:///srv/my%20repo', suite: './', trusted: true }),
+      repoSteps('deb', { name: 'local', url: 'file:///srv/my%20repo', suite: './', trusted: true }),
     ).toEqual([
-      '--mkdir',
-      '/var/lib/ost-repos/.in-local',
-      '--copy-in',
-      '/srv/my repo:/var/lib/ost-repos/.in-local',
-      '--run-command',
-      "rm -rf /var/lib/ost-repos/local && mv /var/lib/ost-repos/.in-local/'my repo' /var/lib/ost-repos/local && rmdir /var/lib/ost-repos/.in-local",
-      '--write',
-      '/etc/apt/sources.list.d/ost-local.list:deb [trusted=yes] file:/var/lib/ost-repos/local ./\n',
+      { kind: 'copy-in', from: '/srv/my repo', toDir: '/var/lib/ost-repos/.in-local' },
+      {
+        kind: 'run',
+        command:
+          "rm -rf /var/lib/ost-repos/local && mv /var/lib/ost-repos/.in-local/'my repo' /var/lib/ost-repos/local && rmdir /var/lib/ost-repos/.in-local",
+      },
+      {
+        kind: 'run',
+        command:
+          "mkdir -p /etc/apt/sources.list.d && printf %s 'deb [trusted=yes] file:/var/lib/ost-repos/local ./\n' > /etc/apt/sources.list.d/ost-local.list",
+      },
     ]);
     expect(
-      repoArgv('deb', {
+      repoSteps('deb', {
         name: 'security',
         url: 'http://deb.debian.org/debian-security',
         suite: 'bookworm-security',
@@ -390,32 +393,51 @@ describe('guest argv for repositories and upgrades', () => {
         trusted: false,
       }),
     ).toEqual([
-      '--write',
-      '/etc/apt/sources.list.d/ost-security.list:deb http://deb.debian.org/debian-security bookworm-security main contrib\n',
+      {
+        kind: 'run',
+        command:
+          "mkdir -p /etc/apt/sources.list.d && printf %s 'deb http://deb.debian.org/debian-security bookworm-security main contrib\n' > /etc/apt/sources.list.d/ost-security.list",
+      },
     ]);
-    expect(repoArgv('rpm', { name: 'x', url: 'https://m/x/', trusted: true })).toEqual([
-      '--write',
-      '/etc/yum.repos.d/ost-x.repo:[ost-x]\nname=ost-x\nbaseurl=https://m/x/\nenabled=1\ngpgcheck=0\n',
+    expect(repoSteps('rpm', { name: 'x', url: 'https://m/x/', trusted: true })).toEqual([
+      {
+        kind: 'run',
+        command:
+          "mkdir -p /etc/yum.repos.d && printf %s '[ost-x]\nname=ost-x\nbaseurl=https://m/x/\nenabled=1\ngpgcheck=0\n' > /etc/yum.repos.d/ost-x.repo",
+      },
     ]);
   });
 
-  it('adds the repositories before the steps and upgrades with the family’s package manager', () => {
-    const argv = customizeArgv({
-      disk: 'd.qcow2',
-      memoryMiB: 1024,
-      network: true,
-      family: 'deb',
-      selinux: false,
-      repos: [{ name: 'l', url: 'http://m/l', suite: './', trusted: true }],
-      steps: [{ kind: 'upgrade' }],
-    });
-    const write = argv.indexOf('--write');
-    const upgrade = argv.indexOf(upgradeCommand('deb'));
-    expect(write).toBeGreaterThan(argv.indexOf('--run-command'));
-    expect(upgrade).toBeGreaterThan(write);
+  it('adds the repositories before the steps, runs a script from a folder of its own, upgrades with the family’s package manager', () => {
+    const steps = layerSteps(
+      'deb',
+      [{ name: 'l', url: 'http://m/l', suite: './', trusted: true }],
+      [
+        { kind: 'upgrade' },
+        { kind: 'install', packages: ['nginx-light', 'less'] },
+        { kind: 'script', file: '/set/debian12/host setup.sh' },
+        { kind: 'upload', from: '/set/motd', to: '/etc/motd', mode: '0644' },
+      ],
+    );
+    expect(steps).toEqual([
+      { kind: 'run', command: expect.stringMatching(/> \/etc\/apt\/sources\.list\.d\/ost-l\.list$/) },
+      { kind: 'run', command: upgradeCommand('deb') },
+      { kind: 'run', command: installCommand('deb', ['nginx-light', 'less']) },
+      { kind: 'copy-in', from: '/set/debian12/host setup.sh', toDir: '/tmp/ost-step-3' },
+      {
+        kind: 'run',
+        command:
+          "chmod 0755 /tmp/ost-step-3/'host setup.sh' && /tmp/ost-step-3/'host setup.sh' && rm -rf /tmp/ost-step-3",
+      },
+      { kind: 'upload', from: '/set/motd', to: '/etc/motd', mode: '0644' },
+    ]);
     expect(upgradeCommand('deb')).toMatch(
-      /^apt-get update && DEBIAN_FRONTEND=noninteractive apt-get -y .* full-upgrade$/,
+      /^apt-get update && DEBIAN_FRONTEND=noninteractive apt-get -y .*--force-unsafe-io full-upgrade$/,
+    );
+    expect(installCommand('deb', ['nginx-light', 'less'])).toMatch(
+      /^apt-get update && DEBIAN_FRONTEND=noninteractive apt-get -y .* install 'nginx-light' 'less'$/,
     );
     expect(upgradeCommand('rpm')).toBe('dnf -y upgrade --refresh');
+    expect(installCommand('rpm', ['vdsm'])).toBe("dnf -y install 'vdsm'");
   });
 });

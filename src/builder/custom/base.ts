@@ -2,7 +2,7 @@
 // qcow2: the manifest (`<image>.json`: build id, family) and the package list (`<image>-pkglist.txt`).
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import type { Family } from '../../tools/virt-customize.js';
+import type { Family } from '../../tools/guest-steps.js';
 import { parsePkglist } from '../pkglist.js';
 import type { LayerManifest } from '../state.js';
 import type { CustomBase } from './layer.js';

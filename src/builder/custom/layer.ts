@@ -14,6 +14,7 @@ import type { Reporter } from '../../core/events.js';
 import { atomicWriteFile, fsyncDir, removeTree, sha256, stableStringify } from '../../core/fsutil.js';
 import { acquireLock } from '../../core/lock.js';
 import { ownDir } from '../../core/safe-dir.js';
+import { customPackageSteps, type Family } from '../../tools/guest-steps.js';
 import {
   GuestCommandError,
   GuestfishSession,
@@ -23,7 +24,6 @@ import {
 } from '../../tools/guestfish-session.js';
 import { createOverlayArgv } from '../../tools/qemu-img.js';
 import { runArgv } from '../../tools/run-tool.js';
-import { customPackageSteps, type Family } from '../../tools/virt-customize.js';
 import { CUSTOMIZE_TIMEOUT_MS } from '../layers/derived.js';
 import {
   diffPackages,

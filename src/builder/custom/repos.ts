@@ -11,9 +11,9 @@ import { OstError } from '../../core/errors.js';
 import { atomicWriteFile, fileSha256 } from '../../core/fsutil.js';
 import { createrepoArgv } from '../../tools/createrepo.js';
 import { debFieldsArgv, parseStanza, parseStanzas } from '../../tools/dpkg-deb.js';
+import type { Family } from '../../tools/guest-steps.js';
 import { parseRpmFileQuery, rpmQueryFilesArgv } from '../../tools/rpm.js';
 import { runArgv } from '../../tools/run-tool.js';
-import type { Family } from '../../tools/virt-customize.js';
 import { readRepo, readRepoFile } from '../repo/metadata.js';
 
 /** One package a custom repository offers. */

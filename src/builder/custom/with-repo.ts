@@ -3,7 +3,7 @@
 // custom layers) and the repos' package checksums in its key, so a changed package rebuilds the leaves and
 // nothing below them. An image host can then publish "images with my RPMs" under the usual names.
 import { OstError } from '../../core/errors.js';
-import { customPackageSteps } from '../../tools/virt-customize.js';
+import { customPackageSteps } from '../../tools/guest-steps.js';
 import type { Package } from '../pkglist.js';
 import { type ImageSet, type Layer, leavesOf } from '../plan/model.js';
 import type { LayerManifest } from '../state.js';

@@ -16,7 +16,15 @@ export type Action =
       /** Undo registered before the command runs (a transient VM to destroy, say). */
       undo?: { label: string; fn: () => Promise<void> };
     }
-  | { kind: 'internal'; title: string; run: () => Promise<void> };
+  | {
+      kind: 'internal';
+      title: string;
+      run: (signal?: AbortSignal) => Promise<void>;
+      /** The process it drives, when it drives one (shown by --dry-run). */
+      argv?: string[];
+      /** What it does in the guest, a line per step (shown by --dry-run). */
+      guest?: string[];
+    };
 
 /** Everything a layer builder needs to know. */
 export interface LayerContext {

@@ -1,7 +1,7 @@
 // The normalised image set: what the planner and the layer builders work from.
 
 import { sizeToBytes } from '../../core/units.js';
-import type { Family, Step } from '../../tools/virt-customize.js';
+import type { Family, Step } from '../../tools/guest-steps.js';
 
 export type { Family, Step };
 
