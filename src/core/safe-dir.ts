@@ -41,3 +41,34 @@ export async function ownDir(dir: string, mode: number, what: string): Promise<v
     );
   }
 }
+
+/**
+ * Run `fn` (file writes only, nothing run beside it) as the owner of `dir` when root works in a dir
+ * another user owns: a deployment dir handed to the user of sudo. With that user's effective uid and gid
+ * the kernel refuses whatever the user could not do, so a dir or a file in it swapped for a link to
+ * /etc gets nothing from root. The real uid stays root's: the user can neither signal nor trace ost
+ * meanwhile, and root's identity comes back afterwards. Not root, or a dir root owns: `fn` as it is.
+ */
+export async function asOwnerOf<T>(dir: string, fn: () => Promise<T>): Promise<T> {
+  if (process.geteuid?.() !== 0 || !process.seteuid || !process.setegid) return fn();
+  const st = await fs.lstat(dir);
+  if (st.isSymbolicLink())
+    throw new OstError(
+      `${dir} is a symbolic link, not the env's directory`,
+      'someone replaced it: ost down the env, or remove the link',
+    );
+  if (st.uid === 0) return fn();
+  process.setegid(st.gid);
+  try {
+    process.seteuid(st.uid);
+  } catch (err) {
+    process.setegid(0);
+    throw err;
+  }
+  try {
+    return await fn();
+  } finally {
+    process.seteuid(0);
+    process.setegid(0);
+  }
+}

@@ -1,5 +1,14 @@
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cpioNewc } from '../../src/builder/layers/initrd.js';
@@ -8,6 +17,7 @@ import { run } from '../../src/core/exec.js';
 import { atomicWriteFile, stableStringify } from '../../src/core/fsutil.js';
 import { acquireLock } from '../../src/core/lock.js';
 import { missingToolError, requireTools } from '../../src/core/require-tool.js';
+import { asOwnerOf } from '../../src/core/safe-dir.js';
 import { tempTree } from '../helpers/sets.js';
 
 describe('exec helper', () => {
@@ -156,4 +166,33 @@ describe('initrd append', () => {
     const r = await run('sh', ['-c', `zcat '${f}' | cpio -it 2>/dev/null`]);
     expect(r.stdout.trim()).toBe('preseed.cfg');
   });
+});
+
+describe('root writing in a dir another user owns', () => {
+  const isRoot = process.geteuid?.() === 0;
+  it.skipIf(!isRoot)(
+    'writes as the owner: files are theirs, a link to a dir of root gets nothing, root comes back',
+    async () => {
+      const top = tempTree({ 'root-only/keep': 'root\n' });
+      chmodSync(top, 0o755);
+      chmodSync(path.join(top, 'root-only'), 0o755);
+      const dir = path.join(top, 'users');
+      mkdirSync(dir);
+      chownSync(dir, 65534, 65534);
+      await asOwnerOf(dir, () => atomicWriteFile(path.join(dir, 'hosts'), 'a\n'));
+      expect([statSync(path.join(dir, 'hosts')).uid, process.geteuid?.()]).toEqual([65534, 0]);
+      // the user swaps a folder of theirs for a link to a root dir: the write is refused, root's file stays
+      symlinkSync(path.join(top, 'root-only'), path.join(dir, 'libvirt'));
+      await expect(
+        asOwnerOf(dir, () => atomicWriteFile(path.join(dir, 'libvirt/keep'), 'user\n')),
+      ).rejects.toThrow(/EACCES/);
+      expect(readFileSync(path.join(top, 'root-only/keep'), 'utf8')).toBe('root\n');
+      expect([process.geteuid?.(), process.getegid?.()]).toEqual([0, 0]);
+      // the dir itself a link: refused before anything is written
+      symlinkSync(path.join(top, 'root-only'), path.join(top, 'swapped'));
+      await expect(asOwnerOf(path.join(top, 'swapped'), async () => {})).rejects.toThrow(
+        /is a symbolic link/,
+      );
+    },
+  );
 });

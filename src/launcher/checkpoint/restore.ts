@@ -8,6 +8,7 @@ import { OstError } from '../../core/errors.js';
 import { type Reporter, step } from '../../core/events.js';
 import { faultPoint } from '../../core/fault.js';
 import { atomicWriteFile } from '../../core/fsutil.js';
+import { asOwnerOf } from '../../core/safe-dir.js';
 import { createOverlay } from '../../tools/qemu-img.js';
 import { virsh } from '../../tools/virsh.js';
 import { handToQemu, type Identity, qemuIdentity } from '../images/qemu-user.js';
@@ -35,7 +36,11 @@ export async function overlaysFromCheckpoint(
   }
 }
 
-/** Restore one VM paused: the saved XML with `edits` (its disks on `tops`) written to `xmlFile` first. */
+/**
+ * Restore one VM paused: the saved XML with `edits` (its disks on `tops`) written to `xmlFile` first (a
+ * file of root's or the caller's own, never in a dir another user owns: it is written while other VMs
+ * restore). Returns that XML.
+ */
 export async function restoreDomain(
   uri: string,
   ckDir: string,
@@ -44,14 +49,16 @@ export async function restoreDomain(
   edits: Omit<RestoreEdits, 'disks'>,
   tops: ReadonlyMap<string, string>,
   signal?: AbortSignal,
-): Promise<void> {
+): Promise<string> {
   const saved = await fs.readFile(path.join(ckDir, cvm.xml), 'utf8');
   const disks = new Map([...tops].map(([dev, p]) => [dev, { path: p, format: 'qcow2' as const }]));
-  await atomicWriteFile(xmlFile, domainXmlForRestore(saved, { ...edits, disks }));
+  const xml = domainXmlForRestore(saved, { ...edits, disks });
+  await atomicWriteFile(xmlFile, xml);
   await virsh(uri, ['restore', path.join(ckDir, cvm.memory), '--xml', xmlFile, '--paused'], {
     signal,
     timeoutMs: 600_000,
   });
+  return xml;
 }
 
 /** Resume every VM at once, then set each guest's clock over SSH (its readiness check). ms per VM. */
@@ -159,21 +166,24 @@ export async function revert(o: RevertOptions): Promise<EnvRecord> {
       Promise.all(rec.vms.map((vm) => destroyObject(o.uri, 'domain', vm.libvirtName))),
     );
     await faultPoint('revert:stopped');
+    // the restore XMLs go next to the overlays (ost's own dir) while the VMs restore side by side; the
+    // env dir (maybe the sudo user's deployment dir) gets its copies at the end, as its owner
+    const xmls = new Map<string, string>();
     await step(o.reporter, 'restore', `restore ${rec.vms.length} VMs from ${o.name}`, () =>
       Promise.all(
         rec.vms.map(async (vm) => {
           const cvm = ck.record.vms.find((v) => v.name === vm.name) as CheckpointVm;
           const t = tops.get(vm.name) as Map<string, string>;
           await overlaysFromCheckpoint(ck.dir, cvm, t, qemu);
-          await restoreDomain(
-            o.uri,
-            ck.dir,
-            cvm,
-            path.join(rec.workdir, 'libvirt', `domain-${vm.name}.xml`),
-            { consoleLog: vm.consoleLog },
-            t,
-            o.signal,
-          );
+          const xmlFile = path.join(path.dirname(t.get('vda') as string), `.restore-${vm.name}.xml`);
+          try {
+            xmls.set(
+              vm.name,
+              await restoreDomain(o.uri, ck.dir, cvm, xmlFile, { consoleLog: vm.consoleLog }, t, o.signal),
+            );
+          } finally {
+            await fs.rm(xmlFile, { force: true });
+          }
           vm.overlay = t.get('vda') as string;
           vm.disks = vm.disks.map((d) => ({ ...d, path: t.get(d.name) ?? d.path }));
         }),
@@ -182,12 +192,16 @@ export async function revert(o: RevertOptions): Promise<EnvRecord> {
     await resumeAndSync(o.uri, rec.vms, o.timeoutMs, o.reporter, o.signal);
     // the old chains: nothing runs on them any more
     await removeFiles(old.filter((f) => ![...tops.values()].some((t) => [...t.values()].includes(f))));
-    await setDeployedMarker(rec, ck.record.deployed);
     rec.checkpoint = { name: o.name, dir: ck.dir, key: ck.record.key };
     rec.deployed = ck.record.deployed;
     rec.status = 'up';
     rec.timings.revert = Date.now() - started;
-    await writeOutputs(rec);
+    await asOwnerOf(rec.workdir, async () => {
+      for (const [vm, xml] of xmls)
+        await atomicWriteFile(path.join(rec.workdir, 'libvirt', `domain-${vm}.xml`), xml);
+      await setDeployedMarker(rec, ck.record.deployed);
+      await writeOutputs(rec);
+    });
     return rec;
   } finally {
     await lock.release();

@@ -9,6 +9,7 @@ import { OstError } from '../../core/errors.js';
 import { type Reporter, step } from '../../core/events.js';
 import { faultPoint } from '../../core/fault.js';
 import { acquireLock } from '../../core/lock.js';
+import { asOwnerOf } from '../../core/safe-dir.js';
 import { createOverlay } from '../../tools/qemu-img.js';
 import { virsh } from '../../tools/virsh.js';
 import type { Environment } from '../env/model.js';
@@ -167,7 +168,8 @@ export async function takeCheckpoint(o: CheckpointOptions): Promise<StoredCheckp
             vm.disks = vm.disks.map((d, i) => ({ ...d, path: t[i + 1]?.next ?? d.path }));
           }),
         );
-        await writeOutputs(rec);
+        // the env dir may be the sudo user's deployment dir: written as its owner
+        await asOwnerOf(rec.workdir, () => writeOutputs(rec));
         const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
         if (failed) throw failed.reason;
       });
