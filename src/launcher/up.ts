@@ -10,11 +10,10 @@ import { errorMessage, InterruptedError, OstError, ToolError, UsageError } from 
 import { type Reporter, step } from '../core/events.js';
 import { run } from '../core/exec.js';
 import { faultPoint } from '../core/fault.js';
-import { atomicWriteFile, fileSize } from '../core/fsutil.js';
+import { atomicWriteFile } from '../core/fsutil.js';
 import { self } from '../core/process.js';
 import { findTool, requireTools } from '../core/require-tool.js';
 import { ownDir } from '../core/safe-dir.js';
-import { type ReadyTarget, VmGoneError, type VmState, waitReady } from '../guest/ready.js';
 import { create, createOverlay } from '../tools/qemu-img.js';
 import { parseNames, virsh } from '../tools/virsh.js';
 import {
@@ -52,7 +51,7 @@ import { buildXml } from './libvirt/xml.js';
 import { ENV_ID, type IpMode, layoutEnv, NETWORK_NAME, newEnvId } from './net/layout.js';
 import { leaseSubnets, releaseLeases } from './net/leases.js';
 import { chooseOverlayRoot, claimOverlayDir } from './overlays.js';
-import { parseDomState } from './ready/domstate.js';
+import { waitForVms } from './ready/wait.js';
 import { exportPackageLists } from './state/ost-files.js';
 import {
   type AppliedCustomLayer,
@@ -164,12 +163,6 @@ async function settleAll<T>(items: readonly T[], fn: (item: T) => Promise<void>)
 export function isSubnetInUse(err: unknown): boolean {
   const text = err instanceof ToolError ? [err.message, ...err.tail].join('\n') : errorMessage(err);
   return /Network is already in use by interface/.test(text);
-}
-
-/** A domain's state for the readiness wait: a transient domain that stopped is gone, and says so. */
-async function domainState(uri: string, name: string): Promise<VmState> {
-  const r = await virsh(uri, ['domstate', '--reason', name], { allowFailure: true });
-  return parseDomState(r.exitCode, r.stdout);
 }
 
 /** Subnets of other `ost<8 hex>-<N>` networks that are up (OST's own lagofy envs): never leased. */
@@ -534,61 +527,14 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
 
     if (o.wait !== false && !from)
       await phase(o, timings, 'ready', `wait for SSH on ${record.vms.length} VMs`, () =>
-        Promise.all(
-          record.vms.map(async (vm) => {
-            const title = `${vm.name}: boot to SSH`;
-            o.reporter({ type: 'step', id: `ready-${vm.name}`, title, status: 'start' });
-            const target: ReadyTarget = {
-              vm: vm.name,
-              ssh: { host: vm.address, port: 22, user: 'root', privateKey: vm.key },
-              consoleLog: vm.consoleLog,
-              poll: 'tcp',
-              state: () => domainState(o.uri, vm.libvirtName),
-              goneHint: 'look at the console log and /var/log/libvirt/qemu/ for why it stopped',
-            };
-            const t0 = Date.now();
-            let r: Awaited<ReturnType<typeof waitReady>>;
-            try {
-              r = await waitReady(target, o.timeoutMs, o.signal);
-            } catch (err) {
-              if (!(err instanceof VmGoneError)) throw err;
-              // a qemu that dies in early boot (seen under TCG) gets one more start, on a fresh overlay
-              o.reporter({
-                type: 'warning',
-                subject: vm.name,
-                message: `${errorMessage(err)}\nstarting it once more`,
-              });
-              // the log is appended to: the second boot's marker is searched for after the first's lines
-              target.consoleFrom = await fileSize(vm.consoleLog);
-              await fs.rm(vm.overlay, { force: true });
-              await createOverlay(vm.overlay, vm.image.path, { signal: o.signal });
-              await handToQemu(vm.overlay, qemu);
-              await virsh(o.uri, ['create', path.join(workdir, 'libvirt', `domain-${vm.name}.xml`)], {
-                signal: o.signal,
-              });
-              vm.timings.restarts = 1;
-              vm.timings.startedAt = Date.now();
-              r = await waitReady(target, Math.max(0, o.timeoutMs - (Date.now() - t0)), o.signal);
-            }
-            vm.systemState = r.systemState;
-            vm.timings.bootToSsh = Date.now() - t0;
-            vm.timings.readyAt = Date.now();
-            // wall-clock moments of the wait: the guest said sshd is up (console marker), port 22 first
-            // answered, the login that succeeded started
-            const waitedFrom = vm.timings.readyAt - r.readyMs;
-            if (r.markerMs !== undefined) vm.timings.sshdUpAt = waitedFrom + r.markerMs;
-            if (r.tcpMs !== undefined) vm.timings.sshOpenAt = waitedFrom + r.tcpMs;
-            vm.timings.loginAt = waitedFrom + r.loginMs;
-            o.reporter({
-              type: 'step',
-              id: `ready-${vm.name}`,
-              title,
-              status: 'done',
-              durationMs: vm.timings.bootToSsh,
-              detail: `${vm.address}, systemd ${r.systemState}, ${r.markerMs !== undefined ? 'console marker' : `${r.probes} probes`}, ${r.logins} login${r.logins === 1 ? '' : 's'}`,
-            });
-          }),
-        ),
+        waitForVms(record.vms, {
+          uri: o.uri,
+          timeoutMs: o.timeoutMs,
+          reporter: o.reporter,
+          signal: o.signal,
+          qemu,
+          domainXml: (vm) => path.join(workdir, 'libvirt', `domain-${vm.name}.xml`),
+        }),
       );
 
     if (proxyConfig) {
