@@ -1,5 +1,6 @@
 // Package lists of a layer (dpkg or rpm, by the guest's family) and the diff against its parent.
 import type { Family } from '../tools/guest-steps.js';
+import type { GuestfishSession } from '../tools/guestfish-session.js';
 
 export interface Package {
   name: string;
@@ -40,12 +41,18 @@ export function parseRpmList(text: string): Package[] {
 
 /**
  * How a guest's installed packages are listed, per family: a shell command run in the guest (by the image
- * builder's read-only appliance and by a custom layer's session) and the parser of what it prints.
+ * builder's read-only appliance and by a layer's session) and the parser of what it prints.
  */
 export const PACKAGE_QUERY: Record<Family, { command: string; parse: (text: string) => Package[] }> = {
   deb: { command: 'cat /var/lib/dpkg/status', parse: parseDpkgStatus },
   rpm: { command: `rpm -qa --qf '${RPM_QUERY_FORMAT}'`, parse: parseRpmList },
 };
+
+/** The installed packages of the guest a session has mounted (a derived or custom layer's build). */
+export async function listPackages(session: GuestfishSession, family: Family): Promise<Package[]> {
+  const q = PACKAGE_QUERY[family];
+  return q.parse((await session.sh(q.command)).join('\n'));
+}
 
 /** Sort by name, then arch (the order of every package list ost writes). */
 export function sortPackages(p: Package[]): Package[] {

@@ -37,7 +37,7 @@ export const GUEST_REPO_DIR = '/var/lib/ost-repos';
  * (the appliance syncs the disk when it shuts down).
  */
 const APT_OPTIONS =
-  '-y -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -o Dpkg::Options::=--force-unsafe-io';
+  '-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -o Dpkg::Options::=--force-unsafe-io -y';
 
 /** Upgrade every package, non-interactively, keeping changed config files. */
 export function upgradeCommand(family: Family): string {
@@ -251,10 +251,7 @@ export function customPackageSteps(family: Family, spec: CustomPackagesSpec): Co
       (r) =>
         `printf %s ${shellQuote(aptSource(guestUrl(family, r), true))} > ${CUSTOM_APT_PARTS}/ost-${r.name}.sources`,
     );
-    const apt =
-      `apt-get -o Dir::Etc::SourceList=/dev/null -o Dir::Etc::SourceParts=${CUSTOM_APT_PARTS} ` +
-      // unsafe-io: no fsync per unpacked file (the appliance syncs the disk when it shuts down)
-      '-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold -o Dpkg::Options::=--force-unsafe-io -y';
+    const apt = `apt-get -o Dir::Etc::SourceList=/dev/null -o Dir::Etc::SourceParts=${CUSTOM_APT_PARTS} ${APT_OPTIONS}`;
     steps.push({
       kind: 'run',
       command: [

@@ -432,10 +432,10 @@ describe('guest steps for repositories and upgrades', () => {
       { kind: 'upload', from: '/set/motd', to: '/etc/motd', mode: '0644' },
     ]);
     expect(upgradeCommand('deb')).toMatch(
-      /^apt-get update && DEBIAN_FRONTEND=noninteractive apt-get -y .*--force-unsafe-io full-upgrade$/,
+      /^apt-get update && DEBIAN_FRONTEND=noninteractive apt-get -o .*--force-unsafe-io -y full-upgrade$/,
     );
     expect(installCommand('deb', ['nginx-light', 'less'])).toMatch(
-      /^apt-get update && DEBIAN_FRONTEND=noninteractive apt-get -y .* install 'nginx-light' 'less'$/,
+      /^apt-get update && DEBIAN_FRONTEND=noninteractive apt-get -o .*--force-unsafe-io -y install 'nginx-light' 'less'$/,
     );
     expect(upgradeCommand('rpm')).toBe('dnf -y upgrade --refresh');
     expect(installCommand('rpm', ['vdsm'])).toBe("dnf -y install 'vdsm'");

@@ -29,7 +29,7 @@ import {
   diffPackages,
   formatDiff,
   formatPkglist,
-  PACKAGE_QUERY,
+  listPackages,
   type Package,
   type PkgDiff,
 } from '../pkglist.js';
@@ -243,12 +243,6 @@ async function buildLayer(
           : String(err);
     throw new OstError(`${what}: ${detail}`, (err instanceof OstError && err.hint) || where, err);
   }
-}
-
-/** The installed packages of the mounted guest. */
-async function listPackages(session: GuestfishSession, family: Family): Promise<Package[]> {
-  const q = PACKAGE_QUERY[family];
-  return q.parse((await session.sh(q.command)).join('\n'));
 }
 
 /** Make (or reuse) one image's custom layer. */

@@ -6,7 +6,7 @@ import { guestfsEnv } from '../../core/accel.js';
 import { type CommandStep, layerSteps } from '../../tools/guest-steps.js';
 import { GuestfishSession, mountGuest, runSessionSteps, sessionArgv } from '../../tools/guestfish-session.js';
 import { createOverlayArgv } from '../../tools/qemu-img.js';
-import { PACKAGE_QUERY } from '../pkglist.js';
+import { listPackages } from '../pkglist.js';
 import { layerFileName } from '../plan/model.js';
 import type { Action, LayerContext } from './types.js';
 
@@ -65,8 +65,7 @@ export function derivedActions(ctx: LayerContext): Action[] {
             selinux: set.selinux,
           });
           // the package list from the same boot (no second appliance to read it)
-          const q = PACKAGE_QUERY[set.family];
-          ctx.packages = q.parse((await session.sh(q.command)).join('\n'));
+          ctx.packages = await listPackages(session, set.family);
           await session.close();
         } finally {
           session.kill();
