@@ -1,5 +1,6 @@
 // Guest readiness (src/guest/ready.ts): the console marker watch, and a wait that stops at once when the
 // VM is gone or paused, or at its deadline, with the console's tail. Ports are closed loopback ones.
+import { execFileSync } from 'node:child_process';
 import { appendFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import * as path from 'node:path';
@@ -17,6 +18,9 @@ import {
   waitReady,
 } from '../../src/guest/ready.js';
 import { parseDomState } from '../../src/launcher/ready/domstate.js';
+import { overlayBase, startAgain } from '../../src/launcher/ready/wait.js';
+import type { VmRecord } from '../../src/launcher/state/record.js';
+import { create, createOverlay } from '../../src/tools/qemu-img.js';
 import { tempTree } from '../helpers/sets.js';
 
 async function target(console: string, more: Partial<ReadyTarget> = {}): Promise<ReadyTarget> {
@@ -176,4 +180,39 @@ describe('waiting for a VM', () => {
       server.close();
     }
   }, 30_000);
+});
+
+describe('a second start of a VM whose qemu died', () => {
+  it('puts the fresh overlay on the VM custom layer when it has one, on its image otherwise', async () => {
+    const dir = tempTree({});
+    const image = path.join(dir, 'image.qcow2');
+    const layer = path.join(dir, 'layer.qcow2');
+    await create(image, '64M');
+    await createOverlay(layer, image);
+    const me = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, name: 'me', groups: [] };
+    const vm = (custom: boolean) =>
+      ({
+        name: 'host-0',
+        overlay: path.join(dir, `overlay-${custom}.qcow2`),
+        image: { ref: 'x', path: image, chain: [image], ...(custom ? { custom: { file: layer } } : {}) },
+        timings: {},
+      }) as unknown as VmRecord;
+    for (const custom of [true, false]) {
+      const v = vm(custom);
+      writeFileSync(v.overlay, 'the first boot overlay');
+      const started: string[] = [];
+      await startAgain(
+        v,
+        { uri: 'qemu:///none', qemu: me, domainXml: (x) => `/xml/${x.name}` },
+        async (xml) => started.push(xml),
+      );
+      expect(started).toEqual(['/xml/host-0']);
+      expect(v.timings.restarts).toBe(1);
+      const info = JSON.parse(
+        execFileSync('qemu-img', ['info', '--output=json', '-U', v.overlay], { encoding: 'utf8' }),
+      ) as { 'backing-filename': string };
+      expect(info['backing-filename']).toBe(custom ? layer : image);
+      expect(overlayBase(v)).toBe(custom ? layer : image);
+    }
+  });
 });

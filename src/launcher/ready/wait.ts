@@ -32,6 +32,25 @@ export async function waitForVms(vms: readonly VmRecord[], o: WaitOptions): Prom
   await Promise.all(vms.map((vm) => waitForVm(vm, o)));
 }
 
+/** The file a VM's overlay goes on: its custom layer when it has one, else its image. */
+export const overlayBase = (vm: Pick<VmRecord, 'image'>): string => vm.image.custom?.file ?? vm.image.path;
+
+/**
+ * A second start of a VM whose qemu died: a fresh overlay on the same base as the first (the custom layer
+ * when the VM has one — never the bare image, or it would come back without its custom packages).
+ */
+export async function startAgain(
+  vm: VmRecord,
+  o: Pick<WaitOptions, 'uri' | 'qemu' | 'domainXml' | 'signal'>,
+  start: (xml: string) => Promise<unknown> = (xml) => virsh(o.uri, ['create', xml], { signal: o.signal }),
+): Promise<void> {
+  await fs.rm(vm.overlay, { force: true });
+  await createOverlay(vm.overlay, overlayBase(vm), { signal: o.signal });
+  await handToQemu(vm.overlay, o.qemu);
+  await start(o.domainXml(vm));
+  vm.timings.restarts = (vm.timings.restarts ?? 0) + 1;
+}
+
 async function waitForVm(vm: VmRecord, o: WaitOptions): Promise<void> {
   const title = `${vm.name}: boot to SSH`;
   o.reporter({ type: 'step', id: `ready-${vm.name}`, title, status: 'start' });
@@ -57,11 +76,7 @@ async function waitForVm(vm: VmRecord, o: WaitOptions): Promise<void> {
     });
     // the log is appended to: the second boot's marker is searched for after the first's lines
     target.consoleFrom = await fileSize(vm.consoleLog);
-    await fs.rm(vm.overlay, { force: true });
-    await createOverlay(vm.overlay, vm.image.path, { signal: o.signal });
-    await handToQemu(vm.overlay, o.qemu);
-    await virsh(o.uri, ['create', o.domainXml(vm)], { signal: o.signal });
-    vm.timings.restarts = 1;
+    await startAgain(vm, o);
     vm.timings.startedAt = Date.now();
     r = await waitReady(target, Math.max(0, o.timeoutMs - (Date.now() - t0)), o.signal);
   }
