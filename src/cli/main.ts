@@ -348,6 +348,12 @@ export async function main(argv: string[]): Promise<number> {
             type: 'string',
             describe: 'restore the VMs from this checkpoint (ost checkpoint) instead of booting them',
           })
+          .option('checkpoint-cache', {
+            type: 'boolean',
+            default: false,
+            describe:
+              'restore from a checkpoint of the same suite, images and deploy scripts when one is stored; else boot, deploy, and checkpoint the env for next time',
+          })
           .option('wait', {
             type: 'boolean',
             default: true,
@@ -420,6 +426,7 @@ export async function main(argv: string[]): Promise<number> {
           skipCustomCheck: a['skip-custom-check'],
           layerCache: a['layer-cache'],
           from: a.from,
+          checkpointCache: a['checkpoint-cache'],
           checkpointDir: a['checkpoint-dir'],
           connect: a.connect,
           json: a.json,

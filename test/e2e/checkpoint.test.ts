@@ -1,4 +1,5 @@
-// Checkpoints on real libvirt in a network namespace, on the shared debian12 set: demo-suite up, a file
+// Checkpoints on real libvirt in a network namespace, on the shared debian12 set: demo-suite up (with
+// --checkpoint-cache: booted and checkpointed, restored by the second such up), a file
 // written in each VM, checkpoint, files changed, revert (files back, uptime goes on, clocks set), a new env
 // from the checkpoint after down, a second one refused while the first holds the subnets, the store's
 // guards (in use, names), and kill -9 during a checkpoint and during a revert.
@@ -6,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { CacheOutcome } from '../../src/launcher/checkpoint/cache.js';
 import type { EnvRecord } from '../../src/launcher/state/record.js';
 import { REPO_ROOT } from '../helpers/sets.js';
 import { ensureBuilt, isRoot, OST } from './helpers.js';
@@ -83,14 +85,21 @@ describe.skipIf(!isRoot)('checkpoint, revert, up --from on real libvirt in a net
   }, 5 * MIN);
 
   let first: EnvRecord;
+  let cacheCheckpoint = '';
   let atCheckpoint: Awaited<ReturnType<typeof look>>;
 
   it(
     'checkpoints a running demo-suite and reverts it in place: files as at the checkpoint, uptime goes on, clocks set',
     async () => {
-      const u = await ostNs(['up', 'demo-suite', '--images-root', root, '--json']);
+      // --checkpoint-cache finds nothing for these images yet: it boots, deploys, and checkpoints for next time
+      const u = await ostNs(['up', 'demo-suite', '--images-root', root, '--checkpoint-cache', '--json']);
       expect(u.code, u.stderr).toBe(0);
-      first = JSON.parse(u.stdout) as EnvRecord;
+      const cached = JSON.parse(u.stdout) as EnvRecord & { checkpointCache: CacheOutcome };
+      first = cached;
+      expect(first.deployed).toBe(true);
+      expect(cached.checkpointCache).toMatchObject({ hit: false, replaced: [] });
+      expect(cached.checkpointCache.name).toMatch(/^cache-demo-suite-deployed-[0-9a-f]{12}$/);
+      cacheCheckpoint = cached.checkpointCache.name as string;
       await writeFiles(first, 'checkpointed');
       atCheckpoint = await look(first);
 
@@ -131,7 +140,8 @@ describe.skipIf(!isRoot)('checkpoint, revert, up --from on real libvirt in a net
       }
       // the old chains are gone: one top per disk and the frozen file the first checkpoint made
       const files = readdirSync(path.join(overlayDir, first.id)).filter((f) => f.endsWith('.qcow2'));
-      expect(files.sort()).toEqual(first.vms.map((vm) => `${vm.name}.c2.qcow2`).sort());
+      // (c1: the cache checkpoint's new tops, c2: e2e-1's, c3: the revert's)
+      expect(files.sort()).toEqual(first.vms.map((vm) => `${vm.name}.c3.qcow2`).sort());
     },
     30 * MIN,
   );
@@ -181,15 +191,24 @@ describe.skipIf(!isRoot)('checkpoint, revert, up --from on real libvirt in a net
   it(
     'kill -9 during a checkpoint and during a revert: no half checkpoint is used, gc cleans up, the env recovers',
     async () => {
-      const u = await ostNs(['up', 'demo-suite', '--images-root', root, '--from', 'e2e-1', '--json']);
+      // the second --checkpoint-cache run of the suite on the same images restores, booting nothing
+      const u = await ostNs(['up', 'demo-suite', '--images-root', root, '--checkpoint-cache', '--json']);
       expect(u.code, u.stderr).toBe(0);
-      const r = JSON.parse(u.stdout) as EnvRecord;
+      const r = JSON.parse(u.stdout) as EnvRecord & { checkpointCache: CacheOutcome };
+      expect(r.checkpointCache).toMatchObject({ hit: true, name: cacheCheckpoint });
+      expect(r.checkpoint?.name).toBe(cacheCheckpoint);
+      expect(r.deployed).toBe(true);
+      // restored, not booted
+      for (const vm of r.vms) expect(vm.systemState, vm.name).toBe('restored');
       // killed with every VM paused, before any memory was saved
       await pausedAt(['checkpoint', r.id, 'e2e-2'], 'checkpoint:paused');
       // killed after the memory was saved, before the disks were copied
       await pausedAt(['checkpoint', r.id, 'e2e-2'], 'checkpoint:saved');
       const l = await ostNs(['list', '--checkpoints', '--json']);
-      expect((JSON.parse(l.stdout) as { name: string }[]).map((c) => c.name)).toEqual(['e2e-1']);
+      expect((JSON.parse(l.stdout) as { name: string }[]).map((c) => c.name)).toEqual([
+        cacheCheckpoint,
+        'e2e-1',
+      ]);
       const fromHalf = await ostNs(['revert', r.id, 'e2e-2']);
       expect(fromHalf.code).toBe(1);
       expect(fromHalf.stderr).toContain('no checkpoint e2e-2');
@@ -211,7 +230,7 @@ describe.skipIf(!isRoot)('checkpoint, revert, up --from on real libvirt in a net
 
       const d = await ostNs(['down', r.id]);
       expect(d.code, d.stderr).toBe(0);
-      for (const name of ['e2e-1', 'e2e-2']) {
+      for (const name of ['e2e-1', 'e2e-2', cacheCheckpoint]) {
         const rm = await ostNs(['rm-checkpoint', name]);
         expect(rm.code, rm.stderr).toBe(0);
       }

@@ -1,6 +1,9 @@
 // The checkpoint store (atomic commit, names, gc of killed writers), the content key, the `--from` checks
 // and the generation names of disk tops; the restore XML rewrite against a domain XML libvirt 9.0 saved.
+
+import { execFileSync } from 'node:child_process';
 import {
+  chmodSync,
   existsSync,
   mkdirSync,
   readdirSync,
@@ -12,10 +15,12 @@ import {
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { OstError, UsageError } from '../../src/core/errors.js';
+import { cacheKey, cacheName } from '../../src/launcher/checkpoint/cache.js';
 import { domainXmlForRestore } from '../../src/launcher/checkpoint/domain-xml.js';
 import { checkpointSubnets, checkSuite } from '../../src/launcher/checkpoint/from.js';
 import { contentKey } from '../../src/launcher/checkpoint/key.js';
 import {
+  CHECKPOINT_NAME,
   type CheckpointRecord,
   checkName,
   checkpointRoot,
@@ -30,6 +35,7 @@ import { loadEnvironment } from '../../src/launcher/env/load.js';
 import { readMetadata } from '../../src/launcher/libvirt/render.js';
 import { asList, attr, child, parseXml, type XmlNode } from '../../src/launcher/libvirt/xml.js';
 import type { EnvRecord } from '../../src/launcher/state/record.js';
+import type { UpOptions } from '../../src/launcher/up.js';
 import { REPO_ROOT, tempTree } from '../helpers/sets.js';
 
 const demo = () => loadEnvironment(path.join(REPO_ROOT, 'ost-env.yaml'), 'demo-suite');
@@ -274,5 +280,46 @@ describe('the domain XML a VM is restored with', () => {
 
   it('fails on a disk it was given no file for', () => {
     expect(() => domainXmlForRestore(saved, { disks: new Map() })).toThrow(/no new file given for disk vda/);
+  });
+});
+
+describe('ost up --checkpoint-cache', () => {
+  it('names a cache checkpoint by suite, deploy mode and key: always a valid name of 64 characters at most', () => {
+    const key = 'ab'.repeat(32);
+    expect(cacheName('demo-suite', true, key)).toBe('cache-demo-suite-deployed-abababababab');
+    expect(cacheName('demo-suite', false, key)).toBe('cache-demo-suite-booted-abababababab');
+    const long = cacheName(`basic suite/${'x'.repeat(80)}`, true, key);
+    expect(long.length).toBeLessThanOrEqual(64);
+    expect(long).toMatch(CHECKPOINT_NAME);
+    expect(long).toMatch(/^cache-basic-suite-x+-deployed-abababababab$/);
+  });
+
+  it('keys the lookup by the images as resolved and whether deploy scripts run; the same up gives the same key', async () => {
+    const dir = tempTree({ debian12_id_rsa: 'a key' });
+    chmodSync(dir, 0o755);
+    for (const f of ['debian12-engine-installed', 'debian12-host-installed'])
+      execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', path.join(dir, `${f}.qcow2`), '64M']);
+    const me = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
+    const options = (deploy: boolean, env = demo()) =>
+      ({ env, deploy, images: { imagesDir: dir }, ipMode: 'dual', ...me }) as unknown as UpOptions;
+    const k1 = await cacheKey(options(true));
+    expect(k1).toMatch(/^[0-9a-f]{64}$/);
+    expect(await cacheKey(options(true))).toBe(k1);
+    // an ost-env suite always deploys: --deploy does not change what its checkpoint holds
+    expect(await cacheKey(options(false))).toBe(k1);
+    // an OST suite deploys only with --deploy: a booted and a deployed env are different checkpoints
+    const ost = { ...demo(), kind: 'ost-json' as const };
+    expect(await cacheKey(options(true, ost))).not.toBe(await cacheKey(options(false, ost)));
+    // a rebuilt image (another file, another mtime) is another key
+    execFileSync('qemu-img', [
+      'create',
+      '-q',
+      '-f',
+      'qcow2',
+      path.join(dir, 'debian12-host-installed.qcow2'),
+      '64M',
+    ]);
+    utimesSync(path.join(dir, 'debian12-host-installed.qcow2'), new Date(), new Date(Date.now() + 5000));
+    expect(await cacheKey(options(true))).not.toBe(k1);
   });
 });

@@ -1,6 +1,7 @@
 // `ost checkpoint / revert / rm-checkpoint`, `ost list --checkpoints`, `ost gc --checkpoints`: thin handlers
 // over src/launcher/checkpoint.
 import { OstError } from '../../core/errors.js';
+import { checkpointsInUse } from '../../launcher/checkpoint/cache.js';
 import { revert } from '../../launcher/checkpoint/restore.js';
 import {
   checkpointRoot,
@@ -14,7 +15,6 @@ import { takeCheckpoint } from '../../launcher/checkpoint/take.js';
 import { loadEnvironment } from '../../launcher/env/load.js';
 import type { Environment } from '../../launcher/env/model.js';
 import { loadOstJson } from '../../launcher/env/ost-json.js';
-import { discoverEnvs, isLeftover } from '../../launcher/state/discover.js';
 import { type EnvRecord, stateRoot } from '../../launcher/state/record.js';
 import { libvirtUri } from '../../tools/virsh.js';
 import { cliReporter } from '../reporter.js';
@@ -42,15 +42,7 @@ function suiteOf(r: EnvRecord): Environment | undefined {
 }
 
 /** Checkpoint dirs that envs on this host run on (restored from them), with the env ids. */
-async function inUse(a: CheckpointCommon): Promise<Map<string, string[]>> {
-  const out = new Map<string, string[]>();
-  for (const e of (await discoverEnvs(libvirtUri(a.connect), stateRoot())).values()) {
-    const dir = e.record?.checkpoint?.dir;
-    if (!dir || isLeftover(e)) continue;
-    out.set(dir, [...(out.get(dir) ?? []), e.id]);
-  }
-  return out;
-}
+const inUse = (a: CheckpointCommon) => checkpointsInUse(libvirtUri(a.connect), stateRoot());
 
 function describeCheckpoint(c: StoredCheckpoint): string {
   const r = c.record;

@@ -8,6 +8,7 @@ import { runInteractive } from '../../core/exec.js';
 import { lastLines } from '../../core/fsutil.js';
 import { processAlive } from '../../core/process.js';
 import { requireTool } from '../../core/require-tool.js';
+import { type CacheOutcome, upWithCheckpointCache } from '../../launcher/checkpoint/cache.js';
 import { checkpointRoot, readCheckpoint } from '../../launcher/checkpoint/store.js';
 import { loadEnvironment } from '../../launcher/env/load.js';
 import type { Environment } from '../../launcher/env/model.js';
@@ -19,7 +20,7 @@ import { requireEnv, selectEnv } from '../../launcher/select.js';
 import { discoverEnvs, type FoundEnv, isLeftover, isUp } from '../../launcher/state/discover.js';
 import { type EnvRecord, leasesDir, stateRoot } from '../../launcher/state/record.js';
 import { teardown } from '../../launcher/teardown.js';
-import { up } from '../../launcher/up.js';
+import { type UpOptions, up } from '../../launcher/up.js';
 import { libvirtUri, virsh } from '../../tools/virsh.js';
 import { cliReporter } from '../reporter.js';
 import { type CustomArgs, customHook, gcLayersCommand, listLayersCommand } from './layers.js';
@@ -59,6 +60,8 @@ export interface UpArgs extends EnvCommon, CustomArgs {
   keepOnFailure: boolean;
   /** --from: a checkpoint name. */
   from?: string;
+  /** --checkpoint-cache: restore from a checkpoint of the same content, or take one for next time. */
+  checkpointCache?: boolean;
   checkpointDir?: string;
 }
 
@@ -112,6 +115,15 @@ export function upSummary(r: EnvRecord): string {
   ].join('\n');
 }
 
+/** What --checkpoint-cache did, in one line. */
+function cacheSummary(c: CacheOutcome): string {
+  if (c.hit) return `checkpoint cache: restored from ${c.name}`;
+  if (!c.name) return `checkpoint cache: booted; ${c.note ?? 'no checkpoint taken'}`;
+  if (c.note) return `checkpoint cache: ${c.note}`;
+  const replaced = c.replaced.length > 0 ? `; replaced ${c.replaced.join(', ')}` : '';
+  return `checkpoint cache: booted and checkpointed as ${c.name} in ${secs(c.checkpointMs)} for next time${replaced}`;
+}
+
 /** Overlay folders are per user: root's `/dev/shm/ost`, others' `/dev/shm/ost-<uid>`. */
 function userSuffix(): string {
   const uid = process.getuid?.() ?? 0;
@@ -144,7 +156,7 @@ export async function upCommand(a: UpArgs): Promise<void> {
   const abort = new AbortController();
   const off = onInterrupt(abort, () => process.exit(130));
   try {
-    const record = await up({
+    const options: UpOptions = {
       env,
       id: a.id,
       deployment: process.env.OST_DEPLOYMENT || undefined,
@@ -173,9 +185,23 @@ export async function upCommand(a: UpArgs): Promise<void> {
       from: a.from ? await readCheckpoint(checkpointRoot(a.checkpointDir, process.env), a.from) : undefined,
       reporter: ui.reporter,
       signal: abort.signal,
+    };
+    if (!a.checkpointCache) {
+      const record = await up(options);
+      ui.stop();
+      process.stdout.write(a.json ? `${JSON.stringify(record, null, 2)}\n` : `${upSummary(record)}\n`);
+      return;
+    }
+    const { record, cache } = await upWithCheckpointCache({
+      ...options,
+      checkpointRoot: checkpointRoot(a.checkpointDir, process.env),
     });
     ui.stop();
-    process.stdout.write(a.json ? `${JSON.stringify(record, null, 2)}\n` : `${upSummary(record)}\n`);
+    process.stdout.write(
+      a.json
+        ? `${JSON.stringify({ ...record, checkpointCache: cache }, null, 2)}\n`
+        : `${upSummary(record)}\n${cacheSummary(cache)}\n`,
+    );
   } finally {
     ui.stop();
     off();

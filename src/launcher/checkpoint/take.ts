@@ -33,6 +33,8 @@ export interface CheckpointOptions {
   stop?: boolean;
   /** Replace a checkpoint of that name. */
   replace?: boolean;
+  /** The content key to record (ost up --checkpoint-cache knows it); else computed from suiteOf. */
+  key?: string;
   /** The suite the env was started from, as its file reads now (for the content key); none if gone. */
   suiteOf?: (r: EnvRecord) => Environment | undefined;
   reporter: Reporter;
@@ -218,7 +220,7 @@ export async function takeCheckpoint(o: CheckpointOptions): Promise<StoredCheckp
         version: 1 as const,
         name: o.name,
         created: new Date().toISOString(),
-        key: keyOf(rec, o.name, o.suiteOf?.(rec)),
+        key: o.key ?? keyOf(rec, o.name, o.suiteOf?.(rec)),
         env: rec,
         deployed: await wasDeployed(rec),
         vms,

@@ -1,0 +1,157 @@
+// `ost up <suite> --checkpoint-cache`: start from a checkpoint of the same content (the images' builds, the
+// suite's definition, its deploy scripts, whether they ran) when one is stored, else boot (and deploy) as
+// usual and checkpoint the result for next time. The second run of a suite on the same images restores
+// instead of booting: seconds, not minutes.
+import { errorMessage, OstError, UsageError } from '../../core/errors.js';
+import { qemuIdentity } from '../images/qemu-user.js';
+import { imageKey, resolveImages } from '../images/resolve.js';
+import { discoverEnvs, isLeftover } from '../state/discover.js';
+import { type EnvRecord, leasesDir } from '../state/record.js';
+import { type UpOptions, up } from '../up.js';
+import { checkpointSubnets } from './from.js';
+import { contentKey, type KeyImage } from './key.js';
+import { listCheckpoints, removeCheckpoint, type StoredCheckpoint } from './store.js';
+import { takeCheckpoint } from './take.js';
+
+/** Checkpoint dirs that envs on this host run on (restored from them) → the env ids. */
+export async function checkpointsInUse(uri: string, stateRoot: string): Promise<Map<string, string[]>> {
+  const out = new Map<string, string[]>();
+  for (const e of (await discoverEnvs(uri, stateRoot)).values()) {
+    const dir = e.record?.checkpoint?.dir;
+    if (!dir || isLeftover(e)) continue;
+    out.set(dir, [...(out.get(dir) ?? []), e.id]);
+  }
+  return out;
+}
+
+/** What `--checkpoint-cache` did. */
+export interface CacheOutcome {
+  /** The cached checkpoint's name (restored from, or taken now); none when taking one failed. */
+  name?: string;
+  /** Restored from the cache (true), or booted (false). */
+  hit: boolean;
+  /** The content key looked up. */
+  key: string;
+  /** Why a checkpoint that matched was not used, or why none was taken. */
+  note?: string;
+  /** ms the checkpoint for next time took. */
+  checkpointMs?: number;
+  /** Older cache checkpoints of the suite that this one replaced (removed; no env ran on them). */
+  replaced: string[];
+}
+
+/** Whether the up will run deploy scripts (ost-env suites always do; OST's only with --deploy). */
+function deploys(o: UpOptions): boolean {
+  return (
+    o.env.vms.some((vm) => vm.deployScripts.length > 0) && (o.env.kind !== 'ost-json' || o.deploy === true)
+  );
+}
+
+/** `cache-<suite>-<deployed|booted>-<key>`: a checkpoint name (64 characters at most). */
+export function cacheName(suite: string, deployed: boolean, key: string): string {
+  const prefix = `cache-${suite.replace(/[^A-Za-z0-9._-]/g, '-')}`.slice(0, 64 - 22);
+  return `${prefix}-${deployed ? 'deployed' : 'booted'}-${key.slice(0, 12)}`;
+}
+
+/** The prefix every cache checkpoint of `suite` (in that deploy mode) has. */
+const cachePrefix = (suite: string, deployed: boolean) => cacheName(suite, deployed, '');
+
+/** The content key an up with these options would store its cache checkpoint under. */
+export async function cacheKey(o: UpOptions): Promise<string> {
+  const images = await resolveImages(o.env.vms, { ...o.images, qemu: qemuIdentity(), signal: o.signal });
+  const byVm = new Map<string, KeyImage>();
+  for (const vm of o.env.vms) {
+    const img = images.get(imageKey(vm));
+    if (img) byVm.set(vm.name, { ref: img.ref, path: img.path, package: img.package });
+  }
+  // the name in the key says what the checkpoint holds: an env as booted, or as its deploy scripts left it
+  return contentKey(
+    o.env,
+    byVm,
+    o.ipMode ?? 'dual',
+    `checkpoint-cache:${deploys(o) ? 'deployed' : 'booted'}`,
+  );
+}
+
+export async function upWithCheckpointCache(
+  o: UpOptions & { checkpointRoot: string },
+): Promise<{ record: EnvRecord; cache: CacheOutcome }> {
+  if (o.custom)
+    throw new UsageError(
+      '--checkpoint-cache restores VMs as they were: --custom-repo / --custom-install cannot apply to them',
+      'leave out one of them',
+    );
+  if (o.wait === false)
+    throw new UsageError(
+      '--checkpoint-cache checkpoints the env once every VM is ready: --no-wait does not apply',
+    );
+  if (o.from) throw new UsageError('--from and --checkpoint-cache exclude each other', 'give one of them');
+  const key = await cacheKey(o);
+  const deployed = deploys(o);
+  const found = (await listCheckpoints(o.checkpointRoot)).find((c) => c.record.key === key);
+  let note: string | undefined;
+  if (found) {
+    const free = await subnetsFree(found, o.stateRoot);
+    if (free === true) {
+      const record = await up({ ...o, from: found });
+      return { record, cache: { name: found.name, hit: true, key, replaced: [] } };
+    }
+    note = `checkpoint ${found.name} matches, but ${free}: booting instead`;
+    o.reporter({ type: 'warning', subject: 'checkpoint cache', message: note });
+    // the cache has its checkpoint; this env is booted and left as it is
+    return { record: await up(o), cache: { name: found.name, hit: false, key, note, replaced: [] } };
+  }
+  const record = await up(o);
+  const name = cacheName(o.env.suite, deployed, key);
+  const t0 = Date.now();
+  let taken: StoredCheckpoint;
+  try {
+    taken = await takeCheckpoint({
+      uri: o.uri,
+      stateRoot: o.stateRoot,
+      root: o.checkpointRoot,
+      env: record.id,
+      name,
+      key,
+      reporter: o.reporter,
+    });
+  } catch (err) {
+    // the env is up and fine: only the next run will boot again
+    note = `no checkpoint was taken for next time: ${errorMessage(err)}`;
+    o.reporter({ type: 'warning', subject: 'checkpoint cache', message: note });
+    return { record, cache: { hit: false, key, note, replaced: [] } };
+  }
+  const replaced = await dropSuperseded(o, taken, cachePrefix(o.env.suite, deployed));
+  return { record, cache: { name, hit: false, key, checkpointMs: Date.now() - t0, replaced } };
+}
+
+/** true, or why the checkpoint's subnets cannot be had now (another env holds them). */
+async function subnetsFree(ck: StoredCheckpoint, stateRoot: string): Promise<true | string> {
+  try {
+    await checkpointSubnets(ck, leasesDir(stateRoot));
+    return true;
+  } catch (err) {
+    if (err instanceof OstError) return err.message.replace(/^checkpoint [^:]*: /, '');
+    throw err;
+  }
+}
+
+/** The suite's older cache checkpoints (other keys: older images or suite files) that no env runs on. */
+async function dropSuperseded(
+  o: UpOptions & { checkpointRoot: string },
+  kept: StoredCheckpoint,
+  prefix: string,
+) {
+  const used = await checkpointsInUse(o.uri, o.stateRoot);
+  const dropped: string[] = [];
+  for (const c of await listCheckpoints(o.checkpointRoot)) {
+    if (c.name === kept.name || !c.name.startsWith(prefix) || used.has(c.dir)) continue;
+    try {
+      await removeCheckpoint(o.checkpointRoot, c.name);
+      dropped.push(c.name);
+    } catch (err) {
+      o.reporter({ type: 'warning', subject: c.name, message: `not removed: ${errorMessage(err)}` });
+    }
+  }
+  return dropped;
+}
