@@ -2,7 +2,9 @@
 // Checkpoints against a cold boot, in one run, on installed debian12 images (issue 14): for demo-suite
 // (2 VMs) and the 3-VM bench suite, per round: a cold `ost up` (boot, time to every VM SSH-ready), `ost
 // checkpoint` of it (time, how long the VMs stood paused, size per VM: memory and disk), `ost down`, then
-// `ost up --from` the checkpoint (time to every VM SSH-ready with its clock set) and `ost revert` of that env.
+// `ost up --from` the checkpoint (time to every VM SSH-ready with its clock set), a second env from the same
+// checkpoint beside it (`--from … --isolated`, its networks in a namespace of its own) and `ost revert` of the
+// first.
 // libvirtd runs inside a network namespace this script creates; everything it makes is removed at the end.
 // Usage (root, after npm run build): node bench/checkpoint.mjs --root <installroot of the set> [--rounds 2]
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
@@ -29,7 +31,10 @@ const env = {
   OST_CHECKPOINT_DIR: path.join(work, 'checkpoints'),
 };
 const sh = runner(env);
-const { inNs, stop } = libvirtNetns(sh, `ost-ckbench-${process.pid}`);
+const netns = `ost-ckbench-${process.pid}`;
+const { inNs, stop } = libvirtNetns(sh, netns);
+// --isolated names a namespace of its own: ost must run in the host's mount namespace (nsenter --net only)
+const inNet = (argv, opts) => sh('nsenter', [`--net=/run/netns/${netns}`, ...argv], opts);
 const suites = [
   { suite: 'demo-suite', file: path.join(repoRoot, 'ost-env.yaml') },
   { suite: 'bench-suite', file: writeBenchSuite(work) },
@@ -47,6 +52,11 @@ try {
       inNs([ost, 'down', rec.id]);
       const warm = inNs([...upArgv(ost, suite, file, installRoot), '--from', name], { cwd: work });
       const from = JSON.parse(warm.stdout);
+      const second = inNet([...upArgv(ost, suite, file, installRoot), '--from', name, '--isolated'], {
+        cwd: work,
+      });
+      const iso = JSON.parse(second.stdout);
+      inNet([ost, 'down', iso.id]);
       const rev = inNs([ost, 'revert', from.id, name, '--json'], { cwd: work });
       inNs([ost, 'down', from.id]);
       inNs([ost, 'rm-checkpoint', name]);
@@ -60,6 +70,8 @@ try {
         pauseMs: stored.record.timings.pause,
         fromMs: warm.ms,
         fromReadyMs: from.timings.total,
+        isolatedMs: second.ms,
+        isolatedReadyMs: iso.timings.total,
         revertMs: rev.ms,
         perVm: stored.record.vms.map((v) => ({ vm: v.name, memory: v.memoryBytes, disk: v.diskBytes })),
         sizeBytes: stored.sizeBytes,
@@ -67,7 +79,7 @@ try {
       results.push(r);
       console.log(
         `${suite} round ${round}: cold up ${sec(r.coldMs)} (ready ${sec(r.coldReadyMs)}), checkpoint ${sec(r.checkpointMs)} (paused ${sec(r.pauseMs)}), ` +
-          `up --from ${sec(r.fromMs)} (ready ${sec(r.fromReadyMs)}), revert ${sec(r.revertMs)}; ` +
+          `up --from ${sec(r.fromMs)} (ready ${sec(r.fromReadyMs)}), a second one --isolated ${sec(r.isolatedMs)} (ready ${sec(r.isolatedReadyMs)}), revert ${sec(r.revertMs)}; ` +
           `${mib(r.sizeBytes)}: ${r.perVm.map((v) => `${v.vm} memory ${mib(v.memory)} disk ${mib(v.disk)}`).join(', ')}`,
       );
     }
@@ -82,7 +94,7 @@ for (const { suite } of suites) {
   const rs = results.filter((r) => r.suite === suite);
   const m = (k) => median(rs.map((r) => r[k]));
   console.log(
-    `| ${suite} | ${rs[0].vms} | ${sec(m('coldMs'))} | ${sec(m('fromMs'))} | ${(m('fromMs') / m('coldMs')).toFixed(2)}x | ${sec(m('checkpointMs'))} (paused ${sec(m('pauseMs'))}) | ${sec(m('revertMs'))} | ${mib(m('sizeBytes') / rs[0].vms)} |`,
+    `| ${suite} | ${rs[0].vms} | ${sec(m('coldMs'))} | ${sec(m('fromMs'))} | ${(m('fromMs') / m('coldMs')).toFixed(2)}x | ${sec(m('isolatedMs'))} | ${sec(m('checkpointMs'))} (paused ${sec(m('pauseMs'))}) | ${sec(m('revertMs'))} | ${mib(m('sizeBytes') / rs[0].vms)} |`,
   );
 }
 console.log(JSON.stringify(results));

@@ -16,6 +16,7 @@ import {
 import {
   consoleCommand,
   downCommand,
+  execCommand,
   gcCommand,
   listCommand,
   sshCommand,
@@ -348,6 +349,12 @@ export async function main(argv: string[]): Promise<number> {
             type: 'string',
             describe: 'restore the VMs from this checkpoint (ost checkpoint) instead of booting them',
           })
+          .option('isolated', {
+            type: 'boolean',
+            default: false,
+            describe:
+              'with --from: a new env beside the one the checkpoint was taken of, its networks (same subnets) in a network namespace of their own; reach it with ost ssh / ost exec',
+          })
           .option('checkpoint-cache', {
             type: 'boolean',
             default: false,
@@ -427,6 +434,7 @@ export async function main(argv: string[]): Promise<number> {
           layerCache: a['layer-cache'],
           from: a.from,
           checkpointCache: a['checkpoint-cache'],
+          isolated: a.isolated,
           checkpointDir: a['checkpoint-dir'],
           connect: a.connect,
           json: a.json,
@@ -547,6 +555,21 @@ export async function main(argv: string[]): Promise<number> {
           vm: a.vm,
           command: [...(a.command as string[]), ...((a['--'] as string[] | undefined) ?? [])],
           env: a.env,
+          connect: a.connect,
+        }).catch((err) => {
+          fail(err);
+          return code;
+        });
+      },
+    )
+    .command(
+      'exec [env]',
+      "Run a command where an environment's VMs are reachable (inside an isolated env's network namespace): ost exec <env> -- <command>",
+      (y) => y.positional('env', envOption.env).options({ ...connect }),
+      async (a) => {
+        code = await execCommand({
+          env: a.env,
+          command: (a['--'] as string[] | undefined) ?? [],
           connect: a.connect,
         }).catch((err) => {
           fail(err);

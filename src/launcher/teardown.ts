@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import type { Reporter } from '../core/events.js';
 import { isNotFound, virsh } from '../tools/virsh.js';
 import { stopSshdProxy } from './ipv6-proxy.js';
+import { netnsDir, removeEnvNetns } from './net/isolated.js';
 import { releaseLeases } from './net/leases.js';
 import type { FoundEnv } from './state/discover.js';
 import { leasesDir } from './state/record.js';
@@ -41,6 +42,8 @@ export async function teardown(
   const removed: string[] = [];
   // ost.sh run -6's helper sshd (its pid file is in the env dir, as lagofy.sh's ost_destroy reads it)
   await stopSshdProxy(e.workdir);
+  // an isolated env's namespace (its dnsmasq, gateways, veths): found by the env id alone
+  if (await removeEnvNetns(e.id, netnsDir(root, e.id))) removed.push(`network namespace ost-${e.id}`);
   // overlays live in <overlay root>/<env id>: only ever remove a directory named after the env
   const overlays = e.overlayDir;
   if (overlays && path.basename(overlays) === e.id) {

@@ -28,6 +28,7 @@ import {
 } from './checkpoint/from.js';
 import {
   overlaysFromCheckpoint,
+  renameFor,
   restoreDomain,
   resumeAndSync,
   setDeployedMarker,
@@ -48,6 +49,7 @@ import {
 } from './libvirt/render.js';
 import type { Templates } from './libvirt/templates.js';
 import { buildXml } from './libvirt/xml.js';
+import { checkMountNamespace, createEnvNetns, netnsDir, removeEnvNetns } from './net/isolated.js';
 import { ENV_ID, type IpMode, layoutEnv, NETWORK_NAME, newEnvId } from './net/layout.js';
 import { leaseSubnets, releaseLeases } from './net/leases.js';
 import { chooseOverlayRoot, claimOverlayDir } from './overlays.js';
@@ -97,6 +99,11 @@ export interface UpOptions {
   custom?: CustomLayersHook;
   /** ost up --from: restore the VMs from this checkpoint instead of booting them. */
   from?: StoredCheckpoint;
+  /**
+   * With `from`: a new env of its own beside the one the checkpoint was taken of — new id and names, the
+   * same subnets and addresses inside a network namespace of its own (net/isolated.ts).
+   */
+  isolated?: boolean;
   reporter: Reporter;
   signal?: AbortSignal;
 }
@@ -184,7 +191,16 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
   const { env } = o;
   // a restored VM keeps its domain name and UUID (libvirt refuses a restore that changes either), so an env
   // from a checkpoint is the env the checkpoint was taken of, under its id: names, networks, addresses
-  const id = o.from ? fromId(o.from, o.id) : (o.id ?? newEnvId());
+  const isolated = o.isolated === true;
+  if (isolated && !o.from)
+    throw new UsageError(
+      '--isolated starts a second env from a checkpoint: it needs --from',
+      'give --from <checkpoint>, or leave out --isolated',
+    );
+  if (isolated && (process.getuid?.() ?? 0) !== 0)
+    throw new OstError('--isolated makes a network namespace: run ost as root (sudo)');
+  if (isolated) await checkMountNamespace();
+  const id = o.from && !isolated ? fromId(o.from, o.id) : (o.id ?? newEnvId());
   if (!ENV_ID.test(id)) throw new UsageError(`--id ${id}: an env id is 8 lowercase hex digits`);
   const ipMode = o.ipMode ?? 'dual';
   const ostSuite = env.kind === 'ost-json';
@@ -196,6 +212,11 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
   const proxyConfig =
     ostSuite && ipMode === 'ipv6' ? path.join(env.ostRepo as string, SSHD_CONFIG) : undefined;
   let proxySshd: string | undefined;
+  if (proxyConfig && isolated)
+    throw new UsageError(
+      "--ipv6-only's SOCKS helper listens on the host's side of the management network, which an --isolated env keeps in its namespace",
+      'leave out one of them',
+    );
   if (proxyConfig) {
     if (!existsSync(proxyConfig))
       throw new OstError(
@@ -258,7 +279,8 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
     await ownDir(o.stateRoot, 0o755, 'the state directory');
     // a checkpoint's guests keep their addresses: its subnets, or a clear word on who holds them (the env
     // it was taken of, still up, holds them all), before anything is claimed
-    const fromSubnets = from && (await checkpointSubnets(from, leasesDir(o.stateRoot)));
+    // (an isolated env takes them inside its namespace, where nothing else is)
+    const fromSubnets = from && (await checkpointSubnets(from, leasesDir(o.stateRoot), !isolated));
     // the env dir: its existence is the claim on the id (and, for OST suites, on the deployment dir)
     workdir = await createWorkdir(o.stateRoot, id, owner, deployment);
     undo.add(`env dir ${workdir}`, async () => {
@@ -377,7 +399,10 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
       });
     // overlays and leases do not depend on each other: both at once. allSettled, so that every undo one of
     // them registers is in place before a failure of the other unwinds
-    const [disksResult, leasesResult] = await Promise.allSettled([makeOverlays(), makeLeases()]);
+    const [disksResult, leasesResult] = await Promise.allSettled([
+      makeOverlays(),
+      isolated && fromSubnets ? Promise.resolve(fromSubnets) : makeLeases(),
+    ]);
     if (disksResult.status === 'rejected') throw disksResult.reason;
     if (leasesResult.status === 'rejected') throw leasesResult.reason;
     const disks = disksResult.value;
@@ -397,6 +422,7 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
             vms: layout.vms,
             meta,
             shortNames: !ostSuite,
+            bare: isolated,
           }),
         );
         // undo first: an interrupted net-create may still have created it
@@ -428,6 +454,13 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
         }
       }
     });
+    if (isolated)
+      await phase(o, timings, 'netns', `network namespace ost-${id}: gateways, DHCP, DNS`, async () => {
+        undo.add(`network namespace of ${id}`, async () => {
+          await removeEnvNetns(id, netnsDir(o.stateRoot, id));
+        });
+        record.netns = await createEnvNetns(id, layout, netnsDir(o.stateRoot, id), { shortNames: !ostSuite });
+      });
 
     record.vms = env.vms.map((vm, i) => {
       const l = layout.vms[i] as (typeof layout.vms)[number];
@@ -476,6 +509,7 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
               {
                 consoleLog: vm.consoleLog,
                 meta: { ost: { ...meta, vm: vm.name, roles: vm.roles }, deployScripts: vm.deployScripts },
+                rename: renameFor(record, from.record, vm).rename,
               },
               tops,
               o.signal,
@@ -485,7 +519,7 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
           }),
       );
       await phase(o, timings, 'ready', `resume ${record.vms.length} VMs, set their clocks`, () =>
-        resumeAndSync(o.uri, record.vms, o.timeoutMs, o.reporter, o.signal),
+        resumeAndSync(o.uri, record.vms, o.timeoutMs, o.reporter, o.signal, record.netns),
       );
       await setDeployedMarker(record, from.record.deployed);
       record.checkpoint = { name: from.name, dir: from.dir, key: from.record.key };

@@ -5,11 +5,14 @@ export interface SshTarget {
   port: number;
   user: string;
   privateKey: string;
+  /** A network namespace to run ssh in (an isolated env's, `ip netns exec`). */
+  netns?: string;
 }
 
 /** argv: run a command over SSH; host keys are not pinned (every VM generates fresh ones). */
 export function sshArgv(t: SshTarget, command: string, connectTimeoutS = 10): string[] {
   return [
+    ...(t.netns ? ['ip', 'netns', 'exec', t.netns] : []),
     'ssh',
     '-i',
     t.privateKey,

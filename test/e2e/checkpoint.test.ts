@@ -2,11 +2,21 @@
 // --checkpoint-cache: booted and checkpointed, restored by the second such up), a file
 // written in each VM, checkpoint, files changed, revert (files back, uptime goes on, clocks set), a new env
 // from the checkpoint after down, a second one refused while the first holds the subnets, the store's
-// guards (in use, names), and kill -9 during a checkpoint and during a revert.
+// guards (in use, names), a second env from the checkpoint beside the first (--isolated), kill -9 during a
+// checkpoint and during a revert.
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run } from '../../src/core/exec.js';
 import type { CacheOutcome } from '../../src/launcher/checkpoint/cache.js';
 import type { EnvRecord } from '../../src/launcher/state/record.js';
 import { REPO_ROOT } from '../helpers/sets.js';
@@ -28,8 +38,25 @@ async function ostNs(args: string[], timeoutMs = 20 * MIN) {
   return { code: r.exitCode, stdout: r.stdout, stderr: r.stderr };
 }
 
+/**
+ * ost with only the test's network namespace entered (`nsenter --net`): in the host's mount namespace, so
+ * the namespace an --isolated env gets is seen by every process (`ip netns exec` gives one of its own).
+ */
+async function ostNet(args: string[], timeoutMs = 20 * MIN) {
+  const r = await run('nsenter', [`--net=/run/netns/${ns.name}`, OST, ...args], {
+    allowFailure: true,
+    env,
+    cwd: REPO_ROOT,
+    timeoutMs,
+  });
+  return { code: r.exitCode, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** ssh to a VM by the env's ssh_config, from the test's namespace or an isolated env's own. */
 async function sshF(r: EnvRecord, vm: string, command: string) {
-  return ns.exec(['ssh', '-F', path.join(r.workdir, 'ssh_config'), vm, command], { timeoutMs: 2 * MIN });
+  const argv = ['ssh', '-F', path.join(r.workdir, 'ssh_config'), vm, command];
+  if (r.netns) return run('ip', ['netns', 'exec', r.netns, ...argv], { timeoutMs: 2 * MIN });
+  return ns.exec(argv, { timeoutMs: 2 * MIN });
 }
 
 /** Per VM: the test file's content, the guest's uptime and its clock's offset from the host's (s). */
@@ -178,9 +205,73 @@ describe.skipIf(!isRoot)('checkpoint, revert, up --from on real libvirt in a net
       const again = await ostNs(['up', 'demo-suite', '--images-root', root, '--from', 'e2e-1']);
       expect(again.code).toBe(1);
       expect(again.stderr).toContain(`is leased by environment ${second.id}`);
+      expect(again.stderr).toContain('--isolated');
       const rm = await ostNs(['rm-checkpoint', 'e2e-1']);
       expect(rm.code).toBe(1);
       expect(rm.stderr).toContain(`environment ${second.id} runs on its disks`);
+
+      // a second env from the same checkpoint beside the first: its networks in a namespace of its own
+      const iso = await ostNet([
+        'up',
+        'demo-suite',
+        '--images-root',
+        root,
+        '--from',
+        'e2e-1',
+        '--isolated',
+        '--json',
+      ]);
+      expect(iso.code, iso.stderr).toBe(0);
+      const third = JSON.parse(iso.stdout) as EnvRecord;
+      expect(third.id).not.toBe(second.id);
+      expect(third.netns).toBe(`ost-${third.id}`);
+      // the same addresses (the guests keep theirs), other domain and network names
+      expect(third.vms.map((v) => v.address)).toEqual(second.vms.map((v) => v.address));
+      expect(await ns.ostObjects('domain')).toEqual(
+        expect.arrayContaining([...second.vms, ...third.vms].map((v) => v.libvirtName)),
+      );
+      const copy = await look(third);
+      for (const vm of third.vms) {
+        expect(copy[vm.name]?.file).toBe(`checkpointed-${vm.name}`);
+        expect(Math.abs(copy[vm.name]?.offset ?? 99)).toBeLessThan(2);
+      }
+      // no collision: each env's guests are its own
+      await writeFiles(third, 'isolated');
+      const firstNow = await look(second);
+      for (const vm of second.vms) expect(firstNow[vm.name]?.file).toBe(`checkpointed-${vm.name}`);
+      // the copy's dnsmasq answers DHCP and DNS as libvirt's did
+      const t0 = third.vms[0] as EnvRecord['vms'][number];
+      const t1 = third.vms[1] as EnvRecord['vms'][number];
+      const names = await sshF(
+        third,
+        t0.name,
+        `networkctl renew eth0 && sleep 2 && ip -4 -br addr show eth0; getent ahostsv4 ${t1.name}`,
+      );
+      expect(names.stdout).toContain(t0.address);
+      expect(names.stdout).toContain(t1.address);
+      // ost exec runs a command where the copy's guests are
+      const ex = await ostNet([
+        'exec',
+        third.id,
+        '--',
+        'ssh',
+        '-F',
+        path.join(third.workdir, 'ssh_config'),
+        t1.name,
+        'cat /root/ck-file',
+      ]);
+      expect(ex.code, ex.stderr).toBe(0);
+      // a revert of the copy restores under the copy's names again
+      const rv = await ostNet(['revert', third.id, 'e2e-1']);
+      expect(rv.code, rv.stderr).toBe(0);
+      const reverted = await look(third);
+      for (const vm of third.vms) expect(reverted[vm.name]?.file).toBe(`checkpointed-${vm.name}`);
+      const d3 = await ostNet(['down', third.id]);
+      expect(d3.code, d3.stderr).toBe(0);
+      expect(existsSync(`/run/netns/ost-${third.id}`)).toBe(false);
+      expect((await run('pgrep', ['-f', `netns/${third.id}/dnsmasq`], { allowFailure: true })).stdout).toBe(
+        '',
+      );
 
       const d2 = await ostNs(['down', second.id]);
       expect(d2.code, d2.stderr).toBe(0);

@@ -20,6 +20,12 @@ import { domainXmlForRestore } from '../../src/launcher/checkpoint/domain-xml.js
 import { checkpointSubnets, checkSuite } from '../../src/launcher/checkpoint/from.js';
 import { contentKey } from '../../src/launcher/checkpoint/key.js';
 import {
+  copySaveImage,
+  HEADER_BYTES,
+  readSaveImage,
+  saveData,
+} from '../../src/launcher/checkpoint/save-image.js';
+import {
   CHECKPOINT_NAME,
   type CheckpointRecord,
   checkName,
@@ -34,8 +40,11 @@ import { nextTop } from '../../src/launcher/checkpoint/take.js';
 import { loadEnvironment } from '../../src/launcher/env/load.js';
 import { readMetadata } from '../../src/launcher/libvirt/render.js';
 import { asList, attr, child, parseXml, type XmlNode } from '../../src/launcher/libvirt/xml.js';
+import { dnsmasqConfig, hostEnd, netnsMountPropagation } from '../../src/launcher/net/isolated.js';
+import { layoutEnv } from '../../src/launcher/net/layout.js';
 import type { EnvRecord } from '../../src/launcher/state/record.js';
 import type { UpOptions } from '../../src/launcher/up.js';
+import { sshArgv } from '../../src/tools/ssh.js';
 import { REPO_ROOT, tempTree } from '../helpers/sets.js';
 
 const demo = () => loadEnvironment(path.join(REPO_ROOT, 'ost-env.yaml'), 'demo-suite');
@@ -321,5 +330,129 @@ describe('ost up --checkpoint-cache', () => {
     ]);
     utimesSync(path.join(dir, 'debian12-host-installed.qcow2'), new Date(), new Date(Date.now() + 5000));
     expect(await cacheKey(options(true))).not.toBe(k1);
+  });
+});
+
+describe('a second env from one checkpoint (--isolated)', () => {
+  it('copies a save image with another domain XML: header, cookie and migration stream as they were', async () => {
+    const dir = tempTree({});
+    const xml = '<domain><name>f9aff895-ost-demo-suite-engine</name></domain>';
+    const cookie = Buffer.from('<qemu-cookie><cpu/></qemu-cookie>');
+    const dataLen = xml.length + 1 + cookie.length + 1 + 65536;
+    const header = Buffer.alloc(HEADER_BYTES);
+    header.write('LibvirtQemudSave', 0, 'latin1');
+    for (const [i, v] of [2, dataLen, 1, 0, xml.length + 1].entries()) header.writeUInt32LE(v, 16 + 4 * i);
+    const stream = Buffer.from(Array.from({ length: 300_000 }, (_, i) => (i * 7) % 251));
+    const src = path.join(dir, 'engine.mem');
+    writeFileSync(src, Buffer.concat([header, saveData(xml, cookie, dataLen, src), stream]));
+    const before = await readSaveImage(src);
+    expect(before.xml).toBe(xml);
+    expect(before.cookie.toString()).toBe(cookie.toString());
+
+    const renamed = '<domain><name>0a1b2c3d-ost-demo-suite-engine</name><uuid>x</uuid></domain>';
+    const dst = path.join(dir, 'copy.mem');
+    await copySaveImage(src, dst, renamed);
+    const after = await readSaveImage(dst);
+    expect(after.xml).toBe(renamed);
+    expect(after.cookie.toString()).toBe(cookie.toString());
+    expect(after.header).toEqual({ ...before.header, cookieOffset: renamed.length + 1 });
+    expect(statSync(dst).mode & 0o777).toBe(0o600);
+    // qemu's stream starts where it did, byte for byte
+    expect(
+      readFileSync(dst)
+        .subarray(HEADER_BYTES + dataLen)
+        .equals(stream),
+    ).toBe(true);
+    // a copy is never written through an existing file, and an XML that does not fit is refused
+    await expect(copySaveImage(src, dst, renamed)).rejects.toThrow(/EEXIST/);
+    await expect(copySaveImage(src, path.join(dir, 'big.mem'), 'x'.repeat(dataLen))).rejects.toThrow(
+      /does not fit in the save image/,
+    );
+    // libvirt's mark of a save that never finished
+    writeFileSync(
+      path.join(dir, 'partial.mem'),
+      Buffer.concat([Buffer.from('LibvirtQemudPart'), header.subarray(16)]),
+    );
+    await expect(readSaveImage(path.join(dir, 'partial.mem'))).rejects.toThrow(/incomplete/);
+  });
+
+  it('restores under its own name and UUID, on its own networks, with its metadata', () => {
+    const saved = readFileSync(
+      path.join(REPO_ROOT, 'test/fixtures/launcher/saved-domain-libvirt9.xml'),
+      'utf8',
+    );
+    const out = domainXmlForRestore(saved, {
+      disks: new Map([['vda', { path: '/dev/shm/ost/0a1b2c3d/engine.qcow2', format: 'qcow2' }]]),
+      rename: {
+        name: '0a1b2c3d-ost-demo-suite-engine',
+        uuid: '11111111-2222-3333-4444-555555555555',
+        networks: new Map([
+          ['ostf9aff895-200', 'ost0a1b2c3d-200'],
+          ['ostf9aff895-201', 'ost0a1b2c3d-201'],
+        ]),
+      },
+    });
+    const p = parseXml(out);
+    if ('error' in p) throw new Error(p.error);
+    const d = child(p.doc, 'domain') as XmlNode;
+    expect(d.name).toBe('0a1b2c3d-ost-demo-suite-engine');
+    expect(d.uuid).toBe('11111111-2222-3333-4444-555555555555');
+    const nets = (asList(child(d, 'devices')?.interface) as XmlNode[]).map((i) =>
+      attr(child(i, 'source'), 'network'),
+    );
+    expect(nets).toEqual(['ost0a1b2c3d-200', 'ost0a1b2c3d-201']);
+    expect(out).not.toContain('f9aff895-ost');
+    expect(() =>
+      domainXmlForRestore(saved, {
+        disks: new Map([['vda', { path: '/x.qcow2', format: 'qcow2' }]]),
+        rename: { name: 'n', uuid: 'u', networks: new Map() },
+      }),
+    ).toThrow(/no new network given for ostf9aff895-200/);
+  });
+
+  it("serves the guests as libvirt's dnsmasq did: static DHCP and DHCPv6 hosts, RA, every NIC's name", () => {
+    const layout = layoutEnv(
+      demo(),
+      '0a1b2c3d',
+      new Map([
+        ['management', '192.168.200'],
+        ['storage', '192.168.201'],
+      ]),
+    );
+    const { conf, hosts } = dnsmasqConfig(layout, '/run/ost/netns/0a1b2c3d', { shortNames: true });
+    const lines = conf.split('\n');
+    expect(lines).toEqual(
+      expect.arrayContaining([
+        'pid-file=/run/ost/netns/0a1b2c3d/dnsmasq.pid',
+        'interface=gw0',
+        'interface=gw1',
+        'dhcp-range=192.168.200.100,192.168.200.254,255.255.255.0',
+        'dhcp-host=54:52:c0:a8:c8:02,192.168.200.2,ost-demo-suite-engine',
+        'dhcp-host=54:52:c0:a8:c9:03,192.168.201.3,ost-demo-suite-host-0-storage',
+        'dhcp-range=fd8f:1391:3a82:200::c0a8:c864,fd8f:1391:3a82:200::c0a8:c8fe,64',
+        'dhcp-host=id:00:03:00:01:54:52:c0:a8:c8:02,[fd8f:1391:3a82:200::c0a8:c802],ost-demo-suite-engine',
+        'enable-ra',
+        'domain=lago.local',
+        'no-resolv',
+      ]),
+    );
+    expect(hosts).toContain('192.168.200.3 ost-demo-suite-host-0 host-0\n');
+    expect(hosts).toContain('192.168.201.3 ost-demo-suite-host-0-storage\n');
+    expect(hostEnd('0a1b2c3d', 9).length).toBeLessThanOrEqual(15);
+    expect(
+      sshArgv(
+        { host: '192.168.200.2', port: 22, user: 'root', privateKey: '/k', netns: 'ost-0a1b2c3d' },
+        'true',
+      ).slice(0, 5),
+    ).toEqual(['ip', 'netns', 'exec', 'ost-0a1b2c3d', 'ssh']);
+  });
+
+  it('refuses to name a namespace from a mount namespace whose /run/netns does not propagate (ip netns exec)', () => {
+    // /proc/self/mountinfo lines as captured on this host, and under `ip netns exec`
+    const host = '45 27 254:0 /run/netns /run/netns rw,relatime shared:1 - ext4 /dev/vda rw,discard';
+    const inExec = '188 161 254:0 /run/netns /run/netns rw,relatime master:1 - ext4 /dev/vda rw,discard';
+    expect(netnsMountPropagation(`27 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n${host}\n`)).toBe('shared');
+    expect(netnsMountPropagation(inExec)).toBe('slave');
+    expect(netnsMountPropagation('27 1 254:0 / / rw,relatime - ext4 /dev/vda rw')).toBe('none');
   });
 });

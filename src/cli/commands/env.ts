@@ -14,6 +14,7 @@ import { loadEnvironment } from '../../launcher/env/load.js';
 import type { Environment } from '../../launcher/env/model.js';
 import { loadOstJson } from '../../launcher/env/ost-json.js';
 import { Templates } from '../../launcher/libvirt/templates.js';
+import { inNetns } from '../../launcher/net/isolated.js';
 import type { IpMode } from '../../launcher/net/layout.js';
 import { pruneUnreadableLeases } from '../../launcher/net/leases.js';
 import { requireEnv, selectEnv } from '../../launcher/select.js';
@@ -62,6 +63,8 @@ export interface UpArgs extends EnvCommon, CustomArgs {
   from?: string;
   /** --checkpoint-cache: restore from a checkpoint of the same content, or take one for next time. */
   checkpointCache?: boolean;
+  /** --isolated: with --from, a second env of its own, its networks in a namespace of their own. */
+  isolated?: boolean;
   checkpointDir?: string;
 }
 
@@ -111,6 +114,11 @@ export function upSummary(r: EnvRecord): string {
       `total ${secs(t.total)} (ost's own overhead ${secs(t.overhead)})`,
     `inventory:  ${path.join(r.workdir, 'inventory')}`,
     `ssh_config: ${path.join(r.workdir, 'ssh_config')}   (ost ssh ${r.vms[0]?.name ?? '<vm>'}, or ssh -F …)`,
+    ...(r.netns
+      ? [
+          `isolated:   its networks are in network namespace ${r.netns}: ost ssh <vm> --env ${r.id}, or ost exec ${r.id} -- <command>`,
+        ]
+      : []),
     `stop it:    ost down ${r.id}`,
   ].join('\n');
 }
@@ -183,6 +191,7 @@ export async function upCommand(a: UpArgs): Promise<void> {
       keepOnFailure: a.keepOnFailure,
       custom: customHook(a, ui.reporter, abort.signal),
       from: a.from ? await readCheckpoint(checkpointRoot(a.checkpointDir, process.env), a.from) : undefined,
+      isolated: a.isolated,
       reporter: ui.reporter,
       signal: abort.signal,
     };
@@ -311,7 +320,23 @@ export async function sshCommand(
 ): Promise<number> {
   const { record, vm } = await vmOf(a);
   const ssh = requireTool('ssh');
-  return runInteractive(ssh, ['-F', path.join(record.workdir, 'ssh_config'), vm.name, ...a.command]);
+  const argv = [ssh, '-F', path.join(record.workdir, 'ssh_config'), vm.name, ...a.command];
+  // an isolated env's guests are reachable only from inside its namespace
+  const [file, ...args] = [...inNetns(record.netns), ...argv] as [string, ...string[]];
+  return runInteractive(file, args);
+}
+
+/**
+ * `ost exec <env> -- cmd`: run a command where the env's guests are reachable — inside an isolated env's
+ * network namespace (`ip netns exec`), else as it is — with OST_ENV_DIR set to the env dir.
+ */
+export async function execCommand(a: EnvCommon & { env?: string; command: string[] }): Promise<number> {
+  if (a.command.length === 0) throw new UsageError('name the command to run: ost exec <env> -- <command> …');
+  const e = await requireEnv(libvirtUri(a.connect), stateRoot(), a.env);
+  if (!e.record) throw new OstError(`environment ${e.id} has no env.json`, `ost down ${e.id}`);
+  process.env.OST_ENV_DIR = e.record.workdir;
+  const [file, ...args] = [...inNetns(e.record.netns), ...a.command] as [string, ...string[]];
+  return runInteractive(file, args);
 }
 
 export async function consoleCommand(

@@ -37,7 +37,7 @@ export async function syncClock(t: SshTarget, timeoutMs: number, signal?: AbortS
     });
     const code = await p.exited;
     const after = lines.find((l) => /^\d+\.\d+$/.test(l.text));
-    if (code === 0 && after) return { offsetMs: Number(after.text) * 1000 - after.at, attempts };
+    if (code === 0 && after) return { offsetMs: Math.round(Number(after.text) * 1000 - after.at), attempts };
     last = p.stderrTail().pop() ?? `exit ${code ?? 'signal'}`;
     // 255: ssh could not get in (yet); anything else is the guest refusing, which a retry will not change
     if ((code !== 255 && code !== undefined) || Date.now() + 300 >= deadline)

@@ -11,6 +11,12 @@ export interface RestoreEdits {
   consoleLog?: string;
   /** ost's metadata (and OST's working dir) of the env the VM now belongs to. */
   meta?: { ost: OstMetadata; deployScripts: readonly string[] };
+  /**
+   * A copy of the VM beside the one the checkpoint was taken of (ost up --from --isolated): its own domain
+   * name and UUID, its NICs on the copy's networks (old network name → new). Written into a copy of the
+   * save image itself, since libvirt keeps the name and UUID a save image carries.
+   */
+  rename?: { name: string; uuid: string; networks: ReadonlyMap<string, string> };
 }
 
 function elements(node: XmlNode | undefined, key: string): XmlNode[] {
@@ -24,6 +30,10 @@ export function domainXmlForRestore(saved: string, e: RestoreEdits): string {
   const d = child(parsed.doc, 'domain');
   if (!d) throw new Error('saved domain XML has no <domain>');
   delete d['@_id'];
+  if (e.rename) {
+    d.name = e.rename.name;
+    d.uuid = e.rename.uuid;
+  }
   const devices = child(d, 'devices');
   if (!devices) throw new Error('saved domain XML has no <devices>');
   for (const disk of elements(devices, 'disk')) {
@@ -43,9 +53,16 @@ export function domainXmlForRestore(saved: string, e: RestoreEdits): string {
     const source = child(nic, 'source');
     const net = attr(source, 'network');
     // the bridge and port libvirt chose when the network was made last are not the new one's
-    if (source && net) nic.source = { '@_network': net };
+    if (source && net) nic.source = { '@_network': e.rename?.networks.get(net) ?? net };
+    if (e.rename && net && !e.rename.networks.has(net)) throw new Error(`no new network given for ${net}`);
     delete nic.target;
   }
+  if (e.rename)
+    for (const ch of elements(devices, 'channel')) {
+      // the guest agent's socket path carries the domain's old name: libvirt makes one for the new name
+      const source = child(ch, 'source');
+      if (attr(ch, 'type') === 'unix' && source) delete source['@_path'];
+    }
   if (e.consoleLog) {
     for (const key of ['serial', 'console'] as const)
       for (const s of elements(devices, key)) {

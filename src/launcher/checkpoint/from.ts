@@ -68,8 +68,13 @@ export function checkImages(
  * The subnets the checkpoint's networks had (network name → `a.b.c`): an error naming the env whose
  * lease holds one, with what to do.
  */
-export async function checkpointSubnets(ck: StoredCheckpoint, leases: string): Promise<Map<string, string>> {
+export async function checkpointSubnets(
+  ck: StoredCheckpoint,
+  leases: string,
+  check = true,
+): Promise<Map<string, string>> {
   const wanted = new Map(ck.record.env.networks.map((n) => [n.name, `192.168.${n.subnet}`]));
+  if (!check) return wanted;
   const held = await readLeases(leases);
   const holders = new Set<string>();
   const clash = ck.record.env.networks.flatMap((n) => {
@@ -80,7 +85,7 @@ export async function checkpointSubnets(ck: StoredCheckpoint, leases: string): P
   if (clash.length > 0)
     throw new OstError(
       `checkpoint ${ck.name}: the guests keep the addresses they had, so a new env from it needs the same subnets, and ${clash.join('; ')}`,
-      `stop it first (ost down ${[...holders].join(' ')}), or put that env back to the checkpoint in place (ost revert ${[...holders][0]} ${ck.name})`,
+      `stop it first (ost down ${[...holders].join(' ')}), put that env back to the checkpoint in place (ost revert ${[...holders][0]} ${ck.name}), or start one beside it with its networks in a namespace of its own (--isolated)`,
     );
   return wanted;
 }

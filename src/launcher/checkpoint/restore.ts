@@ -2,10 +2,12 @@
 // domain restored paused from its memory file with the saved XML rewritten for where it now runs, all
 // resumed together, then each guest's clock set over one SSH login (which is its readiness check too).
 // `ost revert` does this in place for the env the checkpoint was taken of (or one laid out the same).
+import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { OstError } from '../../core/errors.js';
 import { type Reporter, step } from '../../core/events.js';
+import { run } from '../../core/exec.js';
 import { faultPoint } from '../../core/fault.js';
 import { atomicWriteFile } from '../../core/fsutil.js';
 import { asOwnerOf } from '../../core/safe-dir.js';
@@ -18,6 +20,7 @@ import { destroyObject } from '../teardown.js';
 import { syncClock } from './clock.js';
 import { ownChainFiles, removeFiles } from './disks.js';
 import { domainXmlForRestore, type RestoreEdits } from './domain-xml.js';
+import { copySaveImage } from './save-image.js';
 import { type CheckpointRecord, type CheckpointVm, readCheckpoint } from './store.js';
 import { lockEnv, nextTop, vmDisks } from './take.js';
 
@@ -54,10 +57,21 @@ export async function restoreDomain(
   const disks = new Map([...tops].map(([dev, p]) => [dev, { path: p, format: 'qcow2' as const }]));
   const xml = domainXmlForRestore(saved, { ...edits, disks });
   await atomicWriteFile(xmlFile, xml);
-  await virsh(uri, ['restore', path.join(ckDir, cvm.memory), '--xml', xmlFile, '--paused'], {
-    signal,
-    timeoutMs: 600_000,
-  });
+  const memory = path.join(ckDir, cvm.memory);
+  if (!edits.rename) {
+    await virsh(uri, ['restore', memory, '--xml', xmlFile, '--paused'], { signal, timeoutMs: 600_000 });
+    return xml;
+  }
+  // another name and UUID: only from a copy of the save image that carries them (beside the VM's root
+  // disk top, a dir of root's), removed once qemu has read it
+  const copy = path.join(path.dirname(tops.get('vda') as string), `.restore-${cvm.name}.mem`);
+  await fs.rm(copy, { force: true });
+  try {
+    await copySaveImage(memory, copy, xml);
+    await virsh(uri, ['restore', copy, '--paused'], { signal, timeoutMs: 600_000 });
+  } finally {
+    await fs.rm(copy, { force: true });
+  }
   return xml;
 }
 
@@ -68,13 +82,19 @@ export async function resumeAndSync(
   timeoutMs: number,
   reporter: Reporter,
   signal?: AbortSignal,
+  netns?: string,
 ): Promise<void> {
+  // a restored guest remembers the gateway's MAC of when the checkpoint was taken, which an isolated env's
+  // gateway does not have: with the namespace's neighbour table empty, the first login starts with an ARP
+  // request from the gateway, which sets the guest right (else its replies go nowhere until its entry
+  // goes stale, ~30 s)
+  if (netns) await run('ip', ['-n', netns, 'neigh', 'flush', 'all'], { signal });
   await Promise.all(vms.map((vm) => virsh(uri, ['resume', vm.libvirtName], { signal })));
   const resumedAt = Date.now();
   await Promise.all(
     vms.map(async (vm) => {
       const r = await syncClock(
-        { host: vm.address, port: 22, user: 'root', privateKey: vm.key },
+        { host: vm.address, port: 22, user: 'root', privateKey: vm.key, netns },
         timeoutMs,
         signal,
       );
@@ -109,6 +129,42 @@ export async function setDeployedMarker(r: EnvRecord, deployed: boolean): Promis
   const st = await fs.stat(r.workdir);
   await fh.chown(st.uid, st.gid);
   await fh.close();
+}
+
+/**
+ * The names a VM of `r` is restored under when `r` is not the env the checkpoint was taken of (an isolated
+ * copy, `ost up --from … --isolated`): its own domain name, a new UUID, its NICs on `r`'s networks, and
+ * `r`'s metadata. None when the names are the checkpoint's (the env itself, or `--from` after `down`).
+ */
+export function renameFor(
+  r: EnvRecord,
+  ck: CheckpointRecord,
+  vm: VmRecord,
+): Pick<RestoreEdits, 'rename' | 'meta'> {
+  const was = ck.env.vms.find((v) => v.name === vm.name);
+  if (!was || was.libvirtName === vm.libvirtName) return {};
+  const networks = new Map<string, string>();
+  for (const n of ck.env.networks) {
+    const now = r.networks.find((x) => x.name === n.name);
+    if (now) networks.set(n.libvirtName, now.libvirtName);
+  }
+  return {
+    rename: { name: vm.libvirtName, uuid: randomUUID(), networks },
+    meta: {
+      ost: {
+        envId: r.id,
+        suite: r.suite,
+        workdir: r.workdir,
+        overlayDir: r.overlayDir,
+        ownerPid: r.owner.pid,
+        ownerStart: r.owner.start,
+        state: r.status === 'up' ? 'up' : 'starting',
+        vm: vm.name,
+        roles: vm.roles,
+      },
+      deployScripts: vm.deployScripts,
+    },
+  };
 }
 
 /** Why `ck` cannot be restored into `r` in place (another layout), or undefined. */
@@ -179,7 +235,15 @@ export async function revert(o: RevertOptions): Promise<EnvRecord> {
           try {
             xmls.set(
               vm.name,
-              await restoreDomain(o.uri, ck.dir, cvm, xmlFile, { consoleLog: vm.consoleLog }, t, o.signal),
+              await restoreDomain(
+                o.uri,
+                ck.dir,
+                cvm,
+                xmlFile,
+                { consoleLog: vm.consoleLog, ...renameFor(rec, ck.record, vm) },
+                t,
+                o.signal,
+              ),
             );
           } finally {
             await fs.rm(xmlFile, { force: true });
@@ -189,7 +253,7 @@ export async function revert(o: RevertOptions): Promise<EnvRecord> {
         }),
       ),
     );
-    await resumeAndSync(o.uri, rec.vms, o.timeoutMs, o.reporter, o.signal);
+    await resumeAndSync(o.uri, rec.vms, o.timeoutMs, o.reporter, o.signal, rec.netns);
     // the old chains: nothing runs on them any more
     await removeFiles(old.filter((f) => ![...tops.values()].some((t) => [...t.values()].includes(f))));
     rec.checkpoint = { name: o.name, dir: ck.dir, key: ck.record.key };

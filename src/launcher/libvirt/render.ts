@@ -90,6 +90,11 @@ export interface NetworkSpec {
   meta: OstMetadata;
   /** Also answer DNS for each VM's short name (ost-env.yaml suites: `ping host-0`). */
   shortNames: boolean;
+  /**
+   * A bridge and nothing else: no address, DHCP, DNS or NAT on the host (an isolated env's network: its
+   * gateway and dnsmasq are in the env's namespace, net/isolated.ts).
+   */
+  bare?: boolean;
 }
 
 /**
@@ -105,6 +110,7 @@ export function renderNetwork(t: Templates, s: NetworkSpec): string {
     'ost:ost': harnessElement(s.meta.workdir, { role: net.name }),
     [`${OST_PREFIX}:env`]: metadataElement(s.meta),
   };
+  if (s.bare) return buildXml({ network: n });
   if (net.forward === 'nat') {
     n.forward = {
       '@_mode': 'nat',

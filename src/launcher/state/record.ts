@@ -82,6 +82,8 @@ export interface EnvRecord {
   custom?: { repos: string[]; install: string[]; layers: string[] };
   /** Its deploy scripts ran (by this up, or before the checkpoint it was restored from). */
   deployed?: boolean;
+  /** An isolated env (ost up --from … --isolated): the network namespace its networks' host side is in. */
+  netns?: string;
   /** The checkpoint the VMs were restored from (ost up --from, ost revert): their disks sit on its files. */
   checkpoint?: { name: string; dir: string; key: string };
   /** Milliseconds per phase, and `total`. */
