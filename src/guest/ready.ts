@@ -27,6 +27,22 @@ export type VmState =
 /** The VM stopped (its qemu died, or it powered off) before it was ready. */
 export class VmGoneError extends OstError {}
 
+/**
+ * The VM runs but its boot stands still for good: its kernel lost a timer interrupt. Seen under TCG with
+ * 2-vCPU guests on a loaded 2-core host (qemu 7.2): the RCU grace-period thread's timer never fires, udev
+ * blocks, nothing moves again. Like a VM that is gone, one that is stuck is worth one more start.
+ */
+export class VmStuckError extends VmGoneError {}
+
+/** What the guest kernel prints when a timer it armed fired far too late, or never. */
+export const LOST_TIMER_SIGN = "kthread timer wakeup didn't happen";
+/**
+ * The RCU stall report: a guest starved of CPU for a while may print one or two and go on; a stuck one
+ * prints another every 21 s of its time. Stuck = a lost timer and this many stall reports.
+ */
+export const STALL_SIGN = 'rcu_preempt detected stalls';
+export const STUCK_STALLS = 3;
+
 export interface ReadyTarget {
   vm: string;
   ssh: SshTarget;
@@ -96,16 +112,18 @@ abstract class Sighting {
   }
 }
 
-/** Watches a growing console log for a marker. */
+/** Watches a growing console log for a marker (seen once it has appeared `times` times). */
 export class ConsoleWatch extends Sighting {
   private stopped = false;
   private offset: number;
   private carry = '';
+  private count = 0;
 
   constructor(
     private readonly file: string,
     private readonly marker: string,
     from = 0,
+    private readonly times = 1,
   ) {
     super();
     this.offset = from;
@@ -134,9 +152,10 @@ export class ConsoleWatch extends Sighting {
       const { bytesRead } = await fh.read(buf, 0, buf.length, this.offset);
       this.offset += bytesRead;
       const text = this.carry + buf.subarray(0, bytesRead).toString('latin1');
-      if (text.includes(this.marker)) this.seen();
-      // a marker split across two reads is found in the next one
-      this.carry = text.slice(-this.marker.length);
+      this.count += text.split(this.marker).length - 1;
+      if (this.count >= this.times) this.seen();
+      // a marker split across two reads is found in the next one (never one counted already)
+      this.carry = text.slice(-(this.marker.length - 1));
     } finally {
       await fh.close();
     }
@@ -196,6 +215,9 @@ export async function waitReady(
   const started = Date.now();
   const deadline = started + timeoutMs;
   const watch = new ConsoleWatch(t.consoleLog, READY_MARKER, t.consoleFrom);
+  const lostTimer = new ConsoleWatch(t.consoleLog, LOST_TIMER_SIGN, t.consoleFrom);
+  const stalls = new ConsoleWatch(t.consoleLog, STALL_SIGN, t.consoleFrom, STUCK_STALLS);
+  const isStuck = () => lostTimer.seenAt !== undefined && stalls.seenAt !== undefined;
   const port = t.poll === 'tcp' ? new PortWatch(t.ssh.host, t.ssh.port) : undefined;
   const ms = (at: number | undefined) => (at === undefined ? undefined : at - started);
   let logins = 0;
@@ -206,12 +228,23 @@ export async function waitReady(
   const sshdSeen = () => watch.seenAt !== undefined || port?.seenAt !== undefined;
   // a wait that the first sign of sshd cuts short
   const pause = (ms: number) =>
-    Promise.race([sleep(Math.max(0, ms), signal), watch.appeared, ...(port ? [port.appeared] : [])]);
+    Promise.race([
+      sleep(Math.max(0, ms), signal),
+      watch.appeared,
+      stalls.appeared,
+      ...(port ? [port.appeared] : []),
+    ]);
   try {
     for (;;) {
       signal?.throwIfAborted();
       const left = deadline - Date.now();
       if (left <= 0) break;
+      // a kernel that lost a timer before sshd came up does not come back (one after sshd is left alone)
+      if (isStuck() && !sshdSeen())
+        throw new VmStuckError(
+          `VM ${t.vm} stalled while booting: its kernel says a timer never fired ("${LOST_TIMER_SIGN}") and RCU stalled ${STUCK_STALLS} times, a hang seen under TCG with several vCPUs on a loaded host\n${await consoleTail(t.consoleLog)}`,
+          t.goneHint,
+        );
       if (sshdSeen() || (t.poll === 'login' && Date.now() >= nextLoginAt)) {
         logins++;
         const loginAt = Date.now();
@@ -264,6 +297,8 @@ export async function waitReady(
     }
   } finally {
     watch.stop();
+    lostTimer.stop();
+    stalls.stop();
     port?.stop();
   }
   const marker =

@@ -1,7 +1,7 @@
 // Guest readiness (src/guest/ready.ts): the console marker watch, and a wait that stops at once when the
 // VM is gone or paused, or at its deadline, with the console's tail. Ports are closed loopback ones.
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -10,18 +10,21 @@ import { OstError } from '../../src/core/errors.js';
 import { sleep } from '../../src/core/timers.js';
 import {
   ConsoleWatch,
+  LOST_TIMER_SIGN,
   PortWatch,
   PROBE_INTERVAL_MS,
   READY_MARKER,
   type ReadyTarget,
+  STALL_SIGN,
   VmGoneError,
+  VmStuckError,
   waitReady,
 } from '../../src/guest/ready.js';
 import { parseDomState } from '../../src/launcher/ready/domstate.js';
 import { overlayBase, startAgain } from '../../src/launcher/ready/wait.js';
 import type { VmRecord } from '../../src/launcher/state/record.js';
 import { create, createOverlay } from '../../src/tools/qemu-img.js';
-import { tempTree } from '../helpers/sets.js';
+import { REPO_ROOT, tempTree } from '../helpers/sets.js';
 
 async function target(console: string, more: Partial<ReadyTarget> = {}): Promise<ReadyTarget> {
   const dir = tempTree({ 'console.log': console });
@@ -121,6 +124,26 @@ describe('waiting for a VM', () => {
     expect((err as Error).message).toContain('qemu: qemu: terminating on signal 15');
     expect((err as Error).message).toContain('  | [    1.77] pci 0000:00:01.1: BAR 0');
     expect(Date.now() - t0).toBeLessThan(10_000);
+  });
+
+  it('stops a VM whose kernel lost a timer and stalls on (qemu TCG, 2 vCPUs, loaded host); one stall report is not that', async () => {
+    // a real console: a 2-vCPU storage VM of the OST harness e2e that never got past udev in its initrd
+    const stuck = readFileSync(path.join(REPO_ROOT, 'test/fixtures/launcher/console-stuck-tcg.log'), 'utf8');
+    const t0 = Date.now();
+    const err = await waitReady(await target(stuck), 60_000).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(VmStuckError);
+    // a VmGoneError: the launcher starts it once more
+    expect(err).toBeInstanceOf(VmGoneError);
+    expect((err as Error).message).toMatch(
+      /VM engine stalled while booting: its kernel says a timer never fired/,
+    );
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    // the same lines up to the first stall report only: a starved guest may go on from there
+    const first = stuck.slice(0, stuck.indexOf(STALL_SIGN, stuck.indexOf(STALL_SIGN) + 1));
+    expect(first).toContain(LOST_TIMER_SIGN);
+    const err2 = await waitReady(await target(first), 1500).catch((e: unknown) => e);
+    expect(err2).not.toBeInstanceOf(VmGoneError);
+    expect((err2 as Error).message).toMatch(/was not ready within 2s/);
   });
 
   it('stops at once when qemu paused the VM (a full overlay disk), saying so', async () => {

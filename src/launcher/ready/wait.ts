@@ -4,7 +4,7 @@ import * as fs from 'node:fs/promises';
 import { errorMessage } from '../../core/errors.js';
 import type { Reporter } from '../../core/events.js';
 import { fileSize } from '../../core/fsutil.js';
-import { type ReadyTarget, VmGoneError, type VmState, waitReady } from '../../guest/ready.js';
+import { type ReadyTarget, VmGoneError, type VmState, VmStuckError, waitReady } from '../../guest/ready.js';
 import { createOverlay } from '../../tools/qemu-img.js';
 import { virsh } from '../../tools/virsh.js';
 import { handToQemu, type Identity } from '../images/qemu-user.js';
@@ -74,6 +74,9 @@ async function waitForVm(vm: VmRecord, o: WaitOptions): Promise<void> {
       subject: vm.name,
       message: `${errorMessage(err)}\nstarting it once more`,
     });
+    // a stuck VM still runs: stopped first (a gone one is gone already)
+    if (err instanceof VmStuckError)
+      await virsh(o.uri, ['destroy', vm.libvirtName], { allowFailure: true, signal: o.signal });
     // the log is appended to: the second boot's marker is searched for after the first's lines
     target.consoleFrom = await fileSize(vm.consoleLog);
     await startAgain(vm, o);
