@@ -410,6 +410,48 @@ describe.skipIf(!isRoot)(
     );
 
     it(
+      "restored from a checkpoint taken after OST's deploy, it is the same env to the harness: names, addresses, hosts, deployed marker",
+      async () => {
+        const ck = ['--checkpoint-dir', path.join(work, 'checkpoints')];
+        const before = await harnessView(first);
+        const hostsBefore = readFileSync(path.join(first, 'hosts'), 'utf8');
+        // OST's pytest marks a deployed env so (its deploy fixture skips the deploy scripts then)
+        for (const l of hostsLines(first)) await ns.exec(hostsSsh(l, 'touch /etc/ost-deployed'));
+        writeFileSync(path.join(first, 'deployed'), '');
+        const c = await ns.exec([OST, 'checkpoint', r1.id, 'after-deploy', ...ck], {
+          allowFailure: true,
+          env: nsEnv(),
+        });
+        expect(c.exitCode, c.stderr).toBe(0);
+        expect(c.stdout).toContain('deployed');
+        const down = await ns.exec([OST, 'down', first], { allowFailure: true, env: nsEnv() });
+        expect(down.exitCode, down.stderr).toBe(0);
+        expect(existsSync(first)).toBe(false);
+        const up = await ns.exec([...upArgs(), '--from', 'after-deploy', ...ck], {
+          allowFailure: true,
+          env: nsEnv(),
+          cwd: repo,
+          timeoutMs: 10 * MIN,
+        });
+        expect(up.exitCode, up.stderr).toBe(0);
+        const back = JSON.parse(up.stdout) as EnvRecord;
+        expect(back.id).toBe(r1.id);
+        expect(back.workdir).toBe(first);
+        expect(existsSync(path.join(first, 'deployed'))).toBe(true);
+        expect(readFileSync(path.join(first, 'hosts'), 'utf8')).toBe(hostsBefore);
+        expect(await harnessView(first)).toEqual(before);
+        for (const l of hostsLines(first)) {
+          const s = await ns.exec(hostsSsh(l, 'hostname; cat /etc/ost-deployed && echo deployed'), {
+            timeoutMs: 2 * MIN,
+          });
+          expect(s.stdout.split('\n')).toEqual([l.name, 'deployed', '']);
+        }
+        r1 = back;
+      },
+      15 * MIN,
+    );
+
+    it(
       'ost status and ost down address an env by its deployment dir; down removes the dir and leaves nothing',
       async () => {
         const st = await ns.exec([OST, 'status', first, '--json'], { env: nsEnv() });
