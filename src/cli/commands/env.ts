@@ -300,6 +300,11 @@ export async function statusCommand(a: EnvCommon & { env?: string }): Promise<vo
   }
   if (!e.record) for (const [name, s] of states) lines.push(`  ${name} ${s}`);
   for (const n of e.networks.keys()) lines.push(`  network ${n}`);
+  if (e.record?.netns)
+    lines.push(
+      `  isolated: network namespace ${e.record.netns} (ost ssh <vm> --env ${e.id}, ost exec ${e.id} -- …)`,
+    );
+  if (e.record?.checkpoint) lines.push(`  restored from checkpoint ${e.record.checkpoint.name}`);
   if (e.workdir) lines.push(`  workdir ${e.workdir}`);
   process.stdout.write(`${lines.join('\n')}\n`);
 }
