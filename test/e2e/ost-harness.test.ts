@@ -410,7 +410,7 @@ describe.skipIf(!isRoot)(
     );
 
     it(
-      "restored from a checkpoint taken after OST's deploy, it is the same env to the harness: names, addresses, hosts, deployed marker",
+      "checkpointed after OST's deploy: reverted in place (4 VMs), then restored after down, it is the same env to the harness: names, addresses, hosts, deployed marker",
       async () => {
         const ck = ['--checkpoint-dir', path.join(work, 'checkpoints')];
         const before = await harnessView(first);
@@ -418,12 +418,52 @@ describe.skipIf(!isRoot)(
         // OST's pytest marks a deployed env so (its deploy fixture skips the deploy scripts then)
         for (const l of hostsLines(first)) await ns.exec(hostsSsh(l, 'touch /etc/ost-deployed'));
         writeFileSync(path.join(first, 'deployed'), '');
+        // per VM: the marker file's content, uptime, and the guest clock's offset from the host's (s)
+        const look = async () => {
+          const out: Record<string, { file: string; uptime: number; offset: number }> = {};
+          for (const l of hostsLines(first)) {
+            const before = Date.now() / 1000;
+            const r = await ns.exec(
+              hostsSsh(
+                l,
+                'printf "%s\\n" "$(cat /etc/ost-deployed)"; cut -d" " -f1 /proc/uptime; date +%s.%N',
+              ),
+              {
+                timeoutMs: 2 * MIN,
+              },
+            );
+            const after = Date.now() / 1000;
+            const [file, uptime, now] = r.stdout.split('\n');
+            const g = Number(now);
+            out[l.name] = {
+              file: file ?? '',
+              uptime: Number(uptime),
+              offset: g < before ? g - before : g > after ? g - after : 0,
+            };
+          }
+          return out;
+        };
+        const atCheckpoint = await look();
         const c = await ns.exec([OST, 'checkpoint', r1.id, 'after-deploy', ...ck], {
           allowFailure: true,
           env: nsEnv(),
         });
         expect(c.exitCode, c.stderr).toBe(0);
         expect(c.stdout).toContain('deployed');
+        // a 4-VM env (storage with its two raw disks) put back in place: files as they were, uptime goes on
+        for (const l of hostsLines(first)) await ns.exec(hostsSsh(l, 'echo changed > /etc/ost-deployed'));
+        const rv = await ns.exec([OST, 'revert', r1.id, 'after-deploy', ...ck], {
+          allowFailure: true,
+          env: nsEnv(),
+        });
+        expect(rv.exitCode, rv.stderr).toBe(0);
+        const reverted = await look();
+        for (const [vm, was] of Object.entries(atCheckpoint)) {
+          expect(reverted[vm]?.file, vm).toBe('');
+          expect(reverted[vm]?.uptime ?? 0, vm).toBeGreaterThanOrEqual(was.uptime);
+          expect(Math.abs(reverted[vm]?.offset ?? 99), `${vm} clock`).toBeLessThan(2);
+        }
+        expect(existsSync(path.join(first, 'deployed'))).toBe(true);
         const down = await ns.exec([OST, 'down', first], { allowFailure: true, env: nsEnv() });
         expect(down.exitCode, down.stderr).toBe(0);
         expect(existsSync(first)).toBe(false);
