@@ -112,22 +112,59 @@ abstract class Sighting {
   }
 }
 
-/** Watches a growing console log for a marker (seen once it has appeared `times` times). */
+/** Occurrences of `marker` in `text` that end beyond its first `skip` characters (a carry counted before). */
+function occurrences(text: string, marker: string, skip: number): number {
+  let n = 0;
+  for (let i = text.indexOf(marker); i >= 0; i = text.indexOf(marker, i + 1))
+    if (i + marker.length > skip) n++;
+  return n;
+}
+
+/** A further marker a ConsoleWatch counts in the same reads: seen at its `times`-th appearance. */
+class CountedMarker extends Sighting {
+  private count = 0;
+
+  constructor(
+    readonly marker: string,
+    private readonly times: number,
+  ) {
+    super();
+  }
+
+  /** The reads go on for the watch's own marker: seeing this one stops nothing. */
+  stop(): void {}
+
+  note(text: string, skip: number): void {
+    this.count += occurrences(text, this.marker, skip);
+    if (this.count >= this.times) this.seen();
+  }
+}
+
+/**
+ * Watches a growing console log for a marker; `also` counts further markers in the same reads (one stat
+ * per interval and one read of what was appended, however many markers are looked for).
+ */
 export class ConsoleWatch extends Sighting {
   private stopped = false;
   private offset: number;
   private carry = '';
-  private count = 0;
+  private readonly others: CountedMarker[] = [];
 
   constructor(
     private readonly file: string,
     private readonly marker: string,
     from = 0,
-    private readonly times = 1,
   ) {
     super();
     this.offset = from;
     void this.loop();
+  }
+
+  /** A sighting of `marker` at its `times`-th appearance, read until this watch stops. */
+  also(marker: string, times = 1): Sighting {
+    const m = new CountedMarker(marker, times);
+    this.others.push(m);
+    return m;
   }
 
   stop(): void {
@@ -151,11 +188,13 @@ export class ConsoleWatch extends Sighting {
       const buf = Buffer.alloc(size - this.offset);
       const { bytesRead } = await fh.read(buf, 0, buf.length, this.offset);
       this.offset += bytesRead;
+      const skip = this.carry.length;
       const text = this.carry + buf.subarray(0, bytesRead).toString('latin1');
-      this.count += text.split(this.marker).length - 1;
-      if (this.count >= this.times) this.seen();
-      // a marker split across two reads is found in the next one (never one counted already)
-      this.carry = text.slice(-(this.marker.length - 1));
+      for (const m of this.others) m.note(text, skip);
+      if (occurrences(text, this.marker, skip) > 0) this.seen();
+      // a marker split across two reads is found in the next one (never one counted already: see skip)
+      const longest = Math.max(this.marker.length, ...this.others.map((m) => m.marker.length));
+      this.carry = text.slice(-(longest - 1));
     } finally {
       await fh.close();
     }
@@ -215,8 +254,8 @@ export async function waitReady(
   const started = Date.now();
   const deadline = started + timeoutMs;
   const watch = new ConsoleWatch(t.consoleLog, READY_MARKER, t.consoleFrom);
-  const lostTimer = new ConsoleWatch(t.consoleLog, LOST_TIMER_SIGN, t.consoleFrom);
-  const stalls = new ConsoleWatch(t.consoleLog, STALL_SIGN, t.consoleFrom, STUCK_STALLS);
+  const lostTimer = watch.also(LOST_TIMER_SIGN);
+  const stalls = watch.also(STALL_SIGN, STUCK_STALLS);
   const isStuck = () => lostTimer.seenAt !== undefined && stalls.seenAt !== undefined;
   const port = t.poll === 'tcp' ? new PortWatch(t.ssh.host, t.ssh.port) : undefined;
   const ms = (at: number | undefined) => (at === undefined ? undefined : at - started);
@@ -297,8 +336,6 @@ export async function waitReady(
     }
   } finally {
     watch.stop();
-    lostTimer.stop();
-    stalls.stop();
     port?.stop();
   }
   const marker =

@@ -62,6 +62,30 @@ describe('the console readiness marker', () => {
     }
   });
 
+  it('counts further markers in the same reads, each appearance once, even one left in the carry', async () => {
+    const dir = tempTree({ 'console.log': '' });
+    const file = path.join(dir, 'console.log');
+    const watch = new ConsoleWatch(file, READY_MARKER);
+    const stalls = watch.also(STALL_SIGN, 3);
+    const lost = watch.also(LOST_TIMER_SIGN);
+    try {
+      // the stall report ends within the last characters of a read: carried over, not counted again
+      appendFileSync(file, `[ 24.1] rcu: INFO: ${STALL_SIGN}\n`);
+      await sleep(300);
+      appendFileSync(file, `[ 45.2] rcu: INFO: ${STALL_SIGN.slice(0, 9)}`);
+      await sleep(300);
+      appendFileSync(file, `${STALL_SIGN.slice(9)} on CPUs/tasks:\n`);
+      await sleep(300);
+      expect(stalls.seenAt).toBeUndefined();
+      expect(lost.seenAt).toBeUndefined();
+      appendFileSync(file, `rcu: rcu_preempt ${LOST_TIMER_SIGN} for 5255 jiffies!\n[ 66.3] ${STALL_SIGN}\n`);
+      await Promise.all([stalls.appeared, lost.appeared]);
+      expect(watch.seenAt).toBeUndefined();
+    } finally {
+      watch.stop();
+    }
+  });
+
   it('is found in a log that was recreated shorter, and in one that does not exist yet', async () => {
     const dir = tempTree({ 'console.log': 'x'.repeat(4096) });
     const file = path.join(dir, 'console.log');
