@@ -1,7 +1,7 @@
 // libvirt XML of an environment's networks and domains as OST's lagofy.sh renders them (OST's harness reads
 // them back with virsh dumpxml/net-dumpxml; docs/ost-harness-facts.md §2, §5): templates filled in, then
 // the generated parts (metadata, forward, DHCP/DNS, disks, NICs) added as elements.
-import type { NetLayout, VmLayout } from '../net/layout.js';
+import { dhcpRanges, dnsEntries, type NetLayout, nicsOn, type VmLayout } from '../net/layout.js';
 import type { Templates } from './templates.js';
 import { appendChildren, attr, buildXml, child, type XmlNode, type XmlValue } from './xml.js';
 
@@ -118,47 +118,36 @@ export function renderNetwork(t: Templates, s: NetworkSpec): string {
     };
   }
   n.domain = { '@_name': DNS_DOMAIN, '@_localOnly': 'yes' };
-  const nicsOn = (net: NetLayout) => s.vms.flatMap((vm) => vm.nics.filter((nic) => nic.network === net.name));
   if (net.management) {
-    const hosts: XmlNode[] = [];
-    const alias = new Map(
-      s.vms.flatMap((vm) => (s.shortNames ? vm.nics.slice(0, 1).map((nic) => [nic.hostname, vm.name]) : [])),
-    );
-    for (const other of s.networks) {
-      for (const nic of nicsOn(other).sort((a, b) => a.index - b.index)) {
-        const names = [nic.hostname, ...(alias.has(nic.hostname) ? [alias.get(nic.hostname) as string] : [])];
-        for (const ip of [nic.ipv4, nic.ipv6])
-          if (ip) hosts.push({ '@_ip': ip, hostname: names.length === 1 ? nic.hostname : names });
-      }
-    }
+    const hosts: XmlNode[] = dnsEntries(s.networks, s.vms, s.shortNames).map(({ ip, names }) => ({
+      '@_ip': ip,
+      hostname: names.length === 1 ? (names[0] as string) : names,
+    }));
     n.dns = { '@_forwardPlainNames': 'no', host: hosts };
   } else {
     // only the management network answers DNS: a second resolver that knows no names would shadow it
     n.dns = { '@_enable': 'no' };
   }
-  const mine = nicsOn(net).sort((a, b) => a.index - b.index);
+  const mine = nicsOn(s.vms, net);
+  const ranges = dhcpRanges(net);
   const ips: XmlValue[] = [];
-  if (net.ipv4) {
+  if (net.ipv4 && ranges.ipv4) {
     ips.push({
       '@_address': net.ipv4.gateway,
       '@_netmask': '255.255.255.0',
       dhcp: {
-        range: { '@_start': `${net.ipv4.prefix}.100`, '@_end': `${net.ipv4.prefix}.254` },
+        range: { '@_start': ranges.ipv4.start, '@_end': ranges.ipv4.end },
         host: mine.map((nic) => ({ '@_mac': nic.mac, '@_name': nic.hostname, '@_ip': nic.ipv4 as string })),
       },
     });
   }
-  if (net.ipv6) {
-    const hex = net.subnet.toString(16).padStart(2, '0');
+  if (net.ipv6 && ranges.ipv6) {
     ips.push({
       '@_family': 'ipv6',
       '@_address': net.ipv6.gateway,
       '@_prefix': '64',
       dhcp: {
-        range: {
-          '@_start': `${net.ipv6.prefix}::c0a8:${hex}64`,
-          '@_end': `${net.ipv6.prefix}::c0a8:${hex}fe`,
-        },
+        range: { '@_start': ranges.ipv6.start, '@_end': ranges.ipv6.end },
         host: mine.map((nic) => ({
           '@_id': `0:3:0:1:${nic.mac}`,
           '@_name': nic.hostname,

@@ -12,7 +12,7 @@ import { OstError } from '../../core/errors.js';
 import { run } from '../../core/exec.js';
 import { sleep } from '../../core/timers.js';
 import { DNS_DOMAIN } from '../libvirt/render.js';
-import type { EnvLayout, NetLayout } from './layout.js';
+import { dhcpRanges, dnsEntries, type EnvLayout, nicsOn } from './layout.js';
 
 /** The namespace of an isolated env. */
 export const envNetns = (id: string): string => `ost-${id}`;
@@ -58,20 +58,18 @@ export function dnsmasqConfig(
     'dhcp-lease-max=253',
     'dhcp-no-override',
   ];
-  const nicsOn = (net: NetLayout) =>
-    layout.vms.flatMap((vm) => vm.nics.filter((n) => n.network === net.name));
   let ra = false;
   for (const [i, net] of layout.networks.entries()) {
     lines.push(`interface=${gatewayEnd(i)}`);
-    if (net.ipv4) {
-      lines.push(`dhcp-range=${net.ipv4.prefix}.100,${net.ipv4.prefix}.254,255.255.255.0`);
-      for (const nic of nicsOn(net))
-        if (nic.ipv4) lines.push(`dhcp-host=${nic.mac},${nic.ipv4},${nic.hostname}`);
+    const ranges = dhcpRanges(net);
+    const nics = nicsOn(layout.vms, net);
+    if (ranges.ipv4) {
+      lines.push(`dhcp-range=${ranges.ipv4.start},${ranges.ipv4.end},255.255.255.0`);
+      for (const nic of nics) if (nic.ipv4) lines.push(`dhcp-host=${nic.mac},${nic.ipv4},${nic.hostname}`);
     }
-    if (net.ipv6) {
-      const hex = net.subnet.toString(16).padStart(2, '0');
-      lines.push(`dhcp-range=${net.ipv6.prefix}::c0a8:${hex}64,${net.ipv6.prefix}::c0a8:${hex}fe,64`);
-      for (const nic of nicsOn(net))
+    if (ranges.ipv6) {
+      lines.push(`dhcp-range=${ranges.ipv6.start},${ranges.ipv6.end},64`);
+      for (const nic of nics)
         if (nic.ipv6) lines.push(`dhcp-host=id:00:03:00:01:${nic.mac},[${nic.ipv6}],${nic.hostname}`);
       ra = true;
     }
@@ -79,12 +77,9 @@ export function dnsmasqConfig(
   if (ra) lines.push('enable-ra');
   // every NIC of the env by its DNS name (and, on ost-env suites, each VM by its short name); one resolver
   // on every network's gateway, all knowing the same names
-  const hosts: string[] = [];
-  for (const vm of layout.vms)
-    for (const [k, nic] of vm.nics.entries()) {
-      const names = [nic.hostname, ...(o.shortNames && k === 0 ? [vm.name] : [])];
-      for (const ip of [nic.ipv4, nic.ipv6]) if (ip) hosts.push(`${ip} ${names.join(' ')}`);
-    }
+  const hosts = dnsEntries(layout.networks, layout.vms, o.shortNames).map(
+    (e) => `${e.ip} ${e.names.join(' ')}`,
+  );
   return { conf: `${lines.join('\n')}\n`, hosts: `${hosts.join('\n')}\n` };
 }
 

@@ -79,6 +79,48 @@ export function ipv6PrefixOf(subnet: number): string {
   return `fd8f:1391:3a82:${subnet}`;
 }
 
+/** The NICs on a network, by host index. */
+export function nicsOn(vms: readonly VmLayout[], net: NetLayout): NicLayout[] {
+  return vms
+    .flatMap((vm) => vm.nics.filter((nic) => nic.network === net.name))
+    .sort((a, b) => a.index - b.index);
+}
+
+/** A network's dynamic DHCP ranges beside its static hosts (lagofy.sh's net_template): .100–.254, and the IPv6 twin. */
+export function dhcpRanges(net: NetLayout): {
+  ipv4?: { start: string; end: string };
+  ipv6?: { start: string; end: string };
+} {
+  const hex = net.subnet.toString(16).padStart(2, '0');
+  return {
+    ipv4: net.ipv4 && { start: `${net.ipv4.prefix}.100`, end: `${net.ipv4.prefix}.254` },
+    ipv6: net.ipv6 && {
+      start: `${net.ipv6.prefix}::c0a8:${hex}64`,
+      end: `${net.ipv6.prefix}::c0a8:${hex}fe`,
+    },
+  };
+}
+
+/**
+ * What the env's DNS answers: every NIC's addresses by its DNS name (`ost-<suite>-<nic>`), network by
+ * network in host-index order, and with `shortNames` each VM's name too on its first NIC's addresses.
+ */
+export function dnsEntries(
+  networks: readonly NetLayout[],
+  vms: readonly VmLayout[],
+  shortNames: boolean,
+): { ip: string; names: string[] }[] {
+  const alias = new Map(
+    vms.flatMap((vm) => (shortNames ? vm.nics.slice(0, 1).map((nic) => [nic.hostname, vm.name]) : [])),
+  );
+  return networks.flatMap((net) =>
+    nicsOn(vms, net).flatMap((nic) => {
+      const names = [nic.hostname, ...(alias.has(nic.hostname) ? [alias.get(nic.hostname) as string] : [])];
+      return [nic.ipv4, nic.ipv6].flatMap((ip) => (ip ? [{ ip, names }] : []));
+    }),
+  );
+}
+
 /** The shapes of env object names (lagofy.sh's): `ost<id>-<N>` (N: the subnet) and `<id>-ost-<suite>-<vm>`. */
 export const NETWORK_NAME = /^ost([0-9a-f]{8})-(\d{1,3})$/;
 export const DOMAIN_NAME = /^([0-9a-f]{8})-ost-/;
