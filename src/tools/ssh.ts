@@ -1,4 +1,5 @@
 // OpenSSH client adapter for non-interactive commands against disposable test VMs.
+import { inNetns } from './netns.js';
 
 export interface SshTarget {
   host: string;
@@ -12,7 +13,7 @@ export interface SshTarget {
 /** argv: run a command over SSH; host keys are not pinned (every VM generates fresh ones). */
 export function sshArgv(t: SshTarget, command: string, connectTimeoutS = 10): string[] {
   return [
-    ...(t.netns ? ['ip', 'netns', 'exec', t.netns] : []),
+    ...inNetns(t.netns),
     'ssh',
     '-i',
     t.privateKey,

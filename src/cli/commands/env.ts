@@ -14,7 +14,6 @@ import { loadEnvironment } from '../../launcher/env/load.js';
 import type { Environment } from '../../launcher/env/model.js';
 import { loadOstJson } from '../../launcher/env/ost-json.js';
 import { Templates } from '../../launcher/libvirt/templates.js';
-import { inNetns } from '../../launcher/net/isolated.js';
 import type { IpMode } from '../../launcher/net/layout.js';
 import { pruneUnreadableLeases } from '../../launcher/net/leases.js';
 import { requireEnv, selectEnv } from '../../launcher/select.js';
@@ -22,6 +21,7 @@ import { discoverEnvs, type FoundEnv, isLeftover, isUp } from '../../launcher/st
 import { type EnvRecord, leasesDir, stateRoot } from '../../launcher/state/record.js';
 import { teardown } from '../../launcher/teardown.js';
 import { type UpOptions, up } from '../../launcher/up.js';
+import { inNetns } from '../../tools/netns.js';
 import { libvirtUri, virsh } from '../../tools/virsh.js';
 import { cliReporter } from '../reporter.js';
 import { type CustomArgs, customHook, gcLayersCommand, listLayersCommand } from './layers.js';

@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { OstError } from '../../core/errors.js';
 import { run } from '../../core/exec.js';
 import { sleep } from '../../core/timers.js';
+import { inNetns } from '../../tools/netns.js';
 import { DNS_DOMAIN } from '../libvirt/render.js';
 import { dhcpRanges, dnsEntries, type EnvLayout, nicsOn } from './layout.js';
 
@@ -88,7 +89,8 @@ const ipNs = (ns: string, args: string[]) => run('ip', ['-n', ns, ...args]);
 
 /**
  * Make the namespace of an isolated env and wire it to the env's bridges (libvirt made them): gateway
- * addresses, dnsmasq. `dir` (root's) keeps dnsmasq's files. Undo with `removeEnvNetns`.
+ * addresses, dnsmasq. `dir` (root's) keeps dnsmasq's files. Undo with `removeEnvNetns`. The caller has
+ * run `checkMountNamespace` before it made anything.
  */
 export async function createEnvNetns(
   id: string,
@@ -97,7 +99,6 @@ export async function createEnvNetns(
   o: { shortNames: boolean },
 ): Promise<string> {
   const ns = envNetns(id);
-  await checkMountNamespace();
   if (existsSync(netnsPath(ns)))
     throw new OstError(
       `network namespace ${ns} exists already`,
@@ -120,7 +121,8 @@ export async function createEnvNetns(
   const { conf, hosts } = dnsmasqConfig(layout, dir, o);
   await fs.writeFile(path.join(dir, 'dnsmasq.hosts'), hosts, { mode: 0o644 });
   await fs.writeFile(path.join(dir, 'dnsmasq.conf'), conf, { mode: 0o644 });
-  await run('ip', ['netns', 'exec', ns, 'dnsmasq', `--conf-file=${path.join(dir, 'dnsmasq.conf')}`]);
+  const [ip, ...args] = [...inNetns(ns), 'dnsmasq', `--conf-file=${path.join(dir, 'dnsmasq.conf')}`];
+  await run(ip as string, args);
   return ns;
 }
 
@@ -191,6 +193,3 @@ export async function removeEnvNetns(id: string, dir: string): Promise<boolean> 
   await run('ip', ['netns', 'del', ns], { allowFailure: true });
   return true;
 }
-
-/** argv prefix that runs a command inside an env's namespace (none for an env on the host's). */
-export const inNetns = (ns: string | undefined): string[] => (ns ? ['ip', 'netns', 'exec', ns] : []);
