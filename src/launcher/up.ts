@@ -20,6 +20,7 @@ import {
   checkFromOptions,
   checkImages,
   checkLayout,
+  checkpointSubnetMap,
   checkpointSubnets,
   checkpointVm,
   checkReadable,
@@ -280,7 +281,8 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
     // a checkpoint's guests keep their addresses: its subnets, or a clear word on who holds them (the env
     // it was taken of, still up, holds them all), before anything is claimed
     // (an isolated env takes them inside its namespace, where nothing else is)
-    const fromSubnets = from && (await checkpointSubnets(from, leasesDir(o.stateRoot), !isolated));
+    const fromSubnets =
+      from && (isolated ? checkpointSubnetMap(from) : await checkpointSubnets(from, leasesDir(o.stateRoot)));
     // the env dir: its existence is the claim on the id (and, for OST suites, on the deployment dir)
     workdir = await createWorkdir(o.stateRoot, id, owner, deployment);
     undo.add(`env dir ${workdir}`, async () => {

@@ -64,17 +64,17 @@ export function checkImages(
     );
 }
 
+/** The subnets the checkpoint's networks had: network name → `a.b.c`. */
+export function checkpointSubnetMap(ck: StoredCheckpoint): Map<string, string> {
+  return new Map(ck.record.env.networks.map((n) => [n.name, `192.168.${n.subnet}`]));
+}
+
 /**
- * The subnets the checkpoint's networks had (network name → `a.b.c`): an error naming the env whose
- * lease holds one, with what to do.
+ * The subnets the checkpoint's networks had (checkpointSubnetMap), when no lease on this host holds one:
+ * else an error naming the env whose lease does, with what to do.
  */
-export async function checkpointSubnets(
-  ck: StoredCheckpoint,
-  leases: string,
-  check = true,
-): Promise<Map<string, string>> {
-  const wanted = new Map(ck.record.env.networks.map((n) => [n.name, `192.168.${n.subnet}`]));
-  if (!check) return wanted;
+export async function checkpointSubnets(ck: StoredCheckpoint, leases: string): Promise<Map<string, string>> {
+  const wanted = checkpointSubnetMap(ck);
   const held = await readLeases(leases);
   const holders = new Set<string>();
   const clash = ck.record.env.networks.flatMap((n) => {
