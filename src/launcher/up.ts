@@ -105,6 +105,11 @@ export interface UpOptions {
    * same subnets and addresses inside a network namespace of its own (net/isolated.ts).
    */
   isolated?: boolean;
+  /**
+   * The images as already resolved for this up, by imageKey, and how long that took (`--checkpoint-cache`:
+   * the ones its key names); resolved here otherwise.
+   */
+  resolved?: { images: Map<string, ResolvedImage>; ms: number };
   reporter: Reporter;
   signal?: AbortSignal;
 }
@@ -247,9 +252,12 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
   const domainType = detectAccel() === 'kvm' ? 'kvm' : 'qemu';
   let workdir = deployment ?? '';
   try {
-    const images = await phase(o, timings, 'resolve', `resolve ${env.vms.length} images`, () =>
-      resolveImages(env.vms, { ...o.images, qemu, signal: o.signal }),
-    );
+    if (o.resolved) timings.resolve = o.resolved.ms;
+    const images = o.resolved
+      ? o.resolved.images
+      : await phase(o, timings, 'resolve', `resolve ${env.vms.length} images`, () =>
+          resolveImages(env.vms, { ...o.images, qemu, signal: o.signal }),
+        );
     const imageOf = (vm: EnvVm) => images.get(imageKey(vm)) as ResolvedImage;
     if (from) {
       checkImages(env, imageOf, from);

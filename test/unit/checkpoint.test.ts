@@ -311,14 +311,19 @@ describe('ost up --checkpoint-cache', () => {
     const me = { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 };
     const options = (deploy: boolean, env = demo()) =>
       ({ env, deploy, images: { imagesDir: dir }, ipMode: 'dual', ...me }) as unknown as UpOptions;
-    const k1 = await cacheKey(options(true));
+    const first = await cacheKey(options(true));
+    const k1 = first.key;
     expect(k1).toMatch(/^[0-9a-f]{64}$/);
-    expect(await cacheKey(options(true))).toBe(k1);
+    // the up that follows boots exactly the images the key was made of (not a second resolution's)
+    expect([...first.images.values()].map((i) => i.path).sort()).toEqual(
+      ['debian12-engine-installed', 'debian12-host-installed'].map((f) => path.join(dir, `${f}.qcow2`)),
+    );
+    expect((await cacheKey(options(true))).key).toBe(k1);
     // an ost-env suite always deploys: --deploy does not change what its checkpoint holds
-    expect(await cacheKey(options(false))).toBe(k1);
+    expect((await cacheKey(options(false))).key).toBe(k1);
     // an OST suite deploys only with --deploy: a booted and a deployed env are different checkpoints
     const ost = { ...demo(), kind: 'ost-json' as const };
-    expect(await cacheKey(options(true, ost))).not.toBe(await cacheKey(options(false, ost)));
+    expect((await cacheKey(options(true, ost))).key).not.toBe((await cacheKey(options(false, ost))).key);
     // a rebuilt image (another file, another mtime) is another key
     execFileSync('qemu-img', [
       'create',
@@ -329,7 +334,7 @@ describe('ost up --checkpoint-cache', () => {
       '64M',
     ]);
     utimesSync(path.join(dir, 'debian12-host-installed.qcow2'), new Date(), new Date(Date.now() + 5000));
-    expect(await cacheKey(options(true))).not.toBe(k1);
+    expect((await cacheKey(options(true))).key).not.toBe(k1);
   });
 });
 

@@ -4,7 +4,7 @@
 // instead of booting: seconds, not minutes.
 import { errorMessage, OstError, UsageError } from '../../core/errors.js';
 import { qemuIdentity } from '../images/qemu-user.js';
-import { imageKey, resolveImages } from '../images/resolve.js';
+import { imageKey, type ResolvedImage, resolveImages } from '../images/resolve.js';
 import { discoverEnvs, isLeftover } from '../state/discover.js';
 import { type EnvRecord, leasesDir } from '../state/record.js';
 import { type UpOptions, up } from '../up.js';
@@ -56,8 +56,12 @@ export function cacheName(suite: string, deployed: boolean, key: string): string
 /** The prefix every cache checkpoint of `suite` (in that deploy mode) has. */
 const cachePrefix = (suite: string, deployed: boolean) => cacheName(suite, deployed, '');
 
-/** The content key an up with these options would store its cache checkpoint under. */
-export async function cacheKey(o: UpOptions): Promise<string> {
+/**
+ * The content key an up with these options would store its cache checkpoint under, and the images it was
+ * computed from: the up boots or restores exactly those (a `dnf upgrade` between the two cannot file an
+ * env of new images under the old images' key).
+ */
+export async function cacheKey(o: UpOptions): Promise<{ key: string; images: Map<string, ResolvedImage> }> {
   const images = await resolveImages(o.env.vms, { ...o.images, qemu: qemuIdentity(), signal: o.signal });
   const byVm = new Map<string, KeyImage>();
   for (const vm of o.env.vms) {
@@ -65,12 +69,13 @@ export async function cacheKey(o: UpOptions): Promise<string> {
     if (img) byVm.set(vm.name, { ref: img.ref, path: img.path, package: img.package });
   }
   // the name in the key says what the checkpoint holds: an env as booted, or as its deploy scripts left it
-  return contentKey(
+  const key = contentKey(
     o.env,
     byVm,
     o.ipMode ?? 'dual',
     `checkpoint-cache:${deploys(o) ? 'deployed' : 'booted'}`,
   );
+  return { key, images };
 }
 
 export async function upWithCheckpointCache(
@@ -86,7 +91,9 @@ export async function upWithCheckpointCache(
       '--checkpoint-cache checkpoints the env once every VM is ready: --no-wait does not apply',
     );
   if (o.from) throw new UsageError('--from and --checkpoint-cache exclude each other', 'give one of them');
-  const key = await cacheKey(o);
+  const resolveStart = Date.now();
+  const { key, images } = await cacheKey(o);
+  o = { ...o, resolved: { images, ms: Date.now() - resolveStart } };
   const deployed = deploys(o);
   const found = (await listCheckpoints(o.checkpointRoot)).find((c) => c.record.key === key);
   let note: string | undefined;
