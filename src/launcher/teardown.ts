@@ -3,6 +3,7 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import type { Reporter } from '../core/events.js';
+import { faultPoint } from '../core/fault.js';
 import { isNotFound, virsh } from '../tools/virsh.js';
 import { stopSshdProxy } from './ipv6-proxy.js';
 import { netnsDir, removeEnvNetns } from './net/isolated.js';
@@ -38,6 +39,7 @@ export async function teardown(
   const domains = [...e.domains.keys()];
   const networks = [...e.networks.keys()];
   await Promise.all(domains.map((d) => destroyObject(uri, 'domain', d)));
+  await faultPoint('down:domains');
   await Promise.all(networks.map((n) => destroyObject(uri, 'network', n)));
   const removed: string[] = [];
   // ost.sh run -6's helper sshd (its pid file is in the env dir, as lagofy.sh's ost_destroy reads it)

@@ -385,6 +385,7 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
             (vmTimings.get(vm.name) as Record<string, number>).overlay = Date.now() - t0;
           }),
         );
+        await faultPoint('up:overlays');
         return out;
       });
     const lease = async () =>
@@ -464,6 +465,7 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
         }
       }
     });
+    await faultPoint('up:networks');
     if (isolated)
       await phase(o, timings, 'netns', `network namespace ost-${id}: gateways, DHCP, DNS`, async () => {
         undo.add(`network namespace of ${id}`, async () => {
@@ -569,6 +571,7 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
         }),
       );
 
+    await faultPoint('up:domains');
     if (o.wait !== false && !from)
       await phase(o, timings, 'ready', `wait for SSH on ${record.vms.length} VMs`, () =>
         waitForVms(record.vms, {
