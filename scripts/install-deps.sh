@@ -9,7 +9,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 APT_PKGS=(qemu-utils qemu-system-x86 libguestfs-tools linux-image-amd64 debootstrap openssh-client openssh-server
           virtinst libvirt-clients rpm rpm2cpio createrepo-c dnf tar cpio gpg iproute2 util-linux ca-certificates
-          libvirt-daemon-system dnsmasq-base iptables ansible-core)
+          libvirt-daemon-system dnsmasq-base iptables ansible-core python3 curl)
 DNF_PKGS=(qemu-img qemu-system-x86-core guestfs-tools kernel-core debootstrap openssh-clients openssh-server
           virt-install libvirt-client rpm-build rpm-sign createrepo_c dnf tar cpio gnupg2 iproute util-linux ca-certificates
           libvirt-daemon libvirt-daemon-driver-qemu libvirt-daemon-driver-network dnsmasq iptables ansible-core)
@@ -22,14 +22,15 @@ if command -v apt-get >/dev/null 2>&1; then
   if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing: ${missing[*]}"
     $SUDO apt-get update -q
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+    # no recommends: they pull virt-viewer, GTK and spice (~500 packages) that nothing here uses
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
   fi
 elif command -v dnf >/dev/null 2>&1; then
   missing=()
   for p in "${DNF_PKGS[@]}"; do rpm -q "$p" >/dev/null 2>&1 || missing+=("$p"); done
   if [ "${#missing[@]}" -gt 0 ]; then
     echo "installing: ${missing[*]}"
-    $SUDO dnf install -y "${missing[@]}"
+    $SUDO dnf install -y --setopt=install_weak_deps=False "${missing[@]}"
   fi
 else
   echo "error: neither apt-get nor dnf found; install by hand: ${APT_PKGS[*]}" >&2

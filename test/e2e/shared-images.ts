@@ -3,8 +3,8 @@
 // a CI run builds it at most once and a later run on the same machine reuses it.
 //
 // The key covers everything that decides what the build produces: the set file and its scripts, the
-// builder's sources and what it runs on (src/builder, src/tools, src/core), the npm lock file and this
-// file. Change any of them and the set is built again from nothing, so a reused set is one the current
+// builder's sources and what it runs on (src/builder, src/tools, src/core), the guest readiness module
+// whose marker the base image carries (src/guest), the npm lock file and this file. Change any of them and the set is built again from nothing, so a reused set is one the current
 // builder made. The CLI glue and the launcher are not in it: the images e2e builds its own tiny leaves
 // through the CLI on every run.
 import {
@@ -77,6 +77,7 @@ export async function sharedKey(): Promise<string> {
     ...filesUnder('src/builder'),
     ...filesUnder('src/tools'),
     ...filesUnder('src/core'),
+    ...filesUnder('src/guest'),
     'package-lock.json',
     'test/e2e/shared-images.ts',
   ];
