@@ -8,6 +8,7 @@ import {
   mkdirSync,
   readdirSync,
   readFileSync,
+  rmSync,
   statSync,
   utimesSync,
   writeFileSync,
@@ -167,6 +168,46 @@ describe('checkpoint disks and keys', () => {
     expect(contentKey(env, newer, 'dual', 'a')).not.toBe(k);
     const bigger = { ...env, vms: env.vms.map((vm) => ({ ...vm, memoryMiB: vm.memoryMiB * 2 })) };
     expect(contentKey(bigger, images, 'dual', 'a')).not.toBe(k);
+  });
+
+  it("keys a checkpoint by its deploy scripts' bytes: one byte changed is another key, the same bytes the same", () => {
+    // a suite of its own whose deploy script the test rewrites (same name, same path, same length)
+    const dir = tempTree({
+      'ost-env.yaml':
+        'suites:\n  s:\n    networks:\n      m: { management: true }\n    vms:\n' +
+        '      vm: { image: debian12-base, nics: [m], deployScripts: [deploy.sh] }\n',
+      'deploy.sh': 'echo one\n',
+    });
+    const script = path.join(dir, 'deploy.sh');
+    const images = new Map([
+      [
+        'vm',
+        {
+          ref: 'debian12-base',
+          path: '/usr/share/ost-images/debian12-base.qcow2',
+          package: { name: 'ost-images-debian12-base', version: '1', release: '202612010000' },
+        },
+      ],
+    ]);
+    const keyNow = () =>
+      contentKey(loadEnvironment(path.join(dir, 'ost-env.yaml'), 's'), images, 'dual', 'a');
+    const first = keyNow();
+    // written again with the same bytes (a new mtime): the same key
+    writeFileSync(script, 'echo one\n');
+    utimesSync(script, new Date(Date.now() + 60_000), new Date(Date.now() + 60_000));
+    expect(keyNow()).toBe(first);
+    // one byte changed, the size and the path as they were: another key
+    writeFileSync(script, 'echo two\n');
+    const second = keyNow();
+    expect(second).not.toBe(first);
+    // and back: the first key again (the key is of the bytes, not of the history)
+    writeFileSync(script, 'echo one\n');
+    expect(keyNow()).toBe(first);
+    // a script that went missing after the suite was read is not the script it was
+    const env = loadEnvironment(path.join(dir, 'ost-env.yaml'), 's');
+    rmSync(script);
+    const gone = contentKey(env, images, 'dual', 'a');
+    expect([first, second]).not.toContain(gone);
   });
 });
 
