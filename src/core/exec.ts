@@ -2,7 +2,8 @@
 
 import { spawn } from 'node:child_process';
 import { closeSync, createWriteStream, existsSync, openSync, type WriteStream } from 'node:fs';
-import { execa } from 'execa';
+import * as fsp from 'node:fs/promises';
+import { execa, type Options } from 'execa';
 import { ToolError } from './errors.js';
 
 export interface ExecOptions {
@@ -24,6 +25,8 @@ export interface ExecOptions {
   allowFailure?: boolean;
   /** Write stdout to this file instead of keeping it (large binary output such as rpm2cpio). */
   stdoutFile?: string;
+  /** Open descriptors of ours the command gets as its fd 3, 4, … (`flock 3` locks the file we hold open). */
+  inheritFds?: readonly number[];
 }
 
 export interface ExecResult {
@@ -51,6 +54,14 @@ const hasSetpriv = process.platform === 'linux' && existsSync(SETPRIV);
 /** The file and args to spawn so that the child is killed when we die (through setpriv when there is one). */
 function dieWithUs(file: string, args: readonly string[]): [string, string[]] {
   return hasSetpriv ? [SETPRIV, ['--pdeathsig', 'KILL', '--', file, ...args]] : [file, [...args]];
+}
+
+/**
+ * execa's stdio array with our descriptors as the child's fd 3, 4, …: execa hands a number in it straight
+ * to child_process.spawn, whatever its value (execa 9's types list only the literals 3 to 9).
+ */
+function stdioWith(stdin: 'ignore' | 'pipe', fds: readonly number[]): Options['stdio'] {
+  return [stdin, 'pipe', 'pipe', ...fds] as unknown as Options['stdio'];
 }
 
 /** Run a command; throws ToolError unless it exits 0 (or allowFailure is set). */
@@ -81,7 +92,10 @@ export async function run(
     forceKillAfterDelay: 10_000,
     cancelSignal: opts.signal,
     input: opts.input,
-    stdin: opts.input === undefined ? 'ignore' : 'pipe',
+    // fds 3+ go only through a stdio array, which then names stdin/stdout/stderr too
+    ...(opts.inheritFds?.length
+      ? { stdio: stdioWith(opts.input === undefined ? 'ignore' : 'pipe', opts.inheritFds) }
+      : { stdin: opts.input === undefined ? 'ignore' : 'pipe' }),
     maxBuffer: 256 * 1024 * 1024,
   });
   const partial = { out: '', err: '' };
@@ -145,7 +159,11 @@ async function runToFile(
   const tail: string[] = [];
   try {
     const code = await new Promise<number | null>((resolve, reject) => {
-      const child = spawn(file, args, { cwd: opts.cwd, stdio: ['ignore', fd, 'pipe'], signal: opts.signal });
+      const child = spawn(file, args, {
+        cwd: opts.cwd,
+        stdio: ['ignore', fd, 'pipe', ...(opts.inheritFds ?? [])],
+        signal: opts.signal,
+      });
       child.stderr?.on('data', (c: Buffer) => {
         tail.push(...c.toString('utf8').split('\n').filter(Boolean));
         tail.splice(0, Math.max(0, tail.length - (opts.tailLines ?? 40)));
@@ -221,6 +239,54 @@ export function startProcess(
       const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
       await exited;
       clearTimeout(timer);
+    },
+  };
+}
+
+/** A daemon we start and leave running: it outlives us (own session, no pdeathsig) until something stops it. */
+export interface DetachedProcess {
+  pid: number | undefined;
+  commandLine: string;
+  /** Its exit code once it has ended (-1: it could not start, or a signal ended it); undefined while it runs. */
+  exitCode(): number | undefined;
+  /** Send it a signal (SIGTERM by default). */
+  kill(signal?: NodeJS.Signals): void;
+}
+
+/**
+ * Start a daemon that must outlive us (the IPv6 proxy's sshd, stopped by `ost down`): detached into a session
+ * of its own, never killed when we exit, with stdout and stderr appended straight to `logFile` (created with
+ * `logMode`) — no pipe of ours, which would break under it when we exit. We do not wait for it (unref).
+ * execa is not used here: its file outputs are piped through this process.
+ */
+export async function startDetached(
+  file: string,
+  args: readonly string[],
+  opts: { logFile: string; logMode?: number; cwd?: string },
+): Promise<DetachedProcess> {
+  const log = await fsp.open(opts.logFile, 'a', opts.logMode ?? 0o644);
+  let code: number | undefined;
+  let child: ReturnType<typeof spawn>;
+  try {
+    child = spawn(file, [...args], { cwd: opts.cwd, detached: true, stdio: ['ignore', log.fd, log.fd] });
+    // listened to before anything is awaited: a program that cannot start says so right away
+    child.on('exit', (c) => {
+      code = c ?? -1;
+    });
+    child.on('error', () => {
+      code = -1;
+    });
+  } finally {
+    // the child has its own copies of the descriptor
+    await log.close();
+  }
+  child.unref();
+  return {
+    pid: child.pid,
+    commandLine: formatCommand([file, ...args]),
+    exitCode: () => code,
+    kill: (signal = 'SIGTERM') => {
+      child.kill(signal);
     },
   };
 }

@@ -3,11 +3,11 @@
 // flock call; util-linux's `flock <fd>` locks a descriptor it inherits from us — the lock belongs to the
 // open file, which our descriptor keeps open after `flock` exits, so we hold it until we close it. The
 // file itself stays (empty when free); while held it names its holder for the "locked by" message.
-import { spawn } from 'node:child_process';
 import { constants } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { OstError } from './errors.js';
+import { run } from './exec.js';
 import { processStart } from './process.js';
 import { requireTool } from './require-tool.js';
 
@@ -26,23 +26,15 @@ export interface Lock {
   release(): Promise<void>;
 }
 
-/** `flock -x [-n | -w secs] <fd>` on our open file: 0 = locked, 1 = held by another (or timed out). */
-function flockFd(fd: number, waitMs: number): Promise<number> {
+/** `flock -x [-n | -w secs] 3` with our open file as its fd 3: 0 = locked, 1 = held by another (or timed out). */
+async function flockFd(file: string, fd: number, waitMs: number): Promise<number> {
   const wait = waitMs > 0 ? ['-w', String(Math.max(0.001, waitMs / 1000))] : ['-n'];
-  return new Promise((resolve, reject) => {
-    const child = spawn(requireTool('flock'), ['-x', ...wait, '3'], {
-      stdio: ['ignore', 'ignore', 'pipe', fd],
-    });
-    let err = '';
-    child.stderr?.on('data', (d) => {
-      err += String(d);
-    });
-    child.on('error', reject);
-    child.on('exit', (code) => {
-      if (code === 0 || code === 1) resolve(code);
-      else reject(new Error(`flock on fd ${fd} exited ${code}: ${err.trim()}`));
-    });
-  });
+  const res = await run(requireTool('flock'), ['-x', ...wait, '3'], { inheritFds: [fd], allowFailure: true });
+  if (res.exitCode === 0 || res.exitCode === 1) return res.exitCode;
+  throw new OstError(
+    `cannot lock ${file}: flock exited ${res.exitCode}: ${res.stderr.trim()}`,
+    'put the file on a local file system that supports flock(2), or fix what flock says',
+  );
 }
 
 async function holderOf(file: string): Promise<LockInfo | undefined> {
@@ -72,7 +64,7 @@ export async function acquireLock(file: string, purpose: string, waitMs = 0): Pr
     throw err;
   }
   try {
-    if ((await flockFd(fh.fd, waitMs)) !== 0) {
+    if ((await flockFd(file, fh.fd, waitMs)) !== 0) {
       const h = await holderOf(file);
       throw new OstError(
         h

@@ -4,10 +4,11 @@
 // host key and its public half as the only authorized key, for the user who runs OST; OST's pytest then
 // runs `ssh -D 1234 -p2222 <user>@<gateway>` in every VM and points dnf at socks5://localhost:1234.
 // Its pid goes to $OST_DEPLOYMENT/sshd_pid, which ost_destroy (and ost down) kill.
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
+import { OstError } from '../core/errors.js';
+import { startDetached } from '../core/exec.js';
 import { sleep } from '../core/timers.js';
 
 /** Where the sshd's pid is written, as lagofy.sh names it. */
@@ -67,24 +68,17 @@ export async function startSshdProxy(p: SshdProxy, waitMs = 15_000): Promise<num
   const args = argv.slice(1);
   const logFile = path.join(p.workdir, SSHD_LOG_FILE);
   for (let delay = 250; ; delay = Math.min(delay * 2, 2000)) {
-    const log = await fs.open(logFile, 'a', 0o644);
-    const child = spawn(cmd, args, { detached: true, stdio: ['ignore', log.fd, log.fd] });
-    await log.close();
-    let code: number | undefined;
-    child.on('exit', (c) => {
-      code = c ?? -1;
-    });
-    child.on('error', () => {
-      code = -1;
-    });
-    child.unref();
+    const child = await startDetached(cmd, args, { logFile, logMode: 0o644 });
     // listening (its pid file names it), or gone
-    while (code === undefined) {
+    while (child.exitCode() === undefined) {
       const text = await fs.readFile(path.join(p.workdir, SSHD_PID_FILE), 'utf8').catch(() => '');
       if (child.pid && Number(text.trim()) === child.pid) return child.pid;
       if (Date.now() > deadline + 5000) {
         child.kill('SIGKILL');
-        throw new Error(`the IPv6 proxy sshd (${argv.join(' ')}) did not write ${SSHD_PID_FILE}`);
+        throw new OstError(
+          `the IPv6 proxy sshd (${child.commandLine}) did not write ${SSHD_PID_FILE}`,
+          `see its log ${logFile}`,
+        );
       }
       await sleep(100);
     }
@@ -96,7 +90,10 @@ export async function startSshdProxy(p: SshdProxy, waitMs = 15_000): Promise<num
       continue;
     }
     if (Date.now() >= deadline)
-      throw new Error(`the IPv6 proxy sshd (${argv.join(' ')}) did not start: ${why || `exit ${code}`}`);
+      throw new OstError(
+        `the IPv6 proxy sshd (${child.commandLine}) did not start: ${why || `exit ${child.exitCode()}`}`,
+        `see its log ${logFile}; it must be able to listen on ${p.address} at the port ${p.config} names`,
+      );
     await sleep(delay);
   }
 }
