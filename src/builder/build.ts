@@ -16,12 +16,12 @@ import { actionsFor, contextFor } from './layer-build.js';
 import { installDomainOwner, LIBVIRT_URI } from './layers/install.js';
 import { computeKeys } from './plan/keys.js';
 import type { ImageSet, Layer } from './plan/model.js';
-import { checkLayerFlags, makePlan, type PlanEntry } from './plan/plan.js';
-import { adoptKeyPair, openCache, planFetches } from './repo/cache.js';
+import { checkLayerFlags, makePlan, type PlanEntry, planFetches } from './plan/plan.js';
+import { adoptKeyPair, openCache } from './repo/cache.js';
 import { BuildFailedError, type BuildResult } from './result.js';
 import { packageName } from './rpm/pack.js';
 import { schedule } from './schedule.js';
-import { BuildPaths } from './state.js';
+import { BuildPaths, readManifest } from './state.js';
 import { upstreamStates } from './upstream.js';
 
 export interface BuildOptions {
@@ -113,7 +113,8 @@ export async function buildImages(set: ImageSet, opts: BuildOptions = {}): Promi
   const accel = opts.accel ?? detectAccel();
   const jobs = Math.max(1, opts.jobs ?? 2);
   const cache = opts.cacheRepo ? await openCache(opts.cacheRepo, reporter) : undefined;
-  const upstream = await upstreamStates(set, paths, opts.offline === true, reporter, opts.signal);
+  const recorded = async (layer: string) => (await readManifest(paths, layer))?.upstream;
+  const upstream = await upstreamStates(set, recorded, opts.offline === true, reporter, opts.signal);
   /** Keys, then the plan, then what the cache repository can provide instead of a build. */
   const planWith = async (publicKey: string | undefined): Promise<PlanEntry[]> => {
     const keys = await computeKeys(set, { publicKey, upstream });

@@ -8,7 +8,6 @@ import { type Reporter, step } from '../core/events.js';
 import { sha256 } from '../core/fsutil.js';
 import type { ImageSet, Layer, PackageRepo } from './plan/model.js';
 import { chainOf } from './plan/model.js';
-import { type BuildPaths, readManifest } from './state.js';
 
 /** The state of one repository, as read: enough to tell two snapshots apart and to say when each was made. */
 export interface UpstreamState {
@@ -181,12 +180,12 @@ export function describeChange(before: UpstreamState[] | undefined, after: Upstr
 
 /**
  * The state of the repositories of every refresh: upstream layer: read now (each repository once, all at
- * once), or with `offline` as each layer's manifest recorded it (none recorded: the state is unknown, and
- * the next online build replaces it).
+ * once), or with `offline` as `recorded` says the layer's last build saw it (its manifest; none recorded:
+ * the state is unknown, and the next online build replaces it).
  */
 export async function upstreamStates(
   set: ImageSet,
-  paths: BuildPaths,
+  recorded: (layer: string) => Promise<UpstreamState[] | undefined>,
   offline: boolean,
   reporter: Reporter,
   signal?: AbortSignal,
@@ -195,11 +194,9 @@ export async function upstreamStates(
   const layers = set.layers.filter((l) => l.refresh === 'upstream');
   if (offline) {
     for (const l of layers) {
-      const m = await readManifest(paths, l.name);
       const sources = reposOf(set, l).map(sourceLine);
-      const recorded = m?.upstream;
-      if (recorded && recorded.map((u) => u.source).join('\n') === sources.join('\n'))
-        out.set(l.name, recorded);
+      const last = await recorded(l.name);
+      if (last && last.map((u) => u.source).join('\n') === sources.join('\n')) out.set(l.name, last);
     }
     return out;
   }

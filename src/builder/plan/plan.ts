@@ -1,7 +1,9 @@
-// The plan: for every layer, whether it is cached or (re)built, and why.
+// The plan: for every layer, whether it is cached, (re)built or fetched from the cache repository, and why.
 
 import { UsageError } from '../../core/errors.js';
 import { exists } from '../../core/fsutil.js';
+import { type CacheHit, findLayer, usableHit } from '../repo/cache.js';
+import type { RepoPackage } from '../repo/metadata.js';
 import { type BuildPaths, type LayerManifest, readManifest } from '../state.js';
 import { describeChange, sameStates, type UpstreamState } from '../upstream.js';
 import { today } from './keys.js';
@@ -16,7 +18,7 @@ export interface PlanEntry {
   reason: string;
   manifest?: LayerManifest;
   /** For 'fetch': the cache repository package to unpack. */
-  hit?: import('../repo/cache.js').CacheHit;
+  hit?: CacheHit;
   /** refresh: upstream — the repositories' state this plan was made with (recorded in the manifest). */
   upstream?: UpstreamState[];
 }
@@ -100,4 +102,26 @@ export async function makePlan(
     });
   }
   return set.layers.map((l) => entries.get(l.name) as PlanEntry);
+}
+
+/** Turn 'build' into 'fetch' where the cache has the same key built on the same parent build. */
+export function planFetches(
+  set: ImageSet,
+  plan: PlanEntry[],
+  pkgs: RepoPackage[],
+  forced: Set<string>,
+): void {
+  const buildIdOf = new Map<string, string | undefined>();
+  for (const e of plan) {
+    const parentId = e.layer.parent ? buildIdOf.get(e.layer.parent) : undefined;
+    if (e.action === 'cached') buildIdOf.set(e.layer.name, e.manifest?.buildId);
+    if (e.action !== 'build' || forced.has(e.layer.name)) continue;
+    if (e.layer.parent && parentId === undefined) continue;
+    const hit = usableHit(findLayer(pkgs, set.distro, e.layer.name, e.key), parentId);
+    if (!hit) continue;
+    e.action = 'fetch';
+    e.hit = hit;
+    e.reason = `${e.reason}; ${hit.pkg.name}-${hit.pkg.version}-${hit.pkg.release} in the cache repository has the same key`;
+    buildIdOf.set(e.layer.name, hit.buildId);
+  }
 }

@@ -9,8 +9,7 @@ import { errorMessage, OstError } from '../../core/errors.js';
 import type { Reporter } from '../../core/events.js';
 import { commitFile, exists, fileSha256, linkOrCopy, removeTree } from '../../core/fsutil.js';
 import { runArgv } from '../../tools/run-tool.js';
-import { type ImageSet, layerFileName } from '../plan/model.js';
-import type { PlanEntry } from '../plan/plan.js';
+import { layerFileName } from '../plan/model.js';
 import { buildProvide, layerProvide, parentBuildProvide } from '../rpm/pack.js';
 import { IMAGES_PREFIX } from '../rpm/spec.js';
 import { type BuildPaths, dropManifest, type LayerManifest, writeManifest } from '../state.js';
@@ -146,27 +145,5 @@ export async function openCache(
   } catch (err) {
     reporter({ type: 'warning', message: `cache repository not used: ${errorMessage(err)}` });
     return undefined;
-  }
-}
-
-/** Turn 'build' into 'fetch' where the cache has the same key built on the same parent build. */
-export function planFetches(
-  set: ImageSet,
-  plan: PlanEntry[],
-  pkgs: RepoPackage[],
-  forced: Set<string>,
-): void {
-  const buildIdOf = new Map<string, string | undefined>();
-  for (const e of plan) {
-    const parentId = e.layer.parent ? buildIdOf.get(e.layer.parent) : undefined;
-    if (e.action === 'cached') buildIdOf.set(e.layer.name, e.manifest?.buildId);
-    if (e.action !== 'build' || forced.has(e.layer.name)) continue;
-    if (e.layer.parent && parentId === undefined) continue;
-    const hit = usableHit(findLayer(pkgs, set.distro, e.layer.name, e.key), parentId);
-    if (!hit) continue;
-    e.action = 'fetch';
-    e.hit = hit;
-    e.reason = `${e.reason}; ${hit.pkg.name}-${hit.pkg.version}-${hit.pkg.release} in the cache repository has the same key`;
-    buildIdOf.set(e.layer.name, hit.buildId);
   }
 }
