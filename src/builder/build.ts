@@ -6,14 +6,16 @@ import * as path from 'node:path';
 import { type Accel, detectAccel } from '../core/accel.js';
 import { ConfigError, type ConfigProblem } from '../core/errors.js';
 import type { Reporter } from '../core/events.js';
-import { formatCommand, run } from '../core/exec.js';
+import { formatCommand } from '../core/exec.js';
 import { exists, removeTree } from '../core/fsutil.js';
 import { acquireLock } from '../core/lock.js';
 import { processAlive } from '../core/process.js';
 import { requireTools, type ToolName } from '../core/require-tool.js';
+import { destroyDomain, runningDomains } from '../tools/virsh.js';
 import { ensureKeyPair, readPublicKey } from './keypair.js';
 import { actionsFor, contextFor } from './layer-build.js';
-import { installDomainOwner, LIBVIRT_URI } from './layers/install.js';
+import { installDomainOwner } from './layers/install.js';
+import type { BuildHost } from './layers/types.js';
 import { computeKeys } from './plan/keys.js';
 import type { ImageSet, Layer } from './plan/model.js';
 import { checkLayerFlags, makePlan, type PlanEntry, planFetches } from './plan/plan.js';
@@ -35,6 +37,11 @@ export interface BuildOptions {
   reporter?: Reporter;
   signal?: AbortSignal;
   accel?: Accel;
+  /**
+   * The libvirt connection for install bases (virt-install, and removing a killed build's install domains);
+   * default qemu:///system. The CLI passes what --connect or LIBVIRT_DEFAULT_URI says.
+   */
+  libvirtUri?: string;
   /** A published repository (dir or URL) whose layers are fetched instead of built when their key matches. */
   cacheRepo?: string;
   /** Do not read the package repositories' state: keep what each layer was last built from. */
@@ -81,7 +88,7 @@ export function preflight(set: ImageSet, plan: PlanEntry[]): void {
 }
 
 /** Leftovers of a killed run: *.tmp images, scratch dirs, transient install domains. */
-async function cleanStale(set: ImageSet, paths: BuildPaths, reporter: Reporter): Promise<void> {
+async function cleanStale(set: ImageSet, paths: BuildPaths, uri: string, reporter: Reporter): Promise<void> {
   for (const f of await fs.readdir(paths.out)) {
     if (f.endsWith('.qcow2.tmp') || /\.tmp-[0-9a-f]{8}$/.test(f)) {
       await fs.rm(path.join(paths.out, f), { force: true });
@@ -90,14 +97,12 @@ async function cleanStale(set: ImageSet, paths: BuildPaths, reporter: Reporter):
   }
   if (await exists(paths.workRoot())) await removeTree(paths.workRoot());
   if (set.layers.some((l) => l.base?.kind === 'install')) {
-    const res = await run('virsh', ['--connect', LIBVIRT_URI, 'list', '--name'], {
-      allowFailure: true,
-    }).catch(() => undefined);
-    for (const name of (res?.stdout ?? '').split('\n').map((s) => s.trim())) {
+    const names = await runningDomains(uri).catch(() => []);
+    for (const name of names) {
       // only the domains of builds that are gone: another build of this distro may be running
       const owner = installDomainOwner(set.distro, name);
       if (owner && !processAlive(owner)) {
-        await run('virsh', ['--connect', LIBVIRT_URI, 'destroy', name], { allowFailure: true });
+        await destroyDomain(uri, name);
         reporter({ type: 'info', message: `destroyed leftover install domain ${name}` });
       }
     }
@@ -110,7 +115,10 @@ export async function buildImages(set: ImageSet, opts: BuildOptions = {}): Promi
   checkLayerFlags(set, { force: opts.force, only: opts.only });
   const out = path.resolve(opts.out ?? path.join('build', set.distro));
   const paths = new BuildPaths(out, set.distro);
-  const accel = opts.accel ?? detectAccel();
+  const host: BuildHost = {
+    accel: opts.accel ?? detectAccel(),
+    libvirtUri: opts.libvirtUri ?? 'qemu:///system',
+  };
   const jobs = Math.max(1, opts.jobs ?? 2);
   const cache = opts.cacheRepo ? await openCache(opts.cacheRepo, reporter) : undefined;
   const recorded = async (layer: string) => (await readManifest(paths, layer))?.upstream;
@@ -134,7 +142,7 @@ export async function buildImages(set: ImageSet, opts: BuildOptions = {}): Promi
       key: e.key,
       steps:
         e.action === 'build'
-          ? actionsFor(contextFor(set, e.layer, e.key, paths, accel, shown)).map((a) =>
+          ? actionsFor(contextFor(set, e.layer, e.key, paths, host, shown)).map((a) =>
               a.kind === 'exec'
                 ? { title: a.title, argv: a.argv, cwd: a.cwd }
                 : { title: a.title, argv: a.argv, guest: a.guest },
@@ -147,7 +155,7 @@ export async function buildImages(set: ImageSet, opts: BuildOptions = {}): Promi
   await fs.mkdir(path.join(out, 'logs'), { recursive: true });
   const lock = await acquireLock(paths.lock(), `ost build-images ${set.file}`);
   try {
-    await cleanStale(set, paths, reporter);
+    await cleanStale(set, paths, host.libvirtUri, reporter);
     if (cache && !(await readPublicKey(paths))) {
       const base = set.layers.find((l) => !l.parent);
       if (base && (await adoptKeyPair(cache.repo, cache.pkgs, packageName(set.distro, base.name), paths))) {
@@ -166,7 +174,7 @@ export async function buildImages(set: ImageSet, opts: BuildOptions = {}): Promi
       set,
       plan,
       paths,
-      accel,
+      host,
       publicKey,
       jobs,
       reporter,

@@ -17,7 +17,7 @@ import { debootstrapActions } from './layers/debootstrap.js';
 import { derivedActions } from './layers/derived.js';
 import { importActions } from './layers/import.js';
 import { installActions } from './layers/install.js';
-import type { Action, LayerContext } from './layers/types.js';
+import type { Action, BuildHost, LayerContext } from './layers/types.js';
 import {
   diffPackages,
   formatDiff,
@@ -59,7 +59,7 @@ export function contextFor(
   layer: Layer,
   key: string,
   paths: BuildPaths,
-  accel: Accel,
+  host: BuildHost,
   publicKey: string,
 ): LayerContext {
   return {
@@ -67,7 +67,8 @@ export function contextFor(
     layer,
     key,
     paths,
-    accel,
+    accel: host.accel,
+    libvirtUri: host.libvirtUri,
     tmpImage: paths.tmpImage(layer.name),
     work: paths.work(layer.name),
     logFile: paths.log(layer.name),

@@ -1,8 +1,8 @@
 // The scheduler: cached and skipped layers first, then every layer whose parent is ready, at most `jobs` at a
 // time; a failed or skipped parent skips its children; an abort stops starting new layers.
-import type { Accel } from '../core/accel.js';
 import type { Reporter } from '../core/events.js';
 import { buildLayer, contextFor, fetchWithEvents } from './layer-build.js';
+import type { BuildHost } from './layers/types.js';
 import type { ImageSet, Layer } from './plan/model.js';
 import type { PlanEntry } from './plan/plan.js';
 import { LayerBuildError, type LayerOutcome } from './result.js';
@@ -13,7 +13,7 @@ export async function schedule(
   set: ImageSet,
   plan: PlanEntry[],
   paths: BuildPaths,
-  accel: Accel,
+  host: BuildHost,
   publicKey: string,
   jobs: number,
   reporter: Reporter,
@@ -55,7 +55,7 @@ export async function schedule(
       const ready =
         !e.layer.parent || p?.status === 'built' || p?.status === 'fetched' || p?.status === 'cached';
       if (!ready || running.size >= jobs) continue;
-      const ctx = contextFor(set, e.layer, e.key, paths, accel, publicKey);
+      const ctx = contextFor(set, e.layer, e.key, paths, host, publicKey);
       const started = Date.now();
       const work =
         e.action === 'fetch' && e.hit && cacheRepo

@@ -57,3 +57,13 @@ export function isNotFound(res: ExecResult): boolean {
     res.stderr,
   );
 }
+
+/** The names of the running domains (`virsh list --name`). */
+export async function runningDomains(uri: string, opts?: ExecOptions): Promise<string[]> {
+  return parseNames((await virsh(uri, ['list', '--name'], opts)).stdout);
+}
+
+/** Stop a domain at once (`virsh destroy`: a transient one is gone then); one already gone is no error. */
+export async function destroyDomain(uri: string, name: string, opts?: ExecOptions): Promise<void> {
+  await virsh(uri, ['destroy', name], { ...opts, allowFailure: true });
+}

@@ -30,4 +30,20 @@ describe('answer files and install media', () => {
     expect(vi).not.toContain('--location');
     expect(vi[vi.indexOf('--network') + 1]).toBe('user');
   });
+  it('installs over the libvirt connection it is given (qemu:///system when none)', async () => {
+    const set = loadImageSet(path.join(REPO_ROOT, 'test/fixtures/netinst/debian12-netinst.yaml'));
+    const connectOf = async (libvirtUri?: string) => {
+      const res = await buildImages(set, {
+        out: '/nonexistent/ni',
+        dryRun: true,
+        accel: 'tcg',
+        offline: true,
+        libvirtUri,
+      });
+      const vi = res.dryRun?.[0]?.steps.find((s) => s.argv?.[0] === 'virt-install')?.argv ?? [];
+      return vi[vi.indexOf('--connect') + 1];
+    };
+    expect(await connectOf('qemu+ssh://builder@host/system')).toBe('qemu+ssh://builder@host/system');
+    expect(await connectOf()).toBe('qemu:///system');
+  });
 });

@@ -1,9 +1,9 @@
 // Install base: virt-install from an ISO/tree/URL (kickstart or preseed), or from a kernel + initrd.
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { run } from '../../core/exec.js';
 import { type ProcessId, self } from '../../core/process.js';
 import { createArgv } from '../../tools/qemu-img.js';
+import { destroyDomain } from '../../tools/virsh.js';
 import { virtInstallArgv } from '../../tools/virt-install.js';
 import { placeholdersIn } from '../plan/load.js';
 import type { ImageSet, InstallBase } from '../plan/model.js';
@@ -45,8 +45,6 @@ export function installDomainOwner(distro: string, name: string): ProcessId | un
   return m ? { pid: Number(m[1]), start: m[2] === '0' ? '' : (m[2] as string) } : undefined;
 }
 
-export const LIBVIRT_URI = process.env.LIBVIRT_DEFAULT_URI ?? 'qemu:///system';
-
 export function installActions(ctx: LayerContext): Action[] {
   const b = ctx.layer.base;
   if (b?.kind !== 'install') throw new Error(`layer ${ctx.layer.name} is not an install base`);
@@ -78,7 +76,7 @@ export function installActions(ctx: LayerContext): Action[] {
       kind: 'exec',
       title: `install with virt-install (console: ${ctx.consoleLog})`,
       argv: virtInstallArgv({
-        connect: LIBVIRT_URI,
+        connect: ctx.libvirtUri,
         name,
         accel: ctx.accel,
         memoryMiB: b.memoryMiB,
@@ -95,9 +93,7 @@ export function installActions(ctx: LayerContext): Action[] {
       timeoutMs: b.timeoutMs + 5 * 60_000,
       undo: {
         label: `transient domain ${name}`,
-        fn: async () => {
-          await run('virsh', ['--connect', LIBVIRT_URI, 'destroy', name], { allowFailure: true });
-        },
+        fn: () => destroyDomain(ctx.libvirtUri, name),
       },
     },
   ];

@@ -26,13 +26,19 @@ export type Action =
       guest?: string[];
     };
 
+/** What a build uses of the machine it runs on. */
+export interface BuildHost {
+  accel: Accel;
+  /** The libvirt connection install bases use (virt-install, their transient domain's undo). */
+  libvirtUri: string;
+}
+
 /** Everything a layer builder needs to know. */
-export interface LayerContext {
+export interface LayerContext extends BuildHost {
   set: ImageSet;
   layer: Layer;
   key: string;
   paths: BuildPaths;
-  accel: Accel;
   /** The image being built; renamed into place after verification. */
   tmpImage: string;
   /** Scratch directory for this layer, removed afterwards. */
