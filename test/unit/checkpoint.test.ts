@@ -16,7 +16,7 @@ import {
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { OstError, UsageError } from '../../src/core/errors.js';
-import { cacheKey, cacheName } from '../../src/launcher/checkpoint/cache.js';
+import { cacheKey, cacheName } from '../../src/launcher/up/checkpoint-cache.js';
 import { domainXmlForRestore } from '../../src/launcher/checkpoint/domain-xml.js';
 import { checkpointSubnets, checkSuite } from '../../src/launcher/checkpoint/from.js';
 import { contentKey } from '../../src/launcher/checkpoint/key.js';
@@ -44,7 +44,7 @@ import { asList, attr, child, parseXml, type XmlNode } from '../../src/launcher/
 import { dnsmasqConfig, hostEnd, netnsMountPropagation } from '../../src/launcher/net/isolated.js';
 import { layoutEnv } from '../../src/launcher/net/layout.js';
 import type { EnvRecord } from '../../src/launcher/state/record.js';
-import type { UpOptions } from '../../src/launcher/up.js';
+import type { UpOptions } from '../../src/launcher/up/run.js';
 import { sshArgv } from '../../src/tools/ssh.js';
 import { REPO_ROOT, tempTree } from '../helpers/sets.js';
 

@@ -34,7 +34,7 @@ import { type FoundEnv, isLeftover, UNOWNED_GRACE_MS } from '../../src/launcher/
 import { imageVars, renderEnvSh, renderHosts } from '../../src/launcher/state/ost-files.js';
 import { type EnvRecord, renderInventory, renderSshConfig } from '../../src/launcher/state/record.js';
 import { createWorkdir, markerOwner, ownsWorkdir } from '../../src/launcher/state/workdir.js';
-import { isSubnetInUse } from '../../src/launcher/up.js';
+import { isSubnetInUse } from '../../src/launcher/up/phases/networks.js';
 import { parseRpmQuery } from '../../src/tools/rpm.js';
 import { isConnectFailure, isNotFound } from '../../src/tools/virsh.js';
 import { REPO_ROOT, tempTree } from '../helpers/sets.js';

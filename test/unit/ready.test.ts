@@ -21,8 +21,8 @@ import {
   waitReady,
 } from '../../src/guest/ready.js';
 import { parseDomState } from '../../src/launcher/ready/domstate.js';
-import { overlayBase, startAgain } from '../../src/launcher/ready/wait.js';
-import type { VmRecord } from '../../src/launcher/state/record.js';
+import { startAgain } from '../../src/launcher/ready/wait.js';
+import { overlayBaseOf, type VmRecord } from '../../src/launcher/state/record.js';
 import { create, createOverlay } from '../../src/tools/qemu-img.js';
 import { REPO_ROOT, tempTree } from '../helpers/sets.js';
 
@@ -259,7 +259,7 @@ describe('a second start of a VM whose qemu died', () => {
         execFileSync('qemu-img', ['info', '--output=json', '-U', v.overlay], { encoding: 'utf8' }),
       ) as { 'backing-filename': string };
       expect(info['backing-filename']).toBe(custom ? layer : image);
-      expect(overlayBase(v)).toBe(custom ? layer : image);
+      expect(overlayBaseOf(v)).toBe(custom ? layer : image);
     }
   });
 });

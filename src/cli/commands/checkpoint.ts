@@ -1,7 +1,7 @@
 // `ost checkpoint / revert / rm-checkpoint`, `ost list --checkpoints`, `ost gc --checkpoints`: thin handlers
 // over src/launcher/checkpoint.
 import { OstError } from '../../core/errors.js';
-import { checkpointsInUse } from '../../launcher/checkpoint/cache.js';
+import { checkpointsInUse } from '../../launcher/checkpoint/in-use.js';
 import { revert } from '../../launcher/checkpoint/restore.js';
 import {
   checkpointRoot,

@@ -8,19 +8,21 @@ import { runInteractive } from '../../core/exec.js';
 import { lastLines } from '../../core/fsutil.js';
 import { processAlive } from '../../core/process.js';
 import { requireTool } from '../../core/require-tool.js';
-import { type CacheOutcome, upWithCheckpointCache } from '../../launcher/checkpoint/cache.js';
 import { checkpointRoot, readCheckpoint } from '../../launcher/checkpoint/store.js';
 import { loadEnvironment } from '../../launcher/env/load.js';
 import type { Environment } from '../../launcher/env/model.js';
 import { loadOstJson } from '../../launcher/env/ost-json.js';
 import { Templates } from '../../launcher/libvirt/templates.js';
-import type { IpMode } from '../../launcher/net/layout.js';
 import { pruneUnreadableLeases } from '../../launcher/net/leases.js';
 import { requireEnv, selectEnv } from '../../launcher/select.js';
 import { discoverEnvs, type FoundEnv, isLeftover, isUp } from '../../launcher/state/discover.js';
 import { type EnvRecord, leasesDir, stateRoot } from '../../launcher/state/record.js';
 import { teardown } from '../../launcher/teardown.js';
-import { type UpOptions, up } from '../../launcher/up.js';
+import { type CacheOutcome, upWithCheckpointCache } from '../../launcher/up/checkpoint-cache.js';
+import { planOnly } from '../../launcher/up/dry-run.js';
+import type { UpPlan } from '../../launcher/up/plan.js';
+import { checkUpRequest } from '../../launcher/up/request.js';
+import { type UpOptions, up } from '../../launcher/up/run.js';
 import { inNetns } from '../../tools/netns.js';
 import { libvirtUri, virsh } from '../../tools/virsh.js';
 import { cliReporter } from '../reporter.js';
@@ -65,6 +67,8 @@ export interface UpArgs extends EnvCommon, CustomArgs {
   checkpointCache?: boolean;
   /** --isolated: with --from, a second env of its own, its networks in a namespace of their own. */
   isolated?: boolean;
+  /** --dry-run: print the plan (the commands and files) and make nothing. */
+  dryRun?: boolean;
   checkpointDir?: string;
 }
 
@@ -147,20 +151,25 @@ function sudoUser(): { uid: number; gid: number } | undefined {
   return { uid, gid };
 }
 
-/** `ost.sh run -4` / `-6`: one family only, never both. */
-function ipModeOf(a: UpArgs): IpMode {
-  if (a.ipv4Only && a.ipv6Only)
-    throw new UsageError(
-      '--ipv4-only and --ipv6-only exclude each other',
-      'give one of them, or neither for both families',
-    );
-  return a.ipv4Only ? 'ipv4' : a.ipv6Only ? 'ipv6' : 'dual';
-}
-
 export async function upCommand(a: UpArgs): Promise<void> {
-  const ipMode = ipModeOf(a);
   const env = loadEnv(a);
-  const ui = cliReporter({ quiet: a.json });
+  // every flag rule at once, before anything is read or made (the checkpoint's own id is checked once read)
+  const flags = {
+    env,
+    id: a.id,
+    ipv4Only: a.ipv4Only,
+    ipv6Only: a.ipv6Only,
+    deploy: a.deploy,
+    wait: a.wait,
+    from: a.from ? { name: a.from } : undefined,
+    isolated: a.isolated,
+    checkpointCache: a.checkpointCache,
+    customRepos: a.customRepos,
+    customInstall: a.customInstall,
+    dryRun: a.dryRun,
+  };
+  const { ipMode } = checkUpRequest(flags);
+  const ui = cliReporter({ quiet: a.json || a.dryRun });
   const abort = new AbortController();
   const off = onInterrupt(abort, () => process.exit(130));
   try {
@@ -195,6 +204,12 @@ export async function upCommand(a: UpArgs): Promise<void> {
       reporter: ui.reporter,
       signal: abort.signal,
     };
+    if (a.dryRun) {
+      const { plan, text } = await planOnly(options);
+      ui.stop();
+      process.stdout.write(a.json ? `${JSON.stringify(planJson(plan), null, 2)}\n` : `${text}\n`);
+      return;
+    }
     if (!a.checkpointCache) {
       const record = await up(options);
       ui.stop();
@@ -215,6 +230,15 @@ export async function upCommand(a: UpArgs): Promise<void> {
     ui.stop();
     off();
   }
+}
+
+/** The plan as JSON: the checkpoint by name, each VM without its suite entry (already in the plan's env). */
+function planJson(plan: UpPlan): unknown {
+  return {
+    ...plan,
+    from: plan.from && { name: plan.from.name, dir: plan.from.dir },
+    vms: plan.vms.map(({ vm: _vm, ...rest }) => rest),
+  };
 }
 
 function describe(e: FoundEnv): { state: string; owner: string } {

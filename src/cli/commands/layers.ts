@@ -10,7 +10,7 @@ import { UsageError } from '../../core/errors.js';
 import type { Reporter } from '../../core/events.js';
 import { discoverEnvs } from '../../launcher/state/discover.js';
 import { stateRoot } from '../../launcher/state/record.js';
-import type { CustomLayersHook } from '../../launcher/up.js';
+import type { CustomLayersHook } from '../../launcher/up/run.js';
 import { libvirtUri } from '../../tools/virsh.js';
 
 /** What the custom-layer flags of ost up say. */
@@ -45,14 +45,8 @@ export function customHook(
   reporter: Reporter,
   signal: AbortSignal,
 ): CustomLayersHook | undefined {
-  if (a.customRepos.length === 0) {
-    if (a.customInstall.length > 0)
-      throw new UsageError(
-        `--custom-install ${a.customInstall.join(' ')}: installs from custom repos, and none is given`,
-        'add --custom-repo DIR|URL with the packages',
-      );
-    return undefined;
-  }
+  // --custom-install without --custom-repo is refused with the other flag rules (launcher/up/request.ts)
+  if (a.customRepos.length === 0) return undefined;
   return {
     repos: a.customRepos,
     install: a.customInstall,

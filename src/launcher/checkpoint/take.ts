@@ -16,7 +16,8 @@ import type { Environment } from '../env/model.js';
 import { handToQemu, qemuIdentity } from '../images/qemu-user.js';
 import { requireEnv } from '../select.js';
 import { isUp } from '../state/discover.js';
-import { type EnvRecord, type VmRecord, writeOutputs } from '../state/record.js';
+import { writeOutputs } from '../state/outputs.js';
+import { type EnvRecord, overlayBaseOf, type VmRecord } from '../state/record.js';
 import { freezeDisk } from './disks.js';
 import { contentKey, type KeyImage } from './key.js';
 import { type CheckpointVm, dirBytes, type StoredCheckpoint, startCheckpoint } from './store.js';
@@ -50,7 +51,7 @@ export async function lockEnv(stateRoot: string, id: string, purpose: string) {
 /** The disks of a VM, root disk first: guest device, the file the VM writes now, its format. */
 export function vmDisks(vm: VmRecord): { dev: string; top: string; base?: string }[] {
   return [
-    { dev: 'vda', top: vm.overlay, base: vm.image.chain[0] },
+    { dev: 'vda', top: vm.overlay, base: overlayBaseOf(vm) },
     // extra disks are sda, sdb, … (virtio-scsi), in suite order, as up renders them
     ...vm.disks.map((d) => ({ dev: d.name, top: d.path })),
   ];

@@ -8,7 +8,7 @@ import { type ReadyTarget, VmGoneError, type VmState, VmStuckError, waitReady } 
 import { createOverlay } from '../../tools/qemu-img.js';
 import { virsh } from '../../tools/virsh.js';
 import { handToQemu, type Identity } from '../images/qemu-user.js';
-import type { VmRecord } from '../state/record.js';
+import { overlayBaseOf, type VmRecord } from '../state/record.js';
 import { parseDomState } from './domstate.js';
 
 export interface WaitOptions {
@@ -32,9 +32,6 @@ export async function waitForVms(vms: readonly VmRecord[], o: WaitOptions): Prom
   await Promise.all(vms.map((vm) => waitForVm(vm, o)));
 }
 
-/** The file a VM's overlay goes on: its custom layer when it has one, else its image. */
-export const overlayBase = (vm: Pick<VmRecord, 'image'>): string => vm.image.custom?.file ?? vm.image.path;
-
 /**
  * A second start of a VM whose qemu died: a fresh overlay on the same base as the first (the custom layer
  * when the VM has one — never the bare image, or it would come back without its custom packages).
@@ -45,7 +42,7 @@ export async function startAgain(
   start: (xml: string) => Promise<unknown> = (xml) => virsh(o.uri, ['create', xml], { signal: o.signal }),
 ): Promise<void> {
   await fs.rm(vm.overlay, { force: true });
-  await createOverlay(vm.overlay, overlayBase(vm), { signal: o.signal });
+  await createOverlay(vm.overlay, overlayBaseOf(vm), { signal: o.signal });
   await handToQemu(vm.overlay, o.qemu);
   await start(o.domainXml(vm));
   vm.timings.restarts = (vm.timings.restarts ?? 0) + 1;

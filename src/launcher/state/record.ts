@@ -4,7 +4,6 @@ import * as path from 'node:path';
 import { atomicWriteFile } from '../../core/fsutil.js';
 import type { ProcessId } from '../../core/process.js';
 import type { IpMode, NetLayout, VmLayout } from '../net/layout.js';
-import { imageVars, renderEnvSh, renderHosts } from './ost-files.js';
 
 /**
  * Where ost keeps env dirs and leases: OST_STATE_DIR, else /run/ost for root and the user's runtime dir
@@ -30,6 +29,8 @@ export interface VmRecord extends VmLayout {
     /** The custom layer (ost up --custom-repo) the VM's overlay sits on, on top of this image. */
     custom?: AppliedCustomLayer;
   };
+  /** The file the root overlay was made on (the custom layer, else the image); a second start uses it too. */
+  overlayBase?: string;
   overlay: string;
   disks: { name: string; path: string; size: string; format: string }[];
   memoryMiB: number;
@@ -41,6 +42,14 @@ export interface VmRecord extends VmLayout {
   systemState?: string;
   /** ms per step (overlay, start, bootToSsh); `startedAt`, `sshOpenAt`, `readyAt`: wall-clock epoch ms. */
   timings: Record<string, number>;
+}
+
+/**
+ * The file a VM's root overlay was made on: as the plan decided it (env.json since the overlay base was
+ * recorded), else as it was decided then — the custom layer when the VM has one, else its image.
+ */
+export function overlayBaseOf(vm: Pick<VmRecord, 'overlayBase' | 'image'>): string {
+  return vm.overlayBase ?? vm.image.custom?.file ?? vm.image.path;
 }
 
 /** A custom layer as the launcher uses it: the file its overlays go on, and what it carries. */
@@ -146,16 +155,4 @@ export function renderInventory(r: EnvRecord): string {
     `ost_suite=${r.suite}`,
   );
   return `${lines.join('\n')}\n`;
-}
-
-/** Write env.json, inventory, ssh_config, and what OST's harness reads: hosts and env.sh. */
-export async function writeOutputs(r: EnvRecord): Promise<void> {
-  await writeRecord(r);
-  await atomicWriteFile(path.join(r.workdir, 'inventory'), renderInventory(r));
-  await atomicWriteFile(path.join(r.workdir, 'ssh_config'), renderSshConfig(r));
-  await atomicWriteFile(path.join(r.workdir, 'hosts'), renderHosts(r));
-  await atomicWriteFile(
-    path.join(r.workdir, 'env.sh'),
-    renderEnvSh(r, { ostRepo: r.ostRepo, uri: r.uri, ...imageVars(r) }),
-  );
 }

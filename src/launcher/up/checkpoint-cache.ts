@@ -2,27 +2,17 @@
 // suite's definition, its deploy scripts, whether they ran) when one is stored, else boot (and deploy) as
 // usual and checkpoint the result for next time. The second run of a suite on the same images restores
 // instead of booting: seconds, not minutes.
-import { errorMessage, OstError, UsageError } from '../../core/errors.js';
+import { errorMessage, OstError } from '../../core/errors.js';
+import { checkpointSubnets } from '../checkpoint/from.js';
+import { checkpointsInUse } from '../checkpoint/in-use.js';
+import { contentKey, type KeyImage } from '../checkpoint/key.js';
+import { listCheckpoints, removeCheckpoint, type StoredCheckpoint } from '../checkpoint/store.js';
+import { takeCheckpoint } from '../checkpoint/take.js';
 import { qemuIdentity } from '../images/qemu-user.js';
 import { imageKey, type ResolvedImage, resolveImages } from '../images/resolve.js';
-import { discoverEnvs, isLeftover } from '../state/discover.js';
 import { type EnvRecord, leasesDir } from '../state/record.js';
-import { type UpOptions, up } from '../up.js';
-import { checkpointSubnets } from './from.js';
-import { contentKey, type KeyImage } from './key.js';
-import { listCheckpoints, removeCheckpoint, type StoredCheckpoint } from './store.js';
-import { takeCheckpoint } from './take.js';
-
-/** Checkpoint dirs that envs on this host run on (restored from them) → the env ids. */
-export async function checkpointsInUse(uri: string, stateRoot: string): Promise<Map<string, string[]>> {
-  const out = new Map<string, string[]>();
-  for (const e of (await discoverEnvs(uri, stateRoot)).values()) {
-    const dir = e.record?.checkpoint?.dir;
-    if (!dir || isLeftover(e)) continue;
-    out.set(dir, [...(out.get(dir) ?? []), e.id]);
-  }
-  return out;
-}
+import { checkUpRequest, willDeploy } from './request.js';
+import { type UpOptions, up } from './run.js';
 
 /** What `--checkpoint-cache` did. */
 export interface CacheOutcome {
@@ -38,13 +28,6 @@ export interface CacheOutcome {
   checkpointMs?: number;
   /** Older cache checkpoints of the suite that this one replaced (removed; no env ran on them). */
   replaced: string[];
-}
-
-/** Whether the up will run deploy scripts (ost-env suites always do; OST's only with --deploy). */
-function deploys(o: UpOptions): boolean {
-  return (
-    o.env.vms.some((vm) => vm.deployScripts.length > 0) && (o.env.kind !== 'ost-json' || o.deploy === true)
-  );
 }
 
 /** `cache-<suite>-<deployed|booted>-<key>`: a checkpoint name (64 characters at most). */
@@ -73,7 +56,7 @@ export async function cacheKey(o: UpOptions): Promise<{ key: string; images: Map
     o.env,
     byVm,
     o.ipMode ?? 'dual',
-    `checkpoint-cache:${deploys(o) ? 'deployed' : 'booted'}`,
+    `checkpoint-cache:${willDeploy(o.env, o.deploy) ? 'deployed' : 'booted'}`,
   );
   return { key, images };
 }
@@ -81,20 +64,22 @@ export async function cacheKey(o: UpOptions): Promise<{ key: string; images: Map
 export async function upWithCheckpointCache(
   o: UpOptions & { checkpointRoot: string },
 ): Promise<{ record: EnvRecord; cache: CacheOutcome }> {
-  if (o.custom)
-    throw new UsageError(
-      '--checkpoint-cache restores VMs as they were: --custom-repo / --custom-install cannot apply to them',
-      'leave out one of them',
-    );
-  if (o.wait === false)
-    throw new UsageError(
-      '--checkpoint-cache checkpoints the env once every VM is ready: --no-wait does not apply',
-    );
-  if (o.from) throw new UsageError('--from and --checkpoint-cache exclude each other', 'give one of them');
+  checkUpRequest({
+    env: o.env,
+    id: o.id,
+    ipMode: o.ipMode,
+    deploy: o.deploy,
+    wait: o.wait,
+    from: o.from && { name: o.from.name, envId: o.from.record.env.id },
+    isolated: o.isolated,
+    checkpointCache: true,
+    customRepos: o.custom?.repos,
+    customInstall: o.custom?.install,
+  });
   const resolveStart = Date.now();
   const { key, images } = await cacheKey(o);
   o = { ...o, resolved: { images, ms: Date.now() - resolveStart } };
-  const deployed = deploys(o);
+  const deployed = willDeploy(o.env, o.deploy);
   const found = (await listCheckpoints(o.checkpointRoot)).find((c) => c.record.key === key);
   let note: string | undefined;
   if (found) {

@@ -1,0 +1,18 @@
+// What an env dir holds for people and OST's harness, written together: env.json, the Ansible inventory,
+// ssh_config, and OST's hosts and env.sh.
+import * as path from 'node:path';
+import { atomicWriteFile } from '../../core/fsutil.js';
+import { imageVars, renderEnvSh, renderHosts } from './ost-files.js';
+import { type EnvRecord, renderInventory, renderSshConfig, writeRecord } from './record.js';
+
+/** Write env.json, inventory, ssh_config, and what OST's harness reads: hosts and env.sh. */
+export async function writeOutputs(r: EnvRecord): Promise<void> {
+  await writeRecord(r);
+  await atomicWriteFile(path.join(r.workdir, 'inventory'), renderInventory(r));
+  await atomicWriteFile(path.join(r.workdir, 'ssh_config'), renderSshConfig(r));
+  await atomicWriteFile(path.join(r.workdir, 'hosts'), renderHosts(r));
+  await atomicWriteFile(
+    path.join(r.workdir, 'env.sh'),
+    renderEnvSh(r, { ostRepo: r.ostRepo, uri: r.uri, ...imageVars(r) }),
+  );
+}

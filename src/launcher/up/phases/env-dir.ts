@@ -1,0 +1,198 @@
+// The env dir phases: the dir itself (its existence is the claim on the id and, for OST suites, on the
+// deployment dir), env.json and the private keys first; the files OST and ssh read once the addresses are
+// known; and the last word, once everything is up: env.json's `up`, libvirt's metadata, the hand-over.
+import * as fs from 'node:fs/promises';
+import * as path from 'node:path';
+import type { ProcessId } from '../../../core/process.js';
+import { virsh } from '../../../tools/virsh.js';
+import { metadataElement, OST_NS, OST_PREFIX, type OstMetadata } from '../../libvirt/render.js';
+import { buildXml } from '../../libvirt/xml.js';
+import { exportPackageLists } from '../../state/ost-files.js';
+import { writeOutputs } from '../../state/outputs.js';
+import type { EnvRecord, VmRecord } from '../../state/record.js';
+import { writeRecord } from '../../state/record.js';
+import { createWorkdir, giveToUser, removeWorkdir } from '../../state/workdir.js';
+import { layoutOf, type UpContext } from '../context.js';
+import type { Phase } from '../phase.js';
+import type { UpPlan } from '../plan.js';
+
+/** The env record as it starts: what the up is, nothing made yet. */
+export function startingRecord(plan: UpPlan, owner: ProcessId, timings: Record<string, number>): EnvRecord {
+  const { env } = plan;
+  return {
+    version: 1,
+    id: plan.id,
+    suite: env.suite,
+    source: env.file,
+    kind: env.kind,
+    ostRepo: env.ostRepo,
+    ipMode: plan.ipMode,
+    distro:
+      env.distro ?? env.vms.map((vm) => (vm.image.kind === 'package' ? vm.image.distro : '')).find(Boolean),
+    status: 'starting',
+    owner,
+    created: new Date().toISOString(),
+    uri: plan.uri,
+    workdir: plan.workdir,
+    overlayDir: plan.overlayDir,
+    domainType: plan.domainType,
+    networks: [],
+    vms: [],
+    custom: plan.customRequest && {
+      repos: plan.customRequest.repos,
+      install: plan.customRequest.install,
+      layers: [...new Set(plan.vms.flatMap((vm) => (vm.custom ? [vm.custom.file] : [])))],
+    },
+    timings,
+  };
+}
+
+/** The metadata every network and domain of the env carries while it starts. */
+export function startingMeta(plan: UpPlan, owner: ProcessId): OstMetadata {
+  return {
+    envId: plan.id,
+    suite: plan.suite,
+    workdir: plan.workdir,
+    overlayDir: plan.overlayDir,
+    ownerPid: owner.pid,
+    ownerStart: owner.start,
+    state: 'starting',
+  };
+}
+
+export const envDirPhase: Phase = {
+  id: 'envdir',
+  untimed: true,
+  title: (plan) => `env dir ${plan.workdir}`,
+  steps: (plan) => [
+    {
+      title: `mkdir ${plan.workdir} (refused when it exists) with .ost-env, logs/, images/, libvirt/, keys/`,
+    },
+    ...(plan.deployment ? [{ title: `link ${plan.envLink} -> ${plan.workdir}` }] : []),
+    { title: `write ${path.join(plan.workdir, 'env.json')}` },
+    ...[...new Map(plan.vms.map((vm) => [vm.key, vm.keySource]))].map(([key, source]) => ({
+      title: `copy ${source} to ${key} (0600)`,
+    })),
+  ],
+  async run(ctx) {
+    const { plan } = ctx;
+    await createWorkdir(ctx.stateRoot, plan.id, ctx.record.owner, plan.deployment);
+    ctx.undo.add(`env dir ${plan.workdir}`, async () => {
+      await removeWorkdir(ctx.stateRoot, plan.id, plan.workdir);
+    });
+    await writeRecord(ctx.record);
+    // keys as shipped by the base RPM are world-readable; ssh wants them private
+    for (const [key, source] of new Map(plan.vms.map((vm) => [vm.key, vm.keySource]))) {
+      await fs.copyFile(source, key);
+      await fs.chmod(key, 0o600);
+    }
+  },
+};
+
+/** Each VM's record: its place in the layout, its image and chain, its disks and files. */
+function vmRecords(ctx: UpContext): VmRecord[] {
+  const layout = layoutOf(ctx);
+  return ctx.plan.vms.map((vm, i) => {
+    const l = layout.vms[i];
+    if (!l) throw new Error(`the layout has no VM ${vm.name}`);
+    return {
+      ...l,
+      image: {
+        ref: vm.image.ref,
+        path: vm.image.path,
+        package: vm.image.package,
+        chain: vm.chain,
+        var: vm.vm.imageVar,
+        custom: vm.custom,
+      },
+      overlayBase: vm.overlayBase,
+      overlay: vm.overlay,
+      disks: vm.disks.map((d) => ({ name: d.name, path: d.path, size: d.size, format: d.format })),
+      memoryMiB: vm.vm.memoryMiB,
+      vcpus: vm.vm.vcpus,
+      consoleLog: vm.consoleLog,
+      key: vm.key,
+      deployScripts: vm.vm.deployScripts.map((s) => s.name),
+      timings: ctx.vmTimings.get(vm.name) ?? {},
+    };
+  });
+}
+
+export const filesPhase: Phase = {
+  id: 'files',
+  untimed: true,
+  title: () => 'hosts, env.sh, inventory, ssh_config',
+  steps: (plan) => [
+    {
+      title: `write env.json, hosts, env.sh, inventory and ssh_config in ${plan.workdir} once the addresses are known`,
+    },
+    ...(plan.ostSuite
+      ? [
+          {
+            title: `export the images' package lists to ${path.join(plan.env.ostRepo ?? '', 'exported-artifacts')}`,
+          },
+        ]
+      : []),
+  ],
+  async run(ctx) {
+    const r = ctx.record;
+    r.vms = vmRecords(ctx);
+    // as soon as addresses are known: a kept failed env is reachable
+    await writeOutputs(r);
+    if (ctx.plan.ostSuite)
+      await exportPackageLists(r, path.join(ctx.plan.env.ostRepo as string, 'exported-artifacts'));
+  },
+};
+
+/** The `ost:env` element for `virsh metadata --set` (virsh adds the namespace and prefix itself). */
+function metadataForSet(m: OstMetadata): string {
+  const node = metadataElement(m);
+  delete node[`@_xmlns:${OST_PREFIX}`];
+  return buildXml({ env: node }).trim();
+}
+
+/** The deployment dir to the sudo user; the extra disks stay qemu's (it writes them). */
+export async function handOver(plan: UpPlan, r: EnvRecord): Promise<void> {
+  if (!plan.deployment || !plan.handOver) return;
+  await giveToUser(
+    plan.deployment,
+    plan.handOver,
+    new Set(r.vms.flatMap((vm) => vm.disks.map((d) => d.path))),
+  );
+}
+
+export const finishPhase: Phase = {
+  id: 'finish',
+  untimed: true,
+  title: () => 'mark the env up',
+  steps: (plan) => [
+    { title: `mark each domain's ost metadata state 'up' (virsh metadata --live), and env.json` },
+    ...(plan.handOver
+      ? [{ title: `hand ${plan.workdir} to uid ${plan.handOver.uid} (the extra disks stay qemu's)` }]
+      : []),
+  ],
+  async run(ctx) {
+    const r = ctx.record;
+    // mark the env finished in libvirt too, so `ost gc` never takes it for a leftover
+    await Promise.all(
+      r.vms.map((vm) =>
+        virsh(ctx.uri, [
+          'metadata',
+          vm.libvirtName,
+          '--uri',
+          OST_NS,
+          '--key',
+          OST_PREFIX,
+          '--set',
+          metadataForSet({ ...ctx.meta, vm: vm.name, roles: vm.roles, state: 'up' }),
+          '--live',
+        ]),
+      ),
+    );
+    ctx.timings.total = Date.now() - ctx.started;
+    ctx.timings.overhead = ctx.timings.total - (ctx.timings.ready ?? 0) - (ctx.timings.deploy ?? 0);
+    r.status = 'up';
+    await writeOutputs(r);
+    await handOver(ctx.plan, r);
+  },
+};

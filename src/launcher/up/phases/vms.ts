@@ -1,0 +1,109 @@
+// The VM phases: domains (every VM created or restored at once, by the start strategy), ready (booted VMs
+// waited for, restored ones resumed), the IPv6 SOCKS helper of `ost.sh run -6`, and the deploy scripts.
+import { existsSync } from 'node:fs';
+import * as path from 'node:path';
+import { OstError } from '../../../core/errors.js';
+import { run } from '../../../core/exec.js';
+import { faultPoint } from '../../../core/fault.js';
+import { atomicWriteFile } from '../../../core/fsutil.js';
+import { runDeployScripts } from '../../deploy.js';
+import { startSshdProxy, stopSshdProxy } from '../../ipv6-proxy.js';
+import { layoutOf, settleAll } from '../context.js';
+import type { Phase, StartStrategy } from '../phase.js';
+
+export function domainsPhase(strategy: StartStrategy): Phase {
+  return {
+    id: 'domains',
+    title: (plan) => strategy.domainsTitle(plan),
+    steps: (plan) => [
+      { title: `write each domain's XML to ${path.join(plan.workdir, 'libvirt')}/domain-<vm>.xml` },
+      ...plan.vms.flatMap((vm) => strategy.startSteps(plan, vm)),
+    ],
+    async run(ctx) {
+      await settleAll(ctx.record.vms, async (vm) => {
+        const planned = ctx.plan.vms.find((v) => v.name === vm.name);
+        if (!planned) throw new Error(`no VM ${vm.name} in the plan`);
+        await strategy.start(ctx, vm, planned);
+      });
+      await faultPoint('up:domains');
+    },
+  };
+}
+
+export function readyPhase(strategy: StartStrategy): Phase {
+  return {
+    id: 'ready',
+    title: (plan) => strategy.readyTitle(plan),
+    skip: (plan) => !strategy.waits(plan),
+    steps: (plan) => strategy.readySteps(plan),
+    run: (ctx) => strategy.ready(ctx),
+  };
+}
+
+/** The public half of a private key, next to it (`ssh-keygen -y`), for images that ship no `.pub`. */
+async function publicKeyOf(key: string): Promise<string> {
+  const pub = `${key}.pub`;
+  const r = await run('ssh-keygen', ['-y', '-f', key]);
+  await atomicWriteFile(pub, r.stdout);
+  return pub;
+}
+
+export const proxyPhase: Phase = {
+  id: 'proxy',
+  title: (_plan, ctx) =>
+    `SOCKS helper sshd on [${ctx?.layout?.networks.find((n) => n.management)?.ipv6?.gateway ?? '<management IPv6 gateway>'}]:2222 (ost.sh run -6)`,
+  skip: (plan, ctx) => (ctx ? !ctx.proxy : !(plan.ostSuite && plan.ipMode === 'ipv6')),
+  steps: () => [
+    {
+      title:
+        "sshd -D -e with OST's common/helpers/sshd_config on [<management IPv6 gateway>]:2222, the image key as host key, its .pub the one authorized key",
+    },
+  ],
+  async run(ctx) {
+    const p = ctx.proxy;
+    if (!p) throw new Error('the proxy phase runs only with a SOCKS helper to start');
+    const mgmt = layoutOf(ctx).networks.find((n) => n.management);
+    const vm0 = ctx.record.vms[0];
+    const first = ctx.plan.vms[0];
+    if (!mgmt?.ipv6 || !vm0 || !first)
+      throw new OstError(
+        `suite ${ctx.plan.suite} has no IPv6 management network for --ipv6-only's SOCKS helper`,
+        'give the management network IPv6, or leave out --ipv6-only',
+      );
+    const gateway = mgmt.ipv6.gateway;
+    // the installed key's .pub, on a path sshd's StrictModes accepts (root-owned, nothing writable by others)
+    const authorizedKey = `${first.keySource}.pub`;
+    ctx.undo.add('IPv6 proxy sshd', async () => {
+      await stopSshdProxy(ctx.plan.workdir);
+    });
+    ctx.record.ipv6Proxy = {
+      address: gateway,
+      pid: await startSshdProxy({
+        sshd: p.sshd,
+        config: p.config,
+        workdir: ctx.plan.workdir,
+        hostKey: vm0.key,
+        authorizedKey: existsSync(authorizedKey) ? authorizedKey : await publicKeyOf(vm0.key),
+        user: p.user,
+        address: gateway,
+      }),
+    };
+  },
+};
+
+export const deployPhase: Phase = {
+  id: 'deploy',
+  title: (plan) => `deploy scripts on ${plan.vms.filter((vm) => vm.vm.deployScripts.length > 0).length} VMs`,
+  skip: (plan) => !plan.deploy,
+  steps: (plan) =>
+    plan.vms.flatMap((vm) =>
+      vm.vm.deployScripts.map((s) => ({
+        title: `${vm.name}: ${s.file} to bash -s over SSH (log ${path.join(plan.workdir, `deploy-${vm.name}.log`)})`,
+      })),
+    ),
+  async run(ctx) {
+    const deploy = ctx.plan.env.vms.filter((vm) => vm.deployScripts.length > 0);
+    await runDeployScripts(deploy, ctx.record.vms, ctx.plan.workdir, ctx.signal);
+    ctx.record.deployed = true;
+  },
+};

@@ -1,0 +1,258 @@
+// The plan of one `ost up`: a pure function of what was asked and what was read (the suite, the images as
+// resolved, the custom layers, the checkpoint, who runs it, where overlays go). It decides the env id, the
+// mode (boot, restore from a checkpoint, isolated restore), every directory and file the up creates with
+// the uid that will own it, and one record per VM with its image chain and overlay base, decided once.
+// The phases (phases.ts) carry it out; `ost up --dry-run` prints it (dry-run.ts).
+import * as path from 'node:path';
+import type { ProcessId } from '../../core/process.js';
+import type { CheckpointVm, StoredCheckpoint } from '../checkpoint/store.js';
+import type { Environment, EnvVm } from '../env/model.js';
+import type { Identity } from '../images/qemu-user.js';
+import { imageKey, type ResolvedImage } from '../images/resolve.js';
+import type { IpMode } from '../net/layout.js';
+import { type AppliedCustomLayer, envDirOf } from '../state/record.js';
+import { MARKER } from '../state/workdir.js';
+
+/** How the VMs come up: booted from their images, or restored from a checkpoint (in a namespace of their own). */
+export type UpMode = 'boot' | 'restore' | 'isolated-restore';
+
+/** A directory or file the up creates, and who owns it once the up is done. */
+export interface PlannedPath {
+  path: string;
+  kind: 'dir' | 'file' | 'symlink';
+  uid: number;
+  gid?: number;
+  mode?: number;
+  what: string;
+}
+
+/** One VM of the plan: its image, the chain its root overlay sits on, and every file of its own. */
+export interface VmPlan {
+  name: string;
+  vm: EnvVm;
+  image: ResolvedImage;
+  /** The custom layer (--custom-repo) its overlay sits on, when it has one. */
+  custom?: AppliedCustomLayer;
+  /** Absolute file names under the root overlay, top first (the custom layer, then the image's chain). */
+  chain: string[];
+  /** The file the root overlay is created on when booting (and again for a second start). */
+  overlayBase: string;
+  /** With --from: the checkpoint's record of this VM (its frozen disks are the overlays' backing files). */
+  checkpoint?: CheckpointVm;
+  overlay: string;
+  disks: { name: string; path: string; size: string; sizeBytes: number; format: 'raw' | 'qcow2' }[];
+  /** The private key, copied into the env dir (0600) from where the image set installs it. */
+  key: string;
+  keySource: string;
+  consoleLog: string;
+  domainXml: string;
+}
+
+export interface UpPlan {
+  id: string;
+  suite: string;
+  env: Environment;
+  mode: UpMode;
+  from?: StoredCheckpoint;
+  ipMode: IpMode;
+  /** An OST suite (ost.json): its env dir is the deployment dir OST's harness reads. */
+  ostSuite: boolean;
+  deploy: boolean;
+  wait: boolean;
+  domainType: 'kvm' | 'qemu';
+  uri: string;
+  /** Where ost keeps env links and leases. */
+  stateRoot: string;
+  /** The user libvirt runs qemu as: the guest disks are its. */
+  qemuUser: string;
+  /** The env dir: the deployment dir of an OST suite, else `<state>/envs/<id>`. */
+  workdir: string;
+  deployment?: string;
+  /** `<state>/envs/<id>`: a link to the deployment dir of an OST suite. */
+  envLink: string;
+  overlayRoot: string;
+  overlayDir: string;
+  /** Where extra disks go: the deployment's images/ (as lagofy.sh), else next to the overlays. */
+  disksDir: string;
+  reserveBytes: number;
+  /** The user the deployment dir is handed to once the env is up (sudo's SUDO_UID/SUDO_GID). */
+  handOver?: { uid: number; gid: number };
+  /** Networks and the /24 each asks for (fixed by the suite or the checkpoint; else leased). */
+  networks: { name: string; fixed?: string }[];
+  vms: VmPlan[];
+  /** --custom-repo / --custom-install: what the custom layers were made from. */
+  customRequest?: { repos: string[]; install: string[] };
+  /** Everything created, in order, with its owner when the up is done. */
+  paths: PlannedPath[];
+}
+
+/** What the plan is made from: the checked request and what was read for it. */
+export interface PlanInputs {
+  env: Environment;
+  id: string;
+  ipMode: IpMode;
+  deploy: boolean;
+  wait: boolean;
+  from?: StoredCheckpoint;
+  isolated: boolean;
+  uri: string;
+  stateRoot: string;
+  /** OST suites: the deployment dir, absolute (default `<OST checkout>/deployment`). */
+  deployment?: string;
+  overlayRoot: string;
+  reservePerVmBytes: number;
+  images: ReadonlyMap<string, ResolvedImage>;
+  /** Each image file's custom layer (by ResolvedImage.ref), or none. */
+  custom: ReadonlyMap<string, AppliedCustomLayer | undefined>;
+  domainType: 'kvm' | 'qemu';
+  /** The user ost runs as, and qemu's identity (who owns what). */
+  self: { uid: number; gid: number; pid: ProcessId };
+  qemu: Identity;
+  handOver?: { uid: number; gid: number };
+  customRequest?: { repos: string[]; install: string[] };
+}
+
+/** The mode an up runs in. */
+export function modeOf(from: StoredCheckpoint | undefined, isolated: boolean): UpMode {
+  return !from ? 'boot' : isolated ? 'isolated-restore' : 'restore';
+}
+
+/** The deployment dir of an OST suite: as given, else `<checkout>/deployment`, absolute. */
+export function deploymentOf(env: Environment, given: string | undefined): string | undefined {
+  if (env.kind !== 'ost-json') return undefined;
+  return path.resolve(given ?? path.join(env.ostRepo as string, 'deployment'));
+}
+
+function vmPlan(i: PlanInputs, vm: EnvVm, workdir: string, overlayDir: string, disksDir: string): VmPlan {
+  const image = i.images.get(imageKey(vm));
+  if (!image) throw new Error(`no resolved image for ${vm.name} (${imageKey(vm)})`);
+  const custom = i.custom.get(image.ref);
+  const checkpoint = i.from?.record.vms.find((c) => c.name === vm.name);
+  if (i.from && !checkpoint) throw new Error(`checkpoint ${i.from.name} has no VM ${vm.name}`);
+  return {
+    name: vm.name,
+    vm,
+    image,
+    custom,
+    chain: custom ? [custom.file, ...image.chain] : image.chain,
+    overlayBase: custom?.file ?? image.path,
+    checkpoint,
+    overlay: path.join(overlayDir, `${vm.name}.qcow2`),
+    // a restored VM's extra disks are overlays of the checkpoint's frozen files: qcow2 whatever they were
+    disks: vm.disks.map((d) => {
+      const format = i.from ? 'qcow2' : d.format;
+      return {
+        name: d.name,
+        path: path.join(disksDir, `${vm.name}-${d.name}.${format === 'raw' ? 'raw' : 'qcow2'}`),
+        size: d.size,
+        sizeBytes: d.sizeBytes,
+        format,
+      };
+    }),
+    key: path.join(workdir, 'keys', path.basename(image.key)),
+    keySource: image.key,
+    consoleLog: path.join(workdir, 'logs', vm.name),
+    domainXml: path.join(workdir, 'libvirt', `domain-${vm.name}.xml`),
+  };
+}
+
+/** Every directory and file the up makes, with its owner once it is done. */
+function plannedPaths(i: PlanInputs, p: Omit<UpPlan, 'paths'>): PlannedPath[] {
+  const ost = i.self.uid;
+  const root = ost === 0;
+  // root gives each guest disk to qemu alone; anyone else keeps it and shares it with qemu's group
+  const disk = root
+    ? { uid: i.qemu.uid, gid: i.qemu.gid, mode: 0o600 }
+    : { uid: ost, gid: i.qemu.gid, mode: 0o660 };
+  // the deployment dir ends up the sudo user's, but for the extra disks qemu writes
+  const user = p.handOver?.uid ?? ost;
+  const out: PlannedPath[] = [
+    { path: p.workdir, kind: 'dir', uid: user, mode: 0o755, what: 'env dir' },
+    {
+      path: path.join(p.workdir, MARKER),
+      kind: 'file',
+      uid: user,
+      mode: 0o644,
+      what: 'marker: env id and this ost up',
+    },
+  ];
+  if (p.deployment)
+    out.push({ path: p.envLink, kind: 'symlink', uid: ost, what: 'link to the deployment dir' });
+  for (const sub of ['logs', 'images', 'libvirt'])
+    out.push({ path: path.join(p.workdir, sub), kind: 'dir', uid: user, mode: 0o755, what: sub });
+  out.push(
+    { path: path.join(p.workdir, 'keys'), kind: 'dir', uid: user, mode: 0o700, what: 'private keys' },
+    { path: path.join(p.workdir, 'env.json'), kind: 'file', uid: user, what: 'env record' },
+  );
+  for (const key of new Set(p.vms.map((v) => v.key)))
+    out.push({ path: key, kind: 'file', uid: user, mode: 0o600, what: 'private key' });
+  out.push(
+    { path: p.overlayDir, kind: 'dir', uid: ost, gid: i.qemu.gid, mode: 0o750, what: 'overlay dir' },
+    { path: path.join(p.overlayDir, '.reserve'), kind: 'file', uid: ost, mode: 0o640, what: 'room reserved' },
+  );
+  for (const vm of p.vms) {
+    out.push({ path: vm.overlay, kind: 'file', ...disk, what: `${vm.name} root disk overlay` });
+    for (const d of vm.disks)
+      out.push({ path: d.path, kind: 'file', ...disk, what: `${vm.name} disk ${d.name}` });
+  }
+  for (const f of ['network', 'domain'] as const) {
+    const names = f === 'network' ? p.networks.map((n) => n.name) : p.vms.map((v) => v.name);
+    for (const n of names)
+      out.push({
+        path: path.join(p.workdir, 'libvirt', `${f}-${n}.xml`),
+        kind: 'file',
+        uid: user,
+        what: `${f} XML`,
+      });
+  }
+  for (const vm of p.vms)
+    out.push({ path: vm.consoleLog, kind: 'file', uid: user, what: `${vm.name} serial console (virtlogd)` });
+  for (const f of ['hosts', 'env.sh', 'inventory', 'ssh_config'])
+    out.push({ path: path.join(p.workdir, f), kind: 'file', uid: user, what: 'for OST and ssh' });
+  return out;
+}
+
+/** The plan of an up. Pure: every value comes from the inputs. */
+export function planUp(i: PlanInputs): UpPlan {
+  const { env } = i;
+  const deployment = i.deployment;
+  const envLink = envDirOf(i.stateRoot, i.id);
+  const workdir = deployment ?? envLink;
+  const overlayDir = path.join(i.overlayRoot, i.id);
+  const disksDir = env.kind === 'ost-json' ? path.join(workdir, 'images') : overlayDir;
+  const mode = modeOf(i.from, i.isolated);
+  // a checkpoint's guests keep their addresses: its subnets (taken in a namespace of its own when isolated)
+  const fromSubnets = new Map(i.from?.record.env.networks.map((n) => [n.name, `192.168.${n.subnet}`]));
+  const plan: Omit<UpPlan, 'paths'> = {
+    id: i.id,
+    suite: env.suite,
+    env,
+    mode,
+    from: i.from,
+    ipMode: i.ipMode,
+    ostSuite: env.kind === 'ost-json',
+    deploy: i.deploy,
+    wait: i.wait,
+    domainType: i.domainType,
+    uri: i.uri,
+    stateRoot: i.stateRoot,
+    qemuUser: i.qemu.name,
+    workdir,
+    deployment,
+    envLink,
+    overlayRoot: i.overlayRoot,
+    overlayDir,
+    disksDir,
+    reserveBytes: i.reservePerVmBytes * env.vms.length,
+    handOver: deployment ? i.handOver : undefined,
+    networks: env.networks.map((n) => ({
+      name: n.name,
+      fixed:
+        fromSubnets.get(n.name) ??
+        (n.ipv4.kind === 'fixed' ? n.ipv4.cidr.replace(/\.0\/24$/, '') : undefined),
+    })),
+    vms: env.vms.map((vm) => vmPlan(i, vm, workdir, overlayDir, disksDir)),
+    customRequest: i.customRequest,
+  };
+  return { ...plan, paths: plannedPaths(i, plan) };
+}
