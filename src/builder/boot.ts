@@ -4,7 +4,7 @@ import { createServer } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { type Accel, detectAccel } from '../core/accel.js';
-import { OstError } from '../core/errors.js';
+import { InternalError, OstError } from '../core/errors.js';
 import type { Reporter } from '../core/events.js';
 import { startProcess } from '../core/exec.js';
 import { exists, lastLines } from '../core/fsutil.js';
@@ -46,7 +46,7 @@ export function freePort(): Promise<number> {
     srv.once('error', reject);
     srv.listen(0, '127.0.0.1', () => {
       const addr = srv.address();
-      srv.close(() => (addr && typeof addr === 'object' ? resolve(addr.port) : reject(new Error('no port'))));
+      srv.close(() => (addr && typeof addr === 'object' ? resolve(addr.port) : reject(new InternalError('a listening server has no port'))));
     });
   });
 }

@@ -5,7 +5,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { type Accel, guestfsEnv } from '../core/accel.js';
 import { CleanupStack } from '../core/cleanup.js';
-import { errorMessage, OstError, ToolError } from '../core/errors.js';
+import { errorMessage, InternalError, OstError, ToolError } from '../core/errors.js';
 import type { Reporter } from '../core/events.js';
 import { allocatedBytes, atomicWriteFile, commitFile, removeTree } from '../core/fsutil.js';
 import type { Family } from '../tools/guest-steps.js';
@@ -49,7 +49,7 @@ export function actionsFor(ctx: LayerContext): Action[] {
       return installActions(ctx);
     default: {
       const never: never = b;
-      throw new Error(`unknown base ${JSON.stringify(never)}`);
+      throw new InternalError(`unknown base ${JSON.stringify(never)}`);
     }
   }
 }

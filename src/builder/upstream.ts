@@ -106,7 +106,8 @@ async function readIndex(
   const timeout = AbortSignal.timeout(30_000);
   const res = await fetch(url, { signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
   if (res.status === 404 || res.status === 410) return undefined;
-  if (!res.ok) throw new Error(`HTTP ${res.status} ${res.statusText}`);
+  // fetchState wraps it with the repository and what to do
+  if (!res.ok) throw new OstError(`HTTP ${res.status} ${res.statusText}`);
   const lm = res.headers.get('last-modified');
   const modified = lm && !Number.isNaN(new Date(lm).getTime()) ? new Date(lm).toISOString() : undefined;
   return { body: Buffer.from(await res.arrayBuffer()), modified };

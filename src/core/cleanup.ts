@@ -1,5 +1,5 @@
 // Undo registry: every resource registers its undo when created; on failure or Ctrl-C undo runs in reverse.
-import { errorMessage } from './errors.js';
+import { errorMessage, InterruptedError } from './errors.js';
 import type { Reporter } from './events.js';
 
 interface Undo {
@@ -39,14 +39,15 @@ export class CleanupStack {
 }
 
 /**
- * First SIGINT/SIGTERM aborts gracefully (commands are killed, undo runs);
- * a second one exits at once. Returns a function that removes the handlers.
+ * First SIGINT/SIGTERM aborts gracefully (commands are killed, undo runs) with an InterruptedError as the
+ * abort reason; a second one exits at once. Returns a function that removes the handlers.
  */
 export function onInterrupt(abort: AbortController, onHard: () => void): () => void {
   let count = 0;
   const handler = (sig: NodeJS.Signals) => {
     count += 1;
-    if (count === 1) abort.abort(new Error(`interrupted by ${sig}`));
+    // the reason is what signal.throwIfAborted() throws: the user's interrupt, not a bug
+    if (count === 1) abort.abort(new InterruptedError(`by ${sig}`));
     else onHard();
   };
   process.on('SIGINT', handler);

@@ -53,6 +53,20 @@ export class OstError extends Error {
   }
 }
 
+/**
+ * A bug in ost, not something the user can fix: a broken invariant (a case that cannot happen, a value that
+ * an earlier check guarantees). The CLI prints it with its stack and where to report it, and exits 70.
+ */
+export class InternalError extends Error {
+  constructor(
+    message: string,
+    override readonly cause?: unknown,
+  ) {
+    super(message);
+    this.name = 'InternalError';
+  }
+}
+
 /** A bad command-line value found after parsing (an unknown layer, a malformed id): exit 2, as a usage error. */
 export class UsageError extends OstError {
   constructor(message: string, hint?: string) {

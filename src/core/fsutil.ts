@@ -3,6 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
+import { OstError } from './errors.js';
 import { run } from './exec.js';
 
 /** Write a file atomically: write `<file>.tmp-<rand>`, fsync, rename, fsync the directory. */
@@ -121,7 +122,10 @@ export async function removeTree(dir: string): Promise<void> {
     await run('umount', ['--lazy', mp], { allowFailure: true });
   }
   if ((await mountsUnder(dir)).length > 0) {
-    throw new Error(`refusing to delete ${dir}: filesystems are still mounted below it`);
+    throw new OstError(
+      `refusing to delete ${dir}: filesystems are still mounted below it`,
+      `unmount them (findmnt -R ${dir}; umount …) and try again`,
+    );
   }
   await run('rm', ['-rf', '--one-file-system', '--', dir]);
 }

@@ -2,6 +2,7 @@
 // repeated and works from whatever is left (libvirt metadata alone is enough).
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
+import { OstError } from '../core/errors.js';
 import type { Reporter } from '../core/events.js';
 import { faultPoint } from '../core/fault.js';
 import { isNotFound, virsh } from '../tools/virsh.js';
@@ -23,7 +24,10 @@ export interface TeardownResult {
 export async function destroyObject(uri: string, kind: 'domain' | 'network', name: string): Promise<void> {
   const res = await virsh(uri, [kind === 'domain' ? 'destroy' : 'net-destroy', name], { allowFailure: true });
   if (res.exitCode !== 0 && !isNotFound(res)) {
-    throw new Error(`virsh ${kind === 'domain' ? 'destroy' : 'net-destroy'} ${name}: ${res.stderr.trim()}`);
+    throw new OstError(
+      `virsh ${kind === 'domain' ? 'destroy' : 'net-destroy'} ${name}: ${res.stderr.trim()}`,
+      'see what libvirt says above, then run ost down again: it finishes what is left',
+    );
   }
   // a persistent definition (someone ran virsh define) would bring it back: drop it too
   await virsh(uri, [kind === 'domain' ? 'undefine' : 'net-undefine', name], { allowFailure: true });

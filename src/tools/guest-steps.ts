@@ -2,6 +2,7 @@
 // packages) turned into shell commands and file copies for one guestfish session (guestfish-session.ts
 // runs them, in order, in one appliance boot), and the package commands of each family.
 import * as path from 'node:path';
+import { InternalError } from '../core/errors.js';
 import { shellQuote } from '../core/exec.js';
 
 /** Package-manager family of a guest. */
@@ -130,7 +131,7 @@ export function layerSteps(
         break;
       default: {
         const never: never = s;
-        throw new Error(`unknown step ${JSON.stringify(never)}`);
+        throw new InternalError(`unknown step ${JSON.stringify(never)}`);
       }
     }
   });
@@ -226,7 +227,7 @@ export const OST_UPGRADE_EXCLUDES = [
 
 function guestUrl(family: Family, r: CustomGuestRepo): string {
   if (r.url) return r.url;
-  if (!r.hostDir) throw new Error(`custom repo ${r.name} has neither a folder nor a URL`);
+  if (!r.hostDir) throw new InternalError(`custom repo ${r.name} has neither a folder nor a URL`);
   const dir = `${CUSTOM_REPO_DIR}/${r.hostDir.replace(/\/+$/, '').split('/').pop()}`;
   return family === 'deb' ? `file:${dir}` : `file://${dir}`;
 }

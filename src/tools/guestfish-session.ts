@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { stat } from 'node:fs/promises';
 import { posix } from 'node:path';
-import { OstError, ToolError } from '../core/errors.js';
+import { InternalError, OstError, ToolError } from '../core/errors.js';
 import { type PipedProcess, startPiped } from '../core/exec.js';
 import { requireTool } from '../core/require-tool.js';
 import { buildTimeGuestSetup, type CommandStep, type Family } from './guest-steps.js';
@@ -36,8 +36,8 @@ export function commandLine(cmd: readonly string[]): string {
   return [name, ...args.map(gfQuote)].join(' ');
 }
 
-/** A guest command that exited non-zero: its status and the last lines it printed. */
-export class GuestCommandError extends Error {
+/** A guest command that exited non-zero: its status and the last lines it printed (a tool's failure, not a bug). */
+export class GuestCommandError extends OstError {
   constructor(
     readonly command: string,
     readonly code: number,
@@ -122,7 +122,8 @@ export class GuestfishSession {
 
   /** Send commands; resolves with the lines they printed. Rejects when guestfish ends first (a command failed). */
   async call(cmds: readonly (readonly string[])[]): Promise<string[]> {
-    if (this.pending || this.closed) throw new Error('guestfish session: one call at a time, before close');
+    if (this.pending || this.closed)
+      throw new InternalError('guestfish session: one call at a time, before close');
     const marker = `@@ost-sync-${this.nonce}-${++this.seq}`;
     const got = new Promise<string[]>((resolve) => {
       this.pending = { marker, lines: [], resolve };

@@ -1,5 +1,5 @@
 // qemu-img adapter: argv builders, runners and parsers for `info --output=json` and `check --output=json`.
-import { OstError } from '../core/errors.js';
+import { InternalError, OstError } from '../core/errors.js';
 import type { ExecOptions, ExecResult } from '../core/exec.js';
 import { runArgv } from './run-tool.js';
 
@@ -69,7 +69,7 @@ export function parseInfo(stdout: string): ImageInfo[] {
   const raw: unknown = JSON.parse(stdout);
   const list = Array.isArray(raw) ? raw : [raw];
   return list.map((x: unknown) => {
-    if (!x || typeof x !== 'object') throw new Error('qemu-img info: unexpected JSON');
+    if (!x || typeof x !== 'object') throw new InternalError('qemu-img info: unexpected JSON');
     const o = x as Record<string, unknown>;
     return {
       filename: str(o.filename) ?? '',

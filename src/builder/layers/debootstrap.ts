@@ -2,6 +2,7 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { guestfsEnv } from '../../core/accel.js';
+import { InternalError } from '../../core/errors.js';
 import { removeTree } from '../../core/fsutil.js';
 import { READY_MARKER } from '../../guest/ready.js';
 import { debootstrapArgv } from '../../tools/debootstrap.js';
@@ -291,7 +292,7 @@ export function diskScript(tarball: string): string {
 
 export function debootstrapActions(ctx: LayerContext): Action[] {
   const b = ctx.layer.base;
-  if (b?.kind !== 'debootstrap') throw new Error(`layer ${ctx.layer.name} is not a debootstrap base`);
+  if (b?.kind !== 'debootstrap') throw new InternalError(`layer ${ctx.layer.name} is not a debootstrap base`);
   const root = path.join(ctx.work, 'root');
   const tarball = path.join(ctx.work, 'root.tar');
   const script = path.join(ctx.work, 'make-disk.guestfish');

@@ -3,6 +3,7 @@
 // order, the package list read, all in one appliance boot (guestfish-session.ts).
 import * as path from 'node:path';
 import { guestfsEnv } from '../../core/accel.js';
+import { InternalError } from '../../core/errors.js';
 import { type CommandStep, layerSteps } from '../../tools/guest-steps.js';
 import { GuestfishSession, mountGuest, runSessionSteps, sessionArgv } from '../../tools/guestfish-session.js';
 import { createOverlayArgv } from '../../tools/qemu-img.js';
@@ -31,7 +32,7 @@ export function describeStep(s: CommandStep): string {
 
 export function derivedActions(ctx: LayerContext): Action[] {
   const parent = ctx.layer.parent;
-  if (!parent) throw new Error(`layer ${ctx.layer.name} has no parent`);
+  if (!parent) throw new InternalError(`layer ${ctx.layer.name} has no parent`);
   const { set, layer } = ctx;
   const steps = layerSteps(
     set.family,

@@ -4,13 +4,13 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { OstError } from '../../core/errors.js';
+import { InternalError, OstError } from '../../core/errors.js';
 import { fileSha256 } from '../../core/fsutil.js';
 import type { Action, LayerContext } from './types.js';
 
 export function importActions(ctx: LayerContext): Action[] {
   const b = ctx.layer.base;
-  if (b?.kind !== 'import') throw new Error(`layer ${ctx.layer.name} is not an import base`);
+  if (b?.kind !== 'import') throw new InternalError(`layer ${ctx.layer.name} is not an import base`);
   const local = b.isUrl ? path.join(ctx.work, 'download') : b.source;
   const actions: Action[] = [];
   if (b.isUrl) {

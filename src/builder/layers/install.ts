@@ -1,6 +1,7 @@
 // Install base: virt-install from an ISO/tree/URL (kickstart or preseed), or from a kernel + initrd.
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
+import { InternalError } from '../../core/errors.js';
 import { type ProcessId, self } from '../../core/process.js';
 import { createArgv } from '../../tools/qemu-img.js';
 import { destroyDomain } from '../../tools/virsh.js';
@@ -13,7 +14,8 @@ import type { Action, LayerContext } from './types.js';
 /** Render `{{ name }}` placeholders; every placeholder must be known (load.ts checks this up front). */
 export function renderTemplate(text: string, values: Record<string, string>): string {
   const missing = placeholdersIn(text).filter((p) => !(p in values));
-  if (missing.length > 0) throw new Error(`unknown placeholders: ${[...new Set(missing)].join(', ')}`);
+  if (missing.length > 0)
+    throw new InternalError(`unknown placeholders: ${[...new Set(missing)].join(', ')}`);
   return text.replace(/\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}/g, (_, n: string) => values[n] ?? '');
 }
 
@@ -47,7 +49,7 @@ export function installDomainOwner(distro: string, name: string): ProcessId | un
 
 export function installActions(ctx: LayerContext): Action[] {
   const b = ctx.layer.base;
-  if (b?.kind !== 'install') throw new Error(`layer ${ctx.layer.name} is not an install base`);
+  if (b?.kind !== 'install') throw new InternalError(`layer ${ctx.layer.name} is not an install base`);
   const boot = answerFileBoot(b);
   const answer = path.join(ctx.work, boot.name);
   const initrd = path.join(ctx.work, 'initrd-with-answers.img');

@@ -3,6 +3,7 @@ import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { formatKeyPath, type KeyPath, readYamlConfig } from '../../core/config-file.js';
+import { InternalError } from '../../core/errors.js';
 import {
   type BaseSource,
   type ImageSet,
@@ -37,7 +38,7 @@ export function loadImageSet(file: string): ImageSet {
       add(p, describeIssue(issue.message, issue.code, raw, p));
     }
     cfg.throwIfProblems();
-    throw new Error('unreachable');
+    throw new InternalError('the image set failed its schema, yet no problem was recorded');
   }
   const set = normalise(parsed.data, abs, add);
   cfg.throwIfProblems();

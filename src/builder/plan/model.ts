@@ -1,5 +1,6 @@
 // The normalised image set: what the planner and the layer builders work from.
 
+import { InternalError } from '../../core/errors.js';
 import { sizeToBytes } from '../../core/units.js';
 import type { Family, Step } from '../../tools/guest-steps.js';
 
@@ -177,7 +178,8 @@ export function parseSize(text: string): Size {
 /** Parse a duration such as 90m into milliseconds. */
 export function parseDuration(text: string): number {
   const m = /^([0-9]+)(s|m|h)$/.exec(text);
-  if (!m) throw new Error(`bad duration ${text}`);
+  // the schema checks the text first
+  if (!m) throw new InternalError(`bad duration ${text}`);
   const unit = { s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 's' | 'm' | 'h'];
   return Number(m[1]) * unit;
 }

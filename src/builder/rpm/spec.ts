@@ -1,4 +1,5 @@
 // The spec of one layer RPM: data only (no scripts, no dependency generation, no debuginfo, no strip).
+import { InternalError, OstError, UsageError } from '../../core/errors.js';
 import { shellQuote } from '../../core/exec.js';
 
 /** Where every layer installs (relocatable: `rpm --prefix`, `dnf --installroot`). */
@@ -49,7 +50,11 @@ export function specLiteral(s: string): string {
 
 /** A one-line tag's value (Summary, Provides, …): a newline would start a new tag or section. */
 function oneLine(tag: string, v: string): string {
-  if (/[\r\n]/.test(v)) throw new Error(`spec ${tag} must be one line, got ${JSON.stringify(v)}`);
+  if (/[\r\n]/.test(v))
+    throw new OstError(
+      `spec ${tag} must be one line, got ${JSON.stringify(v)}`,
+      'use names and paths without line breaks (a directory named with one, say)',
+    );
   return specLiteral(v);
 }
 
@@ -74,7 +79,9 @@ export function specDescription(text: string): string {
  */
 function fileName(name: string): string {
   if (!/^[A-Za-z0-9._+-]+$/.test(name))
-    throw new Error(`RPM file name ${JSON.stringify(name)}: only letters, digits and . _ + - are allowed`);
+    throw new InternalError(
+      `RPM file name ${JSON.stringify(name)}: only letters, digits and . _ + - are allowed`,
+    );
   return name;
 }
 
@@ -86,7 +93,9 @@ export function renderSpec(s: RpmSpec): string {
     const dest = shellQuote(fileName(f.name));
     return `ln -f ${src} "%{buildroot}${IMAGES_PREFIX}/"${dest} 2>/dev/null || cp --sparse=always ${src} "%{buildroot}${IMAGES_PREFIX}/"${dest}`;
   });
-  if (payloadProblem(s.payload)) throw new Error(payloadProblem(s.payload));
+  const badPayload = payloadProblem(s.payload);
+  if (badPayload)
+    throw new UsageError(badPayload, `${DEFAULT_PAYLOAD} is the default; see ost publish-images --help`);
   return [
     `%global _binary_payload ${s.payload}`,
     '%global __os_install_post %{nil}',

@@ -3,6 +3,7 @@
 // uses once its VMs run on new ones.
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
+import { InternalError } from '../../core/errors.js';
 import { run } from '../../core/exec.js';
 import { convertToRawArgv, info, rebaseArgv } from '../../tools/qemu-img.js';
 import { runArgv } from '../../tools/run-tool.js';
@@ -21,7 +22,7 @@ export async function freezeDisk(
   // -U: the running VM holds the chain open (read-only now: it writes its new top)
   const chain = await info(top, {}, true);
   const head = chain[0];
-  if (!head) throw new Error(`qemu-img info of ${top} returned nothing`);
+  if (!head) throw new InternalError(`qemu-img info of ${top} returned nothing`);
   if (head.format === 'raw' || !base) {
     if (head.format === 'raw') await run('cp', ['--sparse=always', '--', top, to]);
     else await runArgv(convertToRawArgv(top, to));

@@ -2,6 +2,7 @@
 // machine must not change, or libvirt refuses the restore), with what belongs to the env it now runs in
 // swapped: disks on their fresh overlays, the console log and the metadata (the network names are the
 // same: the env keeps its id). Run-time details libvirt filled in (tap names, port ids, aliases it re-makes) are dropped.
+import { InternalError, OstError } from '../../core/errors.js';
 import { harnessElement, metadataElement, OST_PREFIX, type OstMetadata } from '../libvirt/render.js';
 import { asList, attr, buildXml, child, parseXml, type XmlNode } from '../libvirt/xml.js';
 
@@ -23,24 +24,26 @@ function elements(node: XmlNode | undefined, key: string): XmlNode[] {
   return asList(node?.[key]).filter((v): v is XmlNode => typeof v === 'object' && !Array.isArray(v));
 }
 
+const DAMAGED = 'the checkpoint is damaged: remove it (ost rm-checkpoint <name>) and take it again';
+
 /** Rewrite a saved domain XML (`virsh save-image-dumpxml`) for `virsh restore --xml`. */
 export function domainXmlForRestore(saved: string, e: RestoreEdits): string {
   const parsed = parseXml(saved);
-  if ('error' in parsed) throw new Error(`saved domain XML does not parse: ${parsed.error}`);
+  if ('error' in parsed) throw new OstError(`saved domain XML does not parse: ${parsed.error}`, DAMAGED);
   const d = child(parsed.doc, 'domain');
-  if (!d) throw new Error('saved domain XML has no <domain>');
+  if (!d) throw new OstError('saved domain XML has no <domain>', DAMAGED);
   delete d['@_id'];
   if (e.rename) {
     d.name = e.rename.name;
     d.uuid = e.rename.uuid;
   }
   const devices = child(d, 'devices');
-  if (!devices) throw new Error('saved domain XML has no <devices>');
+  if (!devices) throw new OstError('saved domain XML has no <devices>', DAMAGED);
   for (const disk of elements(devices, 'disk')) {
     if (attr(disk, 'device') !== 'disk') continue;
     const dev = attr(child(disk, 'target'), 'dev') ?? '';
     const to = e.disks.get(dev);
-    if (!to) throw new Error(`no new file given for disk ${dev}`);
+    if (!to) throw new InternalError(`no new file given for disk ${dev}`);
     disk['@_type'] = 'file';
     disk.source = { '@_file': to.path };
     // the new top's chain is read from the files themselves
@@ -54,7 +57,8 @@ export function domainXmlForRestore(saved: string, e: RestoreEdits): string {
     const net = attr(source, 'network');
     // the bridge and port libvirt chose when the network was made last are not the new one's
     if (source && net) nic.source = { '@_network': e.rename?.networks.get(net) ?? net };
-    if (e.rename && net && !e.rename.networks.has(net)) throw new Error(`no new network given for ${net}`);
+    if (e.rename && net && !e.rename.networks.has(net))
+      throw new InternalError(`no new network given for ${net}`);
     delete nic.target;
   }
   if (e.rename)

@@ -2,7 +2,7 @@
 import * as path from 'node:path';
 import { z } from 'zod';
 import { type KeyPath, readYamlConfig } from '../../core/config-file.js';
-import { ConfigError } from '../../core/errors.js';
+import { ConfigError, InternalError } from '../../core/errors.js';
 import { sizeToBytes } from '../../core/units.js';
 import {
   type EnvDisk,
@@ -120,7 +120,7 @@ export function loadEnvironment(file: string, suite: string): Environment {
     cfg.addIssues(parsed.error.issues);
     crossReferences(cfg.data, suite, add);
     cfg.throwIfProblems();
-    throw new Error('unreachable');
+    throw new InternalError('the env file failed its schema, yet no problem was recorded');
   }
   const raw = parsed.data.suites[suite];
   if (!raw) {

@@ -2,6 +2,7 @@
 // of the environment, its 8-hex id and its leased subnets, so two envs never collide and the layout is
 // unit-testable. See docs/ost-harness-facts.md §1.3–1.4 for what OST's harness reads back.
 import { randomBytes } from 'node:crypto';
+import { InternalError } from '../../core/errors.js';
 import type { Environment } from '../env/model.js';
 
 /** Which address families the networks carry: both (default), or only one (`ost.sh run -4` / `-6`). */
@@ -144,7 +145,7 @@ export function layoutEnv(
 ): EnvLayout {
   const networks: NetLayout[] = env.networks.map((n) => {
     const prefix = prefixes.get(n.name);
-    if (!prefix) throw new Error(`no subnet leased for network ${n.name}`);
+    if (!prefix) throw new InternalError(`no subnet leased for network ${n.name}`);
     const subnet = Number(prefix.split('.')[2]);
     const name = networkName(envId, subnet);
     const v6 = ipv6PrefixOf(subnet);
@@ -185,7 +186,7 @@ export function layoutEnv(
     const nics = vm.nics.map((nic) => {
       const l = nicOf.get(nic.name);
       if (!l || l.network !== nic.network)
-        throw new Error(`VM ${vm.name}: NIC ${nic.name} is not on network ${nic.network}`);
+        throw new InternalError(`VM ${vm.name}: NIC ${nic.name} is not on network ${nic.network}`);
       return l;
     });
     const m = nics.find((n) => n.network === mgmt?.name);
