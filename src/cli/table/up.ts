@@ -44,6 +44,10 @@ export const up = defineCommand({
       "wait until every VM answers SSH; --no-wait returns once they run (as lagofy's ost_init; no deploy scripts)",
       true,
     ),
+    'dry-run': flag(
+      'print the plan (the commands, and every file with the uid that will own it); make nothing',
+      false,
+    ),
     chained: flag(
       'start every VM from its chained layers even where a squashed package of its image is installed',
       false,
