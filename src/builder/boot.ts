@@ -46,7 +46,11 @@ export function freePort(): Promise<number> {
     srv.once('error', reject);
     srv.listen(0, '127.0.0.1', () => {
       const addr = srv.address();
-      srv.close(() => (addr && typeof addr === 'object' ? resolve(addr.port) : reject(new InternalError('a listening server has no port'))));
+      srv.close(() =>
+        addr && typeof addr === 'object'
+          ? resolve(addr.port)
+          : reject(new InternalError('a listening server has no port')),
+      );
     });
   });
 }

@@ -20,7 +20,8 @@ export const REPORT_BUG =
 /** The user's interrupt behind an error: an InterruptedError, or an AbortError whose cause (the abort reason) is one. */
 function interruptOf(err: unknown): InterruptedError | undefined {
   if (err instanceof InterruptedError) return err;
-  if (err instanceof Error && err.name === 'AbortError' && err.cause instanceof InterruptedError) return err.cause;
+  if (err instanceof Error && err.name === 'AbortError' && err.cause instanceof InterruptedError)
+    return err.cause;
   return undefined;
 }
 
