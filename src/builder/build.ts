@@ -1,5 +1,5 @@
 // ost build-images: upstream state → keys → plan (cached, fetched, built, and why) → schedule.ts runs it, one
-// layer at a time per job through layer-build.ts; result.ts holds what it returns and throws.
+// layer at a time per job through run-layer.ts; result.ts holds what it returns and throws.
 import { existsSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
@@ -12,18 +12,18 @@ import { acquireLock } from '../core/lock.js';
 import { processAlive } from '../core/process.js';
 import { requireTools, type ToolName } from '../core/require-tool.js';
 import { destroyDomain, runningDomains } from '../tools/virsh.js';
+import { BuildPaths, readManifest } from './build-dir.js';
 import { ensureKeyPair, readPublicKey } from './keypair.js';
-import { actionsFor, contextFor } from './layer-build.js';
-import { installDomainOwner } from './layers/install.js';
-import type { BuildHost } from './layers/types.js';
+import { installDomainOwner } from './layer-kinds/install.js';
+import type { BuildHost } from './layer-kinds/types.js';
 import { computeKeys } from './plan/keys.js';
 import type { ImageSet, Layer } from './plan/model.js';
 import { checkLayerFlags, makePlan, type PlanEntry, planFetches } from './plan/plan.js';
-import { adoptKeyPair, openCache } from './repo/cache.js';
+import { adoptKeyPair, openCache } from './repo/cache-repo.js';
 import { BuildFailedError, type BuildResult } from './result.js';
 import { packageName } from './rpm/pack.js';
+import { actionsFor, contextFor } from './run-layer.js';
 import { schedule } from './schedule.js';
-import { BuildPaths, readManifest } from './state.js';
 import { upstreamStates } from './upstream.js';
 
 export interface BuildOptions {

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import { exists, fsyncDir, removeTree } from '../core/fsutil.js';
 import { runArgv } from '../tools/run-tool.js';
 import { generateArgv } from '../tools/ssh-keygen.js';
-import type { BuildPaths } from './state.js';
+import type { BuildPaths } from './build-dir.js';
 
 /** Read the public key, or undefined when the pair does not exist (yet). */
 export async function readPublicKey(paths: BuildPaths): Promise<string | undefined> {

@@ -9,12 +9,12 @@ import { acquireLock } from '../core/lock.js';
 import { requireTool } from '../core/require-tool.js';
 import { rpmsignArgv } from '../tools/rpmbuild.js';
 import { runArgv } from '../tools/run-tool.js';
+import { BuildPaths, type LayerManifest } from './build-dir.js';
 import type { ImageSet } from './plan/model.js';
 import { readRepo } from './repo/metadata.js';
 import { type PublishResult, publishSet } from './repo/publish.js';
 import { type VerifyInstallResult, verifyInstall } from './repo/verify-install.js';
 import { buildProvide, builtManifests, isSignedRpm, type PackedRpm, packSet } from './rpm/pack.js';
-import { BuildPaths, type LayerManifest } from './state.js';
 import { checkImage, checkRelocatableChain } from './verify.js';
 
 export interface ReleaseOptions {

@@ -1,8 +1,8 @@
 // What a build returns (per-layer outcomes, the dry-run plan) and the errors it throws.
 import { errorMessage, OstError } from '../core/errors.js';
+import type { LayerManifest } from './build-dir.js';
 import type { ImageSet } from './plan/model.js';
 import type { PlanEntry } from './plan/plan.js';
-import type { LayerManifest } from './state.js';
 
 export type LayerStatus = 'built' | 'fetched' | 'cached' | 'failed' | 'skipped';
 

@@ -1,12 +1,12 @@
 // The scheduler: cached and skipped layers first, then every layer whose parent is ready, at most `jobs` at a
 // time; a failed or skipped parent skips its children; an abort stops starting new layers.
 import type { Reporter } from '../core/events.js';
-import { buildLayer, contextFor, fetchWithEvents } from './layer-build.js';
-import type { BuildHost } from './layers/types.js';
+import type { BuildPaths } from './build-dir.js';
+import type { BuildHost } from './layer-kinds/types.js';
 import type { ImageSet, Layer } from './plan/model.js';
 import type { PlanEntry } from './plan/plan.js';
 import { LayerBuildError, type LayerOutcome } from './result.js';
-import type { BuildPaths } from './state.js';
+import { buildLayer, contextFor, fetchWithEvents } from './run-layer.js';
 
 /** Build or fetch every planned layer, parents before children; returns one outcome per layer, in plan order. */
 export async function schedule(

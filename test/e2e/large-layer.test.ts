@@ -3,12 +3,12 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BuildPaths, writeManifest } from '../../src/builder/build-dir.js';
 import { ensureKeyPair } from '../../src/builder/keypair.js';
 import { computeKeys } from '../../src/builder/plan/keys.js';
 import { loadImageSet } from '../../src/builder/plan/load.js';
 import { verifyInstall } from '../../src/builder/repo/verify-install.js';
 import { packSet } from '../../src/builder/rpm/pack.js';
-import { BuildPaths, writeManifest } from '../../src/builder/state.js';
 import { run } from '../../src/core/exec.js';
 import { isRoot } from './helpers.js';
 

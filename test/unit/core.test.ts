@@ -11,7 +11,7 @@ import {
 } from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { cpioNewc } from '../../src/builder/layers/initrd.js';
+import { cpioNewc } from '../../src/builder/layer-kinds/initrd.js';
 import { ToolError } from '../../src/core/errors.js';
 import { run } from '../../src/core/exec.js';
 import { atomicWriteFile, stableStringify } from '../../src/core/fsutil.js';

@@ -13,23 +13,23 @@ import {
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import type { LayerManifest } from '../../src/builder/build-dir.js';
 import { appliedPackages } from '../../src/builder/custom/applied.js';
 import { customBaseOf, familyOfName } from '../../src/builder/custom/base.js';
-import { gcLayers, listLayers } from '../../src/builder/custom/cache.js';
 import {
   type CustomBase,
   type CustomLayerInfo,
   checkSupplied,
   customLayerKey,
   isAffected,
-} from '../../src/builder/custom/layer.js';
+} from '../../src/builder/custom/custom-layer.js';
+import { gcLayers, listLayers } from '../../src/builder/custom/layer-cache.js';
 import { type CustomRepo, parsePackagesIndex, stageCustomRepos } from '../../src/builder/custom/repos.js';
 import { checkWithRepoBuild, withCustomRepos } from '../../src/builder/custom/with-repo.js';
 import { diffPackages, formatDiff, PACKAGE_QUERY } from '../../src/builder/pkglist.js';
 import { computeKeys } from '../../src/builder/plan/keys.js';
 import { loadImageSet } from '../../src/builder/plan/load.js';
 import { readRepo } from '../../src/builder/repo/metadata.js';
-import type { LayerManifest } from '../../src/builder/state.js';
 import { customPackageSteps, OST_UPGRADE_EXCLUDES } from '../../src/tools/guest-steps.js';
 import { makeDeb } from '../helpers/debs.js';
 import { tinyLayerRpm } from '../helpers/rpms.js';

@@ -1,7 +1,7 @@
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { buildImages } from '../../src/builder/build.js';
-import { renderTemplate } from '../../src/builder/layers/install.js';
+import { renderTemplate } from '../../src/builder/layer-kinds/install.js';
 import { expandEnv, loadImageSet } from '../../src/builder/plan/load.js';
 import { REPO_ROOT } from '../helpers/sets.js';
 

@@ -2,11 +2,11 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { installDomainName, installDomainOwner } from '../../src/builder/layers/install.js';
+import { BuildPaths, writeManifest } from '../../src/builder/build-dir.js';
+import { installDomainName, installDomainOwner } from '../../src/builder/layer-kinds/install.js';
 import { computeKeys } from '../../src/builder/plan/keys.js';
 import { loadImageSet } from '../../src/builder/plan/load.js';
 import { makePlan } from '../../src/builder/plan/plan.js';
-import { BuildPaths, writeManifest } from '../../src/builder/state.js';
 import { type ProcessId, processAlive, self } from '../../src/core/process.js';
 import { setProblems, tempTree } from '../helpers/sets.js';
 

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { findLayer, usableHit } from '../../src/builder/repo/cache.js';
+import { findLayer, usableHit } from '../../src/builder/repo/cache-repo.js';
 import { parsePrimary } from '../../src/builder/repo/metadata.js';
 import { filesToKeep, type SetRecord } from '../../src/builder/repo/publish.js';
 import { assertNoScripts } from '../../src/builder/rpm/pack.js';

@@ -7,11 +7,11 @@ import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildImages } from '../../src/builder/build.js';
+import { BuildPaths, type LayerManifest, writeManifest } from '../../src/builder/build-dir.js';
 import { computeKeys } from '../../src/builder/plan/keys.js';
 import { loadImageSet } from '../../src/builder/plan/load.js';
 import type { PackageRepo } from '../../src/builder/plan/model.js';
 import { makePlan } from '../../src/builder/plan/plan.js';
-import { BuildPaths, type LayerManifest, writeManifest } from '../../src/builder/state.js';
 import {
   describeChange,
   fetchState,

@@ -4,9 +4,9 @@
 // nothing below them. An image host can then publish "images with my RPMs" under the usual names.
 import { OstError } from '../../core/errors.js';
 import { customPackageSteps } from '../../tools/guest-steps.js';
+import type { LayerManifest } from '../build-dir.js';
 import type { Package } from '../pkglist.js';
 import { type ImageSet, type Layer, leavesOf } from '../plan/model.js';
-import type { LayerManifest } from '../state.js';
 import { type CustomRepo, stageCustomRepos } from './repos.js';
 
 export interface WithRepoOptions {

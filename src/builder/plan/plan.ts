@@ -2,9 +2,9 @@
 
 import { UsageError } from '../../core/errors.js';
 import { exists } from '../../core/fsutil.js';
-import { type CacheHit, findLayer, usableHit } from '../repo/cache.js';
+import { type BuildPaths, type LayerManifest, readManifest } from '../build-dir.js';
+import { type CacheHit, findLayer, usableHit } from '../repo/cache-repo.js';
 import type { RepoPackage } from '../repo/metadata.js';
-import { type BuildPaths, type LayerManifest, readManifest } from '../state.js';
 import { describeChange, sameStates, type UpstreamState } from '../upstream.js';
 import { today } from './keys.js';
 import { chainOf, type ImageSet, type Layer } from './model.js';

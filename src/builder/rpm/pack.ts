@@ -10,10 +10,10 @@ import { requireTools } from '../../core/require-tool.js';
 import { rpmPackageScriptsArgv } from '../../tools/rpm.js';
 import { rpmbuildArgv } from '../../tools/rpmbuild.js';
 import { runArgv } from '../../tools/run-tool.js';
+import { BuildPaths, type LayerManifest, readManifest } from '../build-dir.js';
 import { readPublicKey } from '../keypair.js';
 import { computeKeys } from '../plan/keys.js';
 import { chainOf, type ImageSet, layerFileName } from '../plan/model.js';
-import { BuildPaths, type LayerManifest, readManifest } from '../state.js';
 import type { UpstreamState } from '../upstream.js';
 import { DEFAULT_PAYLOAD, type RpmFile, type RpmSpec, releaseFor, renderSpec } from './spec.js';
 

@@ -1,9 +1,9 @@
 // `ost boot-image`: boot a throwaway VM from a built layer and log in with the set's key.
 import * as path from 'node:path';
 import { bootAndSsh } from '../../builder/boot.js';
+import { BuildPaths } from '../../builder/build-dir.js';
 import { loadImageSet } from '../../builder/plan/load.js';
 import { leavesOf } from '../../builder/plan/model.js';
-import { BuildPaths } from '../../builder/state.js';
 import { onInterrupt } from '../../core/cleanup.js';
 import { OstError } from '../../core/errors.js';
 import { cliReporter } from '../reporter.js';

@@ -3,8 +3,8 @@
 import { homedir } from 'node:os';
 import * as path from 'node:path';
 import { customBaseOf } from '../../builder/custom/base.js';
-import { gcLayers, listLayers } from '../../builder/custom/cache.js';
-import { customLayers } from '../../builder/custom/layer.js';
+import { customLayers } from '../../builder/custom/custom-layer.js';
+import { gcLayers, listLayers } from '../../builder/custom/layer-cache.js';
 import { detectAccel } from '../../core/accel.js';
 import { UsageError } from '../../core/errors.js';
 import type { Reporter } from '../../core/events.js';

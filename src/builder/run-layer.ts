@@ -1,5 +1,5 @@
-// One layer: its actions (by kind), run into <file>.tmp, verified (qemu-img check, relocatable chain, package
-// list), then committed with its manifest; or fetched from the cache repository instead.
+// Run one layer of the plan: its kind's actions (layer-kinds/) run into <file>.tmp, verified (qemu-img check,
+// relocatable chain, package list), then committed with its manifest; or fetched from the cache repository.
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
@@ -12,12 +12,13 @@ import type { Family } from '../tools/guest-steps.js';
 import { readFromGuest } from '../tools/guestfish.js';
 import { GuestCommandError } from '../tools/guestfish-session.js';
 import { runArgv } from '../tools/run-tool.js';
+import { type BuildPaths, dropManifest, type LayerManifest, writeManifest } from './build-dir.js';
 import { appliedPackages } from './custom/applied.js';
-import { debootstrapActions } from './layers/debootstrap.js';
-import { derivedActions } from './layers/derived.js';
-import { importActions } from './layers/import.js';
-import { installActions } from './layers/install.js';
-import type { Action, BuildHost, LayerContext } from './layers/types.js';
+import { debootstrapActions } from './layer-kinds/debootstrap.js';
+import { derivedActions } from './layer-kinds/derived.js';
+import { importActions } from './layer-kinds/import.js';
+import { installActions } from './layer-kinds/install.js';
+import type { Action, BuildHost, LayerContext } from './layer-kinds/types.js';
 import {
   diffPackages,
   formatDiff,
@@ -30,9 +31,8 @@ import {
 import { today } from './plan/keys.js';
 import { type ImageSet, type Layer, layerFileName } from './plan/model.js';
 import type { PlanEntry } from './plan/plan.js';
-import { fetchLayer } from './repo/cache.js';
+import { fetchLayer } from './repo/cache-repo.js';
 import { LayerBuildError } from './result.js';
-import { type BuildPaths, dropManifest, type LayerManifest, writeManifest } from './state.js';
 import type { UpstreamState } from './upstream.js';
 import { checkImage, checkRelocatableChain } from './verify.js';
 import { BUILDER_VERSION } from './version.js';

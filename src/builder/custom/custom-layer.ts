@@ -24,7 +24,7 @@ import {
 } from '../../tools/guestfish-session.js';
 import { createOverlayArgv } from '../../tools/qemu-img.js';
 import { runArgv } from '../../tools/run-tool.js';
-import { CUSTOMIZE_TIMEOUT_MS } from '../layers/derived.js';
+import { CUSTOMIZE_TIMEOUT_MS } from '../layer-kinds/derived.js';
 import {
   diffPackages,
   formatDiff,

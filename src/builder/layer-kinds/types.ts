@@ -1,8 +1,9 @@
-// What a layer builder produces: a list of actions. --dry-run prints them; a build runs them in order.
+// What each kind of layer (layer-kinds/: the three bases and derived layers) makes of a layer: a list of
+// actions. --dry-run prints them; a build runs them in order.
 import type { Accel } from '../../core/accel.js';
+import type { BuildPaths } from '../build-dir.js';
 import type { Package } from '../pkglist.js';
 import type { ImageSet, Layer } from '../plan/model.js';
-import type { BuildPaths } from '../state.js';
 
 export type Action =
   | {

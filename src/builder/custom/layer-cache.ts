@@ -1,12 +1,13 @@
-// The local layer cache: list its custom layers with their disk use, and remove the ones no live env uses
-// (ost gc --layers). A layer used in the last few minutes is kept even when no env record names it yet:
-// `ost up` takes a layer from the cache before it writes its env record.
+// The custom-layer cache (--layer-cache, default /var/cache/ost/layers): list its custom layers with their
+// disk use, and remove the ones no live env uses (ost gc --layers). A layer used in the last few minutes is
+// kept even when no env record names it yet: `ost up` takes a layer from the cache before it writes its env
+// record.
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { allocatedBytes, removeTree } from '../../core/fsutil.js';
 import { acquireLock } from '../../core/lock.js';
 import { processAlive } from '../../core/process.js';
-import { CUSTOM_FORMAT, type CustomLayerInfo } from './layer.js';
+import { CUSTOM_FORMAT, type CustomLayerInfo } from './custom-layer.js';
 
 /** An `ost up` between taking a layer and recording it has this long. */
 export const YOUNG_MS = 10 * 60_000;

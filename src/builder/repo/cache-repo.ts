@@ -1,5 +1,6 @@
-// The repository as a shared build cache: a layer published with the same key (and built on the same
-// parent build) is fetched and unpacked instead of built.
+// The cache repository (build-images --cache-repo): a published repository as a shared build cache — a
+// layer published with the same key (and built on the same parent build) is fetched and unpacked instead
+// of built.
 import { createWriteStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
@@ -9,10 +10,10 @@ import { errorMessage, OstError } from '../../core/errors.js';
 import type { Reporter } from '../../core/events.js';
 import { commitFile, exists, fileSha256, linkOrCopy, removeTree } from '../../core/fsutil.js';
 import { runArgv } from '../../tools/run-tool.js';
+import { type BuildPaths, dropManifest, type LayerManifest, writeManifest } from '../build-dir.js';
 import { layerFileName } from '../plan/model.js';
 import { buildProvide, layerProvide, parentBuildProvide } from '../rpm/pack.js';
 import { IMAGES_PREFIX } from '../rpm/spec.js';
-import { type BuildPaths, dropManifest, type LayerManifest, writeManifest } from '../state.js';
 import { type RepoPackage, readRepo } from './metadata.js';
 
 export interface CacheHit {
