@@ -19,6 +19,9 @@ function restOf(parsed: Readonly<Record<string, unknown>>): string[] {
   return Array.isArray(rest) ? rest.map(String) : [];
 }
 
+/** A usage error yargs reported (already on stderr): ends the parse, so no handler runs. */
+class UsageFailed extends Error {}
+
 export async function main(argv: string[]): Promise<number> {
   let code = 0;
   const fail = (err: unknown) => {
@@ -45,18 +48,24 @@ export async function main(argv: string[]): Promise<number> {
       },
     );
   }
-  await y
-    .demandCommand(1, 'name a command; ost --help lists them')
-    .strict()
-    .help()
-    .version()
-    .wrap(Math.min(110, process.stdout.columns || 110))
-    .fail((msg, err) => {
-      // yargs' own usage errors, and a coerce's (a bad flag value), come as YError: exit 2 with the message
-      if (err && err.name !== 'YError') throw err;
-      process.stderr.write(`error: ${msg}\nrun ost --help for usage\n`);
-      code = 2;
-    })
-    .parseAsync();
+  try {
+    await y
+      .demandCommand(1, 'name a command; ost --help lists them')
+      .strict()
+      .help()
+      .version()
+      .wrap(Math.min(110, process.stdout.columns || 110))
+      .fail((msg, err) => {
+        // yargs' own usage errors, and a coerce's (a bad flag value), come as YError: exit 2 with the message
+        if (err && err.name !== 'YError') throw err;
+        process.stderr.write(`error: ${msg}\nrun ost --help for usage\n`);
+        // thrown: when fail returns, yargs runs the command's handler anyway on what it just refused
+        throw new UsageFailed();
+      })
+      .parseAsync();
+  } catch (err) {
+    if (!(err instanceof UsageFailed)) throw err;
+    code = 2;
+  }
   return code;
 }
