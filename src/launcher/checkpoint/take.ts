@@ -13,7 +13,7 @@ import { asOwnerOf } from '../../core/safe-dir.js';
 import { createOverlay } from '../../tools/qemu-img.js';
 import { virsh } from '../../tools/virsh.js';
 import type { Environment } from '../env/model.js';
-import { handToQemu, qemuIdentity } from '../images/qemu-user.js';
+import { handToQemu, type Identity, qemuIdentity } from '../images/qemu-user.js';
 import { requireEnv } from '../select.js';
 import { isUp } from '../state/discover.js';
 import { writeOutputs } from '../state/outputs.js';
@@ -95,6 +95,152 @@ async function wasDeployed(r: EnvRecord): Promise<boolean> {
   return r.deployed === true;
 }
 
+type Tops = Map<string, { dev: string; top: string; next: string; base?: string }[]>;
+type Draft = Awaited<ReturnType<typeof startCheckpoint>>;
+
+/** Every VM of the env must run (or be paused by a killed checkpoint) to be checkpointed. */
+async function checkRunning(uri: string, rec: EnvRecord): Promise<void> {
+  const states = await Promise.all(rec.vms.map((vm) => domState(uri, vm.libvirtName)));
+  const bad = rec.vms.filter((_, i) => !['running', 'paused'].includes(states[i] as string));
+  if (bad.length > 0)
+    throw new OstError(
+      `environment ${rec.id}: ${bad.map((vm) => `${vm.name} is ${states[rec.vms.indexOf(vm)]}`).join(', ')}`,
+      `only an env whose VMs all run can be checkpointed: ost down ${rec.id} and up again`,
+    );
+}
+
+/** Each disk's next writable top, made on the one the VM writes now and handed to qemu. */
+async function newTops(rec: EnvRecord, qemu: Identity): Promise<Tops> {
+  const tops: Tops = new Map();
+  for (const vm of rec.vms) {
+    const disks = [];
+    for (const d of vmDisks(vm)) {
+      const next = nextTop(d.top);
+      // an extra disk's first top is the raw file up made; every later top is a qcow2 overlay
+      await createOverlay(next, d.top, {}, /\.raw$/.test(d.top) ? 'raw' : 'qcow2');
+      await handToQemu(next, qemu);
+      disks.push({ ...d, next });
+    }
+    tops.set(vm.name, disks);
+  }
+  return tops;
+}
+
+/** Pause every VM, then save each one's memory and switch its disks to the new tops (one snapshot each). */
+async function freeze(o: CheckpointOptions, rec: EnvRecord, tops: Tops, draft: Draft): Promise<void> {
+  // all at once first: no VM runs on while another is being saved
+  await Promise.all(
+    rec.vms.map(async (vm) => {
+      const r = await virsh(o.uri, ['suspend', vm.libvirtName], { allowFailure: true });
+      // paused already (a checkpoint killed after pausing) is as good
+      if (r.exitCode !== 0 && (await domState(o.uri, vm.libvirtName)) !== 'paused')
+        throw new OstError(`cannot pause ${vm.name}: ${r.stderr.trim()}`, `ost status ${rec.id}`);
+    }),
+  );
+  await faultPoint('checkpoint:paused');
+  const results = await Promise.allSettled(
+    rec.vms.map(async (vm) => {
+      const t = tops.get(vm.name) ?? [];
+      await virsh(
+        o.uri,
+        [
+          'snapshot-create-as',
+          vm.libvirtName,
+          '--no-metadata',
+          '--reuse-external',
+          '--atomic',
+          '--memspec',
+          `file=${path.join(draft.dir, `${vm.name}.mem`)},snapshot=external`,
+          ...t.flatMap((d) => ['--diskspec', `${d.dev},snapshot=external,file=${d.next}`]),
+        ],
+        { timeoutMs: 600_000 },
+      );
+      // this VM writes its new tops now: the record says so whatever happens to the others
+      vm.overlay = t[0]?.next ?? vm.overlay;
+      vm.disks = vm.disks.map((d, i) => ({ ...d, path: t[i + 1]?.next ?? d.path }));
+    }),
+  );
+  // the env dir may be the sudo user's deployment dir: written as its owner
+  await asOwnerOf(rec.workdir, () => writeOutputs(rec));
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
+/** One VM's part of the checkpoint: its memory file, saved XML and frozen disks, in the draft dir. */
+async function copyFrozen(o: CheckpointOptions, vm: VmRecord, tops: Tops, draft: Draft, qemu: Identity) {
+  const memory = `${vm.name}.mem`;
+  await fs.chmod(path.join(draft.dir, memory), 0o600);
+  const xml = await virsh(o.uri, ['save-image-dumpxml', '--security-info', path.join(draft.dir, memory)]);
+  await fs.writeFile(path.join(draft.dir, `${vm.name}.xml`), xml.stdout, { mode: 0o640 });
+  const disks = [];
+  for (const d of tops.get(vm.name) ?? []) {
+    const file = `${vm.name}-${d.dev}`;
+    const frozen = await freezeDisk(d.top, path.join(draft.dir, `${file}.tmp`), d.base);
+    const name = `${file}.${frozen.format}`;
+    await fs.rename(path.join(draft.dir, `${file}.tmp`), path.join(draft.dir, name));
+    await fs.chmod(path.join(draft.dir, name), 0o440);
+    await fs.chown(path.join(draft.dir, name), process.getuid?.() ?? 0, qemu.gid);
+    disks.push({ dev: d.dev, file: name, format: frozen.format, backing: frozen.backing });
+  }
+  const sizeOf = async (f: string) => (await fs.stat(path.join(draft.dir, f))).blocks * 512;
+  return {
+    name: vm.name,
+    libvirtName: vm.libvirtName,
+    memory,
+    xml: `${vm.name}.xml`,
+    disks,
+    memoryBytes: await sizeOf(memory),
+    diskBytes: (await Promise.all(disks.map((d) => sizeOf(d.file)))).reduce((a, b) => a + b, 0),
+  };
+}
+
+/** Freeze an env that is up into a checkpoint: new tops, one pause, memory saved, the frozen disks copied. */
+async function takeLocked(o: CheckpointOptions, rec: EnvRecord, started: number): Promise<StoredCheckpoint> {
+  const qemu = qemuIdentity();
+  await checkRunning(o.uri, rec);
+  const draft = await startCheckpoint(o.root, o.name, qemu.gid, o.replace ?? false);
+  let paused = false;
+  const resumeAll = async () => {
+    await Promise.all(rec.vms.map((vm) => virsh(o.uri, ['resume', vm.libvirtName], { allowFailure: true })));
+  };
+  try {
+    const tops = await step(o.reporter, 'prepare', 'new overlays for the running env', () =>
+      newTops(rec, qemu),
+    );
+    const pausedAt = Date.now();
+    await step(o.reporter, 'freeze', `pause ${rec.vms.length} VMs, save their memory`, () => {
+      paused = true;
+      return freeze(o, rec, tops, draft);
+    });
+    if (!o.stop) {
+      await resumeAll();
+      paused = false;
+    }
+    const pauseMs = Date.now() - pausedAt;
+    await faultPoint('checkpoint:saved');
+    const vms: CheckpointVm[] = await step(o.reporter, 'copy', 'copy the frozen disks', () =>
+      Promise.all(rec.vms.map((vm) => copyFrozen(o, vm, tops, draft, qemu))),
+    );
+    await faultPoint('checkpoint:copied');
+    const record = {
+      version: 1 as const,
+      name: o.name,
+      created: new Date().toISOString(),
+      key: o.key ?? keyOf(rec, o.name, o.suiteOf?.(rec)),
+      env: rec,
+      deployed: await wasDeployed(rec),
+      vms,
+      timings: { pause: pauseMs, total: Date.now() - started },
+    };
+    await step(o.reporter, 'commit', `checkpoint ${o.name}`, () => draft.commit(record, o.replace ?? false));
+    return { name: o.name, dir: draft.final, record, sizeBytes: await dirBytes(draft.final) };
+  } catch (err) {
+    await draft.discard();
+    if (paused && !o.stop) await resumeAll();
+    throw err;
+  }
+}
+
 export async function takeCheckpoint(o: CheckpointOptions): Promise<StoredCheckpoint> {
   const started = Date.now();
   const found = await requireEnv(o.uri, o.stateRoot, o.env);
@@ -105,137 +251,8 @@ export async function takeCheckpoint(o: CheckpointOptions): Promise<StoredCheckp
       `ost status ${found.id}; bring it up first`,
     );
   const lock = await lockEnv(o.stateRoot, rec.id, `checkpoint ${o.name}`);
-  const qemu = qemuIdentity();
   try {
-    const states = await Promise.all(rec.vms.map((vm) => domState(o.uri, vm.libvirtName)));
-    const bad = rec.vms.filter((_, i) => !['running', 'paused'].includes(states[i] as string));
-    if (bad.length > 0)
-      throw new OstError(
-        `environment ${rec.id}: ${bad.map((vm) => `${vm.name} is ${states[rec.vms.indexOf(vm)]}`).join(', ')}`,
-        `only an env whose VMs all run can be checkpointed: ost down ${rec.id} and up again`,
-      );
-    const draft = await startCheckpoint(o.root, o.name, qemu.gid, o.replace ?? false);
-    let paused = false;
-    const resumeAll = async () => {
-      await Promise.all(
-        rec.vms.map((vm) => virsh(o.uri, ['resume', vm.libvirtName], { allowFailure: true })),
-      );
-    };
-    try {
-      const tops = new Map<string, { dev: string; top: string; next: string; base?: string }[]>();
-      await step(o.reporter, 'prepare', 'new overlays for the running env', async () => {
-        for (const vm of rec.vms) {
-          const disks = [];
-          for (const d of vmDisks(vm)) {
-            const next = nextTop(d.top);
-            // an extra disk's first top is the raw file up made; every later top is a qcow2 overlay
-            await createOverlay(next, d.top, {}, /\.raw$/.test(d.top) ? 'raw' : 'qcow2');
-            await handToQemu(next, qemu);
-            disks.push({ ...d, next });
-          }
-          tops.set(vm.name, disks);
-        }
-      });
-      const pausedAt = Date.now();
-      await step(o.reporter, 'freeze', `pause ${rec.vms.length} VMs, save their memory`, async () => {
-        // all at once first: no VM runs on while another is being saved
-        paused = true;
-        await Promise.all(
-          rec.vms.map(async (vm) => {
-            const r = await virsh(o.uri, ['suspend', vm.libvirtName], { allowFailure: true });
-            // paused already (a checkpoint killed after pausing) is as good
-            if (r.exitCode !== 0 && (await domState(o.uri, vm.libvirtName)) !== 'paused')
-              throw new OstError(`cannot pause ${vm.name}: ${r.stderr.trim()}`, `ost status ${rec.id}`);
-          }),
-        );
-        await faultPoint('checkpoint:paused');
-        const results = await Promise.allSettled(
-          rec.vms.map(async (vm) => {
-            const t = tops.get(vm.name) ?? [];
-            await virsh(
-              o.uri,
-              [
-                'snapshot-create-as',
-                vm.libvirtName,
-                '--no-metadata',
-                '--reuse-external',
-                '--atomic',
-                '--memspec',
-                `file=${path.join(draft.dir, `${vm.name}.mem`)},snapshot=external`,
-                ...t.flatMap((d) => ['--diskspec', `${d.dev},snapshot=external,file=${d.next}`]),
-              ],
-              { timeoutMs: 600_000 },
-            );
-            // this VM writes its new tops now: the record says so whatever happens to the others
-            vm.overlay = t[0]?.next ?? vm.overlay;
-            vm.disks = vm.disks.map((d, i) => ({ ...d, path: t[i + 1]?.next ?? d.path }));
-          }),
-        );
-        // the env dir may be the sudo user's deployment dir: written as its owner
-        await asOwnerOf(rec.workdir, () => writeOutputs(rec));
-        const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-        if (failed) throw failed.reason;
-      });
-      if (!o.stop) {
-        await resumeAll();
-        paused = false;
-      }
-      const pauseMs = Date.now() - pausedAt;
-      await faultPoint('checkpoint:saved');
-      const vms: CheckpointVm[] = await step(o.reporter, 'copy', 'copy the frozen disks', () =>
-        Promise.all(
-          rec.vms.map(async (vm) => {
-            const memory = `${vm.name}.mem`;
-            await fs.chmod(path.join(draft.dir, memory), 0o600);
-            const xml = await virsh(o.uri, [
-              'save-image-dumpxml',
-              '--security-info',
-              path.join(draft.dir, memory),
-            ]);
-            await fs.writeFile(path.join(draft.dir, `${vm.name}.xml`), xml.stdout, { mode: 0o640 });
-            const disks = [];
-            for (const d of tops.get(vm.name) ?? []) {
-              const file = `${vm.name}-${d.dev}`;
-              const frozen = await freezeDisk(d.top, path.join(draft.dir, `${file}.tmp`), d.base);
-              const name = `${file}.${frozen.format}`;
-              await fs.rename(path.join(draft.dir, `${file}.tmp`), path.join(draft.dir, name));
-              await fs.chmod(path.join(draft.dir, name), 0o440);
-              await fs.chown(path.join(draft.dir, name), process.getuid?.() ?? 0, qemu.gid);
-              disks.push({ dev: d.dev, file: name, format: frozen.format, backing: frozen.backing });
-            }
-            const sizeOf = async (f: string) => (await fs.stat(path.join(draft.dir, f))).blocks * 512;
-            return {
-              name: vm.name,
-              libvirtName: vm.libvirtName,
-              memory,
-              xml: `${vm.name}.xml`,
-              disks,
-              memoryBytes: await sizeOf(memory),
-              diskBytes: (await Promise.all(disks.map((d) => sizeOf(d.file)))).reduce((a, b) => a + b, 0),
-            };
-          }),
-        ),
-      );
-      await faultPoint('checkpoint:copied');
-      const record = {
-        version: 1 as const,
-        name: o.name,
-        created: new Date().toISOString(),
-        key: o.key ?? keyOf(rec, o.name, o.suiteOf?.(rec)),
-        env: rec,
-        deployed: await wasDeployed(rec),
-        vms,
-        timings: { pause: pauseMs, total: Date.now() - started },
-      };
-      await step(o.reporter, 'commit', `checkpoint ${o.name}`, () =>
-        draft.commit(record, o.replace ?? false),
-      );
-      return { name: o.name, dir: draft.final, record, sizeBytes: await dirBytes(draft.final) };
-    } catch (err) {
-      await draft.discard();
-      if (paused && !o.stop) await resumeAll();
-      throw err;
-    }
+    return await takeLocked(o, rec, started);
   } finally {
     await lock.release();
   }

@@ -110,6 +110,80 @@ export function nicNames(vm: string, networks: readonly string[]): { name: strin
   });
 }
 
+type Add = (p: KeyPath, m: string) => void;
+type RawSuite = z.infer<typeof envFileSchema>['suites'][string];
+
+/** A suite's networks, normalised; exactly one is the management network, and it has IPv4. */
+function suiteNetworks(raw: RawSuite['networks'], base: KeyPath, add: Add): EnvNetwork[] {
+  const networks: EnvNetwork[] = Object.entries(raw).map(([n, v]) => ({
+    name: n,
+    management: v.management,
+    ipv4: ipv4Of(v.ipv4),
+    ipv6: v.ipv6,
+    forward: v.forward,
+    nics: [],
+  }));
+  const mgmt = networks.filter((n) => n.management);
+  if (mgmt.length !== 1) {
+    add(
+      [...base, 'networks'],
+      `exactly one network needs management: true (found ${mgmt.length}); VMs are reached over it`,
+    );
+  }
+  for (const n of mgmt) {
+    if (n.ipv4.kind === 'none')
+      add([...base, 'networks', n.name, 'ipv4'], 'the management network needs IPv4 (auto or a /24)');
+  }
+  return networks;
+}
+
+/** One VM of a suite, normalised: its image, NICs on known networks (eth0 on management), disks, scripts. */
+function suiteVm(
+  vmName: string,
+  v: RawSuite['vms'][string],
+  c: { base: KeyPath; abs: string; add: Add; networks: string[]; mgmt?: string },
+): EnvVm {
+  const { add } = c;
+  const p: KeyPath = [...c.base, 'vms', vmName];
+  const image = parseImageRef(v.image);
+  if (!image)
+    add(
+      [...p, 'image'],
+      `"${v.image}" is neither <distro>-<layer> (e.g. debian12-engine-installed) nor an absolute path`,
+    );
+  v.nics.forEach((n, i) => {
+    if (!c.networks.includes(n))
+      add([...p, 'nics', i], `unknown network "${n}"; networks are: ${c.networks.join(', ')}`);
+  });
+  if (c.mgmt && v.nics[0] !== c.mgmt) {
+    add(
+      [...p, 'nics'],
+      `the first NIC (eth0) must be on the management network ${c.mgmt}: the VM is reached, and named, through it`,
+    );
+  }
+  const seen = new Set<string>();
+  const disks: EnvDisk[] = v.disks.map((d, i) => {
+    if (seen.has(d.name)) add([...p, 'disks', i, 'name'], `duplicate disk ${d.name}`);
+    seen.add(d.name);
+    return { name: d.name, size: d.size, sizeBytes: sizeToBytes(d.size), format: d.format };
+  });
+  return {
+    name: vmName,
+    image: image ?? { kind: 'path', path: v.image },
+    memoryMiB: v.memory,
+    vcpus: v.vcpus,
+    nics: nicNames(vmName, v.nics),
+    disks,
+    deployScripts: v.deployScripts.map((s, i) => {
+      const r = resolveDeployScript(path.dirname(c.abs), s);
+      if (r.problem)
+        add([...p, 'deployScripts', i], `${r.problem}: relative to ${path.basename(c.abs)}'s folder`);
+      return { file: r.file, name: s };
+    }),
+    squashed: v.squashed,
+  };
+}
+
 /** Load one suite of an ost-env.yaml. Throws ConfigError with every problem. */
 export function loadEnvironment(file: string, suite: string): Environment {
   const cfg = readYamlConfig(file, 'pass --env-file or run from the checkout');
@@ -134,69 +208,11 @@ export function loadEnvironment(file: string, suite: string): Environment {
     ]);
   }
   const base: KeyPath = ['suites', suite];
-  const networks: EnvNetwork[] = Object.entries(raw.networks).map(([n, v]) => ({
-    name: n,
-    management: v.management,
-    ipv4: ipv4Of(v.ipv4),
-    ipv6: v.ipv6,
-    forward: v.forward,
-    nics: [],
-  }));
-  const mgmt = networks.filter((n) => n.management);
-  if (mgmt.length !== 1) {
-    add(
-      [...base, 'networks'],
-      `exactly one network needs management: true (found ${mgmt.length}); VMs are reached over it`,
-    );
-  }
-  for (const n of mgmt) {
-    if (n.ipv4.kind === 'none')
-      add([...base, 'networks', n.name, 'ipv4'], 'the management network needs IPv4 (auto or a /24)');
-  }
-  const netNames = networks.map((n) => n.name);
-  const vms: EnvVm[] = Object.entries(raw.vms).map(([vmName, v]) => {
-    const p: KeyPath = [...base, 'vms', vmName];
-    const image = parseImageRef(v.image);
-    if (!image)
-      add(
-        [...p, 'image'],
-        `"${v.image}" is neither <distro>-<layer> (e.g. debian12-engine-installed) nor an absolute path`,
-      );
-    v.nics.forEach((n, i) => {
-      if (!netNames.includes(n))
-        add([...p, 'nics', i], `unknown network "${n}"; networks are: ${netNames.join(', ')}`);
-    });
-    if (mgmt[0] && v.nics[0] !== mgmt[0].name) {
-      add(
-        [...p, 'nics'],
-        `the first NIC (eth0) must be on the management network ${mgmt[0].name}: the VM is reached, and named, through it`,
-      );
-    }
-    const seen = new Set<string>();
-    const disks: EnvDisk[] = v.disks.map((d, i) => {
-      if (seen.has(d.name)) add([...p, 'disks', i, 'name'], `duplicate disk ${d.name}`);
-      seen.add(d.name);
-      return { name: d.name, size: d.size, sizeBytes: sizeToBytes(d.size), format: d.format };
-    });
-    return {
-      name: vmName,
-      image: image ?? { kind: 'path', path: v.image },
-      memoryMiB: v.memory,
-      vcpus: v.vcpus,
-      nics: nicNames(vmName, v.nics),
-      disks,
-      deployScripts: v.deployScripts.map((s, i) => {
-        const r = resolveDeployScript(path.dirname(abs), s);
-        if (r.problem)
-          add(
-            [...base, 'vms', vmName, 'deployScripts', i],
-            `${r.problem}: relative to ${path.basename(abs)}'s folder`,
-          );
-        return { file: r.file, name: s };
-      }),
-      squashed: v.squashed,
-    };
-  });
+  const networks = suiteNetworks(raw.networks, base, add);
+  const mgmt = networks.find((n) => n.management);
+  const vms: EnvVm[] = Object.entries(raw.vms).map(([vmName, v]) =>
+    suiteVm(vmName, v, { base, abs, add, networks: networks.map((n) => n.name), mgmt: mgmt?.name }),
+  );
   if (vms.length === 0) add([...base, 'vms'], 'a suite needs at least one VM');
   // each network's NICs in VM order: their host indexes (2, 3, …) and DNS names
   for (const n of networks) {

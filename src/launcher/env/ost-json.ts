@@ -86,24 +86,10 @@ export function imageForVar(varName: string, distro: string, env: NodeJS.Process
 const sortedKeys = (o: Record<string, unknown>) => Object.keys(o).sort();
 
 /**
- * Read an ost.json; the suite is named after its folder, and the folder that holds the suite folder is
- * the OST checkout (deploy-script paths are relative to it). OST_IMAGES_DISTRO picks the distro
- * (default el9stream). The path is kept as given (basic-suite-master/ost.json is a symlink into common/).
+ * An ost.json's networks in lagofy's order (the management network last: lagofy creates, and so numbers,
+ * it last), which network each NIC is on, and the management network's name.
  */
-export function loadOstJson(file: string, env: NodeJS.ProcessEnv = process.env): Environment {
-  const cfg = readJsonConfig(file, 'pass the ost.json of an OST suite folder (--env SUITE/ost.json)');
-  const abs = cfg.file;
-  const add = cfg.add;
-  const parsed = ostJsonSchema.safeParse(cfg.data);
-  if (!parsed.success) {
-    cfg.addIssues(parsed.error.issues);
-    cfg.throwIfProblems();
-  }
-  const j = parsed.data as z.infer<typeof ostJsonSchema>;
-  const suiteDir = path.dirname(abs);
-  const ostRepo = path.dirname(suiteDir);
-  const distro = env.OST_IMAGES_DISTRO || 'el9stream';
-
+function ostNetworks(j: z.infer<typeof ostJsonSchema>, add: (p: KeyPath, m: string) => void) {
   const networkOfNic = new Map<string, string>();
   for (const [net, n] of Object.entries(j.networks)) {
     n.nics.forEach((nic, i) => {
@@ -133,6 +119,29 @@ export function loadOstJson(file: string, env: NodeJS.ProcessEnv = process.env):
     forward: 'nat',
     nics: (j.networks[n] as { nics: string[] }).nics,
   }));
+  return { networks, networkOfNic, mgmt };
+}
+
+/**
+ * Read an ost.json; the suite is named after its folder, and the folder that holds the suite folder is
+ * the OST checkout (deploy-script paths are relative to it). OST_IMAGES_DISTRO picks the distro
+ * (default el9stream). The path is kept as given (basic-suite-master/ost.json is a symlink into common/).
+ */
+export function loadOstJson(file: string, env: NodeJS.ProcessEnv = process.env): Environment {
+  const cfg = readJsonConfig(file, 'pass the ost.json of an OST suite folder (--env SUITE/ost.json)');
+  const abs = cfg.file;
+  const add = cfg.add;
+  const parsed = ostJsonSchema.safeParse(cfg.data);
+  if (!parsed.success) {
+    cfg.addIssues(parsed.error.issues);
+    cfg.throwIfProblems();
+  }
+  const j = parsed.data as z.infer<typeof ostJsonSchema>;
+  const suiteDir = path.dirname(abs);
+  const ostRepo = path.dirname(suiteDir);
+  const distro = env.OST_IMAGES_DISTRO || 'el9stream';
+
+  const { networks, networkOfNic, mgmt } = ostNetworks(j, add);
 
   const vms: EnvVm[] = sortedKeys(j.vms).map((vm) => {
     const v = j.vms[vm] as (typeof j.vms)[string];

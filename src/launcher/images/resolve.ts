@@ -71,6 +71,163 @@ function findKey(chain: string[], distro?: string): string | undefined {
   return undefined;
 }
 
+/** Where an image was found: its qcow2, the package that installed it, and a note on the choice. */
+interface Found {
+  file: string;
+  ref: string;
+  pkg?: ResolvedImage['package'];
+  distro?: string;
+  note?: string;
+}
+
+type Wanted = { ref: ImageRef; squashed: boolean };
+
+/** OST_IMAGES_DIR / --images-dir: `<distro>-<layer>[-squashed].qcow2` in one directory. */
+function fromImagesDir(w: Wanted & { ref: PackageRef }, dir: string): Found {
+  const options = candidates(w.ref, w.squashed);
+  const found = options.find((c) => existsSync(path.resolve(dir, `${c.file}.qcow2`)));
+  const c = found ?? (options.at(-1) as (typeof options)[number]);
+  return { file: path.resolve(dir, `${c.file}.qcow2`), ref: c.file, distro: w.ref.distro };
+}
+
+type Installed = ReturnType<typeof parseRpmQuery>['installed'][number];
+
+/**
+ * Which candidate package to take: the squashed one when installed, unless it is older than the chained
+ * one (a set published later without --squash): a stale image is never taken over a fresh one.
+ */
+function choose(
+  options: ReturnType<typeof candidates>,
+  installed: readonly Installed[],
+): { chosen?: (typeof options)[number]; note?: string } {
+  const installedAs = (c: (typeof options)[number]) => installed.find((p) => p.name === c.name);
+  const [squashed, chained] = options.length === 2 ? options : [];
+  const sq = squashed && installedAs(squashed);
+  const ch = chained && installedAs(chained);
+  if (sq && ch && releaseOrder(`${sq.version}-${sq.release}`, `${ch.version}-${ch.release}`) < 0)
+    return {
+      chosen: chained,
+      note: `${sq.name} ${sq.version}-${sq.release} is older than ${ch.name} ${ch.version}-${ch.release}: the chained layers are used (dnf upgrade, or remove ${sq.name})`,
+    };
+  return { chosen: options.find((c) => installedAs(c)) };
+}
+
+/** The packaged images from the rpm database (the host's, or an installroot's): one rpm -q for all. */
+async function fromRpm(
+  packaged: readonly [string, Wanted][],
+  root: string | undefined,
+  signal: AbortSignal | undefined,
+  found: Map<string, Found>,
+  problems: string[],
+): Promise<void> {
+  const names = [
+    ...new Set(packaged.flatMap(([, w]) => candidates(w.ref as PackageRef, w.squashed).map((c) => c.name))),
+  ];
+  const res = await runArgv(rpmQueryArgv(names, root), { allowFailure: true, signal });
+  const q = parseRpmQuery(res.stdout);
+  const unanswered = names.filter((n) => !q.missing.includes(n) && !q.installed.some((p) => p.name === n));
+  if (unanswered.length > 0)
+    problems.push(
+      `rpm${root ? ` --root ${root}` : ''} -q ${unanswered.join(' ')} failed: ${res.stderr.trim()}`,
+    );
+  const missing: string[] = [];
+  await Promise.all(
+    packaged.map(async ([text, w]) => {
+      const ref = w.ref as PackageRef;
+      const options = candidates(ref, w.squashed);
+      const { chosen, note } = choose(options, q.installed);
+      if (!chosen) {
+        const need = options.at(-1)?.name as string;
+        if (!unanswered.includes(need)) missing.push(need);
+        return;
+      }
+      const pkg = q.installed.find((p) => p.name === chosen.name) as Installed;
+      const files = await runArgv(rpmFilesArgv(chosen.name, root), { signal });
+      const qcow = files.stdout.split('\n').find((f) => f.endsWith(`/${chosen.file}.qcow2`));
+      if (!qcow) {
+        problems.push(
+          `package ${chosen.name} installs no ${chosen.file}.qcow2; reinstall it: dnf reinstall ${chosen.name}`,
+        );
+        return;
+      }
+      found.set(text, {
+        file: root ? path.join(root, qcow) : qcow,
+        ref: chosen.file,
+        pkg: { name: chosen.name, version: pkg.version, release: pkg.release },
+        distro: ref.distro,
+        note,
+      });
+    }),
+  );
+  if (missing.length > 0) {
+    const where = root ? ` --installroot=${root}` : '';
+    problems.unshift(
+      `not installed: ${missing.join(', ')}\n  fix: dnf${where} install ${[...new Set(missing)].join(' ')}`,
+    );
+  }
+}
+
+/**
+ * A found image's whole chain, checked: it exists, qemu can read every file, no layer is damaged, and the
+ * key to log in with is there. Problems are collected; the image when it is usable.
+ */
+async function checkImage(
+  p: Found,
+  opts: ResolveOptions,
+  problems: string[],
+): Promise<ResolvedImage | undefined> {
+  if (!existsSync(p.file)) {
+    problems.push(
+      `image ${p.ref}: ${p.file} does not exist${opts.imagesDir ? ` (OST_IMAGES_DIR=${opts.imagesDir})` : ''}`,
+    );
+    return undefined;
+  }
+  let images: ImageInfo[];
+  try {
+    images = await qemuImgInfo(p.file, { signal: opts.signal }, true);
+  } catch (err) {
+    if (!(err instanceof OstError)) throw err;
+    problems.push(
+      `image ${p.ref}: the ${err.message}\n  fix: install the parent layer's package (rpm -q --requires ${p.pkg?.name ?? 'the package'})`,
+    );
+    return undefined;
+  }
+  const chain = images.map((i) => path.resolve(path.dirname(p.file), i.filename));
+  for (const f of chain) {
+    const why = unreadableBy(opts.qemu, f);
+    if (why) problems.push(`image ${p.ref}: qemu (user ${opts.qemu.name}) cannot read the chain: ${why}`);
+  }
+  // a truncated or overwritten layer still opens, and fails only inside the booting guest: check its
+  // metadata now (a few ms per file; -U, running envs hold them open)
+  for (const [i, f] of chain.entries()) {
+    if (images[i]?.format !== 'qcow2') continue;
+    const c = await qemuImgCheck(f, { signal: opts.signal }, true).catch((err: unknown) => {
+      if (err instanceof OstError) return { corruptions: 0, checkErrors: 1 };
+      throw err;
+    });
+    if (c.corruptions > 0 || c.checkErrors > 0)
+      problems.push(
+        `image ${p.ref}: ${f} is damaged (qemu-img check: ${c.corruptions} corruptions, ${c.checkErrors} check errors; truncated or overwritten?)\n  fix: reinstall it (dnf reinstall ${p.pkg?.name ?? 'the package that owns it'})`,
+      );
+  }
+  const key = opts.key ? path.resolve(opts.key) : findKey(chain, p.distro);
+  if (!key || !existsSync(key)) {
+    problems.push(
+      `image ${p.ref}: no SSH private key ${opts.key ?? `(${p.distro ?? '<distro>'}_id_rsa next to ${chain.at(-1)})`}; the base RPM ships it, or pass --key`,
+    );
+    return undefined;
+  }
+  return {
+    ref: p.ref,
+    note: p.note,
+    path: p.file,
+    package: p.pkg,
+    chain,
+    virtualSize: images[0]?.virtualSize ?? 0,
+    key,
+  };
+}
+
 /**
  * Resolve the images of these VMs (each distinct image once). Every problem is collected: missing
  * packages become one error with the `dnf install` that fixes them.
@@ -80,146 +237,28 @@ export async function resolveImages(
   opts: ResolveOptions,
 ): Promise<Map<string, ResolvedImage>> {
   const root = opts.root ? path.resolve(opts.root) : undefined;
-  const wanted = new Map<string, { ref: ImageRef; squashed: boolean }>();
+  const wanted = new Map<string, Wanted>();
   for (const vm of vms) wanted.set(imageKey(vm), { ref: vm.image, squashed: vm.squashed });
-  const paths = new Map<
-    string,
-    { file: string; ref: string; pkg?: ResolvedImage['package']; distro?: string; note?: string }
-  >();
+  const found = new Map<string, Found>();
   const problems: string[] = [];
-  const missingPackages: string[] = [];
-  const packaged = [...wanted].filter(([, w]) => w.ref.kind === 'package');
+  const packaged: [string, Wanted][] = [];
   for (const [text, w] of wanted) {
-    if (w.ref.kind === 'path') paths.set(text, { file: path.resolve(w.ref.path), ref: w.ref.path });
-    else if (opts.imagesDir) {
-      const options = candidates(w.ref, w.squashed);
-      const found = options.find((c) =>
-        existsSync(path.resolve(opts.imagesDir as string, `${c.file}.qcow2`)),
-      );
-      const c = found ?? (options.at(-1) as (typeof options)[number]);
-      paths.set(text, {
-        file: path.resolve(opts.imagesDir, `${c.file}.qcow2`),
-        ref: c.file,
-        distro: w.ref.distro,
-      });
-    }
+    if (w.ref.kind === 'path') found.set(text, { file: path.resolve(w.ref.path), ref: w.ref.path });
+    else if (opts.imagesDir) found.set(text, fromImagesDir({ ...w, ref: w.ref }, opts.imagesDir));
+    else packaged.push([text, w]);
   }
-  if (!opts.imagesDir && packaged.length > 0) {
-    const names = [
-      ...new Set(packaged.flatMap(([, w]) => candidates(w.ref as PackageRef, w.squashed).map((c) => c.name))),
-    ];
-    const res = await runArgv(rpmQueryArgv(names, root), { allowFailure: true, signal: opts.signal });
-    const q = parseRpmQuery(res.stdout);
-    const unanswered = names.filter((n) => !q.missing.includes(n) && !q.installed.some((p) => p.name === n));
-    if (unanswered.length > 0) {
-      problems.push(
-        `rpm${root ? ` --root ${root}` : ''} -q ${unanswered.join(' ')} failed: ${res.stderr.trim()}`,
-      );
-    }
-    await Promise.all(
-      packaged.map(async ([text, w]) => {
-        const ref = w.ref as PackageRef;
-        const options = candidates(ref, w.squashed);
-        const installedAs = (c: (typeof options)[number]) => q.installed.find((p) => p.name === c.name);
-        // the squashed package is preferred when installed, unless it is older than the chained one (a
-        // set published later without --squash): a stale image is never taken over a fresh one
-        let chosen = options.find((c) => installedAs(c));
-        let note: string | undefined;
-        const [squashed, chained] = options.length === 2 ? options : [];
-        const sq = squashed && installedAs(squashed);
-        const ch = chained && installedAs(chained);
-        if (sq && ch && releaseOrder(`${sq.version}-${sq.release}`, `${ch.version}-${ch.release}`) < 0) {
-          chosen = chained;
-          note = `${sq.name} ${sq.version}-${sq.release} is older than ${ch.name} ${ch.version}-${ch.release}: the chained layers are used (dnf upgrade, or remove ${sq.name})`;
-        }
-        if (!chosen) {
-          const need = options.at(-1)?.name as string;
-          if (!unanswered.includes(need)) missingPackages.push(need);
-          return;
-        }
-        const pkg = installedAs(chosen) as (typeof q.installed)[number];
-        const files = await runArgv(rpmFilesArgv(chosen.name, root), { signal: opts.signal });
-        const qcow = files.stdout.split('\n').find((f) => f.endsWith(`/${chosen.file}.qcow2`));
-        if (!qcow) {
-          problems.push(
-            `package ${chosen.name} installs no ${chosen.file}.qcow2; reinstall it: dnf reinstall ${chosen.name}`,
-          );
-          return;
-        }
-        paths.set(text, {
-          file: root ? path.join(root, qcow) : qcow,
-          ref: chosen.file,
-          pkg: { name: chosen.name, version: pkg.version, release: pkg.release },
-          distro: ref.distro,
-          note,
-        });
-      }),
-    );
-  }
-  if (missingPackages.length > 0) {
-    const where = root ? ` --installroot=${root}` : '';
-    problems.unshift(
-      `not installed: ${missingPackages.join(', ')}\n  fix: dnf${where} install ${[...new Set(missingPackages)].join(' ')}`,
-    );
-  }
+  if (packaged.length > 0) await fromRpm(packaged, root, opts.signal, found, problems);
   const out = new Map<string, ResolvedImage>();
   await Promise.all(
-    [...paths].map(async ([text, p]) => {
-      if (!existsSync(p.file)) {
-        problems.push(
-          `image ${p.ref}: ${p.file} does not exist${opts.imagesDir ? ` (OST_IMAGES_DIR=${opts.imagesDir})` : ''}`,
-        );
-        return;
-      }
-      let images: ImageInfo[];
-      try {
-        images = await qemuImgInfo(p.file, { signal: opts.signal }, true);
-      } catch (err) {
-        if (!(err instanceof OstError)) throw err;
-        problems.push(
-          `image ${p.ref}: the ${err.message}\n  fix: install the parent layer's package (rpm -q --requires ${p.pkg?.name ?? 'the package'})`,
-        );
-        return;
-      }
-      const chain = images.map((i) => path.resolve(path.dirname(p.file), i.filename));
-      for (const f of chain) {
-        const why = unreadableBy(opts.qemu, f);
-        if (why) problems.push(`image ${p.ref}: qemu (user ${opts.qemu.name}) cannot read the chain: ${why}`);
-      }
-      // a truncated or overwritten layer still opens, and fails only inside the booting guest: check its
-      // metadata now (a few ms per file; -U, running envs hold them open)
-      for (const [i, f] of chain.entries()) {
-        if (images[i]?.format !== 'qcow2') continue;
-        const c = await qemuImgCheck(f, { signal: opts.signal }, true).catch((err: unknown) => {
-          if (err instanceof OstError) return { corruptions: 0, checkErrors: 1 };
-          throw err;
-        });
-        if (c.corruptions > 0 || c.checkErrors > 0)
-          problems.push(
-            `image ${p.ref}: ${f} is damaged (qemu-img check: ${c.corruptions} corruptions, ${c.checkErrors} check errors; truncated or overwritten?)\n  fix: reinstall it (dnf reinstall ${p.pkg?.name ?? 'the package that owns it'})`,
-          );
-      }
-      const key = opts.key ? path.resolve(opts.key) : findKey(chain, p.distro);
-      if (!key || !existsSync(key)) {
-        problems.push(
-          `image ${p.ref}: no SSH private key ${opts.key ?? `(${p.distro ?? '<distro>'}_id_rsa next to ${chain.at(-1)})`}; the base RPM ships it, or pass --key`,
-        );
-        return;
-      }
-      out.set(text, {
-        ref: p.ref,
-        note: p.note,
-        path: p.file,
-        package: p.pkg,
-        chain,
-        virtualSize: images[0]?.virtualSize ?? 0,
-        key,
-      });
+    [...found].map(async ([text, p]) => {
+      const img = await checkImage(p, opts, problems);
+      if (img) out.set(text, img);
     }),
   );
   if (problems.length > 0) {
+    // one line per problem, even where two files of a chain share it (the same directory, say)
     throw new OstError(
-      `cannot use the images of this environment:\n${problems.map((p) => `  - ${p}`).join('\n')}`,
+      `cannot use the images of this environment:\n${[...new Set(problems)].map((p) => `  - ${p}`).join('\n')}`,
     );
   }
   return out;
