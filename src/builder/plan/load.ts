@@ -1,18 +1,11 @@
-// Load an image-set file: YAML → zod schema → normalise → cross-field rules, every problem reported at once.
-import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
+// Load an image-set file: YAML → zod schema → normalise (a layer's repos: layer-repos.ts) → cross-field rules,
+// every problem reported at once.
+import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import * as path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { formatKeyPath, type KeyPath, readYamlConfig } from '../../core/config-file.js';
 import { InternalError } from '../../core/errors.js';
-import {
-  type BaseSource,
-  type ImageSet,
-  type Layer,
-  type PackageRepo,
-  parseDuration,
-  parseSize,
-  type Step,
-} from './model.js';
+import { normaliseRepos } from './layer-repos.js';
+import { type BaseSource, type ImageSet, type Layer, parseDuration, parseSize, type Step } from './model.js';
 import { imageSetSchema, type RawImageSet, type RawLayer } from './schema.js';
 
 export { formatKeyPath };
@@ -344,54 +337,6 @@ function normaliseLayer(
     repos,
     refresh,
   };
-}
-
-/** A layer's `repos:`, checked for the set's family; file:// ones must be directories on this host. */
-function normaliseRepos(
-  set: RawImageSet,
-  l: RawLayer,
-  i: number,
-  resolve: (p: string) => string,
-  add: (p: KeyPath, m: string) => void,
-): PackageRepo[] {
-  if (l.debootstrap && l.repos.length > 0)
-    add(
-      ['layers', i, 'repos'],
-      'a debootstrap base uses its mirror and suite; add more repositories in a derived layer',
-    );
-  return l.repos.map((r, j) => {
-    const p: KeyPath = ['layers', i, 'repos', j];
-    if (set.family === 'deb') {
-      if (r.suite === undefined)
-        add([...p, 'suite'], 'missing; a Debian repository needs a suite (./ when flat)');
-      else if (r.suite === './' && r.components !== undefined)
-        add([...p, 'components'], 'a flat repository (suite ./) has no components; remove them');
-      else if (r.suite !== './' && !r.components?.length)
-        add([...p, 'components'], 'missing; name the archive components, such as [main]');
-    } else {
-      for (const k of ['suite', 'components'] as const)
-        if (r[k] !== undefined)
-          add([...p, k], `${k}: is for Debian repositories; an RPM repository is its url`);
-    }
-    let url = r.url;
-    if (url.startsWith('file:')) {
-      // file:///absolute/dir, or file:dir relative to the set file (as its other files)
-      const dir = url.startsWith('file://') ? fileURLToPath(url) : resolve(decodeURIComponent(url.slice(5)));
-      if (!existsSync(dir) || !statSync(dir).isDirectory())
-        add([...p, 'url'], `${dir} is not a directory on this host; a file:// repository is copied from it`);
-      url = pathToFileURL(resolve(dir)).href;
-    }
-    return {
-      name: r.name,
-      kind: set.family,
-      url,
-      suite: r.suite,
-      components: r.components,
-      trusted: r.trusted,
-      // a base layer's repositories are whatever its installer or image configured: never written
-      watchOnly: r.watchOnly || l.parent === undefined,
-    };
-  });
 }
 
 /** Parents before children, keeping file order otherwise; layers in a cycle are left at the end. */
