@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { OstError } from '../../core/errors.js';
+import { InternalError, OstError } from '../../core/errors.js';
 import { type Reporter, step } from '../../core/events.js';
 import { run } from '../../core/exec.js';
 import { faultPoint } from '../../core/fault.js';
@@ -34,7 +34,7 @@ export async function overlaysFromCheckpoint(
 ): Promise<void> {
   for (const d of cvm.disks) {
     const top = tops.get(d.dev);
-    if (!top) throw new Error(`no new top for ${cvm.name} ${d.dev}`);
+    if (!top) throw new InternalError(`no new top for ${cvm.name} ${d.dev}`);
     await createOverlay(top, path.join(ckDir, d.file), {}, d.format);
     await handToQemu(top, qemu);
   }
