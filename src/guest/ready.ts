@@ -286,37 +286,22 @@ export async function waitReady(
         );
       if (sshdSeen() || (t.poll === 'login' && Date.now() >= nextLoginAt)) {
         logins++;
-        const loginAt = Date.now();
-        let res: Awaited<ReturnType<typeof runArgv>>;
-        try {
-          res = await runArgv(sshArgv(t.ssh, 'systemctl is-system-running --wait', 10), {
-            allowFailure: true,
-            timeoutMs: Math.max(deadline - loginAt, 1000),
-            signal,
-          });
-        } catch (e) {
-          if (!(e instanceof ToolError) || e.kind !== 'timed-out') throw e;
-          // the login (once in, it waits for the boot's end) had not returned by the deadline: what the
-          // boot still runs, when a second login gets that far
-          last = `the SSH login started ${((loginAt - started) / 1000).toFixed(0)}s in was still waiting for systemctl is-system-running --wait${await pendingJobs(t)}`;
+        const login = await loginOnce(t, started, deadline, signal);
+        if (login.timedOut) {
+          last = login.last;
           break;
         }
-        const state = res.stdout.trim().split('\n').pop() ?? '';
-        if (res.exitCode !== 255 && (state === 'running' || state === 'degraded')) {
+        if (login.state)
           return {
-            systemState: state,
+            systemState: login.state,
             markerMs: ms(watch.seenAt),
             tcpMs: ms(port?.seenAt),
-            loginMs: loginAt - started,
+            loginMs: login.at - started,
             readyMs: Date.now() - started,
             probes: port?.probes ?? 0,
             logins,
           };
-        }
-        last =
-          res.exitCode === 255
-            ? `ssh: ${res.stderr.trim().split('\n').pop() ?? 'failed'}`
-            : `systemd is ${state || 'unknown'}`;
+        last = login.last;
         if (t.poll === 'login' && watch.seenAt === undefined) {
           nextLoginAt = Date.now() + backoff;
           backoff = Math.min(backoff * 2, LOGIN_BACKOFF_MS.max);
@@ -338,15 +323,65 @@ export async function waitReady(
     watch.stop();
     port?.stop();
   }
+  throw await notReady(t, timeoutMs, started, watch.seenAt, last);
+}
+
+/** The timeout's error: what was seen of sshd, the last thing that failed, and the console's tail. */
+async function notReady(
+  t: ReadyTarget,
+  timeoutMs: number,
+  started: number,
+  markerAt: number | undefined,
+  last: string,
+): Promise<OstError> {
   const marker =
-    watch.seenAt === undefined
+    markerAt === undefined
       ? 'no readiness marker on its console'
-      : `its console said sshd is up ${((watch.seenAt - started) / 1000).toFixed(1)}s in`;
-  throw new OstError(
+      : `its console said sshd is up ${((markerAt - started) / 1000).toFixed(1)}s in`;
+  return new OstError(
     `VM ${t.vm} (${t.ssh.host}) was not ready within ${Math.round(timeoutMs / 1000)}s (${marker}; last: ${last})\n` +
       (await consoleTail(t.consoleLog)),
     'raise --timeout on a slow host, or look at the console log for a boot problem',
   );
+}
+
+/**
+ * One SSH login that waits for the boot's end (`systemctl is-system-running --wait`): systemd's state once
+ * it is running or degraded, else what failed; `timedOut` when the login had not returned by the deadline.
+ */
+async function loginOnce(
+  t: ReadyTarget,
+  started: number,
+  deadline: number,
+  signal?: AbortSignal,
+): Promise<{ at: number; state?: string; last: string; timedOut?: boolean }> {
+  const at = Date.now();
+  let res: Awaited<ReturnType<typeof runArgv>>;
+  try {
+    res = await runArgv(sshArgv(t.ssh, 'systemctl is-system-running --wait', 10), {
+      allowFailure: true,
+      timeoutMs: Math.max(deadline - at, 1000),
+      signal,
+    });
+  } catch (e) {
+    if (!(e instanceof ToolError) || e.kind !== 'timed-out') throw e;
+    // the login (once in, it waits for the boot's end) had not returned by the deadline: what the boot
+    // still runs, when a second login gets that far
+    return {
+      at,
+      timedOut: true,
+      last: `the SSH login started ${((at - started) / 1000).toFixed(0)}s in was still waiting for systemctl is-system-running --wait${await pendingJobs(t)}`,
+    };
+  }
+  const state = res.stdout.trim().split('\n').pop() ?? '';
+  if (res.exitCode !== 255 && (state === 'running' || state === 'degraded')) return { at, state, last: '' };
+  return {
+    at,
+    last:
+      res.exitCode === 255
+        ? `ssh: ${res.stderr.trim().split('\n').pop() ?? 'failed'}`
+        : `systemd is ${state || 'unknown'}`,
+  };
 }
 
 /** The boot's queued jobs (`systemctl list-jobs`) over a short SSH login, for a timeout's message. */
