@@ -63,6 +63,8 @@ export const networksPhase: Phase = {
     })),
   async run(ctx) {
     const { plan } = ctx;
+    // overlays made and subnets leased (as another user's ost up could be at this moment)
+    await faultPoint('up:leased');
     layOut(ctx);
     for (let attempt = 1; ; attempt++) {
       try {
