@@ -16,17 +16,24 @@ if pgrep -r R,S,D -x libvirtd >/dev/null; then
   exit 1
 fi
 LIBVIRTD_PID=""
+VIRTLOGD_PID=""
 cleanup() {
   $SUDO ip netns exec "$NS" ./bin/ost down >/dev/null 2>&1 || true
-  # only the libvirtd this script started, by its pid
+  # only the daemons this script started, by their pids
   if [ -n "$LIBVIRTD_PID" ]; then $SUDO kill "$LIBVIRTD_PID" 2>/dev/null || true; fi
+  if [ -n "$VIRTLOGD_PID" ]; then $SUDO kill "$VIRTLOGD_PID" 2>/dev/null || true; fi
   sleep 1
   $SUDO ip netns del "$NS" 2>/dev/null || true
 }
 trap cleanup EXIT
 $SUDO ip netns add "$NS"
 $SUDO ip -n "$NS" link set lo up
-pgrep -r R,S,D -x virtlogd >/dev/null || $SUDO ip netns exec "$NS" virtlogd -d
+if ! pgrep -r R,S,D -x virtlogd >/dev/null; then
+  $SUDO rm -f /run/virtlogd.pid   # a stale one would name another process
+  $SUDO ip netns exec "$NS" virtlogd -d
+  for _ in $(seq 20); do [ -s /run/virtlogd.pid ] && break; sleep 0.25; done
+  VIRTLOGD_PID="$($SUDO cat /run/virtlogd.pid)"
+fi
 $SUDO ip netns exec "$NS" libvirtd -d
 for _ in $(seq 60); do virsh -c qemu:///system version >/dev/null 2>&1 && break; sleep 0.5; done
 LIBVIRTD_PID="$($SUDO cat /run/libvirtd.pid)"
