@@ -1,32 +1,23 @@
-// `ost up / down / status / ssh / console / list / gc`: thin handlers over src/launcher.
+// `ost up`: thin handler over src/launcher/up (the request's rules, the plan, its phases).
 import { existsSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import * as path from 'node:path';
 import { onInterrupt } from '../../core/cleanup.js';
-import { OstError, UsageError } from '../../core/errors.js';
-import { runInteractive } from '../../core/exec.js';
-import { lastLines } from '../../core/fsutil.js';
-import { processAlive } from '../../core/process.js';
-import { requireTool } from '../../core/require-tool.js';
+import { OstError } from '../../core/errors.js';
 import { checkpointRoot, readCheckpoint } from '../../launcher/checkpoint/store.js';
 import { loadEnvironment } from '../../launcher/env/load.js';
 import type { Environment } from '../../launcher/env/model.js';
 import { loadOstJson } from '../../launcher/env/ost-json.js';
 import { Templates } from '../../launcher/libvirt/templates.js';
-import { pruneUnreadableLeases } from '../../launcher/net/leases.js';
-import { requireEnv, selectEnv } from '../../launcher/select.js';
-import { discoverEnvs, type FoundEnv, isLeftover, isUp } from '../../launcher/state/discover.js';
-import { type EnvRecord, leasesDir, stateRoot } from '../../launcher/state/record.js';
-import { teardown } from '../../launcher/teardown.js';
+import { type EnvRecord, stateRoot } from '../../launcher/state/record.js';
 import { type CacheOutcome, upWithCheckpointCache } from '../../launcher/up/checkpoint-cache.js';
 import { planOnly } from '../../launcher/up/dry-run.js';
 import type { UpPlan } from '../../launcher/up/plan.js';
 import { checkUpRequest } from '../../launcher/up/request.js';
 import { type UpOptions, up } from '../../launcher/up/run.js';
-import { inNetns } from '../../tools/netns.js';
-import { libvirtUri, virsh } from '../../tools/virsh.js';
+import { libvirtUri } from '../../tools/virsh.js';
 import { cliReporter } from '../reporter.js';
-import { type CustomArgs, customHook, gcLayersCommand, listLayersCommand } from './layers.js';
+import { type CustomArgs, customHook } from './layers.js';
 
 /** Options every env command shares. */
 export interface EnvCommon {
@@ -91,7 +82,7 @@ const secs = (ms: number | undefined) => (ms === undefined ? '-' : `${(ms / 1000
 const ms = (v: number | undefined) => (v === undefined ? '-' : `${v}ms`.padStart(6));
 
 /** `custom: name version, ... (layer KEY, built)` for a VM on a custom layer. */
-function customLine(vm: EnvRecord['vms'][number]): string | undefined {
+export function customLine(vm: EnvRecord['vms'][number]): string | undefined {
   const c = vm.image.custom;
   if (!c) return undefined;
   const pkgs = c.packages.map((p) => `${p.name} ${p.version}`).join(', ') || 'none';
@@ -239,166 +230,4 @@ function planJson(plan: UpPlan): unknown {
     from: plan.from && { name: plan.from.name, dir: plan.from.dir },
     vms: plan.vms.map(({ vm: _vm, ...rest }) => rest),
   };
-}
-
-function describe(e: FoundEnv): { state: string; owner: string } {
-  const state = isUp(e) ? 'up' : isLeftover(e) ? 'leftover' : 'starting';
-  // the owner matters while ost up runs (or died running): an env that is up belongs to no process
-  const owner = e.owner && state !== 'up' ? `${e.owner.pid}${processAlive(e.owner) ? '' : ' (gone)'}` : '-';
-  return { state, owner };
-}
-
-export async function downCommand(a: EnvCommon & { env?: string }): Promise<void> {
-  const uri = libvirtUri(a.connect);
-  const root = stateRoot();
-  const e = await selectEnv(uri, root, a.env);
-  if (!e) {
-    process.stdout.write(
-      a.json ? '{"removed":null}\n' : `nothing to remove${a.env ? `: no environment ${a.env}` : ''}\n`,
-    );
-    return;
-  }
-  const ui = cliReporter({ quiet: a.json });
-  const r = await teardown(uri, root, e, ui.reporter);
-  ui.stop();
-  process.stdout.write(
-    a.json
-      ? `${JSON.stringify({ id: e.id, ...r }, null, 2)}\n`
-      : `removed ${e.id}: ${r.domains.length} domains, ${r.networks.length} networks, ${r.leases.length} leases, ${r.removed.join(', ') || 'no dirs'}\n`,
-  );
-}
-
-export async function listCommand(a: EnvCommon & { layers?: boolean; layerCache?: string }): Promise<void> {
-  if (a.layers) return listLayersCommand(a);
-  const envs = [...(await discoverEnvs(libvirtUri(a.connect), stateRoot())).values()];
-  if (a.json) {
-    const doc = envs.map((e) => ({
-      id: e.id,
-      suite: e.suite,
-      ...describe(e),
-      domains: [...e.domains.keys()],
-      networks: [...e.networks.keys()],
-      leases: e.leases,
-      workdir: e.workdir,
-    }));
-    process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
-    return;
-  }
-  if (envs.length === 0) {
-    process.stdout.write('no environments\n');
-    return;
-  }
-  process.stdout.write(`${'ID'.padEnd(28)} ${'SUITE'.padEnd(14)} ${'STATE'.padEnd(9)} VMS NETS OWNER\n`);
-  for (const e of envs) {
-    const d = describe(e);
-    process.stdout.write(
-      `${e.id.padEnd(28)} ${e.suite.padEnd(14)} ${d.state.padEnd(9)} ${String(e.domains.size).padStart(3)} ${String(e.networks.size).padStart(4)} ${d.owner}\n`,
-    );
-  }
-}
-
-export async function statusCommand(a: EnvCommon & { env?: string }): Promise<void> {
-  const uri = libvirtUri(a.connect);
-  const e = await requireEnv(uri, stateRoot(), a.env);
-  const states = new Map<string, string>();
-  await Promise.all(
-    [...e.domains.keys()].map(async (d) => {
-      const r = await virsh(uri, ['domstate', d], { allowFailure: true });
-      states.set(d, r.exitCode === 0 ? r.stdout.trim() : 'gone');
-    }),
-  );
-  const d = describe(e);
-  if (a.json) {
-    process.stdout.write(
-      `${JSON.stringify({ id: e.id, suite: e.suite, ...d, domains: Object.fromEntries(states), record: e.record }, null, 2)}\n`,
-    );
-    return;
-  }
-  const lines = [`environment ${e.id} (suite ${e.suite}): ${d.state}, owner ${d.owner}`];
-  for (const vm of e.record?.vms ?? []) {
-    lines.push(
-      `  ${vm.name.padEnd(10)} ${vm.address.padEnd(16)} ${(states.get(vm.libvirtName) ?? 'gone').padEnd(9)} ${vm.image.package?.name ?? vm.image.path}`,
-    );
-    const c = customLine(vm);
-    if (c) lines.push(c);
-  }
-  if (!e.record) for (const [name, s] of states) lines.push(`  ${name} ${s}`);
-  for (const n of e.networks.keys()) lines.push(`  network ${n}`);
-  if (e.record?.netns)
-    lines.push(
-      `  isolated: network namespace ${e.record.netns} (ost ssh <vm> --env ${e.id}, ost exec ${e.id} -- …)`,
-    );
-  if (e.record?.checkpoint) lines.push(`  restored from checkpoint ${e.record.checkpoint.name}`);
-  if (e.workdir) lines.push(`  workdir ${e.workdir}`);
-  process.stdout.write(`${lines.join('\n')}\n`);
-}
-
-async function vmOf(a: EnvCommon & { env?: string; vm: string }) {
-  const uri = libvirtUri(a.connect);
-  const e = await requireEnv(uri, stateRoot(), a.env);
-  const vm = e.record?.vms.find((v) => v.name === a.vm || v.hostname === a.vm);
-  if (!e.record || !vm) {
-    const names = e.record?.vms.map((v) => v.name).join(', ') ?? '(env.json is missing)';
-    throw new OstError(`no VM ${a.vm} in environment ${e.id}`, `VMs are: ${names}`);
-  }
-  return { uri, e, record: e.record, vm };
-}
-
-export async function sshCommand(
-  a: EnvCommon & { env?: string; vm: string; command: string[] },
-): Promise<number> {
-  const { record, vm } = await vmOf(a);
-  const ssh = requireTool('ssh');
-  const argv = [ssh, '-F', path.join(record.workdir, 'ssh_config'), vm.name, ...a.command];
-  // an isolated env's guests are reachable only from inside its namespace
-  const [file, ...args] = [...inNetns(record.netns), ...argv] as [string, ...string[]];
-  return runInteractive(file, args);
-}
-
-/**
- * `ost exec <env> -- cmd`: run a command where the env's guests are reachable — inside an isolated env's
- * network namespace (`ip netns exec`), else as it is — with OST_ENV_DIR set to the env dir.
- */
-export async function execCommand(a: EnvCommon & { env?: string; command: string[] }): Promise<number> {
-  if (a.command.length === 0) throw new UsageError('name the command to run: ost exec <env> -- <command> …');
-  const e = await requireEnv(libvirtUri(a.connect), stateRoot(), a.env);
-  if (!e.record) throw new OstError(`environment ${e.id} has no env.json`, `ost down ${e.id}`);
-  process.env.OST_ENV_DIR = e.record.workdir;
-  const [file, ...args] = [...inNetns(e.record.netns), ...a.command] as [string, ...string[]];
-  return runInteractive(file, args);
-}
-
-export async function consoleCommand(
-  a: EnvCommon & { env?: string; vm: string; log: boolean; lines: number },
-): Promise<number> {
-  const { uri, vm } = await vmOf(a);
-  if (a.log) {
-    process.stdout.write(`${(await lastLines(vm.consoleLog, a.lines)).join('\n')}\n`);
-    return 0;
-  }
-  return runInteractive(requireTool('virsh'), ['-c', uri, 'console', vm.libvirtName]);
-}
-
-export async function gcCommand(
-  a: EnvCommon & { layers?: boolean; layerCache?: string; keepDays?: number },
-): Promise<void> {
-  if (a.layers) return gcLayersCommand({ ...a, keepDays: a.keepDays ?? 0 });
-  const uri = libvirtUri(a.connect);
-  const root = stateRoot();
-  const leftovers = [...(await discoverEnvs(uri, root)).values()].filter(isLeftover);
-  const ui = cliReporter({ quiet: a.json });
-  const removed = [];
-  for (const e of leftovers) removed.push({ id: e.id, ...(await teardown(uri, root, e, ui.reporter)) });
-  // damaged lease files (no owner to ask): they hold their /24 until removed here
-  const damagedLeases = await pruneUnreadableLeases(leasesDir(root));
-  for (const p of damagedLeases)
-    ui.reporter({ type: 'warning', message: `removed the unreadable lease of ${p}.0/24` });
-  ui.stop();
-  process.stdout.write(
-    a.json
-      ? `${JSON.stringify({ removed, damagedLeases }, null, 2)}\n`
-      : removed.length === 0
-        ? 'no leftovers\n'
-        : `${removed.map((r) => `removed leftover ${r.id}: ${r.domains.length} domains, ${r.networks.length} networks, ${r.leases.length} leases`).join('\n')}\n`,
-  );
 }

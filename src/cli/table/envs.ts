@@ -2,15 +2,8 @@
 
 import { wholeNumber } from '../coerce.js';
 import { gcCheckpointsCommand, listCheckpointsCommand } from '../commands/checkpoint.js';
-import {
-  consoleCommand,
-  downCommand,
-  execCommand,
-  gcCommand,
-  listCommand,
-  sshCommand,
-  statusCommand,
-} from '../commands/env.js';
+import { downCommand, gcCommand, listCommand, statusCommand } from '../commands/envs.js';
+import { consoleCommand, execCommand, sshCommand } from '../commands/vm.js';
 import {
   checkpointDirOption,
   connectOption,

@@ -1,0 +1,57 @@
+// `ost ssh / exec / console`: a command, a shell or the serial console where an env's VMs are.
+import * as path from 'node:path';
+import { OstError, UsageError } from '../../core/errors.js';
+import { runInteractive } from '../../core/exec.js';
+import { lastLines } from '../../core/fsutil.js';
+import { requireTool } from '../../core/require-tool.js';
+import { requireEnv } from '../../launcher/select.js';
+import { stateRoot } from '../../launcher/state/record.js';
+import { inNetns } from '../../tools/netns.js';
+import { libvirtUri } from '../../tools/virsh.js';
+import type { EnvCommon } from './env.js';
+
+async function vmOf(a: EnvCommon & { env?: string; vm: string }) {
+  const uri = libvirtUri(a.connect);
+  const e = await requireEnv(uri, stateRoot(), a.env);
+  const vm = e.record?.vms.find((v) => v.name === a.vm || v.hostname === a.vm);
+  if (!e.record || !vm) {
+    const names = e.record?.vms.map((v) => v.name).join(', ') ?? '(env.json is missing)';
+    throw new OstError(`no VM ${a.vm} in environment ${e.id}`, `VMs are: ${names}`);
+  }
+  return { uri, e, record: e.record, vm };
+}
+
+export async function sshCommand(
+  a: EnvCommon & { env?: string; vm: string; command: string[] },
+): Promise<number> {
+  const { record, vm } = await vmOf(a);
+  const ssh = requireTool('ssh');
+  const argv = [ssh, '-F', path.join(record.workdir, 'ssh_config'), vm.name, ...a.command];
+  // an isolated env's guests are reachable only from inside its namespace
+  const [file, ...args] = [...inNetns(record.netns), ...argv] as [string, ...string[]];
+  return runInteractive(file, args);
+}
+
+/**
+ * `ost exec <env> -- cmd`: run a command where the env's guests are reachable — inside an isolated env's
+ * network namespace (`ip netns exec`), else as it is — with OST_ENV_DIR set to the env dir.
+ */
+export async function execCommand(a: EnvCommon & { env?: string; command: string[] }): Promise<number> {
+  if (a.command.length === 0) throw new UsageError('name the command to run: ost exec <env> -- <command> …');
+  const e = await requireEnv(libvirtUri(a.connect), stateRoot(), a.env);
+  if (!e.record) throw new OstError(`environment ${e.id} has no env.json`, `ost down ${e.id}`);
+  process.env.OST_ENV_DIR = e.record.workdir;
+  const [file, ...args] = [...inNetns(e.record.netns), ...a.command] as [string, ...string[]];
+  return runInteractive(file, args);
+}
+
+export async function consoleCommand(
+  a: EnvCommon & { env?: string; vm: string; log: boolean; lines: number },
+): Promise<number> {
+  const { uri, vm } = await vmOf(a);
+  if (a.log) {
+    process.stdout.write(`${(await lastLines(vm.consoleLog, a.lines)).join('\n')}\n`);
+    return 0;
+  }
+  return runInteractive(requireTool('virsh'), ['-c', uri, 'console', vm.libvirtName]);
+}
