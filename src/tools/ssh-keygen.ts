@@ -4,3 +4,8 @@
 export function generateArgv(file: string, comment: string): string[] {
   return ['ssh-keygen', '-q', '-t', 'rsa', '-b', '4096', '-N', '', '-C', comment, '-f', file];
 }
+
+/** argv: print the public half of a private key (`ssh-keygen -y`). */
+export function publicKeyArgv(privateKey: string): string[] {
+  return ['ssh-keygen', '-y', '-f', privateKey];
+}

@@ -3,14 +3,14 @@
 // checkpoint's subnets (an error naming who holds one that is taken), runs on the same images (an error
 // naming the build that is installed now), and its VMs are restored, not booted.
 import * as path from 'node:path';
-import { OstError, UsageError } from '../../core/errors.js';
+import { OstError } from '../../core/errors.js';
 import type { Environment, EnvVm } from '../env/model.js';
 import { type Identity, unreadableBy } from '../images/qemu-user.js';
 import type { ResolvedImage } from '../images/resolve.js';
 import type { EnvLayout } from '../net/layout.js';
 import { readLeases } from '../net/leases.js';
 import type { VmRecord } from '../state/record.js';
-import type { CheckpointVm, StoredCheckpoint } from './store.js';
+import type { StoredCheckpoint } from './store.js';
 
 const nvr = (p?: { name: string; version: string; release: string }) =>
   p ? `${p.name}-${p.version}-${p.release}` : undefined;
@@ -64,17 +64,12 @@ export function checkImages(
     );
 }
 
-/** The subnets the checkpoint's networks had: network name → `a.b.c`. */
-export function checkpointSubnetMap(ck: StoredCheckpoint): Map<string, string> {
-  return new Map(ck.record.env.networks.map((n) => [n.name, `192.168.${n.subnet}`]));
-}
-
 /**
- * The subnets the checkpoint's networks had (checkpointSubnetMap), when no lease on this host holds one:
+ * The subnets the checkpoint's networks had (network name → `a.b.c`), when no lease on this host holds one:
  * else an error naming the env whose lease does, with what to do.
  */
 export async function checkpointSubnets(ck: StoredCheckpoint, leases: string): Promise<Map<string, string>> {
-  const wanted = checkpointSubnetMap(ck);
+  const wanted = new Map(ck.record.env.networks.map((n) => [n.name, `192.168.${n.subnet}`]));
   const held = await readLeases(leases);
   const holders = new Set<string>();
   const clash = ck.record.env.networks.flatMap((n) => {
@@ -114,38 +109,4 @@ export function checkReadable(ck: StoredCheckpoint, qemu: Identity): void {
           'keep checkpoints where qemu can reach them (--checkpoint-dir / OST_CHECKPOINT_DIR; every directory on the way searchable)',
         );
     }
-}
-
-/** The checkpoint's record of one VM. */
-export function checkpointVm(ck: StoredCheckpoint, name: string): CheckpointVm {
-  const cvm = ck.record.vms.find((v) => v.name === name);
-  if (!cvm) throw new Error(`checkpoint ${ck.name} has no VM ${name}`);
-  return cvm;
-}
-
-/**
- * The id of an env from a checkpoint: the id it was taken of. A restored VM keeps its domain name and UUID —
- * libvirt 9.0 refuses a restore whose XML changes either ("Target domain name/uuid … does not match
- * source") — and the names carry the id, so the new env is that env again: same names, networks and
- * addresses, which is what OST's harness and the guests expect.
- */
-export function fromId(ck: StoredCheckpoint, asked?: string): string {
-  const id = ck.record.env.id;
-  if (asked && asked !== id)
-    throw new UsageError(
-      `--id ${asked}: an env from checkpoint ${ck.name} has the id of the env it was taken of, ${id}`,
-      'leave out --id',
-    );
-  return id;
-}
-
-/** Options `--from` cannot be combined with. */
-export function checkFromOptions(o: { custom?: unknown; wait?: boolean; deploy?: boolean }): void {
-  if (o.custom)
-    throw new UsageError(
-      '--from restores VMs as they were: --custom-repo / --custom-install cannot apply to them',
-      'leave out one of them',
-    );
-  if (o.wait === false)
-    throw new UsageError('--from sets each guest clock over SSH after the restore: --no-wait does not apply');
 }

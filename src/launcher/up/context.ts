@@ -1,7 +1,9 @@
 // What the phases of one `ost up` share while it runs: the plan, the wiring (libvirt URI, templates,
 // reporter), the undo stack every created resource registers with, the timings, and the env record that
 // grows as the phases fill it in.
+
 import type { CleanupStack } from '../../core/cleanup.js';
+import { InternalError } from '../../core/errors.js';
 import type { Reporter } from '../../core/events.js';
 import type { Identity } from '../images/qemu-user.js';
 import type { OstMetadata } from '../libvirt/render.js';
@@ -40,7 +42,7 @@ export interface UpContext {
 
 /** The layout, once the networks phase made it (a phase after it that finds none is a bug). */
 export function layoutOf(ctx: UpContext): EnvLayout {
-  if (!ctx.layout) throw new Error('the networks phase has not laid the env out yet');
+  if (!ctx.layout) throw new InternalError('the networks phase has not laid the env out yet');
   return ctx.layout;
 }
 

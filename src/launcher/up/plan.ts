@@ -3,7 +3,9 @@
 // mode (boot, restore from a checkpoint, isolated restore), every directory and file the up creates with
 // the uid that will own it, and one record per VM with its image chain and overlay base, decided once.
 // The phases (phases.ts) carry it out; `ost up --dry-run` prints it (dry-run.ts).
+
 import * as path from 'node:path';
+import { InternalError } from '../../core/errors.js';
 import type { ProcessId } from '../../core/process.js';
 import type { CheckpointVm, StoredCheckpoint } from '../checkpoint/store.js';
 import type { Environment, EnvVm } from '../env/model.js';
@@ -125,10 +127,10 @@ export function deploymentOf(env: Environment, given: string | undefined): strin
 
 function vmPlan(i: PlanInputs, vm: EnvVm, workdir: string, overlayDir: string, disksDir: string): VmPlan {
   const image = i.images.get(imageKey(vm));
-  if (!image) throw new Error(`no resolved image for ${vm.name} (${imageKey(vm)})`);
+  if (!image) throw new InternalError(`no resolved image for ${vm.name} (${imageKey(vm)})`);
   const custom = i.custom.get(image.ref);
   const checkpoint = i.from?.record.vms.find((c) => c.name === vm.name);
-  if (i.from && !checkpoint) throw new Error(`checkpoint ${i.from.name} has no VM ${vm.name}`);
+  if (i.from && !checkpoint) throw new InternalError(`checkpoint ${i.from.name} has no VM ${vm.name}`);
   return {
     name: vm.name,
     vm,

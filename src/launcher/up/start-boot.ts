@@ -1,6 +1,8 @@
 // Booting: each VM's root overlay on its image (or custom layer), its extra disks made empty, its domain
 // rendered from the templates and created, then every VM waited for until SSH answers.
+
 import * as fs from 'node:fs/promises';
+import { InternalError } from '../../core/errors.js';
 import { faultPoint } from '../../core/fault.js';
 import { atomicWriteFile } from '../../core/fsutil.js';
 import { create, createArgv, createOverlay, createOverlayArgv } from '../../tools/qemu-img.js';
@@ -107,6 +109,6 @@ export const bootStrategy: StartStrategy = {
 /** The domain XML file of a VM of the plan. */
 function domainXmlFile(plan: UpPlan, name: string): string {
   const vm = plan.vms.find((v) => v.name === name);
-  if (!vm) throw new Error(`no VM ${name} in the plan`);
+  if (!vm) throw new InternalError(`no VM ${name} in the plan`);
   return vm.domainXml;
 }

@@ -1,7 +1,9 @@
 // Restoring from a checkpoint: each disk an overlay of the checkpoint's frozen file, each domain restored
 // paused from its memory file (renamed for an --isolated copy), then every VM resumed at once and its
 // clock set over SSH.
+
 import * as path from 'node:path';
+import { InternalError } from '../../core/errors.js';
 import { faultPoint } from '../../core/fault.js';
 import { createOverlayArgv } from '../../tools/qemu-img.js';
 import { virshArgv } from '../../tools/virsh.js';
@@ -19,12 +21,12 @@ import type { UpPlan, VmPlan } from './plan.js';
 
 /** The checkpoint an up restores from (a restore plan without one is a bug). */
 function checkpointOf(plan: UpPlan): StoredCheckpoint {
-  if (!plan.from) throw new Error(`a ${plan.mode} plan without a checkpoint`);
+  if (!plan.from) throw new InternalError(`a ${plan.mode} plan without a checkpoint`);
   return plan.from;
 }
 
 function checkpointVmOf(vm: VmPlan): CheckpointVm {
-  if (!vm.checkpoint) throw new Error(`no checkpoint record for ${vm.name}`);
+  if (!vm.checkpoint) throw new InternalError(`no checkpoint record for ${vm.name}`);
   return vm.checkpoint;
 }
 

@@ -1,8 +1,10 @@
 // The env dir phases: the dir itself (its existence is the claim on the id and, for OST suites, on the
 // deployment dir), env.json and the private keys first; the files OST and ssh read once the addresses are
 // known; and the last word, once everything is up: env.json's `up`, libvirt's metadata, the hand-over.
+
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
+import { InternalError } from '../../../core/errors.js';
 import type { ProcessId } from '../../../core/process.js';
 import { virsh } from '../../../tools/virsh.js';
 import { metadataElement, OST_NS, OST_PREFIX, type OstMetadata } from '../../libvirt/render.js';
@@ -94,7 +96,7 @@ function vmRecords(ctx: UpContext): VmRecord[] {
   const layout = layoutOf(ctx);
   return ctx.plan.vms.map((vm, i) => {
     const l = layout.vms[i];
-    if (!l) throw new Error(`the layout has no VM ${vm.name}`);
+    if (!l) throw new InternalError(`the layout has no VM ${vm.name}`);
     return {
       ...l,
       image: {

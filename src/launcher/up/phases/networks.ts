@@ -1,7 +1,7 @@
 // The networks phase (every network of the env created at once, from the layout of its leased /24s; a
 // /24 another user's up took first is leased again) and, for an --isolated env, its network namespace.
 import * as path from 'node:path';
-import { errorMessage, ToolError } from '../../../core/errors.js';
+import { errorMessage, InternalError, ToolError } from '../../../core/errors.js';
 import { faultPoint } from '../../../core/fault.js';
 import { atomicWriteFile } from '../../../core/fsutil.js';
 import { virsh, virshArgv } from '../../../tools/virsh.js';
@@ -24,7 +24,7 @@ export function isSubnetInUse(err: unknown): boolean {
 
 /** Lay the env out on its subnets (the checkpoint's MACs must come out the same). */
 function layOut(ctx: UpContext): void {
-  if (!ctx.subnets) throw new Error('the networks phase runs after the lease phase');
+  if (!ctx.subnets) throw new InternalError('the networks phase runs after the lease phase');
   const layout = layoutEnv(ctx.plan.env, ctx.plan.id, ctx.subnets, ctx.plan.ipMode);
   if (ctx.plan.from) checkLayout(layout, ctx.plan.from);
   ctx.layout = layout;

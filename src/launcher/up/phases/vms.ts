@@ -2,10 +2,11 @@
 // waited for, restored ones resumed), the IPv6 SOCKS helper of `ost.sh run -6`, and the deploy scripts.
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
-import { OstError } from '../../../core/errors.js';
-import { run } from '../../../core/exec.js';
+import { InternalError, OstError } from '../../../core/errors.js';
 import { faultPoint } from '../../../core/fault.js';
 import { atomicWriteFile } from '../../../core/fsutil.js';
+import { runArgv } from '../../../tools/run-tool.js';
+import { publicKeyArgv } from '../../../tools/ssh-keygen.js';
 import { runDeployScripts } from '../../deploy.js';
 import { startSshdProxy, stopSshdProxy } from '../../ipv6-proxy.js';
 import { layoutOf, settleAll } from '../context.js';
@@ -22,7 +23,7 @@ export function domainsPhase(strategy: StartStrategy): Phase {
     async run(ctx) {
       await settleAll(ctx.record.vms, async (vm) => {
         const planned = ctx.plan.vms.find((v) => v.name === vm.name);
-        if (!planned) throw new Error(`no VM ${vm.name} in the plan`);
+        if (!planned) throw new InternalError(`no VM ${vm.name} in the plan`);
         await strategy.start(ctx, vm, planned);
       });
       await faultPoint('up:domains');
@@ -43,7 +44,7 @@ export function readyPhase(strategy: StartStrategy): Phase {
 /** The public half of a private key, next to it (`ssh-keygen -y`), for images that ship no `.pub`. */
 async function publicKeyOf(key: string): Promise<string> {
   const pub = `${key}.pub`;
-  const r = await run('ssh-keygen', ['-y', '-f', key]);
+  const r = await runArgv(publicKeyArgv(key));
   await atomicWriteFile(pub, r.stdout);
   return pub;
 }
@@ -61,7 +62,7 @@ export const proxyPhase: Phase = {
   ],
   async run(ctx) {
     const p = ctx.proxy;
-    if (!p) throw new Error('the proxy phase runs only with a SOCKS helper to start');
+    if (!p) throw new InternalError('the proxy phase runs only with a SOCKS helper to start');
     const mgmt = layoutOf(ctx).networks.find((n) => n.management);
     const vm0 = ctx.record.vms[0];
     const first = ctx.plan.vms[0];
