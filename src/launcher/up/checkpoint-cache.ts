@@ -11,8 +11,9 @@ import { takeCheckpoint } from '../checkpoint/take.js';
 import { qemuIdentity } from '../images/qemu-user.js';
 import { imageKey, type ResolvedImage, resolveImages } from '../images/resolve.js';
 import { type EnvRecord, leasesDir } from '../state/record.js';
+import type { UpOptions } from './options.js';
 import { checkUpRequest, willDeploy } from './request.js';
-import { type UpOptions, up } from './run.js';
+import { up } from './run.js';
 
 /** What `--checkpoint-cache` did. */
 export interface CacheOutcome {

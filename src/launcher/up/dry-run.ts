@@ -1,10 +1,11 @@
 // `ost up --dry-run`: the plan as text — each phase with the commands it would run and what it would do,
 // then every directory and file it would create with the uid that owns it once the env is up.
 import { formatCommand } from '../../core/exec.js';
+import type { UpOptions } from './options.js';
 import type { Phase } from './phase.js';
 import type { UpPlan } from './plan.js';
 import { prepareUp } from './prepare.js';
-import { phasesOf, type UpOptions } from './run.js';
+import { phasesOf } from './run.js';
 
 const octal = (mode: number | undefined) =>
   mode === undefined ? '' : ` ${mode.toString(8).padStart(4, '0')}`;

@@ -19,9 +19,9 @@ import { newEnvId } from '../net/layout.js';
 import { chooseOverlayRoot } from '../overlays.js';
 import { type AppliedCustomLayer, leasesDir } from '../state/record.js';
 import { checkDeploymentPath } from '../state/workdir.js';
+import type { UpOptions } from './options.js';
 import { deploymentOf, planUp, type UpPlan } from './plan.js';
 import { checkUpRequest } from './request.js';
-import type { UpOptions } from './run.js';
 
 export interface PreparedUp {
   plan: UpPlan;
@@ -160,7 +160,7 @@ export async function prepareUp(
     reservePerVmBytes: o.overlays.reservePerVmBytes,
     images,
     custom,
-    domainType: detectAccel() === 'kvm' ? 'kvm' : 'qemu',
+    domainType: detectAccel(o.accel) === 'kvm' ? 'kvm' : 'qemu',
     self: { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, pid: me },
     qemu,
     handOver: o.owner,
