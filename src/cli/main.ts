@@ -1,6 +1,8 @@
 // Entry of the CLI: the command table handed to yargs; each handler's error is rendered once, here.
 import yargs, { type Argv } from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { readConfig } from '../core/config.js';
+import { setFaultPoints } from '../core/fault.js';
 import { exitCodeFor, renderError } from './errors.js';
 import type { Command, Context } from './spec.js';
 import { COMMANDS } from './table.js';
@@ -23,6 +25,9 @@ function restOf(parsed: Readonly<Record<string, unknown>>): string[] {
 class UsageFailed extends Error {}
 
 export async function main(argv: string[]): Promise<number> {
+  // the one read of the environment: handlers and the library get its values as parameters
+  const config = readConfig(process.env);
+  setFaultPoints(config.fault);
   let code = 0;
   const fail = (err: unknown) => {
     process.stderr.write(`${renderError(err)}\n`);
@@ -38,7 +43,7 @@ export async function main(argv: string[]): Promise<number> {
       cmd.describe,
       (b) => declare(b, cmd),
       async (parsed) => {
-        const ctx: Context = { rest: restOf(parsed) };
+        const ctx: Context = { config, rest: restOf(parsed) };
         try {
           const exit = await cmd.run(parsed, ctx);
           if (typeof exit === 'number') code = exit;

@@ -1,5 +1,6 @@
 // Flags, positionals and commands as data: each one declared once (what yargs is told, the typed value a
 // handler gets), and one function that turns yargs' parsed argv into the handler's camelCase args object.
+import type { OstConfig } from '../core/config.js';
 import { UsageError } from '../core/errors.js';
 
 /** What yargs is told about a flag or positional (a subset of yargs' Options and PositionalOptions). */
@@ -141,8 +142,9 @@ export const demanded = <T>(spec: Spec<T>): Spec<T> => ({
 /** `spec`, handed to the handler as `field`. */
 export const renamed = <T, F extends string>(field: F, spec: Spec<T>): Renamed<T, F> => ({ ...spec, field });
 
-/** What a handler gets besides its args: the words after `--`. */
+/** What a handler gets besides its args: the environment's settings, and the words after `--`. */
 export interface Context {
+  config: OstConfig;
   rest: string[];
 }
 

@@ -4,12 +4,11 @@ import { accessSync, constants, readFileSync } from 'node:fs';
 export type Accel = 'kvm' | 'tcg';
 
 /**
- * `OST_ACCEL=kvm|tcg` forces the choice; otherwise KVM needs a read-write /dev/kvm and a CPU that
- * advertises vmx or svm (seen here: /dev/kvm present, no vmx, and qemu aborting on MSR writes).
+ * `forced` (the CLI passes `OST_ACCEL=kvm|tcg`) is the choice; otherwise KVM needs a read-write /dev/kvm
+ * and a CPU that advertises vmx or svm (seen here: /dev/kvm present, no vmx, and qemu aborting on MSR writes).
  */
-export function detectAccel(env: NodeJS.ProcessEnv = process.env): Accel {
-  const forced = env.OST_ACCEL;
-  if (forced === 'kvm' || forced === 'tcg') return forced;
+export function detectAccel(forced?: Accel): Accel {
+  if (forced) return forced;
   try {
     accessSync('/dev/kvm', constants.R_OK | constants.W_OK);
     const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');

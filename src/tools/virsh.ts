@@ -3,9 +3,12 @@ import { OstError, ToolError } from '../core/errors.js';
 import type { ExecOptions, ExecResult } from '../core/exec.js';
 import { runArgv } from './run-tool.js';
 
-/** The libvirt connection: `--connect`, else LIBVIRT_DEFAULT_URI, else the system instance. */
-export function libvirtUri(explicit?: string, env: NodeJS.ProcessEnv = process.env): string {
-  return explicit ?? env.LIBVIRT_DEFAULT_URI ?? 'qemu:///system';
+/**
+ * The libvirt connection: `--connect`, else `configured` (the CLI's config: LIBVIRT_DEFAULT_URI, else the
+ * system instance).
+ */
+export function libvirtUri(explicit: string | undefined, configured: string): string {
+  return explicit ?? configured;
 }
 
 /** argv: `virsh -c URI -q <args>`. */

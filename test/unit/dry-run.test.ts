@@ -56,13 +56,11 @@ describe('--dry-run on el9stream (the ISO is not here)', async () => {
   });
 
   it('honours OST_EL9STREAM_ISO for the install media', () => {
-    process.env.OST_EL9STREAM_ISO = '/srv/iso/stream9.iso';
-    try {
-      const s = loadImageSet(path.join(REPO_ROOT, 'images/el9stream.yaml'));
-      expect(s.layers[0]?.base?.kind === 'install' && s.layers[0].base.location).toBe('/srv/iso/stream9.iso');
-    } finally {
-      delete process.env.OST_EL9STREAM_ISO;
-    }
+    // the CLI hands the environment's variables in (core/config.ts fileVars)
+    const s = loadImageSet(path.join(REPO_ROOT, 'images/el9stream.yaml'), {
+      OST_EL9STREAM_ISO: '/srv/iso/stream9.iso',
+    });
+    expect(s.layers[0]?.base?.kind === 'install' && s.layers[0].base.location).toBe('/srv/iso/stream9.iso');
   });
 
   it('shows the overlay command and the guestfish session steps of derived layers', () => {

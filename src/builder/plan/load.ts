@@ -18,8 +18,11 @@ export function placeholdersIn(text: string): string[] {
   return [...text.matchAll(/\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}/g)].map((m) => m[1] as string);
 }
 
-/** Load and validate an image-set file. Throws ConfigError listing every problem. */
-export function loadImageSet(file: string): ImageSet {
+/**
+ * Load and validate an image-set file. Throws ConfigError listing every problem. `vars`: what `${VAR}` in
+ * its install media paths expands to (the CLI passes the environment's variables; none: every default).
+ */
+export function loadImageSet(file: string, vars: NodeJS.ProcessEnv = {}): ImageSet {
   const cfg = readYamlConfig(file, 'pass the path of an image-set file such as images/debian12.yaml');
   const abs = cfg.file;
   const add = cfg.add;
@@ -33,7 +36,7 @@ export function loadImageSet(file: string): ImageSet {
     cfg.throwIfProblems();
     throw new InternalError('the image set failed its schema, yet no problem was recorded');
   }
-  const set = normalise(parsed.data, abs, add);
+  const set = normalise(parsed.data, abs, add, vars);
   cfg.throwIfProblems();
   return set;
 }
@@ -60,14 +63,19 @@ const resolveSource = (s: string, resolve: (p: string) => string) => (isUrl(s) ?
  * `${VAR}` and `${VAR:-default}` in install media paths, so a host can point at its own ISO
  * without editing the set (e.g. location: ${OST_EL9STREAM_ISO:-/var/lib/ost-images/iso/...}).
  */
-export function expandEnv(text: string, env: NodeJS.ProcessEnv = process.env): string {
+export function expandEnv(text: string, env: NodeJS.ProcessEnv): string {
   return text.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g, (_, name: string, def?: string) => {
     const v = env[name];
     return v !== undefined && v !== '' ? v : (def ?? '');
   });
 }
 
-function normalise(raw: RawImageSet, file: string, add: (p: KeyPath, m: string) => void): ImageSet {
+function normalise(
+  raw: RawImageSet,
+  file: string,
+  add: (p: KeyPath, m: string) => void,
+  vars: NodeJS.ProcessEnv,
+): ImageSet {
   const dir = path.dirname(file);
   const resolve = (p: string) => path.resolve(dir, p);
   const mustBeFile = (p: KeyPath, rel: string, what: string) => {
@@ -128,7 +136,7 @@ function normalise(raw: RawImageSet, file: string, add: (p: KeyPath, m: string) 
     }
   });
 
-  const layers: Layer[] = raw.layers.map((l, i) => normaliseLayer(raw, l, i, resolve, mustBeFile, add));
+  const layers: Layer[] = raw.layers.map((l, i) => normaliseLayer(raw, l, i, resolve, mustBeFile, add, vars));
 
   // repositories: one name per chain; refresh: upstream needs some repository to watch
   const byName = new Map(layers.map((l) => [l.name, l]));
@@ -206,6 +214,7 @@ function normaliseLayer(
   resolve: (p: string) => string,
   mustBeFile: (p: KeyPath, rel: string, what: string) => void,
   add: (p: KeyPath, m: string) => void,
+  vars: NodeJS.ProcessEnv,
 ): Layer {
   const methods = (['debootstrap', 'import', 'install'] as const).filter((m) => l[m] !== undefined);
   let base: BaseSource | undefined;
@@ -255,7 +264,7 @@ function normaliseLayer(
     if (set.family !== 'deb')
       add(['family'], `debootstrap base layers need family: deb (found ${set.family})`);
   } else if (l.import) {
-    const src = expandEnv(l.import.source);
+    const src = expandEnv(l.import.source, vars);
     base = {
       kind: 'import',
       source: isUrl(src) ? src : resolve(src),
@@ -275,7 +284,7 @@ function normaliseLayer(
         'missing; set location: (ISO, install tree or URL) or kernel: + initrd:',
       );
     }
-    const loc = s.location === undefined ? undefined : expandEnv(s.location);
+    const loc = s.location === undefined ? undefined : expandEnv(s.location, vars);
     const kind =
       s.answerKind ??
       (/preseed|\.seed$|\.cfg\.in$/.test(s.answerFile) && !/\.ks/.test(s.answerFile)
@@ -284,8 +293,8 @@ function normaliseLayer(
     base = {
       kind: 'install',
       location: loc === undefined ? undefined : resolveSource(loc, resolve),
-      kernel: s.kernel === undefined ? undefined : resolveSource(expandEnv(s.kernel), resolve),
-      initrd: s.initrd === undefined ? undefined : resolveSource(expandEnv(s.initrd), resolve),
+      kernel: s.kernel === undefined ? undefined : resolveSource(expandEnv(s.kernel, vars), resolve),
+      initrd: s.initrd === undefined ? undefined : resolveSource(expandEnv(s.initrd, vars), resolve),
       answerFile: resolve(s.answerFile),
       answerKind: kind,
       osVariant: s.osVariant,

@@ -4,7 +4,9 @@ import { bootAndSsh } from '../../builder/boot.js';
 import { BuildPaths } from '../../builder/build-dir.js';
 import { loadImageSet } from '../../builder/plan/load.js';
 import { leavesOf } from '../../builder/plan/model.js';
+import { detectAccel } from '../../core/accel.js';
 import { onInterrupt } from '../../core/cleanup.js';
+import type { OstConfig } from '../../core/config.js';
 import { OstError } from '../../core/errors.js';
 import { cliReporter } from '../reporter.js';
 
@@ -21,13 +23,13 @@ export interface BootImageArgs {
 }
 
 /** Which image and key to boot: an explicit --image/--key, or a layer of a built set. */
-function target(args: BootImageArgs): { image: string; key: string; label: string } {
+function target(args: BootImageArgs, config: OstConfig): { image: string; key: string; label: string } {
   if (args.image || args.key) {
     if (!args.image || !args.key) throw new OstError('--image and --key go together');
     return { image: path.resolve(args.image), key: path.resolve(args.key), label: path.basename(args.image) };
   }
   if (!args.set) throw new OstError('name an image-set file (and layer), or pass --image and --key');
-  const set = loadImageSet(args.set);
+  const set = loadImageSet(args.set, config.fileVars);
   const names = set.layers.map((l) => l.name);
   const layer = args.layer ?? leavesOf(set)[0];
   if (!layer || !names.includes(layer)) {
@@ -37,8 +39,8 @@ function target(args: BootImageArgs): { image: string; key: string; label: strin
   return { image: paths.image(layer), key: paths.privateKey(), label: `${set.distro}-${layer}` };
 }
 
-export async function bootImageCommand(args: BootImageArgs): Promise<void> {
-  const t = target(args);
+export async function bootImageCommand(args: BootImageArgs, config: OstConfig): Promise<void> {
+  const t = target(args, config);
   const ui = cliReporter({ quiet: args.json });
   const abort = new AbortController();
   const off = onInterrupt(abort, () => process.exit(130));
@@ -54,6 +56,7 @@ export async function bootImageCommand(args: BootImageArgs): Promise<void> {
       privateKey: t.key,
       timeoutMs: args.timeout * 1000,
       memoryMiB: args.memory,
+      accel: detectAccel(config.accel),
       command: args.command ?? 'hostname; . /etc/os-release; echo "$PRETTY_NAME"; uname -r',
       reporter: ui.reporter,
       signal: abort.signal,

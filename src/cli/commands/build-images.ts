@@ -9,8 +9,11 @@ import { checkWithRepoBuild, withCustomRepos } from '../../builder/custom/with-r
 import { type Package, parsePkglist } from '../../builder/pkglist.js';
 import { loadImageSet } from '../../builder/plan/load.js';
 import { type ImageSet, leavesOf } from '../../builder/plan/model.js';
-import { releaseSet } from '../../builder/release.js';
+import { type ReleaseResult, releaseSet } from '../../builder/release.js';
+import type { BuildResult } from '../../builder/result.js';
+import { detectAccel } from '../../core/accel.js';
 import { onInterrupt } from '../../core/cleanup.js';
+import type { OstConfig } from '../../core/config.js';
 import { InterruptedError, UsageError } from '../../core/errors.js';
 import { cliReporter } from '../reporter.js';
 import { publishFlags, releaseSummary, releaseText } from './publish-images.js';
@@ -37,101 +40,122 @@ export interface BuildImagesArgs {
   skipCustomCheck?: boolean;
 }
 
-export async function buildImagesCommand(args: BuildImagesArgs): Promise<void> {
+export async function buildImagesCommand(args: BuildImagesArgs, config: OstConfig): Promise<void> {
   if ((args.withInstall?.length ?? 0) > 0 && (args.withRepo?.length ?? 0) === 0)
     throw new UsageError(
       `--with-install ${args.withInstall?.join(' ')}: installs from --with-repo repos, and none is given`,
       'add --with-repo DIR|URL with the packages',
     );
-  for (const file of args.set) {
-    const loaded = loadImageSet(file);
-    const abort = new AbortController();
-    const stage = args.withRepo?.length
-      ? await fs.mkdtemp(path.join(tmpdir(), `ost-with-repo-${loaded.distro}-`))
-      : undefined;
-    const custom = stage
-      ? await withCustomRepos(
-          loaded,
-          { sources: args.withRepo ?? [], install: args.withInstall ?? [], enabled: true },
-          stage,
-          abort.signal,
-        ).catch(async (err: unknown) => {
-          await fs.rm(stage, { recursive: true, force: true });
-          throw err;
-        })
-      : undefined;
-    const set = custom?.set ?? loaded;
-    const ui = cliReporter({ verbose: args.verbose, quiet: args.json, doneWord: 'built' });
-    const off = onInterrupt(abort, () => process.exit(130));
-    const started = Date.now();
-    try {
-      const result = await buildImages(set, {
-        out: args.set.length > 1 && args.out ? `${args.out}/${set.distro}` : args.out,
-        jobs: args.jobs,
-        force: args.force,
-        only: args.only,
-        dryRun: args.dryRun,
-        reporter: ui.reporter,
-        signal: abort.signal,
-        cacheRepo: args.cacheRepo,
-        offline: args.offline,
-      });
-      if (custom && !args.dryRun && !args.skipCustomCheck)
-        await checkBuiltLeaves(result.out, set, custom.repos);
-      const release =
-        args.publish && !args.dryRun
-          ? await releaseSet(set, {
-              out: result.out,
-              repo: args.publish,
-              ...publishFlags(args),
-              skipIfServed: true,
-              reporter: ui.reporter,
-              signal: abort.signal,
-            })
-          : undefined;
-      ui.stop();
-      if (args.json) {
-        const doc = args.dryRun
-          ? { distro: set.distro, out: result.out, plan: result.dryRun }
-          : {
-              distro: set.distro,
-              out: result.out,
-              durationMs: Date.now() - started,
-              layers: result.outcomes.map((o) => ({
-                layer: o.layer,
-                status: o.status,
-                reason: o.reason,
-                durationMs: o.durationMs,
-                key: o.manifest?.key,
-                allocatedBytes: o.manifest?.allocatedBytes,
-              })),
-              ...(release ? { published: releaseSummary(release) } : {}),
-            };
-        process.stdout.write(`${JSON.stringify(doc, null, 2)}\n`);
-      } else if (args.dryRun) {
-        process.stdout.write(`${formatDryRun(result)}\n`);
-      } else {
-        const built = result.outcomes.filter((o) => o.status === 'built').length;
-        const cached = result.outcomes.filter((o) => o.status === 'cached').length;
-        const fetched = result.outcomes.filter((o) => o.status === 'fetched').length;
-        process.stdout.write(
-          `${set.distro}: ${built} built, ${fetched ? `${fetched} fetched, ` : ''}${cached} cached in ${((Date.now() - started) / 1000).toFixed(1)}s → ${result.out}\n`,
-        );
-        if (release) process.stdout.write(`${releaseText(release, args.publish as string)}\n`);
-      }
-    } catch (err) {
-      if (abort.signal.aborted) {
-        throw new InterruptedError(
-          'layers in progress were discarded; committed layers and the repository are untouched',
-        );
-      }
-      throw err;
-    } finally {
-      ui.stop();
-      off();
-      if (stage) await fs.rm(stage, { recursive: true, force: true });
-    }
+  for (const file of args.set) await buildSet(loadImageSet(file, config.fileVars), args, config);
+}
+
+/** --with-repo: the set with the custom packages upgraded into its leaves, staged in a temp dir. */
+interface WithRepo {
+  set: ImageSet;
+  repos: CustomRepo[];
+  stage: string;
+}
+
+/** Stage --with-repo's packages for `loaded` (none given: undefined); the stage is removed if that fails. */
+async function stageWithRepo(
+  loaded: ImageSet,
+  args: BuildImagesArgs,
+  signal: AbortSignal,
+): Promise<WithRepo | undefined> {
+  if (!args.withRepo?.length) return undefined;
+  const stage = await fs.mkdtemp(path.join(tmpdir(), `ost-with-repo-${loaded.distro}-`));
+  const o = { sources: args.withRepo, install: args.withInstall ?? [], enabled: true };
+  try {
+    return { ...(await withCustomRepos(loaded, o, stage, signal)), stage };
+  } catch (err) {
+    await fs.rm(stage, { recursive: true, force: true });
+    throw err;
   }
+}
+
+/** Build one set (then check --with-repo's packages, publish with --publish) and print what happened. */
+async function buildSet(loaded: ImageSet, args: BuildImagesArgs, config: OstConfig): Promise<void> {
+  const abort = new AbortController();
+  const custom = await stageWithRepo(loaded, args, abort.signal);
+  const set = custom?.set ?? loaded;
+  const ui = cliReporter({ verbose: args.verbose, quiet: args.json, doneWord: 'built' });
+  const off = onInterrupt(abort, () => process.exit(130));
+  const started = Date.now();
+  try {
+    const result = await buildImages(set, {
+      out: args.set.length > 1 && args.out ? `${args.out}/${set.distro}` : args.out,
+      jobs: args.jobs,
+      force: args.force,
+      only: args.only,
+      dryRun: args.dryRun,
+      reporter: ui.reporter,
+      signal: abort.signal,
+      cacheRepo: args.cacheRepo,
+      offline: args.offline,
+      accel: detectAccel(config.accel),
+      libvirtUri: config.libvirtUri,
+    });
+    if (custom && !args.dryRun && !args.skipCustomCheck)
+      await checkBuiltLeaves(result.out, set, custom.repos);
+    const release =
+      args.publish && !args.dryRun
+        ? await releaseSet(set, {
+            out: result.out,
+            repo: args.publish,
+            ...publishFlags(args),
+            skipIfServed: true,
+            reporter: ui.reporter,
+            signal: abort.signal,
+          })
+        : undefined;
+    ui.stop();
+    process.stdout.write(`${buildReport(set, result, release, args, Date.now() - started)}\n`);
+  } catch (err) {
+    if (abort.signal.aborted) {
+      throw new InterruptedError(
+        'layers in progress were discarded; committed layers and the repository are untouched',
+      );
+    }
+    throw err;
+  } finally {
+    ui.stop();
+    off();
+    if (custom) await fs.rm(custom.stage, { recursive: true, force: true });
+  }
+}
+
+/** What build-images prints for a set: JSON (--json), the plan (--dry-run), else one line (and the release's). */
+function buildReport(
+  set: ImageSet,
+  result: BuildResult,
+  release: ReleaseResult | undefined,
+  args: BuildImagesArgs,
+  durationMs: number,
+): string {
+  if (args.json) {
+    const doc = args.dryRun
+      ? { distro: set.distro, out: result.out, plan: result.dryRun }
+      : {
+          distro: set.distro,
+          out: result.out,
+          durationMs,
+          layers: result.outcomes.map((o) => ({
+            layer: o.layer,
+            status: o.status,
+            reason: o.reason,
+            durationMs: o.durationMs,
+            key: o.manifest?.key,
+            allocatedBytes: o.manifest?.allocatedBytes,
+          })),
+          ...(release ? { published: releaseSummary(release) } : {}),
+        };
+    return JSON.stringify(doc, null, 2);
+  }
+  if (args.dryRun) return formatDryRun(result);
+  const count = (status: string) => result.outcomes.filter((o) => o.status === status).length;
+  const fetched = count('fetched');
+  const line = `${set.distro}: ${count('built')} built, ${fetched ? `${fetched} fetched, ` : ''}${count('cached')} cached in ${(durationMs / 1000).toFixed(1)}s → ${result.out}`;
+  return release ? `${line}\n${releaseText(release, args.publish as string)}` : line;
 }
 
 /** The supplied-nothing check of --with-repo, on the leaves' manifests and package lists. */

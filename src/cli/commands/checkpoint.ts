@@ -1,5 +1,6 @@
 // `ost checkpoint / revert / rm-checkpoint`, `ost list --checkpoints`, `ost gc --checkpoints`: thin handlers
 // over src/launcher/checkpoint.
+import type { OstConfig } from '../../core/config.js';
 import { OstError } from '../../core/errors.js';
 import { checkpointsInUse } from '../../launcher/checkpoint/in-use.js';
 import { revert } from '../../launcher/checkpoint/restore.js';
@@ -28,21 +29,31 @@ const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
 const secs = (ms: number | undefined) => (ms === undefined ? '-' : `${(ms / 1000).toFixed(1)}s`);
 
 /** The checkpoint root this command uses (--checkpoint-dir, $OST_CHECKPOINT_DIR, the default). */
-export function rootOf(a: CheckpointCommon): string {
-  return checkpointRoot(a.checkpointDir, process.env);
+export function rootOf(a: CheckpointCommon, config: OstConfig): string {
+  const { checkpointDir, dataHome, home } = config;
+  return checkpointRoot(a.checkpointDir, {
+    OST_CHECKPOINT_DIR: checkpointDir,
+    XDG_DATA_HOME: dataHome,
+    HOME: home,
+  });
 }
 
 /** The suite an env was started from, as its file reads now (for the content key); none if it is gone. */
-function suiteOf(r: EnvRecord): Environment | undefined {
-  try {
-    return r.kind === 'ost-json' ? loadOstJson(r.source) : loadEnvironment(r.source, r.suite);
-  } catch {
-    return undefined;
-  }
-}
+const suiteOf =
+  (config: OstConfig) =>
+  (r: EnvRecord): Environment | undefined => {
+    try {
+      return r.kind === 'ost-json'
+        ? loadOstJson(r.source, config.imageVars)
+        : loadEnvironment(r.source, r.suite);
+    } catch {
+      return undefined;
+    }
+  };
 
 /** Checkpoint dirs that envs on this host run on (restored from them), with the env ids. */
-const inUse = (a: CheckpointCommon) => checkpointsInUse(libvirtUri(a.connect), stateRoot());
+const inUse = (a: CheckpointCommon, config: OstConfig) =>
+  checkpointsInUse(libvirtUri(a.connect, config.libvirtUri), stateRoot(config));
 
 function describeCheckpoint(c: StoredCheckpoint): string {
   const r = c.record;
@@ -57,18 +68,19 @@ function describeCheckpoint(c: StoredCheckpoint): string {
 
 export async function checkpointCommand(
   a: CheckpointCommon & { env?: string; name: string; stop: boolean; force: boolean },
+  config: OstConfig,
 ): Promise<void> {
   const ui = cliReporter({ quiet: a.json });
   try {
     const c = await takeCheckpoint({
-      uri: libvirtUri(a.connect),
-      stateRoot: stateRoot(),
-      root: rootOf(a),
+      uri: libvirtUri(a.connect, config.libvirtUri),
+      stateRoot: stateRoot(config),
+      root: rootOf(a, config),
       env: a.env,
       name: a.name,
       stop: a.stop,
       replace: a.force,
-      suiteOf,
+      suiteOf: suiteOf(config),
       reporter: ui.reporter,
     });
     ui.stop();
@@ -85,13 +97,14 @@ export async function checkpointCommand(
 
 export async function revertCommand(
   a: CheckpointCommon & { env?: string; name: string; timeout: number },
+  config: OstConfig,
 ): Promise<void> {
   const ui = cliReporter({ quiet: a.json });
   try {
     const r = await revert({
-      uri: libvirtUri(a.connect),
-      stateRoot: stateRoot(),
-      root: rootOf(a),
+      uri: libvirtUri(a.connect, config.libvirtUri),
+      stateRoot: stateRoot(config),
+      root: rootOf(a, config),
       env: a.env,
       name: a.name,
       timeoutMs: a.timeout * 1000,
@@ -108,10 +121,13 @@ export async function revertCommand(
   }
 }
 
-export async function rmCheckpointCommand(a: CheckpointCommon & { name: string }): Promise<void> {
-  const root = rootOf(a);
+export async function rmCheckpointCommand(
+  a: CheckpointCommon & { name: string },
+  config: OstConfig,
+): Promise<void> {
+  const root = rootOf(a, config);
   const c = await readCheckpoint(root, a.name);
-  const users = (await inUse(a)).get(c.dir);
+  const users = (await inUse(a, config)).get(c.dir);
   if (users)
     throw new OstError(
       `checkpoint ${a.name} is in use: environment${users.length > 1 ? 's' : ''} ${users.join(', ')} run${users.length > 1 ? '' : 's'} on its disks`,
@@ -125,10 +141,10 @@ export async function rmCheckpointCommand(a: CheckpointCommon & { name: string }
   );
 }
 
-export async function listCheckpointsCommand(a: CheckpointCommon): Promise<void> {
-  const root = rootOf(a);
+export async function listCheckpointsCommand(a: CheckpointCommon, config: OstConfig): Promise<void> {
+  const root = rootOf(a, config);
   const all = await listCheckpoints(root);
-  const users = await inUse(a);
+  const users = await inUse(a, config);
   if (a.json) {
     process.stdout.write(
       `${JSON.stringify(
@@ -165,9 +181,15 @@ export async function listCheckpointsCommand(a: CheckpointCommon): Promise<void>
   process.stdout.write(`${all.length} checkpoint${all.length === 1 ? '' : 's'}, ${mib(total)} in ${root}\n`);
 }
 
-export async function gcCheckpointsCommand(a: CheckpointCommon & { keepDays?: number }): Promise<void> {
-  const root = rootOf(a);
-  const r = await gcCheckpoints(root, { keepDays: a.keepDays, inUse: new Set((await inUse(a)).keys()) });
+export async function gcCheckpointsCommand(
+  a: CheckpointCommon & { keepDays?: number },
+  config: OstConfig,
+): Promise<void> {
+  const root = rootOf(a, config);
+  const r = await gcCheckpoints(root, {
+    keepDays: a.keepDays,
+    inUse: new Set((await inUse(a, config)).keys()),
+  });
   process.stdout.write(
     a.json
       ? `${JSON.stringify(r, null, 2)}\n`

@@ -2,7 +2,9 @@
 import { existsSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import * as path from 'node:path';
+import type { Accel } from '../../core/accel.js';
 import { onInterrupt } from '../../core/cleanup.js';
+import type { OstConfig, SudoSettings } from '../../core/config.js';
 import { OstError } from '../../core/errors.js';
 import { checkpointRoot, readCheckpoint } from '../../launcher/checkpoint/store.js';
 import { loadEnvironment } from '../../launcher/env/load.js';
@@ -63,17 +65,18 @@ export interface UpArgs extends EnvCommon, CustomArgs {
   checkpointDir?: string;
 }
 
-function loadEnv(a: UpArgs): Environment {
-  const env = loadSuite(a);
+function loadEnv(a: UpArgs, config: OstConfig): Environment {
+  const env = loadSuite(a, config.imageVars);
   return a.chained ? { ...env, vms: env.vms.map((vm) => ({ ...vm, squashed: false })) } : env;
 }
 
-function loadSuite(a: UpArgs): Environment {
-  if (a.env) return loadOstJson(a.env);
+/** The suite: an ost.json (`imageVars`: OST_IMAGES_* name its images) or a suite of an ost-env.yaml. */
+function loadSuite(a: UpArgs, imageVars: OstConfig['imageVars']): Environment {
+  if (a.env) return loadOstJson(a.env, imageVars);
   if (!a.suite) throw new OstError('name a suite (ost up demo-suite), or pass --env path/to/ost.json');
   // an OST checkout: --ost-repo, or the current folder when it has <suite>/ost.json (as ./ost.sh run)
   const repo = a.ostRepo ?? (!a.envFile && existsSync(path.join(a.suite, 'ost.json')) ? '.' : undefined);
-  if (repo) return loadOstJson(path.join(path.resolve(repo), a.suite, 'ost.json'));
+  if (repo) return loadOstJson(path.join(path.resolve(repo), a.suite, 'ost.json'), imageVars);
   const file = a.envFile ?? (existsSync('ost-env.yaml') ? 'ost-env.yaml' : BUNDLED_ENV_FILE);
   return loadEnvironment(file, a.suite);
 }
@@ -134,16 +137,19 @@ function userSuffix(): string {
 }
 
 /** The user who ran ost through sudo: an OST deployment dir is handed to them, as ost.sh's is theirs. */
-function sudoUser(): { uid: number; gid: number } | undefined {
-  const uid = Number(process.env.SUDO_UID);
-  const gid = Number(process.env.SUDO_GID);
-  if (process.getuid?.() !== 0 || !Number.isInteger(uid) || !Number.isInteger(gid) || uid === 0)
-    return undefined;
+function sudoUser(sudo: SudoSettings): { uid: number; gid: number } | undefined {
+  const { uid, gid } = sudo;
+  if (process.getuid?.() !== 0 || uid === undefined || gid === undefined || uid === 0) return undefined;
   return { uid, gid };
 }
 
-export async function upCommand(a: UpArgs): Promise<void> {
-  const env = loadEnv(a);
+/** Where ost up works: the libvirt connection, the state root, the accelerator (OST_ACCEL, else detected). */
+function hostOf(a: UpArgs, config: OstConfig): { uri: string; stateRoot: string; accel?: Accel } {
+  return { uri: libvirtUri(a.connect, config.libvirtUri), stateRoot: stateRoot(config), accel: config.accel };
+}
+
+export async function upCommand(a: UpArgs, config: OstConfig): Promise<void> {
+  const env = loadEnv(a, config);
   // every flag rule at once, before anything is read or made (the checkpoint's own id is checked once read)
   const flags = {
     env,
@@ -170,11 +176,10 @@ export async function upCommand(a: UpArgs): Promise<void> {
       deployment: process.env.OST_DEPLOYMENT || undefined,
       ipMode,
       deploy: a.deploy,
-      owner: sudoUser(),
+      owner: sudoUser(config.sudo),
       // who runs OST's pytest: the sudo user, else whoever runs ost
-      proxyUser: (sudoUser() && process.env.SUDO_USER) || userInfo().username,
-      uri: libvirtUri(a.connect),
-      stateRoot: stateRoot(),
+      proxyUser: (sudoUser(config.sudo) && process.env.SUDO_USER) || userInfo().username,
+      ...hostOf(a, config),
       overlays: {
         root: a.overlayDir ?? process.env.OST_OVERLAY_DIR ?? `/dev/shm/ost${userSuffix()}`,
         fallback: a.overlayFallback ?? process.env.OST_OVERLAY_FALLBACK ?? `/var/tmp/ost${userSuffix()}`,
@@ -189,7 +194,7 @@ export async function upCommand(a: UpArgs): Promise<void> {
       timeoutMs: a.timeout * 1000,
       wait: a.wait,
       keepOnFailure: a.keepOnFailure,
-      custom: customHook(a, ui.reporter, abort.signal),
+      custom: customHook(a, config, ui.reporter, abort.signal),
       from: a.from ? await readCheckpoint(checkpointRoot(a.checkpointDir, process.env), a.from) : undefined,
       isolated: a.isolated,
       reporter: ui.reporter,

@@ -1,4 +1,5 @@
 // `ost down / status / list / gc`: thin handlers over the launcher's env discovery and teardown.
+import type { OstConfig } from '../../core/config.js';
 import { processAlive } from '../../core/process.js';
 import { pruneUnreadableLeases } from '../../launcher/net/leases.js';
 import { requireEnv, selectEnv } from '../../launcher/select.js';
@@ -17,9 +18,9 @@ function describe(e: FoundEnv): { state: string; owner: string } {
   return { state, owner };
 }
 
-export async function downCommand(a: EnvCommon & { env?: string }): Promise<void> {
-  const uri = libvirtUri(a.connect);
-  const root = stateRoot();
+export async function downCommand(a: EnvCommon & { env?: string }, config: OstConfig): Promise<void> {
+  const uri = libvirtUri(a.connect, config.libvirtUri);
+  const root = stateRoot(config);
   const e = await selectEnv(uri, root, a.env);
   if (!e) {
     process.stdout.write(
@@ -37,9 +38,14 @@ export async function downCommand(a: EnvCommon & { env?: string }): Promise<void
   );
 }
 
-export async function listCommand(a: EnvCommon & { layers?: boolean; layerCache?: string }): Promise<void> {
-  if (a.layers) return listLayersCommand(a);
-  const envs = [...(await discoverEnvs(libvirtUri(a.connect), stateRoot())).values()];
+export async function listCommand(
+  a: EnvCommon & { layers?: boolean; layerCache?: string },
+  config: OstConfig,
+): Promise<void> {
+  if (a.layers) return listLayersCommand(a, config);
+  const envs = [
+    ...(await discoverEnvs(libvirtUri(a.connect, config.libvirtUri), stateRoot(config))).values(),
+  ];
   if (a.json) {
     const doc = envs.map((e) => ({
       id: e.id,
@@ -66,9 +72,9 @@ export async function listCommand(a: EnvCommon & { layers?: boolean; layerCache?
   }
 }
 
-export async function statusCommand(a: EnvCommon & { env?: string }): Promise<void> {
-  const uri = libvirtUri(a.connect);
-  const e = await requireEnv(uri, stateRoot(), a.env);
+export async function statusCommand(a: EnvCommon & { env?: string }, config: OstConfig): Promise<void> {
+  const uri = libvirtUri(a.connect, config.libvirtUri);
+  const e = await requireEnv(uri, stateRoot(config), a.env);
   const states = new Map<string, string>();
   await Promise.all(
     [...e.domains.keys()].map(async (d) => {
@@ -104,10 +110,11 @@ export async function statusCommand(a: EnvCommon & { env?: string }): Promise<vo
 
 export async function gcCommand(
   a: EnvCommon & { layers?: boolean; layerCache?: string; keepDays?: number },
+  config: OstConfig,
 ): Promise<void> {
-  if (a.layers) return gcLayersCommand({ ...a, keepDays: a.keepDays ?? 0 });
-  const uri = libvirtUri(a.connect);
-  const root = stateRoot();
+  if (a.layers) return gcLayersCommand({ ...a, keepDays: a.keepDays ?? 0 }, config);
+  const uri = libvirtUri(a.connect, config.libvirtUri);
+  const root = stateRoot(config);
   const leftovers = [...(await discoverEnvs(uri, root)).values()].filter(isLeftover);
   const ui = cliReporter({ quiet: a.json });
   const removed = [];

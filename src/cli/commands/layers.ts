@@ -6,7 +6,7 @@ import { customBaseOf } from '../../builder/custom/base.js';
 import { customLayers } from '../../builder/custom/custom-layer.js';
 import { gcLayers, listLayers } from '../../builder/custom/layer-cache.js';
 import { detectAccel } from '../../core/accel.js';
-import { UsageError } from '../../core/errors.js';
+import type { OstConfig } from '../../core/config.js';
 import type { Reporter } from '../../core/events.js';
 import { discoverEnvs } from '../../launcher/state/discover.js';
 import { stateRoot } from '../../launcher/state/record.js';
@@ -29,11 +29,11 @@ interface Common {
 }
 
 /** The local layer cache: --layer-cache, $OST_LAYER_CACHE, else /var/cache/ost/layers (root) or ~/.cache. */
-export function layerCacheDir(flag?: string): string {
+export function layerCacheDir(flag: string | undefined, config: OstConfig): string {
   if (flag) return path.resolve(flag);
-  if (process.env.OST_LAYER_CACHE) return path.resolve(process.env.OST_LAYER_CACHE);
+  if (config.layerCache) return path.resolve(config.layerCache);
   if ((process.getuid?.() ?? 0) === 0) return '/var/cache/ost/layers';
-  return path.join(process.env.XDG_CACHE_HOME || path.join(homedir(), '.cache'), 'ost', 'layers');
+  return path.join(config.cacheHome ?? path.join(homedir(), '.cache'), 'ost', 'layers');
 }
 
 /** Memory of the appliance that builds a custom layer (apt/dnf with a few packages). */
@@ -42,6 +42,7 @@ const CUSTOM_LAYER_MEMORY_MIB = 1536;
 /** ost up --custom-repo: custom layers made by the builder, handed to the launcher through its hook. */
 export function customHook(
   a: CustomArgs,
+  config: OstConfig,
   reporter: Reporter,
   signal: AbortSignal,
 ): CustomLayersHook | undefined {
@@ -57,8 +58,8 @@ export function customHook(
         install: a.customInstall,
         enabled: !a.disableCustomRepos,
         skipCheck: a.skipCustomCheck,
-        cacheDir: layerCacheDir(a.layerCache),
-        accel: detectAccel(),
+        cacheDir: layerCacheDir(a.layerCache, config),
+        accel: detectAccel(config.accel),
         memoryMiB: CUSTOM_LAYER_MEMORY_MIB,
         reporter,
         signal,
@@ -82,19 +83,22 @@ export function customHook(
 const mib = (b: number) => `${(b / 1048576).toFixed(1)} MiB`;
 
 /** Layer files the env records of this host's state dir name (their overlays sit on them). */
-async function layersInUse(uri: string): Promise<Set<string>> {
+async function layersInUse(uri: string, config: OstConfig): Promise<Set<string>> {
   const used = new Set<string>();
-  for (const e of (await discoverEnvs(uri, stateRoot())).values()) {
+  for (const e of (await discoverEnvs(uri, stateRoot(config))).values()) {
     // written with the record's first version, before any VM exists
     for (const f of e.record?.custom?.layers ?? []) used.add(f);
   }
   return used;
 }
 
-export async function listLayersCommand(a: Common & { layerCache?: string }): Promise<void> {
-  const dir = layerCacheDir(a.layerCache);
+export async function listLayersCommand(
+  a: Common & { layerCache?: string },
+  config: OstConfig,
+): Promise<void> {
+  const dir = layerCacheDir(a.layerCache, config);
   const layers = await listLayers(dir);
-  const used = await layersInUse(libvirtUri(a.connect));
+  const used = await layersInUse(libvirtUri(a.connect, config.libvirtUri), config);
   const total = layers.reduce((n, l) => n + l.bytes, 0);
   if (a.json) {
     const doc = layers.map((l) => ({
@@ -120,9 +124,13 @@ export async function listLayersCommand(a: Common & { layerCache?: string }): Pr
   );
 }
 
-export async function gcLayersCommand(a: Common & { layerCache?: string; keepDays: number }): Promise<void> {
-  const dir = layerCacheDir(a.layerCache);
-  const r = await gcLayers(dir, await layersInUse(libvirtUri(a.connect)), a.keepDays);
+export async function gcLayersCommand(
+  a: Common & { layerCache?: string; keepDays: number },
+  config: OstConfig,
+): Promise<void> {
+  const dir = layerCacheDir(a.layerCache, config);
+  const uri = libvirtUri(a.connect, config.libvirtUri);
+  const r = await gcLayers(dir, await layersInUse(uri, config), a.keepDays);
   if (a.json) {
     process.stdout.write(
       `${JSON.stringify(

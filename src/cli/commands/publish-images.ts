@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { loadImageSet } from '../../builder/plan/load.js';
 import { type ReleaseResult, releaseSet } from '../../builder/release.js';
 import { onInterrupt } from '../../core/cleanup.js';
+import type { OstConfig } from '../../core/config.js';
 import { InterruptedError } from '../../core/errors.js';
 import { cliReporter } from '../reporter.js';
 
@@ -55,8 +56,8 @@ export function releaseText(r: ReleaseResult, repo: string): string {
   );
 }
 
-export async function publishImagesCommand(args: PublishImagesArgs): Promise<void> {
-  const set = loadImageSet(args.set);
+export async function publishImagesCommand(args: PublishImagesArgs, config: OstConfig): Promise<void> {
+  const set = loadImageSet(args.set, config.fileVars);
   const ui = cliReporter({ quiet: args.json });
   const abort = new AbortController();
   const off = onInterrupt(abort, () => process.exit(130));

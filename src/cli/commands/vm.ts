@@ -1,5 +1,6 @@
 // `ost ssh / exec / console`: a command, a shell or the serial console where an env's VMs are.
 import * as path from 'node:path';
+import type { OstConfig } from '../../core/config.js';
 import { OstError, UsageError } from '../../core/errors.js';
 import { runInteractive } from '../../core/exec.js';
 import { lastLines } from '../../core/fsutil.js';
@@ -10,9 +11,9 @@ import { inNetns } from '../../tools/netns.js';
 import { libvirtUri } from '../../tools/virsh.js';
 import type { EnvCommon } from './env.js';
 
-async function vmOf(a: EnvCommon & { env?: string; vm: string }) {
-  const uri = libvirtUri(a.connect);
-  const e = await requireEnv(uri, stateRoot(), a.env);
+async function vmOf(a: EnvCommon & { env?: string; vm: string }, config: OstConfig) {
+  const uri = libvirtUri(a.connect, config.libvirtUri);
+  const e = await requireEnv(uri, stateRoot(config), a.env);
   const vm = e.record?.vms.find((v) => v.name === a.vm || v.hostname === a.vm);
   if (!e.record || !vm) {
     const names = e.record?.vms.map((v) => v.name).join(', ') ?? '(env.json is missing)';
@@ -23,8 +24,9 @@ async function vmOf(a: EnvCommon & { env?: string; vm: string }) {
 
 export async function sshCommand(
   a: EnvCommon & { env?: string; vm: string; command: string[] },
+  config: OstConfig,
 ): Promise<number> {
-  const { record, vm } = await vmOf(a);
+  const { record, vm } = await vmOf(a, config);
   const ssh = requireTool('ssh');
   const argv = [ssh, '-F', path.join(record.workdir, 'ssh_config'), vm.name, ...a.command];
   // an isolated env's guests are reachable only from inside its namespace
@@ -36,9 +38,12 @@ export async function sshCommand(
  * `ost exec <env> -- cmd`: run a command where the env's guests are reachable — inside an isolated env's
  * network namespace (`ip netns exec`), else as it is — with OST_ENV_DIR set to the env dir.
  */
-export async function execCommand(a: EnvCommon & { env?: string; command: string[] }): Promise<number> {
+export async function execCommand(
+  a: EnvCommon & { env?: string; command: string[] },
+  config: OstConfig,
+): Promise<number> {
   if (a.command.length === 0) throw new UsageError('name the command to run: ost exec <env> -- <command> …');
-  const e = await requireEnv(libvirtUri(a.connect), stateRoot(), a.env);
+  const e = await requireEnv(libvirtUri(a.connect, config.libvirtUri), stateRoot(config), a.env);
   if (!e.record) throw new OstError(`environment ${e.id} has no env.json`, `ost down ${e.id}`);
   process.env.OST_ENV_DIR = e.record.workdir;
   const [file, ...args] = [...inNetns(e.record.netns), ...a.command] as [string, ...string[]];
@@ -47,8 +52,9 @@ export async function execCommand(a: EnvCommon & { env?: string; command: string
 
 export async function consoleCommand(
   a: EnvCommon & { env?: string; vm: string; log: boolean; lines: number },
+  config: OstConfig,
 ): Promise<number> {
-  const { uri, vm } = await vmOf(a);
+  const { uri, vm } = await vmOf(a, config);
   if (a.log) {
     process.stdout.write(`${(await lastLines(vm.consoleLog, a.lines)).join('\n')}\n`);
     return 0;

@@ -19,7 +19,7 @@ export const checkpoint = defineCommand({
     ...envCommon,
     ...checkpointDirOption,
   },
-  run: (a) => checkpointCommand(a),
+  run: (a, { config }) => checkpointCommand(a, config),
 });
 
 export const revert = defineCommand({
@@ -28,7 +28,7 @@ export const revert = defineCommand({
     'Put an environment back to a checkpoint of it, in place: every VM restored, resumed together, clocks set',
   positionals: envAndName,
   options: { ...envCommon, ...timeoutOption, ...checkpointDirOption },
-  run: (a) => revertCommand(a),
+  run: (a, { config }) => revertCommand(a, config),
 });
 
 export const rmCheckpoint = defineCommand({
@@ -36,5 +36,5 @@ export const rmCheckpoint = defineCommand({
   describe: 'Remove a checkpoint (refused while an environment runs on it)',
   positionals: { name: demandedText() },
   options: { ...envCommon, ...checkpointDirOption },
-  run: (a) => rmCheckpointCommand(a),
+  run: (a, { config }) => rmCheckpointCommand(a, config),
 });

@@ -19,7 +19,7 @@ export const down = defineCommand({
   describe: 'Remove an environment: domains, networks, overlays, leases and its directory (idempotent)',
   positionals: { env: envSpec },
   options: envCommon,
-  run: (a) => downCommand(a),
+  run: (a, { config }) => downCommand(a, config),
 });
 
 export const status = defineCommand({
@@ -27,7 +27,7 @@ export const status = defineCommand({
   describe: 'Show an environment: VMs, addresses, libvirt states',
   positionals: { env: envSpec },
   options: envCommon,
-  run: (a) => statusCommand(a),
+  run: (a, { config }) => statusCommand(a, config),
 });
 
 export const list = defineCommand({
@@ -41,7 +41,7 @@ export const list = defineCommand({
     ...checkpointDirOption,
     checkpoints: flag('the checkpoints and their sizes', false),
   },
-  run: (a) => (a.checkpoints ? listCheckpointsCommand(a) : listCommand(a)),
+  run: (a, { config }) => (a.checkpoints ? listCheckpointsCommand(a, config) : listCommand(a, config)),
 });
 
 export const ssh = defineCommand({
@@ -49,7 +49,7 @@ export const ssh = defineCommand({
   describe: 'SSH into a VM of an environment (runs the command when given)',
   positionals: { vm: demandedText(), command: textList() },
   options: { ...envOption, ...connectOption },
-  run: (a, { rest }) => sshCommand({ ...a, command: [...a.command, ...rest] }),
+  run: (a, { config, rest }) => sshCommand({ ...a, command: [...a.command, ...rest] }, config),
 });
 
 export const exec = defineCommand({
@@ -58,7 +58,7 @@ export const exec = defineCommand({
     "Run a command where an environment's VMs are reachable (inside an isolated env's network namespace): ost exec <env> -- <command>",
   positionals: { env: envSpec },
   options: connectOption,
-  run: (a, { rest }) => execCommand({ ...a, command: rest }),
+  run: (a, { config, rest }) => execCommand({ ...a, command: rest }, config),
 });
 
 export const vmConsole = defineCommand({
@@ -71,7 +71,7 @@ export const vmConsole = defineCommand({
     ...envOption,
     ...connectOption,
   },
-  run: (a) => consoleCommand(a),
+  run: (a, { config }) => consoleCommand(a, config),
 });
 
 export const gc = defineCommand({
@@ -92,5 +92,5 @@ export const gc = defineCommand({
       'with --layers: keep layers used in the last N days (default 0); with --checkpoints: see there',
     ),
   },
-  run: (a) => (a.checkpoints ? gcCheckpointsCommand(a) : gcCommand(a)),
+  run: (a, { config }) => (a.checkpoints ? gcCheckpointsCommand(a, config) : gcCommand(a, config)),
 });

@@ -32,7 +32,7 @@ export const buildImages = defineCommand({
     publish: text('then pack, verify and publish the set to this repo dir'),
     ...publishOptions,
   },
-  run: (a) => buildImagesCommand(a),
+  run: (a, { config }) => buildImagesCommand(a, config),
 });
 
 export const publishImages = defineCommand({
@@ -45,7 +45,7 @@ export const publishImages = defineCommand({
     ...jsonOption,
     ...publishOptions,
   },
-  run: (a) => publishImagesCommand(a),
+  run: (a, { config }) => publishImagesCommand(a, config),
 });
 
 export const bootImage = defineCommand({
@@ -64,5 +64,5 @@ export const bootImage = defineCommand({
     command: text('command to run over SSH once it answers'),
     ...jsonOption,
   },
-  run: (a) => bootImageCommand(a),
+  run: (a, { config }) => bootImageCommand(a, config),
 });

@@ -74,5 +74,5 @@ export const up = defineCommand({
     ...timeoutOption,
     ...checkpointDirOption,
   },
-  run: (a) => upCommand(a),
+  run: (a, { config }) => upCommand(a, config),
 });

@@ -127,7 +127,7 @@ function ostNetworks(j: z.infer<typeof ostJsonSchema>, add: (p: KeyPath, m: stri
  * the OST checkout (deploy-script paths are relative to it). OST_IMAGES_DISTRO picks the distro
  * (default el9stream). The path is kept as given (basic-suite-master/ost.json is a symlink into common/).
  */
-export function loadOstJson(file: string, env: NodeJS.ProcessEnv = process.env): Environment {
+export function loadOstJson(file: string, env: NodeJS.ProcessEnv): Environment {
   const cfg = readJsonConfig(file, 'pass the ost.json of an OST suite folder (--env SUITE/ost.json)');
   const abs = cfg.file;
   const add = cfg.add;

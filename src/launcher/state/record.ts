@@ -6,12 +6,15 @@ import type { ProcessId } from '../../core/process.js';
 import type { IpMode, NetLayout, VmLayout } from '../net/layout.js';
 
 /**
- * Where ost keeps env dirs and leases: OST_STATE_DIR, else /run/ost for root and the user's runtime dir
- * (`$XDG_RUNTIME_DIR/ost`) for others — gone on reboot, like the VMs.
+ * Where ost keeps env dirs and leases: `stateDir` (OST_STATE_DIR), else /run/ost for root and the user's
+ * runtime dir (`runtimeDir`, $XDG_RUNTIME_DIR: `<it>/ost`) for others — gone on reboot, like the VMs.
  */
-export function stateRoot(env: NodeJS.ProcessEnv = process.env, uid = process.getuid?.() ?? 0): string {
-  if (env.OST_STATE_DIR) return path.resolve(env.OST_STATE_DIR);
-  if (uid !== 0) return path.join(env.XDG_RUNTIME_DIR || `/run/user/${uid}`, 'ost');
+export function stateRoot(
+  dirs: { stateDir?: string; runtimeDir?: string },
+  uid = process.getuid?.() ?? 0,
+): string {
+  if (dirs.stateDir) return path.resolve(dirs.stateDir);
+  if (uid !== 0) return path.join(dirs.runtimeDir || `/run/user/${uid}`, 'ost');
   return '/run/ost';
 }
 export const envsDir = (root: string) => path.join(root, 'envs');
