@@ -21,22 +21,9 @@ export async function schedule(
   cacheRepo?: string,
 ): Promise<LayerOutcome[]> {
   const outcomes = new Map<string, LayerOutcome>();
-  for (const e of plan) {
-    if (e.action === 'cached') {
-      outcomes.set(e.layer.name, {
-        layer: e.layer.name,
-        status: 'cached',
-        reason: e.reason,
-        manifest: e.manifest,
-      });
-      reporter({ type: 'step', id: e.layer.name, title: e.layer.name, status: 'cached', detail: e.reason });
-    } else if (e.action === 'skip') {
-      outcomes.set(e.layer.name, { layer: e.layer.name, status: 'skipped', reason: e.reason });
-      reporter({ type: 'step', id: e.layer.name, title: e.layer.name, status: 'skipped', detail: e.reason });
-    }
-  }
+  recordUnbuilt(plan, outcomes, reporter);
+  const run: LayerRun = { set, paths, host, publicKey, reporter, signal, cacheRepo, outcomes };
   const running = new Map<string, Promise<void>>();
-  const parentManifest = (l: Layer) => (l.parent ? outcomes.get(l.parent)?.manifest : undefined);
   for (;;) {
     for (const e of plan) {
       const name = e.layer.name;
@@ -55,35 +42,10 @@ export async function schedule(
       const ready =
         !e.layer.parent || p?.status === 'built' || p?.status === 'fetched' || p?.status === 'cached';
       if (!ready || running.size >= jobs) continue;
-      const ctx = contextFor(set, e.layer, e.key, paths, host, publicKey);
-      const started = Date.now();
-      const work =
-        e.action === 'fetch' && e.hit && cacheRepo
-          ? fetchWithEvents(cacheRepo, e.hit, paths, name, ctx.work, reporter)
-          : buildLayer(ctx, parentManifest(e.layer), e.upstream, reporter, signal);
-      const job = work
-        .then((manifest) => {
-          outcomes.set(name, {
-            layer: name,
-            status: e.action === 'fetch' ? 'fetched' : 'built',
-            reason: e.reason,
-            durationMs: Date.now() - started,
-            manifest,
-          });
-        })
-        .catch((err: unknown) => {
-          const error =
-            err instanceof LayerBuildError ? err : new LayerBuildError(name, 'build', err, [], ctx.logFile);
-          outcomes.set(name, {
-            layer: name,
-            status: 'failed',
-            reason: e.reason,
-            durationMs: Date.now() - started,
-            error,
-          });
-        })
-        .finally(() => running.delete(name));
-      running.set(name, job);
+      running.set(
+        name,
+        startLayer(run, e).finally(() => running.delete(name)),
+      );
     }
     if (running.size === 0) break;
     await Promise.race(running.values());
@@ -91,4 +53,68 @@ export async function schedule(
   return plan.map(
     (e) => outcomes.get(e.layer.name) ?? { layer: e.layer.name, status: 'skipped', reason: 'not reached' },
   );
+}
+
+/** What every layer's build or fetch shares, and the outcomes it records into. */
+interface LayerRun {
+  set: ImageSet;
+  paths: BuildPaths;
+  host: BuildHost;
+  publicKey: string;
+  reporter: Reporter;
+  signal: AbortSignal | undefined;
+  cacheRepo: string | undefined;
+  outcomes: Map<string, LayerOutcome>;
+}
+
+/** Record the layers that need no work (cached, skipped) before any starts, and report them. */
+function recordUnbuilt(plan: PlanEntry[], outcomes: Map<string, LayerOutcome>, reporter: Reporter): void {
+  for (const e of plan) {
+    if (e.action === 'cached') {
+      outcomes.set(e.layer.name, {
+        layer: e.layer.name,
+        status: 'cached',
+        reason: e.reason,
+        manifest: e.manifest,
+      });
+      reporter({ type: 'step', id: e.layer.name, title: e.layer.name, status: 'cached', detail: e.reason });
+    } else if (e.action === 'skip') {
+      outcomes.set(e.layer.name, { layer: e.layer.name, status: 'skipped', reason: e.reason });
+      reporter({ type: 'step', id: e.layer.name, title: e.layer.name, status: 'skipped', detail: e.reason });
+    }
+  }
+}
+
+/** Start one layer (fetched from the cache repo on a hit, else built); it records its outcome when it ends. */
+function startLayer(run: LayerRun, e: PlanEntry): Promise<void> {
+  const { outcomes, reporter } = run;
+  const name = e.layer.name;
+  const parentManifest = (l: Layer) => (l.parent ? outcomes.get(l.parent)?.manifest : undefined);
+  const ctx = contextFor(run.set, e.layer, e.key, run.paths, run.host, run.publicKey);
+  const started = Date.now();
+  const work =
+    e.action === 'fetch' && e.hit && run.cacheRepo
+      ? fetchWithEvents(run.cacheRepo, e.hit, run.paths, name, ctx.work, reporter)
+      : buildLayer(ctx, parentManifest(e.layer), e.upstream, reporter, run.signal);
+  return work
+    .then((manifest) => {
+      outcomes.set(name, {
+        layer: name,
+        status: e.action === 'fetch' ? 'fetched' : 'built',
+        reason: e.reason,
+        durationMs: Date.now() - started,
+        manifest,
+      });
+    })
+    .catch((err: unknown) => {
+      const error =
+        err instanceof LayerBuildError ? err : new LayerBuildError(name, 'build', err, [], ctx.logFile);
+      outcomes.set(name, {
+        layer: name,
+        status: 'failed',
+        reason: e.reason,
+        durationMs: Date.now() - started,
+        error,
+      });
+    });
 }
