@@ -119,7 +119,7 @@ describe('fault points take their settings from the CLI', () => {
 });
 
 describe('the CLI hands the environment down', () => {
-  it("an image set's ${VAR} expands to the variable ost was started with", async () => {
+  it('a variable an image set names expands to its value when ost started', async () => {
     let stdout = '';
     const out = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
       stdout += String(chunk);
