@@ -9,6 +9,7 @@ import { debootstrapArgv } from '../../tools/debootstrap.js';
 import { gfQuote, scriptArgv } from '../../tools/guestfish.js';
 import { createArgv } from '../../tools/qemu-img.js';
 import { parseDpkgStatus } from '../pkglist.js';
+import type { DebootstrapBase } from '../plan/model.js';
 import { MASKED_UNITS, pruneDocs, READY_UNIT, ROOT_LABEL, rootfsFiles } from './debootstrap-tree.js';
 import type { Action, LayerContext } from './types.js';
 
@@ -38,12 +39,16 @@ export function diskScript(tarball: string): string {
   ].join('\n');
 }
 
+/** The actions of a debootstrap base: the tree on the host, its units, then the disk made from it. */
 export function debootstrapActions(ctx: LayerContext): Action[] {
   const b = ctx.layer.base;
   if (b?.kind !== 'debootstrap') throw new InternalError(`layer ${ctx.layer.name} is not a debootstrap base`);
   const root = path.join(ctx.work, 'root');
-  const tarball = path.join(ctx.work, 'root.tar');
-  const script = path.join(ctx.work, 'make-disk.guestfish');
+  return [...treeActions(ctx, b, root), ...unitActions(root), ...diskActions(ctx, b, root)];
+}
+
+/** A fresh scratch directory, debootstrap into it, then our files in the tree. */
+function treeActions(ctx: LayerContext, b: DebootstrapBase, root: string): Action[] {
   const include = [...new Set([b.kernel, ...REQUIRED_PACKAGES, ...b.packages])];
   return [
     {
@@ -70,31 +75,40 @@ export function debootstrapActions(ctx: LayerContext): Action[] {
     {
       kind: 'internal',
       title: `configure the tree: fstab, DHCP on every NIC, serial console, SSH key, readiness marker${b.docs ? '' : ', no docs'}`,
-      run: async () => {
-        for (const [file, content] of Object.entries(rootfsFiles(b, ctx.publicKey))) {
-          const abs = path.join(root, file);
-          await fs.mkdir(path.dirname(abs), { recursive: true });
-          await fs.writeFile(abs, content);
-        }
-        for (const f of ['ost-dhcp-hostname', 'ost-host-key', 'ost-ready', 'ost-wait-online'])
-          await fs.chmod(path.join(root, 'usr/local/sbin', f), 0o755);
-        await fs.chmod(path.join(root, 'root/.ssh'), 0o700);
-        await fs.chmod(path.join(root, 'root/.ssh/authorized_keys'), 0o600);
-        for (const f of await fs.readdir(path.join(root, 'etc/ssh'))) {
-          if (/^ssh_host_.*_key(\.pub)?$/.test(f)) await fs.rm(path.join(root, 'etc/ssh', f));
-        }
-        await fs.rm(path.join(root, 'var/lib/dbus/machine-id'), { force: true });
-        // man-db rebuilds its index after every package install (slow in the appliance under TCG); man
-        // pages still show, only apropos/whatis lack an index
-        await fs.rm(path.join(root, 'var/lib/man-db/auto-update'), { force: true });
-        if (!b.docs) await pruneDocs(root);
-        // debootstrap leaves the mirror's package index behind (~50 MB); layers fetch fresh lists anyway
-        for (const f of await fs.readdir(path.join(root, 'var/lib/apt/lists'))) {
-          if (f !== 'partial' && f !== 'lock')
-            await fs.rm(path.join(root, 'var/lib/apt/lists', f), { force: true });
-        }
-      },
+      run: () => configureTree(b, root, ctx.publicKey),
     },
+  ];
+}
+
+/** Write our files into the tree with their modes; drop host keys, machine id, docs and package indexes. */
+async function configureTree(b: DebootstrapBase, root: string, publicKey: string): Promise<void> {
+  for (const [file, content] of Object.entries(rootfsFiles(b, publicKey))) {
+    const abs = path.join(root, file);
+    await fs.mkdir(path.dirname(abs), { recursive: true });
+    await fs.writeFile(abs, content);
+  }
+  for (const f of ['ost-dhcp-hostname', 'ost-host-key', 'ost-ready', 'ost-wait-online'])
+    await fs.chmod(path.join(root, 'usr/local/sbin', f), 0o755);
+  await fs.chmod(path.join(root, 'root/.ssh'), 0o700);
+  await fs.chmod(path.join(root, 'root/.ssh/authorized_keys'), 0o600);
+  for (const f of await fs.readdir(path.join(root, 'etc/ssh'))) {
+    if (/^ssh_host_.*_key(\.pub)?$/.test(f)) await fs.rm(path.join(root, 'etc/ssh', f));
+  }
+  await fs.rm(path.join(root, 'var/lib/dbus/machine-id'), { force: true });
+  // man-db rebuilds its index after every package install (slow in the appliance under TCG); man
+  // pages still show, only apropos/whatis lack an index
+  await fs.rm(path.join(root, 'var/lib/man-db/auto-update'), { force: true });
+  if (!b.docs) await pruneDocs(root);
+  // debootstrap leaves the mirror's package index behind (~50 MB); layers fetch fresh lists anyway
+  for (const f of await fs.readdir(path.join(root, 'var/lib/apt/lists'))) {
+    if (f !== 'partial' && f !== 'lock')
+      await fs.rm(path.join(root, 'var/lib/apt/lists', f), { force: true });
+  }
+}
+
+/** systemd units enabled, masked and disabled in the tree (chroot), and apt's downloads dropped. */
+function unitActions(root: string): Action[] {
+  return [
     {
       kind: 'exec',
       title: 'enable systemd-networkd, systemd-resolved, the DHCP hostname and the readiness marker',
@@ -121,6 +135,14 @@ export function debootstrapActions(ctx: LayerContext): Action[] {
       allowFailure: true,
     },
     { kind: 'exec', title: 'drop downloaded packages', argv: ['chroot', root, 'apt-get', 'clean'] },
+  ];
+}
+
+/** The package list read from the tree, the tree packed, then a new disk partitioned and filled by guestfish. */
+function diskActions(ctx: LayerContext, b: DebootstrapBase, root: string): Action[] {
+  const tarball = path.join(ctx.work, 'root.tar');
+  const script = path.join(ctx.work, 'make-disk.guestfish');
+  return [
     {
       kind: 'internal',
       title: 'read the package list',
