@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import type { Family } from '../../tools/guest-steps.js';
 import type { LayerManifest } from '../build-dir.js';
 import { parsePkglist } from '../pkglist.js';
-import type { CustomBase } from './custom-layer.js';
+import type { CustomBase } from './types.js';
 
 /** Debian-like distro names; everything else ost builds is an EL/Fedora (rpm) guest. */
 export function familyOfName(name: string): Family {

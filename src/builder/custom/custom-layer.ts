@@ -2,100 +2,30 @@
 // kept in a local layer cache (default /var/cache/ost/layers) for every env and run after. The key is the
 // image's build id + the exact package set of the repositories (checksums) + the options; a layer is built
 // under its key's lock (a second `ost up` needing it waits, then reuses it), into a temporary folder
-// renamed into place when complete, so a reader never sees half a layer.
+// renamed into place when complete, so a reader never sees half a layer (the build: build-layer.ts).
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
-import type { Accel } from '../../core/accel.js';
-import { guestfsEnv } from '../../core/accel.js';
-import { OstError, ToolError } from '../../core/errors.js';
-import type { Reporter } from '../../core/events.js';
-import { atomicWriteFile, fsyncDir, removeTree, sha256, stableStringify } from '../../core/fsutil.js';
+import { OstError } from '../../core/errors.js';
+import { atomicWriteFile, removeTree, sha256, stableStringify } from '../../core/fsutil.js';
 import { acquireLock } from '../../core/lock.js';
 import { ownDir } from '../../core/safe-dir.js';
-import { customPackageSteps, type Family } from '../../tools/guest-steps.js';
-import {
-  GuestCommandError,
-  GuestfishSession,
-  mountGuest,
-  runSessionSteps,
-  sessionArgv,
-} from '../../tools/guestfish-session.js';
-import { createOverlayArgv } from '../../tools/qemu-img.js';
-import { runArgv } from '../../tools/run-tool.js';
-import { CUSTOMIZE_TIMEOUT_MS } from '../layer-kinds/derived.js';
-import {
-  diffPackages,
-  formatDiff,
-  formatPkglist,
-  listPackages,
-  type Package,
-  type PkgDiff,
-} from '../pkglist.js';
-import { checkImage } from '../verify.js';
-import { type AppliedPackage, appliedPackages } from './applied.js';
+import type { Family } from '../../tools/guest-steps.js';
+import { buildCustomLayer } from './build-layer.js';
 import { type CustomRepo, stageCustomRepos } from './repos.js';
+import {
+  CUSTOM_FORMAT,
+  type CustomBase,
+  type CustomLayer,
+  type CustomLayerInfo,
+  type CustomOptions,
+} from './types.js';
 
-/** Bumped when what a custom layer contains for the same inputs changes. */
-export const CUSTOM_FORMAT = 'custom-1';
+export type { CustomBase, CustomLayer, CustomLayerInfo, CustomOptions } from './types.js';
+
 /** How long a second builder waits for the first to finish the same layer. */
 const BUILD_WAIT_MS = 2 * 60 * 60_000;
-
-/** An installed image a custom layer goes on. */
-export interface CustomBase {
-  /** As the suite names it: `debian12-host-installed` (or a path). */
-  ref: string;
-  /** The image's qcow2 (top of its chain), absolute. */
-  file: string;
-  family: Family;
-  /** What identifies this build of the image: its manifest's buildId, else its package's NEVR, else file identity. */
-  buildId: string;
-  /** Its installed packages, when its package list is at hand (shipped next to the qcow2). */
-  packages?: Package[];
-}
-
-export interface CustomOptions {
-  sources: readonly string[];
-  /** New packages to install from the repos (--custom-install). */
-  install: readonly string[];
-  /** Leave the repos enabled in the layer (default: configured, enabled). */
-  enabled: boolean;
-  /** Do not fail when a repo supplied nothing (--skip-custom-check). */
-  skipCheck: boolean;
-  cacheDir: string;
-  accel: Accel;
-  memoryMiB: number;
-  reporter: Reporter;
-  signal?: AbortSignal;
-}
-
-/** What `<cache>/<key>/layer.json` records. */
-export interface CustomLayerInfo {
-  format: string;
-  key: string;
-  image: string;
-  imageFile: string;
-  imageBuildId: string;
-  /** `layer.qcow2`'s backing file as written in it (relative to the layer's folder when possible). */
-  backing: string;
-  repos: { name: string; source: string; packages: number }[];
-  install: string[];
-  enabled: boolean;
-  /** Custom packages the layer has, at the repos' versions. */
-  packages: AppliedPackage[];
-  diff: PkgDiff;
-  builtAt: string;
-  buildMs: number;
-}
-
-export interface CustomLayer extends CustomLayerInfo {
-  /** Absolute path of layer.qcow2. */
-  file: string;
-  dir: string;
-  /** Built by this call (false: taken from the cache). */
-  built: boolean;
-}
 
 /** The key of a custom layer: the image's build, the repos' package sets, the options. */
 export function customLayerKey(
@@ -142,109 +72,6 @@ async function touchUsed(dir: string): Promise<void> {
   await fs.utimes(stamp, now, now).catch(async () => atomicWriteFile(stamp, '', 0o644));
 }
 
-async function buildLayer(
-  base: CustomBase,
-  repos: readonly CustomRepo[],
-  key: string,
-  dir: string,
-  o: CustomOptions,
-): Promise<CustomLayerInfo> {
-  const started = Date.now();
-  const tmp = path.join(
-    o.cacheDir,
-    `.tmp-${key.slice(0, 16)}-${process.pid}-${randomBytes(3).toString('hex')}`,
-  );
-  await fs.mkdir(tmp);
-  try {
-    // qemu (another user) reads the layer: its folder is 0755 whatever the umask
-    await fs.chmod(tmp, 0o755);
-    // the tmp folder sits next to the final one: a backing name relative to it stays right after the rename
-    const backing = path.isAbsolute(base.file) ? path.relative(dir, base.file) : base.file;
-    const image = path.join(tmp, 'layer.qcow2');
-    await runArgv(createOverlayArgv(image, backing), { cwd: tmp, signal: o.signal });
-    const log = path.join(tmp, 'build.log');
-    const network = repos.some((r) => r.url);
-    const spec = { disk: image, memoryMiB: o.memoryMiB, network };
-    o.reporter({ type: 'command', argv: sessionArgv(spec), subject: base.ref });
-    // one appliance boot: mount, (list), upgrade, list; no inspection of the guest (see guestfish-session.ts)
-    const session = await GuestfishSession.open(spec, {
-      env: guestfsEnv(o.accel),
-      logFile: log,
-      signal: o.signal,
-      timeoutMs: CUSTOMIZE_TIMEOUT_MS,
-    });
-    let before: Package[];
-    let after: Package[];
-    try {
-      await mountGuest(session, base.ref);
-      before = base.packages ?? (await listPackages(session, base.family));
-      const steps = customPackageSteps(base.family, {
-        repos: repos.map((r) => ({ name: r.name, hostDir: r.stagedDir, url: r.url })),
-        install: [...o.install],
-        enabled: o.enabled,
-      });
-      await runSessionSteps(session, base.family, steps, {
-        network,
-        selinux: base.family === 'rpm',
-      });
-      after = await listPackages(session, base.family);
-      await session.close();
-    } finally {
-      session.kill();
-    }
-    await checkImage(image);
-    const diff = diffPackages(before, after);
-    const info: CustomLayerInfo = {
-      format: CUSTOM_FORMAT,
-      key,
-      image: base.ref,
-      imageFile: base.file,
-      imageBuildId: base.buildId,
-      backing,
-      repos: repos.map((r) => ({ name: r.name, source: r.source, packages: r.packages.length })),
-      install: [...o.install],
-      enabled: o.enabled,
-      packages: appliedPackages(repos, after),
-      diff,
-      builtAt: new Date().toISOString(),
-      buildMs: Date.now() - started,
-    };
-    await atomicWriteFile(path.join(tmp, 'pkglist.txt'), formatPkglist(after));
-    await atomicWriteFile(path.join(tmp, 'pkglist-diff.txt'), formatDiff(diff));
-    await atomicWriteFile(path.join(tmp, 'layer.json'), `${JSON.stringify(info, null, 2)}\n`);
-    await atomicWriteFile(path.join(tmp, 'used'), '');
-    await fs.chmod(image, 0o444);
-    for (const f of ['pkglist.txt', 'pkglist-diff.txt', 'layer.json', 'build.log'])
-      await fs.chmod(path.join(tmp, f), 0o444).catch(() => {});
-    await fs.rename(tmp, dir);
-    await fsyncDir(o.cacheDir);
-    return info;
-  } catch (err) {
-    // keep the log where the user can read it, and say what went wrong in the guest
-    const kept = path.join(o.cacheDir, `${key.slice(0, 32)}.failed.log`);
-    const saved = await fs
-      .rename(path.join(tmp, 'build.log'), kept)
-      .then(() => true)
-      .catch(() => false);
-    await removeTree(tmp);
-    const where = saved ? `the whole log: ${kept}` : undefined;
-    const what = `the custom layer of ${base.ref} failed to build`;
-    const quoted = (lines: string[]) => lines.map((l) => `\n  | ${l}`).join('');
-    if (err instanceof GuestCommandError)
-      throw new OstError(
-        `${what}: a command in the guest failed${quoted(err.output.filter((l) => l.trim()).slice(-6))}`,
-        where,
-      );
-    const detail =
-      err instanceof ToolError
-        ? `${err.message}${quoted(err.tail.slice(-4))}`
-        : err instanceof Error
-          ? err.message
-          : String(err);
-    throw new OstError(`${what}: ${detail}`, (err instanceof OstError && err.hint) || where, err);
-  }
-}
-
 /** Make (or reuse) one image's custom layer. */
 async function ensureLayer(
   base: CustomBase,
@@ -279,7 +106,7 @@ async function ensureLayer(
       try {
         info = await readInfo(dir);
         if (!info) {
-          info = await buildLayer(base, repos, key, dir, o);
+          info = await buildCustomLayer(base, repos, key, dir, o);
           built = true;
         }
       } finally {

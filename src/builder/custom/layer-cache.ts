@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import { allocatedBytes, removeTree } from '../../core/fsutil.js';
 import { acquireLock } from '../../core/lock.js';
 import { processAlive } from '../../core/process.js';
-import { CUSTOM_FORMAT, type CustomLayerInfo } from './custom-layer.js';
+import { CUSTOM_FORMAT, type CustomLayerInfo } from './types.js';
 
 /** An `ost up` between taking a layer and recording it has this long. */
 export const YOUNG_MS = 10 * 60_000;
