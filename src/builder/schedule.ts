@@ -85,7 +85,7 @@ function recordUnbuilt(plan: PlanEntry[], outcomes: Map<string, LayerOutcome>, r
   }
 }
 
-/** Start one layer (fetched from the cache repo on a hit, else built); it records its outcome when it ends. */
+/** Start one layer (fetched from the cache repo on a hit, else built); it records its outcome at the end. */
 function startLayer(run: LayerRun, e: PlanEntry): Promise<void> {
   const { outcomes, reporter } = run;
   const name = e.layer.name;

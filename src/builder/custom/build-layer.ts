@@ -24,7 +24,7 @@ import { appliedPackages } from './applied.js';
 import type { CustomRepo } from './repos.js';
 import { CUSTOM_FORMAT, type CustomBase, type CustomLayerInfo, type CustomOptions } from './types.js';
 
-/** Build the custom layer of `base` with this key into `dir` (absent); returns what its layer.json records. */
+/** Build the custom layer of `base` with this key into `dir` (absent); what its layer.json records. */
 export async function buildCustomLayer(
   base: CustomBase,
   repos: readonly CustomRepo[],

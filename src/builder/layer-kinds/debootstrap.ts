@@ -138,7 +138,7 @@ function unitActions(root: string): Action[] {
   ];
 }
 
-/** The package list read from the tree, the tree packed, then a new disk partitioned and filled by guestfish. */
+/** The package list read from the tree, the tree packed, a new disk partitioned and filled by guestfish. */
 function diskActions(ctx: LayerContext, b: DebootstrapBase, root: string): Action[] {
   const tarball = path.join(ctx.work, 'root.tar');
   const script = path.join(ctx.work, 'make-disk.guestfish');

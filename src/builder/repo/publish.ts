@@ -31,10 +31,12 @@ export interface SetRecord {
   }[];
 }
 
+/** Who signs the RPMs and repomd.xml: a GPG key id. */
 export interface SignConfig {
   keyId: string;
 }
 
+/** Where to publish, how many sets to keep, how to sign. */
 export interface PublishOptions {
   repo: string;
   /** Keep this many complete sets of this distro (default: all). */
@@ -45,6 +47,7 @@ export interface PublishOptions {
   beforeSwap?: () => Promise<void>;
 }
 
+/** What a publish changed: RPMs added and dropped, the new metadata generation, the set's record. */
 export interface PublishResult {
   added: string[];
   removed: string[];
@@ -136,97 +139,15 @@ export async function publishSet(
       if (/\.tmp-[0-9a-f]{8}$/.test(f)) await fs.rm(path.join(p.packages, f), { force: true });
 
     // 1. packages: new names only; an existing name must be the very same build
-    const added: string[] = [];
-    const files = new Map<string, string>();
-    for (const r of rpms) {
-      const dest = path.join(p.packages, path.basename(r.file));
-      files.set(r.file, path.basename(dest));
-      if (await exists(dest)) {
-        const [a, b] = await Promise.all([fileSha256(dest), fileSha256(r.file)]);
-        if (a === b) continue;
-        // the same build packed again (another --payload, signed or not): the published bytes stay — but a
-        // signed publish cannot leave an unsigned RPM in place (clients with gpgcheck would refuse it)
-        if ((await providesOf(dest)) === (await providesOf(r.file))) {
-          if (opts.sign && !(await isSignedRpm(dest)))
-            throw new OstError(
-              `${path.basename(dest)} is published unsigned in ${repo}, and published files never change`,
-              'rebuild the layer (build-images --force LAYER) to publish it signed under a new release, or publish signed into a new repository',
-            );
-          reporter({
-            type: 'info',
-            message: `${path.basename(dest)} is already published (packed differently); keeping the published file`,
-          });
-          continue;
-        }
-        throw new OstError(
-          `${path.basename(r.file)} already exists in ${repo} from another build`,
-          'another build published the same name-version-release; rebuild the layer (--force) to get a new release',
-        );
-      }
-      const tmp = `${dest}.tmp-${randomBytes(4).toString('hex')}`;
-      try {
-        // a copy, never a hard link: rpmsign rewrites RPMs in place, and published bytes must not change
-        await fs.copyFile(r.file, tmp, fsConstants.COPYFILE_FICLONE);
-        await faultPoint('publish:copy');
-        await fs.rename(tmp, dest);
-      } finally {
-        await fs.rm(tmp, { force: true });
-      }
-      added.push(path.basename(dest));
-    }
-    await fsyncDir(p.packages);
+    const { added, files } = await addPackages(rpms, repo, opts, reporter);
 
     // 2. retention over complete sets (the recorded ones and this one)
-    const record: SetRecord = {
-      distro: set.distro,
-      publishedAt: new Date().toISOString(),
-      packages: rpms.map((r) => ({
-        name: r.name,
-        evr: `${r.version}-${r.release}`,
-        file: files.get(r.file) as string,
-        layer: r.layer,
-        key: r.key,
-        squashed: r.squashed,
-        requires: r.requires,
-      })),
-    };
+    const record = setRecord(set, rpms, files);
     const id = stamp();
-    const records = await readSetRecords(repo, set.distro);
-    const pending = await readDropped(p.dropped(set.distro));
-    let removed: string[] = [];
-    let droppedRecords: string[] = [];
-    let keep: Set<string> | undefined;
-    if (opts.keep !== undefined) {
-      keep = filesToKeep([...records.map((r) => r.record), record], opts.keep);
-      const prefix = `ost-images-${set.distro}-`;
-      removed = (await fs.readdir(p.packages)).filter(
-        (f) => f.startsWith(prefix) && f.endsWith('.rpm') && !keep?.has(f) && !pending.includes(f),
-      );
-      // an older set's record goes only when none of its RPMs is kept: a kept leaf may still require its
-      // base, and the next retention must still know where that base came from
-      droppedRecords = records
-        .slice(0, Math.max(0, records.length + 1 - opts.keep))
-        .filter((r) => !r.record.packages.some((x) => keep?.has(x.file)))
-        .map((r) => r.file);
-    }
-    // RPMs dropped last time are in no served metadata: deleted now, unless retention wants them again
-    const toDelete = keep ? pending.filter((f) => !keep?.has(f)) : [];
+    const { removed, droppedRecords, toDelete } = await retention(repo, set.distro, record, opts.keep);
 
     // 3. new metadata generation (with the previous one's files), signed, then one rename makes it current
-    const gen = path.join(p.meta, `gen-${id}`);
-    await fs.mkdir(gen, { recursive: true }); // createrepo_c 0.20 refuses an --outputdir that does not exist
-    const current = (await exists(path.join(p.repodata, 'repomd.xml'))) ? p.repodata : undefined;
-    await runArgv(
-      createrepoArgv({
-        repo,
-        outputDir: gen,
-        updateFrom: current,
-        excludes: [...removed, ...toDelete, '*.tmp-*'],
-      }),
-      { timeoutMs: 60 * 60_000 },
-    );
-    if (current) await carryMetadata(current, path.join(gen, 'repodata'));
-    if (opts.sign) await signRepomd(path.join(gen, 'repodata', 'repomd.xml'), opts.sign, p.gpgKey);
+    const gen = await writeGeneration(repo, id, [...removed, ...toDelete, '*.tmp-*'], opts.sign);
     await opts.beforeSwap?.();
     await faultPoint('publish:before-swap');
     await swapRepodata(repo, gen);
@@ -251,6 +172,141 @@ export async function publishSet(
   }
 }
 
+/**
+ * Copy the set's RPMs into Packages/ (new names only; an existing name must be the very same build); the
+ * names added, and each RPM's file name in the repo.
+ */
+async function addPackages(
+  rpms: PackedRpm[],
+  repo: string,
+  opts: PublishOptions,
+  reporter: Reporter,
+): Promise<{ added: string[]; files: Map<string, string> }> {
+  const p = repoPaths(repo);
+  const added: string[] = [];
+  const files = new Map<string, string>();
+  for (const r of rpms) {
+    const dest = path.join(p.packages, path.basename(r.file));
+    files.set(r.file, path.basename(dest));
+    if (await exists(dest)) {
+      await keepPublished(r, dest, repo, opts, reporter);
+      continue;
+    }
+    const tmp = `${dest}.tmp-${randomBytes(4).toString('hex')}`;
+    try {
+      // a copy, never a hard link: rpmsign rewrites RPMs in place, and published bytes must not change
+      await fs.copyFile(r.file, tmp, fsConstants.COPYFILE_FICLONE);
+      await faultPoint('publish:copy');
+      await fs.rename(tmp, dest);
+    } finally {
+      await fs.rm(tmp, { force: true });
+    }
+    added.push(path.basename(dest));
+  }
+  await fsyncDir(p.packages);
+  return { added, files };
+}
+
+/** An RPM whose name is published already: the same build keeps the published bytes; another is an error. */
+async function keepPublished(
+  r: PackedRpm,
+  dest: string,
+  repo: string,
+  opts: PublishOptions,
+  reporter: Reporter,
+): Promise<void> {
+  const [a, b] = await Promise.all([fileSha256(dest), fileSha256(r.file)]);
+  if (a === b) return;
+  // the same build packed again (another --payload, signed or not): the published bytes stay — but a
+  // signed publish cannot leave an unsigned RPM in place (clients with gpgcheck would refuse it)
+  if ((await providesOf(dest)) === (await providesOf(r.file))) {
+    if (opts.sign && !(await isSignedRpm(dest)))
+      throw new OstError(
+        `${path.basename(dest)} is published unsigned in ${repo}, and published files never change`,
+        'rebuild the layer (build-images --force LAYER) to publish it signed under a new release, or publish signed into a new repository',
+      );
+    reporter({
+      type: 'info',
+      message: `${path.basename(dest)} is already published (packed differently); keeping the published file`,
+    });
+    return;
+  }
+  throw new OstError(
+    `${path.basename(r.file)} already exists in ${repo} from another build`,
+    'another build published the same name-version-release; rebuild the layer (--force) to get a new release',
+  );
+}
+
+/** What this publish records of the set: each RPM, by its file name in the repo. */
+function setRecord(set: ImageSet, rpms: PackedRpm[], files: Map<string, string>): SetRecord {
+  return {
+    distro: set.distro,
+    publishedAt: new Date().toISOString(),
+    packages: rpms.map((r) => ({
+      name: r.name,
+      evr: `${r.version}-${r.release}`,
+      file: files.get(r.file) as string,
+      layer: r.layer,
+      key: r.key,
+      squashed: r.squashed,
+      requires: r.requires,
+    })),
+  };
+}
+
+/**
+ * Retention over the recorded sets and this one (none without `keep`): the RPMs to drop from the metadata
+ * now, the old records to remove, and last time's drops to delete from the disk.
+ */
+async function retention(
+  repo: string,
+  distro: string,
+  record: SetRecord,
+  keepSets: number | undefined,
+): Promise<{ removed: string[]; droppedRecords: string[]; toDelete: string[] }> {
+  const p = repoPaths(repo);
+  const records = await readSetRecords(repo, distro);
+  const pending = await readDropped(p.dropped(distro));
+  let removed: string[] = [];
+  let droppedRecords: string[] = [];
+  let keep: Set<string> | undefined;
+  if (keepSets !== undefined) {
+    keep = filesToKeep([...records.map((r) => r.record), record], keepSets);
+    const prefix = `ost-images-${distro}-`;
+    removed = (await fs.readdir(p.packages)).filter(
+      (f) => f.startsWith(prefix) && f.endsWith('.rpm') && !keep?.has(f) && !pending.includes(f),
+    );
+    // an older set's record goes only when none of its RPMs is kept: a kept leaf may still require its
+    // base, and the next retention must still know where that base came from
+    droppedRecords = records
+      .slice(0, Math.max(0, records.length + 1 - keepSets))
+      .filter((r) => !r.record.packages.some((x) => keep?.has(x.file)))
+      .map((r) => r.file);
+  }
+  // RPMs dropped last time are in no served metadata: deleted now, unless retention wants them again
+  const toDelete = keep ? pending.filter((f) => !keep?.has(f)) : [];
+  return { removed, droppedRecords, toDelete };
+}
+
+/** A new metadata generation .ost/gen-<id> without `excludes`, with the current one's files, signed. */
+async function writeGeneration(
+  repo: string,
+  id: string,
+  excludes: string[],
+  sign: SignConfig | undefined,
+): Promise<string> {
+  const p = repoPaths(repo);
+  const gen = path.join(p.meta, `gen-${id}`);
+  await fs.mkdir(gen, { recursive: true }); // createrepo_c 0.20 refuses an --outputdir that does not exist
+  const current = (await exists(path.join(p.repodata, 'repomd.xml'))) ? p.repodata : undefined;
+  await runArgv(createrepoArgv({ repo, outputDir: gen, updateFrom: current, excludes }), {
+    timeoutMs: 60 * 60_000,
+  });
+  if (current) await carryMetadata(current, path.join(gen, 'repodata'));
+  if (sign) await signRepomd(path.join(gen, 'repodata', 'repomd.xml'), sign, p.gpgKey);
+  return gen;
+}
+
 /** What an RPM file provides (its layer key, build id, squashed key…), sorted: equal means the same build. */
 async function providesOf(rpmFile: string): Promise<string> {
   const res = await runArgv(queryProvidesArgv(rpmFile));
@@ -260,6 +316,7 @@ async function providesOf(rpmFile: string): Promise<string> {
     .join('\n');
 }
 
+/** The RPM file names the last publish dropped from the metadata (none when unreadable). */
 async function readDropped(file: string): Promise<string[]> {
   try {
     const v: unknown = JSON.parse(await fs.readFile(file, 'utf8'));
