@@ -14,7 +14,8 @@ import type { ImageSet } from './plan/model.js';
 import { readRepo } from './repo/metadata.js';
 import { type PublishResult, publishSet } from './repo/publish.js';
 import { type VerifyInstallResult, verifyInstall } from './repo/verify-install.js';
-import { buildProvide, builtManifests, isSignedRpm, type PackedRpm, packSet } from './rpm/pack.js';
+import { builtManifests } from './rpm/built-manifests.js';
+import { buildProvide, isSignedRpm, type PackedRpm, packSet } from './rpm/pack.js';
 import { checkImage, checkRelocatableChain } from './verify.js';
 
 export interface ReleaseOptions {

@@ -10,13 +10,12 @@ import { requireTools } from '../../core/require-tool.js';
 import { rpmPackageScriptsArgv } from '../../tools/rpm.js';
 import { rpmbuildArgv } from '../../tools/rpmbuild.js';
 import { runArgv } from '../../tools/run-tool.js';
-import { BuildPaths, type LayerManifest, readManifest } from '../build-dir.js';
-import { readPublicKey } from '../keypair.js';
-import { computeKeys } from '../plan/keys.js';
-import { chainOf, type ImageSet, layerFileName } from '../plan/model.js';
-import type { UpstreamState } from '../upstream.js';
+import { BuildPaths, type LayerManifest } from '../build-dir.js';
+import { chainOf, type ImageSet, type Layer, layerFileName } from '../plan/model.js';
+import { builtManifests } from './built-manifests.js';
 import { DEFAULT_PAYLOAD, type RpmFile, type RpmSpec, releaseFor, renderSpec } from './spec.js';
 
+/** The version of every ost-images RPM: the release (build time) tells builds apart. */
 export const RPM_VERSION = '1';
 
 /** One packed RPM and what it stands for. */
@@ -38,6 +37,7 @@ export interface PackedRpm {
   bytes: number;
 }
 
+/** Where the built set is, how to pack it, and what to squash. */
 export interface PackOptions {
   out: string;
   /** The set's manifests when the caller already checked them with builtManifests(). */
@@ -162,49 +162,6 @@ export function upstreamLines(m: LayerManifest): string[] {
   ];
 }
 
-/** Manifests of every layer; fails when a layer is not built. */
-export async function builtManifests(set: ImageSet, paths: BuildPaths): Promise<Map<string, LayerManifest>> {
-  const out = new Map<string, LayerManifest>();
-  const missing: string[] = [];
-  for (const l of set.layers) {
-    const m = await readManifest(paths, l.name);
-    if (!m || !(await exists(paths.image(l.name)))) missing.push(l.name);
-    else out.set(l.name, m);
-  }
-  if (missing.length > 0) {
-    throw new OstError(
-      `layers not built in ${paths.out}: ${missing.join(', ')}`,
-      `run ost build-images ${set.file} first`,
-    );
-  }
-  // keys as built: with the upstream state and the day each layer recorded (not today's)
-  const keys = await computeKeys(set, {
-    publicKey: await readPublicKey(paths),
-    upstream: new Map(
-      [...out].flatMap(([name, m]) => (m.upstream ? [[name, m.upstream] as [string, UpstreamState[]]] : [])),
-    ),
-    days: new Map([...out].flatMap(([name, m]) => (m.day ? [[name, m.day] as [string, string]] : []))),
-  });
-  const stale = set.layers.filter((l) => out.get(l.name)?.key !== keys.get(l.name)).map((l) => l.name);
-  if (stale.length > 0) {
-    throw new OstError(
-      `layers out of date with ${set.file}: ${stale.join(', ')}`,
-      `run ost build-images ${set.file} first (only a complete, current set is published)`,
-    );
-  }
-  for (const l of set.layers) {
-    const m = out.get(l.name) as LayerManifest;
-    const p = l.parent ? out.get(l.parent) : undefined;
-    if (p && m.parentBuildId !== p.buildId) {
-      throw new OstError(
-        `${l.name} was built on an older ${l.parent}; the set is not consistent`,
-        `run ost build-images ${set.file} to rebuild it`,
-      );
-    }
-  }
-  return out;
-}
-
 /** Pack the set: one RPM per layer, plus `<layer>-squashed` RPMs for the layers named in squash. */
 export async function packSet(set: ImageSet, opts: PackOptions): Promise<PackedRpm[]> {
   requireTools(['rpmbuild', 'qemu-img']);
@@ -222,116 +179,137 @@ export async function packSet(set: ImageSet, opts: PackOptions): Promise<PackedR
   const rpms = path.join(opts.out, 'rpms');
   const work = path.join(opts.out, '.work', 'rpm');
   await fs.mkdir(rpms, { recursive: true });
+  const run: PackRun = { set, paths, payload, rpms, work, reporter, signal: opts.signal };
   const result: PackedRpm[] = [];
   const releases = new Map<string, string>();
   for (const l of set.layers) {
-    const m = manifests.get(l.name) as LayerManifest;
-    const name = packageName(set.distro, l.name);
-    const { release, reuse } = await chooseRelease(rpms, name, m.builtAt, m.buildId, payload);
-    releases.set(l.name, release);
-    const requires = l.parent
-      ? `${packageName(set.distro, l.parent)} = ${RPM_VERSION}-${releases.get(l.parent)}`
-      : undefined;
-    const file = path.join(rpms, rpmFileName(name, release));
-    let built = false;
-    let buildMs: number | undefined;
-    if (!reuse) {
-      reporter({
-        type: 'step',
-        id: `pack/${name}`,
-        title: `pack ${name}-${RPM_VERSION}-${release}`,
-        status: 'start',
-      });
-      const spec: RpmSpec = {
-        name,
-        version: RPM_VERSION,
-        release,
-        summary: `OST ${set.distro} ${l.name} layer`,
-        description: [
-          l.description ?? `The ${l.name} layer of the ${set.distro} OST image set.`,
-          `qcow2 ${l.parent ? `overlay on ${layerFileName(set.distro, l.parent)}` : 'base image'}; key ${m.key}.`,
-          ...upstreamLines(m),
-          ...(m.custom
-            ? [
-                `Built with custom packages from ${m.custom.repos.join(', ')}:`,
-                ...m.custom.packages.map((c) => `  ${c.name} ${c.version} ${c.arch}`),
-              ]
-            : []),
-        ].join('\n'),
-        provides: [
-          `${layerProvide(set.distro, l.name)} = ${m.key}`,
-          `${buildProvide(set.distro, l.name)} = ${m.buildId.replace(/-/g, '')}`,
-          ...(m.parentBuildId
-            ? [`${parentBuildProvide(set.distro, l.name)} = ${m.parentBuildId.replace(/-/g, '')}`]
-            : []),
-        ],
-        requires: requires ? [requires] : [],
-        payload,
-        files: layerFiles(paths, m, !l.parent),
-      };
-      const r = await buildRpm(spec, rpms, work, opts.signal);
-      buildMs = r.ms;
-      built = true;
-      const side: Sidecar = { name, release, buildId: m.buildId, key: m.key, payload, squashed: false };
-      await atomicWriteFile(
-        path.join(rpms, `${name}-${RPM_VERSION}-${release}.json`),
-        JSON.stringify(side, null, 2),
-      );
-      reporter({
-        type: 'step',
-        id: `pack/${name}`,
-        title: `pack ${name}-${RPM_VERSION}-${release}`,
-        status: 'done',
-        durationMs: buildMs,
-      });
-    }
-    result.push({
-      name,
-      version: RPM_VERSION,
-      release,
-      file,
-      layer: l.name,
-      key: m.key,
-      buildId: m.buildId,
-      parentBuildId: m.parentBuildId,
-      squashed: false,
-      requires,
-      built,
-      buildMs,
-      bytes: (await fs.stat(file)).size,
-    });
-  }
-  for (const layer of opts.squash ?? []) {
-    result.push(
-      await packSquashed(
-        set,
-        paths,
-        manifests.get(layer) as LayerManifest,
-        releases.get(layer) as string,
-        payload,
-        rpms,
-        work,
-        reporter,
-        opts.signal,
-      ),
+    const packed = await packLayer(
+      run,
+      l,
+      manifests.get(l.name) as LayerManifest,
+      l.parent ? releases.get(l.parent) : undefined,
     );
+    releases.set(l.name, packed.release);
+    result.push(packed);
   }
+  for (const layer of opts.squash ?? [])
+    result.push(
+      await packSquashed(run, manifests.get(layer) as LayerManifest, releases.get(layer) as string),
+    );
   await removeTree(work);
   return result;
 }
 
-/** The whole chain merged into one standalone qcow2 (no backing file), packed without dependencies. */
-async function packSquashed(
-  set: ImageSet,
-  paths: BuildPaths,
+/** What packing every RPM of a set shares: the set, its build dir, the payload, where RPMs go. */
+interface PackRun {
+  set: ImageSet;
+  paths: BuildPaths;
+  payload: string;
+  /** The folder of packed RPMs (and their sidecar .json). */
+  rpms: string;
+  /** rpmbuild's scratch folder. */
+  work: string;
+  reporter: Reporter;
+  signal: AbortSignal | undefined;
+}
+
+/** One layer's RPM: reused if this build is packed with this payload already, else built; needs its parent's. */
+async function packLayer(
+  run: PackRun,
+  l: Layer,
+  m: LayerManifest,
+  parentRelease: string | undefined,
+): Promise<PackedRpm> {
+  const { set, rpms, payload, reporter } = run;
+  const name = packageName(set.distro, l.name);
+  const { release, reuse } = await chooseRelease(rpms, name, m.builtAt, m.buildId, payload);
+  const requires = l.parent
+    ? `${packageName(set.distro, l.parent)} = ${RPM_VERSION}-${parentRelease}`
+    : undefined;
+  const file = path.join(rpms, rpmFileName(name, release));
+  let built = false;
+  let buildMs: number | undefined;
+  if (!reuse) {
+    reporter({
+      type: 'step',
+      id: `pack/${name}`,
+      title: `pack ${name}-${RPM_VERSION}-${release}`,
+      status: 'start',
+    });
+    const r = await buildRpm(layerSpec(run, l, m, release, requires), rpms, run.work, run.signal);
+    buildMs = r.ms;
+    built = true;
+    const side: Sidecar = { name, release, buildId: m.buildId, key: m.key, payload, squashed: false };
+    await atomicWriteFile(
+      path.join(rpms, `${name}-${RPM_VERSION}-${release}.json`),
+      JSON.stringify(side, null, 2),
+    );
+    reporter({
+      type: 'step',
+      id: `pack/${name}`,
+      title: `pack ${name}-${RPM_VERSION}-${release}`,
+      status: 'done',
+      durationMs: buildMs,
+    });
+  }
+  return {
+    name,
+    version: RPM_VERSION,
+    release,
+    file,
+    layer: l.name,
+    key: m.key,
+    buildId: m.buildId,
+    parentBuildId: m.parentBuildId,
+    squashed: false,
+    requires,
+    built,
+    buildMs,
+    bytes: (await fs.stat(file)).size,
+  };
+}
+
+/** The spec of a layer's RPM: what it is built from and on, what it provides and requires, its files. */
+function layerSpec(
+  run: PackRun,
+  l: Layer,
   m: LayerManifest,
   release: string,
-  payload: string,
-  rpms: string,
-  work: string,
-  reporter: Reporter,
-  signal?: AbortSignal,
-): Promise<PackedRpm> {
+  requires: string | undefined,
+): RpmSpec {
+  const { set } = run;
+  return {
+    name: packageName(set.distro, l.name),
+    version: RPM_VERSION,
+    release,
+    summary: `OST ${set.distro} ${l.name} layer`,
+    description: [
+      l.description ?? `The ${l.name} layer of the ${set.distro} OST image set.`,
+      `qcow2 ${l.parent ? `overlay on ${layerFileName(set.distro, l.parent)}` : 'base image'}; key ${m.key}.`,
+      ...upstreamLines(m),
+      ...(m.custom
+        ? [
+            `Built with custom packages from ${m.custom.repos.join(', ')}:`,
+            ...m.custom.packages.map((c) => `  ${c.name} ${c.version} ${c.arch}`),
+          ]
+        : []),
+    ].join('\n'),
+    provides: [
+      `${layerProvide(set.distro, l.name)} = ${m.key}`,
+      `${buildProvide(set.distro, l.name)} = ${m.buildId.replace(/-/g, '')}`,
+      ...(m.parentBuildId
+        ? [`${parentBuildProvide(set.distro, l.name)} = ${m.parentBuildId.replace(/-/g, '')}`]
+        : []),
+    ],
+    requires: requires ? [requires] : [],
+    payload: run.payload,
+    files: layerFiles(run.paths, m, !l.parent),
+  };
+}
+
+/** The whole chain merged into one standalone qcow2 (no backing file), packed without dependencies. */
+async function packSquashed(run: PackRun, m: LayerManifest, release: string): Promise<PackedRpm> {
+  const { set, paths, payload, rpms, work, reporter, signal } = run;
   const name = squashedName(set.distro, m.layer);
   const file = path.join(rpms, rpmFileName(name, release));
   const side = path.join(rpms, `${name}-${RPM_VERSION}-${release}.json`);
