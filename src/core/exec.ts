@@ -381,10 +381,17 @@ export function startPiped(
   };
 }
 
-/** Run a command attached to our terminal (ssh, virsh console); resolves with its exit code. */
-export function runInteractive(file: string, args: readonly string[]): Promise<number> {
+/** Run a command attached to our terminal (ssh, virsh console), with `env` added to ours; its exit code. */
+export function runInteractive(
+  file: string,
+  args: readonly string[],
+  env?: Readonly<Record<string, string>>,
+): Promise<number> {
   return new Promise((resolve, reject) => {
-    const child = spawn(file, [...args], { stdio: 'inherit' });
+    const child = spawn(file, [...args], {
+      stdio: 'inherit',
+      env: env ? { ...process.env, ...env } : process.env,
+    });
     child.on('error', reject);
     child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
   });

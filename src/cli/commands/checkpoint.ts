@@ -5,7 +5,6 @@ import { OstError } from '../../core/errors.js';
 import { checkpointsInUse } from '../../launcher/checkpoint/in-use.js';
 import { revert } from '../../launcher/checkpoint/restore.js';
 import {
-  checkpointRoot,
   gcCheckpoints,
   listCheckpoints,
   readCheckpoint,
@@ -19,24 +18,12 @@ import { loadOstJson } from '../../launcher/env/ost-json.js';
 import { type EnvRecord, stateRoot } from '../../launcher/state/record.js';
 import { libvirtUri } from '../../tools/virsh.js';
 import { cliReporter } from '../reporter.js';
-import type { EnvCommon } from './env.js';
+import { type CheckpointCommon, rootOf } from './common.js';
 
-export interface CheckpointCommon extends EnvCommon {
-  checkpointDir?: string;
-}
+export type { CheckpointCommon } from './common.js';
 
 const mib = (b: number) => `${(b / 2 ** 20).toFixed(0)} MiB`;
 const secs = (ms: number | undefined) => (ms === undefined ? '-' : `${(ms / 1000).toFixed(1)}s`);
-
-/** The checkpoint root this command uses (--checkpoint-dir, $OST_CHECKPOINT_DIR, the default). */
-export function rootOf(a: CheckpointCommon, config: OstConfig): string {
-  const { checkpointDir, dataHome, home } = config;
-  return checkpointRoot(a.checkpointDir, {
-    OST_CHECKPOINT_DIR: checkpointDir,
-    XDG_DATA_HOME: dataHome,
-    HOME: home,
-  });
-}
 
 /** The suite an env was started from, as its file reads now (for the content key); none if it is gone. */
 const suiteOf =

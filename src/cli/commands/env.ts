@@ -6,11 +6,12 @@ import type { Accel } from '../../core/accel.js';
 import { onInterrupt } from '../../core/cleanup.js';
 import type { OstConfig, SudoSettings } from '../../core/config.js';
 import { OstError } from '../../core/errors.js';
-import { checkpointRoot, readCheckpoint } from '../../launcher/checkpoint/store.js';
+import { readCheckpoint } from '../../launcher/checkpoint/store.js';
 import { loadEnvironment } from '../../launcher/env/load.js';
 import type { Environment } from '../../launcher/env/model.js';
 import { loadOstJson } from '../../launcher/env/ost-json.js';
 import { Templates } from '../../launcher/libvirt/templates.js';
+import type { IpMode } from '../../launcher/net/layout.js';
 import { type EnvRecord, stateRoot } from '../../launcher/state/record.js';
 import { type CacheOutcome, upWithCheckpointCache } from '../../launcher/up/checkpoint-cache.js';
 import { planOnly } from '../../launcher/up/dry-run.js';
@@ -19,13 +20,11 @@ import { checkUpRequest } from '../../launcher/up/request.js';
 import { type UpOptions, up } from '../../launcher/up/run.js';
 import { libvirtUri } from '../../tools/virsh.js';
 import { cliReporter } from '../reporter.js';
-import { type CustomArgs, customHook } from './layers.js';
+import { type EnvCommon, rootOf } from './common.js';
 
-/** Options every env command shares. */
-export interface EnvCommon {
-  connect?: string;
-  json?: boolean;
-}
+export type { EnvCommon } from './common.js';
+
+import { type CustomArgs, customHook } from './layers.js';
 
 const BUNDLED_ENV_FILE = path.resolve(
   path.dirname(new URL(import.meta.url).pathname),
@@ -148,10 +147,47 @@ function hostOf(a: UpArgs, config: OstConfig): { uri: string; stateRoot: string;
   return { uri: libvirtUri(a.connect, config.libvirtUri), stateRoot: stateRoot(config), accel: config.accel };
 }
 
+/** The options of an up, from its flags and the config (a flag wins over its variable). */
+async function upOptions(
+  a: UpArgs,
+  config: OstConfig,
+  env: Environment,
+  ipMode: IpMode,
+  ui: ReturnType<typeof cliReporter>,
+  signal: AbortSignal,
+): Promise<UpOptions> {
+  return {
+    env,
+    id: a.id,
+    deployment: config.deployment,
+    ipMode,
+    deploy: a.deploy,
+    owner: sudoUser(config.sudo),
+    // who runs OST's pytest: the sudo user, else whoever runs ost
+    proxyUser: (sudoUser(config.sudo) && config.sudo.user) || userInfo().username,
+    ...hostOf(a, config),
+    overlays: {
+      root: a.overlayDir ?? config.overlayDir ?? `/dev/shm/ost${userSuffix()}`,
+      fallback: a.overlayFallback ?? config.overlayFallback ?? `/var/tmp/ost${userSuffix()}`,
+      reservePerVmBytes: a.overlayReserveBytes,
+    },
+    templates: new Templates(a.templates ?? config.templatesDir),
+    images: { root: a.imagesRoot, imagesDir: a.imagesDir ?? config.imagesDir, key: a.key },
+    timeoutMs: a.timeout * 1000,
+    wait: a.wait,
+    keepOnFailure: a.keepOnFailure,
+    custom: customHook(a, config, ui.reporter, signal),
+    from: a.from ? await readCheckpoint(rootOf(a, config), a.from) : undefined,
+    isolated: a.isolated,
+    reporter: ui.reporter,
+    signal,
+  };
+}
+
 export async function upCommand(a: UpArgs, config: OstConfig): Promise<void> {
   const env = loadEnv(a, config);
   // every flag rule at once, before anything is read or made (the checkpoint's own id is checked once read)
-  const flags = {
+  const { ipMode } = checkUpRequest({
     env,
     id: a.id,
     ipv4Only: a.ipv4Only,
@@ -164,64 +200,26 @@ export async function upCommand(a: UpArgs, config: OstConfig): Promise<void> {
     customRepos: a.customRepos,
     customInstall: a.customInstall,
     dryRun: a.dryRun,
-  };
-  const { ipMode } = checkUpRequest(flags);
+  });
   const ui = cliReporter({ quiet: a.json || a.dryRun });
   const abort = new AbortController();
   const off = onInterrupt(abort, () => process.exit(130));
+  const print = (json: unknown, text: string) => {
+    ui.stop();
+    process.stdout.write(a.json ? `${JSON.stringify(json, null, 2)}\n` : `${text}\n`);
+  };
   try {
-    const options: UpOptions = {
-      env,
-      id: a.id,
-      deployment: process.env.OST_DEPLOYMENT || undefined,
-      ipMode,
-      deploy: a.deploy,
-      owner: sudoUser(config.sudo),
-      // who runs OST's pytest: the sudo user, else whoever runs ost
-      proxyUser: (sudoUser(config.sudo) && process.env.SUDO_USER) || userInfo().username,
-      ...hostOf(a, config),
-      overlays: {
-        root: a.overlayDir ?? process.env.OST_OVERLAY_DIR ?? `/dev/shm/ost${userSuffix()}`,
-        fallback: a.overlayFallback ?? process.env.OST_OVERLAY_FALLBACK ?? `/var/tmp/ost${userSuffix()}`,
-        reservePerVmBytes: a.overlayReserveBytes,
-      },
-      templates: new Templates(a.templates ?? process.env.OST_TEMPLATES_DIR),
-      images: {
-        root: a.imagesRoot,
-        imagesDir: a.imagesDir ?? process.env.OST_IMAGES_DIR,
-        key: a.key,
-      },
-      timeoutMs: a.timeout * 1000,
-      wait: a.wait,
-      keepOnFailure: a.keepOnFailure,
-      custom: customHook(a, config, ui.reporter, abort.signal),
-      from: a.from ? await readCheckpoint(checkpointRoot(a.checkpointDir, process.env), a.from) : undefined,
-      isolated: a.isolated,
-      reporter: ui.reporter,
-      signal: abort.signal,
-    };
+    const options = await upOptions(a, config, env, ipMode, ui, abort.signal);
     if (a.dryRun) {
       const { plan, text } = await planOnly(options);
-      ui.stop();
-      process.stdout.write(a.json ? `${JSON.stringify(planJson(plan), null, 2)}\n` : `${text}\n`);
-      return;
+      return print(planJson(plan), text);
     }
     if (!a.checkpointCache) {
       const record = await up(options);
-      ui.stop();
-      process.stdout.write(a.json ? `${JSON.stringify(record, null, 2)}\n` : `${upSummary(record)}\n`);
-      return;
+      return print(record, upSummary(record));
     }
-    const { record, cache } = await upWithCheckpointCache({
-      ...options,
-      checkpointRoot: checkpointRoot(a.checkpointDir, process.env),
-    });
-    ui.stop();
-    process.stdout.write(
-      a.json
-        ? `${JSON.stringify({ ...record, checkpointCache: cache }, null, 2)}\n`
-        : `${upSummary(record)}\n${cacheSummary(cache)}\n`,
-    );
+    const { record, cache } = await upWithCheckpointCache({ ...options, checkpointRoot: rootOf(a, config) });
+    print({ ...record, checkpointCache: cache }, `${upSummary(record)}\n${cacheSummary(cache)}`);
   } finally {
     ui.stop();
     off();

@@ -9,7 +9,7 @@ import { requireEnv } from '../../launcher/select.js';
 import { stateRoot } from '../../launcher/state/record.js';
 import { inNetns } from '../../tools/netns.js';
 import { libvirtUri } from '../../tools/virsh.js';
-import type { EnvCommon } from './env.js';
+import type { EnvCommon } from './common.js';
 
 async function vmOf(a: EnvCommon & { env?: string; vm: string }, config: OstConfig) {
   const uri = libvirtUri(a.connect, config.libvirtUri);
@@ -45,9 +45,8 @@ export async function execCommand(
   if (a.command.length === 0) throw new UsageError('name the command to run: ost exec <env> -- <command> …');
   const e = await requireEnv(libvirtUri(a.connect, config.libvirtUri), stateRoot(config), a.env);
   if (!e.record) throw new OstError(`environment ${e.id} has no env.json`, `ost down ${e.id}`);
-  process.env.OST_ENV_DIR = e.record.workdir;
   const [file, ...args] = [...inNetns(e.record.netns), ...a.command] as [string, ...string[]];
-  return runInteractive(file, args);
+  return runInteractive(file, args, { OST_ENV_DIR: e.record.workdir });
 }
 
 export async function consoleCommand(
