@@ -1,9 +1,10 @@
-// Load an image-set file: YAML → zod schema → normalise (a layer's repos: layer-repos.ts) → cross-field rules,
-// every problem reported at once.
+// Load an image-set file: YAML → zod schema → normalise (a layer's repos: layer-repos.ts) → cross-field rules
+// (the layer graph's: layer-graph.ts), every problem reported at once.
 import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { formatKeyPath, type KeyPath, readYamlConfig } from '../../core/config-file.js';
 import { InternalError } from '../../core/errors.js';
+import { checkChains, checkCycles, checkNames, checkParents, topoSort } from './layer-graph.js';
 import { normaliseRepos } from './layer-repos.js';
 import { type BaseSource, type ImageSet, type Layer, parseDuration, parseSize, type Step } from './model.js';
 import { imageSetSchema, type RawImageSet, type RawLayer } from './schema.js';
@@ -70,6 +71,7 @@ export function expandEnv(text: string, env: NodeJS.ProcessEnv): string {
   });
 }
 
+/** The set's problems, every one collected, and its normalised form: paths resolved, layers in build order. */
 function normalise(
   raw: RawImageSet,
   file: string,
@@ -78,7 +80,36 @@ function normalise(
 ): ImageSet {
   const dir = path.dirname(file);
   const resolve = (p: string) => path.resolve(dir, p);
-  const mustBeFile = (p: KeyPath, rel: string, what: string) => {
+  const mustBeFile = fileChecker(resolve, add);
+  const firstIndex = checkNames(raw, add);
+  checkParents(raw, firstIndex, add);
+  checkCycles(raw, firstIndex, add);
+
+  const layers: Layer[] = raw.layers.map((l, i) => normaliseLayer(raw, l, i, resolve, mustBeFile, add, vars));
+
+  // repositories: one name per chain; refresh: upstream needs some repository to watch
+  checkChains(raw, layers, add);
+  checkPlaceholders(raw, resolve, add);
+
+  return {
+    file,
+    dir,
+    distro: raw.distro,
+    description: raw.description,
+    family: raw.family,
+    selinux: raw.selinux,
+    variables: raw.variables,
+    customizeMemoryMiB: raw.customize.memory,
+    layers: topoSort(layers),
+  };
+}
+
+/** A check that a path of the set file names a readable regular file; a problem at `p` otherwise. */
+function fileChecker(
+  resolve: (p: string) => string,
+  add: (p: KeyPath, m: string) => void,
+): (p: KeyPath, rel: string, what: string) => void {
+  return (p: KeyPath, rel: string, what: string) => {
     const abs = resolve(rel);
     try {
       if (!statSync(abs).isFile()) {
@@ -90,90 +121,14 @@ function normalise(
       add(p, `${what} ${rel} does not exist (resolved to ${abs}, relative to the image-set file)`);
     }
   };
+}
 
-  // duplicate names
-  const firstIndex = new Map<string, number>();
-  raw.layers.forEach((l, i) => {
-    const prev = firstIndex.get(l.name);
-    if (prev !== undefined)
-      add(['layers', i, 'name'], `duplicate layer name "${l.name}" (also layers[${prev}])`);
-    else firstIndex.set(l.name, i);
-  });
-  const names = [...firstIndex.keys()];
-
-  // parents exist
-  raw.layers.forEach((l, i) => {
-    if (l.parent !== undefined && !firstIndex.has(l.parent)) {
-      add(
-        ['layers', i, 'parent'],
-        `unknown parent "${l.parent}"; allowed: ${names.filter((n) => n !== l.name).join(', ') || '(no other layers)'}`,
-      );
-    }
-    if (l.parent === l.name) add(['layers', i, 'parent'], `layer "${l.name}" cannot be its own parent`);
-  });
-
-  // cycles
-  const reported = new Set<string>();
-  raw.layers.forEach((l, i) => {
-    const seen: string[] = [];
-    let cur: RawLayer | undefined = l;
-    while (cur?.parent !== undefined) {
-      if (seen.includes(cur.name)) {
-        const cycle = seen.slice(seen.indexOf(cur.name));
-        const key = [...cycle].sort().join(',');
-        if (!reported.has(key) && cycle.length > 1) {
-          reported.add(key);
-          add(
-            ['layers', i, 'parent'],
-            `parent cycle: ${[...cycle, cur.name].join(' → ')}; a chain must end at a base layer`,
-          );
-        }
-        break;
-      }
-      seen.push(cur.name);
-      const pi = firstIndex.get(cur.parent);
-      cur = pi === undefined ? undefined : raw.layers[pi];
-    }
-  });
-
-  const layers: Layer[] = raw.layers.map((l, i) => normaliseLayer(raw, l, i, resolve, mustBeFile, add, vars));
-
-  // repositories: one name per chain; refresh: upstream needs some repository to watch
-  const byName = new Map(layers.map((l) => [l.name, l]));
-  for (const l of layers) {
-    const chain: Layer[] = [];
-    for (
-      let c: Layer | undefined = l;
-      c && !chain.includes(c);
-      c = c.parent ? byName.get(c.parent) : undefined
-    )
-      chain.unshift(c);
-    const names = new Map<string, string>();
-    for (const c of chain.slice(0, -1)) for (const r of c.repos) names.set(r.name, c.name);
-    l.repos.forEach((r, j) => {
-      const other = names.get(r.name);
-      if (other)
-        add(
-          ['layers', l.index, 'repos', j, 'name'],
-          `repository ${r.name} is already added by ${other}; rename one`,
-        );
-      names.set(r.name, l.name);
-    });
-    const watched = chain.some((c) => c.repos.length > 0 || c.base?.kind === 'debootstrap');
-    // default: a derived layer that installs packages follows its repositories (once a day when none is
-    // known); others change only with their definition
-    const installs =
-      l.steps.some((st) => st.kind === 'install' || st.kind === 'upgrade') || l.repos.length > 0;
-    if (raw.layers[l.index]?.refresh === undefined && l.parent !== undefined && installs)
-      l.refresh = watched ? 'upstream' : 'daily';
-    if (l.refresh === 'upstream' && !watched)
-      add(
-        ['layers', l.index, 'refresh'],
-        'upstream: no package repository is known for this layer; declare them under repos:, or use refresh: daily or never',
-      );
-  }
-
-  // answer-file placeholders must be known
+/** Answer files use only placeholders ost fills or the set's variables define. */
+function checkPlaceholders(
+  raw: RawImageSet,
+  resolve: (p: string) => string,
+  add: (p: KeyPath, m: string) => void,
+): void {
   raw.layers.forEach((l, i) => {
     if (!l.install) return;
     const abs = resolve(l.install.answerFile);
@@ -193,20 +148,9 @@ function normalise(
       );
     }
   });
-
-  return {
-    file,
-    dir,
-    distro: raw.distro,
-    description: raw.description,
-    family: raw.family,
-    selinux: raw.selinux,
-    variables: raw.variables,
-    customizeMemoryMiB: raw.customize.memory,
-    layers: topoSort(layers),
-  };
 }
 
+/** One layer normalised: its base's build method or its steps, its repositories; its problems collected. */
 function normaliseLayer(
   set: RawImageSet,
   l: RawLayer,
@@ -216,8 +160,28 @@ function normaliseLayer(
   add: (p: KeyPath, m: string) => void,
   vars: NodeJS.ProcessEnv,
 ): Layer {
+  checkLayerKind(l, i, add);
+  const base = baseSource(set, l, i, resolve, mustBeFile, add, vars);
+  const steps = normaliseSteps(l, i, resolve, mustBeFile, add);
+  const repos = normaliseRepos(set, l, i, resolve, add);
+  // the default refresh is decided once the chain is known (loadImageSet)
+  const refresh = l.refresh ?? 'never';
+  return {
+    name: l.name,
+    index: i,
+    description: l.description,
+    parent: l.parent,
+    base,
+    steps,
+    network: l.network,
+    repos,
+    refresh,
+  };
+}
+
+/** A base layer has exactly one build method and no steps; a derived one has steps and no build method. */
+function checkLayerKind(l: RawLayer, i: number, add: (p: KeyPath, m: string) => void): void {
   const methods = (['debootstrap', 'import', 'install'] as const).filter((m) => l[m] !== undefined);
-  let base: BaseSource | undefined;
   if (l.parent === undefined) {
     if (methods.length !== 1) {
       add(
@@ -247,9 +211,21 @@ function normaliseLayer(
       );
     }
   }
+}
+
+/** The base's build method (the first given of debootstrap:, import:, install:), paths resolved. */
+function baseSource(
+  set: RawImageSet,
+  l: RawLayer,
+  i: number,
+  resolve: (p: string) => string,
+  mustBeFile: (p: KeyPath, rel: string, what: string) => void,
+  add: (p: KeyPath, m: string) => void,
+  vars: NodeJS.ProcessEnv,
+): BaseSource | undefined {
   if (l.debootstrap) {
     const d = l.debootstrap;
-    base = {
+    const base: BaseSource = {
       kind: 'debootstrap',
       suite: d.suite,
       mirror: d.mirror,
@@ -263,49 +239,70 @@ function normaliseLayer(
     };
     if (set.family !== 'deb')
       add(['family'], `debootstrap base layers need family: deb (found ${set.family})`);
-  } else if (l.import) {
+    return base;
+  }
+  if (l.import) {
     const src = expandEnv(l.import.source, vars);
-    base = {
+    return {
       kind: 'import',
       source: isUrl(src) ? src : resolve(src),
       isUrl: isUrl(src),
       sha256: l.import.sha256,
     };
-  } else if (l.install) {
-    const s = l.install;
-    mustBeFile(['layers', i, 'install', 'answerFile'], s.answerFile, 'answer file');
-    const hasKernel = s.kernel !== undefined || s.initrd !== undefined;
-    if (hasKernel && (s.kernel === undefined || s.initrd === undefined)) {
-      add(['layers', i, 'install'], 'kernel: and initrd: go together; set both or neither');
-    }
-    if (s.location === undefined && !hasKernel) {
-      add(
-        ['layers', i, 'install', 'location'],
-        'missing; set location: (ISO, install tree or URL) or kernel: + initrd:',
-      );
-    }
-    const loc = s.location === undefined ? undefined : expandEnv(s.location, vars);
-    const kind =
-      s.answerKind ??
-      (/preseed|\.seed$|\.cfg\.in$/.test(s.answerFile) && !/\.ks/.test(s.answerFile)
-        ? 'preseed'
-        : 'kickstart');
-    base = {
-      kind: 'install',
-      location: loc === undefined ? undefined : resolveSource(loc, resolve),
-      kernel: s.kernel === undefined ? undefined : resolveSource(expandEnv(s.kernel, vars), resolve),
-      initrd: s.initrd === undefined ? undefined : resolveSource(expandEnv(s.initrd, vars), resolve),
-      answerFile: resolve(s.answerFile),
-      answerKind: kind,
-      osVariant: s.osVariant,
-      memoryMiB: s.memory,
-      vcpus: s.vcpus,
-      diskSize: parseSize(s.diskSize),
-      timeoutMs: parseDuration(s.timeout),
-      extraArgs: s.extraArgs,
-      network: s.network,
-    };
   }
+  if (l.install) return installBase(l.install, i, resolve, mustBeFile, add, vars);
+  return undefined;
+}
+
+/** An install base: its answer file, and its media (location:, or kernel: + initrd:) with `${VAR}` expanded. */
+function installBase(
+  s: NonNullable<RawLayer['install']>,
+  i: number,
+  resolve: (p: string) => string,
+  mustBeFile: (p: KeyPath, rel: string, what: string) => void,
+  add: (p: KeyPath, m: string) => void,
+  vars: NodeJS.ProcessEnv,
+): BaseSource {
+  mustBeFile(['layers', i, 'install', 'answerFile'], s.answerFile, 'answer file');
+  const hasKernel = s.kernel !== undefined || s.initrd !== undefined;
+  if (hasKernel && (s.kernel === undefined || s.initrd === undefined)) {
+    add(['layers', i, 'install'], 'kernel: and initrd: go together; set both or neither');
+  }
+  if (s.location === undefined && !hasKernel) {
+    add(
+      ['layers', i, 'install', 'location'],
+      'missing; set location: (ISO, install tree or URL) or kernel: + initrd:',
+    );
+  }
+  const loc = s.location === undefined ? undefined : expandEnv(s.location, vars);
+  const kind =
+    s.answerKind ??
+    (/preseed|\.seed$|\.cfg\.in$/.test(s.answerFile) && !/\.ks/.test(s.answerFile) ? 'preseed' : 'kickstart');
+  return {
+    kind: 'install',
+    location: loc === undefined ? undefined : resolveSource(loc, resolve),
+    kernel: s.kernel === undefined ? undefined : resolveSource(expandEnv(s.kernel, vars), resolve),
+    initrd: s.initrd === undefined ? undefined : resolveSource(expandEnv(s.initrd, vars), resolve),
+    answerFile: resolve(s.answerFile),
+    answerKind: kind,
+    osVariant: s.osVariant,
+    memoryMiB: s.memory,
+    vcpus: s.vcpus,
+    diskSize: parseSize(s.diskSize),
+    timeoutMs: parseDuration(s.timeout),
+    extraArgs: s.extraArgs,
+    network: s.network,
+  };
+}
+
+/** A derived layer's steps, each doing one thing; files they name must exist and are resolved. */
+function normaliseSteps(
+  l: RawLayer,
+  i: number,
+  resolve: (p: string) => string,
+  mustBeFile: (p: KeyPath, rel: string, what: string) => void,
+  add: (p: KeyPath, m: string) => void,
+): Step[] {
   const steps: Step[] = [];
   (l.steps ?? []).forEach((s, j) => {
     const p: KeyPath = ['layers', i, 'steps', j];
@@ -332,38 +329,5 @@ function normaliseLayer(
       steps.push({ kind: 'upload', from: resolve(s.upload.from), to: s.upload.to, mode: s.upload.mode });
     }
   });
-  const repos = normaliseRepos(set, l, i, resolve, add);
-  // the default refresh is decided once the chain is known (loadImageSet)
-  const refresh = l.refresh ?? 'never';
-  return {
-    name: l.name,
-    index: i,
-    description: l.description,
-    parent: l.parent,
-    base,
-    steps,
-    network: l.network,
-    repos,
-    refresh,
-  };
-}
-
-/** Parents before children, keeping file order otherwise; layers in a cycle are left at the end. */
-function topoSort(layers: Layer[]): Layer[] {
-  const out: Layer[] = [];
-  const placed = new Set<string>();
-  let progress = true;
-  while (progress) {
-    progress = false;
-    for (const l of layers) {
-      if (placed.has(l.name)) continue;
-      if (l.parent === undefined || placed.has(l.parent)) {
-        out.push(l);
-        placed.add(l.name);
-        progress = true;
-      }
-    }
-  }
-  for (const l of layers) if (!placed.has(l.name)) out.push(l);
-  return out;
+  return steps;
 }
