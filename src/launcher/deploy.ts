@@ -6,7 +6,7 @@ import { OstError, ToolError } from '../core/errors.js';
 import { runArgv } from '../tools/run-tool.js';
 import { sshArgv } from '../tools/ssh.js';
 import type { EnvVm } from './env/model.js';
-import type { VmRecord } from './state/record.js';
+import type { VmRecord } from './env-dir/record.js';
 
 export async function runDeployScripts(
   vms: readonly EnvVm[],

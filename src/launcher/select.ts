@@ -2,7 +2,7 @@
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { OstError } from '../core/errors.js';
-import { discoverEnvs, type FoundEnv } from './state/discover.js';
+import { discoverEnvs, type FoundEnv } from './env-dir/discover.js';
 
 /**
  * Find one env; `wanted` may be an env id, its env or deployment dir (a path: it has a `/` or exists),

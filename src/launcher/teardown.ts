@@ -9,9 +9,9 @@ import { isNotFound, virsh } from '../tools/virsh.js';
 import { stopSshdProxy } from './ipv6-proxy.js';
 import { netnsDir, removeEnvNetns } from './net/isolated.js';
 import { releaseLeases } from './net/leases.js';
-import type { FoundEnv } from './state/discover.js';
-import { leasesDir } from './state/record.js';
-import { removeWorkdir } from './state/workdir.js';
+import type { FoundEnv } from './env-dir/discover.js';
+import { leasesDir } from './env-dir/record.js';
+import { removeWorkdir } from './env-dir/workdir.js';
 
 export interface TeardownResult {
   domains: string[];

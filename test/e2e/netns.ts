@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { type ExecOptions, run } from '../../src/core/exec.js';
-import { DOMAIN_NAME, NETWORK_NAME } from '../../src/launcher/state/discover.js';
+import { DOMAIN_NAME, NETWORK_NAME } from '../../src/launcher/env-dir/discover.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

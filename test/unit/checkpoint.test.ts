@@ -43,7 +43,7 @@ import { readMetadata } from '../../src/launcher/libvirt/render.js';
 import { asList, attr, child, parseXml, type XmlNode } from '../../src/launcher/libvirt/xml.js';
 import { dnsmasqConfig, hostEnd, netnsMountPropagation } from '../../src/launcher/net/isolated.js';
 import { layoutEnv } from '../../src/launcher/net/layout.js';
-import type { EnvRecord } from '../../src/launcher/state/record.js';
+import type { EnvRecord } from '../../src/launcher/env-dir/record.js';
 import type { UpOptions } from '../../src/launcher/up/run.js';
 import { sshArgv } from '../../src/tools/ssh.js';
 import { REPO_ROOT, tempTree } from '../helpers/sets.js';

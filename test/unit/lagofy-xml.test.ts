@@ -11,8 +11,8 @@ import { renderDomain, renderNetwork } from '../../src/launcher/libvirt/render.j
 import { Templates } from '../../src/launcher/libvirt/templates.js';
 import { asList, attr, child, parseXml, text, type XmlNode } from '../../src/launcher/libvirt/xml.js';
 import { layoutEnv } from '../../src/launcher/net/layout.js';
-import { renderHosts } from '../../src/launcher/state/ost-files.js';
-import type { EnvRecord } from '../../src/launcher/state/record.js';
+import { renderHosts } from '../../src/launcher/env-dir/ost-files.js';
+import type { EnvRecord } from '../../src/launcher/env-dir/record.js';
 import { REPO_ROOT, tempTree } from '../helpers/sets.js';
 
 const DIR = path.join(REPO_ROOT, 'test/fixtures/launcher/lagofy');

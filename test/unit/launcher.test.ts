@@ -30,10 +30,10 @@ import {
   releaseLeases,
 } from '../../src/launcher/net/leases.js';
 import { chooseOverlayRoot, claimOverlayDir, outstandingReservations } from '../../src/launcher/overlays.js';
-import { type FoundEnv, isLeftover, UNOWNED_GRACE_MS } from '../../src/launcher/state/discover.js';
-import { imageVars, renderEnvSh, renderHosts } from '../../src/launcher/state/ost-files.js';
-import { type EnvRecord, renderInventory, renderSshConfig } from '../../src/launcher/state/record.js';
-import { createWorkdir, markerOwner, ownsWorkdir } from '../../src/launcher/state/workdir.js';
+import { type FoundEnv, isLeftover, UNOWNED_GRACE_MS } from '../../src/launcher/env-dir/discover.js';
+import { imageVars, renderEnvSh, renderHosts } from '../../src/launcher/env-dir/ost-files.js';
+import { type EnvRecord, renderInventory, renderSshConfig } from '../../src/launcher/env-dir/record.js';
+import { createWorkdir, markerOwner, ownsWorkdir } from '../../src/launcher/env-dir/workdir.js';
 import { isSubnetInUse } from '../../src/launcher/up/phases/networks.js';
 import { parseRpmQuery } from '../../src/tools/rpm.js';
 import { isConnectFailure, isNotFound } from '../../src/tools/virsh.js';

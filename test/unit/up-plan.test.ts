@@ -11,7 +11,7 @@ import type { Environment } from '../../src/launcher/env/model.js';
 import type { Identity } from '../../src/launcher/images/qemu-user.js';
 import { imageKey, type ResolvedImage } from '../../src/launcher/images/resolve.js';
 import { Templates } from '../../src/launcher/libvirt/templates.js';
-import type { AppliedCustomLayer } from '../../src/launcher/state/record.js';
+import type { AppliedCustomLayer } from '../../src/launcher/env-dir/record.js';
 import { planOnly } from '../../src/launcher/up/dry-run.js';
 import { type PlanInputs, planUp } from '../../src/launcher/up/plan.js';
 import { checkUpRequest, requestProblems, willDeploy } from '../../src/launcher/up/request.js';

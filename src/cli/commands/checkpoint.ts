@@ -15,7 +15,7 @@ import { takeCheckpoint } from '../../launcher/checkpoint/take.js';
 import { loadEnvironment } from '../../launcher/env/load.js';
 import type { Environment } from '../../launcher/env/model.js';
 import { loadOstJson } from '../../launcher/env/ost-json.js';
-import { type EnvRecord, stateRoot } from '../../launcher/state/record.js';
+import { type EnvRecord, stateRoot } from '../../launcher/env-dir/record.js';
 import { libvirtUri } from '../../tools/virsh.js';
 import { cliReporter } from '../reporter.js';
 import { type CheckpointCommon, rootOf } from './common.js';

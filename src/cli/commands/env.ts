@@ -12,7 +12,7 @@ import type { Environment } from '../../launcher/env/model.js';
 import { loadOstJson } from '../../launcher/env/ost-json.js';
 import { Templates } from '../../launcher/libvirt/templates.js';
 import type { IpMode } from '../../launcher/net/layout.js';
-import { type EnvRecord, stateRoot } from '../../launcher/state/record.js';
+import { type EnvRecord, stateRoot } from '../../launcher/env-dir/record.js';
 import { type CacheOutcome, upWithCheckpointCache } from '../../launcher/up/checkpoint-cache.js';
 import { planOnly } from '../../launcher/up/dry-run.js';
 import type { UpPlan } from '../../launcher/up/plan.js';

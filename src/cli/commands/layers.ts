@@ -8,8 +8,8 @@ import { gcLayers, listLayers } from '../../builder/custom/layer-cache.js';
 import { detectAccel } from '../../core/accel.js';
 import type { OstConfig } from '../../core/config.js';
 import type { Reporter } from '../../core/events.js';
-import { discoverEnvs } from '../../launcher/state/discover.js';
-import { stateRoot } from '../../launcher/state/record.js';
+import { discoverEnvs } from '../../launcher/env-dir/discover.js';
+import { stateRoot } from '../../launcher/env-dir/record.js';
 import type { CustomLayersHook } from '../../launcher/up/run.js';
 import { libvirtUri } from '../../tools/virsh.js';
 

@@ -6,7 +6,7 @@ import { runInteractive } from '../../core/exec.js';
 import { lastLines } from '../../core/fsutil.js';
 import { requireTool } from '../../core/require-tool.js';
 import { requireEnv } from '../../launcher/select.js';
-import { stateRoot } from '../../launcher/state/record.js';
+import { stateRoot } from '../../launcher/env-dir/record.js';
 import { inNetns } from '../../tools/netns.js';
 import { libvirtUri } from '../../tools/virsh.js';
 import type { EnvCommon } from './common.js';

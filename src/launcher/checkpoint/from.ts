@@ -9,7 +9,7 @@ import { type Identity, unreadableBy } from '../images/qemu-user.js';
 import type { ResolvedImage } from '../images/resolve.js';
 import type { EnvLayout } from '../net/layout.js';
 import { readLeases } from '../net/leases.js';
-import type { VmRecord } from '../state/record.js';
+import type { VmRecord } from '../env-dir/record.js';
 import type { StoredCheckpoint } from './store.js';
 
 const nvr = (p?: { name: string; version: string; release: string }) =>

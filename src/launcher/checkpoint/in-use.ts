@@ -1,5 +1,5 @@
 // Which checkpoints envs on this host run on: their disks sit on the checkpoint's files, so it must stay.
-import { discoverEnvs, isLeftover } from '../state/discover.js';
+import { discoverEnvs, isLeftover } from '../env-dir/discover.js';
 
 /** Checkpoint dirs that envs on this host run on (restored from them) → the env ids. */
 export async function checkpointsInUse(uri: string, stateRoot: string): Promise<Map<string, string[]>> {

@@ -10,7 +10,7 @@ import { atomicWriteFile, fsyncDir } from '../../core/fsutil.js';
 import { acquireLock } from '../../core/lock.js';
 import { type ProcessId, processAlive, self } from '../../core/process.js';
 import { ownDir } from '../../core/safe-dir.js';
-import type { EnvRecord } from '../state/record.js';
+import type { EnvRecord } from '../env-dir/record.js';
 
 /**
  * Where checkpoints live: `explicit` (--checkpoint-dir), else OST_CHECKPOINT_DIR, else /var/lib/ost/checkpoints

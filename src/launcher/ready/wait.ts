@@ -8,7 +8,7 @@ import { type ReadyTarget, VmGoneError, type VmState, VmStuckError, waitReady } 
 import { createOverlay } from '../../tools/qemu-img.js';
 import { virsh } from '../../tools/virsh.js';
 import { handToQemu, type Identity } from '../images/qemu-user.js';
-import { overlayBaseOf, type VmRecord } from '../state/record.js';
+import { overlayBaseOf, type VmRecord } from '../env-dir/record.js';
 import { parseDomState } from './domstate.js';
 
 export interface WaitOptions {

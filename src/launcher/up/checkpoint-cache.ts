@@ -10,7 +10,7 @@ import { listCheckpoints, removeCheckpoint, type StoredCheckpoint } from '../che
 import { takeCheckpoint } from '../checkpoint/take.js';
 import { qemuIdentity } from '../images/qemu-user.js';
 import { imageKey, type ResolvedImage, resolveImages } from '../images/resolve.js';
-import { type EnvRecord, leasesDir } from '../state/record.js';
+import { type EnvRecord, leasesDir } from '../env-dir/record.js';
 import type { UpOptions } from './options.js';
 import { checkUpRequest, willDeploy } from './request.js';
 import { up } from './run.js';

@@ -9,7 +9,7 @@ import type { Identity } from '../images/qemu-user.js';
 import type { OstMetadata } from '../libvirt/render.js';
 import type { Templates } from '../libvirt/templates.js';
 import type { EnvLayout } from '../net/layout.js';
-import type { EnvRecord } from '../state/record.js';
+import type { EnvRecord } from '../env-dir/record.js';
 import type { UpPlan } from './plan.js';
 
 export interface UpContext {

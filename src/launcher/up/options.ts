@@ -7,7 +7,7 @@ import type { Environment } from '../env/model.js';
 import type { ResolvedImage } from '../images/resolve.js';
 import type { Templates } from '../libvirt/templates.js';
 import type { IpMode } from '../net/layout.js';
-import type { AppliedCustomLayer } from '../state/record.js';
+import type { AppliedCustomLayer } from '../env-dir/record.js';
 
 export interface UpOptions {
   env: Environment;

@@ -2,7 +2,7 @@
 // each phase says what it will do (for --dry-run) and does it (registering its undo), and the runner
 // times it as a top-level step. Phases of one group run at once.
 import { step } from '../../core/events.js';
-import type { VmRecord } from '../state/record.js';
+import type { VmRecord } from '../env-dir/record.js';
 import type { UpContext } from './context.js';
 import type { UpPlan, VmPlan } from './plan.js';
 

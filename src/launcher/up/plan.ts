@@ -12,8 +12,8 @@ import type { Environment, EnvVm } from '../env/model.js';
 import type { Identity } from '../images/qemu-user.js';
 import { imageKey, type ResolvedImage } from '../images/resolve.js';
 import type { IpMode } from '../net/layout.js';
-import { type AppliedCustomLayer, envDirOf } from '../state/record.js';
-import { MARKER } from '../state/workdir.js';
+import { type AppliedCustomLayer, envDirOf } from '../env-dir/record.js';
+import { MARKER } from '../env-dir/workdir.js';
 
 /** How the VMs come up: booted from their images, or restored from a checkpoint (in a namespace of their own). */
 export type UpMode = 'boot' | 'restore' | 'isolated-restore';

@@ -10,7 +10,7 @@ import { virsh, virshArgv } from '../../tools/virsh.js';
 import { handToQemu } from '../images/qemu-user.js';
 import { renderDomain } from '../libvirt/render.js';
 import { waitForVms } from '../ready/wait.js';
-import type { VmRecord } from '../state/record.js';
+import type { VmRecord } from '../env-dir/record.js';
 import { destroyObject } from '../teardown.js';
 import { layoutOf, type UpContext } from './context.js';
 import type { PlannedStep, StartStrategy } from './phase.js';

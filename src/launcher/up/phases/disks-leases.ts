@@ -8,7 +8,7 @@ import { shareWithQemuGroup } from '../../images/qemu-user.js';
 import { NETWORK_NAME } from '../../net/layout.js';
 import { leaseSubnets, releaseLeases } from '../../net/leases.js';
 import { claimOverlayDir } from '../../overlays.js';
-import { leasesDir } from '../../state/record.js';
+import { leasesDir } from '../../env-dir/record.js';
 import type { UpContext } from '../context.js';
 import type { Phase, StartStrategy } from '../phase.js';
 

@@ -10,7 +10,7 @@ import { renderNetwork } from '../../libvirt/render.js';
 import { createEnvNetns, netnsDir, removeEnvNetns } from '../../net/isolated.js';
 import { layoutEnv } from '../../net/layout.js';
 import { releaseLeases } from '../../net/leases.js';
-import { leasesDir } from '../../state/record.js';
+import { leasesDir } from '../../env-dir/record.js';
 import { destroyObject } from '../../teardown.js';
 import { layoutOf, settleAll, type UpContext } from '../context.js';
 import type { Phase } from '../phase.js';
