@@ -17,7 +17,7 @@ import {
 } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { EnvRecord } from '../../src/launcher/state/record.js';
+import type { EnvRecord } from '../../src/launcher/env-dir/record.js';
 import { info } from '../../src/tools/qemu-img.js';
 import { makeDeb } from '../helpers/debs.js';
 import { REPO_ROOT } from '../helpers/sets.js';
