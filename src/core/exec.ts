@@ -5,6 +5,9 @@ import { closeSync, createWriteStream, existsSync, openSync, type WriteStream } 
 import * as fsp from 'node:fs/promises';
 import { execa, type Options } from 'execa';
 import { ToolError } from './errors.js';
+import { formatCommand } from './quote.js';
+
+export { formatCommand, shellQuote } from './quote.js';
 
 export interface ExecOptions {
   cwd?: string;
@@ -34,17 +37,6 @@ export interface ExecResult {
   stdout: string;
   stderr: string;
   durationMs: number;
-}
-
-/** Shell-quote an argv for display (logs, --dry-run); never used to run anything. */
-export function formatCommand(argv: readonly string[]): string {
-  return argv.map(quoteArg).join(' ');
-}
-
-function quoteArg(a: string): string {
-  if (a === '') return "''";
-  if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(a)) return a;
-  return `'${a.replace(/'/g, `'\\''`)}'`;
 }
 
 // setpriv --pdeathsig makes a child die with us, even on kill -9 of ost (util-linux >= 2.33).
@@ -395,9 +387,4 @@ export function runInteractive(
     child.on('error', reject);
     child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
   });
-}
-
-/** Single-quote a word for /bin/sh (scriptlets, guest commands). */
-export function shellQuote(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
 }
