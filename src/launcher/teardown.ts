@@ -6,12 +6,12 @@ import { OstError } from '../core/errors.js';
 import type { Reporter } from '../core/events.js';
 import { faultPoint } from '../core/fault.js';
 import { isNotFound, virsh } from '../tools/virsh.js';
-import { stopSshdProxy } from './ipv6-proxy.js';
-import { netnsDir, removeEnvNetns } from './net/isolated.js';
-import { releaseLeases } from './net/leases.js';
 import type { FoundEnv } from './env-dir/discover.js';
 import { leasesDir } from './env-dir/record.js';
 import { removeWorkdir } from './env-dir/workdir.js';
+import { stopSshdProxy } from './ipv6-proxy.js';
+import { netnsDir, removeEnvNetns } from './net/isolated.js';
+import { releaseLeases } from './net/leases.js';
 
 export interface TeardownResult {
   domains: string[];

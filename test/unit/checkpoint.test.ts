@@ -16,7 +16,6 @@ import {
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { OstError, UsageError } from '../../src/core/errors.js';
-import { cacheKey, cacheName } from '../../src/launcher/up/checkpoint-cache.js';
 import { domainXmlForRestore } from '../../src/launcher/checkpoint/domain-xml.js';
 import { checkpointSubnets, checkSuite } from '../../src/launcher/checkpoint/from.js';
 import { contentKey } from '../../src/launcher/checkpoint/key.js';
@@ -39,11 +38,12 @@ import {
 } from '../../src/launcher/checkpoint/store.js';
 import { nextTop } from '../../src/launcher/checkpoint/take.js';
 import { loadEnvironment } from '../../src/launcher/env/load.js';
+import type { EnvRecord } from '../../src/launcher/env-dir/record.js';
 import { readMetadata } from '../../src/launcher/libvirt/render.js';
 import { asList, attr, child, parseXml, type XmlNode } from '../../src/launcher/libvirt/xml.js';
 import { dnsmasqConfig, hostEnd, netnsMountPropagation } from '../../src/launcher/net/isolated.js';
 import { layoutEnv } from '../../src/launcher/net/layout.js';
-import type { EnvRecord } from '../../src/launcher/env-dir/record.js';
+import { cacheKey, cacheName } from '../../src/launcher/up/checkpoint-cache.js';
 import type { UpOptions } from '../../src/launcher/up/run.js';
 import { sshArgv } from '../../src/tools/ssh.js';
 import { REPO_ROOT, tempTree } from '../helpers/sets.js';

@@ -7,12 +7,12 @@ import { readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadOstJson } from '../../src/launcher/env/ost-json.js';
+import { renderHosts } from '../../src/launcher/env-dir/ost-files.js';
+import type { EnvRecord } from '../../src/launcher/env-dir/record.js';
 import { renderDomain, renderNetwork } from '../../src/launcher/libvirt/render.js';
 import { Templates } from '../../src/launcher/libvirt/templates.js';
 import { asList, attr, child, parseXml, text, type XmlNode } from '../../src/launcher/libvirt/xml.js';
 import { layoutEnv } from '../../src/launcher/net/layout.js';
-import { renderHosts } from '../../src/launcher/env-dir/ost-files.js';
-import type { EnvRecord } from '../../src/launcher/env-dir/record.js';
 import { REPO_ROOT, tempTree } from '../helpers/sets.js';
 
 const DIR = path.join(REPO_ROOT, 'test/fixtures/launcher/lagofy');

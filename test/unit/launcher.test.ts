@@ -16,6 +16,10 @@ import { self } from '../../src/core/process.js';
 import { ownDir } from '../../src/core/safe-dir.js';
 import { loadEnvironment } from '../../src/launcher/env/load.js';
 import type { Environment } from '../../src/launcher/env/model.js';
+import { type FoundEnv, isLeftover, UNOWNED_GRACE_MS } from '../../src/launcher/env-dir/discover.js';
+import { imageVars, renderEnvSh, renderHosts } from '../../src/launcher/env-dir/ost-files.js';
+import { type EnvRecord, renderInventory, renderSshConfig } from '../../src/launcher/env-dir/record.js';
+import { createWorkdir, markerOwner, ownsWorkdir } from '../../src/launcher/env-dir/workdir.js';
 import { lookupIdentity, parseQemuConf, unreadableBy } from '../../src/launcher/images/qemu-user.js';
 import { isProxyOf, sshdArgv, stopSshdProxy } from '../../src/launcher/ipv6-proxy.js';
 import { numaCells, readMetadata, renderDomain, renderNetwork } from '../../src/launcher/libvirt/render.js';
@@ -30,10 +34,6 @@ import {
   releaseLeases,
 } from '../../src/launcher/net/leases.js';
 import { chooseOverlayRoot, claimOverlayDir, outstandingReservations } from '../../src/launcher/overlays.js';
-import { type FoundEnv, isLeftover, UNOWNED_GRACE_MS } from '../../src/launcher/env-dir/discover.js';
-import { imageVars, renderEnvSh, renderHosts } from '../../src/launcher/env-dir/ost-files.js';
-import { type EnvRecord, renderInventory, renderSshConfig } from '../../src/launcher/env-dir/record.js';
-import { createWorkdir, markerOwner, ownsWorkdir } from '../../src/launcher/env-dir/workdir.js';
 import { isSubnetInUse } from '../../src/launcher/up/phases/networks.js';
 import { parseRpmQuery } from '../../src/tools/rpm.js';
 import { isConnectFailure, isNotFound } from '../../src/tools/virsh.js';

@@ -20,9 +20,9 @@ import {
   VmStuckError,
   waitReady,
 } from '../../src/guest/ready.js';
+import { overlayBaseOf, type VmRecord } from '../../src/launcher/env-dir/record.js';
 import { parseDomState } from '../../src/launcher/ready/domstate.js';
 import { startAgain } from '../../src/launcher/ready/wait.js';
-import { overlayBaseOf, type VmRecord } from '../../src/launcher/env-dir/record.js';
 import { create, createOverlay } from '../../src/tools/qemu-img.js';
 import { REPO_ROOT, tempTree } from '../helpers/sets.js';
 

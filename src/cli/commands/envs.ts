@@ -1,10 +1,10 @@
 // `ost down / status / list / gc`: thin handlers over the launcher's env discovery and teardown.
 import type { OstConfig } from '../../core/config.js';
 import { processAlive } from '../../core/process.js';
-import { pruneUnreadableLeases } from '../../launcher/net/leases.js';
-import { requireEnv, selectEnv } from '../../launcher/select.js';
 import { discoverEnvs, type FoundEnv, isLeftover, isUp } from '../../launcher/env-dir/discover.js';
 import { leasesDir, stateRoot } from '../../launcher/env-dir/record.js';
+import { pruneUnreadableLeases } from '../../launcher/net/leases.js';
+import { requireEnv, selectEnv } from '../../launcher/select.js';
 import { teardown } from '../../launcher/teardown.js';
 import { libvirtUri, virsh } from '../../tools/virsh.js';
 import { cliReporter } from '../reporter.js';

@@ -5,11 +5,11 @@
 import * as path from 'node:path';
 import { OstError } from '../../core/errors.js';
 import type { Environment, EnvVm } from '../env/model.js';
+import type { VmRecord } from '../env-dir/record.js';
 import { type Identity, unreadableBy } from '../images/qemu-user.js';
 import type { ResolvedImage } from '../images/resolve.js';
 import type { EnvLayout } from '../net/layout.js';
 import { readLeases } from '../net/leases.js';
-import type { VmRecord } from '../env-dir/record.js';
 import type { StoredCheckpoint } from './store.js';
 
 const nvr = (p?: { name: string; version: string; release: string }) =>

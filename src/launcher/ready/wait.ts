@@ -7,8 +7,8 @@ import { fileSize } from '../../core/fsutil.js';
 import { type ReadyTarget, VmGoneError, type VmState, VmStuckError, waitReady } from '../../guest/ready.js';
 import { createOverlay } from '../../tools/qemu-img.js';
 import { virsh } from '../../tools/virsh.js';
-import { handToQemu, type Identity } from '../images/qemu-user.js';
 import { overlayBaseOf, type VmRecord } from '../env-dir/record.js';
+import { handToQemu, type Identity } from '../images/qemu-user.js';
 import { parseDomState } from './domstate.js';
 
 export interface WaitOptions {

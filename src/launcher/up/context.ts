@@ -5,11 +5,11 @@
 import type { CleanupStack } from '../../core/cleanup.js';
 import { InternalError } from '../../core/errors.js';
 import type { Reporter } from '../../core/events.js';
+import type { EnvRecord } from '../env-dir/record.js';
 import type { Identity } from '../images/qemu-user.js';
 import type { OstMetadata } from '../libvirt/render.js';
 import type { Templates } from '../libvirt/templates.js';
 import type { EnvLayout } from '../net/layout.js';
-import type { EnvRecord } from '../env-dir/record.js';
 import type { UpPlan } from './plan.js';
 
 export interface UpContext {

@@ -4,10 +4,10 @@ import type { Accel } from '../../core/accel.js';
 import type { Reporter } from '../../core/events.js';
 import type { StoredCheckpoint } from '../checkpoint/store.js';
 import type { Environment } from '../env/model.js';
+import type { AppliedCustomLayer } from '../env-dir/record.js';
 import type { ResolvedImage } from '../images/resolve.js';
 import type { Templates } from '../libvirt/templates.js';
 import type { IpMode } from '../net/layout.js';
-import type { AppliedCustomLayer } from '../env-dir/record.js';
 
 export interface UpOptions {
   env: Environment;

@@ -9,11 +9,11 @@ import { InternalError } from '../../core/errors.js';
 import type { ProcessId } from '../../core/process.js';
 import type { CheckpointVm, StoredCheckpoint } from '../checkpoint/store.js';
 import type { Environment, EnvVm } from '../env/model.js';
+import { type AppliedCustomLayer, envDirOf } from '../env-dir/record.js';
+import { MARKER } from '../env-dir/workdir.js';
 import type { Identity } from '../images/qemu-user.js';
 import { imageKey, type ResolvedImage } from '../images/resolve.js';
 import type { IpMode } from '../net/layout.js';
-import { type AppliedCustomLayer, envDirOf } from '../env-dir/record.js';
-import { MARKER } from '../env-dir/workdir.js';
 
 /** How the VMs come up: booted from their images, or restored from a checkpoint (in a namespace of their own). */
 export type UpMode = 'boot' | 'restore' | 'isolated-restore';

@@ -4,11 +4,11 @@ import * as fs from 'node:fs/promises';
 import { faultPoint } from '../../../core/fault.js';
 import { ownDir } from '../../../core/safe-dir.js';
 import { parseNames, virsh } from '../../../tools/virsh.js';
+import { leasesDir } from '../../env-dir/record.js';
 import { shareWithQemuGroup } from '../../images/qemu-user.js';
 import { NETWORK_NAME } from '../../net/layout.js';
 import { leaseSubnets, releaseLeases } from '../../net/leases.js';
 import { claimOverlayDir } from '../../overlays.js';
-import { leasesDir } from '../../env-dir/record.js';
 import type { UpContext } from '../context.js';
 import type { Phase, StartStrategy } from '../phase.js';
 
