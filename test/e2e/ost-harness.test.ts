@@ -21,8 +21,8 @@ import {
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../src/core/exec.js';
-import { qemuIdentity } from '../../src/launcher/images/qemu-user.js';
 import type { EnvRecord } from '../../src/launcher/env-dir/record.js';
+import { qemuIdentity } from '../../src/launcher/images/qemu-user.js';
 import { sshArgv } from '../../src/tools/ssh.js';
 import { REPO_ROOT } from '../helpers/sets.js';
 import { ensureBuilt, isRoot, OST } from './helpers.js';
