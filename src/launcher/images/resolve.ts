@@ -171,10 +171,26 @@ async function fromRpm(
  * A found image's whole chain, checked: it exists, qemu can read every file, no layer is damaged, and the
  * key to log in with is there. Problems are collected; the image when it is usable.
  */
+type Checked = Map<string, Promise<{ corruptions: number; checkErrors: number }>>;
+
+/** `qemu-img check` of one layer file, once per resolution however many chains share it. */
+function checkOnce(file: string, signal: AbortSignal | undefined, checked: Checked) {
+  let c = checked.get(file);
+  if (!c) {
+    c = qemuImgCheck(file, { signal }, true).catch((err: unknown) => {
+      if (err instanceof OstError) return { corruptions: 0, checkErrors: 1 };
+      throw err;
+    });
+    checked.set(file, c);
+  }
+  return c;
+}
+
 async function checkImage(
   p: Found,
   opts: ResolveOptions,
   problems: string[],
+  checked: Checked,
 ): Promise<ResolvedImage | undefined> {
   if (!existsSync(p.file)) {
     problems.push(
@@ -199,17 +215,15 @@ async function checkImage(
   }
   // a truncated or overwritten layer still opens, and fails only inside the booting guest: check its
   // metadata now (a few ms per file; -U, running envs hold them open)
-  for (const [i, f] of chain.entries()) {
-    if (images[i]?.format !== 'qcow2') continue;
-    const c = await qemuImgCheck(f, { signal: opts.signal }, true).catch((err: unknown) => {
-      if (err instanceof OstError) return { corruptions: 0, checkErrors: 1 };
-      throw err;
-    });
-    if (c.corruptions > 0 || c.checkErrors > 0)
+  // all of a chain at once, and a file that several chains share (the base) once
+  const results = await Promise.all(
+    chain.map((f, i) => (images[i]?.format === 'qcow2' ? checkOnce(f, opts.signal, checked) : undefined)),
+  );
+  for (const [i, c] of results.entries())
+    if (c && (c.corruptions > 0 || c.checkErrors > 0))
       problems.push(
-        `image ${p.ref}: ${f} is damaged (qemu-img check: ${c.corruptions} corruptions, ${c.checkErrors} check errors; truncated or overwritten?)\n  fix: reinstall it (dnf reinstall ${p.pkg?.name ?? 'the package that owns it'})`,
+        `image ${p.ref}: ${chain[i]} is damaged (qemu-img check: ${c.corruptions} corruptions, ${c.checkErrors} check errors; truncated or overwritten?)\n  fix: reinstall it (dnf reinstall ${p.pkg?.name ?? 'the package that owns it'})`,
       );
-  }
   const key = opts.key ? path.resolve(opts.key) : findKey(chain, p.distro);
   if (!key || !existsSync(key)) {
     problems.push(
@@ -249,9 +263,10 @@ export async function resolveImages(
   }
   if (packaged.length > 0) await fromRpm(packaged, root, opts.signal, found, problems);
   const out = new Map<string, ResolvedImage>();
+  const checked: Checked = new Map();
   await Promise.all(
     [...found].map(async ([text, p]) => {
-      const img = await checkImage(p, opts, problems);
+      const img = await checkImage(p, opts, problems, checked);
       if (img) out.set(text, img);
     }),
   );
