@@ -78,12 +78,14 @@ describe.skipIf(!isRoot)('publish killed with -9 at each step (real rpmbuild, cr
       const rpms = await setRpms(String(i + 2));
       const mark = path.join(work, `mark-${i}`);
       const mod = path.join(REPO_ROOT, 'dist/builder/repo/publish.js');
+      // armed as the CLI arms them: OST_FAULT_* read once (core/config.ts), handed to core/fault.ts
+      const armed = `const f = await import(${JSON.stringify(path.join(REPO_ROOT, 'dist/core/fault.js'))}); const c = await import(${JSON.stringify(path.join(REPO_ROOT, 'dist/core/config.js'))}); f.setFaultPoints(c.readConfig(process.env).fault);`;
       const child = spawn(
         'node',
         [
           '--input-type=module',
           '-e',
-          `const m = await import(${JSON.stringify(mod)}); await m.publishSet({ distro: 'f' }, ${JSON.stringify(rpms)}, { repo: ${JSON.stringify(repo)}, keep: 1 });`,
+          `${armed} const m = await import(${JSON.stringify(mod)}); await m.publishSet({ distro: 'f' }, ${JSON.stringify(rpms)}, { repo: ${JSON.stringify(repo)}, keep: 1 });`,
         ],
         { env: { ...process.env, OST_FAULT_PAUSE: point, OST_FAULT_MARK: mark }, stdio: 'ignore' },
       );
