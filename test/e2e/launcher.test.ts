@@ -16,7 +16,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import type { EnvRecord } from '../../src/launcher/env-dir/record.js';
 import { info } from '../../src/tools/qemu-img.js';
 import { makeDeb } from '../helpers/debs.js';
@@ -80,6 +80,75 @@ async function leftovers() {
   };
 }
 const NOTHING = { domains: [], networks: [], overlays: [], leases: [], envs: [] };
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Start `ost ARGS` in the namespace held at fault point `point` (OST_FAULT_PAUSE): resolves once it is
+ * there (its mark written), failing the test when it exits or takes 2 min instead. Held for good, or until
+ * the file `resume` exists. `pid` is ost's own (from the mark), the one to kill.
+ */
+async function startAt(args: string[], point: string, resume?: string) {
+  const mark = path.join(work, `fault-${point.replace(/\W/g, '-')}.mark`);
+  rmSync(mark, { force: true });
+  const child = spawn('ip', ['netns', 'exec', ns.name, OST, ...args], {
+    env: {
+      ...process.env,
+      ...env,
+      OST_FAULT_PAUSE: point,
+      OST_FAULT_MARK: mark,
+      ...(resume ? { OST_FAULT_RESUME: resume } : {}),
+    },
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => {
+    stdout += d;
+  });
+  child.stderr.on('data', (d) => {
+    stderr += d;
+  });
+  let ended = false;
+  const exited = new Promise<number | null>((r) =>
+    child.on('close', (code) => {
+      ended = true;
+      r(code);
+    }),
+  );
+  for (let i = 0; i < 1200 && !existsSync(mark) && !ended; i++) await sleep(100);
+  if (!existsSync(mark)) {
+    if (!ended) child.kill('SIGKILL');
+    throw new Error(`ost ${args.join(' ')} did not reach ${point}:\n${stderr}`);
+  }
+  const pid = Number(readFileSync(mark, 'utf8').split(' ')[1]);
+  held.set(pid, exited);
+  exited.then(() => held.delete(pid));
+  return { pid, exited, running: () => !ended, stdout: () => stdout, stderr: () => stderr };
+}
+
+/** ost processes startAt started that have not exited yet, by pid. */
+const held = new Map<number, Promise<unknown>>();
+
+/**
+ * When the calling test fails: kill what it left held at a fault point and take down every env there is,
+ * so that the tests after it start from nothing (call it in tests that leave no env for the next ones).
+ */
+function cleanUpIfFailed(): void {
+  onTestFailed(async () => {
+    for (const [pid, exited] of held) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone already
+      }
+      await exited;
+    }
+    const list = JSON.parse((await ostNs(['list', '--json'])).stdout || '[]') as { id: string }[];
+    for (const e of list) await ostNs(['down', e.id]);
+  }, 5 * MIN);
+}
 
 describe.skipIf(!isRoot)('ost up / down on real libvirt in a network namespace', () => {
   beforeAll(async () => {
@@ -425,26 +494,28 @@ describe.skipIf(!isRoot)('ost up / down on real libvirt in a network namespace',
   );
 
   it(
-    'kill -9 of ost up midway leaves a leftover that ost gc removes; Ctrl-C undoes by itself',
+    'kill -9 of ost up midway (while it waits for SSH) leaves a leftover that ost gc removes; Ctrl-C there undoes by itself',
     async () => {
+      cleanUpIfFailed();
       for (const signal of ['SIGKILL', 'SIGINT'] as const) {
-        const child = spawn(
-          'ip',
-          ['netns', 'exec', ns.name, OST, 'up', 'demo-suite', '--images-root', root],
-          {
-            env: { ...process.env, ...env },
-            stdio: 'ignore',
-          },
-        );
-        const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-        // wait until its domains run: the kill lands while it waits for SSH
-        for (let i = 0; i < 240 && (await ns.ostObjects('domain')).length < 2; i++)
-          await new Promise((r) => setTimeout(r, 250));
+        // held where its domains were just created, then let go into its wait for SSH
+        const resume = path.join(work, `midway-${signal}.resume`);
+        rmSync(resume, { force: true });
+        const up = await startAt(['up', 'demo-suite', '--images-root', root], 'up:domains', resume);
         expect(await ns.ostObjects('domain')).toHaveLength(2);
-        child.kill(signal);
-        const code = await exited;
+        writeFileSync(resume, '');
+        // a guest boots in 25 s at the very least here: 2 s on, it is still waiting for SSH
+        await sleep(2000);
+        expect(up.running(), up.stderr()).toBe(true);
+        const listed = JSON.parse((await ostNs(['list', '--json'])).stdout) as {
+          id: string;
+          state: string;
+        }[];
+        expect(listed.map((e) => e.state)).toEqual(['starting']);
+        process.kill(up.pid, signal);
+        const code = await up.exited;
         if (signal === 'SIGINT') {
-          expect(code).toBe(130);
+          expect(code, up.stderr()).toBe(130);
           expect(await leftovers()).toEqual(NOTHING);
           continue;
         }
@@ -460,49 +531,74 @@ describe.skipIf(!isRoot)('ost up / down on real libvirt in a network namespace',
   );
 
   it(
-    'kill -9 of ost up as its overlays, its first network, its first domain appear: ost gc leaves nothing; kill -9 of ost down: a second down finishes',
+    'kill -9 of ost up at its overlays, its networks, its domains (fault points): ost gc leaves nothing; kill -9 of ost down between domains and networks: a second down finishes',
     async () => {
-      const poll = async (what: () => Promise<boolean>) => {
-        for (let i = 0; i < 3000 && !(await what()); i++) await new Promise((r) => setTimeout(r, 10));
-      };
-      const points: [string, () => Promise<boolean>][] = [
+      cleanUpIfFailed();
+      const upArgs = ['up', 'demo-suite', '--images-root', root];
+      const overlaysOf = (id: string) =>
+        readdirSync(path.join(overlayDir, id))
+          .filter((f) => !f.startsWith('.'))
+          .sort();
+      const leased = () =>
+        readdirSync(path.join(stateDir, 'leases')).filter((f) => f.endsWith('.json')).length;
+      // at each point, what exists at that moment, then kill -9 there
+      const points: [string, (id: string) => Promise<void>][] = [
         [
-          'overlays',
-          async () => existsSync(overlayDir) && readdirSync(overlayDir).some((f) => !f.startsWith('.')),
-        ],
-        ['network', async () => (await ns.ostObjects('network')).length > 0],
-        ['domain', async () => (await ns.ostObjects('domain')).length > 0],
-      ];
-      for (const [point, appeared] of points) {
-        const child = spawn(
-          'ip',
-          ['netns', 'exec', ns.name, OST, 'up', 'demo-suite', '--images-root', root],
-          {
-            env: { ...process.env, ...env },
-            stdio: 'ignore',
+          'up:overlays',
+          async (id) => {
+            expect(overlaysOf(id)).toEqual(['engine.qcow2', 'host-0.qcow2']);
+            expect(await ns.ostObjects('network')).toEqual([]);
+            expect(await ns.ostObjects('domain')).toEqual([]);
           },
-        );
-        const exited = new Promise((r) => child.on('exit', r));
-        await poll(appeared);
-        child.kill('SIGKILL');
-        await exited;
-        if (point !== 'domain') {
+        ],
+        [
+          'up:networks',
+          async (id) => {
+            expect(overlaysOf(id)).toEqual(['engine.qcow2', 'host-0.qcow2']);
+            expect(leased()).toBe(2);
+            // both of this env's networks (ost<id>-<N>), no more
+            const nets = await ns.ostObjects('network');
+            expect(nets.filter((n) => n.startsWith(`ost${id}-`))).toHaveLength(2);
+            expect(nets).toHaveLength(2);
+            expect(await ns.ostObjects('domain')).toEqual([]);
+          },
+        ],
+        [
+          'up:domains',
+          async (id) => {
+            expect((await ns.ostObjects('domain')).sort()).toEqual([
+              `${id}-ost-demo-suite-engine`,
+              `${id}-ost-demo-suite-host-0`,
+            ]);
+            expect(await ns.ostObjects('network')).toHaveLength(2);
+          },
+        ],
+      ];
+      for (const [point, check] of points) {
+        const up = await startAt(upArgs, point);
+        const listed = JSON.parse((await ostNs(['list', '--json'])).stdout) as { id: string }[];
+        expect(listed, point).toHaveLength(1);
+        const id = listed[0]?.id as string;
+        await check(id);
+        process.kill(up.pid, 'SIGKILL');
+        await up.exited;
+        const list = JSON.parse((await ostNs(['list', '--json'])).stdout) as { id: string; state: string }[];
+        expect(list, point).toEqual([expect.objectContaining({ id, state: 'leftover' })]);
+        if (point !== 'up:domains') {
           const gc = await ostNs(['gc', '--json']);
           expect(gc.code, `${point}: ${gc.stderr}`).toBe(0);
+          expect((JSON.parse(gc.stdout) as { removed: { id: string }[] }).removed.map((r) => r.id)).toEqual([
+            id,
+          ]);
           expect(await leftovers(), point).toEqual(NOTHING);
           continue;
         }
-        // the last one is torn down by an ost down that is itself killed once its first domain is gone
-        const id = (JSON.parse((await ostNs(['list', '--json'])).stdout) as { id: string }[])[0]
-          ?.id as string;
-        const down = spawn('ip', ['netns', 'exec', ns.name, OST, 'down', id], {
-          env: { ...process.env, ...env },
-          stdio: 'ignore',
-        });
-        const downExited = new Promise((r) => down.on('exit', r));
-        await poll(async () => (await ns.ostObjects('domain')).length < 2);
-        down.kill('SIGKILL');
-        await downExited;
+        // the last one is torn down by an ost down killed once its domains are gone, its networks not yet
+        const down = await startAt(['down', id], 'down:domains');
+        expect(await ns.ostObjects('domain')).toEqual([]);
+        expect(await ns.ostObjects('network')).toHaveLength(2);
+        process.kill(down.pid, 'SIGKILL');
+        await down.exited;
         const again = await ostNs(['down', id]);
         expect(again.code, again.stderr).toBe(0);
         expect(await leftovers()).toEqual(NOTHING);
@@ -593,6 +689,56 @@ describe.skipIf(!isRoot)('ost up / down on real libvirt in a network namespace',
         }
         await ns.exec(['ip', 'link', 'del', 'ost-squat'], { allowFailure: true });
       }
+      expect(await leftovers()).toEqual(NOTHING);
+    },
+    5 * MIN,
+  );
+
+  it(
+    "a VM's virsh create fails while another VM's is still running: nothing is unwound until that one has settled, then nothing is left",
+    async () => {
+      cleanUpIfFailed();
+      // engine's create fails for a real reason: a --templates domain.xml whose <vcpu current="2"> libvirt
+      // refuses for a VM of 1 vCPU; host-0 (2 vCPUs) takes it, and is held right before its virsh create
+      const templates = path.join(work, 'templates-vcpu');
+      mkdirSync(templates, { recursive: true });
+      const bundled = readFileSync(path.join(REPO_ROOT, 'domain-templates/domain.xml'), 'utf8');
+      const vcpu = '<vcpu placement="static">{{vcpus}}</vcpu>';
+      expect(bundled).toContain(vcpu);
+      writeFileSync(
+        path.join(templates, 'domain.xml'),
+        bundled.replace(vcpu, '<vcpu placement="static" current="2">{{vcpus}}</vcpu>'),
+      );
+      const envFile = path.join(work, 'settle.yaml');
+      writeFileSync(
+        envFile,
+        'suites:\n  settle:\n    networks:\n      management: { management: true, forward: nat }\n' +
+          '      storage: {}\n    vms:\n' +
+          '      engine: { image: debian12-base, memory: 384, vcpus: 1, nics: [management, storage] }\n' +
+          '      host-0: { image: debian12-base, memory: 384, vcpus: 2, nics: [management, storage] }\n',
+      );
+      const resume = path.join(work, 'settle.resume');
+      rmSync(resume, { force: true });
+      const up = await startAt(
+        ['up', 'settle', '--env-file', envFile, '--images-root', root, '--templates', templates, '--no-wait'],
+        'up:create:host-0',
+        resume,
+      );
+      try {
+        // engine's create fails within a second or so; for 8 s after host-0 stopped, nothing of the env is
+        // undone (its networks stay: an up that unwound now would leave host-0's create to run afterwards)
+        for (let i = 0; i < 16; i++) {
+          expect(up.running(), up.stderr()).toBe(true);
+          expect(await ns.ostObjects('network'), `${i / 2} s after host-0 stopped`).toHaveLength(2);
+          expect(await ns.ostObjects('domain')).toEqual([]);
+          await sleep(500);
+        }
+      } finally {
+        writeFileSync(resume, '');
+      }
+      // host-0 created, then everything undone: the up fails with engine's error
+      expect(await up.exited, up.stderr()).toBe(1);
+      expect(up.stderr()).toContain('maximum vCPU count must not be less than current vCPU count');
       expect(await leftovers()).toEqual(NOTHING);
     },
     5 * MIN,
