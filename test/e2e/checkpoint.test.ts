@@ -10,8 +10,8 @@ import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../src/core/exec.js';
-import type { CacheOutcome } from '../../src/launcher/up/checkpoint-cache.js';
 import type { EnvRecord } from '../../src/launcher/env-dir/record.js';
+import type { CacheOutcome } from '../../src/launcher/up/checkpoint-cache.js';
 import { REPO_ROOT } from '../helpers/sets.js';
 import { ensureBuilt, isRoot, OST } from './helpers.js';
 import { LibvirtNetns } from './netns.js';
