@@ -2,6 +2,7 @@
 // from debian12 images that the builder made, published and dnf installed into a root; ost up --custom-repo
 // with tiny .debs made here (custom layers built, reused, checked, collected).
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import {
   chmodSync,
   cpSync,
@@ -17,8 +18,11 @@ import {
 } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
+import { run } from '../../src/core/exec.js';
 import type { EnvRecord } from '../../src/launcher/env-dir/record.js';
+import { qemuIdentity } from '../../src/launcher/images/qemu-user.js';
 import { info } from '../../src/tools/qemu-img.js';
+import { sshArgv } from '../../src/tools/ssh.js';
 import { makeDeb } from '../helpers/debs.js';
 import { REPO_ROOT } from '../helpers/sets.js';
 import { ensureBuilt, isRoot, OST } from './helpers.js';
@@ -82,6 +86,54 @@ async function leftovers() {
 const NOTHING = { domains: [], networks: [], overlays: [], leases: [], envs: [] };
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Serve `dir` over http on the test namespace's loopback (python3 -m http.server, a port it picks): its URL,
+ * its request log, and stop() to end it.
+ */
+async function serveHttp(dir: string) {
+  const child = spawn(
+    'ip',
+    [
+      'netns',
+      'exec',
+      ns.name,
+      'python3',
+      '-u',
+      '-m',
+      'http.server',
+      '--bind',
+      '127.0.0.1',
+      '--directory',
+      dir,
+      '0',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let out = '';
+  let log = '';
+  child.stdout.on('data', (d) => {
+    out += d;
+  });
+  child.stderr.on('data', (d) => {
+    log += d;
+  });
+  const closed = new Promise((r) => child.on('close', r));
+  for (let i = 0; i < 100 && !/ port (\d+)/.test(out) && child.exitCode === null; i++) await sleep(100);
+  const port = / port (\d+)/.exec(out)?.[1];
+  if (!port) {
+    child.kill('SIGKILL');
+    throw new Error(`python3 -m http.server did not start: ${out}${log}`);
+  }
+  return {
+    url: `http://127.0.0.1:${port}/`,
+    log: () => log,
+    stop: async () => {
+      child.kill('SIGTERM');
+      await closed;
+    },
+  };
+}
 
 /**
  * Start `ost ARGS` in the namespace held at fault point `point` (OST_FAULT_PAUSE): resolves once it is
@@ -219,6 +271,9 @@ describe.skipIf(!isRoot)('ost up / down on real libvirt in a network namespace',
         const [top] = await info(vm.overlay, undefined, true);
         expect(top?.backingFilename).toBe(vm.image.path);
         expect(statSync(vm.overlay).size).toBeLessThan(64 * 2 ** 20);
+        // root's overlays are the qemu user's alone
+        const ov = statSync(vm.overlay);
+        expect([ov.uid, ov.mode & 0o777], vm.overlay).toEqual([qemuIdentity().uid, 0o600]);
         expect(statSync(vm.key).mode & 0o777).toBe(0o600);
         expect(vm.timings.bootToSsh).toBeGreaterThan(0);
       }
@@ -425,40 +480,116 @@ describe.skipIf(!isRoot)('ost up / down on real libvirt in a network namespace',
   );
 
   it(
-    'starts an OST suite from its own ost.json, root_disk_var resolved through OST_IMAGES_*',
+    "starts an OST suite from its checkout (--ost-repo) through sudo, IPv4 only, with --deploy: the VM has the suite's memory and vCPUs, its hosts line answers SSH, the deployment dir is the sudo user's",
     async () => {
-      const dir = path.join(work, 'json-suite');
+      cleanUpIfFailed();
+      // an OST checkout of the sudo user's (nobody here): the suite folder and a deploy script
+      const checkout = path.join(work, 'sudo-checkout');
+      const dir = path.join(checkout, 'json-suite');
       mkdirSync(dir, { recursive: true });
+      mkdirSync(path.join(checkout, 'common/deploy-scripts'), { recursive: true });
+      writeFileSync(
+        path.join(checkout, 'common/deploy-scripts/setup_engine.sh'),
+        '#!/bin/bash\necho setup_engine > /etc/ost-deployed\n',
+      );
       const ostJson = JSON.parse(
         readFileSync(path.join(REPO_ROOT, 'test/fixtures/launcher/ost.json'), 'utf8'),
       );
       ostJson.vms.engine.root_disk_var = 'OST_IMAGES_ENGINE_INSTALLED';
       ostJson.vms.engine.memory = '768';
       ostJson.vms.engine.vcpu_num = 2;
+      ostJson.vms.engine['deploy-scripts'] = ['common/deploy-scripts/setup_engine.sh'];
       writeFileSync(path.join(dir, 'ost.json'), JSON.stringify(ostJson, null, 2));
+      const [uid, gid] = [65534, 65534];
+      await ns.exec(['chown', '-R', `${uid}:${gid}`, checkout]);
       const r = await ns.exec(
-        [OST, 'up', '--env', path.join(dir, 'ost.json'), '--images-root', root, '--json'],
+        [
+          OST,
+          'up',
+          'json-suite',
+          '--ost-repo',
+          checkout,
+          '--images-root',
+          root,
+          '--ipv4-only',
+          '--deploy',
+          '--json',
+        ],
         {
           allowFailure: true,
-          env: { ...env, OST_IMAGES_DISTRO: 'debian12' },
+          env: {
+            ...env,
+            OST_IMAGES_DISTRO: 'debian12',
+            SUDO_UID: String(uid),
+            SUDO_GID: String(gid),
+            SUDO_USER: 'nobody',
+          },
           timeoutMs: 20 * MIN,
         },
       );
       expect(r.exitCode, r.stderr).toBe(0);
       const rec = JSON.parse(r.stdout) as EnvRecord;
+      const deployment = path.join(checkout, 'deployment');
       expect(rec.suite).toBe('json-suite');
-      expect(rec.vms[0]?.image.package?.name).toBe('ost-images-debian12-engine-installed');
-      expect(rec.vms[0]?.hostname).toBe('ost-json-suite-engine');
-      expect((await sshF(rec, 'ost-json-suite-engine', 'free -m | grep Mem')).stdout).toMatch(/^Mem:\s+\d+/);
-      expect((await ostNs(['down', rec.id])).code).toBe(0);
+      expect(rec.workdir).toBe(deployment);
+      expect(rec.deployed).toBe(true);
+      const vm = rec.vms[0] as EnvRecord['vms'][number];
+      expect(vm.image.package?.name).toBe('ost-images-debian12-engine-installed');
+      expect(vm.hostname).toBe('ost-json-suite-engine');
+      // the suite's shape, as libvirt has it: 768 MiB, 2 vCPUs
+      const dominfo = (await ns.exec(['virsh', '-c', 'qemu:///system', 'dominfo', vm.libvirtName])).stdout;
+      expect(/^Max memory:\s+(\d+) KiB$/m.exec(dominfo)?.[1], dominfo).toBe(String(768 * 1024));
+      expect(/^CPU\(s\):\s+(\d+)$/m.exec(dominfo)?.[1], dominfo).toBe('2');
+      // -4: the hosts line names the VM's IPv4 address, and SSH there with the line's key answers; the guest
+      // has the suite's vCPUs and memory (less what its kernel keeps), the deploy script ran (--deploy), and
+      // its management NIC got no global IPv6 address
+      const line = readFileSync(path.join(deployment, 'hosts'), 'utf8').split('\n')[0] as string;
+      const m = /^(\S+) ansible_host=(\S+) ansible_ssh_private_key_file=(\S+) /.exec(line);
+      expect(m?.slice(1), line).toEqual([
+        'ost-json-suite-engine',
+        vm.nics[0]?.ipv4,
+        path.join(deployment, 'keys/debian12_id_rsa'),
+      ]);
+      const g = await ns.exec(
+        sshArgv(
+          { host: m?.[2] as string, port: 22, user: 'root', privateKey: m?.[3] as string },
+          'hostname; nproc; grep MemTotal /proc/meminfo; cat /etc/ost-deployed; ip -6 -o addr show dev eth0 scope global | wc -l',
+        ),
+        { timeoutMs: 2 * MIN },
+      );
+      const [hostname, nproc, memTotal, deployed, v6] = g.stdout.split('\n');
+      // named by DHCP after its management NIC, as lagofy's networks name every NIC: ost-<suite>-<nic>
+      expect(hostname).toBe('ost-json-suite-eth0');
+      expect(nproc).toBe('2');
+      const kib = Number(/^MemTotal:\s+(\d+) kB$/.exec(memTotal ?? '')?.[1]);
+      expect(kib, memTotal).toBeLessThanOrEqual(768 * 1024);
+      expect(kib, memTotal).toBeGreaterThan(0.85 * 768 * 1024);
+      expect(deployed).toBe('setup_engine');
+      expect(v6).toBe('0');
+      // run through sudo: everything in the deployment dir is the sudo user's; the package lists too
+      const notTheirs: string[] = [];
+      const walk = (p: string) => {
+        const st = statSync(p);
+        if (st.uid !== uid || st.gid !== gid) notTheirs.push(`${p} ${st.uid}:${st.gid}`);
+        if (st.isDirectory()) for (const e of readdirSync(p)) walk(path.join(p, e));
+      };
+      walk(deployment);
+      walk(path.join(checkout, 'exported-artifacts'));
+      expect(notTheirs).toEqual([]);
+      expect(statSync(path.join(deployment, 'hosts')).isFile()).toBe(true);
+      expect(statSync(path.join(deployment, 'keys/debian12_id_rsa')).mode & 0o777).toBe(0o600);
+      const d = await ostNs(['down', deployment]);
+      expect(d.code, d.stderr).toBe(0);
+      expect(existsSync(deployment)).toBe(false);
       expect(await leftovers()).toEqual(NOTHING);
     },
     15 * MIN,
   );
 
   it(
-    'a failing deploy script fails ost up with its output; --keep-on-failure leaves the VM to debug',
+    'a failing deploy script fails ost up with its output; --keep-on-failure leaves the VM to debug (IPv6 only: its hosts line answers SSH)',
     async () => {
+      cleanUpIfFailed();
       const dir = path.join(work, 'failing');
       mkdirSync(dir, { recursive: true });
       writeFileSync(path.join(dir, 'fail.sh'), 'echo "about to fail on $(hostname)"\nexit 3\n');
@@ -475,10 +606,11 @@ describe.skipIf(!isRoot)('ost up / down on real libvirt in a network namespace',
         '--images-root',
         root,
         '--keep-on-failure',
+        '--ipv6-only',
         '--timeout',
         '1200',
       ]);
-      expect(r.code).toBe(1);
+      expect(r.code, r.stderr).toBe(1);
       expect(r.stderr).toContain(`deploy script ${path.join(dir, 'fail.sh')} failed on vm`);
       expect(r.stderr).toContain('| about to fail on');
       expect(r.stderr).toMatch(/environment ([0-9a-f]{8}) was left as it is/);
@@ -487,6 +619,21 @@ describe.skipIf(!isRoot)('ost up / down on real libvirt in a network namespace',
       expect(list).toEqual([expect.objectContaining({ id, state: 'leftover' })]);
       const s = await ostNs(['ssh', 'vm', '--env', id, '--', 'echo still here']);
       expect(s.stdout.trim()).toBe('still here');
+      // -6: the hosts line names the VM's IPv6 address, SSH there with its key answers, and the guest has
+      // no IPv4 address
+      const kept = JSON.parse(readFileSync(path.join(stateDir, 'envs', id, 'env.json'), 'utf8')) as EnvRecord;
+      const line = readFileSync(path.join(kept.workdir, 'hosts'), 'utf8').split('\n')[0] as string;
+      const m = /^ost-failing-vm ansible_host=(\S+) ansible_ssh_private_key_file=(\S+) /.exec(line);
+      expect(m?.[1], line).toBe(kept.vms[0]?.nics[0]?.ipv6);
+      expect(m?.[1]).toMatch(/^fd8f:1391:3a82:\d+::c0a8:/);
+      const v6 = await ns.exec(
+        sshArgv(
+          { host: m?.[1] as string, port: 22, user: 'root', privateKey: m?.[2] as string },
+          'echo answers; ip -4 -o addr show dev eth0 | wc -l',
+        ),
+        { timeoutMs: 2 * MIN },
+      );
+      expect(v6.stdout.split('\n'), v6.stderr).toEqual(['answers', '0', '']);
       expect((await ostNs(['down', id])).code).toBe(0);
       expect(await leftovers()).toEqual(NOTHING);
     },
@@ -864,6 +1011,15 @@ describe.skipIf(!isRoot)('ost up / down on real libvirt in a network namespace',
         `custom repo ${repo4} supplied nothing: none of its packages (ost-nobody-has-it) is installed in debian12-host-installed`,
       );
       expect(bad.stderr).toContain('--skip-custom-check');
+      // --skip-custom-check starts it anyway, on the layer the failed check left (the same key: nothing built)
+      const skipped = await upOne([repo3, repo4], ['--skip-custom-check']);
+      expect(skipped.code, skipped.stderr).toBe(0);
+      const sk = JSON.parse(skipped.stdout) as EnvRecord;
+      expect(sk.custom?.repos).toEqual([repo3, repo4]);
+      expect(sk.vms[0]?.image.custom?.built).toBe(false);
+      expect(sk.vms[0]?.image.custom?.packages).toEqual([]);
+      expect(layerDirs()).toHaveLength(4);
+      expect((await ostNs(['down', sk.id])).code).toBe(0);
       expect(broken.code).toBe(1);
       expect(broken.stderr).toContain('the custom layer of debian12-host-installed failed to build:');
       expect(broken.stderr).toMatch(
@@ -888,24 +1044,53 @@ describe.skipIf(!isRoot)('ost up / down on real libvirt in a network namespace',
           '      engine: { image: debian12-engine-installed, memory: 384, nics: [management] }\n' +
           '      host-0: { image: debian12-host-installed, memory: 384, nics: [management] }\n',
       );
-      const r = await ostNs([
-        'up',
-        'two',
-        '--env-file',
-        two,
-        '--images-root',
-        root,
-        '--custom-repo',
-        repo1,
-        '--custom-install',
-        'ost-custom-probe',
-        '--no-wait',
-        '--json',
-        ...cache,
-      ]);
+      // repo1's packages, this time as an http URL (a flat apt repository: the .debs and their Packages index,
+      // served on the namespace's loopback): a repository is its package set, not where it is, so the
+      // layers built from the folder are the ones used
+      const served = path.join(work, 'served-1');
+      mkdirSync(served);
+      const stanzas: string[] = [];
+      for (const deb of readdirSync(repo1).sort()) {
+        cpSync(path.join(repo1, deb), path.join(served, deb));
+        const bytes = readFileSync(path.join(served, deb));
+        const control = (await run('dpkg-deb', ['-f', path.join(served, deb)])).stdout.trimEnd();
+        stanzas.push(
+          `${control}\nFilename: ./${deb}\nSize: ${bytes.length}\nSHA256: ${createHash('sha256').update(bytes).digest('hex')}\n`,
+        );
+      }
+      writeFileSync(path.join(served, 'Packages'), stanzas.join('\n'));
+      const http = await serveHttp(served);
+      let r: Awaited<ReturnType<typeof ostNs>>;
+      try {
+        r = await ostNs([
+          'up',
+          'two',
+          '--env-file',
+          two,
+          '--images-root',
+          root,
+          '--custom-repo',
+          http.url,
+          '--custom-install',
+          'ost-custom-probe',
+          '--no-wait',
+          '--json',
+          ...cache,
+        ]);
+      } finally {
+        await http.stop();
+      }
       expect(r.code, r.stderr).toBe(0);
+      // ost read the repository's index from the URL
+      expect(http.log()).toMatch(/"GET \/Packages HTTP\/1\.[01]" 200/);
       const rec = JSON.parse(r.stdout) as EnvRecord;
+      expect(rec.custom?.repos).toEqual([http.url]);
       expect(rec.vms.map((vm) => vm.image.custom?.built)).toEqual([false, false]);
+      for (const vm of rec.vms)
+        expect(vm.image.custom?.packages.map((p) => `${p.name} ${p.version}`).sort(), vm.name).toEqual([
+          'less 99:1-ost1',
+          'ost-custom-probe 1.0',
+        ]);
       expect(mtimes()).toEqual(before);
       const listed = JSON.parse((await ostNs(['list', '--layers', '--json', ...cache])).stdout) as {
         bytes: number;
