@@ -304,6 +304,16 @@ describe.skipIf(!isRoot)('checkpoint, revert, up --from on real libvirt in a net
       // a checkpoint after the killed ones works (the VMs a kill left paused run again)
       const c = await ostNs(['checkpoint', r.id, 'e2e-2']);
       expect(c.code, c.stderr).toBe(0);
+      // --stop: the env stays paused after the checkpoint (complete, listed); it runs on once resumed
+      const stopped = await ostNs(['checkpoint', r.id, 'e2e-3', '--stop']);
+      expect(stopped.code, stopped.stderr).toBe(0);
+      const domstate = async (vm: EnvRecord['vms'][number]) =>
+        (await ns.exec(['virsh', '-c', 'qemu:///system', 'domstate', vm.libvirtName])).stdout.trim();
+      for (const vm of r.vms) expect(await domstate(vm), vm.name).toBe('paused');
+      const listed = await ostNs(['list', '--checkpoints', '--json']);
+      expect((JSON.parse(listed.stdout) as { name: string }[]).map((x) => x.name)).toContain('e2e-3');
+      for (const vm of r.vms) await ns.exec(['virsh', '-c', 'qemu:///system', 'resume', vm.libvirtName]);
+      for (const vm of r.vms) expect(await domstate(vm), vm.name).toBe('running');
       await writeFiles(r, 'later');
       // killed with the VMs stopped, before any was restored: a revert again brings the env back
       await pausedAt(['revert', r.id, 'e2e-1'], 'revert:stopped');
@@ -314,7 +324,7 @@ describe.skipIf(!isRoot)('checkpoint, revert, up --from on real libvirt in a net
 
       const d = await ostNs(['down', r.id]);
       expect(d.code, d.stderr).toBe(0);
-      for (const name of ['e2e-1', 'e2e-2', cacheCheckpoint]) {
+      for (const name of ['e2e-1', 'e2e-2', 'e2e-3', cacheCheckpoint]) {
         const rm = await ostNs(['rm-checkpoint', name]);
         expect(rm.code, rm.stderr).toBe(0);
       }
