@@ -6,6 +6,8 @@
 
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
+import { asUser, copiesFor } from '../../core/as-user.js';
+import { OstError } from '../../core/errors.js';
 import { shellQuote } from '../../core/exec.js';
 import type { EnvRecord } from './record.js';
 
@@ -82,13 +84,19 @@ export function imageVars(r: EnvRecord): { distro: string; images: Record<string
 
 /**
  * Copy each image's package list (`<image>-pkglist.txt` next to its qcow2) to
- * `<exported-artifacts>/package_lists/`, as ost_init does; a VM on a custom layer adds the layer's list and
- * its diff against the image (`<image>-custom-pkglist.txt`, `-custom-pkglist-diff.txt`).
+ * `<checkout>/exported-artifacts/package_lists/`, as ost_init does; a VM on a custom layer adds the
+ * layer's list and its diff against the image (`<image>-custom-pkglist.txt`, `-custom-pkglist-diff.txt`).
+ * The checkout is its owner's: root reads the lists and a child with the owner's rights writes them
+ * (asUser), so links planted in `exported-artifacts` lead root nowhere.
  */
-export async function exportPackageLists(r: EnvRecord, artifacts: string): Promise<string[]> {
-  const dir = path.join(artifacts, 'package_lists');
-  await fs.mkdir(dir, { recursive: true });
-  const copied: string[] = [];
+export async function exportPackageLists(r: EnvRecord, checkout: string): Promise<string[]> {
+  const owner = await fs.lstat(checkout);
+  if (!owner.isDirectory())
+    throw new OstError(
+      `the OST checkout ${checkout} is not a directory`,
+      'give the checkout itself (--ost-repo), not a link to it',
+    );
+  const dir = path.join(checkout, 'exported-artifacts', 'package_lists');
   const lists = new Map<string, string>();
   for (const vm of r.vms) {
     const list = vm.image.path.replace(/\.qcow2$/, '-pkglist.txt');
@@ -99,17 +107,13 @@ export async function exportPackageLists(r: EnvRecord, artifacts: string): Promi
     lists.set(`${stem}-custom-pkglist.txt`, path.join(layer, 'pkglist.txt'));
     lists.set(`${stem}-custom-pkglist-diff.txt`, path.join(layer, 'pkglist-diff.txt'));
   }
-  for (const [name, list] of lists) {
-    const dest = path.join(dir, name);
-    try {
-      // the layer cache's lists are read-only: the copy is a plain file, replaced by the next run's
-      await fs.rm(dest, { force: true });
-      await fs.copyFile(list, dest);
-      await fs.chmod(dest, 0o644);
-      copied.push(dest);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    }
-  }
-  return copied;
+  const copies = await copiesFor(
+    [...lists].map(([name, from]) => ({ from, to: path.join(dir, name), mode: 0o644 })),
+  );
+  await asUser({ uid: owner.uid, gid: owner.gid }, [
+    { op: 'mkdir', path: path.dirname(dir), mode: 0o755 },
+    { op: 'mkdir', path: dir, mode: 0o755 },
+    ...copies,
+  ]);
+  return copies.map((c) => c.path);
 }

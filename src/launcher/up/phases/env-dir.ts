@@ -141,8 +141,7 @@ export const filesPhase: Phase = {
     r.vms = vmRecords(ctx);
     // as soon as addresses are known: a kept failed env is reachable
     await writeOutputs(r);
-    if (ctx.plan.ostSuite)
-      await exportPackageLists(r, path.join(ctx.plan.env.ostRepo as string, 'exported-artifacts'));
+    if (ctx.plan.ostSuite) await exportPackageLists(r, ctx.plan.env.ostRepo as string);
   },
 };
 
