@@ -14,12 +14,15 @@
 //        [--save-xml test/fixtures/launcher/lagofy]
 import {
   chmodSync,
+  chownSync,
   copyFileSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
@@ -61,6 +64,22 @@ const env = {
   LIBVIRT_DEFAULT_URI: 'qemu:///system',
 };
 const say = (s) => console.log(s);
+
+/**
+ * The installed images' owners and modes. libvirt's dynamic DAC labelling chowns a domain's backing chain
+ * to the qemu user and, for backing files, never gives them back: lagofy's XML asks for it (ost's does
+ * not), so the bench puts them back after each lagofy env, as the RPM installed them.
+ */
+const imageOwners = readdirSync(images).map((f) => {
+  const st = statSync(path.join(images, f));
+  return { file: path.join(images, f), uid: st.uid, gid: st.gid, mode: st.mode & 0o7777 };
+});
+function restoreImageOwners() {
+  for (const o of imageOwners) {
+    chownSync(o.file, o.uid, o.gid);
+    chmodSync(o.file, o.mode);
+  }
+}
 
 const sh = runner(env);
 let inNs;
@@ -191,6 +210,7 @@ try {
       lagoView.hosts = readFileSync(path.join(dl, 'hosts'), 'utf8');
     }
     lagofy(dl, 'ost_destroy');
+    restoreImageOwners();
   }
   for (let i = 0; i < rounds; i++) {
     const d2 = path.join(work, `deployment-ost-${i}`);
@@ -230,6 +250,7 @@ try {
   row('ost up, whole process minus the wait for SSH', ostWall);
 } finally {
   stopLibvirt();
+  restoreImageOwners();
   rmSync('/dev/shm/ost-initbench', { recursive: true, force: true });
   rmSync(work, { recursive: true, force: true });
 }
