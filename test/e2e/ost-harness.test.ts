@@ -83,6 +83,20 @@ function makeCheckout(dir: string, only = VMS): void {
     );
 }
 
+/** Each VM's memory (MiB) and vCPUs as the suite's ost.json gives them (read apart from ost). */
+const SHAPE: Record<string, { memoryMiB: number; vcpus: number }> = Object.fromEntries(
+  Object.entries(
+    (
+      JSON.parse(
+        readFileSync(path.join(REPO_ROOT, 'test/fixtures/launcher/1_engine_2_hosts.json'), 'utf8')
+          .split('\n')
+          .slice(1)
+          .join('\n'),
+      ) as { vms: Record<string, { memory: string; vcpu_num: number }> }
+    ).vms,
+  ).map(([vm, v]) => [vm, { memoryMiB: Number(v.memory), vcpus: v.vcpu_num }]),
+);
+
 /** `ost up` of the suite inside the namespace, as a user of ost.sh would (deployment dir from OST_DEPLOYMENT). */
 function upArgs(checkout = repo): string[] {
   return [OST, 'up', '--env', path.join(checkout, SUITE, 'ost.json'), '--timeout', '1500', '--json'];
@@ -323,13 +337,26 @@ describe.skipIf(!isRoot)(
           expect(lines.map((l) => l.name)).toEqual(hostnames(r === r1 ? VMS : USER_VMS));
           for (const l of lines) {
             expect(l.ip).toBe(r.vms.find((v) => v.hostname === l.name)?.nics[0]?.ipv6);
+            // ost's 0600 copy of the image key, in the deployment dir
+            expect(l.key).toBe(path.join(r.workdir, 'keys/debian12_id_rsa'));
             expect(statSync(l.key).mode & 0o777).toBe(0o600);
             const s = await ns.exec(
-              hostsSsh(l, 'hostname; test -e /etc/ost-deployed && echo deployed || echo not-deployed'),
+              hostsSsh(
+                l,
+                'hostname; test -e /etc/ost-deployed && echo deployed || echo not-deployed; nproc; grep MemTotal /proc/meminfo',
+              ),
               { timeoutMs: 2 * MIN },
             );
+            const [name, deployed, nproc, memTotal] = s.stdout.split('\n');
+            expect(name).toBe(l.name);
             // deploy scripts are OST's pytest's to run (ost up runs them only with --deploy)
-            expect(s.stdout.split('\n')).toEqual([l.name, 'not-deployed', '']);
+            expect(deployed).toBe('not-deployed');
+            // the suite's shape: its vcpu_num, and its memory less what the guest's kernel keeps (< 15%)
+            const want = SHAPE[l.name.slice(`ost-${SUITE}-`.length)];
+            expect(nproc, l.name).toBe(String(want?.vcpus));
+            const kib = Number(/^MemTotal:\s+(\d+) kB$/.exec(memTotal ?? '')?.[1]);
+            expect(kib, `${l.name} ${memTotal}`).toBeLessThanOrEqual((want?.memoryMiB ?? 0) * 1024);
+            expect(kib, `${l.name} ${memTotal}`).toBeGreaterThan(0.85 * (want?.memoryMiB ?? 0) * 1024);
           }
         }
         // the storage VM sees its extra disks where OST's setup_storage.sh looks for them
