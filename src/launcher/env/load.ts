@@ -9,18 +9,17 @@ import {
   type Environment,
   type EnvNetwork,
   type EnvVm,
+  explainKeys,
   type ImageRef,
   type Ipv4,
   MAX_NICS_PER_NETWORK,
+  nameSchema,
   resolveDeployScript,
 } from './model.js';
 
-const NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
 const CIDR24 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.0\/24$/;
 const SIZE = /^([1-9][0-9]*)([KMGT])?$/;
 const PACKAGE_IMAGE = /^([a-z0-9][a-z0-9.]*)-([a-z0-9][a-z0-9-]*)$/;
-
-const name = z.string().regex(NAME, 'expected lowercase letters, digits and dashes (a hostname label)');
 
 const networkSchema = z.strictObject({
   management: z.boolean().default(false),
@@ -55,11 +54,11 @@ const vmSchema = z.strictObject({
 
 const suiteSchema = z.strictObject({
   description: z.string().optional(),
-  networks: z.record(name, networkSchema),
-  vms: z.record(name, vmSchema),
+  networks: z.record(nameSchema, networkSchema),
+  vms: z.record(nameSchema, vmSchema),
 });
 
-export const envFileSchema = z.strictObject({ suites: z.record(name, suiteSchema) });
+export const envFileSchema = z.strictObject({ suites: z.record(nameSchema, suiteSchema) });
 
 /** Parse an image reference: `/abs/path.qcow2` or `<distro>-<layer>`. */
 export function parseImageRef(ref: string): ImageRef | undefined {
@@ -191,7 +190,7 @@ export function loadEnvironment(file: string, suite: string): Environment {
   const add = cfg.add;
   const parsed = envFileSchema.safeParse(cfg.data);
   if (!parsed.success) {
-    cfg.addIssues(parsed.error.issues);
+    cfg.addIssues(explainKeys(parsed.error.issues));
     crossReferences(cfg.data, suite, add);
     cfg.throwIfProblems();
     throw new InternalError('the env file failed its schema, yet no problem was recorded');

@@ -1,6 +1,22 @@
 // The normalised environment the launcher works from, whichever file it came from (ost-env.yaml or ost.json).
 import { statSync } from 'node:fs';
 import * as path from 'node:path';
+import { z } from 'zod';
+
+/**
+ * The one rule for every name a suite gives — the suite itself, its VMs, NICs and networks: a hostname
+ * label (lowercase letters, digits and dashes, a letter or digit at each end), as OST's own
+ * (`basic-suite-master`, `host-0`). They become DNS names (`ost-<suite>-<nic>`), domain names, file names
+ * and words of line-based files (ssh_config, hosts, env.sh), so nothing else may pass: no `/`, no space,
+ * no line break.
+ */
+export const NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
+
+/** What `NAME` allows, as a config problem says it. */
+export const NAME_RULE = 'expected lowercase letters, digits and dashes (a hostname label)';
+
+/** A name in a suite file (`NAME`). */
+export const nameSchema = z.string().regex(NAME, NAME_RULE);
 
 export type Ipv4 = { kind: 'auto' } | { kind: 'none' } | { kind: 'fixed'; cidr: string };
 
@@ -87,4 +103,20 @@ export function resolveDeployScript(base: string, script: string): { file: strin
   }
   if (!isFile) return { file, problem: `${script} does not exist (resolved to ${file})` };
   return { file };
+}
+
+/** A zod issue as the config readers take it. */
+type Issue = { path: readonly PropertyKey[]; message: string; code?: string; issues?: readonly Issue[] };
+
+/**
+ * zod's issues with each refused key saying why: zod reports a record key that fails its rule as only
+ * "Invalid key in record"; the message then names the key as found and what is allowed (`NAME_RULE`).
+ */
+export function explainKeys(issues: readonly Issue[]): Issue[] {
+  return issues.map((i) => {
+    if (i.code !== 'invalid_key' || !i.issues?.length) return i;
+    const key = i.path[i.path.length - 1];
+    const why = i.issues.map((k) => k.message).join('; ');
+    return { ...i, message: `${JSON.stringify(String(key))} is not allowed as a name here: ${why}` };
+  });
 }

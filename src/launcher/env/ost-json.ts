@@ -7,19 +7,20 @@
 // order (so eth0 is the first NIC by name); networks keep file order with the management one last.
 import * as path from 'node:path';
 import { z } from 'zod';
-import { type KeyPath, readJsonConfig } from '../../core/config-file.js';
+import { type ConfigFile, type KeyPath, readJsonConfig } from '../../core/config-file.js';
 import { sizeToBytes } from '../../core/units.js';
 import {
   type Environment,
   type EnvNetwork,
   type EnvVm,
+  explainKeys,
   type ImageRef,
   MAX_NICS_PER_NETWORK,
+  NAME,
+  NAME_RULE,
+  nameSchema,
   resolveDeployScript,
 } from './model.js';
-
-const NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
-const name = 'expected lowercase letters, digits and dashes (a hostname label)';
 
 const memory = z.union([
   z.number().int().positive(),
@@ -28,24 +29,21 @@ const memory = z.union([
 
 const ostJsonSchema = z.object({
   networks: z.record(
-    z.string().regex(NAME, name),
+    nameSchema,
     z.object({
       is_management: z.boolean().optional(),
       template: z.string().optional(),
-      nics: z.array(z.string().regex(NAME, name)).default([]),
+      nics: z.array(nameSchema).default([]),
     }),
   ),
   vms: z.record(
-    z.string().regex(NAME, name),
+    nameSchema,
     z.object({
       template: z.string().optional(),
       memory,
       vcpu_num: z.number().int().min(1).max(64).optional(),
       'deploy-scripts': z.array(z.string().min(1)).default([]),
-      nics: z.record(
-        z.string().regex(NAME, name),
-        z.object({ template: z.string().optional() }).passthrough(),
-      ),
+      nics: z.record(nameSchema, z.object({ template: z.string().optional() }).passthrough()),
       root_disk_var: z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'expected an environment variable name'),
       disks: z
         .record(
@@ -123,6 +121,21 @@ function ostNetworks(j: z.infer<typeof ostJsonSchema>, add: (p: KeyPath, m: stri
 }
 
 /**
+ * The suite's name, its folder's: it follows the name rule of VMs (it is in every VM's DNS name and in
+ * lines of ssh_config, hosts and env.sh), else a problem naming the file and the fix.
+ */
+function suiteName(cfg: ConfigFile): string {
+  const suite = path.basename(path.dirname(cfg.file));
+  if (!NAME.test(suite))
+    cfg.problems.push({
+      file: cfg.file,
+      path: '(suite: the folder that holds ost.json)',
+      message: `the suite is named after its folder, and ${JSON.stringify(suite)} is not a name: ${NAME_RULE}, as basic-suite-master; rename the folder`,
+    });
+  return suite;
+}
+
+/**
  * Read an ost.json; the suite is named after its folder, and the folder that holds the suite folder is
  * the OST checkout (deploy-script paths are relative to it). OST_IMAGES_DISTRO picks the distro
  * (default el9stream). The path is kept as given (basic-suite-master/ost.json is a symlink into common/).
@@ -131,9 +144,10 @@ export function loadOstJson(file: string, env: NodeJS.ProcessEnv): Environment {
   const cfg = readJsonConfig(file, 'pass the ost.json of an OST suite folder (--env SUITE/ost.json)');
   const abs = cfg.file;
   const add = cfg.add;
+  const suite = suiteName(cfg);
   const parsed = ostJsonSchema.safeParse(cfg.data);
   if (!parsed.success) {
-    cfg.addIssues(parsed.error.issues);
+    cfg.addIssues(explainKeys(parsed.error.issues));
     cfg.throwIfProblems();
   }
   const j = parsed.data as z.infer<typeof ostJsonSchema>;
@@ -184,5 +198,5 @@ export function loadOstJson(file: string, env: NodeJS.ProcessEnv): Environment {
   });
   if (vms.length === 0) add(['vms'], 'a suite needs at least one VM');
   cfg.throwIfProblems();
-  return { suite: path.basename(suiteDir), file: abs, kind: 'ost-json', ostRepo, distro, networks, vms };
+  return { suite, file: abs, kind: 'ost-json', ostRepo, distro, networks, vms };
 }
