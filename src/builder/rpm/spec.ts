@@ -1,6 +1,7 @@
 // The spec of one layer RPM: data only (no scripts, no dependency generation, no debuginfo, no strip).
-import { InternalError, OstError, UsageError } from '../../core/errors.js';
+import { InternalError, UsageError } from '../../core/errors.js';
 import { shellQuote } from '../../core/exec.js';
+import { oneLine } from '../../core/lines.js';
 
 /** Where every layer installs (relocatable: `rpm --prefix`, `dnf --installroot`). */
 export const IMAGES_PREFIX = '/usr/share/ost-images';
@@ -48,24 +49,20 @@ export function specLiteral(s: string): string {
   return s.replace(/%/g, '%%');
 }
 
-/** A one-line tag's value (Summary, Provides, …): a newline would start a new tag or section. */
-function oneLine(tag: string, v: string): string {
-  if (/[\r\n]/.test(v))
-    throw new OstError(
-      `spec ${tag} must be one line, got ${JSON.stringify(v)}`,
-      'use names and paths without line breaks (a directory named with one, say)',
-    );
-  return specLiteral(v);
+/** A one-line tag's value (Summary, Provides, …), literal: a line break would start a new tag or section. */
+function tagValue(tag: string, v: string): string {
+  return specLiteral(oneLine(v, { file: 'RPM spec', field: tag }));
 }
 
 /**
  * The %description body: literal, and a line that begins with `%` indented by one space — rpm looks for
  * section headers (`%post`, `%files`) after expanding `%%`, so such a line would end the description and
- * add a scriptlet run as root on every host that installs the package.
+ * add a scriptlet run as root on every host that installs the package. A lone `\r` breaks a line too, so
+ * none reaches the spec and every line is checked.
  */
 export function specDescription(text: string): string {
   return text
-    .split(/\r?\n/)
+    .split(/\r\n|\r|\n/)
     .map((line) => {
       const lit = specLiteral(line);
       return /^\s*%/.test(lit) ? ` ${lit}` : lit;
@@ -89,7 +86,7 @@ function fileName(name: string): string {
 export function renderSpec(s: RpmSpec): string {
   const install = s.files.map((f) => {
     // single-quoted for the %install scriptlet (rpm runs it with /bin/sh)
-    const src = shellQuote(oneLine('file source', f.src));
+    const src = shellQuote(tagValue('file source', f.src));
     const dest = shellQuote(fileName(f.name));
     return `ln -f ${src} "%{buildroot}${IMAGES_PREFIX}/"${dest} 2>/dev/null || cp --sparse=always ${src} "%{buildroot}${IMAGES_PREFIX}/"${dest}`;
   });
@@ -97,23 +94,23 @@ export function renderSpec(s: RpmSpec): string {
   if (badPayload)
     throw new UsageError(badPayload, `${DEFAULT_PAYLOAD} is the default; see ost publish-images --help`);
   return [
-    `%global _binary_payload ${s.payload}`,
+    `%global _binary_payload ${oneLine(s.payload, { file: 'RPM spec', field: 'payload' })}`,
     '%global __os_install_post %{nil}',
     '%global debug_package %{nil}',
     '%define _build_id_links none',
     '%define __spec_install_post %{nil}',
     '',
-    `Name: ${oneLine('Name', s.name)}`,
-    `Version: ${oneLine('Version', s.version)}`,
-    `Release: ${oneLine('Release', s.release)}`,
-    `Summary: ${oneLine('Summary', s.summary)}`,
+    `Name: ${tagValue('Name', s.name)}`,
+    `Version: ${tagValue('Version', s.version)}`,
+    `Release: ${tagValue('Release', s.release)}`,
+    `Summary: ${tagValue('Summary', s.summary)}`,
     'License: Various (guest operating system image)',
     'URL: https://github.com/oVirt/ost-images',
     'BuildArch: noarch',
     'AutoReqProv: no',
     `Prefix: ${IMAGES_PREFIX}`,
-    ...s.provides.map((p) => `Provides: ${oneLine('Provides', p)}`),
-    ...s.requires.map((r) => `Requires: ${oneLine('Requires', r)}`),
+    ...s.provides.map((p) => `Provides: ${tagValue('Provides', p)}`),
+    ...s.requires.map((r) => `Requires: ${tagValue('Requires', r)}`),
     '',
     '%description',
     specDescription(s.description),
@@ -123,7 +120,9 @@ export function renderSpec(s: RpmSpec): string {
     ...install,
     '',
     '%files',
-    ...s.files.map((f) => `%attr(${oneLine('mode', f.mode)},root,root) ${IMAGES_PREFIX}/${fileName(f.name)}`),
+    ...s.files.map(
+      (f) => `%attr(${tagValue('mode', f.mode)},root,root) ${IMAGES_PREFIX}/${fileName(f.name)}`,
+    ),
     '',
   ].join('\n');
 }

@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { asUser, copiesFor } from '../../core/as-user.js';
 import { OstError } from '../../core/errors.js';
 import { shellQuote } from '../../core/exec.js';
+import { oneLine, oneLineAll } from '../../core/lines.js';
 import type { EnvRecord } from './record.js';
 
 /**
@@ -17,10 +18,10 @@ import type { EnvRecord } from './record.js';
  * extra empty line lagofy's `echo -e` leaves at the end.
  */
 export function renderHosts(r: EnvRecord): string {
-  const lines = r.vms.map(
-    (vm) =>
-      `${vm.hostname} ansible_host=${vm.hostsAddress} ansible_ssh_private_key_file=${vm.key} ansible_ssh_extra_args='-o UserKnownHostsFile=/dev/null'`,
-  );
+  const lines = r.vms.map((vm, i) => {
+    const at = (field: string) => ({ file: 'hosts', field: `vms[${i}].${field}` });
+    return `${oneLine(vm.hostname, at('hostname'))} ansible_host=${oneLine(vm.hostsAddress, at('hostsAddress'))} ansible_ssh_private_key_file=${oneLine(vm.key, at('key'))} ansible_ssh_extra_args='-o UserKnownHostsFile=/dev/null'`;
+  });
   return `${lines.join('\n')}\n\n`;
 }
 
@@ -35,7 +36,10 @@ export interface EnvShInputs {
   images: Record<string, string>;
 }
 
-/** `env.sh`: `export NAME='value'` lines, sorted, sourceable by bash and sh. */
+/** A shell variable name: what may follow `export ` unquoted. */
+const SHELL_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** `env.sh`: `export NAME='value'` lines, sorted, sourceable by bash and sh; no value may break a line. */
 export function renderEnvSh(r: EnvRecord, i: EnvShInputs): string {
   const vars: Record<string, string> = {
     OST_DEPLOYMENT: r.workdir,
@@ -52,9 +56,18 @@ export function renderEnvSh(r: EnvRecord, i: EnvShInputs): string {
   if (i.ostRepo) vars.OST_REPO_ROOT = i.ostRepo;
   // built into the VMs' images by ost up --custom-repo: OST's run needs no --custom-repo of its own
   if (r.custom) vars.OST_CUSTOM_REPOS_APPLIED = r.custom.repos.join(' ');
+  // quoted or not, a line break would make env.sh's lines something else than `export NAME='value'`
   const lines = Object.keys(vars)
     .sort()
-    .map((k) => `export ${k}=${shellQuote(vars[k] as string)}`);
+    .map((k) => {
+      if (!SHELL_NAME.test(k))
+        throw new OstError(
+          `env.sh: ${JSON.stringify(k)} is not a variable name`,
+          'name image variables as OST does: OST_IMAGES_<LAYER> (letters, digits and _)',
+        );
+      return `export ${k}=${shellQuote(oneLine(vars[k] as string, { file: 'env.sh', field: k }))}`;
+    });
+  oneLineAll({ id: r.id, suite: r.suite }, 'env.sh');
   return [
     `# ost environment ${r.id} (suite ${r.suite}): what lagofy.sh and ost-images.sh export for it.`,
     '# From the OST checkout: . lagofy.sh; . deployment/env.sh; ost_run_tests',

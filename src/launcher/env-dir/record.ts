@@ -2,6 +2,7 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { atomicWriteFile } from '../../core/fsutil.js';
+import { oneLine, oneLineAll } from '../../core/lines.js';
 import type { ProcessId } from '../../core/process.js';
 import type { IpMode, NetLayout, VmLayout } from '../net/layout.js';
 
@@ -125,20 +126,44 @@ const SSH_OPTIONS = [
   'ConnectTimeout 10',
 ];
 
-/** `ssh -F ssh_config <vm>` works with the VM name or its DNS name. */
+/** `ssh -F ssh_config <vm>` works with the VM name or its DNS name. Every value stays on its line. */
 export function renderSshConfig(r: EnvRecord): string {
-  const blocks = r.vms.map((vm) =>
-    [`Host ${vm.name} ${vm.hostname}`, `  HostName ${vm.address}`, `  IdentityFile ${vm.key}`]
+  const file = 'ssh_config';
+  const blocks = r.vms.map((vm, i) => {
+    const at = (field: string) => ({ file, field: `vms[${i}].${field}` });
+    return [
+      `Host ${oneLine(vm.name, at('name'))} ${oneLine(vm.hostname, at('hostname'))}`,
+      `  HostName ${oneLine(vm.address, at('address'))}`,
+      `  IdentityFile ${oneLine(vm.key, at('key'))}`,
+    ]
       .concat(SSH_OPTIONS.map((o) => `  ${o}`))
-      .join('\n'),
-  );
+      .join('\n');
+  });
+  oneLineAll({ id: r.id, suite: r.suite, workdir: r.workdir }, file);
   return `# ost environment ${r.id} (suite ${r.suite}); use: ssh -F ${path.join(r.workdir, 'ssh_config')} <vm>\n${blocks.join('\n\n')}\n`;
 }
 
 const group = (name: string) => name.replace(/[^A-Za-z0-9_]/g, '_');
 
-/** Ansible INI inventory: a group per role and per VM, connection variables per host. */
+/** Ansible INI inventory: a group per role and per VM, connection variables per host; one line each. */
 export function renderInventory(r: EnvRecord): string {
+  const file = 'inventory';
+  oneLineAll({ id: r.id, suite: r.suite }, file);
+  for (const [i, vm] of r.vms.entries()) {
+    const v = `vms[${i}]`;
+    const roles = Object.fromEntries(vm.roles.map((role, j) => [`${v}.roles[${j}]`, role]));
+    const { name, hostname, address, key } = vm;
+    oneLineAll(
+      {
+        [`${v}.name`]: name,
+        [`${v}.hostname`]: hostname,
+        [`${v}.address`]: address,
+        [`${v}.key`]: key,
+        ...roles,
+      },
+      file,
+    );
+  }
   const lines = [`# ost environment ${r.id} (suite ${r.suite})`];
   const host = (vm: VmRecord) =>
     `${vm.hostname} ansible_host=${vm.address} ansible_user=root ansible_ssh_private_key_file=${vm.key}`;

@@ -10,6 +10,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { OstError } from '../../core/errors.js';
 import { run } from '../../core/exec.js';
+import { oneLine, oneLineAll } from '../../core/lines.js';
 import { sleep } from '../../core/timers.js';
 import { inNetns } from '../../tools/netns.js';
 import { DNS_DOMAIN } from '../libvirt/render.js';
@@ -39,6 +40,9 @@ export function dnsmasqConfig(
   dir: string,
   o: { shortNames: boolean },
 ): { conf: string; hosts: string } {
+  // every value on its own line: a line break in one would add an option (a dhcp-script= runs as root)
+  const file = 'dnsmasq.conf';
+  oneLine(dir, { file, field: 'dir' });
   const lines = [
     `# ost: DHCP, RA and DNS of an isolated env, in its network namespace`,
     `pid-file=${path.join(dir, 'dnsmasq.pid')}`,
@@ -64,6 +68,16 @@ export function dnsmasqConfig(
     lines.push(`interface=${gatewayEnd(i)}`);
     const ranges = dhcpRanges(net);
     const nics = nicsOn(layout.vms, net);
+    const at = `networks[${i}]`;
+    oneLineAll({ [`${at}.ipv4.prefix`]: net.ipv4?.prefix, [`${at}.ipv6.prefix`]: net.ipv6?.prefix }, file);
+    for (const [j, nic] of nics.entries()) {
+      const n = `${at}.nics[${j}]`;
+      const { mac, ipv4, ipv6, hostname } = nic;
+      oneLineAll(
+        { [`${n}.mac`]: mac, [`${n}.ipv4`]: ipv4, [`${n}.ipv6`]: ipv6, [`${n}.hostname`]: hostname },
+        file,
+      );
+    }
     if (ranges.ipv4) {
       lines.push(`dhcp-range=${ranges.ipv4.start},${ranges.ipv4.end},255.255.255.0`);
       for (const nic of nics) if (nic.ipv4) lines.push(`dhcp-host=${nic.mac},${nic.ipv4},${nic.hostname}`);
@@ -78,9 +92,11 @@ export function dnsmasqConfig(
   if (ra) lines.push('enable-ra');
   // every NIC of the env by its DNS name (and, on ost-env suites, each VM by its short name); one resolver
   // on every network's gateway, all knowing the same names
-  const hosts = dnsEntries(layout.networks, layout.vms, o.shortNames).map(
-    (e) => `${e.ip} ${e.names.join(' ')}`,
-  );
+  const hosts = dnsEntries(layout.networks, layout.vms, o.shortNames).map((e) => {
+    oneLine(e.ip, { file: 'dnsmasq.hosts', field: 'address' });
+    for (const n of e.names) oneLine(n, { file: 'dnsmasq.hosts', field: `name of ${e.ip}` });
+    return `${e.ip} ${e.names.join(' ')}`;
+  });
   return { conf: `${lines.join('\n')}\n`, hosts: `${hosts.join('\n')}\n` };
 }
 
