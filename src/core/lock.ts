@@ -3,6 +3,8 @@
 // flock call; util-linux's `flock <fd>` locks a descriptor it inherits from us — the lock belongs to the
 // open file, which our descriptor keeps open after `flock` exits, so we hold it until we close it. The
 // file itself stays (empty when free); while held it names its holder for the "locked by" message.
+// flock(2) needs only a read descriptor: a lock file anyone can read is one anyone can hold (and so stall
+// every ost), so lock files are 0600 whatever the umask, and an older 0644 one is made 0600 when opened.
 import { constants } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -26,6 +28,24 @@ export interface Lock {
   release(): Promise<void>;
 }
 
+/** The lock is held by another process (or was not freed within the wait): names the holder when known. */
+export class LockBusyError extends OstError {
+  constructor(
+    readonly file: string,
+    readonly holder: LockInfo | undefined,
+  ) {
+    super(
+      holder
+        ? `${file} is locked by pid ${holder.pid} on ${holder.host} (${holder.purpose}, since ${holder.since})`
+        : `${file} is locked by another process`,
+      'wait for that process to finish, or stop it; a lock is freed when its holder exits, however it ends',
+    );
+  }
+}
+
+/** The mode of every lock file: only its owner (root, for root's ost) can open it, so only it can lock. */
+export const LOCK_MODE = 0o600;
+
 /** `flock -x [-n | -w secs] 3` with our open file as its fd 3: 0 = locked, 1 = held by another (or timed out). */
 async function flockFd(file: string, fd: number, waitMs: number): Promise<number> {
   const wait = waitMs > 0 ? ['-w', String(Math.max(0.001, waitMs / 1000))] : ['-n'];
@@ -37,7 +57,8 @@ async function flockFd(file: string, fd: number, waitMs: number): Promise<number
   );
 }
 
-async function holderOf(file: string): Promise<LockInfo | undefined> {
+/** What the holder wrote in the lock file, if it has yet. */
+export async function holderOf(file: string): Promise<LockInfo | undefined> {
   try {
     const parsed: unknown = JSON.parse(await fs.readFile(file, 'utf8'));
     if (parsed && typeof parsed === 'object' && 'pid' in parsed) return parsed as LockInfo;
@@ -48,13 +69,14 @@ async function holderOf(file: string): Promise<LockInfo | undefined> {
 }
 
 /**
- * Take an exclusive lock on `file` (created 0644 if needed; a symlink there is refused), or fail naming
- * who holds it. `waitMs` waits that long for the holder first. Every taker gets it in turn.
+ * Take an exclusive lock on `file` (created 0600 if needed, an existing one made 0600 through its
+ * descriptor; a symlink there is refused), or fail with a LockBusyError naming who holds it. `waitMs`
+ * waits that long for the holder first. Every taker gets it in turn.
  */
 export async function acquireLock(file: string, purpose: string, waitMs = 0): Promise<Lock> {
   let fh: fs.FileHandle;
   try {
-    fh = await fs.open(file, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o644);
+    fh = await fs.open(file, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, LOCK_MODE);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ELOOP')
       throw new OstError(
@@ -64,15 +86,9 @@ export async function acquireLock(file: string, purpose: string, waitMs = 0): Pr
     throw err;
   }
   try {
-    if ((await flockFd(file, fh.fd, waitMs)) !== 0) {
-      const h = await holderOf(file);
-      throw new OstError(
-        h
-          ? `${file} is locked by pid ${h.pid} on ${h.host} (${h.purpose}, since ${h.since})`
-          : `${file} is locked by another process`,
-        'wait for that process to finish, or stop it; a lock is freed when its holder exits, however it ends',
-      );
-    }
+    // open(2)'s mode passes through the umask and does nothing to a file that exists: set it on the fd
+    await fh.chmod(LOCK_MODE);
+    if ((await flockFd(file, fh.fd, waitMs)) !== 0) throw new LockBusyError(file, await holderOf(file));
   } catch (err) {
     await fh.close();
     throw err;

@@ -5,10 +5,12 @@ import * as path from 'node:path';
 import { OstError } from '../core/errors.js';
 import type { Reporter } from '../core/events.js';
 import { faultPoint } from '../core/fault.js';
+import { type Lock, LockBusyError } from '../core/lock.js';
 import { isNotFound, virsh } from '../tools/virsh.js';
-import type { FoundEnv } from './env-dir/discover.js';
+import { type FoundEnv, isLeftover } from './env-dir/discover.js';
 import { leasesDir } from './env-dir/record.js';
 import { removeWorkdir } from './env-dir/workdir.js';
+import { lockEnv, lockEnvWaiting } from './env-lock.js';
 import { stopSshdProxy } from './ipv6-proxy.js';
 import { netnsDir, removeEnvNetns } from './net/isolated.js';
 import { releaseLeases } from './net/leases.js';
@@ -62,4 +64,57 @@ export async function teardown(
   removed.push(...(await removeWorkdir(root, e.id, e.workdir)));
   const leases = await releaseLeases(leasesDir(root), e.id);
   return { domains, networks, removed, leases };
+}
+
+/** What taking an env down under its lock needs: how to find it again, and how to tear it down. */
+export interface LockedTeardown {
+  stateRoot: string;
+  /** The env with this id as it is now (libvirt, state dir), or undefined when it is gone. */
+  find: (id: string) => Promise<FoundEnv | undefined>;
+  tear: (e: FoundEnv) => Promise<TeardownResult>;
+  reporter: Reporter;
+}
+
+/**
+ * `ost down`: under the env's lock, which it waits for up to `waitMs` while a checkpoint or revert of the
+ * env runs (then an EnvBusyError naming it), the env found again (what was found before the wait may be
+ * stale) and torn down. Undefined when it is gone by then.
+ */
+export async function downLocked(
+  d: LockedTeardown,
+  id: string,
+  waitMs: number,
+): Promise<{ env: FoundEnv; result: TeardownResult } | undefined> {
+  const lock = await lockEnvWaiting(d.stateRoot, id, `ost down ${id}`, waitMs, d.reporter);
+  try {
+    const env = await d.find(id);
+    return env ? { env, result: await d.tear(env) } : undefined;
+  } finally {
+    await lock.release();
+  }
+}
+
+/**
+ * `ost gc` of one env it found a leftover: torn down only when, under the env's lock, it is found again
+ * and is a leftover still — a new `ost up --from` may have taken the id meanwhile. An env whose lock
+ * another command holds is being worked on, so not a leftover: skipped, with a warning.
+ */
+export async function reapLeftover(d: LockedTeardown, id: string): Promise<TeardownResult | undefined> {
+  let lock: Lock;
+  try {
+    lock = await lockEnv(d.stateRoot, id, `ost gc ${id}`, 0);
+  } catch (err) {
+    if (!(err instanceof LockBusyError)) throw err;
+    d.reporter({
+      type: 'warning',
+      message: `not removing ${id}: another command works on it (${err.message})`,
+    });
+    return undefined;
+  }
+  try {
+    const env = await d.find(id);
+    return env && isLeftover(env) ? await d.tear(env) : undefined;
+  } finally {
+    await lock.release();
+  }
 }

@@ -1,11 +1,13 @@
 // `ost down / status / list / gc`: thin handlers over the launcher's env discovery and teardown.
 import type { OstConfig } from '../../core/config.js';
+import type { Reporter } from '../../core/events.js';
 import { processAlive } from '../../core/process.js';
 import { discoverEnvs, type FoundEnv, isLeftover, isUp } from '../../launcher/env-dir/discover.js';
 import { leasesDir, stateRoot } from '../../launcher/env-dir/record.js';
+import { DOWN_LOCK_WAIT_MS } from '../../launcher/env-lock.js';
 import { pruneUnreadableLeases } from '../../launcher/net/leases.js';
 import { requireEnv, selectEnv } from '../../launcher/select.js';
-import { teardown } from '../../launcher/teardown.js';
+import { downLocked, type LockedTeardown, reapLeftover, teardown } from '../../launcher/teardown.js';
 import { libvirtUri, virsh } from '../../tools/virsh.js';
 import { cliReporter } from '../reporter.js';
 import { customLine, type EnvCommon } from './env.js';
@@ -18,6 +20,14 @@ function describe(e: FoundEnv): { state: string; owner: string } {
   return { state, owner };
 }
 
+/** Teardown under the env lock, the env found again by its id in libvirt and the state dir. */
+const lockedTeardown = (uri: string, root: string, reporter: Reporter): LockedTeardown => ({
+  stateRoot: root,
+  find: async (id) => (await discoverEnvs(uri, root)).get(id),
+  tear: (e) => teardown(uri, root, e, reporter),
+  reporter,
+});
+
 export async function downCommand(a: EnvCommon & { env?: string }, config: OstConfig): Promise<void> {
   const uri = libvirtUri(a.connect, config.libvirtUri);
   const root = stateRoot(config);
@@ -29,8 +39,18 @@ export async function downCommand(a: EnvCommon & { env?: string }, config: OstCo
     return;
   }
   const ui = cliReporter({ quiet: a.json });
-  const r = await teardown(uri, root, e, ui.reporter);
-  ui.stop();
+  let done: Awaited<ReturnType<typeof downLocked>>;
+  try {
+    // under the env's lock: a checkpoint or revert of it finishes first
+    done = await downLocked(lockedTeardown(uri, root, ui.reporter), e.id, DOWN_LOCK_WAIT_MS);
+  } finally {
+    ui.stop();
+  }
+  if (!done) {
+    process.stdout.write(a.json ? '{"removed":null}\n' : `nothing to remove: ${e.id} is gone\n`);
+    return;
+  }
+  const r = done.result;
   process.stdout.write(
     a.json
       ? `${JSON.stringify({ id: e.id, ...r }, null, 2)}\n`
@@ -118,7 +138,12 @@ export async function gcCommand(
   const leftovers = [...(await discoverEnvs(uri, root)).values()].filter(isLeftover);
   const ui = cliReporter({ quiet: a.json });
   const removed = [];
-  for (const e of leftovers) removed.push({ id: e.id, ...(await teardown(uri, root, e, ui.reporter)) });
+  const locked = lockedTeardown(uri, root, ui.reporter);
+  for (const e of leftovers) {
+    // found again under the env's lock: a new ost up --from may have taken the id since
+    const r = await reapLeftover(locked, e.id);
+    if (r) removed.push({ id: e.id, ...r });
+  }
   // damaged lease files (no owner to ask): they hold their /24 until removed here
   const damagedLeases = await pruneUnreadableLeases(leasesDir(root));
   for (const p of damagedLeases)

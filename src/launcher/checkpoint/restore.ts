@@ -15,6 +15,7 @@ import { createOverlay } from '../../tools/qemu-img.js';
 import { virsh } from '../../tools/virsh.js';
 import { writeOutputs } from '../env-dir/outputs.js';
 import type { EnvRecord, VmRecord } from '../env-dir/record.js';
+import { lockEnv } from '../env-lock.js';
 import { handToQemu, type Identity, qemuIdentity } from '../images/qemu-user.js';
 import { requireEnv } from '../select.js';
 import { destroyObject } from '../teardown.js';
@@ -23,7 +24,7 @@ import { ownChainFiles, removeFiles } from './disks.js';
 import { domainXmlForRestore, type RestoreEdits } from './domain-xml.js';
 import { copySaveImage } from './save-image.js';
 import { type CheckpointRecord, type CheckpointVm, readCheckpoint } from './store.js';
-import { lockEnv, nextTop, vmDisks } from './take.js';
+import { nextTop, vmDisks } from './take.js';
 
 /** Make the fresh tops of a VM's disks over the checkpoint's files: guest device → new top. */
 export async function overlaysFromCheckpoint(
@@ -194,9 +195,9 @@ export interface RevertOptions {
 }
 
 /** `ost revert <env> <name>`: the env back to the checkpoint, in place. */
-export async function revert(o: RevertOptions): Promise<EnvRecord> {
-  const started = Date.now();
-  const found = await requireEnv(o.uri, o.stateRoot, o.env);
+/** The env (found again by id: under its lock) and the checkpoint it can be reverted to, or why not. */
+async function revertable(o: RevertOptions, id: string) {
+  const found = await requireEnv(o.uri, o.stateRoot, id);
   const rec = found.record;
   if (!rec) throw new OstError(`environment ${found.id} has no env.json`, `ost down ${found.id}`);
   const ck = await readCheckpoint(o.root, o.name);
@@ -206,7 +207,18 @@ export async function revert(o: RevertOptions): Promise<EnvRecord> {
       `checkpoint ${o.name} does not fit environment ${rec.id}: ${why}`,
       `start a new env from it instead: ost up ${ck.record.env.suite} --from ${o.name}`,
     );
-  const lock = await lockEnv(o.stateRoot, rec.id, `revert to ${o.name}`);
+  return { rec, ck };
+}
+
+export async function revert(o: RevertOptions): Promise<EnvRecord> {
+  const started = Date.now();
+  const { id } = await requireEnv(o.uri, o.stateRoot, o.env);
+  // the env's lock first, then the env as it is now: what a down or checkpoint did before is seen
+  const lock = await lockEnv(o.stateRoot, id, `revert to ${o.name}`);
+  const { rec, ck } = await revertable(o, id).catch(async (err: unknown) => {
+    await lock.release();
+    throw err;
+  });
   const qemu = qemuIdentity();
   try {
     const dirs = [

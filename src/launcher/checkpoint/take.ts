@@ -8,7 +8,6 @@ import * as path from 'node:path';
 import { OstError } from '../../core/errors.js';
 import { type Reporter, step } from '../../core/events.js';
 import { faultPoint } from '../../core/fault.js';
-import { acquireLock } from '../../core/lock.js';
 import { asOwnerOf } from '../../core/safe-dir.js';
 import { createOverlay } from '../../tools/qemu-img.js';
 import { virsh } from '../../tools/virsh.js';
@@ -16,6 +15,7 @@ import type { Environment } from '../env/model.js';
 import { isUp } from '../env-dir/discover.js';
 import { writeOutputs } from '../env-dir/outputs.js';
 import { type EnvRecord, overlayBaseOf, type VmRecord } from '../env-dir/record.js';
+import { lockEnv } from '../env-lock.js';
 import { handToQemu, type Identity, qemuIdentity } from '../images/qemu-user.js';
 import { requireEnv } from '../select.js';
 import { freezeDisk } from './disks.js';
@@ -39,13 +39,6 @@ export interface CheckpointOptions {
   /** The suite the env was started from, as its file reads now (for the content key); none if gone. */
   suiteOf?: (r: EnvRecord) => Environment | undefined;
   reporter: Reporter;
-}
-
-/** The lock that keeps checkpoint and revert of one env from running into each other. */
-export async function lockEnv(stateRoot: string, id: string, purpose: string) {
-  const dir = path.join(stateRoot, 'locks');
-  await fs.mkdir(dir, { recursive: true, mode: 0o755 });
-  return acquireLock(path.join(dir, `${id}.lock`), purpose, 0);
 }
 
 /** The disks of a VM, root disk first: guest device, the file the VM writes now, its format. */
@@ -243,15 +236,17 @@ async function takeLocked(o: CheckpointOptions, rec: EnvRecord, started: number)
 
 export async function takeCheckpoint(o: CheckpointOptions): Promise<StoredCheckpoint> {
   const started = Date.now();
-  const found = await requireEnv(o.uri, o.stateRoot, o.env);
-  const rec = found.record;
-  if (!rec || !isUp(found))
-    throw new OstError(
-      `environment ${found.id} is not up (${rec ? rec.status : 'its env.json is missing'}): only an env that is up can be checkpointed`,
-      `ost status ${found.id}; bring it up first`,
-    );
-  const lock = await lockEnv(o.stateRoot, rec.id, `checkpoint ${o.name}`);
+  const { id } = await requireEnv(o.uri, o.stateRoot, o.env);
+  const lock = await lockEnv(o.stateRoot, id, `checkpoint ${o.name}`);
   try {
+    // found again under the lock: what a down or revert did before is seen
+    const found = await requireEnv(o.uri, o.stateRoot, id);
+    const rec = found.record;
+    if (!rec || !isUp(found))
+      throw new OstError(
+        `environment ${found.id} is not up (${rec ? rec.status : 'its env.json is missing'}): only an env that is up can be checkpointed`,
+        `ost status ${found.id}; bring it up first`,
+      );
     return await takeLocked(o, rec, started);
   } finally {
     await lock.release();

@@ -7,6 +7,7 @@ import { OstError } from '../../core/errors.js';
 import { run } from '../../core/exec.js';
 import { acquireLock } from '../../core/lock.js';
 import type { ProcessId } from '../../core/process.js';
+import { ownDir } from '../../core/safe-dir.js';
 
 export interface Lease {
   prefix: string;
@@ -115,7 +116,8 @@ export async function leaseSubnets(
   wanted: { network: string; fixed?: string }[],
   alsoTaken: readonly string[] = [],
 ): Promise<Map<string, string>> {
-  await fs.mkdir(dir, { recursive: true });
+  // root's alone: nobody else reads or plants a lease (0700, whatever the umask)
+  await ownDir(dir, 0o700, 'the leases directory');
   const lock = await acquireLock(path.join(dir, '.lock'), `lease subnets for ${envId}`, 30_000);
   try {
     // an unreadable lease file holds its /24 too, until ost gc removes it
