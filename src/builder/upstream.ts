@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { OstError } from '../core/errors.js';
 import { type Reporter, step } from '../core/events.js';
 import { sha256 } from '../core/fsutil.js';
+import { fetchWithUserinfo, redactUrl, redactUrlsIn } from '../core/redact-url.js';
 import type { ImageSet, Layer, PackageRepo } from './plan/model.js';
 import { chainOf } from './plan/model.js';
 
@@ -13,9 +14,9 @@ import { chainOf } from './plan/model.js';
 export interface UpstreamState {
   /** The repository's short name (the suite of a debootstrap mirror). */
   name: string;
-  /** The repository, as a sources line would name it: `deb URL SUITE` or `rpm URL`. */
+  /** The repository, as a sources line would name it: `deb URL SUITE` or `rpm URL` (URL without credentials). */
   source: string;
-  /** The index file that was read (InRelease, Release or repodata/repomd.xml). */
+  /** The index file that was read (InRelease, Release or repodata/repomd.xml), without credentials. */
   index: string;
   sha256: string;
   /**
@@ -48,9 +49,13 @@ export function reposOf(set: ImageSet, layer: Layer): PackageRepo[] {
   return out;
 }
 
-/** A repository as a one-line source, the same way whatever the file said. */
+/**
+ * A repository as a one-line source, the same way whatever the file said; its URL without credentials
+ * (`user:pass@`), as manifests, RPM descriptions and messages record it.
+ */
 export function sourceLine(r: PackageRepo): string {
-  return r.kind === 'deb' ? `deb ${r.url} ${r.suite}` : `rpm ${r.url}`;
+  const url = redactUrl(r.url);
+  return r.kind === 'deb' ? `deb ${url} ${r.suite}` : `rpm ${url}`;
 }
 
 const trimSlash = (u: string) => u.replace(/\/+$/, '');
@@ -104,7 +109,7 @@ async function readIndex(
     }
   }
   const timeout = AbortSignal.timeout(30_000);
-  const res = await fetch(url, { signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
+  const res = await fetchWithUserinfo(url, { signal: signal ? AbortSignal.any([signal, timeout]) : timeout });
   if (res.status === 404 || res.status === 410) return undefined;
   // fetchState wraps it with the repository and what to do
   if (!res.ok) throw new OstError(`HTTP ${res.status} ${res.statusText}`);
@@ -123,13 +128,13 @@ export async function fetchState(r: PackageRepo, signal?: AbortSignal): Promise<
     } catch (err) {
       if (signal?.aborted) throw err;
       throw new OstError(
-        `cannot read the state of ${sourceLine(r)}: ${url}: ${(err as Error).message}`,
+        `cannot read the state of ${sourceLine(r)}: ${redactUrl(url)}: ${redactUrlsIn((err as Error).message)}`,
         'check that the repository is reachable from this host, or build with --offline to keep the state each layer was last built from',
         err,
       );
     }
     if (!read) {
-      tried.push(url);
+      tried.push(redactUrl(url));
       continue;
     }
     const text = read.body.toString('utf8');
@@ -137,7 +142,7 @@ export async function fetchState(r: PackageRepo, signal?: AbortSignal): Promise<
     return {
       name: r.name,
       source: sourceLine(r),
-      index: url,
+      index: redactUrl(url),
       sha256: sha256(read.body),
       ...own,
       date: own.date ?? read.modified,

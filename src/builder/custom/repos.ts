@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { OstError } from '../../core/errors.js';
 import { atomicWriteFile, fileSha256 } from '../../core/fsutil.js';
+import { redactUrl, redactUrlsIn } from '../../core/redact-url.js';
 import { createrepoArgv } from '../../tools/createrepo.js';
 import { debFieldsArgv, parseStanza, parseStanzas } from '../../tools/dpkg-deb.js';
 import type { Family } from '../../tools/guest-steps.js';
@@ -28,11 +29,11 @@ export interface CustomPackage {
 export interface CustomRepo {
   /** `custom1`, `custom2`, ... in the order given. */
   name: string;
-  /** As the user gave it (folder or URL). */
+  /** As the user gave it (folder or URL), a URL without its credentials: what layer.json, manifests and messages record. */
   source: string;
   /** The staged copy with its metadata (folders), copied into the guest. */
   stagedDir?: string;
-  /** http(s) URL the guest reads itself. */
+  /** http(s) URL the guest reads itself (with its credentials, if it has any). */
   url?: string;
   packages: CustomPackage[];
 }
@@ -159,7 +160,7 @@ async function readUrlRepo(repo: CustomRepo, url: string, family: Family, signal
   } catch (err) {
     if (signal?.aborted) throw err;
     throw new OstError(
-      `--custom-repo ${repo.source}: cannot read its index: ${err instanceof Error ? err.message : String(err)}`,
+      `--custom-repo ${repo.source}: cannot read its index: ${redactUrlsIn(err instanceof Error ? err.message : String(err))}`,
       family === 'deb'
         ? 'an apt URL must be a flat repository (URL/Packages or URL/Packages.gz), or give a folder of .deb files'
         : 'a DNF URL must have repodata/repomd.xml, or give a folder of .rpm files',
@@ -179,7 +180,7 @@ export async function stageCustomRepos(
 ): Promise<CustomRepo[]> {
   const repos: CustomRepo[] = [];
   for (const [i, source] of sources.entries()) {
-    const repo: CustomRepo = { name: `custom${i + 1}`, source, packages: [] };
+    const repo: CustomRepo = { name: `custom${i + 1}`, source: redactUrl(source), packages: [] };
     if (/^https?:\/\//.test(source)) await readUrlRepo(repo, source, family, signal);
     else {
       const dir = source.startsWith('file:') ? fileURLToPath(source) : path.resolve(source);

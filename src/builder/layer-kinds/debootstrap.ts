@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import { guestfsEnv } from '../../core/accel.js';
 import { InternalError } from '../../core/errors.js';
 import { removeTree } from '../../core/fsutil.js';
+import { redactUrl } from '../../core/redact-url.js';
 import { debootstrapArgv } from '../../tools/debootstrap.js';
 import { gfQuote, scriptArgv } from '../../tools/guestfish.js';
 import { createArgv } from '../../tools/qemu-img.js';
@@ -61,7 +62,7 @@ function treeActions(ctx: LayerContext, b: DebootstrapBase, root: string): Actio
     },
     {
       kind: 'exec',
-      title: `debootstrap ${b.suite} from ${b.mirror}`,
+      title: `debootstrap ${b.suite} from ${redactUrl(b.mirror)}`,
       argv: debootstrapArgv({
         suite: b.suite,
         mirror: b.mirror,

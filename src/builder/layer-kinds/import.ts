@@ -6,6 +6,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { InternalError, OstError } from '../../core/errors.js';
 import { fileSha256 } from '../../core/fsutil.js';
+import { fetchWithUserinfo, redactUrl } from '../../core/redact-url.js';
 import type { Action, LayerContext } from './types.js';
 
 export function importActions(ctx: LayerContext): Action[] {
@@ -16,11 +17,12 @@ export function importActions(ctx: LayerContext): Action[] {
   if (b.isUrl) {
     actions.push({
       kind: 'internal',
-      title: `download ${b.source}`,
+      title: `download ${redactUrl(b.source)}`,
       run: async () => {
         await fs.mkdir(ctx.work, { recursive: true });
-        const res = await fetch(b.source);
-        if (!res.ok || !res.body) throw new OstError(`download of ${b.source} failed: HTTP ${res.status}`);
+        const res = await fetchWithUserinfo(b.source);
+        if (!res.ok || !res.body)
+          throw new OstError(`download of ${redactUrl(b.source)} failed: HTTP ${res.status}`);
         await pipeline(
           Readable.fromWeb(res.body as import('node:stream/web').ReadableStream),
           createWriteStream(local),
@@ -36,7 +38,7 @@ export function importActions(ctx: LayerContext): Action[] {
         const got = await fileSha256(local);
         if (got !== b.sha256) {
           throw new OstError(
-            `sha256 of ${b.source} is ${got}, but the image set says ${b.sha256}`,
+            `sha256 of ${redactUrl(b.source)} is ${got}, but the image set says ${b.sha256}`,
             'fix import.sha256 in the image-set file if the image changed on purpose',
           );
         }

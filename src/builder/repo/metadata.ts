@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { XMLParser } from 'fast-xml-parser';
 import { OstError } from '../../core/errors.js';
+import { fetchWithUserinfo, redactUrl } from '../../core/redact-url.js';
 
 export interface RepoPackage {
   name: string;
@@ -25,8 +26,8 @@ const isUrl = (s: string) => /^https?:\/\//.test(s);
 export async function readRepoFile(repo: string, rel: string, signal?: AbortSignal): Promise<Buffer> {
   if (isUrl(repo)) {
     const url = `${repo.replace(/\/$/, '')}/${rel}`;
-    const res = await fetch(url, { signal });
-    if (!res.ok) throw new OstError(`cannot fetch ${url}: HTTP ${res.status}`);
+    const res = await fetchWithUserinfo(url, { signal });
+    if (!res.ok) throw new OstError(`cannot fetch ${redactUrl(url)}: HTTP ${res.status}`);
     return Buffer.from(await res.arrayBuffer());
   }
   return fs.readFile(path.join(repo.replace(/^file:\/\//, ''), rel));

@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { OstError, UsageError } from '../../core/errors.js';
 import type { Reporter } from '../../core/events.js';
 import { atomicWriteFile, commitFile, exists, removeTree } from '../../core/fsutil.js';
+import { redactUrlsIn } from '../../core/redact-url.js';
 import { requireTools } from '../../core/require-tool.js';
 import { rpmPackageScriptsArgv } from '../../tools/rpm.js';
 import { rpmbuildArgv } from '../../tools/rpmbuild.js';
@@ -283,17 +284,20 @@ function layerSpec(
     version: RPM_VERSION,
     release,
     summary: `OST ${set.distro} ${l.name} layer`,
-    description: [
-      l.description ?? `The ${l.name} layer of the ${set.distro} OST image set.`,
-      `qcow2 ${l.parent ? `overlay on ${layerFileName(set.distro, l.parent)}` : 'base image'}; key ${m.key}.`,
-      ...upstreamLines(m),
-      ...(m.custom
-        ? [
-            `Built with custom packages from ${m.custom.repos.join(', ')}:`,
-            ...m.custom.packages.map((c) => `  ${c.name} ${c.version} ${c.arch}`),
-          ]
-        : []),
-    ].join('\n'),
+    // URLs without credentials, also those of a manifest recorded before they were left out
+    description: redactUrlsIn(
+      [
+        l.description ?? `The ${l.name} layer of the ${set.distro} OST image set.`,
+        `qcow2 ${l.parent ? `overlay on ${layerFileName(set.distro, l.parent)}` : 'base image'}; key ${m.key}.`,
+        ...upstreamLines(m),
+        ...(m.custom
+          ? [
+              `Built with custom packages from ${m.custom.repos.join(', ')}:`,
+              ...m.custom.packages.map((c) => `  ${c.name} ${c.version} ${c.arch}`),
+            ]
+          : []),
+      ].join('\n'),
+    ),
     provides: [
       `${layerProvide(set.distro, l.name)} = ${m.key}`,
       `${buildProvide(set.distro, l.name)} = ${m.buildId.replace(/-/g, '')}`,
