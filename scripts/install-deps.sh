@@ -8,10 +8,10 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 # libguestfs-xfs: XFS in the appliance (EL guests' root); a Recommends of libguestfs0, so named here
-APT_PKGS=(qemu-utils qemu-system-x86 libguestfs-tools libguestfs-xfs linux-image-amd64 debootstrap openssh-client openssh-server
+APT_PKGS=(qemu-utils qemu-system-x86 libguestfs-tools libguestfs-xfs linux-image-amd64 debootstrap debian-archive-keyring openssh-client openssh-server
           virtinst libvirt-clients rpm rpm2cpio createrepo-c dnf tar cpio gpg iproute2 util-linux ca-certificates
           libvirt-daemon-system dnsmasq-base iptables ansible-core python3 curl)
-DNF_PKGS=(qemu-img qemu-system-x86-core guestfs-tools kernel-core debootstrap openssh-clients openssh-server
+DNF_PKGS=(qemu-img qemu-system-x86-core guestfs-tools kernel-core debootstrap debian-keyring openssh-clients openssh-server
           virt-install libvirt-client rpm-build rpm-sign createrepo_c dnf tar cpio gnupg2 iproute util-linux ca-certificates
           libvirt-daemon libvirt-daemon-driver-qemu libvirt-daemon-driver-network dnsmasq iptables ansible-core)
 
