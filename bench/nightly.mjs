@@ -65,7 +65,13 @@ function night(label, extraArgs = '') {
     })(),
   );
   const r = sh(path.join(repoRoot, 'scripts/nightly-images.sh'), [setFile, repo], {
-    env: { ...process.env, OST_NIGHTLY_OUT: out, OST_NIGHTLY_KEEP: '3', OST_NIGHTLY_ARGS: extraArgs },
+    // the set imports --base from outside its folder
+    env: {
+      ...process.env,
+      OST_NIGHTLY_OUT: out,
+      OST_NIGHTLY_KEEP: '3',
+      OST_NIGHTLY_ARGS: `--allow-outside ${extraArgs}`.trim(),
+    },
   });
   const added = rpms().filter((e) => !before.has(e.name));
   const bytes = added.reduce((a, e) => a + statSync(path.join(repo, 'Packages', e.name)).size, 0);

@@ -11,11 +11,13 @@ import { exists, removeTree } from '../core/fsutil.js';
 import { acquireLock } from '../core/lock.js';
 import { processAlive } from '../core/process.js';
 import { requireTools, type ToolName } from '../core/require-tool.js';
+import { requireKeyring } from '../tools/debootstrap.js';
 import { destroyDomain, runningDomains } from '../tools/virsh.js';
 import { BuildPaths, readManifest } from './build-dir.js';
 import { ensureKeyPair, readPublicKey } from './keypair.js';
 import { installDomainOwner } from './layer-kinds/install.js';
 import type { BuildHost } from './layer-kinds/types.js';
+import { confinementOf, outsideMediaProblem } from './plan/confine.js';
 import { computeKeys } from './plan/keys.js';
 import type { ImageSet, Layer } from './plan/model.js';
 import { checkLayerFlags, makePlan, type PlanEntry, planFetches } from './plan/plan.js';
@@ -62,16 +64,26 @@ export function toolsFor(entries: PlanEntry[]): ToolName[] {
   return tools;
 }
 
-/** Install media and import sources are checked only for layers that will be built (a cached set needs none). */
+/**
+ * Install media and import sources are checked only for layers that will be built (a cached set needs none):
+ * they exist, and media that came to exist since the set was loaded follow its folder rule (confine.ts).
+ */
 export function preflight(set: ImageSet, plan: PlanEntry[]): void {
   const problems: ConfigProblem[] = [];
+  const confinement = confinementOf(set.file, set.allowOutside === true);
   const need = (layer: Layer, key: string, p: string | undefined, what: string) => {
-    if (p === undefined || /^https?:\/\//.test(p) || existsSync(p)) return;
-    problems.push({
-      file: set.file,
-      path: `layers[${layer.index}].${key}`,
-      message: `${what} ${p} does not exist; put it there or point the key at it (\${VAR:-default} expands environment variables)`,
-    });
+    if (p === undefined || /^https?:\/\//.test(p)) return;
+    const keyPath = `layers[${layer.index}].${key}`;
+    if (!existsSync(p)) {
+      problems.push({
+        file: set.file,
+        path: keyPath,
+        message: `${what} ${p} does not exist; put it there or point the key at it (\${VAR:-default} expands environment variables)`,
+      });
+      return;
+    }
+    const outside = key.startsWith('install.') ? outsideMediaProblem(confinement, what, p, p) : undefined;
+    if (outside !== undefined) problems.push({ file: set.file, path: keyPath, message: outside });
   };
   for (const e of plan) {
     if (e.action !== 'build') continue;
@@ -170,6 +182,7 @@ export async function buildImages(set: ImageSet, opts: BuildOptions = {}): Promi
     const plan = await planWith(publicKey);
     preflight(set, plan);
     requireTools(toolsFor(plan));
+    if (plan.some((e) => e.action === 'build' && e.layer.base?.kind === 'debootstrap')) requireKeyring();
     const outcomes = await schedule(
       set,
       plan,

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { writeAptFlatIndex } from '../../src/builder/custom/repos.js';
 import { run } from '../../src/core/exec.js';
-import { fileSha256 } from '../../src/core/fsutil.js';
+import { fileSha256, linkOrCopy } from '../../src/core/fsutil.js';
 import { dnfInstallArgv, dnfUpgradeArgv, rpmQueryAllArgv } from '../../src/tools/dnf.js';
 import { runArgv } from '../../src/tools/run-tool.js';
 import { makeDeb } from '../helpers/debs.js';
@@ -14,9 +14,11 @@ import { sharedImages } from './shared-images.js';
 
 const MIN = 60_000;
 const work = isRoot ? mkdtempSync('/var/tmp/ost-e2e-nightly-') : '/nonexistent';
-const seedRepo = path.join(work, 'seed-apt'); // where the seed layer installs the probe from (never changes)
-const local = path.join(work, 'local-apt'); // the "distro updates" the upgrade layer follows
-const setFile = path.join(work, 'set', 'nightly.yaml');
+// everything the set reads is in its folder, as a set file's host paths must be (no --allow-outside)
+const setDir = path.join(work, 'set');
+const seedRepo = path.join(setDir, 'seed-apt'); // where the seed layer installs the probe from (never changes)
+const local = path.join(setDir, 'local-apt'); // the "distro updates" the upgrade layer follows
+const setFile = path.join(setDir, 'nightly.yaml');
 const out = path.join(work, 'out');
 const repo = path.join(work, 'repo');
 const root = path.join(work, 'root');
@@ -76,7 +78,9 @@ describe.skipIf(!isRoot)('the nightly pipeline on local package repositories (re
     ensureBuilt();
     const shared = await sharedImages();
     sharedKey = path.join(shared.out, 'debian12_id_rsa');
-    const base = path.join(shared.out, 'debian12-base.qcow2');
+    mkdirSync(setDir, { recursive: true });
+    const base = path.join(setDir, 'debian12-base.qcow2');
+    await linkOrCopy(path.join(shared.out, 'debian12-base.qcow2'), base);
     await addProbe(seedRepo, '1.0');
     mkdirSync(local, { recursive: true });
     await writeAptFlatIndex(local); // no updates yet: an empty index

@@ -1,9 +1,10 @@
 // The `repos:` of an image-set layer, normalised: checked against the set's family (a Debian repository
 // needs a suite and components, an RPM one is its URL), file: URLs resolved against the set file and
-// required to be directories on this host.
+// required to be directories on this host, inside the set file's folder (confine.ts).
 import { existsSync, statSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { KeyPath } from '../../core/config-file.js';
+import type { HostPaths } from './confine.js';
 import type { PackageRepo } from './model.js';
 import type { RawImageSet, RawLayer } from './schema.js';
 
@@ -12,7 +13,7 @@ export function normaliseRepos(
   set: RawImageSet,
   l: RawLayer,
   i: number,
-  resolve: (p: string) => string,
+  paths: HostPaths,
   add: (p: KeyPath, m: string) => void,
 ): PackageRepo[] {
   if (l.debootstrap && l.repos.length > 0)
@@ -37,10 +38,11 @@ export function normaliseRepos(
     let url = r.url;
     if (url.startsWith('file:')) {
       // file:///absolute/dir, or file:dir relative to the set file (as its other files)
-      const dir = url.startsWith('file://') ? fileURLToPath(url) : resolve(decodeURIComponent(url.slice(5)));
-      if (!existsSync(dir) || !statSync(dir).isDirectory())
-        add([...p, 'url'], `${dir} is not a directory on this host; a file:// repository is copied from it`);
-      url = pathToFileURL(resolve(dir)).href;
+      const dir = url.startsWith('file://') ? fileURLToPath(url) : decodeURIComponent(url.slice(5));
+      const { abs, ok } = paths.inside([...p, 'url'], dir, 'repository folder');
+      if (ok && (!existsSync(abs) || !statSync(abs).isDirectory()))
+        add([...p, 'url'], `${abs} is not a directory on this host; a file:// repository is copied from it`);
+      url = pathToFileURL(abs).href;
     }
     return {
       name: r.name,

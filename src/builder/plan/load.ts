@@ -1,9 +1,11 @@
-// Load an image-set file: YAML → zod schema → normalise (a layer's repos: layer-repos.ts) → cross-field rules
-// (the layer graph's: layer-graph.ts), every problem reported at once.
+// Load an image-set file: YAML → zod schema → normalise (a layer's repos: layer-repos.ts; host paths kept
+// inside the set's folder: confine.ts) → cross-field rules (the layer graph's: layer-graph.ts), every problem
+// reported at once.
 import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { formatKeyPath, type KeyPath, readYamlConfig } from '../../core/config-file.js';
 import { InternalError } from '../../core/errors.js';
+import { type HostPaths, hostPaths } from './confine.js';
 import { checkChains, checkCycles, checkNames, checkParents, topoSort } from './layer-graph.js';
 import { normaliseRepos } from './layer-repos.js';
 import { type BaseSource, type ImageSet, type Layer, parseDuration, parseSize, type Step } from './model.js';
@@ -19,11 +21,17 @@ export function placeholdersIn(text: string): string[] {
   return [...text.matchAll(/\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}/g)].map((m) => m[1] as string);
 }
 
+/** How a set file is read. */
+export interface LoadOptions {
+  /** Let the file name host paths outside its own folder (--allow-outside: its author is trusted). */
+  allowOutside?: boolean;
+}
+
 /**
  * Load and validate an image-set file. Throws ConfigError listing every problem. `vars`: what `${VAR}` in
  * its install media paths expands to (the CLI passes the environment's variables; none: every default).
  */
-export function loadImageSet(file: string, vars: NodeJS.ProcessEnv = {}): ImageSet {
+export function loadImageSet(file: string, vars: NodeJS.ProcessEnv = {}, opts: LoadOptions = {}): ImageSet {
   const cfg = readYamlConfig(file, 'pass the path of an image-set file such as images/debian12.yaml');
   const abs = cfg.file;
   const add = cfg.add;
@@ -37,7 +45,7 @@ export function loadImageSet(file: string, vars: NodeJS.ProcessEnv = {}): ImageS
     cfg.throwIfProblems();
     throw new InternalError('the image set failed its schema, yet no problem was recorded');
   }
-  const set = normalise(parsed.data, abs, add, vars);
+  const set = normalise(parsed.data, abs, hostPaths(abs, opts.allowOutside === true, add), add, vars);
   cfg.throwIfProblems();
   return set;
 }
@@ -58,7 +66,9 @@ function valueAt(raw: unknown, p: KeyPath): unknown {
 
 const isUrl = (s: string) => /^https?:\/\//.test(s);
 
-const resolveSource = (s: string, resolve: (p: string) => string) => (isUrl(s) ? s : resolve(s));
+/** An install medium: a URL as it is, a path resolved and checked (confine.ts). */
+const mediaSource = (paths: HostPaths, p: KeyPath, s: string, what: string) =>
+  isUrl(s) ? s : paths.media(p, s, what);
 
 /**
  * `${VAR}` and `${VAR:-default}` in install media paths, so a host can point at its own ISO
@@ -75,21 +85,21 @@ export function expandEnv(text: string, env: NodeJS.ProcessEnv): string {
 function normalise(
   raw: RawImageSet,
   file: string,
+  paths: HostPaths,
   add: (p: KeyPath, m: string) => void,
   vars: NodeJS.ProcessEnv,
 ): ImageSet {
   const dir = path.dirname(file);
-  const resolve = (p: string) => path.resolve(dir, p);
-  const mustBeFile = fileChecker(resolve, add);
+  const mustBeFile = fileChecker(paths, add);
   const firstIndex = checkNames(raw, add);
   checkParents(raw, firstIndex, add);
   checkCycles(raw, firstIndex, add);
 
-  const layers: Layer[] = raw.layers.map((l, i) => normaliseLayer(raw, l, i, resolve, mustBeFile, add, vars));
+  const layers: Layer[] = raw.layers.map((l, i) => normaliseLayer(raw, l, i, paths, mustBeFile, add, vars));
 
   // repositories: one name per chain; refresh: upstream needs some repository to watch
   checkChains(raw, layers, add);
-  checkPlaceholders(raw, resolve, add);
+  checkPlaceholders(raw, paths, add);
 
   return {
     file,
@@ -100,17 +110,19 @@ function normalise(
     selinux: raw.selinux,
     variables: raw.variables,
     customizeMemoryMiB: raw.customize.memory,
+    allowOutside: paths.confinement.allowOutside,
     layers: topoSort(layers),
   };
 }
 
-/** A check that a path of the set file names a readable regular file; a problem at `p` otherwise. */
+/** A check that a path of the set file names a readable regular file in its folder; a problem at `p` otherwise. */
 function fileChecker(
-  resolve: (p: string) => string,
+  paths: HostPaths,
   add: (p: KeyPath, m: string) => void,
 ): (p: KeyPath, rel: string, what: string) => void {
   return (p: KeyPath, rel: string, what: string) => {
-    const abs = resolve(rel);
+    const { abs, ok } = paths.inside(p, rel, what);
+    if (!ok) return;
     try {
       if (!statSync(abs).isFile()) {
         add(p, `${what} ${rel} is not a regular file (resolved to ${abs})`);
@@ -124,14 +136,11 @@ function fileChecker(
 }
 
 /** Answer files use only placeholders ost fills or the set's variables define. */
-function checkPlaceholders(
-  raw: RawImageSet,
-  resolve: (p: string) => string,
-  add: (p: KeyPath, m: string) => void,
-): void {
+function checkPlaceholders(raw: RawImageSet, paths: HostPaths, add: (p: KeyPath, m: string) => void): void {
   raw.layers.forEach((l, i) => {
     if (!l.install) return;
-    const abs = resolve(l.install.answerFile);
+    const abs = paths.resolve(l.install.answerFile);
+    if (!paths.allowed(abs)) return; // reported by mustBeFile, and not read
     let text: string;
     try {
       text = readFileSync(abs, 'utf8');
@@ -155,15 +164,15 @@ function normaliseLayer(
   set: RawImageSet,
   l: RawLayer,
   i: number,
-  resolve: (p: string) => string,
+  paths: HostPaths,
   mustBeFile: (p: KeyPath, rel: string, what: string) => void,
   add: (p: KeyPath, m: string) => void,
   vars: NodeJS.ProcessEnv,
 ): Layer {
   checkLayerKind(l, i, add);
-  const base = baseSource(set, l, i, resolve, mustBeFile, add, vars);
-  const steps = normaliseSteps(l, i, resolve, mustBeFile, add);
-  const repos = normaliseRepos(set, l, i, resolve, add);
+  const base = baseSource(set, l, i, paths, mustBeFile, add, vars);
+  const steps = normaliseSteps(l, i, paths, mustBeFile, add);
+  const repos = normaliseRepos(set, l, i, paths, add);
   // the default refresh is decided once the chain is known (loadImageSet)
   const refresh = l.refresh ?? 'never';
   return {
@@ -218,7 +227,7 @@ function baseSource(
   set: RawImageSet,
   l: RawLayer,
   i: number,
-  resolve: (p: string) => string,
+  paths: HostPaths,
   mustBeFile: (p: KeyPath, rel: string, what: string) => void,
   add: (p: KeyPath, m: string) => void,
   vars: NodeJS.ProcessEnv,
@@ -245,12 +254,12 @@ function baseSource(
     const src = expandEnv(l.import.source, vars);
     return {
       kind: 'import',
-      source: isUrl(src) ? src : resolve(src),
+      source: isUrl(src) ? src : paths.inside(['layers', i, 'import', 'source'], src, 'image').abs,
       isUrl: isUrl(src),
       sha256: l.import.sha256,
     };
   }
-  if (l.install) return installBase(l.install, i, resolve, mustBeFile, add, vars);
+  if (l.install) return installBase(l.install, i, paths, mustBeFile, add, vars);
   return undefined;
 }
 
@@ -258,7 +267,7 @@ function baseSource(
 function installBase(
   s: NonNullable<RawLayer['install']>,
   i: number,
-  resolve: (p: string) => string,
+  paths: HostPaths,
   mustBeFile: (p: KeyPath, rel: string, what: string) => void,
   add: (p: KeyPath, m: string) => void,
   vars: NodeJS.ProcessEnv,
@@ -275,15 +284,22 @@ function installBase(
     );
   }
   const loc = s.location === undefined ? undefined : expandEnv(s.location, vars);
+  const p: KeyPath = ['layers', i, 'install'];
   const kind =
     s.answerKind ??
     (/preseed|\.seed$|\.cfg\.in$/.test(s.answerFile) && !/\.ks/.test(s.answerFile) ? 'preseed' : 'kickstart');
   return {
     kind: 'install',
-    location: loc === undefined ? undefined : resolveSource(loc, resolve),
-    kernel: s.kernel === undefined ? undefined : resolveSource(expandEnv(s.kernel, vars), resolve),
-    initrd: s.initrd === undefined ? undefined : resolveSource(expandEnv(s.initrd, vars), resolve),
-    answerFile: resolve(s.answerFile),
+    location: loc === undefined ? undefined : mediaSource(paths, [...p, 'location'], loc, 'install media'),
+    kernel:
+      s.kernel === undefined
+        ? undefined
+        : mediaSource(paths, [...p, 'kernel'], expandEnv(s.kernel, vars), 'kernel'),
+    initrd:
+      s.initrd === undefined
+        ? undefined
+        : mediaSource(paths, [...p, 'initrd'], expandEnv(s.initrd, vars), 'initrd'),
+    answerFile: paths.resolve(s.answerFile),
     answerKind: kind,
     osVariant: s.osVariant,
     memoryMiB: s.memory,
@@ -299,7 +315,7 @@ function installBase(
 function normaliseSteps(
   l: RawLayer,
   i: number,
-  resolve: (p: string) => string,
+  paths: HostPaths,
   mustBeFile: (p: KeyPath, rel: string, what: string) => void,
   add: (p: KeyPath, m: string) => void,
 ): Step[] {
@@ -322,11 +338,16 @@ function normaliseSteps(
     else if (s.upgrade) steps.push({ kind: 'upgrade' });
     else if (s.script !== undefined) {
       mustBeFile([...p, 'script'], s.script, 'script');
-      steps.push({ kind: 'script', file: resolve(s.script) });
+      steps.push({ kind: 'script', file: paths.resolve(s.script) });
     } else if (s.run !== undefined) steps.push({ kind: 'run', command: s.run });
     else if (s.upload) {
       mustBeFile([...p, 'upload', 'from'], s.upload.from, 'upload source');
-      steps.push({ kind: 'upload', from: resolve(s.upload.from), to: s.upload.to, mode: s.upload.mode });
+      steps.push({
+        kind: 'upload',
+        from: paths.resolve(s.upload.from),
+        to: s.upload.to,
+        mode: s.upload.mode,
+      });
     }
   });
   return steps;

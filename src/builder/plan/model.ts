@@ -118,6 +118,8 @@ export interface ImageSet {
   selinux: boolean;
   variables: Record<string, string>;
   customizeMemoryMiB: number;
+  /** Loaded with --allow-outside: its host paths may lead outside `dir` (plan/confine.ts). */
+  allowOutside?: boolean;
   /** Parents before children. */
   layers: Layer[];
 }

@@ -20,6 +20,8 @@ export interface BootImageArgs {
   memory: number;
   command?: string;
   json: boolean;
+  /** --allow-outside: the set file's host paths may lead outside its folder. */
+  allowOutside?: boolean;
 }
 
 /** Which image and key to boot: an explicit --image/--key, or a layer of a built set. */
@@ -29,7 +31,7 @@ function target(args: BootImageArgs, config: OstConfig): { image: string; key: s
     return { image: path.resolve(args.image), key: path.resolve(args.key), label: path.basename(args.image) };
   }
   if (!args.set) throw new OstError('name an image-set file (and layer), or pass --image and --key');
-  const set = loadImageSet(args.set, config.fileVars);
+  const set = loadImageSet(args.set, config.fileVars, { allowOutside: args.allowOutside });
   const names = set.layers.map((l) => l.name);
   const layer = args.layer ?? leavesOf(set)[0];
   if (!layer || !names.includes(layer)) {

@@ -38,6 +38,8 @@ export interface BuildImagesArgs {
   withRepo?: string[];
   withInstall?: string[];
   skipCustomCheck?: boolean;
+  /** --allow-outside: the set file's host paths may lead outside its folder. */
+  allowOutside?: boolean;
 }
 
 export async function buildImagesCommand(args: BuildImagesArgs, config: OstConfig): Promise<void> {
@@ -46,7 +48,8 @@ export async function buildImagesCommand(args: BuildImagesArgs, config: OstConfi
       `--with-install ${args.withInstall?.join(' ')}: installs from --with-repo repos, and none is given`,
       'add --with-repo DIR|URL with the packages',
     );
-  for (const file of args.set) await buildSet(loadImageSet(file, config.fileVars), args, config);
+  for (const file of args.set)
+    await buildSet(loadImageSet(file, config.fileVars, { allowOutside: args.allowOutside }), args, config);
 }
 
 /** --with-repo: the set with the custom packages upgraded into its leaves, staged in a temp dir. */

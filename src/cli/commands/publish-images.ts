@@ -27,6 +27,8 @@ export interface PublishImagesArgs extends PublishFlags {
   repo: string;
   out?: string;
   json: boolean;
+  /** --allow-outside: the set file's host paths may lead outside its folder. */
+  allowOutside?: boolean;
 }
 
 export function releaseSummary(r: ReleaseResult) {
@@ -57,7 +59,7 @@ export function releaseText(r: ReleaseResult, repo: string): string {
 }
 
 export async function publishImagesCommand(args: PublishImagesArgs, config: OstConfig): Promise<void> {
-  const set = loadImageSet(args.set, config.fileVars);
+  const set = loadImageSet(args.set, config.fileVars, { allowOutside: args.allowOutside });
   const ui = cliReporter({ quiet: args.json });
   const abort = new AbortController();
   const off = onInterrupt(abort, () => process.exit(130));

@@ -7,6 +7,14 @@ import { publishImagesCommand } from '../commands/publish-images.js';
 import { jsonOption, publishOptions } from '../options.js';
 import { defineCommand, demandedText, flag, numeric, text, textList } from '../spec.js';
 
+/** Every command that reads a set file: whether its host paths may lead outside its folder (plan/confine.ts). */
+const setFileOptions = {
+  'allow-outside': flag(
+    'let the set file name host paths outside its own folder (scripts, uploads, answer files, file: repos, images); only for a set file whose author you trust',
+    false,
+  ),
+};
+
 export const buildImages = defineCommand({
   name: 'build-images',
   describe: 'Build an image set (images/<distro>.yaml) into verified layered qcow2 images',
@@ -31,6 +39,7 @@ export const buildImages = defineCommand({
     'skip-custom-check': flag('with --with-repo: accept a build to which a repo supplied nothing', false),
     publish: text('then pack, verify and publish the set to this repo dir'),
     ...publishOptions,
+    ...setFileOptions,
   },
   run: (a, { config }) => buildImagesCommand(a, config),
 });
@@ -44,6 +53,7 @@ export const publishImages = defineCommand({
     out: text('build directory (default: build/<distro>)'),
     ...jsonOption,
     ...publishOptions,
+    ...setFileOptions,
   },
   run: (a, { config }) => publishImagesCommand(a, config),
 });
@@ -63,6 +73,7 @@ export const bootImage = defineCommand({
     memory: numeric(wholeNumber('memory', 256, 1_048_576), 'MiB of guest memory', '1024'),
     command: text('command to run over SSH once it answers'),
     ...jsonOption,
+    ...setFileOptions,
   },
   run: (a, { config }) => bootImageCommand(a, config),
 });

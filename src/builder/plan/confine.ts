@@ -1,0 +1,168 @@
+// Host paths an image-set file names stay inside the set file's folder (issue 28): building someone's set
+// as root must not copy /etc/shadow into a published image. Checked on real paths (a link inside the folder
+// that leads out is outside); `--allow-outside` lifts the rule for a set file its user trusts. Install media
+// (location:, kernel:, initrd:) may also be a regular file every local user can read (an ISO under
+// /var/lib/ost-images/iso, the installer of a package under /usr/lib/debian-installer): the guest then
+// reads nothing its author could not read already.
+import { lstatSync, readlinkSync, realpathSync, statSync } from 'node:fs';
+import * as path from 'node:path';
+import type { KeyPath } from '../../core/config-file.js';
+
+/** Where a set file's paths must stay, and whether its user lifted the rule. */
+export interface Confinement {
+  /** The set file's folder, its real path. */
+  dir: string;
+  allowOutside: boolean;
+}
+
+/** The confinement for a set file (absolute path) in its folder. */
+export function confinementOf(file: string, allowOutside: boolean): Confinement {
+  return { dir: realPathOf(path.dirname(file)), allowOutside };
+}
+
+const MAX_LINKS = 40;
+
+/**
+ * The real path of `abs`, links followed, also when it does not exist (yet): its longest existing prefix
+ * resolved, the rest appended; a dangling link is followed to where it points.
+ */
+export function realPathOf(abs: string, links = 0): string {
+  const rest: string[] = [];
+  let head = abs;
+  for (;;) {
+    try {
+      return path.join(realpathSync(head), ...rest.reverse());
+    } catch {
+      // missing, or a link to a missing target: followed below
+    }
+    const target = danglingTarget(head);
+    if (target !== undefined && links < MAX_LINKS)
+      return realPathOf(path.join(target, ...[...rest].reverse()), links + 1);
+    const parent = path.dirname(head);
+    if (parent === head) return abs;
+    rest.push(path.basename(head));
+    head = parent;
+  }
+}
+
+/** Where a link that leads nowhere points (absolute), or undefined when `p` is not a link. */
+function danglingTarget(p: string): string | undefined {
+  try {
+    if (!lstatSync(p).isSymbolicLink()) return undefined;
+    return path.resolve(path.dirname(p), readlinkSync(p));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether `real` is `dir` or under it. */
+export function isInside(dir: string, real: string): boolean {
+  const rel = path.relative(dir, real);
+  return rel === '' || (rel !== '..' && !rel.startsWith(`..${path.sep}`) && !path.isAbsolute(rel));
+}
+
+const HINT =
+  "a set file reads only files in its own folder: move it there, or pass --allow-outside if you trust this set file's author";
+const MEDIA_HINT =
+  'outside it, install media must be a regular file that every user can read (o+r, each parent folder o+x)';
+
+/** What is outside, where it leads, and what to do. */
+function outsideMessage(
+  c: Confinement,
+  what: string,
+  given: string,
+  abs: string,
+  real: string,
+  hints: string[],
+) {
+  const where = real === abs ? `resolved to ${abs}` : `resolved to ${abs}, which leads to ${real}`;
+  return `${what} ${given} is outside the image-set file's folder ${c.dir} (${where}); ${hints.join('; ')}`;
+}
+
+/**
+ * The problem with a host path a set file names (`given` as written, `abs` resolved against its folder), or
+ * undefined when it stays inside the folder (or the rule is lifted).
+ */
+export function outsideProblem(c: Confinement, what: string, given: string, abs: string): string | undefined {
+  if (c.allowOutside) return undefined;
+  const real = realPathOf(abs);
+  return isInside(c.dir, real) ? undefined : outsideMessage(c, what, given, abs, real, [HINT]);
+}
+
+/**
+ * As outsideProblem, for install media: outside the folder they may also be a regular file that every
+ * local user can read (o+r, every parent folder o+x). A missing one is left to the build's preflight.
+ */
+export function outsideMediaProblem(
+  c: Confinement,
+  what: string,
+  given: string,
+  abs: string,
+): string | undefined {
+  if (c.allowOutside) return undefined;
+  const real = realPathOf(abs);
+  if (isInside(c.dir, real)) return undefined;
+  let isFile: boolean;
+  try {
+    isFile = statSync(real).isFile();
+  } catch {
+    return undefined; // missing: the preflight of a build says so, and checks again once it exists
+  }
+  if (isFile && publiclyReadable(real)) return undefined;
+  return outsideMessage(c, what, given, abs, real, [MEDIA_HINT, HINT]);
+}
+
+/** Whether every local user can read `real` (o+r) and reach it (each parent folder o+x). */
+function publiclyReadable(real: string): boolean {
+  try {
+    if ((statSync(real).mode & 0o004) === 0) return false;
+    for (let d = path.dirname(real); ; d = path.dirname(d)) {
+      if ((statSync(d).mode & 0o001) === 0) return false;
+      if (path.dirname(d) === d) return true;
+    }
+  } catch {
+    return false;
+  }
+}
+
+/** A set file's host paths: resolved against its folder, with a problem recorded when one leads outside. */
+export interface HostPaths {
+  /** The rule they are checked by. */
+  confinement: Confinement;
+  /** Resolved against the set file's folder, unchecked. */
+  resolve(given: string): string;
+  /** Whether the rule lets the set read `abs` (inside its folder, or --allow-outside). */
+  allowed(abs: string): boolean;
+  /** Resolved; `ok` false (and a problem at `p`) when it leads outside the folder. */
+  inside(p: KeyPath, given: string, what: string): { abs: string; ok: boolean };
+  /** As inside, for install media (see outsideMediaProblem). */
+  media(p: KeyPath, given: string, what: string): string;
+}
+
+/** The host paths of the set file `file` (absolute), problems going to `add`. */
+export function hostPaths(
+  file: string,
+  allowOutside: boolean,
+  add: (p: KeyPath, m: string) => void,
+): HostPaths {
+  const dir = path.dirname(file);
+  const c = confinementOf(file, allowOutside);
+  const resolve = (given: string) => path.resolve(dir, given);
+  return {
+    confinement: c,
+    resolve,
+    allowed: (abs) => c.allowOutside || isInside(c.dir, realPathOf(abs)),
+    inside: (p, given, what) => {
+      const abs = resolve(given);
+      const problem = outsideProblem(c, what, given, abs);
+      if (problem !== undefined) add(p, problem);
+      return { abs, ok: problem === undefined };
+    },
+    media: (p, given, what) => {
+      const abs = resolve(given);
+      const problem = outsideMediaProblem(c, what, given, abs);
+      if (problem !== undefined) add(p, problem);
+      return abs;
+    },
+  };
+}
