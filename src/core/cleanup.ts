@@ -38,9 +38,12 @@ export class CleanupStack {
   }
 }
 
+/** The signals that interrupt ost: Ctrl-C, kill, and a closed terminal (an ssh session that drops). */
+export const INTERRUPT_SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
 /**
- * First SIGINT/SIGTERM aborts gracefully (commands are killed, undo runs) with an InterruptedError as the
- * abort reason; a second one exits at once. Returns a function that removes the handlers.
+ * First SIGINT/SIGTERM/SIGHUP aborts gracefully (commands are killed, undo runs) with an InterruptedError
+ * as the abort reason; a second one exits at once. Returns a function that removes the handlers.
  */
 export function onInterrupt(abort: AbortController, onHard: () => void): () => void {
   let count = 0;
@@ -50,10 +53,8 @@ export function onInterrupt(abort: AbortController, onHard: () => void): () => v
     if (count === 1) abort.abort(new InterruptedError(`by ${sig}`));
     else onHard();
   };
-  process.on('SIGINT', handler);
-  process.on('SIGTERM', handler);
+  for (const sig of INTERRUPT_SIGNALS) process.on(sig, handler);
   return () => {
-    process.off('SIGINT', handler);
-    process.off('SIGTERM', handler);
+    for (const sig of INTERRUPT_SIGNALS) process.off(sig, handler);
   };
 }

@@ -15,13 +15,16 @@ export function setFaultPoints(s: FaultSettings): void {
 
 /**
  * Stop here when OST_FAULT_PAUSE names this point (tests only): forever, or, when `$OST_FAULT_RESUME` names
- * a file, until that file exists (a test changes the world meanwhile, e.g. takes a subnet).
+ * a file, until that file exists (a test changes the world meanwhile, e.g. takes a subnet); or, given a
+ * `signal`, until it aborts (Ctrl-C at that point): then it throws the abort's reason.
  */
-export async function faultPoint(name: string): Promise<void> {
+export async function faultPoint(name: string, signal?: AbortSignal): Promise<void> {
   if (settings.pause !== name) return;
   if (settings.mark) writeFileSync(settings.mark, `${name} ${process.pid}\n`);
   const resume = settings.resume;
-  // a pending promise alone does not keep node running: a timer does, until the test kills us
-  if (!resume) await new Promise(() => setInterval(() => {}, 3_600_000));
-  else while (!existsSync(resume)) await new Promise((r) => setTimeout(r, 50));
+  // the timer keeps node running until the test kills us, or resumes or interrupts (`signal`) us
+  while (!resume || !existsSync(resume)) {
+    signal?.throwIfAborted();
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }

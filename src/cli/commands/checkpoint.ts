@@ -1,5 +1,6 @@
 // `ost checkpoint / revert / rm-checkpoint`, `ost list --checkpoints`, `ost gc --checkpoints`: thin handlers
 // over src/launcher/checkpoint.
+import { onInterrupt } from '../../core/cleanup.js';
 import type { OstConfig } from '../../core/config.js';
 import { OstError } from '../../core/errors.js';
 import { checkpointsInUse } from '../../launcher/checkpoint/in-use.js';
@@ -58,6 +59,9 @@ export async function checkpointCommand(
   config: OstConfig,
 ): Promise<void> {
   const ui = cliReporter({ quiet: a.json });
+  // Ctrl-C (or SIGTERM, SIGHUP) while the VMs are paused: they are resumed, the draft removed
+  const abort = new AbortController();
+  const off = onInterrupt(abort, () => process.exit(130));
   try {
     const c = await takeCheckpoint({
       uri: libvirtUri(a.connect, config.libvirtUri),
@@ -69,6 +73,7 @@ export async function checkpointCommand(
       replace: a.force,
       suiteOf: suiteOf(config),
       reporter: ui.reporter,
+      signal: abort.signal,
     });
     ui.stop();
     process.stdout.write(
@@ -79,6 +84,7 @@ export async function checkpointCommand(
     );
   } finally {
     ui.stop();
+    off();
   }
 }
 

@@ -5,8 +5,10 @@
 // and the checkpoint only on the installed images.
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
+import { CleanupStack } from '../../core/cleanup.js';
 import { OstError } from '../../core/errors.js';
 import { type Reporter, step } from '../../core/events.js';
+import type { ExecOptions, ExecResult } from '../../core/exec.js';
 import { faultPoint } from '../../core/fault.js';
 import { asOwnerOf } from '../../core/safe-dir.js';
 import { createOverlay } from '../../tools/qemu-img.js';
@@ -39,6 +41,8 @@ export interface CheckpointOptions {
   /** The suite the env was started from, as its file reads now (for the content key); none if gone. */
   suiteOf?: (r: EnvRecord) => Environment | undefined;
   reporter: Reporter;
+  /** Ctrl-C: a checkpoint interrupted while the VMs are paused resumes them all. */
+  signal?: AbortSignal;
 }
 
 /** The disks of a VM, root disk first: guest device, the file the VM writes now, its format. */
@@ -73,8 +77,8 @@ function keyOf(r: EnvRecord, name: string, suite: Environment | undefined): stri
   return suite ? contentKey(suite, recordImages(r), r.ipMode, name) : '';
 }
 
-async function domState(uri: string, name: string): Promise<string> {
-  const r = await virsh(uri, ['domstate', name], { allowFailure: true });
+async function domState(run: VirshRun, name: string): Promise<string> {
+  const r = await run(['domstate', name], { allowFailure: true });
   return r.exitCode === 0 ? r.stdout.trim() : 'gone';
 }
 
@@ -88,12 +92,13 @@ async function wasDeployed(r: EnvRecord): Promise<boolean> {
   return r.deployed === true;
 }
 
-type Tops = Map<string, { dev: string; top: string; next: string; base?: string }[]>;
+export type Tops = Map<string, { dev: string; top: string; next: string; base?: string }[]>;
 type Draft = Awaited<ReturnType<typeof startCheckpoint>>;
 
 /** Every VM of the env must run (or be paused by a killed checkpoint) to be checkpointed. */
 async function checkRunning(uri: string, rec: EnvRecord): Promise<void> {
-  const states = await Promise.all(rec.vms.map((vm) => domState(uri, vm.libvirtName)));
+  const run: VirshRun = (args, opts) => virsh(uri, args, opts);
+  const states = await Promise.all(rec.vms.map((vm) => domState(run, vm.libvirtName)));
   const bad = rec.vms.filter((_, i) => !['running', 'paused'].includes(states[i] as string));
   if (bad.length > 0)
     throw new OstError(
@@ -119,44 +124,107 @@ async function newTops(rec: EnvRecord, qemu: Identity): Promise<Tops> {
   return tops;
 }
 
-/** Pause every VM, then save each one's memory and switch its disks to the new tops (one snapshot each). */
-async function freeze(o: CheckpointOptions, rec: EnvRecord, tops: Tops, draft: Draft): Promise<void> {
-  // all at once first: no VM runs on while another is being saved
-  await Promise.all(
-    rec.vms.map(async (vm) => {
-      const r = await virsh(o.uri, ['suspend', vm.libvirtName], { allowFailure: true });
-      // paused already (a checkpoint killed after pausing) is as good
-      if (r.exitCode !== 0 && (await domState(o.uri, vm.libvirtName)) !== 'paused')
-        throw new OstError(`cannot pause ${vm.name}: ${r.stderr.trim()}`, `ost status ${rec.id}`);
-    }),
+/** Runs one virsh command on the env's connection (the words after `virsh -c URI`); a test passes its own. */
+export type VirshRun = (args: readonly string[], opts?: ExecOptions) => Promise<ExecResult>;
+
+/** What freezing an env's VMs needs: each VM's disks and their new tops, where memory goes, how to run virsh. */
+export interface Freeze {
+  vms: VmRecord[];
+  tops: Tops;
+  /** The checkpoint's draft dir: each VM's memory goes there. */
+  memDir: string;
+  run: VirshRun;
+  /** Ctrl-C (SIGINT, SIGTERM, SIGHUP): stops the freeze, every VM resumed. */
+  signal?: AbortSignal;
+  reporter?: Reporter;
+}
+
+/** Resume every VM (one that runs already says so, and that is fine). */
+async function resumeVms(vms: VmRecord[], run: VirshRun): Promise<void> {
+  await Promise.all(vms.map((vm) => run(['resume', vm.libvirtName], { allowFailure: true })));
+}
+
+/**
+ * Pause every VM at once, then snapshot each one (memory into `memDir`, disks switched to their new tops;
+ * each VM's record says which it writes as soon as its snapshot is done). The resume of every VM is
+ * registered before the first pause: an error or an interrupt while they are paused resumes them all before
+ * it is thrown. Snapshots are not interrupted (libvirt finishes its job anyway): the caller checks
+ * `signal` after them. Returns each snapshot's outcome and the resume, for the caller to run (or not: --stop).
+ */
+export async function freezeVms(
+  f: Freeze,
+): Promise<{ results: PromiseSettledResult<void>[]; resume: () => Promise<void> }> {
+  const undo = new CleanupStack();
+  undo.add('resume the paused VMs', () => resumeVms(f.vms, f.run));
+  try {
+    f.signal?.throwIfAborted();
+    // all at once first: no VM runs on while another is being saved
+    await Promise.all(
+      f.vms.map(async (vm) => {
+        const r = await f.run(['suspend', vm.libvirtName], { allowFailure: true });
+        // paused already (a checkpoint killed after pausing) is as good
+        if (r.exitCode !== 0 && (await domState(f.run, vm.libvirtName)) !== 'paused')
+          throw new OstError(`cannot pause ${vm.name}: ${r.stderr.trim()}`, `ost status ${vm.name}`);
+      }),
+    );
+    await faultPoint('checkpoint:paused', f.signal);
+    f.signal?.throwIfAborted();
+    const results = await Promise.allSettled(f.vms.map((vm) => snapshotVm(f, vm)));
+    return { results, resume: () => undo.unwind(f.reporter) };
+  } catch (err) {
+    await undo.unwind(f.reporter);
+    throw err;
+  }
+}
+
+/** One VM's external snapshot: its memory saved, its disks on their new tops; its record follows. */
+async function snapshotVm(f: Freeze, vm: VmRecord): Promise<void> {
+  const t = f.tops.get(vm.name) ?? [];
+  await f.run(
+    [
+      'snapshot-create-as',
+      vm.libvirtName,
+      '--no-metadata',
+      '--reuse-external',
+      '--atomic',
+      '--memspec',
+      `file=${path.join(f.memDir, `${vm.name}.mem`)},snapshot=external`,
+      ...t.flatMap((d) => ['--diskspec', `${d.dev},snapshot=external,file=${d.next}`]),
+    ],
+    { timeoutMs: 600_000 },
   );
-  await faultPoint('checkpoint:paused');
-  const results = await Promise.allSettled(
-    rec.vms.map(async (vm) => {
-      const t = tops.get(vm.name) ?? [];
-      await virsh(
-        o.uri,
-        [
-          'snapshot-create-as',
-          vm.libvirtName,
-          '--no-metadata',
-          '--reuse-external',
-          '--atomic',
-          '--memspec',
-          `file=${path.join(draft.dir, `${vm.name}.mem`)},snapshot=external`,
-          ...t.flatMap((d) => ['--diskspec', `${d.dev},snapshot=external,file=${d.next}`]),
-        ],
-        { timeoutMs: 600_000 },
-      );
-      // this VM writes its new tops now: the record says so whatever happens to the others
-      vm.overlay = t[0]?.next ?? vm.overlay;
-      vm.disks = vm.disks.map((d, i) => ({ ...d, path: t[i + 1]?.next ?? d.path }));
-    }),
-  );
-  // the env dir may be the sudo user's deployment dir: written as its owner
-  await asOwnerOf(rec.workdir, () => writeOutputs(rec));
-  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failed) throw failed.reason;
+  // this VM writes its new tops now: the record says so whatever happens to the others
+  vm.overlay = t[0]?.next ?? vm.overlay;
+  vm.disks = vm.disks.map((d, i) => ({ ...d, path: t[i + 1]?.next ?? d.path }));
+}
+
+/** Pause every VM, save each one's memory and switch its disks to the new tops; returns the resume. */
+async function freeze(
+  o: CheckpointOptions,
+  rec: EnvRecord,
+  tops: Tops,
+  draft: Draft,
+): Promise<() => Promise<void>> {
+  const run: VirshRun = (args, opts) => virsh(o.uri, args, opts);
+  const frozen = await freezeVms({
+    vms: rec.vms,
+    tops,
+    memDir: draft.dir,
+    run,
+    signal: o.signal,
+    reporter: o.reporter,
+  });
+  try {
+    // the env dir may be the sudo user's deployment dir: written as its owner
+    await asOwnerOf(rec.workdir, () => writeOutputs(rec));
+    const failed = frozen.results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    o.signal?.throwIfAborted();
+  } catch (err) {
+    await frozen.resume();
+    throw err;
+  }
+  return frozen.resume;
 }
 
 /** One VM's part of the checkpoint: its memory file, saved XML and frozen disks, in the draft dir. */
@@ -192,23 +260,16 @@ async function takeLocked(o: CheckpointOptions, rec: EnvRecord, started: number)
   const qemu = qemuIdentity();
   await checkRunning(o.uri, rec);
   const draft = await startCheckpoint(o.root, o.name, qemu.gid, o.replace ?? false);
-  let paused = false;
-  const resumeAll = async () => {
-    await Promise.all(rec.vms.map((vm) => virsh(o.uri, ['resume', vm.libvirtName], { allowFailure: true })));
-  };
   try {
     const tops = await step(o.reporter, 'prepare', 'new overlays for the running env', () =>
       newTops(rec, qemu),
     );
     const pausedAt = Date.now();
-    await step(o.reporter, 'freeze', `pause ${rec.vms.length} VMs, save their memory`, () => {
-      paused = true;
-      return freeze(o, rec, tops, draft);
-    });
-    if (!o.stop) {
-      await resumeAll();
-      paused = false;
-    }
+    // a failure or Ctrl-C while the VMs are paused resumes them (--stop or not): the env runs on as it was
+    const resume = await step(o.reporter, 'freeze', `pause ${rec.vms.length} VMs, save their memory`, () =>
+      freeze(o, rec, tops, draft),
+    );
+    if (!o.stop) await resume();
     const pauseMs = Date.now() - pausedAt;
     await faultPoint('checkpoint:saved');
     const vms: CheckpointVm[] = await step(o.reporter, 'copy', 'copy the frozen disks', () =>
@@ -229,7 +290,6 @@ async function takeLocked(o: CheckpointOptions, rec: EnvRecord, started: number)
     return { name: o.name, dir: draft.final, record, sizeBytes: await dirBytes(draft.final) };
   } catch (err) {
     await draft.discard();
-    if (paused && !o.stop) await resumeAll();
     throw err;
   }
 }
