@@ -87,7 +87,13 @@ export async function acquireLock(file: string, purpose: string, waitMs = 0): Pr
   }
   try {
     // open(2)'s mode passes through the umask and does nothing to a file that exists: set it on the fd
-    await fh.chmod(LOCK_MODE);
+    await fh.chmod(LOCK_MODE).catch(async (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPERM') throw err;
+      throw new OstError(
+        `${file} belongs to uid ${(await fh.stat()).uid}, not to you: ost cannot make it 0600 (its lock files are only their owner's)`,
+        `let its owner run this, or remove it (rm ${file}) so that ost creates its own`,
+      );
+    });
     if ((await flockFd(file, fh.fd, waitMs)) !== 0) throw new LockBusyError(file, await holderOf(file));
   } catch (err) {
     await fh.close();

@@ -118,3 +118,20 @@ describe('state dirs under umask 0', () => {
     expect(modeOf(path.join(state, 'locks'))).toBe(0o700);
   });
 });
+
+describe.runIf(isRoot)('a lock file another user owns', () => {
+  it('is refused, naming its owner, when ost (as another user) cannot make it 0600', async () => {
+    const file = path.join(openDir(), '.lock');
+    writeFileSync(file, '');
+    chmodSync(file, 0o666);
+    process.seteuid?.(65534);
+    try {
+      await expect(acquireLock(file, 'test')).rejects.toThrow(
+        /\.lock belongs to uid 0, not to you: ost cannot make it 0600/,
+      );
+    } finally {
+      process.seteuid?.(0);
+    }
+    expect(modeOf(file)).toBe(0o666);
+  });
+});
