@@ -16,8 +16,11 @@ export interface UserIdentity {
 
 /** One change in the user's tree; paths are absolute. */
 export type UserTreeOp =
-  /** A directory (parents as needed) made with exactly this mode; one already there is left as it is. */
-  | { op: 'mkdir'; path: string; mode: number }
+  /**
+   * A directory (parents as needed) made with exactly this mode; one already there is left as it is, or,
+   * `exclusive`, is an error (the claim on a name: nobody else made it first).
+   */
+  | { op: 'mkdir'; path: string; mode: number; exclusive?: boolean }
   /** A regular file with this text, replaced whole (written beside it, then renamed over it). */
   | { op: 'write'; path: string; text: string; mode: number }
   /** A symbolic link, replacing whatever is at `path`. */
@@ -36,7 +39,12 @@ process.stdin.on('data', (d) => { input += d; });
 process.stdin.on('end', () => {
   for (const o of JSON.parse(input)) {
     try {
-      if (o.op === 'mkdir') { if (fs.mkdirSync(o.path, { recursive: true, mode: o.mode }) !== undefined) fs.chmodSync(o.path, o.mode); }
+      if (o.op === 'mkdir' && o.exclusive) {
+        fs.mkdirSync(require('path').dirname(o.path), { recursive: true, mode: 0o755 });
+        fs.mkdirSync(o.path, { mode: o.mode });
+        fs.chmodSync(o.path, o.mode);
+      }
+      else if (o.op === 'mkdir') { if (fs.mkdirSync(o.path, { recursive: true, mode: o.mode }) !== undefined) fs.chmodSync(o.path, o.mode); }
       else if (o.op === 'write') {
         const tmp = o.path + '.ost-new-' + process.pid;
         fs.writeFileSync(tmp, o.text, { mode: o.mode, flag: 'wx' });

@@ -15,7 +15,7 @@ export async function selectEnv(uri: string, root: string, wanted?: string): Pro
     if (exact) return exact;
     if (wanted.includes('/') || existsSync(wanted)) {
       const dir = path.resolve(wanted);
-      return all.find((e) => e.workdir && path.resolve(e.workdir) === dir);
+      return all.find((e) => [e.workdir, e.deployment].some((d) => d && path.resolve(d) === dir));
     }
     const bySuite = all.filter((e) => e.suite === wanted);
     if (bySuite.length === 1) return bySuite[0];

@@ -7,6 +7,7 @@ import type { Reporter } from '../core/events.js';
 import { faultPoint } from '../core/fault.js';
 import { type Lock, LockBusyError } from '../core/lock.js';
 import { isNotFound, virsh } from '../tools/virsh.js';
+import { removeDeployment } from './env-dir/deployment.js';
 import { type FoundEnv, isLeftover } from './env-dir/discover.js';
 import { leasesDir } from './env-dir/record.js';
 import { removeWorkdir } from './env-dir/workdir.js';
@@ -60,8 +61,9 @@ export async function teardown(
   } else if (overlays) {
     reporter({ type: 'warning', message: `not removing ${overlays}: not named after env ${e.id}` });
   }
-  // the env dir (a deployment dir too) only when its marker names this env
-  removed.push(...(await removeWorkdir(root, e.id, e.workdir)));
+  // the env dir and an OST suite's deployment dir (as its owner), each only when its marker names this env
+  removed.push(...(await removeDeployment(e.deployment, e.id)));
+  removed.push(...(await removeWorkdir(root, e.id)));
   const leases = await releaseLeases(leasesDir(root), e.id);
   return { domains, networks, removed, leases };
 }

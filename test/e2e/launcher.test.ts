@@ -7,6 +7,7 @@ import {
   chmodSync,
   cpSync,
   existsSync,
+  lstatSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -539,7 +540,9 @@ describe.skipIf(!isRoot)('ost up / down on real libvirt in a network namespace',
       const rec = JSON.parse(r.stdout) as EnvRecord;
       const deployment = path.join(checkout, 'deployment');
       expect(rec.suite).toBe('json-suite');
-      expect(rec.workdir).toBe(deployment);
+      // ost's own env dir is root's, apart; the deployment dir is the sudo user's
+      expect(rec.deployment).toEqual({ dir: deployment, uid, gid });
+      expect(rec.workdir).toBe(path.join(stateDir, 'envs', rec.id));
       expect(rec.deployed).toBe(true);
       const vm = rec.vms[0] as EnvRecord['vms'][number];
       expect(vm.image.package?.name).toBe('ost-images-debian12-engine-installed');
@@ -586,12 +589,54 @@ describe.skipIf(!isRoot)('ost up / down on real libvirt in a network namespace',
       expect(notTheirs).toEqual([]);
       expect(statSync(path.join(deployment, 'hosts')).isFile()).toBe(true);
       expect(statSync(path.join(deployment, 'keys/debian12_id_rsa')).mode & 0o777).toBe(0o600);
+      // only what OST's harness reads: no record, ssh_config or inventory a user could edit to steer root
+      expect(readdirSync(deployment).sort()).toEqual(['.ost-env', 'env.sh', 'hosts', 'keys', 'logs']);
+      expect(readdirSync(path.join(deployment, 'logs'))).toEqual(['engine']);
       const d = await ostNs(['down', deployment]);
       expect(d.code, d.stderr).toBe(0);
       expect(existsSync(deployment)).toBe(false);
       expect(await leftovers()).toEqual(NOTHING);
     },
     15 * MIN,
+  );
+
+  it(
+    'root never writes through a deployment dir its owner swapped for a link mid-up: the root-only victim stays empty, nothing is left',
+    async () => {
+      cleanUpIfFailed();
+      // the checkout of the previous case, nobody's: root's ost up writes its deployment dir as nobody
+      const checkout = path.join(work, 'sudo-checkout');
+      const deployment = path.join(checkout, 'deployment');
+      const victim = path.join(work, 'victim');
+      mkdirSync(victim, { mode: 0o700 });
+      const resume = path.join(work, 'swap.resume');
+      const paused = await startAt(
+        ['up', 'json-suite', '--ost-repo', checkout, '--images-root', root, '--no-wait', '--json'],
+        'up:leased',
+        resume,
+      );
+      // the deployment dir is there, nobody's; its owner swaps it for a link to a root-only dir
+      expect(statSync(deployment).uid).toBe(65534);
+      await ns.exec([
+        'runuser',
+        '-u',
+        'nobody',
+        '--',
+        'sh',
+        '-c',
+        `mv ${deployment} ${deployment}.real && ln -s ${victim} ${deployment}`,
+      ]);
+      writeFileSync(resume, '');
+      expect(await paused.exited, paused.stderr()).not.toBe(0);
+      expect(paused.stderr()).toMatch(/uid 65534/);
+      expect(readdirSync(victim)).toEqual([]);
+      // undone: nothing of the env is left, and the link and the user's own dir are theirs to remove
+      expect(await leftovers()).toEqual(NOTHING);
+      expect(lstatSync(deployment).isSymbolicLink()).toBe(true);
+      rmSync(deployment);
+      rmSync(`${deployment}.real`, { recursive: true, force: true });
+    },
+    5 * MIN,
   );
 
   it(

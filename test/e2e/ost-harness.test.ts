@@ -174,6 +174,11 @@ async function harnessView(deployment: string): Promise<View> {
   return JSON.parse(r.stdout) as View;
 }
 
+/** An OST suite's deployment dir, as its env record names it (ost's own env dir is apart). */
+function deploymentOf(r: EnvRecord): string {
+  return r.deployment?.dir as string;
+}
+
 /** The hosts file's lines as lagofy.sh's readers split them: name, address, key. */
 function hostsLines(deployment: string): { name: string; ip: string; key: string }[] {
   const text = readFileSync(path.join(deployment, 'hosts'), 'utf8');
@@ -254,8 +259,8 @@ describe.skipIf(!isRoot)(
         r1 = JSON.parse(a?.stdout as string) as EnvRecord;
         r2 = JSON.parse(b?.stdout as string) as EnvRecord;
         // <OST checkout>/deployment when OST_DEPLOYMENT is not set, as lagofy.sh
-        expect(r1.workdir).toBe(first);
-        expect(r2.workdir).toBe(second);
+        expect(deploymentOf(r1)).toBe(first);
+        expect(deploymentOf(r2)).toBe(second);
         expect(r1.id).toMatch(/^[0-9a-f]{8}$/);
         expect(r1.id).not.toBe(r2.id);
         const subnets = (r: EnvRecord) => r.networks.map((n) => n.subnet);
@@ -270,7 +275,7 @@ describe.skipIf(!isRoot)(
       "is found by OST's backend reads: every VM by name slice and working dir, IPs and MACs per role, netmask, deploy scripts",
       async () => {
         for (const r of [r1, r2]) {
-          const v = await harnessView(r.workdir);
+          const v = await harnessView(deploymentOf(r));
           expect(Object.keys(v.networks).sort()).toEqual(['bonding', 'management', 'storage']);
           expect(Object.keys(v.vms).sort()).toEqual(hostnames(r === r1 ? VMS : USER_VMS));
           for (const [role, n] of Object.entries(v.networks)) {
@@ -333,12 +338,12 @@ describe.skipIf(!isRoot)(
       'answers SSH at the hosts line address (IPv6, DUID-LL) with its key; guests are named ost-<suite>-<vm>',
       async () => {
         for (const r of [r1, r2]) {
-          const lines = hostsLines(r.workdir);
+          const lines = hostsLines(deploymentOf(r));
           expect(lines.map((l) => l.name)).toEqual(hostnames(r === r1 ? VMS : USER_VMS));
           for (const l of lines) {
             expect(l.ip).toBe(r.vms.find((v) => v.hostname === l.name)?.nics[0]?.ipv6);
             // ost's 0600 copy of the image key, in the deployment dir
-            expect(l.key).toBe(path.join(r.workdir, 'keys/debian12_id_rsa'));
+            expect(l.key).toBe(path.join(deploymentOf(r), 'keys/debian12_id_rsa'));
             expect(statSync(l.key).mode & 0o777).toBe(0o600);
             const s = await ns.exec(
               hostsSsh(
@@ -360,7 +365,7 @@ describe.skipIf(!isRoot)(
           }
         }
         // the storage VM sees its extra disks where OST's setup_storage.sh looks for them
-        const storage = hostsLines(r1.workdir).find((l) => l.name.endsWith('-storage'));
+        const storage = hostsLines(deploymentOf(r1)).find((l) => l.name.endsWith('-storage'));
         if (!storage) throw new Error('no storage line in hosts');
         // by serial, as OST's scripts find them (the kernel's sdX order is not fixed): 2 = sda 101G, 3 = sdb 191G
         const byId = '/dev/disk/by-id/scsi-0QEMU_QEMU_HARDDISK_';
@@ -503,7 +508,7 @@ describe.skipIf(!isRoot)(
         expect(up.exitCode, up.stderr).toBe(0);
         const back = JSON.parse(up.stdout) as EnvRecord;
         expect(back.id).toBe(r1.id);
-        expect(back.workdir).toBe(first);
+        expect(deploymentOf(back)).toBe(first);
         expect(existsSync(path.join(first, 'deployed'))).toBe(true);
         expect(readFileSync(path.join(first, 'hosts'), 'utf8')).toBe(hostsBefore);
         expect(await harnessView(first)).toEqual(before);

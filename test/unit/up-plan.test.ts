@@ -140,18 +140,38 @@ describe('the plan of an up', () => {
         expect(listed.has(f), f).toBe(true);
   });
 
-  it('hands an OST deployment dir to the sudo user, but not the extra disks; others share disks with qemu (0660)', () => {
+  it("keeps root's files in its own env dir; an OST deployment dir and what OST reads there are its owner's; others share disks with qemu (0660)", () => {
     const env = ostSuite();
     env.vms[0]?.disks.push({ name: 'sda', size: '1G', sizeBytes: 2 ** 30, format: 'raw' });
-    const plan = planUp(
-      inputs(env, { deployment: '/home/u/ost/deployment', handOver: { uid: 1000, gid: 1000 } }),
-    );
-    expect(plan.workdir).toBe('/home/u/ost/deployment');
-    expect(plan.disksDir).toBe('/home/u/ost/deployment/images');
+    const d = '/home/u/ost/deployment';
+    const plan = planUp(inputs(env, { deployment: d, deploymentOwner: { uid: 1000, gid: 1000 } }));
+    // root's env dir is ost's own, wherever the deployment dir is
+    expect(plan.workdir).toBe('/run/ost/envs/0a1b2c3d');
+    expect(plan.deployment).toBe(d);
+    expect(plan.disksDir).toBe('/run/ost/envs/0a1b2c3d/images');
     const owner = (p: string) => plan.paths.find((f) => f.path === p);
-    expect(owner('/home/u/ost/deployment/hosts')?.uid).toBe(1000);
-    expect(owner('/run/ost/envs/0a1b2c3d')).toMatchObject({ kind: 'symlink', uid: 0 });
-    expect(owner('/home/u/ost/deployment/images/engine-sda.raw')).toMatchObject({ uid: 64055, mode: 0o600 });
+    // everything under the deployment dir is the owner's; nothing else is
+    const inDeployment = plan.paths.filter((f) => f.path === d || f.path.startsWith(`${d}/`));
+    expect(inDeployment.map((f) => f.path).sort()).toEqual(
+      [
+        d,
+        `${d}/.ost-env`,
+        `${d}/logs`,
+        `${d}/keys`,
+        `${d}/keys/debian12_id_rsa`,
+        `${d}/hosts`,
+        `${d}/env.sh`,
+      ].sort(),
+    );
+    for (const f of inDeployment) expect(f.uid, f.path).toBe(1000);
+    for (const f of plan.paths.filter((x) => !inDeployment.includes(x)))
+      expect([0, 64055], f.path).toContain(f.uid);
+    expect(owner('/run/ost/envs/0a1b2c3d')).toMatchObject({ kind: 'dir', uid: 0, mode: 0o711 });
+    expect(owner('/run/ost/envs/0a1b2c3d/keys')).toMatchObject({ uid: 0, mode: 0o700 });
+    expect(owner('/run/ost/envs/0a1b2c3d/images/engine-sda.raw')).toMatchObject({ uid: 64055, mode: 0o600 });
+    // the key the harness's hosts names is the owner's copy
+    expect(plan.vms[0]?.key).toBe('/run/ost/envs/0a1b2c3d/keys/debian12_id_rsa');
+    expect(plan.vms[0]?.harnessKey).toBe(`${d}/keys/debian12_id_rsa`);
     const user = planUp(inputs(demo(), { self: { uid: 1000, gid: 1000, pid: { pid: 1, start: '1' } } }));
     expect(user.paths.find((f) => f.path === user.vms[0]?.overlay)).toMatchObject({
       uid: 1000,

@@ -80,7 +80,9 @@ export function domainXmlForRestore(saved: string, e: RestoreEdits): string {
   if (e.meta) {
     const m = child(d, 'metadata') ?? {};
     d.metadata = m;
-    m['ost:ost'] = harnessElement(e.meta.ost.workdir, { deployScripts: e.meta.deployScripts });
+    m['ost:ost'] = harnessElement(e.meta.ost.deployment ?? e.meta.ost.workdir, {
+      deployScripts: e.meta.deployScripts,
+    });
     m[`${OST_PREFIX}:env`] = metadataElement(e.meta.ost);
   }
   return buildXml({ domain: d });

@@ -10,9 +10,9 @@ import { type Reporter, step } from '../../core/events.js';
 import { run } from '../../core/exec.js';
 import { faultPoint } from '../../core/fault.js';
 import { atomicWriteFile } from '../../core/fsutil.js';
-import { asOwnerOf } from '../../core/safe-dir.js';
 import { createOverlay } from '../../tools/qemu-img.js';
 import { virsh } from '../../tools/virsh.js';
+import { setDeployedMarker } from '../env-dir/deployment.js';
 import { writeOutputs } from '../env-dir/outputs.js';
 import type { EnvRecord, VmRecord } from '../env-dir/record.js';
 import { lockEnv } from '../env-lock.js';
@@ -113,24 +113,6 @@ export async function resumeAndSync(
       });
     }),
   );
-}
-
-/** OST's `deployed` marker as the checkpoint had it (never following a link another user put there). */
-export async function setDeployedMarker(r: EnvRecord, deployed: boolean): Promise<void> {
-  if (r.kind !== 'ost-json') return;
-  const marker = path.join(r.workdir, 'deployed');
-  if (!deployed) {
-    await fs.rm(marker, { force: true });
-    return;
-  }
-  const fh = await fs.open(marker, 'wx', 0o644).catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'EEXIST') return undefined;
-    throw err;
-  });
-  if (!fh) return;
-  const st = await fs.stat(r.workdir);
-  await fh.chown(st.uid, st.gid);
-  await fh.close();
 }
 
 /**
@@ -273,12 +255,10 @@ export async function revert(o: RevertOptions): Promise<EnvRecord> {
     rec.deployed = ck.record.deployed;
     rec.status = 'up';
     rec.timings.revert = Date.now() - started;
-    await asOwnerOf(rec.workdir, async () => {
-      for (const [vm, xml] of xmls)
-        await atomicWriteFile(path.join(rec.workdir, 'libvirt', `domain-${vm}.xml`), xml);
-      await setDeployedMarker(rec, ck.record.deployed);
-      await writeOutputs(rec);
-    });
+    for (const [vm, xml] of xmls)
+      await atomicWriteFile(path.join(rec.workdir, 'libvirt', `domain-${vm}.xml`), xml);
+    await setDeployedMarker(rec, ck.record.deployed);
+    await writeOutputs(rec);
     return rec;
   } finally {
     await lock.release();

@@ -10,7 +10,6 @@ import { OstError } from '../../core/errors.js';
 import { type Reporter, step } from '../../core/events.js';
 import type { ExecOptions, ExecResult } from '../../core/exec.js';
 import { faultPoint } from '../../core/fault.js';
-import { asOwnerOf } from '../../core/safe-dir.js';
 import { createOverlay } from '../../tools/qemu-img.js';
 import { virsh } from '../../tools/virsh.js';
 import type { Environment } from '../env/model.js';
@@ -82,10 +81,10 @@ async function domState(run: VirshRun, name: string): Promise<string> {
   return r.exitCode === 0 ? r.stdout.trim() : 'gone';
 }
 
-/** OST's `deployed` marker in the env dir, or (ost's own suites) an env whose deploy scripts ran. */
+/** OST's `deployed` marker in the deployment dir, or (ost's own suites) an env whose deploy scripts ran. */
 async function wasDeployed(r: EnvRecord): Promise<boolean> {
   if (r.kind === 'ost-json')
-    return fs.access(path.join(r.workdir, 'deployed')).then(
+    return fs.lstat(path.join(r.deployment?.dir ?? r.workdir, 'deployed')).then(
       () => true,
       () => false,
     );
@@ -215,8 +214,7 @@ async function freeze(
     reporter: o.reporter,
   });
   try {
-    // the env dir may be the sudo user's deployment dir: written as its owner
-    await asOwnerOf(rec.workdir, () => writeOutputs(rec));
+    await writeOutputs(rec);
     const failed = frozen.results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
     o.signal?.throwIfAborted();

@@ -7,13 +7,16 @@ import { type OstMetadata, readMetadata } from '../libvirt/render.js';
 import { parseXml } from '../libvirt/xml.js';
 import { DOMAIN_NAME, NETWORK_NAME } from '../net/layout.js';
 import { readLeases } from '../net/leases.js';
-import { type EnvRecord, envDirOf, envsDir, leasesDir, readRecord } from './record.js';
+import { type EnvRecord, envDirOf, envsDir, leasesDir } from './record.js';
+import { readTrustedRecord } from './trusted-record.js';
 import { markerOwner } from './workdir.js';
 
 export interface FoundEnv {
   id: string;
   suite: string;
   workdir?: string;
+  /** An OST suite's deployment dir (its owner's). */
+  deployment?: string;
   overlayDir?: string;
   owner?: { pid: number; start: string };
   /** Age of its env dir, when it has one (an env whose owner is not known yet is young, not a leftover). */
@@ -88,6 +91,7 @@ export async function discoverEnvs(uri: string, root: string): Promise<Map<strin
       const e = get(m.envId, m.suite);
       e[kind].set(name, m);
       e.workdir ??= m.workdir;
+      e.deployment ??= m.deployment;
       e.overlayDir ??= m.overlayDir;
       e.owner ??= { pid: m.ownerPid, start: m.ownerStart };
     }
@@ -100,10 +104,10 @@ export async function discoverEnvs(uri: string, root: string): Promise<Map<strin
   }
   for (const id of dirs) {
     const workdir = envDirOf(root, id);
-    const record = await readRecord(workdir);
+    const record = await readTrustedRecord(workdir);
     const e = get(id, record?.suite);
-    // a deployment dir is linked from here: the env's own path is what its record says
-    e.workdir ??= record?.workdir ?? workdir;
+    e.workdir ??= workdir;
+    e.deployment ??= record?.deployment?.dir;
     e.record = record;
     e.overlayDir ??= record?.overlayDir;
     e.owner ??= record?.owner ?? (await markerOwner(workdir));

@@ -1,5 +1,4 @@
 // The env dir: env.json (what `ost up` made and how long it took), the Ansible inventory and ssh_config.
-import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { atomicWriteFile } from '../../core/fsutil.js';
 import { oneLine, oneLineAll } from '../../core/lines.js';
@@ -73,7 +72,7 @@ export interface EnvRecord {
   id: string;
   suite: string;
   source: string;
-  /** `ost-json`: an OST suite, its workdir the deployment dir OST's harness reads. */
+  /** `ost-json`: an OST suite, with a deployment dir OST's harness reads. */
   kind: 'ost-json' | 'ost-env';
   /** The OST checkout of an ost.json suite. */
   ostRepo?: string;
@@ -86,7 +85,13 @@ export interface EnvRecord {
   owner: ProcessId;
   created: string;
   uri: string;
+  /** ost's env dir, `<state>/envs/<id>`: root's own when root runs ost. */
   workdir: string;
+  /**
+   * An OST suite's deployment dir and its owner: what is there (hosts, env.sh, the key's copy, a link to
+   * the logs) is written and removed by a child with the owner's rights (env-dir/deployment.ts).
+   */
+  deployment?: { dir: string; uid: number; gid: number };
   overlayDir: string;
   domainType: 'kvm' | 'qemu';
   networks: NetLayout[];
@@ -105,16 +110,9 @@ export interface EnvRecord {
 
 export const envJsonPath = (workdir: string) => path.join(workdir, 'env.json');
 
+/** env.json, 0644 whatever the umask (read back only when nobody else can write it: trusted-record.ts). */
 export async function writeRecord(r: EnvRecord): Promise<void> {
-  await atomicWriteFile(envJsonPath(r.workdir), `${JSON.stringify(r, null, 2)}\n`);
-}
-
-export async function readRecord(workdir: string): Promise<EnvRecord | undefined> {
-  try {
-    return JSON.parse(await fs.readFile(envJsonPath(workdir), 'utf8')) as EnvRecord;
-  } catch {
-    return undefined;
-  }
+  await atomicWriteFile(envJsonPath(r.workdir), `${JSON.stringify(r, null, 2)}\n`, 0o644);
 }
 
 const SSH_OPTIONS = [

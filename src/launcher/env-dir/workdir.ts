@@ -1,12 +1,12 @@
-// The env dir: for an OST suite its deployment dir ($OST_DEPLOYMENT, else <OST checkout>/deployment), the
-// folder OST's harness reads; for ost's own suites <state>/envs/<id>. Either way <state>/envs/<id> finds
-// it (a symlink to a deployment dir), and a marker file names the env that owns it, so teardown removes a
-// deployment dir only when it is that env's.
+// The env dir, <state>/envs/<id>: ost's own (env.json, logs, keys, libvirt XML, an OST suite's extra
+// disks), never in a tree another user can write. A marker file names the env that owns it, so teardown
+// removes a dir only when it is that env's. (An OST suite's deployment dir is its owner's: deployment.ts.)
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { OstError } from '../../core/errors.js';
 import type { ProcessId } from '../../core/process.js';
-import { envDirOf } from './record.js';
+import { ownDir } from '../../core/safe-dir.js';
+import { envDirOf, envsDir } from './record.js';
 
 /**
  * The file in an env dir that names its env and the `ost up` that made it (`<id> <pid> <start>`), written
@@ -26,37 +26,33 @@ export function checkDeploymentPath(dir: string): void {
     );
 }
 
-/** Create the env dir (refusing one that exists, as ost_init does) with its marker and subfolders. */
-export async function createWorkdir(
-  stateRoot: string,
-  id: string,
-  owner: ProcessId,
-  deployment?: string,
-): Promise<string> {
-  const link = envDirOf(stateRoot, id);
-  const dir = deployment ?? link;
-  await fs.mkdir(path.dirname(dir), { recursive: true });
+/**
+ * Create the env dir `<state>/envs/<id>` (refusing one that exists) with its marker and subfolders, each
+ * with its mode whatever the umask: qemu (another uid) passes through it to the extra disks in images/;
+ * console logs are readable (an OST suite's deployment dir links to them); XML and keys are ost's alone.
+ */
+export async function createWorkdir(stateRoot: string, id: string, owner: ProcessId): Promise<string> {
+  const dir = envDirOf(stateRoot, id);
+  // qemu passes through it too: 0711, whatever the umask
+  await ownDir(envsDir(stateRoot), 0o711, 'the env dirs folder');
   try {
-    await fs.mkdir(dir, { mode: 0o755 });
+    await fs.mkdir(dir, { mode: 0o711 });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EEXIST')
-      throw new OstError(
-        deployment
-          ? `deployment dir ${dir} already exists (an environment is there, or was)`
-          : `environment ${id} already exists (${dir})`,
-        deployment
-          ? `ost down ${dir} (or ./ost.sh destroy), or set OST_DEPLOYMENT to another path`
-          : `ost down ${id}, or pick another --id`,
-      );
+      throw new OstError(`environment ${id} already exists (${dir})`, `ost down ${id}, or pick another --id`);
     throw err;
   }
+  await fs.chmod(dir, 0o711);
   await fs.writeFile(path.join(dir, MARKER), `${id} ${owner.pid} ${owner.start}\n`, { mode: 0o644 });
-  if (deployment) {
-    await fs.mkdir(path.dirname(link), { recursive: true });
-    await fs.symlink(dir, link);
+  for (const [sub, mode] of [
+    ['logs', 0o755],
+    ['images', 0o711],
+    ['libvirt', 0o700],
+    ['keys', 0o700],
+  ] as const) {
+    await fs.mkdir(path.join(dir, sub), { mode });
+    await fs.chmod(path.join(dir, sub), mode);
   }
-  for (const sub of ['logs', 'images', 'libvirt']) await fs.mkdir(path.join(dir, sub));
-  await fs.mkdir(path.join(dir, 'keys'), { mode: 0o700 });
   return dir;
 }
 
@@ -79,39 +75,18 @@ export async function markerOwner(dir: string): Promise<ProcessId | undefined> {
   return pid && /^\d+$/.test(pid) ? { pid: Number(pid), start: start ?? '' } : undefined;
 }
 
-/** Remove an env's dir (only when its marker names the env) and its <state>/envs/<id> link. */
-export async function removeWorkdir(
-  stateRoot: string,
-  id: string,
-  dir: string | undefined,
-): Promise<string[]> {
-  const removed: string[] = [];
-  const link = envDirOf(stateRoot, id);
-  if (dir && (await ownsWorkdir(dir, id))) {
-    await fs.rm(dir, { recursive: true, force: true });
-    removed.push(dir);
-  }
-  const st = await fs.lstat(link).catch(() => undefined);
-  if (st?.isSymbolicLink()) {
-    await fs.rm(link, { force: true });
-  } else if (st && link !== dir && (await ownsWorkdir(link, id))) {
-    await fs.rm(link, { recursive: true, force: true });
-    removed.push(link);
-  }
-  return removed;
-}
-
 /**
- * Hand a deployment dir to the user who ran ost through sudo (SUDO_UID), as ost.sh's would be theirs:
- * pytest writes ansible_inventory/, deployed and answer files there. Files qemu must write (the extra
- * disks) stay qemu's.
+ * Remove an env's dir `<state>/envs/<id>` (only when its marker names the env). One an older ost left as
+ * a link to a deployment dir: the link alone (the dir is its owner's, removed as them by teardown).
  */
-export async function giveToUser(dir: string, user: { uid: number; gid: number }, keep: Set<string>) {
-  const walk = async (p: string): Promise<void> => {
-    if (keep.has(p)) return;
-    await fs.lchown(p, user.uid, user.gid);
-    const st = await fs.lstat(p);
-    if (st.isDirectory()) for (const e of await fs.readdir(p)) await walk(path.join(p, e));
-  };
-  await walk(dir);
+export async function removeWorkdir(stateRoot: string, id: string): Promise<string[]> {
+  const dir = envDirOf(stateRoot, id);
+  const st = await fs.lstat(dir).catch(() => undefined);
+  if (st?.isSymbolicLink()) {
+    await fs.rm(dir, { force: true });
+    return [];
+  }
+  if (!st || !(await ownsWorkdir(dir, id))) return [];
+  await fs.rm(dir, { recursive: true, force: true });
+  return [dir];
 }

@@ -19,7 +19,10 @@ export const DNS_DOMAIN = 'lago.local';
 export interface OstMetadata {
   envId: string;
   suite: string;
+  /** ost's env dir (root's own). */
   workdir: string;
+  /** An OST suite's deployment dir: what OST's harness knows the env by (its `ost-working-dir`). */
+  deployment?: string;
   overlayDir: string;
   ownerPid: number;
   ownerStart: string;
@@ -42,6 +45,7 @@ export function metadataElement(m: OstMetadata): XmlNode {
     '@_owner-start': m.ownerStart,
     '@_state': m.state,
   };
+  if (m.deployment) node['@_deployment'] = m.deployment;
   if (m.vm) node['@_vm'] = m.vm;
   if (m.roles) node['@_roles'] = m.roles.join(',');
   return node;
@@ -73,6 +77,7 @@ export function readMetadata(root: XmlNode | undefined): OstMetadata | undefined
     envId,
     suite: attr(meta, 'suite') ?? '',
     workdir: attr(meta, 'workdir') ?? '',
+    deployment: attr(meta, 'deployment'),
     overlayDir: attr(meta, 'overlays') ?? '',
     ownerPid: Number(attr(meta, 'owner-pid') ?? 0),
     ownerStart: attr(meta, 'owner-start') ?? '',
@@ -107,7 +112,7 @@ export function renderNetwork(t: Templates, s: NetworkSpec): string {
   const { net } = s;
   const n = t.render('network', { name: net.libvirtName, bridge: net.bridge });
   n.metadata = {
-    'ost:ost': harnessElement(s.meta.workdir, { role: net.name }),
+    'ost:ost': harnessElement(s.meta.deployment ?? s.meta.workdir, { role: net.name }),
     [`${OST_PREFIX}:env`]: metadataElement(s.meta),
   };
   if (s.bare) return buildXml({ network: n });
@@ -212,7 +217,7 @@ export function renderDomain(t: Templates, s: DomainSpec): string {
     consoleLog: s.consoleLog,
   });
   d.metadata = {
-    'ost:ost': harnessElement(s.meta.workdir, { deployScripts: s.deployScripts }),
+    'ost:ost': harnessElement(s.meta.deployment ?? s.meta.workdir, { deployScripts: s.deployScripts }),
     [`${OST_PREFIX}:env`]: metadataElement(s.meta),
   };
   const cells = numaCells(s.vcpus, s.memoryMiB);

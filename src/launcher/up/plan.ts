@@ -45,6 +45,8 @@ export interface VmPlan {
   disks: { name: string; path: string; size: string; sizeBytes: number; format: 'raw' | 'qcow2' }[];
   /** The private key, copied into the env dir (0600) from where the image set installs it. */
   key: string;
+  /** OST suites: the owner's copy of the key in the deployment dir, the one `hosts` names. */
+  harnessKey?: string;
   keySource: string;
   consoleLog: string;
   domainXml: string;
@@ -67,18 +69,24 @@ export interface UpPlan {
   stateRoot: string;
   /** The user libvirt runs qemu as: the guest disks are its. */
   qemuUser: string;
-  /** The env dir: the deployment dir of an OST suite, else `<state>/envs/<id>`. */
+  /**
+   * The env dir, `<state>/envs/<id>`: ost's own (env.json, logs, keys, XML, extra disks of OST suites),
+   * never a dir another user can write.
+   */
   workdir: string;
+  /**
+   * An OST suite's deployment dir, the folder OST's harness reads: its owner's (`deploymentOwner`), so
+   * what goes there (hosts, env.sh, the key's copy, links to the logs) is written by a child with that
+   * owner's rights, never by root by path.
+   */
   deployment?: string;
-  /** `<state>/envs/<id>`: a link to the deployment dir of an OST suite. */
-  envLink: string;
+  /** Who the deployment dir belongs to: the user of sudo (SUDO_UID/GID), else the owner of its parent. */
+  deploymentOwner?: { uid: number; gid: number };
   overlayRoot: string;
   overlayDir: string;
-  /** Where extra disks go: the deployment's images/ (as lagofy.sh), else next to the overlays. */
+  /** Where extra disks go: the env dir's images/ for OST suites (lagofy.sh's images/), else beside the overlays. */
   disksDir: string;
   reserveBytes: number;
-  /** The user the deployment dir is handed to once the env is up (sudo's SUDO_UID/SUDO_GID). */
-  handOver?: { uid: number; gid: number };
   /** Networks and the /24 each asks for (fixed by the suite or the checkpoint; else leased). */
   networks: { name: string; fixed?: string }[];
   vms: VmPlan[];
@@ -110,7 +118,8 @@ export interface PlanInputs {
   /** The user ost runs as, and qemu's identity (who owns what). */
   self: { uid: number; gid: number; pid: ProcessId };
   qemu: Identity;
-  handOver?: { uid: number; gid: number };
+  /** The deployment dir's owner (see UpPlan.deploymentOwner). */
+  deploymentOwner?: { uid: number; gid: number };
   customRequest?: { repos: string[]; install: string[] };
 }
 
@@ -152,6 +161,7 @@ function vmPlan(i: PlanInputs, vm: EnvVm, workdir: string, overlayDir: string, d
       };
     }),
     key: path.join(workdir, 'keys', path.basename(image.key)),
+    harnessKey: i.deployment && path.join(i.deployment, 'keys', path.basename(image.key)),
     keySource: image.key,
     consoleLog: path.join(workdir, 'logs', vm.name),
     domainXml: path.join(workdir, 'libvirt', `domain-${vm.name}.xml`),
@@ -166,28 +176,32 @@ function plannedPaths(i: PlanInputs, p: Omit<UpPlan, 'paths'>): PlannedPath[] {
   const disk = root
     ? { uid: i.qemu.uid, gid: i.qemu.gid, mode: 0o600 }
     : { uid: ost, gid: i.qemu.gid, mode: 0o660 };
-  // the deployment dir ends up the sudo user's, but for the extra disks qemu writes
-  const user = p.handOver?.uid ?? ost;
+  const dir = (d: string, mode: number, what: string): PlannedPath => ({
+    path: d,
+    kind: 'dir',
+    uid: ost,
+    mode,
+    what,
+  });
   const out: PlannedPath[] = [
-    { path: p.workdir, kind: 'dir', uid: user, mode: 0o755, what: 'env dir' },
+    // qemu (another uid) traverses it to the extra disks in images/
+    dir(p.workdir, 0o711, 'env dir'),
     {
       path: path.join(p.workdir, MARKER),
       kind: 'file',
-      uid: user,
+      uid: ost,
       mode: 0o644,
       what: 'marker: env id and this ost up',
     },
+    dir(path.join(p.workdir, 'logs'), 0o755, 'logs'),
+    dir(path.join(p.workdir, 'images'), 0o711, 'images'),
+    dir(path.join(p.workdir, 'libvirt'), 0o700, 'libvirt'),
+    dir(path.join(p.workdir, 'keys'), 0o700, 'private keys'),
+    { path: path.join(p.workdir, 'env.json'), kind: 'file', uid: ost, mode: 0o644, what: 'env record' },
   ];
-  if (p.deployment)
-    out.push({ path: p.envLink, kind: 'symlink', uid: ost, what: 'link to the deployment dir' });
-  for (const sub of ['logs', 'images', 'libvirt'])
-    out.push({ path: path.join(p.workdir, sub), kind: 'dir', uid: user, mode: 0o755, what: sub });
-  out.push(
-    { path: path.join(p.workdir, 'keys'), kind: 'dir', uid: user, mode: 0o700, what: 'private keys' },
-    { path: path.join(p.workdir, 'env.json'), kind: 'file', uid: user, what: 'env record' },
-  );
   for (const key of new Set(p.vms.map((v) => v.key)))
-    out.push({ path: key, kind: 'file', uid: user, mode: 0o600, what: 'private key' });
+    out.push({ path: key, kind: 'file', uid: ost, mode: 0o600, what: 'private key' });
+  out.push(...deploymentPaths(p));
   out.push(
     { path: p.overlayDir, kind: 'dir', uid: ost, gid: i.qemu.gid, mode: 0o750, what: 'overlay dir' },
     { path: path.join(p.overlayDir, '.reserve'), kind: 'file', uid: ost, mode: 0o640, what: 'room reserved' },
@@ -203,14 +217,40 @@ function plannedPaths(i: PlanInputs, p: Omit<UpPlan, 'paths'>): PlannedPath[] {
       out.push({
         path: path.join(p.workdir, 'libvirt', `${f}-${n}.xml`),
         kind: 'file',
-        uid: user,
+        uid: ost,
         what: `${f} XML`,
       });
   }
   for (const vm of p.vms)
-    out.push({ path: vm.consoleLog, kind: 'file', uid: user, what: `${vm.name} serial console (virtlogd)` });
-  for (const f of ['hosts', 'env.sh', 'inventory', 'ssh_config'])
-    out.push({ path: path.join(p.workdir, f), kind: 'file', uid: user, what: 'for OST and ssh' });
+    out.push({
+      path: vm.consoleLog,
+      kind: 'file',
+      uid: ost,
+      mode: 0o644,
+      what: `${vm.name} serial console (virtlogd)`,
+    });
+  for (const f of ['inventory', 'ssh_config'])
+    out.push({ path: path.join(p.workdir, f), kind: 'file', uid: ost, what: 'for ssh and Ansible' });
+  return out;
+}
+
+/** What an OST suite's deployment dir gets, all of it made by a child with its owner's rights. */
+export function deploymentPaths(
+  p: Pick<UpPlan, 'deployment' | 'deploymentOwner' | 'workdir' | 'vms'>,
+): PlannedPath[] {
+  const d = p.deployment;
+  const uid = p.deploymentOwner?.uid;
+  if (!d || uid === undefined) return [];
+  const out: PlannedPath[] = [
+    { path: d, kind: 'dir', uid, mode: 0o755, what: 'deployment dir (refused when it exists)' },
+    { path: path.join(d, MARKER), kind: 'file', uid, mode: 0o644, what: 'marker: env id and this ost up' },
+    { path: path.join(d, 'logs'), kind: 'symlink', uid, what: `link to ${path.join(p.workdir, 'logs')}` },
+    { path: path.join(d, 'keys'), kind: 'dir', uid, mode: 0o700, what: "the key OST's harness uses" },
+  ];
+  for (const key of new Set(p.vms.flatMap((v) => (v.harnessKey ? [v.harnessKey] : []))))
+    out.push({ path: key, kind: 'file', uid, mode: 0o600, what: 'private key (its copy)' });
+  for (const f of ['hosts', 'env.sh'])
+    out.push({ path: path.join(d, f), kind: 'file', uid, mode: 0o644, what: "for OST's harness" });
   return out;
 }
 
@@ -218,8 +258,7 @@ function plannedPaths(i: PlanInputs, p: Omit<UpPlan, 'paths'>): PlannedPath[] {
 export function planUp(i: PlanInputs): UpPlan {
   const { env } = i;
   const deployment = i.deployment;
-  const envLink = envDirOf(i.stateRoot, i.id);
-  const workdir = deployment ?? envLink;
+  const workdir = envDirOf(i.stateRoot, i.id);
   const overlayDir = path.join(i.overlayRoot, i.id);
   const disksDir = env.kind === 'ost-json' ? path.join(workdir, 'images') : overlayDir;
   const mode = modeOf(i.from, i.isolated);
@@ -241,12 +280,11 @@ export function planUp(i: PlanInputs): UpPlan {
     qemuUser: i.qemu.name,
     workdir,
     deployment,
-    envLink,
+    deploymentOwner: deployment ? (i.deploymentOwner ?? { uid: i.self.uid, gid: i.self.gid }) : undefined,
     overlayRoot: i.overlayRoot,
     overlayDir,
     disksDir,
     reserveBytes: i.reservePerVmBytes * env.vms.length,
-    handOver: deployment ? i.handOver : undefined,
     networks: env.networks.map((n) => ({
       name: n.name,
       fixed:

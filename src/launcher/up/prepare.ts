@@ -11,6 +11,7 @@ import { self } from '../../core/process.js';
 import { findTool } from '../../core/require-tool.js';
 import { ownDir } from '../../core/safe-dir.js';
 import { checkImages, checkpointSubnets, checkReadable, checkSuite } from '../checkpoint/from.js';
+import { deploymentOwner } from '../env-dir/deployment.js';
 import { type AppliedCustomLayer, leasesDir } from '../env-dir/record.js';
 import { checkDeploymentPath } from '../env-dir/workdir.js';
 import { type Identity, qemuIdentity, unreadableBy } from '../images/qemu-user.js';
@@ -143,6 +144,7 @@ export async function prepareUp(
   if (from && !o.isolated) await checkpointSubnets(from, leasesDir(o.stateRoot));
   const overlayRoot = await chooseOverlayRoot(o.overlays, env, o.reporter);
   const me = self();
+  const deployment = deploymentOf(env, o.deployment);
   const plan = planUp({
     env,
     // a restored VM keeps its domain name and UUID, and the names carry the id: an env from a checkpoint is
@@ -155,7 +157,7 @@ export async function prepareUp(
     isolated: o.isolated === true,
     uri: o.uri,
     stateRoot: o.stateRoot,
-    deployment: deploymentOf(env, o.deployment),
+    deployment,
     overlayRoot,
     reservePerVmBytes: o.overlays.reservePerVmBytes,
     images,
@@ -163,7 +165,7 @@ export async function prepareUp(
     domainType: detectAccel(o.accel) === 'kvm' ? 'kvm' : 'qemu',
     self: { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, pid: me },
     qemu,
-    handOver: o.owner,
+    deploymentOwner: deployment ? await deploymentOwner(deployment, o.owner) : undefined,
     customRequest: o.custom && { repos: o.custom.repos, install: o.custom.install },
   });
   return { plan, qemu, proxy };

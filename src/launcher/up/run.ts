@@ -7,19 +7,13 @@ import { errorMessage, InterruptedError, OstError } from '../../core/errors.js';
 import { self } from '../../core/process.js';
 import { requireTools } from '../../core/require-tool.js';
 import type { EnvRecord } from '../env-dir/record.js';
-import { readRecord, writeRecord } from '../env-dir/record.js';
+import { writeRecord } from '../env-dir/record.js';
+import { readTrustedRecord } from '../env-dir/trusted-record.js';
 import type { UpContext } from './context.js';
 import type { UpOptions } from './options.js';
 import { type Phase, runPhases, type StartStrategy } from './phase.js';
 import { disksPhase, isolatedSubnetsPhase, leasePhase } from './phases/disks-leases.js';
-import {
-  envDirPhase,
-  filesPhase,
-  finishPhase,
-  handOver,
-  startingMeta,
-  startingRecord,
-} from './phases/env-dir.js';
+import { envDirPhase, filesPhase, finishPhase, startingMeta, startingRecord } from './phases/env-dir.js';
 import { netnsPhase, networksPhase } from './phases/networks.js';
 import { deployPhase, domainsPhase, proxyPhase, readyPhase } from './phases/vms.js';
 import type { UpPlan } from './plan.js';
@@ -81,9 +75,8 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
   } catch (err) {
     if (plan && o.keepOnFailure && !o.signal?.aborted && undo.size > 0) {
       // left as it is for debugging (console logs, ost ssh); it counts as a leftover for ost gc
-      const left = await readRecord(plan.workdir);
+      const left = await readTrustedRecord(plan.workdir);
       if (left) await writeRecord({ ...left, status: 'failed' });
-      if (left) await handOver(plan, left);
       throw new OstError(
         `${errorMessage(err)}\nenvironment ${plan.id} was left as it is (--keep-on-failure)`,
         `look at ${path.join(plan.workdir, 'logs')}/, then ost down ${plan.id}`,

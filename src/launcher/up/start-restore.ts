@@ -7,14 +7,9 @@ import { InternalError } from '../../core/errors.js';
 import { faultPoint } from '../../core/fault.js';
 import { createOverlayArgv } from '../../tools/qemu-img.js';
 import { virshArgv } from '../../tools/virsh.js';
-import {
-  overlaysFromCheckpoint,
-  renameFor,
-  restoreDomain,
-  resumeAndSync,
-  setDeployedMarker,
-} from '../checkpoint/restore.js';
+import { overlaysFromCheckpoint, renameFor, restoreDomain, resumeAndSync } from '../checkpoint/restore.js';
 import type { CheckpointVm, StoredCheckpoint } from '../checkpoint/store.js';
+import { setDeployedMarker } from '../env-dir/deployment.js';
 import { destroyObject } from '../teardown.js';
 import type { StartStrategy } from './phase.js';
 import type { UpPlan, VmPlan } from './plan.js';

@@ -7,11 +7,12 @@ import * as path from 'node:path';
 import { InternalError } from '../../../core/errors.js';
 import type { ProcessId } from '../../../core/process.js';
 import { virsh } from '../../../tools/virsh.js';
+import { createDeployment, harnessKeyOf, removeDeployment } from '../../env-dir/deployment.js';
 import { exportPackageLists } from '../../env-dir/ost-files.js';
 import { writeOutputs } from '../../env-dir/outputs.js';
 import type { EnvRecord, VmRecord } from '../../env-dir/record.js';
 import { writeRecord } from '../../env-dir/record.js';
-import { createWorkdir, giveToUser, removeWorkdir } from '../../env-dir/workdir.js';
+import { createWorkdir, removeWorkdir } from '../../env-dir/workdir.js';
 import { metadataElement, OST_NS, OST_PREFIX, type OstMetadata } from '../../libvirt/render.js';
 import { buildXml } from '../../libvirt/xml.js';
 import { layoutOf, type UpContext } from '../context.js';
@@ -36,6 +37,8 @@ export function startingRecord(plan: UpPlan, owner: ProcessId, timings: Record<s
     created: new Date().toISOString(),
     uri: plan.uri,
     workdir: plan.workdir,
+    deployment:
+      plan.deployment && plan.deploymentOwner ? { dir: plan.deployment, ...plan.deploymentOwner } : undefined,
     overlayDir: plan.overlayDir,
     domainType: plan.domainType,
     networks: [],
@@ -55,6 +58,7 @@ export function startingMeta(plan: UpPlan, owner: ProcessId): OstMetadata {
     envId: plan.id,
     suite: plan.suite,
     workdir: plan.workdir,
+    deployment: plan.deployment,
     overlayDir: plan.overlayDir,
     ownerPid: owner.pid,
     ownerStart: owner.start,
@@ -65,29 +69,45 @@ export function startingMeta(plan: UpPlan, owner: ProcessId): OstMetadata {
 export const envDirPhase: Phase = {
   id: 'envdir',
   untimed: true,
-  title: (plan) => `env dir ${plan.workdir}`,
+  title: (plan) => `env dir ${plan.workdir}${plan.deployment ? `, deployment dir ${plan.deployment}` : ''}`,
   steps: (plan) => [
     {
       title: `mkdir ${plan.workdir} (refused when it exists) with .ost-env, logs/, images/, libvirt/, keys/`,
     },
-    ...(plan.deployment ? [{ title: `link ${plan.envLink} -> ${plan.workdir}` }] : []),
     { title: `write ${path.join(plan.workdir, 'env.json')}` },
     ...[...new Map(plan.vms.map((vm) => [vm.key, vm.keySource]))].map(([key, source]) => ({
       title: `copy ${source} to ${key} (0600)`,
     })),
+    ...(plan.deployment
+      ? [
+          {
+            title: `as uid ${plan.deploymentOwner?.uid}: mkdir ${plan.deployment} (refused when it exists) with .ost-env, keys/ (the keys' copies, 0600) and logs -> ${path.join(plan.workdir, 'logs')}`,
+          },
+        ]
+      : []),
   ],
   async run(ctx) {
     const { plan } = ctx;
-    await createWorkdir(ctx.stateRoot, plan.id, ctx.record.owner, plan.deployment);
+    await createWorkdir(ctx.stateRoot, plan.id, ctx.record.owner);
     ctx.undo.add(`env dir ${plan.workdir}`, async () => {
-      await removeWorkdir(ctx.stateRoot, plan.id, plan.workdir);
+      await removeWorkdir(ctx.stateRoot, plan.id);
     });
     await writeRecord(ctx.record);
     // keys as shipped by the base RPM are world-readable; ssh wants them private
-    for (const [key, source] of new Map(plan.vms.map((vm) => [vm.key, vm.keySource]))) {
+    const keys = new Map(plan.vms.map((vm) => [vm.key, vm.keySource]));
+    for (const [key, source] of keys) {
       await fs.copyFile(source, key);
       await fs.chmod(key, 0o600);
     }
+    if (!plan.deployment) return;
+    ctx.undo.add(`deployment dir ${plan.deployment}`, async () => {
+      await removeDeployment(plan.deployment, plan.id);
+    });
+    await createDeployment(
+      ctx.record,
+      ctx.record.owner,
+      [...keys.keys()].map((key) => ({ from: key, to: harnessKeyOf(plan.deployment as string, key) })),
+    );
   },
 };
 
@@ -128,6 +148,9 @@ export const filesPhase: Phase = {
     {
       title: `write env.json, hosts, env.sh, inventory and ssh_config in ${plan.workdir} once the addresses are known`,
     },
+    ...(plan.deployment
+      ? [{ title: `as uid ${plan.deploymentOwner?.uid}: write hosts and env.sh in ${plan.deployment}` }]
+      : []),
     ...(plan.ostSuite
       ? [
           {
@@ -152,25 +175,12 @@ function metadataForSet(m: OstMetadata): string {
   return buildXml({ env: node }).trim();
 }
 
-/** The deployment dir to the sudo user; the extra disks stay qemu's (it writes them). */
-export async function handOver(plan: UpPlan, r: EnvRecord): Promise<void> {
-  if (!plan.deployment || !plan.handOver) return;
-  await giveToUser(
-    plan.deployment,
-    plan.handOver,
-    new Set(r.vms.flatMap((vm) => vm.disks.map((d) => d.path))),
-  );
-}
-
 export const finishPhase: Phase = {
   id: 'finish',
   untimed: true,
   title: () => 'mark the env up',
-  steps: (plan) => [
+  steps: () => [
     { title: `mark each domain's ost metadata state 'up' (virsh metadata --live), and env.json` },
-    ...(plan.handOver
-      ? [{ title: `hand ${plan.workdir} to uid ${plan.handOver.uid} (the extra disks stay qemu's)` }]
-      : []),
   ],
   async run(ctx) {
     const r = ctx.record;
@@ -194,6 +204,5 @@ export const finishPhase: Phase = {
     ctx.timings.overhead = ctx.timings.total - (ctx.timings.ready ?? 0) - (ctx.timings.deploy ?? 0);
     r.status = 'up';
     await writeOutputs(r);
-    await handOver(ctx.plan, r);
   },
 };

@@ -8,6 +8,7 @@ import { atomicWriteFile } from '../../../core/fsutil.js';
 import { runArgv } from '../../../tools/run-tool.js';
 import { publicKeyArgv } from '../../../tools/ssh-keygen.js';
 import { runDeployScripts } from '../../deploy.js';
+import { publishSshdPid } from '../../env-dir/deployment.js';
 import { startSshdProxy, stopSshdProxy } from '../../ipv6-proxy.js';
 import { layoutOf, settleAll } from '../context.js';
 import type { Phase, StartStrategy } from '../phase.js';
@@ -77,18 +78,18 @@ export const proxyPhase: Phase = {
     ctx.undo.add('IPv6 proxy sshd', async () => {
       await stopSshdProxy(ctx.plan.workdir);
     });
-    ctx.record.ipv6Proxy = {
+    const pid = await startSshdProxy({
+      sshd: p.sshd,
+      config: p.config,
+      workdir: ctx.plan.workdir,
+      hostKey: vm0.key,
+      authorizedKey: existsSync(authorizedKey) ? authorizedKey : await publicKeyOf(vm0.key),
+      user: p.user,
       address: gateway,
-      pid: await startSshdProxy({
-        sshd: p.sshd,
-        config: p.config,
-        workdir: ctx.plan.workdir,
-        hostKey: vm0.key,
-        authorizedKey: existsSync(authorizedKey) ? authorizedKey : await publicKeyOf(vm0.key),
-        user: p.user,
-        address: gateway,
-      }),
-    };
+    });
+    ctx.record.ipv6Proxy = { address: gateway, pid };
+    // where ./ost.sh destroy kills it from (ost's own pid file is in the env dir)
+    await publishSshdPid(ctx.record, pid);
   },
 };
 
