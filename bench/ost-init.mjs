@@ -180,6 +180,7 @@ try {
   const lago = [];
   const ostOverhead = [];
   const ostWall = [];
+  const ostPhases = [];
   let compared = false;
   // lagofy first, alone: its VMs are destroyed before ost's boot, so neither slows the other's guests
   const dl = path.join(checkout, 'deployment');
@@ -223,6 +224,7 @@ try {
     );
     const rec = JSON.parse(u.stdout);
     ostOverhead.push(rec.timings.overhead);
+    ostPhases.push(rec.timings);
     ostWall.push(u.ms - rec.timings.ready);
     if (!compared) {
       const a = shape(lagoView);
@@ -248,6 +250,15 @@ try {
   row('lagofy.sh ost_init (create and start; no wait)', lago);
   row('ost up, its own overhead (all but the guests booting)', ostOverhead);
   row('ost up, whole process minus the wait for SSH', ostWall);
+  say('');
+  // ost's own phases (its --json timings), so that a change can be put where the time goes
+  const phases = Object.keys(ostPhases[0] ?? {}).filter((k) => !['ready', 'total', 'overhead'].includes(k));
+  say(`| ost up phase | ${ostPhases.map((_, i) => `round ${i + 1}`).join(' | ')} | median |`);
+  say(`|---|${ostPhases.map(() => '---|').join('')}---|`);
+  for (const k of phases)
+    say(
+      `| ${k} | ${ostPhases.map((t) => `${Math.round(t[k] ?? 0)} ms`).join(' | ')} | ${Math.round(median(ostPhases.map((t) => t[k] ?? 0)))} ms |`,
+    );
 } finally {
   stopLibvirt();
   restoreImageOwners();
