@@ -96,3 +96,37 @@ export async function claimOverlayDir(root: string, dir: string, needBytes: numb
     await lock.release();
   }
 }
+
+/**
+ * Overlay dirs under `roots` that no env claims (`known`: the ids ost found anywhere else — libvirt,
+ * env dirs, leases) and that are older than `graceMs` (an ost up makes its env dir before its overlay
+ * dir, so a young one may belong to an up just starting). Only dirs ost makes: with a reservation file.
+ */
+export async function orphanOverlayDirs(
+  roots: readonly string[],
+  known: ReadonlySet<string>,
+  graceMs: number,
+  now = Date.now(),
+): Promise<string[]> {
+  const out: string[] = [];
+  for (const root of new Set(roots.map((r) => path.resolve(r)))) {
+    for (const id of await fs.readdir(root).catch(() => [] as string[])) {
+      if (known.has(id) || id.startsWith('.')) continue;
+      const dir = path.join(root, id);
+      const st = await fs.lstat(dir).catch(() => undefined);
+      if (!st?.isDirectory() || now - st.mtimeMs < graceMs) continue;
+      if (await fs.lstat(path.join(dir, RESERVE_FILE)).catch(() => undefined)) out.push(dir);
+    }
+  }
+  return out;
+}
+
+/** Remove an orphan overlay dir under its root's lock (claimOverlayDir's), so no up is counting it. */
+export async function removeOverlayDir(dir: string): Promise<void> {
+  const lock = await acquireLock(path.join(path.dirname(dir), '.lock'), `remove ${dir}`, 30_000);
+  try {
+    await fs.rm(dir, { recursive: true, force: true });
+  } finally {
+    await lock.release();
+  }
+}

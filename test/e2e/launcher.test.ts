@@ -466,8 +466,22 @@ describe.skipIf(!isRoot)('ost up / down on real libvirt in a network namespace',
           /custom packages: less 99:1-ost1, ost-custom-probe 1.0 \(layer [0-9a-f]{12}, built now\)/g,
         ),
       ).toHaveLength(2);
-      const d = await ostNs(['down', second.id]);
-      expect(d.code, d.stderr).toBe(0);
+      // taken down by hand as OST's ./ost.sh destroy does (its domains and networks destroyed, nothing
+      // else): ost lists it as a leftover, and ost gc removes what is left — its overlays too
+      for (const dom of second.vms)
+        await ns.exec(['virsh', '-c', 'qemu:///system', 'destroy', dom.libvirtName]);
+      for (const net of second.networks)
+        await ns.exec(['virsh', '-c', 'qemu:///system', 'net-destroy', net.libvirtName]);
+      const listed = JSON.parse((await ostNs(['list', '--json'])).stdout) as { id: string; state: string }[];
+      expect(listed.find((e) => e.id === second.id)?.state).toBe('leftover');
+      expect(existsSync(path.join(overlayDir, second.id))).toBe(true);
+      const gc = await ostNs(['gc', '--json']);
+      expect(gc.code, gc.stderr).toBe(0);
+      expect((JSON.parse(gc.stdout) as { removed: { id: string }[] }).removed.map((r) => r.id)).toContain(
+        second.id,
+      );
+      expect(existsSync(path.join(overlayDir, second.id))).toBe(false);
+      expect(existsSync(path.join(stateDir, 'envs', second.id))).toBe(false);
     },
     25 * MIN,
   );

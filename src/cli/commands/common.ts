@@ -21,3 +21,13 @@ export function rootOf(a: CheckpointCommon, config: OstConfig): string {
     HOME: home,
   });
 }
+
+/** Where ost up puts overlays (OST_OVERLAY_DIR, else /dev/shm/ost) and where when that is full. */
+export function overlayRoots(config: OstConfig): { root: string; fallback: string } {
+  const uid = process.getuid?.() ?? 0;
+  const suffix = uid === 0 ? '' : `-${uid}`;
+  return {
+    root: config.overlayDir ?? `/dev/shm/ost${suffix}`,
+    fallback: config.overlayFallback ?? `/var/tmp/ost${suffix}`,
+  };
+}

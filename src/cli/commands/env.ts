@@ -20,7 +20,7 @@ import { checkUpRequest } from '../../launcher/up/request.js';
 import { type UpOptions, up } from '../../launcher/up/run.js';
 import { libvirtUri } from '../../tools/virsh.js';
 import { cliReporter } from '../reporter.js';
-import { type EnvCommon, rootOf } from './common.js';
+import { type EnvCommon, overlayRoots, rootOf } from './common.js';
 
 export type { EnvCommon } from './common.js';
 
@@ -130,10 +130,6 @@ function cacheSummary(c: CacheOutcome): string {
 }
 
 /** Overlay folders are per user: root's `/dev/shm/ost`, others' `/dev/shm/ost-<uid>`. */
-function userSuffix(): string {
-  const uid = process.getuid?.() ?? 0;
-  return uid === 0 ? '' : `-${uid}`;
-}
 
 /** The user who ran ost through sudo: an OST deployment dir is handed to them, as ost.sh's is theirs. */
 function sudoUser(sudo: SudoSettings): { uid: number; gid: number } | undefined {
@@ -167,8 +163,8 @@ async function upOptions(
     proxyUser: (sudoUser(config.sudo) && config.sudo.user) || userInfo().username,
     ...hostOf(a, config),
     overlays: {
-      root: a.overlayDir ?? config.overlayDir ?? `/dev/shm/ost${userSuffix()}`,
-      fallback: a.overlayFallback ?? config.overlayFallback ?? `/var/tmp/ost${userSuffix()}`,
+      root: a.overlayDir ?? overlayRoots(config).root,
+      fallback: a.overlayFallback ?? overlayRoots(config).fallback,
       reservePerVmBytes: a.overlayReserveBytes,
     },
     templates: new Templates(a.templates ?? config.templatesDir),

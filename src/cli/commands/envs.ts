@@ -2,14 +2,22 @@
 import type { OstConfig } from '../../core/config.js';
 import type { Reporter } from '../../core/events.js';
 import { processAlive } from '../../core/process.js';
-import { discoverEnvs, type FoundEnv, isLeftover, isUp } from '../../launcher/env-dir/discover.js';
+import {
+  discoverEnvs,
+  type FoundEnv,
+  isLeftover,
+  isUp,
+  UNOWNED_GRACE_MS,
+} from '../../launcher/env-dir/discover.js';
 import { leasesDir, stateRoot } from '../../launcher/env-dir/record.js';
 import { DOWN_LOCK_WAIT_MS } from '../../launcher/env-lock.js';
 import { pruneUnreadableLeases } from '../../launcher/net/leases.js';
+import { orphanOverlayDirs, removeOverlayDir } from '../../launcher/overlays.js';
 import { requireEnv, selectEnv } from '../../launcher/select.js';
 import { downLocked, type LockedTeardown, reapLeftover, teardown } from '../../launcher/teardown.js';
 import { libvirtUri, virsh } from '../../tools/virsh.js';
 import { cliReporter } from '../reporter.js';
+import { overlayRoots } from './common.js';
 import { customLine, type EnvCommon } from './env.js';
 import { gcLayersCommand, listLayersCommand } from './layers.js';
 
@@ -144,6 +152,13 @@ export async function gcCommand(
     const r = await reapLeftover(locked, e.id);
     if (r) removed.push({ id: e.id, ...r });
   }
+  // overlay dirs no env claims any more (an env taken down by hand, its state gone): RAM ost up counts as taken
+  const orphans = await orphanOverlayDirs(
+    Object.values(overlayRoots(config)),
+    new Set((await discoverEnvs(uri, root)).keys()),
+    UNOWNED_GRACE_MS,
+  );
+  for (const dir of orphans) await removeOverlayDir(dir);
   // damaged lease files (no owner to ask): they hold their /24 until removed here
   const damagedLeases = await pruneUnreadableLeases(leasesDir(root));
   for (const p of damagedLeases)
@@ -151,9 +166,15 @@ export async function gcCommand(
   ui.stop();
   process.stdout.write(
     a.json
-      ? `${JSON.stringify({ removed, damagedLeases }, null, 2)}\n`
-      : removed.length === 0
+      ? `${JSON.stringify({ removed, damagedLeases, overlayDirs: orphans }, null, 2)}\n`
+      : removed.length === 0 && orphans.length === 0
         ? 'no leftovers\n'
-        : `${removed.map((r) => `removed leftover ${r.id}: ${r.domains.length} domains, ${r.networks.length} networks, ${r.leases.length} leases`).join('\n')}\n`,
+        : `${[
+            ...removed.map(
+              (r) =>
+                `removed leftover ${r.id}: ${r.domains.length} domains, ${r.networks.length} networks, ${r.leases.length} leases`,
+            ),
+            ...orphans.map((d) => `removed overlay dir ${d}: no environment claims it`),
+          ].join('\n')}\n`,
   );
 }

@@ -1,11 +1,10 @@
 // `ost ssh / exec / console`: a command, a shell or the serial console where an env's VMs are.
-import * as path from 'node:path';
 import type { OstConfig } from '../../core/config.js';
 import { OstError, UsageError } from '../../core/errors.js';
 import { runInteractive } from '../../core/exec.js';
 import { lastLines } from '../../core/fsutil.js';
 import { requireTool } from '../../core/require-tool.js';
-import { stateRoot } from '../../launcher/env-dir/record.js';
+import { sshArgsFor, stateRoot } from '../../launcher/env-dir/record.js';
 import { requireEnv } from '../../launcher/select.js';
 import { inNetns } from '../../tools/netns.js';
 import { libvirtUri } from '../../tools/virsh.js';
@@ -28,7 +27,8 @@ export async function sshCommand(
 ): Promise<number> {
   const { record, vm } = await vmOf(a, config);
   const ssh = requireTool('ssh');
-  const argv = [ssh, '-F', path.join(record.workdir, 'ssh_config'), vm.name, ...a.command];
+  // every option on the command line, from root's own record: no config file another user could edit
+  const argv = [ssh, ...sshArgsFor(vm), ...a.command];
   // an isolated env's guests are reachable only from inside its namespace
   const [file, ...args] = [...inNetns(record.netns), ...argv] as [string, ...string[]];
   return runInteractive(file, args);

@@ -37,10 +37,20 @@ export function isUp(e: FoundEnv): boolean {
 export const UNOWNED_GRACE_MS = 60_000;
 
 /**
- * A leftover: its `ost up` never finished and the process that ran it is gone. An env whose owner is not
- * known (an env dir whose marker is being written) is a leftover only once it is older than a minute.
+ * Taken down by something else than ost: it came up, and none of its domains or networks is left in
+ * libvirt (OST's `./ost.sh destroy`, a libvirtd restart). What ost made beside libvirt is still there.
+ */
+export function isGone(e: FoundEnv): boolean {
+  return e.record?.status === 'up' && e.domains.size === 0 && e.networks.size === 0;
+}
+
+/**
+ * A leftover: its `ost up` never finished and the process that ran it is gone, or it is gone from
+ * libvirt (isGone). An env whose owner is not known (an env dir whose marker is being written) is a
+ * leftover only once it is older than a minute.
  */
 export function isLeftover(e: FoundEnv): boolean {
+  if (isGone(e)) return true;
   if (isUp(e)) return false;
   if (!e.owner) return e.ageMs === undefined || e.ageMs > UNOWNED_GRACE_MS;
   return !processAlive(e.owner);
