@@ -4,7 +4,9 @@
 // swapped for a link to /etc, or a file planted as a link to /etc/shadow, gets nothing from root. Root
 // reads what it must hand over (it can read the installed images' files; the user may not) and passes
 // the contents on the child's stdin; nothing the user can write is read back by root here.
+import * as fsSync from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import * as path from 'node:path';
 import { OstError, ToolError } from './errors.js';
 import { run } from './exec.js';
 
@@ -28,39 +30,60 @@ export type UserTreeOp =
   /** Whatever is at `path`, a tree too; nothing there is fine. */
   | { op: 'remove'; path: string };
 
-// The child's program: plain JavaScript (node -e), so the same text runs from dist/ and under the test
-// runner. It reads the JSON list of ops on stdin, applies them in order and stops at the first failure,
-// naming the op and the path on stderr.
+/**
+ * Apply `ops` in order with the given `fs` and `dirname`; the first failure's text (op, path, reason), or
+ * undefined. Self-contained (no closure, no import): its source is also the child's program (CHILD).
+ */
+function applyOps(
+  fs: typeof import('node:fs'),
+  dirname: (p: string) => string,
+  pid: number,
+  ops: readonly UserTreeOp[],
+): string | undefined {
+  for (const o of ops) {
+    try {
+      if (o.op === 'mkdir' && o.exclusive) {
+        fs.mkdirSync(dirname(o.path), { recursive: true, mode: 0o755 });
+        fs.mkdirSync(o.path, { mode: o.mode });
+        fs.chmodSync(o.path, o.mode);
+      } else if (o.op === 'mkdir') {
+        if (fs.mkdirSync(o.path, { recursive: true, mode: o.mode }) !== undefined)
+          fs.chmodSync(o.path, o.mode);
+      } else if (o.op === 'write') {
+        const tmp = `${o.path}.ost-new-${pid}`;
+        fs.writeFileSync(tmp, o.text, { mode: o.mode, flag: 'wx' });
+        fs.chmodSync(tmp, o.mode);
+        fs.renameSync(tmp, o.path);
+      } else if (o.op === 'symlink') {
+        fs.rmSync(o.path, { force: true });
+        fs.symlinkSync(o.target, o.path);
+      } else if (o.op === 'remove') fs.rmSync(o.path, { recursive: true, force: true });
+      else return `unknown op ${JSON.stringify(o)}`;
+    } catch (e) {
+      return `${o.op} ${o.path}: ${(e as Error).message}`;
+    }
+  }
+  return undefined;
+}
+
+// The child's program (node -e): the JSON list of ops on stdin, applyOps's own source applied to it; the
+// failure on stderr, exit 1.
 const CHILD = `
-const fs = require('fs');
 let input = '';
 process.stdin.setEncoding('utf8');
 process.stdin.on('data', (d) => { input += d; });
 process.stdin.on('end', () => {
-  for (const o of JSON.parse(input)) {
-    try {
-      if (o.op === 'mkdir' && o.exclusive) {
-        fs.mkdirSync(require('path').dirname(o.path), { recursive: true, mode: 0o755 });
-        fs.mkdirSync(o.path, { mode: o.mode });
-        fs.chmodSync(o.path, o.mode);
-      }
-      else if (o.op === 'mkdir') { if (fs.mkdirSync(o.path, { recursive: true, mode: o.mode }) !== undefined) fs.chmodSync(o.path, o.mode); }
-      else if (o.op === 'write') {
-        const tmp = o.path + '.ost-new-' + process.pid;
-        fs.writeFileSync(tmp, o.text, { mode: o.mode, flag: 'wx' });
-        fs.chmodSync(tmp, o.mode);
-        fs.renameSync(tmp, o.path);
-      }
-      else if (o.op === 'symlink') { fs.rmSync(o.path, { force: true }); fs.symlinkSync(o.target, o.path); }
-      else if (o.op === 'remove') fs.rmSync(o.path, { recursive: true, force: true });
-      else throw new Error('unknown op');
-    } catch (e) {
-      process.stderr.write(o.op + ' ' + o.path + ': ' + e.message + '\\n');
-      process.exit(1);
-    }
-  }
+  const failed = (${applyOps.toString()})(require('fs'), require('path').dirname, process.pid, JSON.parse(input));
+  if (failed) { process.stderr.write(failed + '\\n'); process.exit(1); }
 });
 `;
+
+function refused(who: UserIdentity, why: string): OstError {
+  return new OstError(
+    `could not write as uid ${who.uid} (the owner of that tree): ${why}`,
+    'the tree belongs to that user: make sure they can write there, or remove what is in the way',
+  );
+}
 
 /** Whether NSS knows the uid (then the child gets the user's groups; else none beyond its gid). */
 async function hasPasswdEntry(uid: number): Promise<boolean> {
@@ -71,7 +94,8 @@ async function hasPasswdEntry(uid: number): Promise<boolean> {
 /** The argv that runs the child as `who` (as ourselves when that is who we are). */
 export async function userChildArgv(who: UserIdentity): Promise<[string, string[]]> {
   const node = [process.execPath, '-e', CHILD];
-  if (process.geteuid?.() === who.uid) return [node[0] as string, node.slice(1)];
+  if (process.geteuid?.() === who.uid && process.getegid?.() === who.gid)
+    return [node[0] as string, node.slice(1)];
   const groups = (await hasPasswdEntry(who.uid)) ? '--init-groups' : '--clear-groups';
   return ['setpriv', [`--reuid=${who.uid}`, `--regid=${who.gid}`, groups, '--reset-env', '--', ...node]];
 }
@@ -79,15 +103,18 @@ export async function userChildArgv(who: UserIdentity): Promise<[string, string[
 /** Apply `ops` as `who`; one error naming the user and what failed. */
 export async function asUser(who: UserIdentity, ops: readonly UserTreeOp[]): Promise<void> {
   if (ops.length === 0) return;
+  // ourselves: the same ops in this process (no child to start), with the same rights the child would have
+  if (process.geteuid?.() === who.uid && process.getegid?.() === who.gid) {
+    const failed = applyOps(fsSync, path.dirname, process.pid, ops);
+    if (failed) throw refused(who, failed);
+    return;
+  }
   const [file, args] = await userChildArgv(who);
   try {
     await run(file, args, { input: JSON.stringify(ops), cwd: '/', tailLines: 5 });
   } catch (err) {
     if (!(err instanceof ToolError)) throw err;
-    throw new OstError(
-      `could not write as uid ${who.uid} (the owner of that tree): ${err.tail.join('; ') || err.message}`,
-      'the tree belongs to that user: make sure they can write there, or remove what is in the way',
-    );
+    throw refused(who, err.tail.join('; ') || err.message);
   }
 }
 
