@@ -1,5 +1,4 @@
 // The checkpoint commands as data: checkpoint, revert, rm-checkpoint.
-import { checkpointCommand, revertCommand, rmCheckpointCommand } from '../commands/checkpoint.js';
 import { checkpointDirOption, envCommon, envSpec, timeoutOption } from '../options.js';
 import { defineCommand, demanded, demandedText, flag } from '../spec.js';
 
@@ -19,7 +18,7 @@ export const checkpoint = defineCommand({
     ...envCommon,
     ...checkpointDirOption,
   },
-  run: (a, { config }) => checkpointCommand(a, config),
+  run: async (a, { config }) => (await import('../commands/checkpoint.js')).checkpointCommand(a, config),
 });
 
 export const revert = defineCommand({
@@ -28,7 +27,7 @@ export const revert = defineCommand({
     'Put an environment back to a checkpoint of it, in place: every VM restored, resumed together, clocks set',
   positionals: envAndName,
   options: { ...envCommon, ...timeoutOption, ...checkpointDirOption },
-  run: (a, { config }) => revertCommand(a, config),
+  run: async (a, { config }) => (await import('../commands/checkpoint.js')).revertCommand(a, config),
 });
 
 export const rmCheckpoint = defineCommand({
@@ -36,5 +35,5 @@ export const rmCheckpoint = defineCommand({
   describe: 'Remove a checkpoint (refused while an environment runs on it)',
   positionals: { name: demandedText() },
   options: { ...envCommon, ...checkpointDirOption },
-  run: (a, { config }) => rmCheckpointCommand(a, config),
+  run: async (a, { config }) => (await import('../commands/checkpoint.js')).rmCheckpointCommand(a, config),
 });

@@ -1,9 +1,6 @@
 // The commands on running environments as data: down, status, list, ssh, exec, console, gc.
 
 import { wholeNumber } from '../coerce.js';
-import { gcCheckpointsCommand, listCheckpointsCommand } from '../commands/checkpoint.js';
-import { downCommand, gcCommand, listCommand, statusCommand } from '../commands/envs.js';
-import { consoleCommand, execCommand, sshCommand } from '../commands/vm.js';
 import {
   checkpointDirOption,
   connectOption,
@@ -19,7 +16,7 @@ export const down = defineCommand({
   describe: 'Remove an environment: domains, networks, overlays, leases and its directory (idempotent)',
   positionals: { env: envSpec },
   options: envCommon,
-  run: (a, { config }) => downCommand(a, config),
+  run: async (a, { config }) => (await import('../commands/envs.js')).downCommand(a, config),
 });
 
 export const status = defineCommand({
@@ -27,7 +24,7 @@ export const status = defineCommand({
   describe: 'Show an environment: VMs, addresses, libvirt states',
   positionals: { env: envSpec },
   options: envCommon,
-  run: (a, { config }) => statusCommand(a, config),
+  run: async (a, { config }) => (await import('../commands/envs.js')).statusCommand(a, config),
 });
 
 export const list = defineCommand({
@@ -41,7 +38,10 @@ export const list = defineCommand({
     ...checkpointDirOption,
     checkpoints: flag('the checkpoints and their sizes', false),
   },
-  run: (a, { config }) => (a.checkpoints ? listCheckpointsCommand(a, config) : listCommand(a, config)),
+  run: async (a, { config }) =>
+    a.checkpoints
+      ? (await import('../commands/checkpoint.js')).listCheckpointsCommand(a, config)
+      : (await import('../commands/envs.js')).listCommand(a, config),
 });
 
 export const ssh = defineCommand({
@@ -49,7 +49,8 @@ export const ssh = defineCommand({
   describe: 'SSH into a VM of an environment (runs the command when given)',
   positionals: { vm: demandedText(), command: textList() },
   options: { ...envOption, ...connectOption },
-  run: (a, { config, rest }) => sshCommand({ ...a, command: [...a.command, ...rest] }, config),
+  run: async (a, { config, rest }) =>
+    (await import('../commands/vm.js')).sshCommand({ ...a, command: [...a.command, ...rest] }, config),
 });
 
 export const exec = defineCommand({
@@ -58,7 +59,8 @@ export const exec = defineCommand({
     "Run a command where an environment's VMs are reachable (inside an isolated env's network namespace): ost exec <env> -- <command>",
   positionals: { env: envSpec },
   options: connectOption,
-  run: (a, { config, rest }) => execCommand({ ...a, command: rest }, config),
+  run: async (a, { config, rest }) =>
+    (await import('../commands/vm.js')).execCommand({ ...a, command: rest }, config),
 });
 
 export const vmConsole = defineCommand({
@@ -71,7 +73,7 @@ export const vmConsole = defineCommand({
     ...envOption,
     ...connectOption,
   },
-  run: (a, { config }) => consoleCommand(a, config),
+  run: async (a, { config }) => (await import('../commands/vm.js')).consoleCommand(a, config),
 });
 
 export const gc = defineCommand({
@@ -92,5 +94,8 @@ export const gc = defineCommand({
       'with --layers: keep layers used in the last N days (default 0); with --checkpoints: see there',
     ),
   },
-  run: (a, { config }) => (a.checkpoints ? gcCheckpointsCommand(a, config) : gcCommand(a, config)),
+  run: async (a, { config }) =>
+    a.checkpoints
+      ? (await import('../commands/checkpoint.js')).gcCheckpointsCommand(a, config)
+      : (await import('../commands/envs.js')).gcCommand(a, config),
 });

@@ -1,9 +1,6 @@
 // The image builder's commands as data: build-images, publish-images, boot-image.
 
 import { wholeNumber } from '../coerce.js';
-import { bootImageCommand } from '../commands/boot-image.js';
-import { buildImagesCommand } from '../commands/build-images.js';
-import { publishImagesCommand } from '../commands/publish-images.js';
 import { jsonOption, publishOptions } from '../options.js';
 import { defineCommand, demandedText, flag, numeric, text, textList } from '../spec.js';
 
@@ -41,7 +38,7 @@ export const buildImages = defineCommand({
     ...publishOptions,
     ...setFileOptions,
   },
-  run: (a, { config }) => buildImagesCommand(a, config),
+  run: async (a, { config }) => (await import('../commands/build-images.js')).buildImagesCommand(a, config),
 });
 
 export const publishImages = defineCommand({
@@ -55,7 +52,8 @@ export const publishImages = defineCommand({
     ...publishOptions,
     ...setFileOptions,
   },
-  run: (a, { config }) => publishImagesCommand(a, config),
+  run: async (a, { config }) =>
+    (await import('../commands/publish-images.js')).publishImagesCommand(a, config),
 });
 
 export const bootImage = defineCommand({
@@ -75,5 +73,5 @@ export const bootImage = defineCommand({
     ...jsonOption,
     ...setFileOptions,
   },
-  run: (a, { config }) => bootImageCommand(a, config),
+  run: async (a, { config }) => (await import('../commands/boot-image.js')).bootImageCommand(a, config),
 });

@@ -1,7 +1,6 @@
 // `ost up` as data: its positional and every flag, in --help order.
 
 import { envIdFlag, sizeFlag } from '../coerce.js';
-import { upCommand } from '../commands/env.js';
 import { checkpointDirOption, connectOption, jsonOption, timeoutOption } from '../options.js';
 import { checkedText, defineCommand, flag, numeric, renamed, text, textList } from '../spec.js';
 
@@ -74,5 +73,5 @@ export const up = defineCommand({
     ...timeoutOption,
     ...checkpointDirOption,
   },
-  run: (a, { config }) => upCommand(a, config),
+  run: async (a, { config }) => (await import('../commands/env.js')).upCommand(a, config),
 });
