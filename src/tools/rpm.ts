@@ -1,4 +1,4 @@
-// rpm adapter: query installed packages (optionally in an installroot): name, version, release and files.
+// rpm adapter: installed packages (in an installroot, from a given database) and package files.
 
 /** One installed package. */
 export interface InstalledPackage {
@@ -10,18 +10,46 @@ export interface InstalledPackage {
 
 const QF = '%{NAME}\\t%{VERSION}\\t%{RELEASE}\\t%{ARCH}\\n';
 
-function rootArgs(root?: string): string[] {
-  return root ? ['--root', root] : [];
+/**
+ * Which rpm database to read: an installroot (`--root`) and the database's directory (`--dbpath`). rpm
+ * 4.18 takes `--dbpath` inside `--root` (`--root R --dbpath /root/.rpmdb` reads `R/root/.rpmdb`) and
+ * prints the files of `-ql` as the root sees them. Without `dbpath`, rpm uses `%_dbpath`, which Debian's
+ * rpm 4.18 sets per user (`~/.rpmdb`): a query by one user does not see another user's installs.
+ */
+export interface RpmDb {
+  root?: string;
+  dbpath?: string;
 }
 
-/** argv: query packages by name; missing ones print "package X is not installed" and exit non-zero. */
-export function rpmQueryArgv(names: readonly string[], root?: string): string[] {
-  return ['rpm', ...rootArgs(root), '-q', '--qf', QF, ...names];
+function dbArgs(db: RpmDb = {}): string[] {
+  return [...(db.root ? ['--root', db.root] : []), ...(db.dbpath ? ['--dbpath', db.dbpath] : [])];
+}
+
+/** Where rpm keeps the system's database: Fedora ≥ 36 and EL ≥ 9, older ones. */
+export const SYSTEM_RPMDB_DIRS = ['/usr/lib/sysimage/rpm', '/var/lib/rpm'] as const;
+
+/** Where an install as root may have put the database: the system's, or root's own on Debian. */
+export const RPMDB_DIRS = [...SYSTEM_RPMDB_DIRS, '/root/.rpmdb'] as const;
+
+/** A directory is an rpm database when it holds one of these: sqlite (rpm ≥ 4.16), ndb, Berkeley DB. */
+export const RPMDB_FILES = ['rpmdb.sqlite', 'Packages.db', 'Packages'] as const;
+
+/** argv: the database directory this user's rpm reads by default (`%_dbpath`). */
+export function rpmDbpathArgv(): string[] {
+  return ['rpm', '--eval', '%_dbpath'];
+}
+
+/**
+ * argv: query packages by name; missing ones print "package X is not installed" and exit non-zero. rpm
+ * 4.18 prints that line for every name even when it cannot open the database (and says so on stderr).
+ */
+export function rpmQueryArgv(names: readonly string[], db?: RpmDb): string[] {
+  return ['rpm', ...dbArgs(db), '-q', '--qf', QF, ...names];
 }
 
 /** argv: list the files of an installed package. */
-export function rpmFilesArgv(name: string, root?: string): string[] {
-  return ['rpm', ...rootArgs(root), '-ql', name];
+export function rpmFilesArgv(name: string, db?: RpmDb): string[] {
+  return ['rpm', ...dbArgs(db), '-ql', name];
 }
 
 /** argv: the scriptlets and triggers of a package file; no output means it has none. */

@@ -162,8 +162,16 @@ describe('resolving images', () => {
       root: rpmRoot,
       qemu: root,
     }).catch((e: unknown) => e as Error);
-    expect((err as Error).message).toContain(
-      `not installed: ost-images-debian12-engine-installed, ost-images-debian12-he-installed\n  fix: dnf --installroot=${rpmRoot} install ost-images-debian12-engine-installed ost-images-debian12-he-installed`,
+    const msg = (err as Error).message;
+    expect(msg).toContain(
+      'not installed: ost-images-debian12-engine-installed, ost-images-debian12-he-installed\n',
+    );
+    // an empty root holds no database: where it looked, then the fix
+    expect(msg).toContain(`can read in `);
+    expect(msg).toContain(`${rpmRoot}/usr/lib/sysimage/rpm, ${rpmRoot}/var/lib/rpm`);
+    expect(msg).toContain(`${rpmRoot}/root/.rpmdb`);
+    expect(msg).toContain(
+      `\n  fix: dnf --installroot=${rpmRoot} install ost-images-debian12-engine-installed ost-images-debian12-he-installed`,
     );
     rmSync(rpmRoot, { recursive: true });
   });

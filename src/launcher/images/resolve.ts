@@ -1,16 +1,18 @@
-// `<distro>-<layer>` → the qcow2 installed by ost-images-<distro>-<layer> (rpm database, an installroot, or
-// OST_IMAGES_DIR), its whole backing chain checked and readable by qemu, and the SSH key of its image set.
+// `<distro>-<layer>` → the qcow2 installed by ost-images-<distro>-<layer> (from the rpm database the
+// install wrote, rpm-db.ts, on the host or in an installroot; or OST_IMAGES_DIR), its whole backing chain
+// checked and readable by qemu, and the SSH key of its image set.
 import { existsSync, readdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { OstError } from '../../core/errors.js';
 import { type ImageInfo, check as qemuImgCheck, info as qemuImgInfo } from '../../tools/qemu-img.js';
-import { parseRpmQuery, rpmFilesArgv, rpmQueryArgv } from '../../tools/rpm.js';
+import { type InstalledPackage, rpmFilesArgv } from '../../tools/rpm.js';
 import { runArgv } from '../../tools/run-tool.js';
 import type { EnvVm, ImageRef } from '../env/model.js';
 import { type Identity, unreadableBy } from './qemu-user.js';
+import { notInstalled, queryInstalled } from './rpm-db.js';
 
 export interface ResolveOptions {
-  /** Look the packages up in this installroot (`rpm --root`) instead of the host. */
+  /** Look the packages up in this installroot (`rpm --root`, its own database) instead of the host. */
   root?: string;
   /** Take `<distro>-<layer>.qcow2` from this directory instead of the rpm database. */
   imagesDir?: string;
@@ -90,7 +92,7 @@ function fromImagesDir(w: Wanted & { ref: PackageRef }, dir: string): Found {
   return { file: path.resolve(dir, `${c.file}.qcow2`), ref: c.file, distro: w.ref.distro };
 }
 
-type Installed = ReturnType<typeof parseRpmQuery>['installed'][number];
+type Installed = InstalledPackage;
 
 /**
  * Which candidate package to take: the squashed one when installed, unless it is older than the chained
@@ -123,26 +125,23 @@ async function fromRpm(
   const names = [
     ...new Set(packaged.flatMap(([, w]) => candidates(w.ref as PackageRef, w.squashed).map((c) => c.name))),
   ];
-  const res = await runArgv(rpmQueryArgv(names, root), { allowFailure: true, signal });
-  const q = parseRpmQuery(res.stdout);
-  const unanswered = names.filter((n) => !q.missing.includes(n) && !q.installed.some((p) => p.name === n));
-  if (unanswered.length > 0)
-    problems.push(
-      `rpm${root ? ` --root ${root}` : ''} -q ${unanswered.join(' ')} failed: ${res.stderr.trim()}`,
-    );
+  const answer = await queryInstalled(names, root, signal);
+  if (answer.failure) {
+    problems.push(answer.failure);
+    return;
+  }
   const missing: string[] = [];
   await Promise.all(
     packaged.map(async ([text, w]) => {
       const ref = w.ref as PackageRef;
       const options = candidates(ref, w.squashed);
-      const { chosen, note } = choose(options, q.installed);
+      const { chosen, note } = choose(options, answer.installed);
       if (!chosen) {
-        const need = options.at(-1)?.name as string;
-        if (!unanswered.includes(need)) missing.push(need);
+        missing.push(options.at(-1)?.name as string);
         return;
       }
-      const pkg = q.installed.find((p) => p.name === chosen.name) as Installed;
-      const files = await runArgv(rpmFilesArgv(chosen.name, root), { signal });
+      const pkg = answer.installed.find((p) => p.name === chosen.name) as Installed;
+      const files = await runArgv(rpmFilesArgv(chosen.name, answer.db), { signal });
       const qcow = files.stdout.split('\n').find((f) => f.endsWith(`/${chosen.file}.qcow2`));
       if (!qcow) {
         problems.push(
@@ -159,12 +158,7 @@ async function fromRpm(
       });
     }),
   );
-  if (missing.length > 0) {
-    const where = root ? ` --installroot=${root}` : '';
-    problems.unshift(
-      `not installed: ${missing.join(', ')}\n  fix: dnf${where} install ${[...new Set(missing)].join(' ')}`,
-    );
-  }
+  if (missing.length > 0) problems.unshift(notInstalled(missing, answer));
 }
 
 /**
