@@ -47,6 +47,8 @@ let userUid = -1;
 let createdUser = false;
 let ns: LibvirtNetns;
 let imagesEnv: Record<string, string> = {};
+/** The shared set's installroot (root's dnf install: its rpm database is <root>/root/.rpmdb on Debian). */
+let imagesRoot = '';
 
 /**
  * An OST checkout as far as ost reads it: the suite folder (ost.json a symlink, as OST's), deploy scripts.
@@ -213,6 +215,7 @@ describe.skipIf(!isRoot)(
       ensureBuilt();
       chmodSync(work, 0o755);
       const shared = await sharedImages();
+      imagesRoot = shared.root;
       const dir = path.join(shared.root, 'usr/share/ost-images');
       imagesEnv = {
         OST_IMAGES_DISTRO: 'debian12',
@@ -269,6 +272,37 @@ describe.skipIf(!isRoot)(
         expect(r2.vms.map((v) => v.name)).toEqual(USER_VMS);
       },
       45 * MIN,
+    );
+
+    it(
+      "resolves images through rpm for the user too: --images-root finds the database root's dnf wrote there",
+      async () => {
+        // Debian's rpm keeps a database per user: the user's own rpm would look in <root>/<home>/.rpmdb.
+        // A dry run resolves and plans (nothing boots); no OST_IMAGES_* path is given, only the root.
+        const noPaths = {
+          OST_IMAGES_ENGINE_INSTALLED: '',
+          OST_IMAGES_HOST_INSTALLED: '',
+          OST_IMAGES_STORAGE_BASE: '',
+        };
+        const r = await asUser(
+          [OST, 'up', 'demo-suite', '--images-root', imagesRoot, '--dry-run', '--json'],
+          noPaths,
+        );
+        expect(r.exitCode, r.stderr).toBe(0);
+        const plan = JSON.parse(r.stdout) as {
+          vms: { name: string; image: { path: string; package?: { name: string } } }[];
+        };
+        const dir = path.join(imagesRoot, 'usr/share/ost-images');
+        expect(plan.vms.map((v) => [v.name, v.image.package?.name, v.image.path])).toEqual([
+          [
+            'engine',
+            'ost-images-debian12-engine-installed',
+            path.join(dir, 'debian12-engine-installed.qcow2'),
+          ],
+          ['host-0', 'ost-images-debian12-host-installed', path.join(dir, 'debian12-host-installed.qcow2')],
+        ]);
+      },
+      5 * MIN,
     );
 
     it(
