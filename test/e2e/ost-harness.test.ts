@@ -420,10 +420,13 @@ describe.skipIf(!isRoot)(
     );
 
     it(
-      'writes what the harness reads in the deployment dir: logs, sparse disks, env.sh, package lists; refuses a second up there',
+      'writes what the harness reads in the deployment dir: logs, env.sh, package lists; sparse disks; refuses a second up there',
       async () => {
         for (const vm of VMS) expect(statSync(path.join(first, 'logs', vm)).size).toBeGreaterThan(0);
-        const sda = statSync(path.join(first, 'images/storage-sda.raw'));
+        // the extra disks sit beside the overlays, sparse
+        const sdaPath = r1.vms.find((v) => v.name === 'storage')?.disks[0]?.path as string;
+        expect(sdaPath).toBe(path.join(r1.overlayDir, 'storage-sda.raw'));
+        const sda = statSync(sdaPath);
         expect(sda.size).toBe(101 * 2 ** 30);
         expect(sda.blocks * 512).toBeLessThan(64 * 2 ** 20);
         // . deployment/env.sh gives OST's pytest its variables
@@ -602,7 +605,7 @@ describe.skipIf(!isRoot)(
           ...readdirSync(overlays)
             .filter((f) => f.endsWith('.qcow2'))
             .map((o) => path.join(overlays, o)),
-          path.join(second, 'images/storage-sda.raw'),
+          path.join(overlays, 'storage-sda.raw'),
         ]) {
           const s = statSync(f);
           expect([s.uid, s.gid, s.mode & 0o777], f).toEqual([userUid, qemuGid, 0o660]);

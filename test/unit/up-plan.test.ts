@@ -148,7 +148,7 @@ describe('the plan of an up', () => {
     // root's env dir is ost's own, wherever the deployment dir is
     expect(plan.workdir).toBe('/run/ost/envs/0a1b2c3d');
     expect(plan.deployment).toBe(d);
-    expect(plan.disksDir).toBe('/run/ost/envs/0a1b2c3d/images');
+    expect(plan.disksDir).toBe('/dev/shm/ost/0a1b2c3d');
     const owner = (p: string) => plan.paths.find((f) => f.path === p);
     // everything under the deployment dir is the owner's; nothing else is
     const inDeployment = plan.paths.filter((f) => f.path === d || f.path.startsWith(`${d}/`));
@@ -168,7 +168,7 @@ describe('the plan of an up', () => {
       expect([0, 64055], f.path).toContain(f.uid);
     expect(owner('/run/ost/envs/0a1b2c3d')).toMatchObject({ kind: 'dir', uid: 0, mode: 0o711 });
     expect(owner('/run/ost/envs/0a1b2c3d/keys')).toMatchObject({ uid: 0, mode: 0o700 });
-    expect(owner('/run/ost/envs/0a1b2c3d/images/engine-sda.raw')).toMatchObject({ uid: 64055, mode: 0o600 });
+    expect(owner('/dev/shm/ost/0a1b2c3d/engine-sda.raw')).toMatchObject({ uid: 64055, mode: 0o600 });
     // the key the harness's hosts names is the owner's copy
     expect(plan.vms[0]?.key).toBe('/run/ost/envs/0a1b2c3d/keys/debian12_id_rsa');
     expect(plan.vms[0]?.harnessKey).toBe(`${d}/keys/debian12_id_rsa`);

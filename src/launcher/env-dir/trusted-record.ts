@@ -34,7 +34,7 @@ export function recordProblem(r: EnvRecord, dir: string): string | undefined {
       [vm.overlay, [r.overlayDir]],
       [vm.key, [path.join(dir, 'keys')]],
       [vm.consoleLog, [path.join(dir, 'logs')]],
-      ...(vm.disks ?? []).map((d) => [d.path, [r.overlayDir, path.join(dir, 'images')]] as const),
+      ...(vm.disks ?? []).map((d) => [d.path, [r.overlayDir]] as const),
     ] as const;
     for (const [p, dirs] of own)
       if (typeof p !== 'string' || !dirs.some((d) => inside(p, d)))

@@ -28,12 +28,12 @@ export function checkDeploymentPath(dir: string): void {
 
 /**
  * Create the env dir `<state>/envs/<id>` (refusing one that exists) with its marker and subfolders, each
- * with its mode whatever the umask: qemu (another uid) passes through it to the extra disks in images/;
- * console logs are readable (an OST suite's deployment dir links to them); XML and keys are ost's alone.
+ * with its mode whatever the umask: console logs are readable through it (an OST suite's deployment
+ * dir links to them, for its owner); XML and keys are ost's alone.
  */
 export async function createWorkdir(stateRoot: string, id: string, owner: ProcessId): Promise<string> {
   const dir = envDirOf(stateRoot, id);
-  // qemu passes through it too: 0711, whatever the umask
+  // a deployment dir's owner passes through it to the logs: 0711, whatever the umask
   await ownDir(envsDir(stateRoot), 0o711, 'the env dirs folder');
   try {
     await fs.mkdir(dir, { mode: 0o711 });
@@ -46,7 +46,6 @@ export async function createWorkdir(stateRoot: string, id: string, owner: Proces
   await fs.writeFile(path.join(dir, MARKER), `${id} ${owner.pid} ${owner.start}\n`, { mode: 0o644 });
   for (const [sub, mode] of [
     ['logs', 0o755],
-    ['images', 0o711],
     ['libvirt', 0o700],
     ['keys', 0o700],
   ] as const) {

@@ -84,7 +84,7 @@ export interface UpPlan {
   deploymentOwner?: { uid: number; gid: number };
   overlayRoot: string;
   overlayDir: string;
-  /** Where extra disks go: the env dir's images/ for OST suites (lagofy.sh's images/), else beside the overlays. */
+  /** Where extra disks go: beside the overlays, for every suite (lagofy.sh's went to the deployment's images/). */
   disksDir: string;
   reserveBytes: number;
   /** Networks and the /24 each asks for (fixed by the suite or the checkpoint; else leased). */
@@ -184,7 +184,7 @@ function plannedPaths(i: PlanInputs, p: Omit<UpPlan, 'paths'>): PlannedPath[] {
     what,
   });
   const out: PlannedPath[] = [
-    // qemu (another uid) traverses it to the extra disks in images/
+    // the deployment dir's owner reads the console logs through it (its logs link)
     dir(p.workdir, 0o711, 'env dir'),
     {
       path: path.join(p.workdir, MARKER),
@@ -194,7 +194,6 @@ function plannedPaths(i: PlanInputs, p: Omit<UpPlan, 'paths'>): PlannedPath[] {
       what: 'marker: env id and this ost up',
     },
     dir(path.join(p.workdir, 'logs'), 0o755, 'logs'),
-    dir(path.join(p.workdir, 'images'), 0o711, 'images'),
     dir(path.join(p.workdir, 'libvirt'), 0o700, 'libvirt'),
     dir(path.join(p.workdir, 'keys'), 0o700, 'private keys'),
     { path: path.join(p.workdir, 'env.json'), kind: 'file', uid: ost, mode: 0o644, what: 'env record' },
@@ -260,7 +259,8 @@ export function planUp(i: PlanInputs): UpPlan {
   const deployment = i.deployment;
   const workdir = envDirOf(i.stateRoot, i.id);
   const overlayDir = path.join(i.overlayRoot, i.id);
-  const disksDir = env.kind === 'ost-json' ? path.join(workdir, 'images') : overlayDir;
+  // beside the overlays (qemu reaches them there, and the room they take is counted with the overlays')
+  const disksDir = overlayDir;
   const mode = modeOf(i.from, i.isolated);
   // a checkpoint's guests keep their addresses: its subnets (taken in a namespace of its own when isolated)
   const fromSubnets = new Map(i.from?.record.env.networks.map((n) => [n.name, `192.168.${n.subnet}`]));
