@@ -596,11 +596,14 @@ describe.skipIf(!isRoot)(
         expect(key.startsWith(`${second}/`)).toBe(true);
         expect([statSync(key).uid, statSync(key).mode & 0o777]).toEqual([userUid, 0o600]);
         const overlays = `/dev/shm/ost-${userUid}/${r2.id}`;
+        // its overlays and, beside them, its extra disks
+        const disks = r2.vms.flatMap((v) => v.disks.map((d) => path.basename(d.path)));
+        expect(disks).toContain('storage-sda.raw');
         expect(
           readdirSync(overlays)
             .filter((f) => !f.startsWith('.'))
             .sort(),
-        ).toEqual(USER_VMS.map((vm) => `${vm}.qcow2`));
+        ).toEqual([...USER_VMS.map((vm) => `${vm}.qcow2`), ...disks].sort());
         for (const f of [
           ...readdirSync(overlays)
             .filter((f) => f.endsWith('.qcow2'))
