@@ -10,17 +10,23 @@ export interface SshTarget {
   netns?: string;
 }
 
-/** argv: run a command over SSH; host keys are not pinned (every VM generates fresh ones). */
-export function sshArgv(t: SshTarget, command: string, connectTimeoutS = 10): string[] {
+/**
+ * ssh's options and target for one VM, every option on the command line and no config file read (`-F
+ * none`: neither a config another user could edit nor ~/.ssh/config); host keys are not pinned (every VM
+ * generates fresh ones). `batch`: never prompt (scripts); a person's `ost ssh` leaves it off.
+ */
+export function sshTargetArgs(
+  t: Omit<SshTarget, 'netns'>,
+  o: { batch: boolean; connectTimeoutS?: number },
+): string[] {
   return [
-    ...inNetns(t.netns),
-    'ssh',
+    '-F',
+    'none',
     '-i',
     t.privateKey,
     '-p',
     String(t.port),
-    '-o',
-    'BatchMode=yes',
+    ...(o.batch ? ['-o', 'BatchMode=yes'] : []),
     '-o',
     'IdentitiesOnly=yes',
     '-o',
@@ -30,8 +36,12 @@ export function sshArgv(t: SshTarget, command: string, connectTimeoutS = 10): st
     '-o',
     'LogLevel=ERROR',
     '-o',
-    `ConnectTimeout=${connectTimeoutS}`,
+    `ConnectTimeout=${o.connectTimeoutS ?? 10}`,
     `${t.user}@${t.host}`,
-    command,
   ];
+}
+
+/** argv: run a command over SSH, non-interactively. */
+export function sshArgv(t: SshTarget, command: string, connectTimeoutS = 10): string[] {
+  return [...inNetns(t.netns), 'ssh', ...sshTargetArgs(t, { batch: true, connectTimeoutS }), command];
 }

@@ -5,9 +5,10 @@ import { mkdirSync, utimesSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { type FoundEnv, isGone, isLeftover } from '../../src/launcher/env-dir/discover.js';
-import { type EnvRecord, sshArgsFor } from '../../src/launcher/env-dir/record.js';
+import type { EnvRecord } from '../../src/launcher/env-dir/record.js';
 import type { OstMetadata } from '../../src/launcher/libvirt/render.js';
 import { orphanOverlayDirs, RESERVE_FILE } from '../../src/launcher/overlays.js';
+import { sshArgv, sshTargetArgs } from '../../src/tools/ssh.js';
 import { tempTree } from '../helpers/sets.js';
 
 function found(status: EnvRecord['status'] | undefined, domains: number, networks: number): FoundEnv {
@@ -59,24 +60,16 @@ describe('ost gc', () => {
 
 describe('ost ssh', () => {
   it('passes every option on the command line and reads no config file', () => {
-    expect(sshArgsFor({ key: '/run/ost/envs/x/keys/k', address: 'fd8f::5' })).toEqual([
-      '-F',
-      'none',
-      '-i',
-      '/run/ost/envs/x/keys/k',
-      '-o',
-      'User=root',
-      '-o',
-      'IdentitiesOnly=yes',
-      '-o',
-      'StrictHostKeyChecking=no',
-      '-o',
-      'UserKnownHostsFile=/dev/null',
-      '-o',
-      'LogLevel=ERROR',
-      '-o',
-      'ConnectTimeout=10',
-      'fd8f::5',
-    ]);
+    const args = sshTargetArgs(
+      { host: 'fd8f::5', port: 22, user: 'root', privateKey: '/run/ost/envs/x/keys/k' },
+      { batch: false },
+    );
+    expect(args.slice(0, 4)).toEqual(['-F', 'none', '-i', '/run/ost/envs/x/keys/k']);
+    expect(args.at(-1)).toBe('root@fd8f::5');
+    expect(args).not.toContain('BatchMode=yes');
+    // the scripts' form is the same but never prompts
+    expect(sshArgv({ host: 'h', port: 22, user: 'root', privateKey: 'k' }, 'true')).toContain(
+      'BatchMode=yes',
+    );
   });
 });

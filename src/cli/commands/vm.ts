@@ -4,9 +4,10 @@ import { OstError, UsageError } from '../../core/errors.js';
 import { runInteractive } from '../../core/exec.js';
 import { lastLines } from '../../core/fsutil.js';
 import { requireTool } from '../../core/require-tool.js';
-import { sshArgsFor, stateRoot } from '../../launcher/env-dir/record.js';
+import { stateRoot } from '../../launcher/env-dir/record.js';
 import { requireEnv } from '../../launcher/select.js';
 import { inNetns } from '../../tools/netns.js';
+import { sshTargetArgs } from '../../tools/ssh.js';
 import { libvirtUri } from '../../tools/virsh.js';
 import type { EnvCommon } from './common.js';
 
@@ -28,7 +29,11 @@ export async function sshCommand(
   const { record, vm } = await vmOf(a, config);
   const ssh = requireTool('ssh');
   // every option on the command line, from root's own record: no config file another user could edit
-  const argv = [ssh, ...sshArgsFor(vm), ...a.command];
+  const argv = [
+    ssh,
+    ...sshTargetArgs({ host: vm.address, port: 22, user: 'root', privateKey: vm.key }, { batch: false }),
+    ...a.command,
+  ];
   // an isolated env's guests are reachable only from inside its namespace
   const [file, ...args] = [...inNetns(record.netns), ...argv] as [string, ...string[]];
   return runInteractive(file, args);

@@ -124,14 +124,6 @@ const SSH_OPTIONS = [
   'ConnectTimeout 10',
 ];
 
-/**
- * ssh's arguments for one VM of a record of ours, all on the command line (`-F none`: no config file is
- * read, neither the env dir's nor ~/.ssh/config), then the host.
- */
-export function sshArgsFor(vm: Pick<VmRecord, 'key' | 'address'>): string[] {
-  return ['-F', 'none', '-i', vm.key, ...SSH_OPTIONS.flatMap((o) => ['-o', o.replace(' ', '=')]), vm.address];
-}
-
 /** `ssh -F ssh_config <vm>` works with the VM name or its DNS name. Every value stays on its line. */
 export function renderSshConfig(r: EnvRecord): string {
   const file = 'ssh_config';
