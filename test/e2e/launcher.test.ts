@@ -593,8 +593,9 @@ describe.skipIf(!isRoot)('ost up / down on real libvirt in a network namespace',
       expect(v6).toBe('0');
       // run through sudo: everything in the deployment dir is the sudo user's; the package lists too
       const notTheirs: string[] = [];
+      // the links themselves (logs points into root's env dir, which stays root's)
       const walk = (p: string) => {
-        const st = statSync(p);
+        const st = lstatSync(p);
         if (st.uid !== uid || st.gid !== gid) notTheirs.push(`${p} ${st.uid}:${st.gid}`);
         if (st.isDirectory()) for (const e of readdirSync(p)) walk(path.join(p, e));
       };

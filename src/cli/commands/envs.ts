@@ -22,7 +22,7 @@ import { customLine, type EnvCommon } from './env.js';
 import { gcLayersCommand, listLayersCommand } from './layers.js';
 
 function describe(e: FoundEnv): { state: string; owner: string } {
-  const state = isUp(e) ? 'up' : isLeftover(e) ? 'leftover' : 'starting';
+  const state = isLeftover(e) ? 'leftover' : isUp(e) ? 'up' : 'starting';
   // the owner matters while ost up runs (or died running): an env that is up belongs to no process
   const owner = e.owner && state !== 'up' ? `${e.owner.pid}${processAlive(e.owner) ? '' : ' (gone)'}` : '-';
   return { state, owner };
