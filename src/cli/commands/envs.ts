@@ -143,7 +143,8 @@ export async function gcCommand(
   if (a.layers) return gcLayersCommand({ ...a, keepDays: a.keepDays ?? 0 }, config);
   const uri = libvirtUri(a.connect, config.libvirtUri);
   const root = stateRoot(config);
-  const leftovers = [...(await discoverEnvs(uri, root)).values()].filter(isLeftover);
+  const found = await discoverEnvs(uri, root);
+  const leftovers = [...found.values()].filter(isLeftover);
   const ui = cliReporter({ quiet: a.json });
   const removed = [];
   const locked = lockedTeardown(uri, root, ui.reporter);
@@ -155,7 +156,7 @@ export async function gcCommand(
   // overlay dirs no env claims any more (an env taken down by hand, its state gone): RAM ost up counts as taken
   const orphans = await orphanOverlayDirs(
     Object.values(overlayRoots(config)),
-    new Set((await discoverEnvs(uri, root)).keys()),
+    new Set(found.keys()),
     UNOWNED_GRACE_MS,
   );
   for (const dir of orphans) await removeOverlayDir(dir);
