@@ -141,7 +141,12 @@ async function serveHttp(dir: string) {
  * there (its mark written), failing the test when it exits or takes 2 min instead. Held for good, or until
  * the file `resume` exists. `pid` is ost's own (from the mark), the one to kill.
  */
-async function startAt(args: string[], point: string, resume?: string) {
+async function startAt(
+  args: string[],
+  point: string,
+  resume?: string,
+  extraEnv: Record<string, string> = {},
+) {
   const mark = path.join(work, `fault-${point.replace(/\W/g, '-')}.mark`);
   rmSync(mark, { force: true });
   const child = spawn('ip', ['netns', 'exec', ns.name, OST, ...args], {
@@ -151,6 +156,7 @@ async function startAt(args: string[], point: string, resume?: string) {
       OST_FAULT_PAUSE: point,
       OST_FAULT_MARK: mark,
       ...(resume ? { OST_FAULT_RESUME: resume } : {}),
+      ...extraEnv,
     },
     cwd: REPO_ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -629,6 +635,8 @@ describe.skipIf(!isRoot)('ost up / down on real libvirt in a network namespace',
         ['up', 'json-suite', '--ost-repo', checkout, '--images-root', root, '--no-wait', '--json'],
         'up:leased',
         resume,
+        // as the previous case: ost-images.sh's distro for the suite's images
+        { OST_IMAGES_DISTRO: 'debian12' },
       );
       // the deployment dir is there, nobody's; its owner swaps it for a link to a root-only dir
       expect(statSync(deployment).uid).toBe(65534);
