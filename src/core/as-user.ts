@@ -91,11 +91,9 @@ async function hasPasswdEntry(uid: number): Promise<boolean> {
   return r.exitCode === 0;
 }
 
-/** The argv that runs the child as `who` (as ourselves when that is who we are). */
-export async function userChildArgv(who: UserIdentity): Promise<[string, string[]]> {
+/** The argv that runs the child as `who`, another user (ourselves: asUser applies the ops in-process). */
+async function userChildArgv(who: UserIdentity): Promise<[string, string[]]> {
   const node = [process.execPath, '-e', CHILD];
-  if (process.geteuid?.() === who.uid && process.getegid?.() === who.gid)
-    return [node[0] as string, node.slice(1)];
   const groups = (await hasPasswdEntry(who.uid)) ? '--init-groups' : '--clear-groups';
   return ['setpriv', [`--reuid=${who.uid}`, `--regid=${who.gid}`, groups, '--reset-env', '--', ...node]];
 }

@@ -4,7 +4,6 @@
 // `sshd_pid`, OST's `deployed` marker after a revert — is written, and at the end removed, by a child with
 // the owner's uid, gid and groups (core/as-user.ts): root never acts by path in that tree, and reads
 // nothing back from it but the marker that says whose the dir is.
-import { constants as fsConstants } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { asUser, type UserIdentity, type UserTreeOp } from '../../core/as-user.js';
@@ -12,7 +11,7 @@ import { OstError } from '../../core/errors.js';
 import type { ProcessId } from '../../core/process.js';
 import { imageVars, renderEnvSh, renderHosts } from './ost-files.js';
 import type { EnvRecord } from './record.js';
-import { MARKER } from './workdir.js';
+import { MARKER, ownsWorkdir } from './workdir.js';
 
 /** The nearest dir of `dir` and its parents that exists, with symlinks resolved. */
 async function nearestExisting(dir: string): Promise<string> {
@@ -130,20 +129,6 @@ export async function publishSshdPid(r: EnvRecord, pid: number): Promise<void> {
     await asUser(d.who, [{ op: 'write', path: path.join(d.dir, 'sshd_pid'), text: `${pid}\n`, mode: 0o644 }]);
 }
 
-/** Whether the deployment dir's marker names env `id` (a dir another env or OST made is left alone). */
-export async function deploymentIsEnvs(dir: string, id: string): Promise<boolean> {
-  // never following a link the owner put there
-  const fh = await fs
-    .open(path.join(dir, MARKER), fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW)
-    .catch(() => undefined);
-  if (!fh) return false;
-  try {
-    return (await fh.readFile('utf8')).split(/\s+/)[0] === id;
-  } finally {
-    await fh.close();
-  }
-}
-
 /**
  * Remove an env's deployment dir as the dir's owner (whoever that is now: they can remove it anyway),
  * when it is a real dir whose marker names env `id`; the paths removed.
@@ -151,7 +136,7 @@ export async function deploymentIsEnvs(dir: string, id: string): Promise<boolean
 export async function removeDeployment(dir: string | undefined, id: string): Promise<string[]> {
   if (!dir) return [];
   const st = await fs.lstat(dir).catch(() => undefined);
-  if (!st?.isDirectory() || !(await deploymentIsEnvs(dir, id))) return [];
+  if (!st?.isDirectory() || !(await ownsWorkdir(dir, id))) return [];
   await asUser({ uid: st.uid, gid: st.gid }, [{ op: 'remove', path: dir }]);
   return [dir];
 }

@@ -6,10 +6,9 @@
 import { constants as fsConstants } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
+import { NAME } from '../env/model.js';
+import { ENV_ID } from '../net/layout.js';
 import type { EnvRecord } from './record.js';
-
-const NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
-const ID = /^[a-z0-9][a-z0-9-]*$/;
 
 /** Whether `p` is `dir` itself or inside it (both absolute, normalised). */
 function inside(p: string, dir: string): boolean {
@@ -21,7 +20,7 @@ function inside(p: string, dir: string): boolean {
 export function recordProblem(r: EnvRecord, dir: string): string | undefined {
   if (!r || typeof r !== 'object' || !Array.isArray(r.vms) || !Array.isArray(r.networks))
     return 'not a record';
-  if (typeof r.id !== 'string' || !ID.test(r.id) || path.basename(dir) !== r.id)
+  if (typeof r.id !== 'string' || !ENV_ID.test(r.id) || path.basename(dir) !== r.id)
     return `id ${JSON.stringify(r.id)} is not its dir's`;
   if (path.resolve(r.workdir ?? '') !== path.resolve(dir)) return `workdir ${r.workdir} is not ${dir}`;
   if (typeof r.overlayDir !== 'string' || path.basename(r.overlayDir) !== r.id)

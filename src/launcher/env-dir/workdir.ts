@@ -1,6 +1,7 @@
 // The env dir, <state>/envs/<id>: ost's own (env.json, logs, keys, libvirt XML, an OST suite's extra
 // disks), never in a tree another user can write. A marker file names the env that owns it, so teardown
 // removes a dir only when it is that env's. (An OST suite's deployment dir is its owner's: deployment.ts.)
+import { constants as fsConstants } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { OstError } from '../../core/errors.js';
@@ -55,15 +56,22 @@ export async function createWorkdir(stateRoot: string, id: string, owner: Proces
   return dir;
 }
 
+/** The marker's words, never following a link put in its place (a deployment dir is its user's). */
 async function readMarker(dir: string): Promise<string[]> {
+  const fh = await fs
+    .open(path.join(dir, MARKER), fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW)
+    .catch(() => undefined);
+  if (!fh) return [];
   try {
-    return (await fs.readFile(path.join(dir, MARKER), 'utf8')).trim().split(/\s+/);
+    return (await fh.readFile('utf8')).trim().split(/\s+/);
   } catch {
     return [];
+  } finally {
+    await fh.close();
   }
 }
 
-/** Whether `dir` is the env dir of env `id` (its marker says so). */
+/** Whether `dir` is the env dir, or the deployment dir, of env `id` (its marker says so). */
 export async function ownsWorkdir(dir: string, id: string): Promise<boolean> {
   return (await readMarker(dir))[0] === id;
 }
