@@ -1,4 +1,5 @@
-// Boot a VM from a built layer (thin overlay, user-mode networking) and wait until SSH answers with the set's key.
+// Boot a VM from a built layer (thin overlay, user-mode networking) and wait until SSH answers with the set's
+// key, which the guest gets as its SSH key credential (SMBIOS type 11), as ost up hands over an env's key.
 import * as fs from 'node:fs/promises';
 import { createServer } from 'node:net';
 import * as os from 'node:os';
@@ -9,11 +10,13 @@ import type { Reporter } from '../core/events.js';
 import { startProcess } from '../core/exec.js';
 import { exists, lastLines } from '../core/fsutil.js';
 import { requireTools } from '../core/require-tool.js';
+import { sshKeyOemString } from '../guest/credentials.js';
 import { waitReady } from '../guest/ready.js';
 import { createOverlayArgv } from '../tools/qemu-img.js';
 import { qemuVmArgv } from '../tools/qemu-system.js';
 import { runArgv } from '../tools/run-tool.js';
 import { sshArgv } from '../tools/ssh.js';
+import { publicKeyArgv } from '../tools/ssh-keygen.js';
 
 export interface BootOptions {
   image: string;
@@ -66,10 +69,13 @@ export async function bootAndSsh(opts: BootOptions): Promise<BootResult> {
   const consoleLog = path.join(dir, 'console.log');
   const timeoutMs = opts.timeoutMs ?? 10 * 60_000;
   try {
-    // keys installed from an RPM are world-readable; ssh insists on 0600
+    // a private copy: ssh insists on 0600, whoever owns the key given
     const key = path.join(dir, 'id');
     await fs.copyFile(opts.privateKey, key);
     await fs.chmod(key, 0o600);
+    // the key's public half as the guest's SSH key credential: images that read it (ost's own) authorize
+    // no key of their own; images that do not ignore it and authorize the set's key themselves
+    const publicKey = (await runArgv(publicKeyArgv(key))).stdout;
     await runArgv(createOverlayArgv(overlay, path.resolve(opts.image)));
     const port = await freePort();
     const [qemu, ...qemuArgs] = qemuVmArgv({
@@ -79,6 +85,7 @@ export async function bootAndSsh(opts: BootOptions): Promise<BootResult> {
       vcpus: opts.vcpus ?? 2,
       sshPort: port,
       consoleLog,
+      oemStrings: [sshKeyOemString(publicKey)],
     });
     const vm = startProcess(qemu as string, qemuArgs, { logFile: path.join(dir, 'qemu.log') });
     const started = Date.now();

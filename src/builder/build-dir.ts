@@ -31,6 +31,12 @@ export interface LayerManifest {
   upstream?: UpstreamState[];
   /** refresh: daily — the day (UTC) it was built for. */
   day?: string;
+  /**
+   * The guest takes root's authorized SSH key from the systemd credential `ssh.authorized_keys.root` (SMBIOS
+   * type 11) at boot and authorizes no key of its own (a debootstrap base and the layers on it); absent:
+   * the set's key is the one the image authorizes. `ost up` and `ost boot-image` read it from here.
+   */
+  sshCredential?: boolean;
   /** build-images --with-repo: the repos given and the custom packages the layer has at their versions. */
   custom?: { repos: string[]; packages: { name: string; version: string; arch: string; repo: string }[] };
 }

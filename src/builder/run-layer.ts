@@ -300,6 +300,8 @@ async function commitLayer(
     refresh: layer.refresh,
     upstream: layer.refresh === 'upstream' ? upstream : undefined,
     day: layer.refresh === 'daily' ? today() : undefined,
+    // a debootstrap base reads root's key from the credential (debootstrap-tree.ts); layers keep their base's way
+    sshCredential: (layer.base ? layer.base.kind === 'debootstrap' : parent?.sshCredential) || undefined,
     custom: layer.custom && {
       repos: layer.custom.repos.map((r) => r.source),
       packages: appliedPackages(layer.custom.repos, packages),

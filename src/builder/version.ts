@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 
 /** Increase when a change in the builder must rebuild every layer. */
-export const BUILD_FORMAT = 3;
+export const BUILD_FORMAT = 4;
 
 function packageVersion(): string {
   try {

@@ -7,6 +7,8 @@ export interface QemuVmSpec {
   vcpus: number;
   sshPort: number;
   consoleLog: string;
+  /** SMBIOS type 11 OEM strings (systemd credentials: `io.systemd.credential:NAME=VALUE`). */
+  oemStrings?: readonly string[];
 }
 
 export function qemuVmArgv(s: QemuVmSpec): string[] {
@@ -29,5 +31,7 @@ export function qemuVmArgv(s: QemuVmSpec): string[] {
     'virtio-net-pci,netdev=n0',
     '-serial',
     `file:${s.consoleLog}`,
+    // qemu's option syntax: a comma in a value is written twice
+    ...(s.oemStrings ?? []).flatMap((v) => ['-smbios', `type=11,value=${v.replaceAll(',', ',,')}`]),
   ];
 }

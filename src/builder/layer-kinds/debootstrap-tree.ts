@@ -1,9 +1,10 @@
 // The debootstrapped tree of a debootstrap base, before it is packed into a disk: the files it gets (fstab,
-// DHCP on every NIC, serial console, SSH host key made at first boot, the readiness marker, no docs), the
-// units masked in it and the documentation pruned from it.
+// DHCP on every NIC, serial console, SSH host key made at first boot, root's SSH key from a systemd
+// credential, the readiness marker, no docs), the units masked in it and the documentation pruned from it.
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { removeTree } from '../../core/fsutil.js';
+import { SSH_KEY_CREDENTIAL } from '../../guest/credentials.js';
 import { READY_MARKER } from '../../guest/ready.js';
 import type { DebootstrapBase } from '../plan/model.js';
 
@@ -233,8 +234,56 @@ export async function pruneDocs(root: string): Promise<void> {
   }
 }
 
-/** Files written into the tree before it is packed (path inside the guest → content). */
-export function rootfsFiles(b: DebootstrapBase, publicKey: string): Record<string, string> {
+/**
+ * Root's authorized SSH key comes from the systemd credential `ssh.authorized_keys.root` at every boot
+ * (`ost up` passes each env's own public key as an SMBIOS type 11 OEM string,
+ * `io.systemd.credential:ssh.authorized_keys.root=<key>`); the image authorizes no key of its own.
+ * systemd 252 (Debian 12) imports SMBIOS credentials into PID 1 but only systemd >= 254 installs this one
+ * itself (tmpfiles' provision.conf, which writes no file that exists): this oneshot, ordered before sshd,
+ * inherits it (LoadCredential= with no path takes the system credential of that name) and writes it,
+ * replacing what a previous boot wrote. Without the credential it is skipped (ConditionCredential=, 252).
+ */
+export function sshKeyCredentialFiles(): Record<string, string> {
+  return {
+    '/usr/local/sbin/ost-ssh-key': [
+      '#!/bin/sh',
+      "# Root's authorized SSH key from the systemd credential ost up passes (SMBIOS type 11).",
+      'set -e',
+      `cred="$CREDENTIALS_DIRECTORY/${SSH_KEY_CREDENTIAL}"`,
+      'if [ ! -s "$cred" ]; then exit 0; fi',
+      'install -d -m 0700 -o root -g root /root/.ssh',
+      'install -m 0600 -o root -g root "$cred" /root/.ssh/authorized_keys.ost-tmp',
+      'mv -f /root/.ssh/authorized_keys.ost-tmp /root/.ssh/authorized_keys',
+      '',
+    ].join('\n'),
+    [`/etc/systemd/system/${SSH_KEY_UNIT}`]: [
+      '[Unit]',
+      "Description=Root's authorized SSH key from the systemd credential ssh.authorized_keys.root",
+      `ConditionCredential=${SSH_KEY_CREDENTIAL}`,
+      'After=local-fs.target',
+      'Before=ssh.service',
+      '',
+      '[Service]',
+      'Type=oneshot',
+      'RemainAfterExit=yes',
+      `LoadCredential=${SSH_KEY_CREDENTIAL}`,
+      'ExecStart=/usr/local/sbin/ost-ssh-key',
+      '',
+      '[Install]',
+      'WantedBy=multi-user.target',
+      '',
+    ].join('\n'),
+  };
+}
+
+/** The unit that installs root's authorized key from the credential (enabled in the tree). */
+export const SSH_KEY_UNIT = 'ost-ssh-key.service';
+
+/**
+ * Files written into the tree before it is packed (path inside the guest → content). No authorized key:
+ * root's comes from the credential at boot (sshKeyCredentialFiles), so the set's key opens no VM.
+ */
+export function rootfsFiles(b: DebootstrapBase): Record<string, string> {
   return {
     // no static hostname: the guest takes its name from DHCP on eth0 (ost-<suite>-<vm>, as OST's images)
     '/etc/hostname': '',
@@ -255,7 +304,7 @@ export function rootfsFiles(b: DebootstrapBase, publicKey: string): Record<strin
     ].join('\n'),
     ...hostKeyFiles(),
     ...readyMarkerFiles(),
-    '/root/.ssh/authorized_keys': publicKey.endsWith('\n') ? publicKey : `${publicKey}\n`,
+    ...sshKeyCredentialFiles(),
     ...(b.docs ? {} : { '/etc/dpkg/dpkg.cfg.d/50-ost-no-docs': NO_DOCS_DPKG_CFG }),
     '/etc/machine-id': '',
   };

@@ -11,7 +11,14 @@ import { gfQuote, scriptArgv } from '../../tools/guestfish.js';
 import { createArgv } from '../../tools/qemu-img.js';
 import { parseDpkgStatus } from '../pkglist.js';
 import type { DebootstrapBase } from '../plan/model.js';
-import { MASKED_UNITS, pruneDocs, READY_UNIT, ROOT_LABEL, rootfsFiles } from './debootstrap-tree.js';
+import {
+  MASKED_UNITS,
+  pruneDocs,
+  READY_UNIT,
+  ROOT_LABEL,
+  rootfsFiles,
+  SSH_KEY_UNIT,
+} from './debootstrap-tree.js';
 import type { Action, LayerContext } from './types.js';
 
 /** Packages every debootstrap base needs to boot under libvirt and answer SSH (besides its kernel). */
@@ -75,23 +82,23 @@ function treeActions(ctx: LayerContext, b: DebootstrapBase, root: string): Actio
     },
     {
       kind: 'internal',
-      title: `configure the tree: fstab, DHCP on every NIC, serial console, SSH key, readiness marker${b.docs ? '' : ', no docs'}`,
-      run: () => configureTree(b, root, ctx.publicKey),
+      title: `configure the tree: fstab, DHCP on every NIC, serial console, SSH key from a credential, readiness marker${b.docs ? '' : ', no docs'}`,
+      run: () => configureTree(b, root),
     },
   ];
 }
 
 /** Write our files into the tree with their modes; drop host keys, machine id, docs and package indexes. */
-async function configureTree(b: DebootstrapBase, root: string, publicKey: string): Promise<void> {
-  for (const [file, content] of Object.entries(rootfsFiles(b, publicKey))) {
+async function configureTree(b: DebootstrapBase, root: string): Promise<void> {
+  for (const [file, content] of Object.entries(rootfsFiles(b))) {
     const abs = path.join(root, file);
     await fs.mkdir(path.dirname(abs), { recursive: true });
     await fs.writeFile(abs, content);
   }
-  for (const f of ['ost-dhcp-hostname', 'ost-host-key', 'ost-ready', 'ost-wait-online'])
+  for (const f of ['ost-dhcp-hostname', 'ost-host-key', 'ost-ready', 'ost-wait-online', 'ost-ssh-key'])
     await fs.chmod(path.join(root, 'usr/local/sbin', f), 0o755);
-  await fs.chmod(path.join(root, 'root/.ssh'), 0o700);
-  await fs.chmod(path.join(root, 'root/.ssh/authorized_keys'), 0o600);
+  // no authorized key in the image: root's comes from the env's credential at each boot
+  await fs.rm(path.join(root, 'root/.ssh/authorized_keys'), { force: true });
   for (const f of await fs.readdir(path.join(root, 'etc/ssh'))) {
     if (/^ssh_host_.*_key(\.pub)?$/.test(f)) await fs.rm(path.join(root, 'etc/ssh', f));
   }
@@ -112,7 +119,8 @@ function unitActions(root: string): Action[] {
   return [
     {
       kind: 'exec',
-      title: 'enable systemd-networkd, systemd-resolved, the DHCP hostname and the readiness marker',
+      title:
+        "enable systemd-networkd, systemd-resolved, the DHCP hostname, root's key from the credential and the readiness marker",
       argv: [
         'chroot',
         root,
@@ -121,6 +129,7 @@ function unitActions(root: string): Action[] {
         'systemd-networkd.service',
         'systemd-resolved.service',
         'ost-dhcp-hostname.service',
+        SSH_KEY_UNIT,
         READY_UNIT,
       ],
     },

@@ -145,10 +145,13 @@ function layerFiles(paths: BuildPaths, m: LayerManifest, isBase: boolean): RpmFi
   return files;
 }
 
-/** The private key ships readable: the launcher copies it into each env dir as 0600. */
+/**
+ * The set's key pair, the private key root's alone (0600): `ost up` gives the guests of images that read
+ * the SSH key credential a fresh key per env and needs this one only for images that do not.
+ */
 function keyFiles(paths: BuildPaths): RpmFile[] {
   return [
-    { src: paths.privateKey(), name: path.basename(paths.privateKey()), mode: '0644' },
+    { src: paths.privateKey(), name: path.basename(paths.privateKey()), mode: '0600' },
     { src: paths.publicKey(), name: path.basename(paths.publicKey()), mode: '0644' },
   ];
 }
@@ -360,6 +363,8 @@ async function packSquashed(run: PackRun, m: LayerManifest, release: string): Pr
       files: [
         { src: squashedImage, name: path.basename(squashedImage), mode: '0444' },
         { src: paths.pkglist(m.layer), name: `${set.distro}-${m.layer}-squashed-pkglist.txt`, mode: '0644' },
+        // its layer's manifest: what ost up reads about the image (sshCredential) next to its qcow2
+        { src: paths.manifest(m.layer), name: `${set.distro}-${m.layer}-squashed.json`, mode: '0644' },
         ...keyFiles(paths),
       ],
     },

@@ -1,0 +1,22 @@
+// systemd credentials a guest reads at boot from SMBIOS type 11 OEM strings: how ost hands a guest root's
+// authorized SSH key without changing its image (libvirt <sysinfo><oemStrings>, qemu -smbios type=11).
+// systemd >= 252 imports `io.systemd.credential:NAME=VALUE` strings into PID 1's system credentials.
+import { OstError } from '../core/errors.js';
+
+/** The credential that carries root's authorized SSH key(s) (systemd >= 254 installs it itself). */
+export const SSH_KEY_CREDENTIAL = 'ssh.authorized_keys.root';
+
+/** A credential as an SMBIOS type 11 OEM string: `io.systemd.credential:NAME=VALUE`. */
+export function oemCredential(name: string, value: string): string {
+  if (/[\r\n]/.test(value) || /[\r\n=]/.test(name))
+    throw new OstError(
+      `credential ${JSON.stringify(name)}: an SMBIOS credential is one line, with no "=" in its name`,
+      'give a public key of one line (ssh-keygen -y -f <private key>)',
+    );
+  return `io.systemd.credential:${name}=${value}`;
+}
+
+/** Root's authorized key as an OEM string: the public key's single line (ssh-keygen's, comment and all). */
+export function sshKeyOemString(publicKey: string): string {
+  return oemCredential(SSH_KEY_CREDENTIAL, publicKey.trim());
+}
