@@ -101,6 +101,8 @@ function inputs(env: Environment, over: Partial<PlanInputs> = {}): PlanInputs {
       chain: [file, '/usr/share/ost-images/debian12-base.qcow2'],
       virtualSize: 1,
       key: '/usr/share/ost-images/debian12_id_rsa',
+      // images that read no SSH key credential: the env logs in with the shipped key (ssh-keys.test.ts: the rest)
+      sshCredential: false,
     });
   }
   return {
@@ -159,6 +161,7 @@ describe('the plan of an up', () => {
         `${d}/logs`,
         `${d}/keys`,
         `${d}/keys/debian12_id_rsa`,
+        `${d}/keys/debian12_id_rsa.pub`,
         `${d}/hosts`,
         `${d}/env.sh`,
       ].sort(),

@@ -12,7 +12,7 @@ import { faultPoint } from '../../core/fault.js';
 import { atomicWriteFile } from '../../core/fsutil.js';
 import { createOverlay } from '../../tools/qemu-img.js';
 import { virsh } from '../../tools/virsh.js';
-import { setDeployedMarker } from '../env-dir/deployment.js';
+import { republishKeys, setDeployedMarker } from '../env-dir/deployment.js';
 import { writeOutputs } from '../env-dir/outputs.js';
 import type { EnvRecord, VmRecord } from '../env-dir/record.js';
 import { lockEnv } from '../env-lock.js';
@@ -23,6 +23,7 @@ import { syncClock } from './clock.js';
 import { ownChainFiles, removeFiles } from './disks.js';
 import { domainXmlForRestore, type RestoreEdits } from './domain-xml.js';
 import { copySaveImage } from './save-image.js';
+import { installCheckpointKeys, keyMismatch } from './ssh-keys.js';
 import { type CheckpointRecord, type CheckpointVm, readCheckpoint } from './store.js';
 import { nextTop, vmDisks } from './take.js';
 
@@ -183,7 +184,7 @@ async function revertable(o: RevertOptions, id: string) {
   const rec = found.record;
   if (!rec) throw new OstError(`environment ${found.id} has no env.json`, `ost down ${found.id}`);
   const ck = await readCheckpoint(o.root, o.name);
-  const why = layoutMismatch(rec, ck.record);
+  const why = layoutMismatch(rec, ck.record) ?? keyMismatch(rec, ck);
   if (why)
     throw new OstError(
       `checkpoint ${o.name} does not fit environment ${rec.id}: ${why}`,
@@ -248,6 +249,9 @@ export async function revert(o: RevertOptions): Promise<EnvRecord> {
         }),
       ),
     );
+    // the guests authorize the checkpoint's keys now: the env logs in with them (and OST's harness too)
+    await installCheckpointKeys(rec, ck);
+    await republishKeys(rec);
     await resumeAndSync(o.uri, rec.vms, o.timeoutMs, o.reporter, o.signal, rec.netns);
     // the old chains: nothing runs on them any more
     await removeFiles(old.filter((f) => ![...tops.values()].some((t) => [...t.values()].includes(f))));

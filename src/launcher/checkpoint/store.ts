@@ -74,6 +74,12 @@ export interface CheckpointRecord {
   /** The env was deployed (deploy scripts ran, or OST's `deployed` marker was there). */
   deployed: boolean;
   vms: CheckpointVm[];
+  /**
+   * Each VM's SSH private key as the env logged in with it (its guests authorize that key and no other):
+   * VM name → file in the checkpoint dir (`keys/<key>`, 0600, its `.pub` beside it). An env restored from
+   * the checkpoint, or reverted to it, logs in with it. Absent in checkpoints older than per-env keys.
+   */
+  sshKeys?: Record<string, string>;
   /** ms: pause (all VMs frozen) and the whole checkpoint. */
   timings: Record<string, number>;
 }

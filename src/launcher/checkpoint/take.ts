@@ -2,7 +2,7 @@
 // (libvirt's `snapshot-create-as --memspec`, no snapshot metadata): its memory and device state into the
 // checkpoint, its disks switched to fresh overlays on top of what they were. The frozen tops are copied into
 // the checkpoint while the env runs on (or stays paused, `--stop`): the env never depends on the checkpoint,
-// and the checkpoint only on the installed images.
+// and the checkpoint only on the installed images. The env's SSH keys go with it (ssh-keys.ts).
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { CleanupStack } from '../../core/cleanup.js';
@@ -21,6 +21,7 @@ import { handToQemu, type Identity, qemuIdentity } from '../images/qemu-user.js'
 import { requireEnv } from '../select.js';
 import { freezeDisk } from './disks.js';
 import { contentKey, type KeyImage } from './key.js';
+import { saveKeys } from './ssh-keys.js';
 import { type CheckpointVm, dirBytes, type StoredCheckpoint, startCheckpoint } from './store.js';
 
 export interface CheckpointOptions {
@@ -274,6 +275,7 @@ async function takeLocked(o: CheckpointOptions, rec: EnvRecord, started: number)
       Promise.all(rec.vms.map((vm) => copyFrozen(o, vm, tops, draft, qemu))),
     );
     await faultPoint('checkpoint:copied');
+    const sshKeys = await saveKeys(rec.vms, draft.dir);
     const record = {
       version: 1 as const,
       name: o.name,
@@ -282,6 +284,7 @@ async function takeLocked(o: CheckpointOptions, rec: EnvRecord, started: number)
       env: rec,
       deployed: await wasDeployed(rec),
       vms,
+      sshKeys,
       timings: { pause: pauseMs, total: Date.now() - started },
     };
     await step(o.reporter, 'commit', `checkpoint ${o.name}`, () => draft.commit(record, o.replace ?? false));

@@ -55,7 +55,7 @@ function ownerOf(r: EnvRecord): { dir: string; who: UserIdentity } | undefined {
 
 /**
  * Claim the deployment dir (refused when it exists, as ost_init; the exclusive mkdir is the claim), with
- * its marker, the keys' copies (0600, the owner's: the harness logs in with them) and `logs` pointing
+ * its marker, the keys' copies (0600, the owner's: the harness logs in with them; their `.pub`) and `logs` pointing
  * at the env dir's console logs.
  */
 export async function createDeployment(
@@ -81,9 +81,27 @@ export async function createDeployment(
     { op: 'symlink', path: path.join(d.dir, 'logs'), target: path.join(r.workdir, 'logs') },
     { op: 'mkdir', path: path.join(d.dir, 'keys'), mode: 0o700 },
   ];
-  for (const k of keys)
-    ops.push({ op: 'write', path: k.to, text: await fs.readFile(k.from, 'utf8'), mode: 0o600 });
+  ops.push(...(await keyOps(keys)));
   await asUser(d.who, ops);
+}
+
+/** Writing each key's copy (0600) and its public half (`.pub`, 0644: `ost.sh run -6` authorizes it). */
+async function keyOps(keys: ReadonlyArray<{ from: string; to: string }>): Promise<UserTreeOp[]> {
+  const ops: UserTreeOp[] = [];
+  for (const k of keys) {
+    ops.push({ op: 'write', path: k.to, text: await fs.readFile(k.from, 'utf8'), mode: 0o600 });
+    const pub = await fs.readFile(`${k.from}.pub`, 'utf8').catch(() => undefined);
+    if (pub !== undefined) ops.push({ op: 'write', path: `${k.to}.pub`, text: pub, mode: 0o644 });
+  }
+  return ops;
+}
+
+/** The harness's copies of the env's keys again, as the owner (after `ost revert` put a checkpoint's in). */
+export async function republishKeys(r: EnvRecord): Promise<void> {
+  const d = ownerOf(r);
+  if (!d) return;
+  const keys = [...new Set(r.vms.map((vm) => vm.key))];
+  await asUser(d.who, await keyOps(keys.map((key) => ({ from: key, to: harnessKeyOf(d.dir, key) }))));
 }
 
 /** The key OST's harness uses for a VM: the owner's copy in the deployment dir. */

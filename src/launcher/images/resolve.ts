@@ -1,7 +1,7 @@
 // `<distro>-<layer>` → the qcow2 installed by ost-images-<distro>-<layer> (from the rpm database the
 // install wrote, rpm-db.ts, on the host or in an installroot; or OST_IMAGES_DIR), its whole backing chain
 // checked and readable by qemu, and the SSH key of its image set.
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { OstError } from '../../core/errors.js';
 import { type ImageInfo, check as qemuImgCheck, info as qemuImgInfo } from '../../tools/qemu-img.js';
@@ -16,7 +16,10 @@ export interface ResolveOptions {
   root?: string;
   /** Take `<distro>-<layer>.qcow2` from this directory instead of the rpm database. */
   imagesDir?: string;
-  /** Private key to log in with; default: `<distro>_id_rsa` next to the chain's base image. */
+  /**
+   * Private key to log in with (its public half is handed to the guests too); default: a fresh one per env
+   * for images that read the SSH key credential, else `<distro>_id_rsa` next to the chain's base image.
+   */
   key?: string;
   qemu: Identity;
   signal?: AbortSignal;
@@ -32,7 +35,29 @@ export interface ResolvedImage {
   /** Absolute file names, top first. */
   chain: string[];
   virtualSize: number;
-  key: string;
+  /**
+   * The key its image set ships (`<distro>_id_rsa` beside the chain), or `--key`; none when the image
+   * reads the SSH key credential and its set ships no key.
+   */
+  key?: string;
+  /** --key: the env logs in with that key (and hands its public half to the guests), not a fresh one. */
+  keyGiven?: boolean;
+  /**
+   * The image takes root's authorized key from the systemd credential `ssh.authorized_keys.root` (its
+   * manifest, `<image>.json` beside the qcow2, says `sshCredential: true`): `ost up` gives its env a key
+   * of its own. Otherwise only the shipped key opens it.
+   */
+  sshCredential: boolean;
+}
+
+/** What the manifest beside an image (`<image>.json`, as the builder writes and the RPMs install it) says. */
+export function readsSshCredential(image: string): boolean {
+  try {
+    const m: unknown = JSON.parse(readFileSync(image.replace(/\.qcow2$/, '.json'), 'utf8'));
+    return typeof m === 'object' && m !== null && (m as { sshCredential?: unknown }).sshCredential === true;
+  } catch {
+    return false;
+  }
 }
 
 /** The display form of an image reference. */
@@ -219,7 +244,8 @@ async function checkImage(
         `image ${p.ref}: ${chain[i]} is damaged (qemu-img check: ${c.corruptions} corruptions, ${c.checkErrors} check errors; truncated or overwritten?)\n  fix: reinstall it (dnf reinstall ${p.pkg?.name ?? 'the package that owns it'})`,
       );
   const key = opts.key ? path.resolve(opts.key) : findKey(chain, p.distro);
-  if (!key || !existsSync(key)) {
+  const sshCredential = readsSshCredential(p.file);
+  if ((!key && !sshCredential) || (key && !existsSync(key))) {
     problems.push(
       `image ${p.ref}: no SSH private key ${opts.key ?? `(${p.distro ?? '<distro>'}_id_rsa next to ${chain.at(-1)})`}; the base RPM ships it, or pass --key`,
     );
@@ -233,6 +259,8 @@ async function checkImage(
     chain,
     virtualSize: images[0]?.virtualSize ?? 0,
     key,
+    keyGiven: opts.key !== undefined || undefined,
+    sshCredential,
   };
 }
 

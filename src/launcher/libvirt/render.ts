@@ -188,6 +188,23 @@ export interface DomainSpec {
   /** qemu runs as this uid:gid; files are readable by it beforehand, so libvirt relabels nothing. */
   qemuUser: { uid: number; gid: number };
   meta: OstMetadata;
+  /**
+   * SMBIOS type 11 OEM strings (`io.systemd.credential:NAME=VALUE`): the env's SSH key credential, which
+   * systemd in the guest imports at boot (guest/credentials.ts).
+   */
+  oemStrings?: readonly string[];
+}
+
+/**
+ * SMBIOS type 11 OEM strings in a domain: `<sysinfo type='smbios'><oemStrings><entry>…` and
+ * `<os><smbios mode='sysinfo'/>` (without it qemu gets no sysinfo at all).
+ */
+export function addOemStrings(d: XmlNode, entries: readonly string[]): void {
+  if (entries.length === 0) return;
+  d.sysinfo = { '@_type': 'smbios', oemStrings: { entry: [...entries] } };
+  const os = child(d, 'os') ?? {};
+  os.smbios = { '@_mode': 'sysinfo' };
+  d.os = os;
 }
 
 /** NUMA as lagofy.sh: two cells, the vCPUs and the memory split between them (one vCPU: no NUMA). */
@@ -255,6 +272,7 @@ export function renderDomain(t: Templates, s: DomainSpec): string {
       return node;
     }),
   );
+  addOemStrings(d, s.oemStrings ?? []);
   const byName = new Map(s.networks.map((n) => [n.name, n]));
   appendChildren(
     devices,

@@ -15,6 +15,18 @@ import type { Identity } from '../images/qemu-user.js';
 import { imageKey, type ResolvedImage } from '../images/resolve.js';
 import type { IpMode } from '../net/layout.js';
 
+/** The env's own key pair, made by its up (ed25519): what the VMs of images that read the SSH key credential get. */
+export const ENV_KEY = 'id_ed25519';
+
+/**
+ * Where a VM's key comes from: made fresh for the env (its public half handed to the guests as the SSH
+ * key credential), or copied: the key of the env a checkpoint was taken of, `--key`, or the key an image
+ * set ships, for images that read no credential (ost-images' own).
+ */
+export type KeySource =
+  | { kind: 'fresh' }
+  | { kind: 'copy'; file: string; why: 'checkpoint' | 'given' | 'shipped' };
+
 /** How the VMs come up: booted from their images, or restored from a checkpoint (in a namespace of their own). */
 export type UpMode = 'boot' | 'restore' | 'isolated-restore';
 
@@ -43,11 +55,12 @@ export interface VmPlan {
   checkpoint?: CheckpointVm;
   overlay: string;
   disks: { name: string; path: string; size: string; sizeBytes: number; format: 'raw' | 'qcow2' }[];
-  /** The private key, copied into the env dir (0600) from where the image set installs it. */
+  /** The private key it logs in with, in the env dir (0600), its public half beside it (`.pub`). */
   key: string;
   /** OST suites: the owner's copy of the key in the deployment dir, the one `hosts` names. */
   harnessKey?: string;
-  keySource: string;
+  /** Where `key` comes from. */
+  keyFrom: KeySource;
   consoleLog: string;
   domainXml: string;
 }
@@ -94,6 +107,8 @@ export interface UpPlan {
   customRequest?: { repos: string[]; install: string[] };
   /** Everything created, in order, with its owner when the up is done. */
   paths: PlannedPath[];
+  /** Said once by the up: some image reads no SSH key credential, so its set's shipped key opens the env. */
+  keyNotice?: string;
 }
 
 /** What the plan is made from: the checked request and what was read for it. */
@@ -134,7 +149,75 @@ export function deploymentOf(env: Environment, given: string | undefined): strin
   return path.resolve(given ?? path.join(env.ostRepo as string, 'deployment'));
 }
 
-function vmPlan(i: PlanInputs, vm: EnvVm, workdir: string, overlayDir: string, disksDir: string): VmPlan {
+type VmKey = { name: string; from: KeySource };
+
+/** The shipped key of an image (a VM's image without one reads the credential, so it never gets here). */
+function shippedKey(image: ResolvedImage, why: 'given' | 'shipped' = 'shipped'): VmKey {
+  if (!image.key) throw new InternalError(`image ${image.ref} ships no key and reads no SSH key credential`);
+  return { name: path.basename(image.key), from: { kind: 'copy', file: image.key, why } };
+}
+
+/**
+ * Each VM's key: the checkpoint's (an env restored from one logs in as the env it was taken of did; a
+ * checkpoint older than per-env keys: the images' shipped keys), `--key`, else one fresh key for the env
+ * when every image reads the SSH key credential. An image that does not is opened by its set's shipped key
+ * only: the env then logs in with that key everywhere (OST's harness knows one key), and says so once.
+ */
+export function vmKeys(i: Pick<PlanInputs, 'env' | 'images' | 'from'>): {
+  keys: Map<string, VmKey>;
+  notice?: string;
+} {
+  const imageOf = (vm: EnvVm) => {
+    const image = i.images.get(imageKey(vm));
+    if (!image) throw new InternalError(`no resolved image for ${vm.name} (${imageKey(vm)})`);
+    return image;
+  };
+  const keys = new Map<string, VmKey>();
+  const from = i.from;
+  if (from) {
+    for (const vm of i.env.vms) {
+      const saved = from.record.sshKeys?.[vm.name];
+      keys.set(
+        vm.name,
+        saved
+          ? {
+              name: path.basename(saved),
+              from: { kind: 'copy', file: path.join(from.dir, saved), why: 'checkpoint' },
+            }
+          : shippedKey(imageOf(vm)),
+      );
+    }
+    return { keys };
+  }
+  const given = i.env.vms.map(imageOf).find((img) => img.keyGiven);
+  const without = i.env.vms.filter((vm) => !imageOf(vm).sshCredential);
+  const first = without[0];
+  for (const vm of i.env.vms) {
+    const image = imageOf(vm);
+    keys.set(
+      vm.name,
+      given
+        ? shippedKey(given, 'given')
+        : !first
+          ? { name: ENV_KEY, from: { kind: 'fresh' } }
+          : shippedKey(image.sshCredential ? imageOf(first) : image),
+    );
+  }
+  if (given || !first) return { keys };
+  const refs = [...new Set(without.map((vm) => imageOf(vm).ref))];
+  return {
+    keys,
+    notice: `${refs.join(', ')} read${refs.length === 1 ? 's' : ''} no SSH key credential: this env logs in with the key its image set ships (${imageOf(first).key}), which opens every VM of those images, not a key of its own`,
+  };
+}
+
+function vmPlan(
+  i: PlanInputs,
+  vm: EnvVm,
+  key: VmKey,
+  dirs: { workdir: string; overlayDir: string; disksDir: string },
+): VmPlan {
+  const { workdir, overlayDir, disksDir } = dirs;
   const image = i.images.get(imageKey(vm));
   if (!image) throw new InternalError(`no resolved image for ${vm.name} (${imageKey(vm)})`);
   const custom = i.custom.get(image.ref);
@@ -160,9 +243,9 @@ function vmPlan(i: PlanInputs, vm: EnvVm, workdir: string, overlayDir: string, d
         format,
       };
     }),
-    key: path.join(workdir, 'keys', path.basename(image.key)),
-    harnessKey: i.deployment && path.join(i.deployment, 'keys', path.basename(image.key)),
-    keySource: image.key,
+    key: path.join(workdir, 'keys', key.name),
+    harnessKey: i.deployment && path.join(i.deployment, 'keys', key.name),
+    keyFrom: key.from,
     consoleLog: path.join(workdir, 'logs', vm.name),
     domainXml: path.join(workdir, 'libvirt', `domain-${vm.name}.xml`),
   };
@@ -199,7 +282,16 @@ function plannedPaths(i: PlanInputs, p: Omit<UpPlan, 'paths'>): PlannedPath[] {
     { path: path.join(p.workdir, 'env.json'), kind: 'file', uid: ost, mode: 0o644, what: 'env record' },
   ];
   for (const key of new Set(p.vms.map((v) => v.key)))
-    out.push({ path: key, kind: 'file', uid: ost, mode: 0o600, what: 'private key' });
+    out.push(
+      { path: key, kind: 'file', uid: ost, mode: 0o600, what: 'private key' },
+      {
+        path: `${key}.pub`,
+        kind: 'file',
+        uid: ost,
+        mode: 0o644,
+        what: 'its public half (the guests get it)',
+      },
+    );
   out.push(...deploymentPaths(p));
   out.push(
     { path: p.overlayDir, kind: 'dir', uid: ost, gid: i.qemu.gid, mode: 0o750, what: 'overlay dir' },
@@ -247,7 +339,11 @@ export function deploymentPaths(
     { path: path.join(d, 'keys'), kind: 'dir', uid, mode: 0o700, what: "the key OST's harness uses" },
   ];
   for (const key of new Set(p.vms.flatMap((v) => (v.harnessKey ? [v.harnessKey] : []))))
-    out.push({ path: key, kind: 'file', uid, mode: 0o600, what: 'private key (its copy)' });
+    out.push(
+      { path: key, kind: 'file', uid, mode: 0o600, what: 'private key (its copy)' },
+      // OST's `ost.sh run -6` authorizes ${OST_IMAGES_SSH_KEY}.pub on its SOCKS sshd
+      { path: `${key}.pub`, kind: 'file', uid, mode: 0o644, what: 'its public half' },
+    );
   for (const f of ['hosts', 'env.sh'])
     out.push({ path: path.join(d, f), kind: 'file', uid, mode: 0o644, what: "for OST's harness" });
   return out;
@@ -262,6 +358,7 @@ export function planUp(i: PlanInputs): UpPlan {
   // beside the overlays (qemu reaches them there, and the room they take is counted with the overlays')
   const disksDir = overlayDir;
   const mode = modeOf(i.from, i.isolated);
+  const keys = vmKeys(i);
   // a checkpoint's guests keep their addresses: its subnets (taken in a namespace of its own when isolated)
   const fromSubnets = new Map(i.from?.record.env.networks.map((n) => [n.name, `192.168.${n.subnet}`]));
   const plan: Omit<UpPlan, 'paths'> = {
@@ -291,8 +388,11 @@ export function planUp(i: PlanInputs): UpPlan {
         fromSubnets.get(n.name) ??
         (n.ipv4.kind === 'fixed' ? n.ipv4.cidr.replace(/\.0\/24$/, '') : undefined),
     })),
-    vms: env.vms.map((vm) => vmPlan(i, vm, workdir, overlayDir, disksDir)),
+    vms: env.vms.map((vm) =>
+      vmPlan(i, vm, keys.keys.get(vm.name) as VmKey, { workdir, overlayDir, disksDir }),
+    ),
     customRequest: i.customRequest,
+    keyNotice: keys.notice,
   };
   return { ...plan, paths: plannedPaths(i, plan) };
 }

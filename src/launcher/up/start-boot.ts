@@ -1,10 +1,12 @@
 // Booting: each VM's root overlay on its image (or custom layer), its extra disks made empty, its domain
-// rendered from the templates and created, then every VM waited for until SSH answers.
+// rendered from the templates (with the env's SSH key credential) and created, then every VM waited for
+// until SSH answers.
 
 import * as fs from 'node:fs/promises';
 import { InternalError } from '../../core/errors.js';
 import { faultPoint } from '../../core/fault.js';
 import { atomicWriteFile } from '../../core/fsutil.js';
+import { sshKeyOemString } from '../../guest/credentials.js';
 import { create, createArgv, createOverlay, createOverlayArgv } from '../../tools/qemu-img.js';
 import { virsh, virshArgv } from '../../tools/virsh.js';
 import type { VmRecord } from '../env-dir/record.js';
@@ -31,8 +33,11 @@ async function createDisks(vm: VmPlan): Promise<void> {
   );
 }
 
-/** The domain XML of a booted VM: the root overlay first, extra disks on virtio-scsi (serials 2, 3, …). */
-function domainXml(ctx: UpContext, vm: VmRecord): string {
+/**
+ * The domain XML of a booted VM: the root overlay first, extra disks on virtio-scsi (serials 2, 3, …), and
+ * the public half of its key as its SSH key credential (SMBIOS type 11).
+ */
+function domainXml(ctx: UpContext, vm: VmRecord, publicKey: string): string {
   return renderDomain(ctx.templates, {
     vm,
     networks: layoutOf(ctx).networks,
@@ -53,6 +58,7 @@ function domainXml(ctx: UpContext, vm: VmRecord): string {
     deployScripts: vm.deployScripts,
     qemuUser: ctx.qemu,
     meta: { ...ctx.meta, vm: vm.name, roles: vm.roles },
+    oemStrings: [sshKeyOemString(publicKey)],
   });
 }
 
@@ -76,7 +82,7 @@ export const bootStrategy: StartStrategy = {
   async start(ctx, vm) {
     const t0 = Date.now();
     const file = domainXmlFile(ctx.plan, vm.name);
-    await atomicWriteFile(file, domainXml(ctx, vm));
+    await atomicWriteFile(file, domainXml(ctx, vm, await fs.readFile(`${vm.key}.pub`, 'utf8')));
     ctx.undo.add(`domain ${vm.libvirtName}`, () => destroyObject(ctx.uri, 'domain', vm.libvirtName));
     await faultPoint(`up:create:${vm.name}`);
     await virsh(ctx.uri, ['create', file], { signal: ctx.signal });

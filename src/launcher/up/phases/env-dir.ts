@@ -1,11 +1,14 @@
 // The env dir phases: the dir itself (its existence is the claim on the id and, for OST suites, on the
-// deployment dir), env.json and the private keys first; the files OST and ssh read once the addresses are
+// deployment dir), env.json and the env's SSH keys first (made fresh, or copied: makeKey); the files OST and ssh read once the addresses are
 // known; and the last word, once everything is up: env.json's `up`, libvirt's metadata, the hand-over.
 
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { InternalError } from '../../../core/errors.js';
+import { atomicWriteFile } from '../../../core/fsutil.js';
 import type { ProcessId } from '../../../core/process.js';
+import { runArgv } from '../../../tools/run-tool.js';
+import { generateEd25519Argv, publicKeyArgv } from '../../../tools/ssh-keygen.js';
 import { virsh } from '../../../tools/virsh.js';
 import { createDeployment, harnessKeyOf, removeDeployment } from '../../env-dir/deployment.js';
 import { exportPackageLists } from '../../env-dir/ost-files.js';
@@ -17,7 +20,7 @@ import { metadataElement, OST_NS, OST_PREFIX, type OstMetadata } from '../../lib
 import { buildXml } from '../../libvirt/xml.js';
 import { layoutOf, type UpContext } from '../context.js';
 import type { Phase } from '../phase.js';
-import type { UpPlan } from '../plan.js';
+import type { KeySource, UpPlan } from '../plan.js';
 
 /** The env record as it starts: what the up is, nothing made yet. */
 export function startingRecord(plan: UpPlan, owner: ProcessId, timings: Record<string, number>): EnvRecord {
@@ -66,6 +69,22 @@ export function startingMeta(plan: UpPlan, owner: ProcessId): OstMetadata {
   };
 }
 
+/**
+ * An env's key in its `keys/` (0700): made fresh (ssh-keygen, ed25519) or copied private (0600, whoever
+ * could read the original), with its public half beside it (`.pub`): the guests' SSH key credential.
+ */
+export async function makeKey(key: string, from: KeySource, id: string): Promise<void> {
+  if (from.kind === 'fresh') {
+    await runArgv(generateEd25519Argv(key, `ost-env-${id}`));
+    await fs.chmod(key, 0o600);
+    await fs.chmod(`${key}.pub`, 0o644);
+    return;
+  }
+  await atomicWriteFile(key, await fs.readFile(from.file), 0o600);
+  // the public half as ssh-keygen derives it (a shipped key's .pub may be missing)
+  await atomicWriteFile(`${key}.pub`, (await runArgv(publicKeyArgv(key))).stdout, 0o644);
+}
+
 export const envDirPhase: Phase = {
   id: 'envdir',
   untimed: true,
@@ -75,8 +94,12 @@ export const envDirPhase: Phase = {
       title: `mkdir ${plan.workdir} (refused when it exists) with .ost-env, logs/, images/, libvirt/, keys/`,
     },
     { title: `write ${path.join(plan.workdir, 'env.json')}` },
-    ...[...new Map(plan.vms.map((vm) => [vm.key, vm.keySource]))].map(([key, source]) => ({
-      title: `copy ${source} to ${key} (0600)`,
+    ...[...new Map(plan.vms.map((vm) => [vm.key, vm.keyFrom]))].map(([key, from]) => ({
+      title:
+        from.kind === 'fresh'
+          ? `a new ed25519 key pair ${key} (0600) and ${key}.pub`
+          : `copy ${from.file} to ${key} (0600; ${from.why === 'checkpoint' ? "the checkpoint's key" : from.why === 'given' ? '--key' : "the image set's key"}), its public half to ${key}.pub`,
+      argv: from.kind === 'fresh' ? generateEd25519Argv(key, `ost-env-${plan.id}`) : undefined,
     })),
     ...(plan.deployment
       ? [
@@ -93,12 +116,9 @@ export const envDirPhase: Phase = {
       await removeWorkdir(ctx.stateRoot, plan.id);
     });
     await writeRecord(ctx.record);
-    // keys as shipped by the base RPM are world-readable; ssh wants them private
-    const keys = new Map(plan.vms.map((vm) => [vm.key, vm.keySource]));
-    for (const [key, source] of keys) {
-      await fs.copyFile(source, key);
-      await fs.chmod(key, 0o600);
-    }
+    if (plan.keyNotice) ctx.reporter({ type: 'info', message: plan.keyNotice });
+    const keys = new Map(plan.vms.map((vm) => [vm.key, vm.keyFrom]));
+    for (const [key, from] of keys) await makeKey(key, from, plan.id);
     if (!plan.deployment) return;
     ctx.undo.add(`deployment dir ${plan.deployment}`, async () => {
       await removeDeployment(plan.deployment, plan.id);

@@ -58,7 +58,7 @@ export const proxyPhase: Phase = {
   steps: () => [
     {
       title:
-        "sshd -D -e with OST's common/helpers/sshd_config on [<management IPv6 gateway>]:2222, the image key as host key, its .pub the one authorized key",
+        "sshd -D -e with OST's common/helpers/sshd_config on [<management IPv6 gateway>]:2222, the env's key as host key, its .pub the one authorized key",
     },
   ],
   async run(ctx) {
@@ -66,15 +66,14 @@ export const proxyPhase: Phase = {
     if (!p) throw new InternalError('the proxy phase runs only with a SOCKS helper to start');
     const mgmt = layoutOf(ctx).networks.find((n) => n.management);
     const vm0 = ctx.record.vms[0];
-    const first = ctx.plan.vms[0];
-    if (!mgmt?.ipv6 || !vm0 || !first)
+    if (!mgmt?.ipv6 || !vm0)
       throw new OstError(
         `suite ${ctx.plan.suite} has no IPv6 management network for --ipv6-only's SOCKS helper`,
         'give the management network IPv6, or leave out --ipv6-only',
       );
     const gateway = mgmt.ipv6.gateway;
-    // the installed key's .pub, on a path sshd's StrictModes accepts (root-owned, nothing writable by others)
-    const authorizedKey = `${first.keySource}.pub`;
+    // the env key's .pub, in the env dir's keys/: a path sshd's StrictModes accepts (ost's own, 0644)
+    const authorizedKey = `${vm0.key}.pub`;
     ctx.undo.add('IPv6 proxy sshd', async () => {
       await stopSshdProxy(ctx.plan.workdir);
     });
