@@ -128,9 +128,18 @@ describe.skipIf(!isRoot)('checkpoint, revert, up --from on real libvirt in a net
       const ck = JSON.parse(c.stdout) as {
         dir: string;
         sizeBytes: number;
-        record: { vms: { name: string }[] };
+        record: { vms: { name: string }[]; sshKeys?: Record<string, string> };
       };
       expect(ck.dir).toBe(path.join(checkpoints, 'e2e-1'));
+      // the env's own key goes with the checkpoint, its owner's alone: the guests authorize no other
+      expect(ck.record.sshKeys).toEqual(
+        Object.fromEntries(first.vms.map((vm) => [vm.name, 'keys/id_ed25519'])),
+      );
+      expect(statSync(path.join(ck.dir, 'keys')).mode & 0o777).toBe(0o700);
+      expect(statSync(path.join(ck.dir, 'keys/id_ed25519')).mode & 0o777).toBe(0o600);
+      expect(readFileSync(path.join(ck.dir, 'keys/id_ed25519'))).toEqual(
+        readFileSync(first.vms[0]?.key as string),
+      );
       expect(ck.record.vms.map((v) => v.name)).toEqual(first.vms.map((v) => v.name));
       // the store: root 0711, the checkpoint qemu's group only, memory files its owner's alone
       expect(statSync(checkpoints).mode & 0o777).toBe(0o711);
@@ -177,6 +186,9 @@ describe.skipIf(!isRoot)('checkpoint, revert, up --from on real libvirt in a net
       // the env the checkpoint was taken of, again: id, names, addresses (libvirt keeps a restored VM's name)
       expect(second.id).toBe(first.id);
       expect(second.checkpoint?.name).toBe('e2e-1');
+      // it logs in with the key of the env the checkpoint was taken of (its guests authorize that one)
+      const ckKey = readFileSync(path.join(checkpoints, 'e2e-1', 'keys/id_ed25519'));
+      for (const vm of second.vms) expect(readFileSync(vm.key)).toEqual(ckKey);
       expect(second.vms.map((v) => [v.libvirtName, v.address])).toEqual(
         first.vms.map((v) => [v.libvirtName, v.address]),
       );
@@ -218,6 +230,7 @@ describe.skipIf(!isRoot)('checkpoint, revert, up --from on real libvirt in a net
       const third = JSON.parse(iso.stdout) as EnvRecord;
       expect(third.id).not.toBe(second.id);
       expect(third.netns).toBe(`ost-${third.id}`);
+      for (const vm of third.vms) expect(readFileSync(vm.key)).toEqual(ckKey);
       // the same addresses (the guests keep theirs), other domain and network names
       expect(third.vms.map((v) => v.address)).toEqual(second.vms.map((v) => v.address));
       expect(await ns.ostObjects('domain')).toEqual(

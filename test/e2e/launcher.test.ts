@@ -56,6 +56,52 @@ const layerDirs = () =>
         .map((f) => path.join(layerCache, f))
     : [];
 
+/** Whether root at a VM's address lets `key` in (one login, inside the namespace). */
+async function opens(key: string, vm: { address: string }): Promise<boolean> {
+  const r = await ns.exec(sshArgv({ host: vm.address, port: 22, user: 'root', privateKey: key }, 'true'), {
+    allowFailure: true,
+    timeoutMs: 2 * MIN,
+  });
+  return r.exitCode === 0;
+}
+
+/**
+ * Two envs up at once have keys of their own (issue 28): different key pairs, each env's key authorized on
+ * its VMs (through the SMBIOS credential, installed by the base layer's ost-ssh-key.service) and not on the
+ * other's, and the key the image set ships (the base RPM's, 0600) opens none of them.
+ */
+async function expectOwnKeys(a: EnvRecord, b: EnvRecord): Promise<void> {
+  const keyA = a.vms[0]?.key as string;
+  const keyB = b.vms[0]?.key as string;
+  const pub = (k: string) => readFileSync(`${k}.pub`, 'utf8').split(' ').slice(0, 2).join(' ');
+  expect(pub(keyA)).not.toBe(pub(keyB));
+  const shipped = path.join(root, 'usr/share/ost-images/debian12_id_rsa');
+  expect(statSync(shipped).mode & 0o777).toBe(0o600);
+  for (const [r, own, other] of [
+    [a, keyA, keyB],
+    [b, keyB, keyA],
+  ] as const) {
+    for (const vm of r.vms) {
+      expect(await opens(own, vm), `${r.id} ${vm.name}: its env's key`).toBe(true);
+      expect(await opens(other, vm), `${r.id} ${vm.name}: the other env's key`).toBe(false);
+      expect(await opens(shipped, vm), `${r.id} ${vm.name}: the image set's key`).toBe(false);
+      const g = await sshF(
+        r,
+        vm.name,
+        'systemctl is-active ost-ssh-key.service; cat /root/.ssh/authorized_keys',
+      );
+      const [state, authorized] = g.stdout.split('\n');
+      expect(state).toBe('active');
+      expect(authorized?.split(' ').slice(0, 2).join(' ')).toBe(pub(own));
+    }
+    // the domain hands it over as an SMBIOS type 11 OEM string
+    const xml = (await ns.exec(['virsh', '-c', 'qemu:///system', 'dumpxml', r.vms[0]?.libvirtName as string]))
+      .stdout;
+    expect(xml).toContain(`<entry>io.systemd.credential:ssh.authorized_keys.root=${pub(own)}`);
+    expect(xml).toMatch(/<smbios mode=["']sysinfo["']\/>/);
+  }
+}
+
 /** `ost ARGS` inside the namespace. */
 async function ostNs(args: string[], timeoutMs = 20 * MIN) {
   const r = await ns.exec([OST, ...args], { allowFailure: true, env, cwd: REPO_ROOT, timeoutMs });
@@ -291,6 +337,8 @@ describe.skipIf(!isRoot)('ost up / down on real libvirt in a network namespace',
         const ov = statSync(vm.overlay);
         expect([ov.uid, ov.mode & 0o777], vm.overlay).toEqual([qemuIdentity().uid, 0o600]);
         expect(statSync(vm.key).mode & 0o777).toBe(0o600);
+        // ost's own images read the SSH key credential: the env's own key, not the set's
+        expect(vm.key).toBe(path.join(first.workdir, 'keys/id_ed25519'));
         expect(vm.timings.bootToSsh).toBeGreaterThan(0);
       }
       // what the images promise a test VM (issue 13): ost saw sshd through the console marker and logged in
@@ -412,6 +460,7 @@ describe.skipIf(!isRoot)('ost up / down on real libvirt in a network namespace',
       // both answer, each with its own addresses
       expect((await sshF(first, 'host-0', 'hostname -I')).stdout).toContain(first.vms[1]?.address);
       expect((await sshF(second, 'host-0', 'hostname -I')).stdout).toContain(second.vms[1]?.address);
+      await expectOwnKeys(first, second);
       const list = JSON.parse((await ostNs(['list', '--json'])).stdout) as { id: string; state: string }[];
       expect(list.map((e) => [e.id, e.state]).sort()).toEqual(
         [
@@ -579,7 +628,7 @@ describe.skipIf(!isRoot)('ost up / down on real libvirt in a network namespace',
       expect(m?.slice(1), line).toEqual([
         'ost-json-suite-engine',
         vm.nics[0]?.ipv4,
-        path.join(deployment, 'keys/debian12_id_rsa'),
+        path.join(deployment, 'keys/id_ed25519'),
       ]);
       const g = await ns.exec(
         sshArgv(
@@ -609,7 +658,9 @@ describe.skipIf(!isRoot)('ost up / down on real libvirt in a network namespace',
       walk(path.join(checkout, 'exported-artifacts'));
       expect(notTheirs).toEqual([]);
       expect(statSync(path.join(deployment, 'hosts')).isFile()).toBe(true);
-      expect(statSync(path.join(deployment, 'keys/debian12_id_rsa')).mode & 0o777).toBe(0o600);
+      expect(statSync(path.join(deployment, 'keys/id_ed25519')).mode & 0o777).toBe(0o600);
+      // the key and its public half (ost.sh run -6 authorizes ${OST_IMAGES_SSH_KEY}.pub), nothing else
+      expect(readdirSync(path.join(deployment, 'keys')).sort()).toEqual(['id_ed25519', 'id_ed25519.pub']);
       // only what OST's harness reads: no record, ssh_config or inventory a user could edit to steer root
       expect(readdirSync(deployment).sort()).toEqual(['.ost-env', 'env.sh', 'hosts', 'keys', 'logs']);
       expect(readdirSync(path.join(deployment, 'logs'))).toEqual(['engine']);

@@ -376,8 +376,8 @@ describe.skipIf(!isRoot)(
           expect(lines.map((l) => l.name)).toEqual(hostnames(r === r1 ? VMS : USER_VMS));
           for (const l of lines) {
             expect(l.ip).toBe(r.vms.find((v) => v.hostname === l.name)?.nics[0]?.ipv6);
-            // ost's 0600 copy of the image key, in the deployment dir
-            expect(l.key).toBe(path.join(deploymentOf(r), 'keys/debian12_id_rsa'));
+            // the owner's 0600 copy of the env's own key, in the deployment dir (same shape as lagofy's line)
+            expect(l.key).toBe(path.join(deploymentOf(r), 'keys/id_ed25519'));
             expect(statSync(l.key).mode & 0o777).toBe(0o600);
             const s = await ns.exec(
               hostsSsh(
@@ -397,6 +397,23 @@ describe.skipIf(!isRoot)(
             expect(kib, `${l.name} ${memTotal}`).toBeLessThanOrEqual((want?.memoryMiB ?? 0) * 1024);
             expect(kib, `${l.name} ${memTotal}`).toBeGreaterThan(0.85 * (want?.memoryMiB ?? 0) * 1024);
           }
+        }
+        // each deployment has its own key: one deployment's key opens none of the other's VMs
+        const [l1, l2] = [hostsLines(deploymentOf(r1)), hostsLines(deploymentOf(r2))];
+        const pub = (k: string) => readFileSync(`${k}.pub`, 'utf8').split(' ').slice(0, 2).join(' ');
+        expect(pub(l1[0]?.key as string)).not.toBe(pub(l2[0]?.key as string));
+        for (const [mine, theirs] of [
+          [l1, l2],
+          [l2, l1],
+        ] as const) {
+          const crossed = await ns.exec(
+            hostsSsh({ ...(theirs[0] as { ip: string }), key: mine[0]?.key as string }, 'true'),
+            {
+              allowFailure: true,
+              timeoutMs: 2 * MIN,
+            },
+          );
+          expect(crossed.exitCode, `${mine[0]?.key} on ${theirs[0]?.name}`).not.toBe(0);
         }
         // the storage VM sees its extra disks where OST's setup_storage.sh looks for them
         const storage = hostsLines(deploymentOf(r1)).find((l) => l.name.endsWith('-storage'));
