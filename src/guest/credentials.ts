@@ -3,6 +3,9 @@
 // systemd >= 252 imports `io.systemd.credential:NAME=VALUE` strings into PID 1's system credentials.
 import { OstError } from '../core/errors.js';
 
+/** Where PID 1 puts the system credentials it imported (root's, 0400, in RAM). */
+export const SYSTEM_CREDENTIALS_DIR = '/run/credentials/@system';
+
 /** The credential that carries root's authorized SSH key(s) (systemd >= 254 installs it itself). */
 export const SSH_KEY_CREDENTIAL = 'ssh.authorized_keys.root';
 

@@ -1,14 +1,14 @@
 // Per-environment SSH keys: each up's own ed25519 pair (real ssh-keygen), handed to the guests as the
 // systemd credential ssh.authorized_keys.root in SMBIOS type 11 (libvirt <sysinfo><oemStrings>, qemu
-// -smbios type=11), read by the base layer's unit; the image's shipped key only for images that read no
+// -smbios type=11), which the base layer's sshd reads where PID 1 put it; the image's shipped key only for images that read no
 // credential; a checkpoint keeps its env's key, and an env restored from it (or reverted to it) uses it.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   rootfsFiles,
-  SSH_KEY_UNIT,
+  SSH_KEY_SSHD_CONF,
   sshKeyCredentialFiles,
 } from '../../src/builder/layer-kinds/debootstrap-tree.js';
 import { domainXmlForRestore } from '../../src/launcher/checkpoint/domain-xml.js';
@@ -174,36 +174,33 @@ describe("the env's key reaches the guests as a systemd credential in SMBIOS typ
 
 describe('the base layer reads the credential (systemd 252 does not install it by itself)', () => {
   const files = sshKeyCredentialFiles();
-  const unit = files[`/etc/systemd/system/${SSH_KEY_UNIT}`] as string;
-  const script = files['/usr/local/sbin/ost-ssh-key'] as string;
+  const conf = files[SSH_KEY_SSHD_CONF] as string;
 
-  it('has a oneshot, before sshd, that inherits the system credential and runs only when it is there', () => {
-    const lines = unit.split('\n');
-    for (const l of [
-      'ConditionCredential=ssh.authorized_keys.root',
-      'Before=ssh.service',
-      'Type=oneshot',
-      'LoadCredential=ssh.authorized_keys.root',
-      'ExecStart=/usr/local/sbin/ost-ssh-key',
-      'WantedBy=multi-user.target',
-    ])
-      expect(lines, l).toContain(l);
-    // no path after the name: the credential PID 1 imported from SMBIOS, not a file
-    expect(unit).not.toMatch(/LoadCredential=ssh\.authorized_keys\.root:/);
+  it("sshd takes root's keys from the system credential PID 1 imported, besides .ssh/authorized_keys", () => {
+    const lines = conf.split('\n').filter((l) => l && !l.startsWith('#'));
+    expect(lines).toEqual([
+      'AuthorizedKeysFile .ssh/authorized_keys /run/credentials/@system/ssh.authorized_keys.%u',
+    ]);
+    // a drop-in Debian's sshd_config includes first (the first AuthorizedKeysFile sshd reads wins)
+    expect(SSH_KEY_SSHD_CONF).toMatch(/^\/etc\/ssh\/sshd_config\.d\/[^/]+\.conf$/);
   });
 
-  it("writes it to root's authorized_keys (0600, dir 0700) when present, nothing when absent", () => {
-    expect(script).toContain('cred="$CREDENTIALS_DIRECTORY/ssh.authorized_keys.root"');
-    expect(script).toContain('if [ ! -s "$cred" ]; then exit 0; fi');
-    expect(script).toContain('install -d -m 0700 -o root -g root /root/.ssh');
-    expect(script).toMatch(
-      /install -m 0600 -o root -g root "\$cred" \/root\/\.ssh\/authorized_keys\.ost-tmp\nmv -f \/root\/\.ssh\/authorized_keys\.ost-tmp \/root\/\.ssh\/authorized_keys\n/,
+  it('sshd accepts the drop-in (sshd -t -f with it included)', () => {
+    // openssh-server: scripts/install-deps.sh (the --ipv6-only SOCKS helper needs it)
+    const sshd = '/usr/sbin/sshd';
+    const dir = tempTree({ 'inc.conf': conf });
+    const cfg = path.join(dir, 'sshd_config');
+    writeFileSync(cfg, `Include ${path.join(dir, 'inc.conf')}\nHostKey ${path.join(dir, 'hk')}\n`);
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'hk')]);
+    const out = execFileSync(sshd, ['-T', '-f', cfg, '-C', 'user=root,host=h,addr=127.0.0.1'], {
+      encoding: 'utf8',
+    });
+    expect(out).toContain(
+      'authorizedkeysfile .ssh/authorized_keys /run/credentials/@system/ssh.authorized_keys.%u',
     );
-    // sh parses it
-    execFileSync('sh', ['-n', '-c', script]);
   });
 
-  it("authorizes no key of the set's: the tree has no authorized_keys, and it has the unit", () => {
+  it("authorizes no key of the set's: the tree has no authorized_keys, and it has the drop-in", () => {
     const tree = rootfsFiles({
       kind: 'debootstrap',
       suite: 'bookworm',
@@ -215,7 +212,7 @@ describe('the base layer reads the credential (systemd 252 does not install it b
       diskSize: { text: '8G', bytes: 8 },
     } as never);
     expect(Object.keys(tree)).not.toContain('/root/.ssh/authorized_keys');
-    expect(Object.keys(tree)).toContain(`/etc/systemd/system/${SSH_KEY_UNIT}`);
+    expect(tree[SSH_KEY_SSHD_CONF]).toBe(conf);
   });
 });
 

@@ -4,7 +4,7 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { removeTree } from '../../core/fsutil.js';
-import { SSH_KEY_CREDENTIAL } from '../../guest/credentials.js';
+import { SYSTEM_CREDENTIALS_DIR } from '../../guest/credentials.js';
 import { READY_MARKER } from '../../guest/ready.js';
 import type { DebootstrapBase } from '../plan/model.js';
 
@@ -238,46 +238,26 @@ export async function pruneDocs(root: string): Promise<void> {
  * Root's authorized SSH key comes from the systemd credential `ssh.authorized_keys.root` at every boot
  * (`ost up` passes each env's own public key as an SMBIOS type 11 OEM string,
  * `io.systemd.credential:ssh.authorized_keys.root=<key>`); the image authorizes no key of its own.
- * systemd 252 (Debian 12) imports SMBIOS credentials into PID 1 but only systemd >= 254 installs this one
- * itself (tmpfiles' provision.conf, which writes no file that exists): this oneshot, ordered before sshd,
- * inherits it (LoadCredential= with no path takes the system credential of that name) and writes it,
- * replacing what a previous boot wrote. Without the credential it is skipped (ConditionCredential=, 252).
+ * systemd 252 (Debian 12) imports SMBIOS credentials into PID 1's system credentials
+ * (`/run/credentials/@system/<name>`, root's, 0400, in RAM) but only systemd >= 254 installs this one
+ * itself. sshd reads it there (`%u`: the credential of the user logging in, so it opens root alone, and sshd
+ * reads a user's keys as that user: no other user can read root's). Nothing is written to the disk: a
+ * layer built on the image and a checkpoint's disks carry no key; `.ssh/authorized_keys` still counts (the
+ * engine adds its own key there on hosts).
  */
 export function sshKeyCredentialFiles(): Record<string, string> {
   return {
-    '/usr/local/sbin/ost-ssh-key': [
-      '#!/bin/sh',
-      "# Root's authorized SSH key from the systemd credential ost up passes (SMBIOS type 11).",
-      'set -e',
-      `cred="$CREDENTIALS_DIRECTORY/${SSH_KEY_CREDENTIAL}"`,
-      'if [ ! -s "$cred" ]; then exit 0; fi',
-      'install -d -m 0700 -o root -g root /root/.ssh',
-      'install -m 0600 -o root -g root "$cred" /root/.ssh/authorized_keys.ost-tmp',
-      'mv -f /root/.ssh/authorized_keys.ost-tmp /root/.ssh/authorized_keys',
-      '',
-    ].join('\n'),
-    [`/etc/systemd/system/${SSH_KEY_UNIT}`]: [
-      '[Unit]',
-      "Description=Root's authorized SSH key from the systemd credential ssh.authorized_keys.root",
-      `ConditionCredential=${SSH_KEY_CREDENTIAL}`,
-      'After=local-fs.target',
-      'Before=ssh.service',
-      '',
-      '[Service]',
-      'Type=oneshot',
-      'RemainAfterExit=yes',
-      `LoadCredential=${SSH_KEY_CREDENTIAL}`,
-      'ExecStart=/usr/local/sbin/ost-ssh-key',
-      '',
-      '[Install]',
-      'WantedBy=multi-user.target',
+    [SSH_KEY_SSHD_CONF]: [
+      "# Root's authorized SSH key: the systemd credential ssh.authorized_keys.root that ost up passes (SMBIOS",
+      '# type 11), as PID 1 imported it at boot; no key of the image set is authorized.',
+      `AuthorizedKeysFile .ssh/authorized_keys ${SYSTEM_CREDENTIALS_DIR}/ssh.authorized_keys.%u`,
       '',
     ].join('\n'),
   };
 }
 
-/** The unit that installs root's authorized key from the credential (enabled in the tree). */
-export const SSH_KEY_UNIT = 'ost-ssh-key.service';
+/** sshd's drop-in that authorizes the key credential. */
+export const SSH_KEY_SSHD_CONF = '/etc/ssh/sshd_config.d/40-ost-credential-key.conf';
 
 /**
  * Files written into the tree before it is packed (path inside the guest → content). No authorized key:

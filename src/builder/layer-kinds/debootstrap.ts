@@ -11,14 +11,7 @@ import { gfQuote, scriptArgv } from '../../tools/guestfish.js';
 import { createArgv } from '../../tools/qemu-img.js';
 import { parseDpkgStatus } from '../pkglist.js';
 import type { DebootstrapBase } from '../plan/model.js';
-import {
-  MASKED_UNITS,
-  pruneDocs,
-  READY_UNIT,
-  ROOT_LABEL,
-  rootfsFiles,
-  SSH_KEY_UNIT,
-} from './debootstrap-tree.js';
+import { MASKED_UNITS, pruneDocs, READY_UNIT, ROOT_LABEL, rootfsFiles } from './debootstrap-tree.js';
 import type { Action, LayerContext } from './types.js';
 
 /** Packages every debootstrap base needs to boot under libvirt and answer SSH (besides its kernel). */
@@ -95,7 +88,7 @@ async function configureTree(b: DebootstrapBase, root: string): Promise<void> {
     await fs.mkdir(path.dirname(abs), { recursive: true });
     await fs.writeFile(abs, content);
   }
-  for (const f of ['ost-dhcp-hostname', 'ost-host-key', 'ost-ready', 'ost-wait-online', 'ost-ssh-key'])
+  for (const f of ['ost-dhcp-hostname', 'ost-host-key', 'ost-ready', 'ost-wait-online'])
     await fs.chmod(path.join(root, 'usr/local/sbin', f), 0o755);
   // no authorized key in the image: root's comes from the env's credential at each boot
   await fs.rm(path.join(root, 'root/.ssh/authorized_keys'), { force: true });
@@ -119,8 +112,7 @@ function unitActions(root: string): Action[] {
   return [
     {
       kind: 'exec',
-      title:
-        "enable systemd-networkd, systemd-resolved, the DHCP hostname, root's key from the credential and the readiness marker",
+      title: 'enable systemd-networkd, systemd-resolved, the DHCP hostname and the readiness marker',
       argv: [
         'chroot',
         root,
@@ -129,7 +121,6 @@ function unitActions(root: string): Action[] {
         'systemd-networkd.service',
         'systemd-resolved.service',
         'ost-dhcp-hostname.service',
-        SSH_KEY_UNIT,
         READY_UNIT,
       ],
     },
