@@ -6,7 +6,16 @@
 // checkpoint and during a revert. (A bigger env — OST's 4-VM suite — is checkpointed, reverted and restored
 // in ost-harness.test.ts.)
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../src/core/exec.js';
@@ -87,6 +96,33 @@ async function pausedAt(args: string[], point: string): Promise<number> {
   process.kill(pid, 'SIGKILL');
   await new Promise((r) => child.on('close', r));
   return pid;
+}
+
+/**
+ * Start `ost ARGS` in the namespace stopped at fault point `point` (with a resume file), send it SIGINT there
+ * (Ctrl-C), let it go on a moment later, and return how it ended.
+ */
+async function interruptedAt(args: string[], point: string) {
+  const mark = path.join(work, `fault-int-${point.replace(/\W/g, '-')}`);
+  const resume = `${mark}.resume`;
+  rmSync(mark, { force: true });
+  rmSync(resume, { force: true });
+  let stderr = '';
+  const child = spawn('ip', ['netns', 'exec', ns.name, OST, ...args], {
+    env: { ...process.env, ...env, OST_FAULT_PAUSE: point, OST_FAULT_MARK: mark, OST_FAULT_RESUME: resume },
+    cwd: REPO_ROOT,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  child.stderr?.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const closed = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
+  for (let i = 0; i < 1200 && !existsSync(mark); i++) await new Promise((r) => setTimeout(r, 100));
+  expect(existsSync(mark), `ost ${args.join(' ')} did not reach ${point}`).toBe(true);
+  process.kill(Number(readFileSync(mark, 'utf8').split(' ')[1]), 'SIGINT');
+  await new Promise((r) => setTimeout(r, 1000));
+  writeFileSync(resume, '');
+  return { code: await closed, stderr };
 }
 
 describe.skipIf(!isRoot)('checkpoint, revert, up --from on real libvirt in a network namespace', () => {
@@ -334,6 +370,19 @@ describe.skipIf(!isRoot)('checkpoint, revert, up --from on real libvirt in a net
       expect(again.code, again.stderr).toBe(0);
       const now = await look(r);
       for (const vm of r.vms) expect(now[vm.name]?.file).toBe(`checkpointed-${vm.name}`);
+      // Ctrl-C before the VMs are stopped: the revert stops there and the env is as it was
+      await writeFiles(r, 'later2');
+      const early = await interruptedAt(['revert', r.id, 'e2e-1'], 'revert:locked');
+      expect(early.code, early.stderr).toBe(130);
+      const kept = await look(r);
+      for (const vm of r.vms) expect(kept[vm.name]?.file).toBe(`later2-${vm.name}`);
+      // Ctrl-C once they are stopped: the revert finishes first (it says so), the VMs run at the checkpoint
+      const late = await interruptedAt(['revert', r.id, 'e2e-1'], 'revert:stopped');
+      expect(late.code, late.stderr).toBe(0);
+      expect(late.stderr).toContain('finishes first');
+      for (const vm of r.vms) expect(await domstate(vm), vm.name).toBe('running');
+      const back = await look(r);
+      for (const vm of r.vms) expect(back[vm.name]?.file).toBe(`checkpointed-${vm.name}`);
 
       const d = await ostNs(['down', r.id]);
       expect(d.code, d.stderr).toBe(0);

@@ -692,6 +692,12 @@ describe.skipIf(!isRoot)('ost up / down on real libvirt in a network namespace',
       );
       // the deployment dir is there, nobody's; its owner swaps it for a link to a root-only dir
       expect(statSync(deployment).uid).toBe(65534);
+      // the up holds its env's lock (an ost down or gc of the id waits for it)
+      const id = readFileSync(path.join(deployment, '.ost-env'), 'utf8').split(' ')[0] as string;
+      const held = await run('flock', ['-n', path.join(stateDir, 'locks', `${id}.lock`), 'true'], {
+        allowFailure: true,
+      });
+      expect(held.exitCode, `env ${id}'s lock during its up`).toBe(1);
       await ns.exec([
         'runuser',
         '-u',

@@ -93,6 +93,9 @@ export async function revertCommand(
   config: OstConfig,
 ): Promise<void> {
   const ui = cliReporter({ quiet: a.json });
+  // Ctrl-C (or SIGTERM, SIGHUP) before the VMs are stopped: nothing changes; after: the revert finishes
+  const abort = new AbortController();
+  const off = onInterrupt(abort, () => process.exit(130));
   try {
     const r = await revert({
       uri: libvirtUri(a.connect, config.libvirtUri),
@@ -102,6 +105,7 @@ export async function revertCommand(
       name: a.name,
       timeoutMs: a.timeout * 1000,
       reporter: ui.reporter,
+      signal: abort.signal,
     });
     ui.stop();
     process.stdout.write(
@@ -111,6 +115,7 @@ export async function revertCommand(
     );
   } finally {
     ui.stop();
+    off();
   }
 }
 

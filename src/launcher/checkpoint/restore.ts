@@ -24,7 +24,7 @@ import { ownChainFiles, removeFiles } from './disks.js';
 import { domainXmlForRestore, type RestoreEdits } from './domain-xml.js';
 import { copySaveImage } from './save-image.js';
 import { installCheckpointKeys, keyMismatch } from './ssh-keys.js';
-import { type CheckpointRecord, type CheckpointVm, readCheckpoint } from './store.js';
+import { type CheckpointRecord, type CheckpointVm, readCheckpoint, type StoredCheckpoint } from './store.js';
 import { nextTop, vmDisks } from './take.js';
 
 /** Make the fresh tops of a VM's disks over the checkpoint's files: guest device → new top. */
@@ -177,7 +177,6 @@ export interface RevertOptions {
   signal?: AbortSignal;
 }
 
-/** `ost revert <env> <name>`: the env back to the checkpoint, in place. */
 /** The env (found again by id: under its lock) and the checkpoint it can be reverted to, or why not. */
 async function revertable(o: RevertOptions, id: string) {
   const found = await requireEnv(o.uri, o.stateRoot, id);
@@ -193,78 +192,98 @@ async function revertable(o: RevertOptions, id: string) {
   return { rec, ck };
 }
 
+/**
+ * `ost revert <env> <name>`: the env back to the checkpoint, in place, under the env's lock. Ctrl-C before
+ * the VMs are stopped changes nothing; after, the revert runs to its end (the stopped VMs come back only
+ * from the checkpoint), saying so, and a second Ctrl-C exits at once (then: ost revert again, or ost down).
+ */
 export async function revert(o: RevertOptions): Promise<EnvRecord> {
   const started = Date.now();
   const { id } = await requireEnv(o.uri, o.stateRoot, o.env);
   // the env's lock first, then the env as it is now: what a down or checkpoint did before is seen
   const lock = await lockEnv(o.stateRoot, id, `revert to ${o.name}`);
-  const { rec, ck } = await revertable(o, id).catch(async (err: unknown) => {
-    await lock.release();
-    throw err;
-  });
-  const qemu = qemuIdentity();
+  const finishing = () =>
+    o.reporter({
+      type: 'warning',
+      message: `interrupted: the VMs of ${id} are stopped, so the revert to ${o.name} finishes first (a second Ctrl-C stops at once; then ost revert or ost down ${id})`,
+    });
   try {
-    const dirs = [
-      rec.overlayDir,
-      ...new Set(rec.vms.flatMap((vm) => vm.disks.map((d) => path.dirname(d.path)))),
-    ];
-    const old = (
-      await Promise.all(rec.vms.flatMap((vm) => vmDisks(vm).map((d) => ownChainFiles(d.top, dirs))))
-    ).flat();
-    const tops = new Map(
-      rec.vms.map((vm) => [vm.name, new Map(vmDisks(vm).map((d) => [d.dev, nextTop(d.top)]))]),
-    );
-    await step(o.reporter, 'stop', `stop ${rec.vms.length} VMs`, () =>
-      Promise.all(rec.vms.map((vm) => destroyObject(o.uri, 'domain', vm.libvirtName))),
-    );
-    await faultPoint('revert:stopped');
-    // the restore XMLs go next to the overlays (ost's own dir) while the VMs restore side by side; the
-    // env dir (maybe the sudo user's deployment dir) gets its copies at the end, as its owner
-    const xmls = new Map<string, string>();
-    await step(o.reporter, 'restore', `restore ${rec.vms.length} VMs from ${o.name}`, () =>
-      Promise.all(
-        rec.vms.map(async (vm) => {
-          const cvm = ck.record.vms.find((v) => v.name === vm.name) as CheckpointVm;
-          const t = tops.get(vm.name) as Map<string, string>;
-          await overlaysFromCheckpoint(ck.dir, cvm, t, qemu);
-          const xmlFile = path.join(path.dirname(t.get('vda') as string), `.restore-${vm.name}.xml`);
-          try {
-            xmls.set(
-              vm.name,
-              await restoreDomain(
-                o.uri,
-                ck.dir,
-                cvm,
-                xmlFile,
-                { consoleLog: vm.consoleLog, ...renameFor(rec, ck.record, vm) },
-                t,
-                o.signal,
-              ),
-            );
-          } finally {
-            await fs.rm(xmlFile, { force: true });
-          }
-          vm.overlay = t.get('vda') as string;
-          vm.disks = vm.disks.map((d) => ({ ...d, path: t.get(d.name) ?? d.path }));
-        }),
-      ),
-    );
-    // the guests authorize the checkpoint's keys now: the env logs in with them (and OST's harness too)
-    await installCheckpointKeys(rec, ck);
-    await republishKeys(rec);
-    await resumeAndSync(o.uri, rec.vms, o.timeoutMs, o.reporter, o.signal, rec.netns);
-    // the old chains: nothing runs on them any more
-    await removeFiles(old.filter((f) => ![...tops.values()].some((t) => [...t.values()].includes(f))));
-    rec.checkpoint = { name: o.name, dir: ck.dir, key: ck.record.key };
-    rec.deployed = ck.record.deployed;
-    rec.status = 'up';
-    rec.timings.revert = Date.now() - started;
-    for (const [vm, xml] of xmls)
-      await atomicWriteFile(path.join(rec.workdir, 'libvirt', `domain-${vm}.xml`), xml);
-    await setDeployedMarker(rec, ck.record.deployed);
-    await writeOutputs(rec);
-    return rec;
+    const { rec, ck } = await revertable(o, id);
+    await faultPoint('revert:locked', o.signal);
+    o.signal?.throwIfAborted();
+    o.signal?.addEventListener('abort', finishing, { once: true });
+    return await revertInPlace(o, rec, ck, started);
   } finally {
+    o.signal?.removeEventListener('abort', finishing);
     await lock.release();
   }
+}
+
+/** The revert proper, from stopping the VMs on: not interruptible (no signal reaches its commands). */
+async function revertInPlace(
+  o: RevertOptions,
+  rec: EnvRecord,
+  ck: StoredCheckpoint,
+  started: number,
+): Promise<EnvRecord> {
+  const qemu = qemuIdentity();
+  const dirs = [
+    rec.overlayDir,
+    ...new Set(rec.vms.flatMap((vm) => vm.disks.map((d) => path.dirname(d.path)))),
+  ];
+  const old = (
+    await Promise.all(rec.vms.flatMap((vm) => vmDisks(vm).map((d) => ownChainFiles(d.top, dirs))))
+  ).flat();
+  const tops = new Map(
+    rec.vms.map((vm) => [vm.name, new Map(vmDisks(vm).map((d) => [d.dev, nextTop(d.top)]))]),
+  );
+  await step(o.reporter, 'stop', `stop ${rec.vms.length} VMs`, () =>
+    Promise.all(rec.vms.map((vm) => destroyObject(o.uri, 'domain', vm.libvirtName))),
+  );
+  await faultPoint('revert:stopped');
+  // the restore XMLs go next to the overlays (ost's own dir) while the VMs restore side by side; the
+  // env dir (maybe the sudo user's deployment dir) gets its copies at the end, as its owner
+  const xmls = new Map<string, string>();
+  await step(o.reporter, 'restore', `restore ${rec.vms.length} VMs from ${o.name}`, () =>
+    Promise.all(
+      rec.vms.map(async (vm) => {
+        const cvm = ck.record.vms.find((v) => v.name === vm.name) as CheckpointVm;
+        const t = tops.get(vm.name) as Map<string, string>;
+        await overlaysFromCheckpoint(ck.dir, cvm, t, qemu);
+        const xmlFile = path.join(path.dirname(t.get('vda') as string), `.restore-${vm.name}.xml`);
+        try {
+          xmls.set(
+            vm.name,
+            await restoreDomain(
+              o.uri,
+              ck.dir,
+              cvm,
+              xmlFile,
+              { consoleLog: vm.consoleLog, ...renameFor(rec, ck.record, vm) },
+              t,
+            ),
+          );
+        } finally {
+          await fs.rm(xmlFile, { force: true });
+        }
+        vm.overlay = t.get('vda') as string;
+        vm.disks = vm.disks.map((d) => ({ ...d, path: t.get(d.name) ?? d.path }));
+      }),
+    ),
+  );
+  // the guests authorize the checkpoint's keys now: the env logs in with them (and OST's harness too)
+  await installCheckpointKeys(rec, ck);
+  await republishKeys(rec);
+  await resumeAndSync(o.uri, rec.vms, o.timeoutMs, o.reporter, undefined, rec.netns);
+  // the old chains: nothing runs on them any more
+  await removeFiles(old.filter((f) => ![...tops.values()].some((t) => [...t.values()].includes(f))));
+  rec.checkpoint = { name: o.name, dir: ck.dir, key: ck.record.key };
+  rec.deployed = ck.record.deployed;
+  rec.status = 'up';
+  rec.timings.revert = Date.now() - started;
+  for (const [vm, xml] of xmls)
+    await atomicWriteFile(path.join(rec.workdir, 'libvirt', `domain-${vm}.xml`), xml);
+  await setDeployedMarker(rec, ck.record.deployed);
+  await writeOutputs(rec);
+  return rec;
 }

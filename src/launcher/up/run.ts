@@ -4,11 +4,13 @@
 import * as path from 'node:path';
 import { CleanupStack } from '../../core/cleanup.js';
 import { errorMessage, InterruptedError, OstError } from '../../core/errors.js';
+import type { Lock } from '../../core/lock.js';
 import { self } from '../../core/process.js';
 import { requireTools } from '../../core/require-tool.js';
 import type { EnvRecord } from '../env-dir/record.js';
 import { writeRecord } from '../env-dir/record.js';
 import { readTrustedRecord } from '../env-dir/trusted-record.js';
+import { lockEnvWaiting } from '../env-lock.js';
 import type { UpContext } from './context.js';
 import type { UpOptions } from './options.js';
 import { type Phase, runPhases, type StartStrategy } from './phase.js';
@@ -49,9 +51,13 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
   const timings: Record<string, number> = {};
   const undo = new CleanupStack();
   let plan: UpPlan | undefined;
+  let lock: Lock | undefined;
   try {
     const prepared = await prepareUp(o, timings);
     plan = prepared.plan;
+    // the env's lock for the whole up, undo included: an ost down or gc of the id waits for it (a stale gc
+    // cannot tear down an up --from that takes the id of an env it found left over)
+    lock = await lockEnvWaiting(o.stateRoot, plan.id, `ost up ${o.env.suite}`, UP_LOCK_WAIT_MS, o.reporter);
     const owner = self();
     const ctx: UpContext = {
       plan,
@@ -87,5 +93,10 @@ export async function up(o: UpOptions): Promise<EnvRecord> {
     if (o.signal?.aborted)
       throw new InterruptedError(`ost up ${o.env.suite}; everything it created was removed`);
     throw err;
+  } finally {
+    await lock?.release();
   }
 }
+
+/** How long an up waits for a command still at work on an env of the same id (a down before up --from). */
+const UP_LOCK_WAIT_MS = 60_000;
