@@ -17,7 +17,7 @@ import { BuildPaths, readManifest } from './build-dir.js';
 import { ensureKeyPair, readPublicKey } from './keypair.js';
 import { installDomainOwner } from './layer-kinds/install.js';
 import type { BuildHost } from './layer-kinds/types.js';
-import { confinementOf, outsideMediaProblem } from './plan/confine.js';
+import { confinementOf, outsideMediaProblem, outsideProblem } from './plan/confine.js';
 import { computeKeys } from './plan/keys.js';
 import type { ImageSet, Layer } from './plan/model.js';
 import { checkLayerFlags, makePlan, type PlanEntry, planFetches } from './plan/plan.js';
@@ -70,7 +70,7 @@ export function toolsFor(entries: PlanEntry[]): ToolName[] {
  */
 export function preflight(set: ImageSet, plan: PlanEntry[]): void {
   const problems: ConfigProblem[] = [];
-  const confinement = confinementOf(set.file, set.allowOutside === true);
+  const confinement = confinementOf(set.file, set.allowOutside === true, set.writers);
   const need = (layer: Layer, key: string, p: string | undefined, what: string) => {
     if (p === undefined || /^https?:\/\//.test(p)) return;
     const keyPath = `layers[${layer.index}].${key}`;
@@ -82,7 +82,9 @@ export function preflight(set: ImageSet, plan: PlanEntry[]): void {
       });
       return;
     }
-    const outside = key.startsWith('install.') ? outsideMediaProblem(confinement, what, p, p) : undefined;
+    const outside = key.startsWith('install.')
+      ? outsideMediaProblem(confinement, what, p, p)
+      : outsideProblem(confinement, what, p, p);
     if (outside !== undefined) problems.push({ file: set.file, path: keyPath, message: outside });
   };
   for (const e of plan) {

@@ -1,6 +1,6 @@
 // A set file reads host paths only inside its own folder (issue 28): `..`, absolute paths and links that
 // lead out are input errors naming the file, the key path and the fix, unless --allow-outside says otherwise.
-import { chmodSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { preflight } from '../../src/builder/build.js';
@@ -154,3 +154,62 @@ layers:
     expect(problemsIn(dir)).toEqual([]);
   });
 });
+
+describe.skipIf(process.getuid?.() !== 0)(
+  "run as root, what a set reads is out of other users' reach (no swap after the check)",
+  () => {
+    const ROOT_ONLY = { uids: [0], gids: [0] };
+    const set = () =>
+      tempTree({
+        'set.yaml': `${leaf('[{ script: sub/s.sh }, { upload: { from: f, to: /f } }]')}    repos: [{ name: l, url: "file:repo", suite: ./ }]\n`,
+        'sub/s.sh': 'true\n',
+        f: 'x',
+        'repo/pool/p.deb': 'x',
+      });
+    const problems = (dir: string, writers = ROOT_ONLY, allowOutside = false) => {
+      try {
+        loadImageSet(path.join(dir, 'set.yaml'), {}, { allowOutside, writers });
+        return [];
+      } catch (err) {
+        if (err instanceof ConfigError) return err.problems;
+        throw err;
+      }
+    };
+
+    it("root's own files, under a sticky /tmp, load", () => {
+      expect(problems(set())).toEqual([]);
+    });
+
+    it('a folder on the way that another user owns is refused, naming the key, the folder and the fix', () => {
+      const dir = set();
+      chownSync(path.join(dir, 'sub'), 65534, 65534);
+      const p = problems(dir);
+      expect(p.map((x) => x.path)).toEqual(['layers[1].steps[0].script']);
+      expect(p[0]?.message).toContain(`${path.join(dir, 'sub')} can be changed by its owner, uid 65534`);
+      expect(p[0]?.message).toContain("through that user's own sudo");
+      // ... but that user's own sudo may build it, and --allow-outside trusts them
+      expect(problems(dir, { uids: [0, 65534], gids: [0, 65534] })).toEqual([]);
+      expect(problems(dir, ROOT_ONLY, true)).toEqual([]);
+    });
+
+    it('a file another group may write, a repository folder with an other-writable file deep inside, the set file itself', () => {
+      const dir = set();
+      chownSync(path.join(dir, 'f'), 0, 65534);
+      chmodSync(path.join(dir, 'f'), 0o664);
+      chmodSync(path.join(dir, 'repo/pool/p.deb'), 0o666);
+      chownSync(path.join(dir, 'set.yaml'), 65534, 0);
+      const p = problems(dir);
+      expect(p.map((x) => x.path).sort()).toEqual([
+        '',
+        'layers[1].repos[0].url',
+        'layers[1].steps[1].upload.from',
+      ]);
+      const by = (k: string) => p.find((x) => x.path === k)?.message;
+      expect(by('layers[1].steps[1].upload.from')).toContain('can be changed by group 65534');
+      expect(by('layers[1].repos[0].url')).toContain(
+        `${path.join(dir, 'repo/pool/p.deb')} can be changed by every user`,
+      );
+      expect(by('')).toContain('the image-set file set.yaml');
+    });
+  },
+);

@@ -4,7 +4,11 @@
 // (location:, kernel:, initrd:) may also be a regular file every local user can read (an ISO under
 // /var/lib/ost-images/iso, the installer of a package under /usr/lib/debian-installer): the guest then
 // reads nothing its author could not read already.
-import { lstatSync, readlinkSync, realpathSync, statSync } from 'node:fs';
+// Run as root, the files a set reads must also be out of reach of other users from the load to the build
+// (no check-then-use race: a user who can write the folder could swap a checked file for a link to
+// /etc/shadow after the check): every folder on the way, the file itself and a folder's whole tree are
+// root's or the sudo user's and writable by nobody else (a sticky folder such as /tmp excepted).
+import { lstatSync, readdirSync, readlinkSync, realpathSync, type Stats, statSync } from 'node:fs';
 import * as path from 'node:path';
 import type { KeyPath } from '../../core/config-file.js';
 
@@ -13,11 +17,80 @@ export interface Confinement {
   /** The set file's folder, its real path. */
   dir: string;
   allowOutside: boolean;
+  /** Run as root: who may own and write what the set reads (root, the sudo user); undefined: anyone. */
+  writers?: Writers;
+}
+
+/** The users and groups that may own or write what a set file reads (root's ost: root and the sudo user). */
+export interface Writers {
+  uids: readonly number[];
+  gids: readonly number[];
 }
 
 /** The confinement for a set file (absolute path) in its folder. */
-export function confinementOf(file: string, allowOutside: boolean): Confinement {
-  return { dir: realPathOf(path.dirname(file)), allowOutside };
+export function confinementOf(file: string, allowOutside: boolean, writers?: Writers): Confinement {
+  return { dir: realPathOf(path.dirname(file)), allowOutside, writers: allowOutside ? undefined : writers };
+}
+
+/** Who else can change `st` (a folder on the way, or the file): undefined when only `w` can. */
+function otherWriter(st: Stats, w: Writers): string | undefined {
+  const sticky = st.isDirectory() && (st.mode & 0o1000) !== 0;
+  if (!w.uids.includes(st.uid)) return `its owner, uid ${st.uid}`;
+  if (sticky) return undefined;
+  if (st.mode & 0o002) return 'every user';
+  if (st.mode & 0o020 && !w.gids.includes(st.gid)) return `group ${st.gid}`;
+  return undefined;
+}
+
+const MAX_TREE_ENTRIES = 100_000;
+
+/**
+ * The first thing on the way to `real` (each folder from /, then it and, for a folder, its whole tree) that
+ * someone other than `w` can change, with who: undefined when there is none.
+ */
+export function foreignWriter(real: string, w: Writers): string | undefined {
+  const parts = real.split(path.sep).filter(Boolean);
+  for (let i = 0; i <= parts.length; i++) {
+    const p = path.join(path.sep, ...parts.slice(0, i));
+    let st: Stats;
+    try {
+      st = lstatSync(p);
+    } catch {
+      return undefined; // missing: nothing to swap yet, and the build's preflight says so
+    }
+    const who = otherWriter(st, w);
+    if (who) return `${p} can be changed by ${who}`;
+  }
+  let seen = 0;
+  const walk = (dir: string): string | undefined => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      if (++seen > MAX_TREE_ENTRIES) return `${real} has more than ${MAX_TREE_ENTRIES} entries`;
+      const p = path.join(dir, e.name);
+      const st = lstatSync(p);
+      const who = st.isSymbolicLink() ? undefined : otherWriter(st, w);
+      if (who) return `${p} can be changed by ${who}`;
+      if (e.isDirectory()) {
+        const deeper = walk(p);
+        if (deeper) return deeper;
+      }
+    }
+    return undefined;
+  };
+  try {
+    return lstatSync(real).isDirectory() ? walk(real) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const WRITERS_HINT =
+  "root's ost reads only files no other user can change (else one could be swapped for a link after the check): build it through that user's own sudo, make it root's (chown/chmod go-w), or pass --allow-outside if you trust them";
+
+/** The problem with what a set reads at `real` when others could change it before the build reads it. */
+function writerProblem(c: Confinement, what: string, given: string, real: string): string | undefined {
+  if (!c.writers) return undefined;
+  const why = foreignWriter(real, c.writers);
+  return why ? `${what} ${given}: ${why}; ${WRITERS_HINT}` : undefined;
 }
 
 const MAX_LINKS = 40;
@@ -86,7 +159,9 @@ function outsideMessage(
 export function outsideProblem(c: Confinement, what: string, given: string, abs: string): string | undefined {
   if (c.allowOutside) return undefined;
   const real = realPathOf(abs);
-  return isInside(c.dir, real) ? undefined : outsideMessage(c, what, given, abs, real, [HINT]);
+  return isInside(c.dir, real)
+    ? writerProblem(c, what, given, real)
+    : outsideMessage(c, what, given, abs, real, [HINT]);
 }
 
 /**
@@ -101,14 +176,14 @@ export function outsideMediaProblem(
 ): string | undefined {
   if (c.allowOutside) return undefined;
   const real = realPathOf(abs);
-  if (isInside(c.dir, real)) return undefined;
+  if (isInside(c.dir, real)) return writerProblem(c, what, given, real);
   let isFile: boolean;
   try {
     isFile = statSync(real).isFile();
   } catch {
     return undefined; // missing: the preflight of a build says so, and checks again once it exists
   }
-  if (isFile && publiclyReadable(real)) return undefined;
+  if (isFile && publiclyReadable(real)) return writerProblem(c, what, given, real);
   return outsideMessage(c, what, given, abs, real, [MEDIA_HINT, HINT]);
 }
 
@@ -144,9 +219,13 @@ export function hostPaths(
   file: string,
   allowOutside: boolean,
   add: (p: KeyPath, m: string) => void,
+  writers?: Writers,
 ): HostPaths {
   const dir = path.dirname(file);
-  const c = confinementOf(file, allowOutside);
+  const c = confinementOf(file, allowOutside, writers);
+  // the set file itself: what it says is what root builds
+  const own = writerProblem(c, 'the image-set file', path.basename(file), realPathOf(file));
+  if (own !== undefined) add([], own);
   const resolve = (given: string) => path.resolve(dir, given);
   return {
     confinement: c,

@@ -5,7 +5,7 @@ import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { formatKeyPath, type KeyPath, readYamlConfig } from '../../core/config-file.js';
 import { InternalError } from '../../core/errors.js';
-import { type HostPaths, hostPaths } from './confine.js';
+import { type HostPaths, hostPaths, type Writers } from './confine.js';
 import { checkChains, checkCycles, checkNames, checkParents, topoSort } from './layer-graph.js';
 import { normaliseRepos } from './layer-repos.js';
 import { type BaseSource, type ImageSet, type Layer, parseDuration, parseSize, type Step } from './model.js';
@@ -25,6 +25,8 @@ export function placeholdersIn(text: string): string[] {
 export interface LoadOptions {
   /** Let the file name host paths outside its own folder (--allow-outside: its author is trusted). */
   allowOutside?: boolean;
+  /** Run as root: who may own and write the files the set reads (confine.ts); undefined: not checked. */
+  writers?: Writers;
 }
 
 /**
@@ -45,7 +47,13 @@ export function loadImageSet(file: string, vars: NodeJS.ProcessEnv = {}, opts: L
     cfg.throwIfProblems();
     throw new InternalError('the image set failed its schema, yet no problem was recorded');
   }
-  const set = normalise(parsed.data, abs, hostPaths(abs, opts.allowOutside === true, add), add, vars);
+  const set = normalise(
+    parsed.data,
+    abs,
+    hostPaths(abs, opts.allowOutside === true, add, opts.writers),
+    add,
+    vars,
+  );
   cfg.throwIfProblems();
   return set;
 }
@@ -111,6 +119,7 @@ function normalise(
     variables: raw.variables,
     customizeMemoryMiB: raw.customize.memory,
     allowOutside: paths.confinement.allowOutside,
+    writers: paths.confinement.writers,
     layers: topoSort(layers),
   };
 }

@@ -3,6 +3,7 @@
 import { InternalError } from '../../core/errors.js';
 import { sizeToBytes } from '../../core/units.js';
 import type { Family, Step } from '../../tools/guest-steps.js';
+import type { Writers } from './confine.js';
 
 export type { Family, Step };
 
@@ -120,6 +121,8 @@ export interface ImageSet {
   customizeMemoryMiB: number;
   /** Loaded with --allow-outside: its host paths may lead outside `dir` (plan/confine.ts). */
   allowOutside?: boolean;
+  /** Run as root: who may own and write what it reads (plan/confine.ts); checked again before a build. */
+  writers?: Writers;
   /** Parents before children. */
   layers: Layer[];
 }

@@ -1,4 +1,5 @@
 // `ost boot-image`: boot a throwaway VM from a built layer and log in with the set's key.
+
 import * as path from 'node:path';
 import { bootAndSsh } from '../../builder/boot.js';
 import { BuildPaths } from '../../builder/build-dir.js';
@@ -9,6 +10,7 @@ import { onInterrupt } from '../../core/cleanup.js';
 import type { OstConfig } from '../../core/config.js';
 import { OstError } from '../../core/errors.js';
 import { cliReporter } from '../reporter.js';
+import { setFileWriters } from './common.js';
 
 export interface BootImageArgs {
   set?: string;
@@ -31,7 +33,10 @@ function target(args: BootImageArgs, config: OstConfig): { image: string; key: s
     return { image: path.resolve(args.image), key: path.resolve(args.key), label: path.basename(args.image) };
   }
   if (!args.set) throw new OstError('name an image-set file (and layer), or pass --image and --key');
-  const set = loadImageSet(args.set, config.fileVars, { allowOutside: args.allowOutside });
+  const set = loadImageSet(args.set, config.fileVars, {
+    allowOutside: args.allowOutside,
+    writers: setFileWriters(config),
+  });
   const names = set.layers.map((l) => l.name);
   const layer = args.layer ?? leavesOf(set)[0];
   if (!layer || !names.includes(layer)) {

@@ -1,4 +1,5 @@
 // `ost build-images`: thin handler over builder/build.ts.
+
 import * as fs from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -16,6 +17,7 @@ import { onInterrupt } from '../../core/cleanup.js';
 import type { OstConfig } from '../../core/config.js';
 import { InterruptedError, UsageError } from '../../core/errors.js';
 import { cliReporter } from '../reporter.js';
+import { setFileWriters } from './common.js';
 import { publishFlags, releaseSummary, releaseText } from './publish-images.js';
 
 export interface BuildImagesArgs {
@@ -49,7 +51,14 @@ export async function buildImagesCommand(args: BuildImagesArgs, config: OstConfi
       'add --with-repo DIR|URL with the packages',
     );
   for (const file of args.set)
-    await buildSet(loadImageSet(file, config.fileVars, { allowOutside: args.allowOutside }), args, config);
+    await buildSet(
+      loadImageSet(file, config.fileVars, {
+        allowOutside: args.allowOutside,
+        writers: setFileWriters(config),
+      }),
+      args,
+      config,
+    );
 }
 
 /** --with-repo: the set with the custom packages upgraded into its leaves, staged in a temp dir. */

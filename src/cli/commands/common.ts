@@ -1,4 +1,6 @@
 // What several command handlers share: the options every env command has, and where checkpoints are.
+
+import type { Writers } from '../../builder/plan/confine.js';
 import type { OstConfig } from '../../core/config.js';
 import { checkpointRoot } from '../../launcher/checkpoint/store.js';
 
@@ -29,5 +31,18 @@ export function overlayRoots(config: OstConfig): { root: string; fallback: strin
   return {
     root: config.overlayDir ?? `/dev/shm/ost${suffix}`,
     fallback: config.overlayFallback ?? `/var/tmp/ost${suffix}`,
+  };
+}
+
+/**
+ * Run as root: who may own and write the files an image-set file reads (root, and the user of sudo); a
+ * set file or input anyone else can change is refused (builder/plan/confine.ts). Not root: unchecked.
+ */
+export function setFileWriters(config: OstConfig): Writers | undefined {
+  if ((process.getuid?.() ?? 0) !== 0) return undefined;
+  const { uid, gid } = config.sudo;
+  return {
+    uids: [0, ...(uid !== undefined && uid !== 0 ? [uid] : [])],
+    gids: [0, ...(gid !== undefined && gid !== 0 ? [gid] : [])],
   };
 }

@@ -1,4 +1,5 @@
 // `ost publish-images`: pack a built set, verify it installs, publish it to a DNF repository.
+
 import * as path from 'node:path';
 import { loadImageSet } from '../../builder/plan/load.js';
 import { type ReleaseResult, releaseSet } from '../../builder/release.js';
@@ -6,6 +7,7 @@ import { onInterrupt } from '../../core/cleanup.js';
 import type { OstConfig } from '../../core/config.js';
 import { InterruptedError } from '../../core/errors.js';
 import { cliReporter } from '../reporter.js';
+import { setFileWriters } from './common.js';
 
 /** The options shared by publish-images and build-images --publish. */
 export interface PublishFlags {
@@ -59,7 +61,10 @@ export function releaseText(r: ReleaseResult, repo: string): string {
 }
 
 export async function publishImagesCommand(args: PublishImagesArgs, config: OstConfig): Promise<void> {
-  const set = loadImageSet(args.set, config.fileVars, { allowOutside: args.allowOutside });
+  const set = loadImageSet(args.set, config.fileVars, {
+    allowOutside: args.allowOutside,
+    writers: setFileWriters(config),
+  });
   const ui = cliReporter({ quiet: args.json });
   const abort = new AbortController();
   const off = onInterrupt(abort, () => process.exit(130));
