@@ -31,7 +31,8 @@ function describe(e: FoundEnv): { state: string; owner: string } {
 /** Teardown under the env lock, the env found again by its id in libvirt and the state dir. */
 const lockedTeardown = (uri: string, root: string, reporter: Reporter): LockedTeardown => ({
   stateRoot: root,
-  find: async (id) => (await discoverEnvs(uri, root)).get(id),
+  // found again under its lock: that env's objects alone
+  find: async (id) => (await discoverEnvs(uri, root, id)).get(id),
   tear: (e) => teardown(uri, root, e, reporter),
   reporter,
 });

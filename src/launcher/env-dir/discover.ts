@@ -58,11 +58,17 @@ export function isLeftover(e: FoundEnv): boolean {
 
 export { DOMAIN_NAME, NETWORK_NAME };
 
-async function ostObjects(uri: string, kind: 'domain' | 'network'): Promise<Map<string, OstMetadata>> {
+async function ostObjects(
+  uri: string,
+  kind: 'domain' | 'network',
+  onlyId?: string,
+): Promise<Map<string, OstMetadata>> {
   const list = kind === 'domain' ? ['list', '--all', '--name'] : ['net-list', '--all', '--name'];
-  const names = parseNames((await virsh(uri, list)).stdout).filter((n) =>
-    kind === 'domain' ? DOMAIN_NAME.test(n) : NETWORK_NAME.test(n),
-  );
+  const names = parseNames((await virsh(uri, list)).stdout).filter((n) => {
+    const m = (kind === 'domain' ? DOMAIN_NAME : NETWORK_NAME).exec(n);
+    // every env id is 8 hex digits, and every name of the env carries it
+    return m !== null && (onlyId === undefined || m[1] === onlyId);
+  });
   const out = new Map<string, OstMetadata>();
   await Promise.all(
     names.map(async (name) => {
@@ -80,8 +86,12 @@ async function ostObjects(uri: string, kind: 'domain' | 'network'): Promise<Map<
   return out;
 }
 
-/** Every env on the host, by id. */
-export async function discoverEnvs(uri: string, root: string): Promise<Map<string, FoundEnv>> {
+/** Every env on the host, by id; with `onlyId`, that env alone (its objects' XML is all that is read). */
+export async function discoverEnvs(
+  uri: string,
+  root: string,
+  onlyId?: string,
+): Promise<Map<string, FoundEnv>> {
   const envs = new Map<string, FoundEnv>();
   const get = (id: string, suite = ''): FoundEnv => {
     let e = envs.get(id);
@@ -92,7 +102,10 @@ export async function discoverEnvs(uri: string, root: string): Promise<Map<strin
     if (!e.suite && suite) e.suite = suite;
     return e;
   };
-  const [domains, networks] = await Promise.all([ostObjects(uri, 'domain'), ostObjects(uri, 'network')]);
+  const [domains, networks] = await Promise.all([
+    ostObjects(uri, 'domain', onlyId),
+    ostObjects(uri, 'network', onlyId),
+  ]);
   for (const [kind, objects] of [
     ['domains', domains],
     ['networks', networks],
@@ -113,6 +126,7 @@ export async function discoverEnvs(uri: string, root: string): Promise<Map<strin
     // no env dir yet
   }
   for (const id of dirs) {
+    if (onlyId !== undefined && id !== onlyId) continue;
     const workdir = envDirOf(root, id);
     const record = await readTrustedRecord(workdir);
     const e = get(id, record?.suite);
@@ -125,6 +139,7 @@ export async function discoverEnvs(uri: string, root: string): Promise<Map<strin
     if (st) e.ageMs = Date.now() - st.mtimeMs;
   }
   for (const l of await readLeases(leasesDir(root))) {
+    if (onlyId !== undefined && l.envId !== onlyId) continue;
     const e = get(l.envId);
     e.leases.push(l.prefix);
     e.owner ??= l.owner;
