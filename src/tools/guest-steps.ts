@@ -8,9 +8,13 @@ import { shellQuote } from '../core/exec.js';
 /** Package-manager family of a guest. */
 export type Family = 'deb' | 'rpm';
 
-/** One customisation, in order: install packages, upgrade all, run a script file, run a command, upload a file. */
+/**
+ * One customisation, in order: install packages, install what packages need (not them), upgrade all, run a
+ * script file, run a command, upload a file.
+ */
 export type Step =
   | { kind: 'install'; packages: string[] }
+  | { kind: 'dependencies'; packages: string[] }
   | { kind: 'upgrade' }
   | { kind: 'script'; file: string }
   | { kind: 'run'; command: string }
@@ -53,6 +57,41 @@ export function installCommand(family: Family, packages: readonly string[]): str
   return family === 'deb'
     ? `apt-get update && DEBIAN_FRONTEND=noninteractive apt-get ${APT_OPTIONS} install ${names}`
     : `dnf -y install ${names}`;
+}
+
+/**
+ * Install what `packages` need, as installing them would (recommends included on deb), but not the packages:
+ * a deps-installed layer, on which a layer that installs them (or a build of them, --with-repo) fetches and
+ * unpacks only those. deb: the new packages an `apt-get install` of them would add (its simulation's `Inst`
+ * lines) less the named ones, installed and marked automatic, as a direct install leaves them. rpm: the
+ * recursive closure of their requirements (dnf repoquery) less the named ones and what is installed.
+ */
+/**
+ * sed: the package name of each new package in an apt-get simulation (`Inst <name> (<version> ...)`; an
+ * upgrade of an installed one reads `Inst <name> [<old>] (<new> ...)` and is left to the install).
+ */
+const INST_NAME = String.raw`s/^Inst \([^ ]*\) (.*/\1/p`;
+
+export function dependenciesCommand(family: Family, packages: readonly string[]): string {
+  const names = packages.map(shellQuote).join(' ');
+  const named = packages.map((p) => `-e ${shellQuote(p)}`).join(' ');
+  // the query goes to a file first: a failed one (an unknown package) fails the step, not just the pipe
+  const only = `{ grep -vxF ${named} || true; }`;
+  if (family === 'deb')
+    return [
+      'apt-get update',
+      `apt-get ${APT_OPTIONS} -s install ${names} > /tmp/ost-deps.sim`,
+      `deps=$(sed -n ${shellQuote(INST_NAME)} /tmp/ost-deps.sim | ${only})`,
+      'rm -f /tmp/ost-deps.sim',
+      `if [ -n "$deps" ]; then DEBIAN_FRONTEND=noninteractive apt-get ${APT_OPTIONS} install $deps && apt-mark auto $deps >/dev/null; fi`,
+    ].join(' && ');
+  return [
+    `dnf -q repoquery --requires --resolve --recursive --qf '%{name}' ${names} > /tmp/ost-deps.req`,
+    `req=$(sort -u /tmp/ost-deps.req | ${only})`,
+    'rm -f /tmp/ost-deps.req',
+    'deps=$(for p in $req; do rpm -q "$p" >/dev/null 2>&1 || echo "$p"; done)',
+    'if [ -n "$deps" ]; then dnf -y install $deps && dnf -y mark remove $deps; fi',
+  ].join(' && ');
 }
 
 /** Guest steps that add one repository: a file:// one copied in first, then its apt list or yum .repo file. */
@@ -111,6 +150,9 @@ export function layerSteps(
     switch (s.kind) {
       case 'install':
         out.push({ kind: 'run', command: installCommand(family, s.packages) });
+        break;
+      case 'dependencies':
+        out.push({ kind: 'run', command: dependenciesCommand(family, s.packages) });
         break;
       case 'upgrade':
         out.push({ kind: 'run', command: upgradeCommand(family) });

@@ -23,7 +23,7 @@ import { ensureBuilt, isRoot, OST, ost } from './helpers.js';
 import { type SharedImages, sharedImages } from './shared-images.js';
 
 const MIN = 60_000;
-const SHIPPED = ['base', 'upgrade', 'engine-installed', 'host-installed'];
+const SHIPPED = ['base', 'upgrade', 'deps-installed', 'engine-installed', 'host-installed'];
 // the set these tests build: the shipped base and two leaves whose customize is one small script
 const LAYERS = ['base', 'leaf-a', 'leaf-b'];
 
@@ -121,6 +121,7 @@ describe.skipIf(!isRoot)('ost build-images on images/debian12.yaml (real tools)'
       expect(Object.fromEntries(shared.build.layers.map((l) => [l.layer, l.status]))).toEqual({
         base: 'built',
         upgrade: 'built',
+        'deps-installed': 'built',
         'engine-installed': 'built',
         'host-installed': 'built',
       });
@@ -137,7 +138,7 @@ describe.skipIf(!isRoot)('ost build-images on images/debian12.yaml (real tools)'
         (await run('qemu-img', ['info', '--output=json', path.join(sout, 'debian12-engine-installed.qcow2')]))
           .stdout,
       );
-      expect(info['backing-filename']).toBe('debian12-upgrade.qcow2');
+      expect(info['backing-filename']).toBe('debian12-deps-installed.qcow2');
       // the upgrade layer records the state of the repositories it upgraded from (here the base's mirror:
       // the shared set leaves out the distro's update suites, see shared-images.ts)
       const up = JSON.parse(readFileSync(path.join(sout, 'debian12-upgrade.json'), 'utf8'));
@@ -152,6 +153,15 @@ describe.skipIf(!isRoot)('ost build-images on images/debian12.yaml (real tools)'
       expect(readFileSync(path.join(sout, 'debian12-host-installed-pkglist-diff.txt'), 'utf8')).toMatch(
         /^\+ chrony /m,
       );
+      // deps-installed holds what the leaves' packages need and not the packages; the leaves add only those
+      const deps = readFileSync(path.join(sout, 'debian12-deps-installed-pkglist.txt'), 'utf8');
+      for (const p of ['nginx-common', 'rpcbind']) expect(deps, p).toMatch(new RegExp(`^${p} `, 'm'));
+      for (const p of ['nginx-light', 'nfs-common', 'chrony', 'qemu-guest-agent'])
+        expect(deps, p).not.toMatch(new RegExp(`^${p} `, 'm'));
+      const diff = (l: string) => readFileSync(path.join(sout, `debian12-${l}-pkglist-diff.txt`), 'utf8');
+      expect(diff('engine-installed')).not.toMatch(/^\+ nginx-common /m);
+      expect(diff('host-installed')).toMatch(/^\+ nfs-common /m);
+      expect(diff('host-installed')).not.toMatch(/^\+ rpcbind /m);
       expect(statSync(path.join(sout, 'debian12_id_rsa')).mode & 0o777).toBe(0o600);
       expect(readdirSync(sout).filter((f) => f.endsWith('.tmp'))).toEqual([]);
       expect(existsSync(path.join(sout, '.work'))).toBe(false);

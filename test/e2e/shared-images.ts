@@ -103,18 +103,23 @@ function readReady(dir: string): SharedImages | undefined {
 }
 
 /**
- * The shipped set as the tests build it: the same layers (base → upgrade → leaves) and steps, with two
+ * The shipped set as the tests build it: the same layers (base → upgrade → deps-installed → leaves) and steps, with two
  * packages' worth of time left out. The upgrade layer goes without the bookworm-updates and
  * bookworm-security repositories: with them, its apt full-upgrade of oldstable pulls ~650 MB of updates
  * (a new kernel and its initramfs) and took over 10 min under TCG here — and a different amount every day;
  * the upgrade step still runs (against the base's mirror), and upgrading from a repository that changes is
  * tested on a local one (nightly.test.ts). engine-installed goes without postgresql: its install (LLVM for
  * the JIT, initdb under TCG) was ~170 s of the ~270-s layer on the critical path of every cold CI run, and
- * no test uses the database (the image does not start it at boot); nginx-light and the layer's script stay.
+ * no test uses the database (the image does not start it at boot); nginx-light and the layer's script stay,
+ * and deps-installed goes without what postgresql needs.
  */
 export function testVariant(setYaml: string): string {
   const doc = parse(setYaml) as {
-    layers: { name: string; repos?: unknown[]; steps?: { install?: string[] }[] }[];
+    layers: {
+      name: string;
+      repos?: unknown[];
+      steps?: { install?: string[]; dependenciesOf?: string[] }[];
+    }[];
   };
   const layer = (name: string) => {
     const l = doc.layers.find((x) => x.name === name);
@@ -128,6 +133,11 @@ export function testVariant(setYaml: string): string {
   if (!install?.install)
     throw new Error('images/debian12.yaml engine-installed installs no postgresql any more');
   install.install = install.install.filter((p) => p !== 'postgresql');
+  // nor what postgresql needs (LLVM, the server), in the layer below the leaves
+  const deps = layer('deps-installed').steps?.find((s) => s.dependenciesOf?.includes('postgresql'));
+  if (!deps?.dependenciesOf)
+    throw new Error('images/debian12.yaml deps-installed has no dependenciesOf postgresql any more');
+  deps.dependenciesOf = deps.dependenciesOf.filter((p) => p !== 'postgresql');
   return stringify(doc);
 }
 

@@ -15,6 +15,7 @@ describe('--dry-run on el9stream (the ISO is not here)', async () => {
     expect(result.dryRun?.map((l) => [l.layer, l.action])).toEqual([
       ['base', 'build'],
       ['upgrade', 'build'],
+      ['deps-installed', 'build'],
       ['engine-installed', 'build'],
       ['host-installed', 'build'],
       ['he-installed', 'build'],
@@ -95,14 +96,19 @@ describe('--dry-run on el9stream (the ISO is not here)', async () => {
       ...script(3, 'ost-test-image.sh'),
       ...script(4, 'relabel-partitions.sh'),
     ]);
-    const host = byLayer.get('host-installed')?.steps[1]?.guest ?? [];
-    expect(host).toEqual(
-      expect.arrayContaining([
-        ...script(1, 'ovirt-repos.sh'),
-        "sh: dnf -y install 'ovirt-host' 'python3-coverage' 'vdsm-hook-log-console' 'vdsm-hook-log-firmware'",
-        'sh: rm -f /usr/lib/NetworkManager/conf.d/00-server.conf',
-      ]),
+    // the oVirt repositories and what the engine and the host need, once, below both
+    const deps = byLayer.get('deps-installed')?.steps[1]?.guest ?? [];
+    expect(deps.slice(0, 2)).toEqual(script(1, 'ovirt-repos.sh'));
+    expect(deps[2]).toMatch(
+      /^sh: dnf -q repoquery --requires --resolve --recursive .*'ovirt-engine'.*'ovirt-host'/,
     );
+    expect(deps[3]).toBe('sh: rm -f /usr/lib/NetworkManager/conf.d/00-server.conf');
+    const host = byLayer.get('host-installed')?.steps[1]?.guest ?? [];
+    expect(host).toEqual([
+      "sh: dnf -y install 'ovirt-host' 'python3-coverage' 'vdsm-hook-log-console' 'vdsm-hook-log-firmware'",
+      'sh: rm -f /usr/lib/NetworkManager/conf.d/00-server.conf',
+      ...script(3, 'relabel-partitions.sh'),
+    ]);
     const engine = byLayer.get('engine-installed')?.steps[1]?.guest ?? [];
     expect(engine).toContain(
       `upload ${path.join(REPO_ROOT, 'images/el9stream/engine-answers.conf')} /root/engine-answers.conf (mode 0600)`,

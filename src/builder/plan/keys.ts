@@ -61,6 +61,7 @@ function definitionFor(set: ImageSet, layer: Layer): unknown {
           // a staged folder of custom packages: its packages' checksums are in the layer's `custom` entry
           return { kind: s.kind, toDir: s.toDir };
         case 'install':
+        case 'dependencies':
         case 'upgrade':
         case 'run':
           return s;

@@ -89,7 +89,8 @@ export function checkChains(raw: RawImageSet, layers: Layer[], add: Add): void {
     // default: a derived layer that installs packages follows its repositories (once a day when none is
     // known); others change only with their definition
     const installs =
-      l.steps.some((st) => st.kind === 'install' || st.kind === 'upgrade') || l.repos.length > 0;
+      l.steps.some((st) => st.kind === 'install' || st.kind === 'dependencies' || st.kind === 'upgrade') ||
+      l.repos.length > 0;
     if (raw.layers[l.index]?.refresh === undefined && l.parent !== undefined && installs)
       l.refresh = watched ? 'upstream' : 'daily';
     if (l.refresh === 'upstream' && !watched)

@@ -331,19 +331,20 @@ function normaliseSteps(
   const steps: Step[] = [];
   (l.steps ?? []).forEach((s, j) => {
     const p: KeyPath = ['layers', i, 'steps', j];
-    const actions = (['install', 'upgrade', 'script', 'run', 'upload'] as const).filter(
+    const actions = (['install', 'dependenciesOf', 'upgrade', 'script', 'run', 'upload'] as const).filter(
       (k) => s[k] !== undefined,
     );
     if (actions.length !== 1) {
       add(
         p,
         actions.length === 0
-          ? 'empty step; a step is one of install: [packages], upgrade: true, script: FILE, run: COMMAND, upload: {from, to}'
+          ? 'empty step; a step is one of install: [packages], dependenciesOf: [packages], upgrade: true, script: FILE, run: COMMAND, upload: {from, to}'
           : `a step does one thing, found ${actions.join(' and ')}; split it into ${actions.length} steps`,
       );
       return;
     }
     if (s.install) steps.push({ kind: 'install', packages: s.install });
+    else if (s.dependenciesOf) steps.push({ kind: 'dependencies', packages: s.dependenciesOf });
     else if (s.upgrade) steps.push({ kind: 'upgrade' });
     else if (s.script !== undefined) {
       mustBeFile([...p, 'script'], s.script, 'script');

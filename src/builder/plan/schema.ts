@@ -61,6 +61,8 @@ export const installSchema = z.strictObject({
 
 export const stepSchema = z.strictObject({
   install: packages.optional(),
+  // what these packages need, not the packages themselves (a deps-installed layer)
+  dependenciesOf: packages.optional(),
   upgrade: z
     .literal(true, { message: 'expected true (upgrade every package to the newest available)' })
     .optional(),
