@@ -136,7 +136,16 @@ export async function buildImages(set: ImageSet, opts: BuildOptions = {}): Promi
   const jobs = Math.max(1, opts.jobs ?? 2);
   const cache = opts.cacheRepo ? await openCache(opts.cacheRepo, reporter) : undefined;
   const recorded = async (layer: string) => (await readManifest(paths, layer))?.upstream;
-  const upstream = await upstreamStates(set, recorded, opts.offline === true, reporter, opts.signal);
+  // a dry run plans on where a repository cannot be read, and says which layers that leaves unknown
+  const unreadable = opts.dryRun ? new Map<string, string>() : undefined;
+  const upstream = await upstreamStates(
+    set,
+    recorded,
+    opts.offline === true,
+    reporter,
+    opts.signal,
+    unreadable,
+  );
   /** Keys, then the plan, then what the cache repository can provide instead of a build. */
   const planWith = async (publicKey: string | undefined): Promise<PlanEntry[]> => {
     const keys = await computeKeys(set, { publicKey, upstream });
@@ -149,10 +158,16 @@ export async function buildImages(set: ImageSet, opts: BuildOptions = {}): Promi
     const publicKey = await readPublicKey(paths);
     const plan = await planWith(publicKey);
     const shown = publicKey ?? '<public key generated on first build>';
+    const unknown = (name: string) => unreadable?.get(name);
     const dryRun = plan.map((e) => ({
       layer: e.layer.name,
       action: e.action,
-      reason: publicKey || e.layer.parent ? e.reason : `${e.reason}; the SSH key pair is generated first`,
+      reason: unknown(e.layer.name)
+        ? 'upstream state unknown: a repository could not be read'
+        : publicKey || e.layer.parent
+          ? e.reason
+          : `${e.reason}; the SSH key pair is generated first`,
+      upstreamUnknown: unknown(e.layer.name),
       key: e.key,
       steps:
         e.action === 'build'
@@ -163,7 +178,8 @@ export async function buildImages(set: ImageSet, opts: BuildOptions = {}): Promi
             )
           : [],
     }));
-    return { set, out, plan, outcomes: [], dryRun };
+    const incomplete = [...(unreadable ?? [])].map(([layer, reason]) => ({ layer, reason }));
+    return { set, out, plan, outcomes: [], dryRun, incomplete: incomplete.length ? incomplete : undefined };
   }
 
   await fs.mkdir(path.join(out, 'logs'), { recursive: true });

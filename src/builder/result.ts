@@ -22,6 +22,8 @@ export interface DryRunLayer {
   reason: string;
   key: string;
   steps: { title: string; argv?: string[]; cwd?: string; guest?: string[] }[];
+  /** Its repositories' state could not be read: why (the key and the action are then a guess). */
+  upstreamUnknown?: string;
 }
 
 export interface BuildResult {
@@ -30,7 +32,22 @@ export interface BuildResult {
   plan: PlanEntry[];
   outcomes: LayerOutcome[];
   dryRun?: DryRunLayer[];
+  /** A dry run whose plan is incomplete: the layers whose repositories could not be read, and why. */
+  incomplete?: { layer: string; reason: string }[];
   keyCreated?: boolean;
+}
+
+/** A --dry-run printed a plan in which some layers' upstream state is unknown (exit 3). */
+export class IncompletePlanError extends OstError {
+  constructor(readonly layers: { layer: string; reason: string }[]) {
+    const byReason = new Map<string, string[]>();
+    for (const l of layers) byReason.set(l.reason, [...(byReason.get(l.reason) ?? []), l.layer]);
+    super(
+      `the plan is incomplete: the upstream state of ${layers.map((l) => l.layer).join(', ')} could not be read, so whether ${layers.length === 1 ? 'it is' : 'they are'} rebuilt is a guess (planned as a build)\n${[...byReason].map(([why, names]) => `  ${names.join(', ')}: ${why}`).join('\n')}`,
+      'run it where the repositories are reachable, or with --offline to plan from the state each layer was last built from',
+    );
+    this.name = 'IncompletePlanError';
+  }
 }
 
 /** A layer failed: the cause, the last lines of its log and where the full log is. */

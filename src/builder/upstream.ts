@@ -187,7 +187,8 @@ export function describeChange(before: UpstreamState[] | undefined, after: Upstr
 /**
  * The state of the repositories of every refresh: upstream layer: read now (each repository once, all at
  * once), or with `offline` as `recorded` says the layer's last build saw it (its manifest; none recorded:
- * the state is unknown, and the next online build replaces it).
+ * the state is unknown, and the next online build replaces it). With `unreadable` (a dry run), a repository
+ * that cannot be read fails nothing: each layer that uses one is left out, its reason in `unreadable`.
  */
 export async function upstreamStates(
   set: ImageSet,
@@ -195,6 +196,7 @@ export async function upstreamStates(
   offline: boolean,
   reporter: Reporter,
   signal?: AbortSignal,
+  unreadable?: Map<string, string>,
 ): Promise<Map<string, UpstreamState[]>> {
   const out = new Map<string, UpstreamState[]>();
   const layers = set.layers.filter((l) => l.refresh === 'upstream');
@@ -209,16 +211,25 @@ export async function upstreamStates(
   const unique = new Map<string, PackageRepo>();
   for (const l of layers) for (const r of reposOf(set, l)) unique.set(sourceLine(r), r);
   if (unique.size === 0) return out;
+  const read = async (r: PackageRepo): Promise<UpstreamState | Error> => {
+    if (!unreadable) return fetchState(r, signal);
+    return fetchState(r, signal).catch((err: unknown) => {
+      if (signal?.aborted) throw err;
+      return err instanceof Error ? err : new Error(String(err));
+    });
+  };
   const states = await step(
     reporter,
     'upstream',
     `read the state of ${unique.size} package ${unique.size === 1 ? 'repository' : 'repositories'}`,
-    async () => new Map((await fetchStates([...unique.values()], signal)).map((st) => [st.source, st])),
+    async () =>
+      new Map(await Promise.all([...unique].map(async ([src, r]) => [src, await read(r)] as const))),
   );
-  for (const l of layers)
-    out.set(
-      l.name,
-      reposOf(set, l).map((r) => states.get(sourceLine(r)) as UpstreamState),
-    );
+  for (const l of layers) {
+    const mine = reposOf(set, l).map((r) => states.get(sourceLine(r)));
+    const failed = mine.find((st) => st instanceof Error);
+    if (failed) unreadable?.set(l.name, (failed as Error).message);
+    else out.set(l.name, mine as UpstreamState[]);
+  }
   return out;
 }

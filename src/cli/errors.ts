@@ -1,7 +1,7 @@
 // The top-level error handler: one clear message per failure, with the hint and the log tail. A bug (an
 // InternalError, or any error none of ost's own types: a TypeError reaching the top) is told apart from
 // what the user can fix: its stack and where to report it, exit 70 (EX_SOFTWARE).
-import { BuildFailedError, LayerBuildError } from '../builder/result.js';
+import { BuildFailedError, IncompletePlanError, LayerBuildError } from '../builder/result.js';
 import {
   ConfigError,
   errorMessage,
@@ -81,9 +81,13 @@ export function renderError(err: unknown): string {
   return renderInternal(err);
 }
 
-/** Exit code by error type: 70 for a bug, 130 interrupted, 2 for bad input (a file or a flag), else 1. */
+/**
+ * Exit code by error type: 70 for a bug, 130 interrupted, 2 for bad input (a file or a flag), 3 for a
+ * --dry-run plan that is incomplete (printed, but some repositories could not be read), else 1.
+ */
 export function exitCodeFor(err: unknown): number {
   if (isInternal(err)) return 70;
   if (interruptOf(err)) return 130;
+  if (err instanceof IncompletePlanError) return 3;
   return err instanceof ConfigError || err instanceof UsageError ? 2 : 1;
 }

@@ -1,9 +1,10 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { buildImages, formatDryRun } from '../../src/builder/build.js';
 import { loadImageSet } from '../../src/builder/plan/load.js';
-import { REPO_ROOT } from '../helpers/sets.js';
+import { main } from '../../src/cli/main.js';
+import { REPO_ROOT, tempTree } from '../helpers/sets.js';
 
 describe('--dry-run on el9stream (the ISO is not here)', async () => {
   const set = loadImageSet(path.join(REPO_ROOT, 'images/el9stream.yaml'));
@@ -225,5 +226,77 @@ describe('--dry-run on storage (the ISO is not here)', async () => {
     expect(sh).toContain('artifacts=/var/tmp/selenium');
     expect(sh).toContain('chmod 0777 "$artifacts"');
     expect(sh).toContain('--add-port=4444/tcp --add-port=4444/udp');
+  });
+});
+
+describe('--dry-run where a repository cannot be read', () => {
+  // a mirror on a loopback port nothing listens on: refused at once
+  const set = () =>
+    tempTree({
+      'set.yaml': `distro: t1
+family: deb
+layers:
+  - name: base
+    debootstrap: { suite: bookworm, mirror: "http://127.0.0.1:9/debian" }
+  - name: upgrade
+    parent: base
+    steps: [{ upgrade: true }]
+  - name: leaf
+    parent: upgrade
+    steps: [{ run: "true" }]
+`,
+    });
+
+  it('plans every layer, says which have an unknown upstream state and why', async () => {
+    const dir = set();
+    const s = loadImageSet(path.join(dir, 'set.yaml'));
+    const r = await buildImages(s, { out: path.join(dir, 'out'), dryRun: true, accel: 'tcg' });
+    expect(r.dryRun?.map((l) => [l.layer, l.action])).toEqual([
+      ['base', 'build'],
+      ['upgrade', 'build'],
+      ['leaf', 'build'],
+    ]);
+    // the leaf installs nothing (no upstream state of its own): it follows its parent
+    expect(r.incomplete?.map((l) => l.layer)).toEqual(['upgrade']);
+    for (const l of r.incomplete ?? []) expect(l.reason).toContain('http://127.0.0.1:9/debian');
+    expect(r.dryRun?.find((l) => l.layer === 'upgrade')?.reason).toBe(
+      'upstream state unknown: a repository could not be read',
+    );
+    expect(r.dryRun?.find((l) => l.layer === 'base')?.upstreamUnknown).toBeUndefined();
+    // a real build still stops at the unreadable repository (no dry run: nothing planned on a guess)
+    await expect(buildImages(s, { out: path.join(dir, 'out2'), accel: 'tcg' })).rejects.toThrow(
+      /cannot read the state of deb http:\/\/127\.0\.0\.1:9\/debian bookworm/,
+    );
+  });
+
+  it('the command prints the plan and exits 3, the incomplete part on stderr', async () => {
+    const dir = set();
+    let stdout = '';
+    let stderr = '';
+    const out = vi.spyOn(process.stdout, 'write').mockImplementation((c: string | Uint8Array) => {
+      stdout += String(c);
+      return true;
+    });
+    const err = vi.spyOn(process.stderr, 'write').mockImplementation((c: string | Uint8Array) => {
+      stderr += String(c);
+      return true;
+    });
+    let code: number;
+    try {
+      code = await main([
+        'build-images',
+        path.join(dir, 'set.yaml'),
+        '--dry-run',
+        '--out',
+        path.join(dir, 'o'),
+      ]);
+    } finally {
+      out.mockRestore();
+      err.mockRestore();
+    }
+    expect(code).toBe(3);
+    expect(stdout).toContain('upgrade: BUILD (upstream state unknown: a repository could not be read)');
+    expect(stderr).toContain('the plan is incomplete: the upstream state of upgrade could not be read');
+    expect(existsSync(path.join(dir, 'o'))).toBe(false);
   });
 });

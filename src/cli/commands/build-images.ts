@@ -11,7 +11,7 @@ import { type Package, parsePkglist } from '../../builder/pkglist.js';
 import { loadImageSet } from '../../builder/plan/load.js';
 import { type ImageSet, leavesOf } from '../../builder/plan/model.js';
 import { type ReleaseResult, releaseSet } from '../../builder/release.js';
-import type { BuildResult } from '../../builder/result.js';
+import { type BuildResult, IncompletePlanError } from '../../builder/result.js';
 import { detectAccel } from '../../core/accel.js';
 import { onInterrupt } from '../../core/cleanup.js';
 import type { OstConfig } from '../../core/config.js';
@@ -122,6 +122,7 @@ async function buildSet(loaded: ImageSet, args: BuildImagesArgs, config: OstConf
         : undefined;
     ui.stop();
     process.stdout.write(`${buildReport(set, result, release, args, Date.now() - started)}\n`);
+    if (result.incomplete) throw new IncompletePlanError(result.incomplete);
   } catch (err) {
     if (abort.signal.aborted) {
       throw new InterruptedError(
@@ -146,7 +147,7 @@ function buildReport(
 ): string {
   if (args.json) {
     const doc = args.dryRun
-      ? { distro: set.distro, out: result.out, plan: result.dryRun }
+      ? { distro: set.distro, out: result.out, plan: result.dryRun, incomplete: result.incomplete }
       : {
           distro: set.distro,
           out: result.out,
