@@ -7,6 +7,7 @@ import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
+  PROVISION_OVERRIDE,
   rootfsFiles,
   SSH_KEY_SSHD_CONF,
   sshKeyCredentialFiles,
@@ -213,6 +214,11 @@ describe('the base layer reads the credential (systemd 252 does not install it b
     } as never);
     expect(Object.keys(tree)).not.toContain('/root/.ssh/authorized_keys');
     expect(tree[SSH_KEY_SSHD_CONF]).toBe(conf);
+    // systemd's own provisioning (Debian's 252 has provision.conf's `f^ /root/.ssh/authorized_keys`) is
+    // replaced by a file of comments: tmpfiles writes nothing from the credential
+    const provision = tree[PROVISION_OVERRIDE] as string;
+    expect(PROVISION_OVERRIDE).toBe('/etc/tmpfiles.d/provision.conf');
+    expect(provision.split('\n').filter((l) => l.trim() && !l.startsWith('#'))).toEqual([]);
   });
 });
 

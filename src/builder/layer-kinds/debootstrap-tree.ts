@@ -247,6 +247,17 @@ export async function pruneDocs(root: string): Promise<void> {
  */
 export function sshKeyCredentialFiles(): Record<string, string> {
   return {
+    // Debian's systemd 252 backports tmpfiles' provision.conf, whose `f^ /root/.ssh/authorized_keys ...
+    // ssh.authorized_keys.root` writes the credential to the disk once and never again (`f`: only when the
+    // file is missing): a disk that outlives its env (a layer made by booting, a checkpoint) would keep
+    // authorizing that env's key. An /etc file of the same name replaces it: no credential is provisioned
+    // into files (ost passes none but the key)
+    [PROVISION_OVERRIDE]: [
+      "# ost: no file is provisioned from systemd credentials. Root's authorized SSH key (the credential",
+      '# ssh.authorized_keys.root) is read by sshd where PID 1 put it (sshd_config.d/40-ost-credential-key.conf),',
+      '# so it is never written to the disk.',
+      '',
+    ].join('\n'),
     [SSH_KEY_SSHD_CONF]: [
       "# Root's authorized SSH key: the systemd credential ssh.authorized_keys.root that ost up passes (SMBIOS",
       '# type 11), as PID 1 imported it at boot; no key of the image set is authorized.',
@@ -255,6 +266,9 @@ export function sshKeyCredentialFiles(): Record<string, string> {
     ].join('\n'),
   };
 }
+
+/** Replaces systemd's tmpfiles provision.conf (see sshKeyCredentialFiles). */
+export const PROVISION_OVERRIDE = '/etc/tmpfiles.d/provision.conf';
 
 /** sshd's drop-in that authorizes the key credential. */
 export const SSH_KEY_SSHD_CONF = '/etc/ssh/sshd_config.d/40-ost-credential-key.conf';
