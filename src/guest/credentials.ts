@@ -6,7 +6,7 @@ import { OstError } from '../core/errors.js';
 /** Where PID 1 puts the system credentials it imported (root's, 0400, in RAM). */
 export const SYSTEM_CREDENTIALS_DIR = '/run/credentials/@system';
 
-/** The credential that carries root's authorized SSH key(s) (systemd >= 254 installs it itself). */
+/** The credential that carries root's authorized SSH key(s) (the name systemd's own provisioning reads). */
 export const SSH_KEY_CREDENTIAL = 'ssh.authorized_keys.root';
 
 /** A credential as an SMBIOS type 11 OEM string: `io.systemd.credential:NAME=VALUE`. */

@@ -239,8 +239,9 @@ export async function pruneDocs(root: string): Promise<void> {
  * (`ost up` passes each env's own public key as an SMBIOS type 11 OEM string,
  * `io.systemd.credential:ssh.authorized_keys.root=<key>`); the image authorizes no key of its own.
  * systemd 252 (Debian 12) imports SMBIOS credentials into PID 1's system credentials
- * (`/run/credentials/@system/<name>`, root's, 0400, in RAM) but only systemd >= 254 installs this one
- * itself. sshd reads it there (`%u`: the credential of the user logging in, so it opens root alone, and sshd
+ * (`/run/credentials/@system/<name>`, root's, 0400, in RAM); its own way to install this one (tmpfiles'
+ * provision.conf) writes it to the disk once, so it is replaced here. sshd reads it there (`%u`: the
+ * credential of the user logging in, so it opens root alone, and sshd
  * reads a user's keys as that user: no other user can read root's). Nothing is written to the disk: a
  * layer built on the image and a checkpoint's disks carry no key; `.ssh/authorized_keys` still counts (the
  * engine adds its own key there on hosts).
