@@ -19,7 +19,7 @@ import { loadEnvironment } from '../../src/launcher/env/load.js';
 import type { Environment } from '../../src/launcher/env/model.js';
 import { imageVars, renderEnvSh, renderHosts } from '../../src/launcher/env-dir/ost-files.js';
 import type { EnvRecord, VmRecord } from '../../src/launcher/env-dir/record.js';
-import { imageKey, type ResolvedImage, readsSshCredential } from '../../src/launcher/images/resolve.js';
+import { readsSshCredential } from '../../src/launcher/images/resolve.js';
 import { addOemStrings, renderDomain } from '../../src/launcher/libvirt/render.js';
 import { Templates } from '../../src/launcher/libvirt/templates.js';
 import {
@@ -35,6 +35,7 @@ import { layoutEnv } from '../../src/launcher/net/layout.js';
 import { makeKey } from '../../src/launcher/up/phases/env-dir.js';
 import { type PlanInputs, planUp } from '../../src/launcher/up/plan.js';
 import { qemuVmArgv } from '../../src/tools/qemu-system.js';
+import { planInputs } from '../helpers/plan-inputs.js';
 import { REPO_ROOT, tempTree } from '../helpers/sets.js';
 
 const demo = () => loadEnvironment(path.join(REPO_ROOT, 'ost-env.yaml'), 'demo-suite');
@@ -55,39 +56,8 @@ const smbios = (d: XmlNode) => ({
 });
 
 /** Plan inputs over images that need not exist; `credential` says which read the SSH key credential. */
-function inputs(env: Environment, credential: (ref: string) => boolean, over: Partial<PlanInputs> = {}) {
-  const images = new Map<string, ResolvedImage>();
-  for (const vm of env.vms) {
-    const name = vm.image.kind === 'package' ? `${vm.image.distro}-${vm.image.layer}` : 'x';
-    const file = `/usr/share/ost-images/${name}.qcow2`;
-    images.set(imageKey(vm), {
-      ref: name,
-      path: file,
-      chain: [file],
-      virtualSize: 1,
-      key: '/usr/share/ost-images/debian12_id_rsa',
-      sshCredential: credential(name),
-    });
-  }
-  return {
-    env,
-    id: '0a1b2c3d',
-    ipMode: 'dual',
-    deploy: true,
-    wait: true,
-    isolated: false,
-    uri: 'qemu:///system',
-    stateRoot: '/run/ost',
-    overlayRoot: '/dev/shm/ost',
-    reservePerVmBytes: 1,
-    images,
-    custom: new Map(),
-    domainType: 'qemu',
-    self: { uid: 0, gid: 0, pid: { pid: 1, start: '1' } },
-    qemu: { name: 'qemu', uid: 107, gid: 107, groups: [] },
-    ...over,
-  } satisfies PlanInputs;
-}
+const inputs = (env: Environment, credential: (ref: string) => boolean, over: Partial<PlanInputs> = {}) =>
+  planInputs(env, { credential }, over);
 
 describe("the env's key reaches the guests as a systemd credential in SMBIOS type 11", () => {
   it('a booted domain carries the oemStrings entry and <os><smbios mode="sysinfo"/>', () => {

@@ -10,11 +10,11 @@ import { loadEnvironment } from '../../src/launcher/env/load.js';
 import type { Environment } from '../../src/launcher/env/model.js';
 import type { AppliedCustomLayer } from '../../src/launcher/env-dir/record.js';
 import type { Identity } from '../../src/launcher/images/qemu-user.js';
-import { imageKey, type ResolvedImage } from '../../src/launcher/images/resolve.js';
 import { Templates } from '../../src/launcher/libvirt/templates.js';
 import { planOnly } from '../../src/launcher/up/dry-run.js';
 import { type PlanInputs, planUp } from '../../src/launcher/up/plan.js';
 import { checkUpRequest, requestProblems, willDeploy } from '../../src/launcher/up/request.js';
+import { planInputs } from '../helpers/plan-inputs.js';
 import { REPO_ROOT, tempTree } from '../helpers/sets.js';
 
 const demo = () => loadEnvironment(path.join(REPO_ROOT, 'ost-env.yaml'), 'demo-suite');
@@ -89,41 +89,16 @@ describe('ost up request rules', () => {
   });
 });
 
-/** Plan inputs over resolved images that need not exist (the plan reads nothing). */
-function inputs(env: Environment, over: Partial<PlanInputs> = {}): PlanInputs {
-  const images = new Map<string, ResolvedImage>();
-  for (const vm of env.vms) {
-    const name = vm.image.kind === 'package' ? `${vm.image.distro}-${vm.image.layer}` : 'x';
-    const file = `/usr/share/ost-images/${name}.qcow2`;
-    images.set(imageKey(vm), {
-      ref: name,
-      path: file,
-      chain: [file, '/usr/share/ost-images/debian12-base.qcow2'],
-      virtualSize: 1,
-      key: '/usr/share/ost-images/debian12_id_rsa',
-      // images that read no SSH key credential: the env logs in with the shipped key (ssh-keys.test.ts: the rest)
-      sshCredential: false,
-    });
-  }
-  return {
+/**
+ * Plan inputs over resolved images that need not exist (the plan reads nothing); images that read no SSH
+ * key credential: the env logs in with the shipped key (ssh-keys.test.ts: the rest).
+ */
+const inputs = (env: Environment, over: Partial<PlanInputs> = {}): PlanInputs =>
+  planInputs(
     env,
-    id: '0a1b2c3d',
-    ipMode: 'dual',
-    deploy: true,
-    wait: true,
-    isolated: false,
-    uri: 'qemu:///system',
-    stateRoot: '/run/ost',
-    overlayRoot: '/dev/shm/ost',
-    reservePerVmBytes: 2 ** 30,
-    images,
-    custom: new Map(),
-    domainType: 'qemu',
-    self: { uid: 0, gid: 0, pid: { pid: 1, start: '1' } },
-    qemu: QEMU,
-    ...over,
-  };
-}
+    { below: ['/usr/share/ost-images/debian12-base.qcow2'], reservePerVmBytes: 2 ** 30 },
+    { qemu: QEMU, ...over },
+  );
 
 describe('the plan of an up', () => {
   it('names every file with the uid that owns it once up: root gives guest disks to qemu (0600)', () => {
