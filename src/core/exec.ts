@@ -1,5 +1,6 @@
 // The one place that spawns processes: argv arrays only, never a shell string.
 
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { spawn } from 'node:child_process';
 import { closeSync, createWriteStream, existsSync, openSync, type WriteStream } from 'node:fs';
 import * as fsp from 'node:fs/promises';
@@ -8,6 +9,20 @@ import { ToolError } from './errors.js';
 import { formatCommand } from './quote.js';
 
 export { formatCommand, shellQuote } from './quote.js';
+
+const ownGroups = new AsyncLocalStorage<true>();
+
+/**
+ * Run `fn` with every process it starts in a process group of its own (setsid): a Ctrl-C at the terminal,
+ * which SIGINTs the whole foreground group, then reaches ost alone, and `fn` runs to its end (`ost revert`
+ * once the VMs are stopped). The children still die with ost (pdeathsig): a second Ctrl-C stops it all.
+ */
+export function withoutTerminalSignals<T>(fn: () => Promise<T>): Promise<T> {
+  return ownGroups.run(true, fn);
+}
+
+/** Whether a child started now goes into a group of its own (withoutTerminalSignals). */
+const ownGroup = (): boolean => ownGroups.getStore() === true;
 
 export interface ExecOptions {
   cwd?: string;
@@ -83,6 +98,7 @@ export async function run(
     timeout: opts.timeoutMs,
     forceKillAfterDelay: 10_000,
     cancelSignal: opts.signal,
+    detached: ownGroup(),
     input: opts.input,
     // fds 3+ go only through a stdio array, which then names stdin/stdout/stderr too
     ...(opts.inheritFds?.length
@@ -155,6 +171,7 @@ async function runToFile(
         cwd: opts.cwd,
         stdio: ['ignore', fd, 'pipe', ...(opts.inheritFds ?? [])],
         signal: opts.signal,
+        detached: ownGroup(),
       });
       child.stderr?.on('data', (c: Buffer) => {
         tail.push(...c.toString('utf8').split('\n').filter(Boolean));
@@ -211,6 +228,7 @@ export function startProcess(
   const child = execa(spawnFile, spawnArgs, {
     cwd: opts.cwd,
     reject: false,
+    detached: ownGroup(),
     stdin: 'ignore',
     stdout: opts.logFile ? { file: opts.logFile, append: true } : 'ignore',
     stderr: opts.logFile ? { file: opts.logFile, append: true } : 'ignore',
@@ -320,6 +338,7 @@ export function startPiped(
   const child = spawn(spawnFile, spawnArgs, {
     env: opts.env ? { ...process.env, ...opts.env } : process.env,
     stdio: ['pipe', 'pipe', 'pipe'],
+    detached: ownGroup(),
   });
   const tail: string[] = [];
   let partial = '';

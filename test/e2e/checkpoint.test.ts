@@ -99,10 +99,11 @@ async function pausedAt(args: string[], point: string): Promise<number> {
 }
 
 /**
- * Start `ost ARGS` in the namespace stopped at fault point `point` (with a resume file), send it SIGINT there
- * (Ctrl-C), let it go on a moment later, and return how it ended.
+ * Start `ost ARGS` in the namespace, in a process group of its own as a terminal's foreground job is, stopped
+ * at fault point `point` (with a resume file); Ctrl-C it as a terminal does — SIGINT to the whole group —
+ * `when`: while it waits there, or half a second after it goes on (its commands running then get it too).
  */
-async function interruptedAt(args: string[], point: string) {
+async function interruptedAt(args: string[], point: string, when: 'paused' | 'running') {
   const mark = path.join(work, `fault-int-${point.replace(/\W/g, '-')}`);
   const resume = `${mark}.resume`;
   rmSync(mark, { force: true });
@@ -112,6 +113,7 @@ async function interruptedAt(args: string[], point: string) {
     env: { ...process.env, ...env, OST_FAULT_PAUSE: point, OST_FAULT_MARK: mark, OST_FAULT_RESUME: resume },
     cwd: REPO_ROOT,
     stdio: ['ignore', 'ignore', 'pipe'],
+    detached: true,
   });
   child.stderr?.on('data', (d: Buffer) => {
     stderr += d.toString();
@@ -119,9 +121,11 @@ async function interruptedAt(args: string[], point: string) {
   const closed = new Promise<number | null>((r) => child.on('close', (code) => r(code)));
   for (let i = 0; i < 1200 && !existsSync(mark); i++) await new Promise((r) => setTimeout(r, 100));
   expect(existsSync(mark), `ost ${args.join(' ')} did not reach ${point}`).toBe(true);
-  process.kill(Number(readFileSync(mark, 'utf8').split(' ')[1]), 'SIGINT');
-  await new Promise((r) => setTimeout(r, 1000));
-  writeFileSync(resume, '');
+  const group = -(child.pid as number);
+  if (when === 'running') writeFileSync(resume, '');
+  await new Promise((r) => setTimeout(r, when === 'running' ? 500 : 1000));
+  process.kill(group, 'SIGINT');
+  if (when === 'paused') writeFileSync(resume, '');
   return { code: await closed, stderr };
 }
 
@@ -372,12 +376,13 @@ describe.skipIf(!isRoot)('checkpoint, revert, up --from on real libvirt in a net
       for (const vm of r.vms) expect(now[vm.name]?.file).toBe(`checkpointed-${vm.name}`);
       // Ctrl-C before the VMs are stopped: the revert stops there and the env is as it was
       await writeFiles(r, 'later2');
-      const early = await interruptedAt(['revert', r.id, 'e2e-1'], 'revert:locked');
+      const early = await interruptedAt(['revert', r.id, 'e2e-1'], 'revert:locked', 'paused');
       expect(early.code, early.stderr).toBe(130);
       const kept = await look(r);
       for (const vm of r.vms) expect(kept[vm.name]?.file).toBe(`later2-${vm.name}`);
-      // Ctrl-C once they are stopped: the revert finishes first (it says so), the VMs run at the checkpoint
-      const late = await interruptedAt(['revert', r.id, 'e2e-1'], 'revert:stopped');
+      // Ctrl-C once they are stopped, while it restores them: the revert finishes first (it says so; its
+      // commands are out of the terminal's group), the VMs run at the checkpoint
+      const late = await interruptedAt(['revert', r.id, 'e2e-1'], 'revert:stopped', 'running');
       expect(late.code, late.stderr).toBe(0);
       expect(late.stderr).toContain('finishes first');
       for (const vm of r.vms) expect(await domstate(vm), vm.name).toBe('running');

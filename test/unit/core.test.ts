@@ -13,12 +13,12 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { cpioNewc } from '../../src/builder/layer-kinds/initrd.js';
 import { ToolError } from '../../src/core/errors.js';
-import { run } from '../../src/core/exec.js';
+import { run, withoutTerminalSignals } from '../../src/core/exec.js';
 import { atomicWriteFile, stableStringify } from '../../src/core/fsutil.js';
 import { acquireLock } from '../../src/core/lock.js';
 import { missingToolError, requireTools } from '../../src/core/require-tool.js';
 import { asOwnerOf } from '../../src/core/safe-dir.js';
-import { tempTree } from '../helpers/sets.js';
+import { REPO_ROOT, tempTree } from '../helpers/sets.js';
 
 describe('exec helper', () => {
   it('returns output of a successful command', async () => {
@@ -71,6 +71,57 @@ describe('exec helper', () => {
     await run('sh', ['-c', 'echo hello'], { logFile: log });
     expect(readFileSync(log, 'utf8')).toMatch(/\$ sh -c 'echo hello'\nhello\n/);
   });
+});
+
+describe('commands out of the terminal signals (ost revert once its VMs are stopped)', () => {
+  /** The process group of a process (`/proc/<pid>/stat`'s 5th field, after the name in parentheses). */
+  const groupOf = (stat: string) => Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
+  const mine = () => groupOf(readFileSync('/proc/self/stat', 'utf8'));
+  const childGroup = async () => groupOf((await run('sh', ['-c', 'cat /proc/$$/stat'])).stdout);
+
+  it("a command started inside is in a group of its own, one outside in ost's", async () => {
+    expect(await childGroup()).toBe(mine());
+    const inside = await withoutTerminalSignals(() => childGroup());
+    expect(inside).not.toBe(mine());
+    // only inside: what comes after is in ost's group again
+    expect(await childGroup()).toBe(mine());
+  });
+
+  it("a SIGINT to ost's group (a terminal's Ctrl-C) kills a command started outside, not one inside", async () => {
+    // a node process in a group of its own stands in for ost in a terminal: it starts a command outside
+    // and one inside, then its whole group gets SIGINT, as a Ctrl-C sends it
+    const dir = tempTree({
+      'probe.ts': [
+        `import { run, withoutTerminalSignals } from '${path.join(REPO_ROOT, 'src/core/exec.ts')}';`,
+        'process.on("SIGINT", () => {});',
+        "const sh = (text: string) => run('sh', ['-c', `sleep 2; echo ${text}`], { allowFailure: true });",
+        "const outside = sh('outside').catch((e: Error) => ({ stdout: e.message.split(' after')[0] }));",
+        "const inside = withoutTerminalSignals(() => sh('inside'));",
+        "console.log('started');",
+        'const [o, i] = await Promise.all([outside, inside]);',
+        'console.log(JSON.stringify({ outside: o.stdout.trim(), inside: i.stdout.trim(), insideCode: i.exitCode }));',
+        '',
+      ].join('\n'),
+    });
+    const child = spawn(path.join(REPO_ROOT, 'node_modules/.bin/vite-node'), [path.join(dir, 'probe.ts')], {
+      cwd: REPO_ROOT,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    const closed = new Promise((r) => child.on('close', r));
+    for (let i = 0; i < 300 && !out.includes('started'); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(out).toContain('started');
+    await new Promise((r) => setTimeout(r, 300));
+    process.kill(-(child.pid as number), 'SIGINT');
+    await closed;
+    const result = JSON.parse(out.trim().split('\n').at(-1) as string);
+    // the outside one was killed by the signal (exec reports it so); the inside one ran to its end
+    expect(result).toEqual({ outside: 'killed', inside: 'inside', insideCode: 0 });
+  }, 60_000);
 });
 
 describe('files and locks', () => {

@@ -7,7 +7,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { InternalError, OstError } from '../../core/errors.js';
 import { type Reporter, step } from '../../core/events.js';
-import { run } from '../../core/exec.js';
+import { run, withoutTerminalSignals } from '../../core/exec.js';
 import { faultPoint } from '../../core/fault.js';
 import { atomicWriteFile } from '../../core/fsutil.js';
 import { createOverlay } from '../../tools/qemu-img.js';
@@ -212,7 +212,8 @@ export async function revert(o: RevertOptions): Promise<EnvRecord> {
     await faultPoint('revert:locked', o.signal);
     o.signal?.throwIfAborted();
     o.signal?.addEventListener('abort', finishing, { once: true });
-    return await revertInPlace(o, rec, ck, started);
+    // the terminal's Ctrl-C goes to the whole foreground group: the commands of the revert are out of it
+    return await withoutTerminalSignals(() => revertInPlace(o, rec, ck, started));
   } finally {
     o.signal?.removeEventListener('abort', finishing);
     await lock.release();

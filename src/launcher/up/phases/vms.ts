@@ -1,6 +1,6 @@
 // The VM phases: domains (every VM created or restored at once, by the start strategy), ready (booted VMs
 // waited for, restored ones resumed), the IPv6 SOCKS helper of `ost.sh run -6`, and the deploy scripts.
-import { existsSync } from 'node:fs';
+import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { InternalError, OstError } from '../../../core/errors.js';
 import { faultPoint } from '../../../core/fault.js';
@@ -43,11 +43,22 @@ export function readyPhase(strategy: StartStrategy): Phase {
 }
 
 /** The public half of a private key, next to it (`ssh-keygen -y`), for images that ship no `.pub`. */
-async function publicKeyOf(key: string): Promise<string> {
-  const pub = `${key}.pub`;
-  const r = await runArgv(publicKeyArgv(key));
-  await atomicWriteFile(pub, r.stdout);
-  return pub;
+/**
+ * The proxy sshd's authorized key: the env key's public half in `<env dir>/proxy/authorized_keys` — root's,
+ * 0644 in a 0755 folder under the 0711 env dir. sshd reads a user's authorized keys as that user (the
+ * proxy user is the user of sudo, who runs OST's pytest) and its StrictModes wants them root's or theirs,
+ * writable by nobody else: `keys/` (0700) is out of their reach.
+ */
+async function proxyAuthorizedKey(workdir: string, key: string): Promise<string> {
+  const pub = await fs
+    .readFile(`${key}.pub`, 'utf8')
+    .catch(async () => (await runArgv(publicKeyArgv(key))).stdout);
+  const dir = path.join(workdir, 'proxy');
+  await fs.mkdir(dir, { recursive: true, mode: 0o755 });
+  await fs.chmod(dir, 0o755);
+  const file = path.join(dir, 'authorized_keys');
+  await atomicWriteFile(file, pub, 0o644);
+  return file;
 }
 
 export const proxyPhase: Phase = {
@@ -72,8 +83,6 @@ export const proxyPhase: Phase = {
         'give the management network IPv6, or leave out --ipv6-only',
       );
     const gateway = mgmt.ipv6.gateway;
-    // the env key's .pub, in the env dir's keys/: a path sshd's StrictModes accepts (ost's own, 0644)
-    const authorizedKey = `${vm0.key}.pub`;
     ctx.undo.add('IPv6 proxy sshd', async () => {
       await stopSshdProxy(ctx.plan.workdir);
     });
@@ -82,7 +91,7 @@ export const proxyPhase: Phase = {
       config: p.config,
       workdir: ctx.plan.workdir,
       hostKey: vm0.key,
-      authorizedKey: existsSync(authorizedKey) ? authorizedKey : await publicKeyOf(vm0.key),
+      authorizedKey: await proxyAuthorizedKey(ctx.plan.workdir, vm0.key),
       user: p.user,
       address: gateway,
     });
