@@ -123,6 +123,55 @@ async function cleanStale(set: ImageSet, paths: BuildPaths, uri: string, reporte
   }
 }
 
+/**
+ * What a dry run shows: each layer's action and why, with the exact commands of the builds; a layer whose
+ * repositories could not be read says so (and the plan is incomplete).
+ */
+function dryRunResult(d: {
+  set: ImageSet;
+  out: string;
+  paths: BuildPaths;
+  host: BuildHost;
+  plan: PlanEntry[];
+  publicKey: string | undefined;
+  unreadable: ReadonlyMap<string, string>;
+}): BuildResult {
+  const { set, paths, host, plan, publicKey } = d;
+  const shown = publicKey ?? '<public key generated on first build>';
+  const reasonOf = (e: PlanEntry) => {
+    const why = publicKey || e.layer.parent ? e.reason : `${e.reason}; the SSH key pair is generated first`;
+    if (!d.unreadable.has(e.layer.name)) return why;
+    // planned as a build on a guess; a skipped or cached layer keeps its own reason, with the doubt
+    return e.action === 'build'
+      ? 'upstream state unknown: a repository could not be read'
+      : `${why}; its upstream state is unknown`;
+  };
+  const dryRun = plan.map((e) => ({
+    layer: e.layer.name,
+    action: e.action,
+    reason: reasonOf(e),
+    upstreamUnknown: d.unreadable.get(e.layer.name),
+    key: e.key,
+    steps:
+      e.action === 'build'
+        ? actionsFor(contextFor(set, e.layer, e.key, paths, host, shown)).map((a) =>
+            a.kind === 'exec'
+              ? { title: a.title, argv: a.argv, cwd: a.cwd }
+              : { title: a.title, argv: a.argv, guest: a.guest },
+          )
+        : [],
+  }));
+  const incomplete = [...d.unreadable].map(([layer, reason]) => ({ layer, reason }));
+  return {
+    set,
+    out: d.out,
+    plan,
+    outcomes: [],
+    dryRun,
+    incomplete: incomplete.length ? incomplete : undefined,
+  };
+}
+
 /** Build (or plan, with dryRun) an image set. Throws BuildFailedError when any layer failed. */
 export async function buildImages(set: ImageSet, opts: BuildOptions = {}): Promise<BuildResult> {
   const reporter: Reporter = opts.reporter ?? (() => {});
@@ -157,29 +206,7 @@ export async function buildImages(set: ImageSet, opts: BuildOptions = {}): Promi
   if (opts.dryRun) {
     const publicKey = await readPublicKey(paths);
     const plan = await planWith(publicKey);
-    const shown = publicKey ?? '<public key generated on first build>';
-    const unknown = (name: string) => unreadable?.get(name);
-    const dryRun = plan.map((e) => ({
-      layer: e.layer.name,
-      action: e.action,
-      reason: unknown(e.layer.name)
-        ? 'upstream state unknown: a repository could not be read'
-        : publicKey || e.layer.parent
-          ? e.reason
-          : `${e.reason}; the SSH key pair is generated first`,
-      upstreamUnknown: unknown(e.layer.name),
-      key: e.key,
-      steps:
-        e.action === 'build'
-          ? actionsFor(contextFor(set, e.layer, e.key, paths, host, shown)).map((a) =>
-              a.kind === 'exec'
-                ? { title: a.title, argv: a.argv, cwd: a.cwd }
-                : { title: a.title, argv: a.argv, guest: a.guest },
-            )
-          : [],
-    }));
-    const incomplete = [...(unreadable ?? [])].map(([layer, reason]) => ({ layer, reason }));
-    return { set, out, plan, outcomes: [], dryRun, incomplete: incomplete.length ? incomplete : undefined };
+    return dryRunResult({ set, out, paths, host, plan, publicKey, unreadable: unreadable ?? new Map() });
   }
 
   await fs.mkdir(path.join(out, 'logs'), { recursive: true });

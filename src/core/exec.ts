@@ -1,28 +1,15 @@
 // The one place that spawns processes: argv arrays only, never a shell string.
 
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { spawn } from 'node:child_process';
 import { closeSync, createWriteStream, existsSync, openSync, type WriteStream } from 'node:fs';
 import * as fsp from 'node:fs/promises';
 import { execa, type Options } from 'execa';
 import { ToolError } from './errors.js';
+import { ownGroup } from './process-group.js';
 import { formatCommand } from './quote.js';
 
+export { withoutTerminalSignals } from './process-group.js';
 export { formatCommand, shellQuote } from './quote.js';
-
-const ownGroups = new AsyncLocalStorage<true>();
-
-/**
- * Run `fn` with every process it starts in a process group of its own (setsid): a Ctrl-C at the terminal,
- * which SIGINTs the whole foreground group, then reaches ost alone, and `fn` runs to its end (`ost revert`
- * once the VMs are stopped). The children still die with ost (pdeathsig): a second Ctrl-C stops it all.
- */
-export function withoutTerminalSignals<T>(fn: () => Promise<T>): Promise<T> {
-  return ownGroups.run(true, fn);
-}
-
-/** Whether a child started now goes into a group of its own (withoutTerminalSignals). */
-const ownGroup = (): boolean => ownGroups.getStore() === true;
 
 export interface ExecOptions {
   cwd?: string;

@@ -64,7 +64,7 @@ export function installCommand(family: Family, packages: readonly string[]): str
  * a deps-installed layer, on which a layer that installs them (or a build of them, --with-repo) fetches and
  * unpacks only those. deb: the new packages an `apt-get install` of them would add (its simulation's `Inst`
  * lines) less the named ones, installed and marked automatic, as a direct install leaves them. rpm: the
- * recursive closure of their requirements (dnf repoquery) less the named ones and what is installed.
+ * packages dnf's transaction for them downloads, less the named ones, installed and marked as dependencies.
  */
 /**
  * sed: the package name of each new package in an apt-get simulation (`Inst <name> (<version> ...)`; an
@@ -85,12 +85,15 @@ export function dependenciesCommand(family: Family, packages: readonly string[])
       'rm -f /tmp/ost-deps.sim',
       `if [ -n "$deps" ]; then DEBIAN_FRONTEND=noninteractive apt-get ${APT_OPTIONS} install $deps && apt-mark auto $deps >/dev/null; fi`,
     ].join(' && ');
+  // rpm: what dnf's own transaction for them would bring (downloaded, not installed), less them: a
+  // repoquery closure would list every provider of a requirement (curl and curl-minimal), which conflict
+  const dir = '/tmp/ost-deps';
   return [
-    `dnf -q repoquery --requires --resolve --recursive --qf '%{name}' ${names} > /tmp/ost-deps.req`,
-    `req=$(sort -u /tmp/ost-deps.req | ${only})`,
-    'rm -f /tmp/ost-deps.req',
-    'deps=$(for p in $req; do rpm -q "$p" >/dev/null 2>&1 || echo "$p"; done)',
-    'if [ -n "$deps" ]; then dnf -y install $deps && dnf -y mark remove $deps; fi',
+    `rm -rf ${dir}`,
+    `dnf -y install --downloadonly --downloaddir=${dir} ${names}`,
+    `files=$(for f in ${dir}/*.rpm; do [ -e "$f" ] || continue; n=$(rpm -qp --qf '%{NAME}' "$f") || exit 1; printf '%s\\n' "$n" | grep -qxF ${named} || echo "$f"; done)`,
+    `if [ -n "$files" ]; then dnf -y install $files && dnf -y mark remove $(rpm -qp --qf '%{NAME}\\n' $files); fi`,
+    `rm -rf ${dir}`,
   ].join(' && ');
 }
 

@@ -19,18 +19,14 @@ const SIMULATION = readFileSync(
 
 /**
  * Run a step's command with fake package tools first in PATH: each logs its argv (one line) to `log`;
- * `apt-get -s` prints `simulation` (exit `simExit`), `dnf repoquery` prints `requires`, `rpm -q` says
- * installed for the names in `installed`.
+ * `apt-get -s` prints `simulation` (exit `simExit`); `dnf install --downloadonly` makes `<name>.rpm` in its
+ * download dir for each of `downloads` (exit `dnfExit`); `rpm -qp` names a file by its base name.
  */
 function runWithFakes(
   command: string,
-  o: { simulation?: string; simExit?: number; requires?: string; installed?: string[] },
+  o: { simulation?: string; simExit?: number; downloads?: string[]; dnfExit?: number },
 ) {
-  const dir = tempTree({
-    'sim.txt': o.simulation ?? '',
-    'req.txt': o.requires ?? '',
-    'installed.txt': `${(o.installed ?? []).join('\n')}\n`,
-  });
+  const dir = tempTree({ 'sim.txt': o.simulation ?? '', 'downloads.txt': (o.downloads ?? []).join('\n') });
   const log = path.join(dir, 'log');
   const tool = (name: string, body: string) => {
     const f = path.join(dir, 'bin', name);
@@ -40,8 +36,17 @@ function runWithFakes(
   };
   tool('apt-get', `case " $* " in *" -s "*) cat ${dir}/sim.txt; exit ${o.simExit ?? 0};; esac; exit 0`);
   tool('apt-mark', 'exit 0');
-  tool('dnf', `case "$*" in *repoquery*) cat ${dir}/req.txt;; esac; exit 0`);
-  tool('rpm', `grep -qxF "$2" ${dir}/installed.txt`);
+  tool(
+    'dnf',
+    [
+      'case " $* " in *" --downloadonly "*)',
+      '  for a in "$@"; do case "$a" in --downloaddir=*) d="${a#--downloaddir=}";; esac; done',
+      `  mkdir -p "$d"; for n in $(cat ${dir}/downloads.txt); do : > "$d/$n.rpm"; done; exit ${o.dnfExit ?? 0};;`,
+      'esac; exit 0',
+    ].join('\n'),
+  );
+  // rpm -qp --qf FMT FILE...: each file's base name (a newline after each when FMT ends with \n)
+  tool('rpm', 'shift 3; for f in "$@"; do b=$(basename "$f" .rpm); printf "%s\\n" "$b"; done');
   let code = 0;
   try {
     execFileSync('sh', ['-c', command], {
@@ -94,14 +99,30 @@ describe('dependenciesOf: what packages need, not the packages', () => {
     expect(r.calls.filter((c) => !/ -s /.test(c) && !/update/.test(c))).toEqual([]);
   });
 
-  it("rpm: the requirements' closure less the named packages and what is installed, marked as dependencies", () => {
+  it("rpm: what dnf's transaction downloads less the named packages, installed by file and marked as dependencies", () => {
     const r = runWithFakes(dependenciesCommand('rpm', ['ovirt-engine', 'vdsm']), {
-      requires: 'bash\npostgresql-server\nvdsm\njava-11-openjdk-headless\npostgresql-server\n',
-      installed: ['bash'],
+      downloads: ['ovirt-engine', 'vdsm', 'postgresql-server', 'java-11-openjdk-headless'],
     });
     expect(r.code).toBe(0);
-    expect(r.calls).toContain('dnf -y install java-11-openjdk-headless postgresql-server');
-    expect(r.calls).toContain('dnf -y mark remove java-11-openjdk-headless postgresql-server');
+    expect(r.calls).toContain('dnf -y install --downloadonly --downloaddir=/tmp/ost-deps ovirt-engine vdsm');
+    const install = r.calls.find((c) => c.startsWith('dnf -y install /tmp/ost-deps/'));
+    expect(install?.split(' ').slice(3).sort()).toEqual([
+      '/tmp/ost-deps/java-11-openjdk-headless.rpm',
+      '/tmp/ost-deps/postgresql-server.rpm',
+    ]);
+    expect(
+      r.calls
+        .find((c) => c.startsWith('dnf -y mark remove'))
+        ?.split(' ')
+        .slice(4)
+        .sort(),
+    ).toEqual(['java-11-openjdk-headless', 'postgresql-server']);
+  });
+
+  it('rpm: a failed transaction (an unknown package) fails the step and installs nothing', () => {
+    const r = runWithFakes(dependenciesCommand('rpm', ['no-such-package']), { downloads: [], dnfExit: 1 });
+    expect(r.code).not.toBe(0);
+    expect(r.calls.filter((c) => c.startsWith('dnf -y install /'))).toEqual([]);
   });
 
   it('is a step of its own in a set file, in the layer key, and a guest command', async () => {

@@ -101,7 +101,7 @@ describe('--dry-run on el9stream (the ISO is not here)', async () => {
     const deps = byLayer.get('deps-installed')?.steps[1]?.guest ?? [];
     expect(deps.slice(0, 2)).toEqual(script(1, 'ovirt-repos.sh'));
     expect(deps[2]).toMatch(
-      /^sh: dnf -q repoquery --requires --resolve --recursive .*'ovirt-engine'.*'ovirt-host'/,
+      /^sh: rm -rf \/tmp\/ost-deps && dnf -y install --downloadonly .*'ovirt-engine'.*'ovirt-host'/,
     );
     expect(deps[3]).toBe('sh: rm -f /usr/lib/NetworkManager/conf.d/00-server.conf');
     const host = byLayer.get('host-installed')?.steps[1]?.guest ?? [];

@@ -211,5 +211,30 @@ describe.skipIf(process.getuid?.() !== 0)(
       );
       expect(by('')).toContain('the image-set file set.yaml');
     });
+
+    it('a sticky folder inside a folder input is refused (anyone could add a file to it after the check)', () => {
+      const dir = set();
+      mkdirSync(path.join(dir, 'repo/incoming'));
+      chmodSync(path.join(dir, 'repo/incoming'), 0o1777);
+      const p = problems(dir);
+      expect(p.map((x) => x.path)).toEqual(['layers[1].repos[0].url']);
+      expect(p[0]?.message).toContain(`${path.join(dir, 'repo/incoming')} can be changed by every user`);
+    });
+
+    it('group write counts only when everyone in the group is a writer', () => {
+      const dir = set();
+      chmodSync(path.join(dir, 'f'), 0o664);
+      // nogroup: the sudo user's (nobody's) primary group, but other users' too (sshd, dnsmasq, _apt)
+      chownSync(path.join(dir, 'f'), 0, 65534);
+      expect(problems(dir, { uids: [0, 65534], gids: [0, 65534] }).map((x) => x.path)).toEqual([
+        'layers[1].steps[1].upload.from',
+      ]);
+      // a group no other user is in
+      chownSync(path.join(dir, 'f'), 0, 4242);
+      expect(problems(dir, { uids: [0, 65534], gids: [0, 4242] })).toEqual([]);
+      expect(problems(dir, { uids: [0], gids: [0] }).map((x) => x.path)).toEqual([
+        'layers[1].steps[1].upload.from',
+      ]);
+    });
   },
 );

@@ -3,7 +3,7 @@
 // -smbios type=11), which the base layer's sshd reads where PID 1 put it; the image's shipped key only for images that read no
 // credential; a checkpoint keeps its env's key, and an env restored from it (or reverted to it) uses it.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
@@ -13,7 +13,7 @@ import {
   sshKeyCredentialFiles,
 } from '../../src/builder/layer-kinds/debootstrap-tree.js';
 import { domainXmlForRestore } from '../../src/launcher/checkpoint/domain-xml.js';
-import { installCheckpointKeys, keyMismatch, saveKeys } from '../../src/launcher/checkpoint/ssh-keys.js';
+import { keyMismatch, saveKeys, stageCheckpointKeys } from '../../src/launcher/checkpoint/ssh-keys.js';
 import type { StoredCheckpoint } from '../../src/launcher/checkpoint/store.js';
 import { loadEnvironment } from '../../src/launcher/env/load.js';
 import type { Environment } from '../../src/launcher/env/model.js';
@@ -344,7 +344,10 @@ describe("a checkpoint keeps its env's key", () => {
     const b = await envWithKey('0b0b0b0b');
     expect(readFileSync(b.key)).not.toEqual(readFileSync(a.key));
     expect(keyMismatch(b.r, ck)).toBeUndefined();
-    await installCheckpointKeys(b.r, ck);
+    // staged first (nothing of the env changes), put in place after
+    const staged = await stageCheckpointKeys(b.r, ck);
+    expect(readFileSync(b.key)).not.toEqual(readFileSync(a.key));
+    await staged.install();
     expect(readFileSync(b.key)).toEqual(readFileSync(a.key));
     expect(readFileSync(`${b.key}.pub`)).toEqual(readFileSync(`${a.key}.pub`));
     expect(statSync(b.key).mode & 0o777).toBe(0o600);
@@ -355,5 +358,29 @@ describe("a checkpoint keeps its env's key", () => {
       vms: b.r.vms.map((vm) => ({ ...vm, key: '/x/keys/debian12_id_rsa' })),
     } as EnvRecord;
     expect(keyMismatch(shipped, old)).toBeUndefined();
+  });
+
+  it('revert refuses a checkpoint key that is a planted link or a path out of the checkpoint, before any change', async () => {
+    const a = await envWithKey('0a1b2c3d');
+    const ckDir = path.join(a.top, 'ck2');
+    mkdirSync(ckDir);
+    const sshKeys = await saveKeys(a.r.vms, ckDir);
+    const b = await envWithKey('0b0b0b0b');
+    const before = readFileSync(b.key);
+    const victim = path.join(a.top, 'victim-key');
+    writeFileSync(victim, 'secret', { mode: 0o600 });
+    // the key swapped for a link to another root-only file
+    const file = path.join(ckDir, 'keys/id_ed25519');
+    rmSync(file);
+    symlinkSync(victim, file);
+    const ck = { name: 'ck2', dir: ckDir, record: { sshKeys } } as unknown as StoredCheckpoint;
+    await expect(stageCheckpointKeys(b.r, ck)).rejects.toThrow(/cannot read the checkpoint's SSH key/);
+    // a record naming a path out of the checkpoint dir
+    const out = { ...ck, record: { sshKeys: { ...sshKeys, [b.r.vms[0]?.name as string]: '../victim-key' } } };
+    await expect(stageCheckpointKeys(b.r, out as unknown as StoredCheckpoint)).rejects.toThrow(
+      /names no usable SSH key/,
+    );
+    expect(readFileSync(b.key)).toEqual(before);
+    expect(existsSync(`${b.key}.revert`)).toBe(false);
   });
 });

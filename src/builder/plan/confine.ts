@@ -8,7 +8,15 @@
 // (no check-then-use race: a user who can write the folder could swap a checked file for a link to
 // /etc/shadow after the check): every folder on the way, the file itself and a folder's whole tree are
 // root's or the sudo user's and writable by nobody else (a sticky folder such as /tmp excepted).
-import { lstatSync, readdirSync, readlinkSync, realpathSync, type Stats, statSync } from 'node:fs';
+import {
+  lstatSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  type Stats,
+  statSync,
+} from 'node:fs';
 import * as path from 'node:path';
 import type { KeyPath } from '../../core/config-file.js';
 
@@ -32,14 +40,42 @@ export function confinementOf(file: string, allowOutside: boolean, writers?: Wri
   return { dir: realPathOf(path.dirname(file)), allowOutside, writers: allowOutside ? undefined : writers };
 }
 
-/** Who else can change `st` (a folder on the way, or the file): undefined when only `w` can. */
-function otherWriter(st: Stats, w: Writers): string | undefined {
-  const sticky = st.isDirectory() && (st.mode & 0o1000) !== 0;
+/**
+ * Who else can change `st`: undefined when only `w` can. A sticky folder (/tmp) is fine on the way to an
+ * input (no one else can rename or remove what is ours in it) but not inside a folder input, where anyone
+ * could still add a file after the check. Group write counts only for a group with no other user in it.
+ */
+function otherWriter(st: Stats, w: Writers, onTheWay: boolean): string | undefined {
+  const sticky = onTheWay && st.isDirectory() && (st.mode & 0o1000) !== 0;
   if (!w.uids.includes(st.uid)) return `its owner, uid ${st.uid}`;
   if (sticky) return undefined;
   if (st.mode & 0o002) return 'every user';
-  if (st.mode & 0o020 && !w.gids.includes(st.gid)) return `group ${st.gid}`;
+  if (st.mode & 0o020 && !groupOfWriters(st.gid, w)) return `group ${st.gid}`;
   return undefined;
+}
+
+/** Whether every user in group `gid` (its members, and whoever has it as primary group) is one of `w`. */
+function groupOfWriters(gid: number, w: Writers): boolean {
+  if (!w.gids.includes(gid)) return false;
+  try {
+    const users = readFileSync('/etc/passwd', 'utf8')
+      .split('\n')
+      .map((l) => l.split(':'))
+      .filter((f) => f.length >= 4);
+    const uidOf = new Map(users.map((f) => [f[0] as string, Number(f[2])]));
+    const group = readFileSync('/etc/group', 'utf8')
+      .split('\n')
+      .map((l) => l.split(':'))
+      .find((f) => Number(f[2]) === gid && f.length >= 4);
+    const members = (group?.[3] ?? '').split(',').filter(Boolean);
+    const uids = [
+      ...users.filter((f) => Number(f[3]) === gid).map((f) => Number(f[2])),
+      ...members.map((m) => uidOf.get(m) ?? -1),
+    ];
+    return uids.every((u) => w.uids.includes(u));
+  } catch {
+    return false;
+  }
 }
 
 const MAX_TREE_ENTRIES = 100_000;
@@ -58,7 +94,7 @@ export function foreignWriter(real: string, w: Writers): string | undefined {
     } catch {
       return undefined; // missing: nothing to swap yet, and the build's preflight says so
     }
-    const who = otherWriter(st, w);
+    const who = otherWriter(st, w, true);
     if (who) return `${p} can be changed by ${who}`;
   }
   let seen = 0;
@@ -67,7 +103,7 @@ export function foreignWriter(real: string, w: Writers): string | undefined {
       if (++seen > MAX_TREE_ENTRIES) return `${real} has more than ${MAX_TREE_ENTRIES} entries`;
       const p = path.join(dir, e.name);
       const st = lstatSync(p);
-      const who = st.isSymbolicLink() ? undefined : otherWriter(st, w);
+      const who = st.isSymbolicLink() ? undefined : otherWriter(st, w, false);
       if (who) return `${p} can be changed by ${who}`;
       if (e.isDirectory()) {
         const deeper = walk(p);

@@ -23,7 +23,7 @@ import { syncClock } from './clock.js';
 import { ownChainFiles, removeFiles } from './disks.js';
 import { domainXmlForRestore, type RestoreEdits } from './domain-xml.js';
 import { copySaveImage } from './save-image.js';
-import { installCheckpointKeys, keyMismatch } from './ssh-keys.js';
+import { keyMismatch, type StagedKeys, stageCheckpointKeys } from './ssh-keys.js';
 import { type CheckpointRecord, type CheckpointVm, readCheckpoint, type StoredCheckpoint } from './store.js';
 import { nextTop, vmDisks } from './take.js';
 
@@ -207,14 +207,20 @@ export async function revert(o: RevertOptions): Promise<EnvRecord> {
       type: 'warning',
       message: `interrupted: the VMs of ${id} are stopped, so the revert to ${o.name} finishes first (a second Ctrl-C stops at once; then ost revert or ost down ${id})`,
     });
+  let keys: StagedKeys | undefined;
   try {
     const { rec, ck } = await revertable(o, id);
+    // what can fail about the keys fails now, with the env as it was
+    keys = await stageCheckpointKeys(rec, ck);
     await faultPoint('revert:locked', o.signal);
     o.signal?.throwIfAborted();
     o.signal?.addEventListener('abort', finishing, { once: true });
+    const staged = keys;
+    keys = undefined;
     // the terminal's Ctrl-C goes to the whole foreground group: the commands of the revert are out of it
-    return await withoutTerminalSignals(() => revertInPlace(o, rec, ck, started));
+    return await withoutTerminalSignals(() => revertInPlace(o, rec, ck, staged, started));
   } finally {
+    await keys?.discard();
     o.signal?.removeEventListener('abort', finishing);
     await lock.release();
   }
@@ -225,6 +231,7 @@ async function revertInPlace(
   o: RevertOptions,
   rec: EnvRecord,
   ck: StoredCheckpoint,
+  keys: StagedKeys,
   started: number,
 ): Promise<EnvRecord> {
   const qemu = qemuIdentity();
@@ -273,8 +280,14 @@ async function revertInPlace(
     ),
   );
   // the guests authorize the checkpoint's keys now: the env logs in with them (and OST's harness too)
-  await installCheckpointKeys(rec, ck);
-  await republishKeys(rec);
+  await keys.install();
+  // the harness's copies in the deployment dir, as its owner: a dir they removed meanwhile costs a warning
+  await republishKeys(rec).catch((err: unknown) =>
+    o.reporter({
+      type: 'warning',
+      message: `the deployment dir's copies of the env's keys were not renewed: ${(err as Error).message}`,
+    }),
+  );
   await resumeAndSync(o.uri, rec.vms, o.timeoutMs, o.reporter, undefined, rec.netns);
   // the old chains: nothing runs on them any more
   await removeFiles(old.filter((f) => ![...tops.values()].some((t) => [...t.values()].includes(f))));

@@ -1,10 +1,13 @@
 // The SSH keys of a checkpoint: the private keys the env it was taken of logged in with (its guests, frozen
 // in the checkpoint, authorize them and no other), kept with it in `keys/` (0700, each key 0600 and its
 // `.pub`, the store owner's). An env restored from the checkpoint, and an env reverted to it, log in with them.
+import { constants as fsConstants } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { OstError } from '../../core/errors.js';
 import { atomicWriteFile } from '../../core/fsutil.js';
+import { runArgv } from '../../tools/run-tool.js';
+import { publicKeyArgv } from '../../tools/ssh-keygen.js';
 import type { EnvRecord, VmRecord } from '../env-dir/record.js';
 import type { StoredCheckpoint } from './store.js';
 
@@ -41,22 +44,82 @@ export function keyMismatch(r: EnvRecord, ck: StoredCheckpoint): string | undefi
     : undefined;
 }
 
+/** A key file a checkpoint names: `keys/<name>` in its own dir, nothing else. */
+export function checkpointKeyFile(
+  ck: Pick<StoredCheckpoint, 'name' | 'dir'>,
+  vm: string,
+  rel: unknown,
+): string {
+  if (typeof rel !== 'string' || !/^keys\/[A-Za-z0-9][A-Za-z0-9._-]*$/.test(rel))
+    throw new OstError(
+      `checkpoint ${ck.name} names no usable SSH key for ${vm} (${JSON.stringify(rel)})`,
+      `ost rm-checkpoint ${ck.name} and take it again`,
+    );
+  return path.join(ck.dir, rel);
+}
+
 /**
- * `ost revert`: each VM's key file in the env dir gets the checkpoint's key (and `.pub`), so the env logs in
- * as the env the checkpoint was taken of did; the paths `hosts`, env.sh and ssh_config name stay.
+ * A checkpoint's private key, read only when it is what ost saved: a regular file (not followed if a link),
+ * ours, writable by nobody else.
  */
-export async function installCheckpointKeys(r: EnvRecord, ck: StoredCheckpoint): Promise<void> {
-  const keys = ck.record.sshKeys;
-  if (!keys) return;
-  for (const vm of r.vms) {
-    const file = keys[vm.name];
-    if (!file || file.split('/').includes('..'))
+export async function readCheckpointKey(file: string): Promise<Buffer> {
+  const fh = await fs.open(file, fsConstants.O_RDONLY | fsConstants.O_NOFOLLOW).catch((err: unknown) => {
+    throw new OstError(`cannot read the checkpoint's SSH key ${file}: ${(err as Error).message}`);
+  });
+  try {
+    const st = await fh.stat();
+    const me = process.geteuid?.() ?? 0;
+    if (!st.isFile() || st.uid !== me || (st.mode & 0o022) !== 0)
       throw new OstError(
-        `checkpoint ${ck.name} keeps no SSH key for ${vm.name}`,
-        `ost rm-checkpoint ${ck.name} and take it again`,
+        `the checkpoint's SSH key ${file} is not ost's (a regular file of uid ${me}, writable by nobody else)`,
+        'remove the checkpoint (ost rm-checkpoint) and take it again',
       );
-    await atomicWriteFile(vm.key, await fs.readFile(path.join(ck.dir, file)), 0o600);
-    const pub = await fs.readFile(path.join(ck.dir, `${file}.pub`)).catch(() => undefined);
-    if (pub) await atomicWriteFile(`${vm.key}.pub`, pub, 0o644);
+    return await fh.readFile();
+  } finally {
+    await fh.close();
   }
+}
+
+/** The checkpoint's keys, read and staged beside the env's before anything of the env changes. */
+export interface StagedKeys {
+  /** Put them in place of the env's keys (a rename each, and their public halves). */
+  install(): Promise<void>;
+  /** Drop what was staged (the revert stopped before the VMs did). */
+  discard(): Promise<void>;
+}
+
+/**
+ * `ost revert`: each VM's key file in the env dir is to get the checkpoint's key, so the env logs in as the
+ * env the checkpoint was taken of did (the paths `hosts`, env.sh and ssh_config name stay). Everything that
+ * can fail — a key missing, not ost's, not a key — fails here, before the VMs are stopped.
+ */
+export async function stageCheckpointKeys(r: EnvRecord, ck: StoredCheckpoint): Promise<StagedKeys> {
+  const keys = ck.record.sshKeys;
+  const staged = new Map<string, { tmp: string; pub: string }>();
+  const discard = async () => {
+    for (const s of staged.values()) await fs.rm(s.tmp, { force: true });
+  };
+  try {
+    for (const vm of keys ? r.vms : []) {
+      if (staged.has(vm.key)) continue;
+      const bytes = await readCheckpointKey(checkpointKeyFile(ck, vm.name, keys?.[vm.name]));
+      const tmp = `${vm.key}.revert`;
+      await atomicWriteFile(tmp, bytes, 0o600);
+      staged.set(vm.key, { tmp, pub: '' });
+      // its public half as ssh-keygen derives it from the key itself (which also proves it is one)
+      (staged.get(vm.key) as { pub: string }).pub = (await runArgv(publicKeyArgv(tmp))).stdout;
+    }
+  } catch (err) {
+    await discard();
+    throw err;
+  }
+  return {
+    async install() {
+      for (const [key, s] of staged) {
+        await fs.rename(s.tmp, key);
+        await atomicWriteFile(`${key}.pub`, s.pub, 0o644);
+      }
+    },
+    discard,
+  };
 }

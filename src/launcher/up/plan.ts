@@ -7,6 +7,7 @@
 import * as path from 'node:path';
 import { InternalError } from '../../core/errors.js';
 import type { ProcessId } from '../../core/process.js';
+import { checkpointKeyFile } from '../checkpoint/ssh-keys.js';
 import type { CheckpointVm, StoredCheckpoint } from '../checkpoint/store.js';
 import type { Environment, EnvVm } from '../env/model.js';
 import { type AppliedCustomLayer, envDirOf } from '../env-dir/record.js';
@@ -177,13 +178,12 @@ export function vmKeys(i: Pick<PlanInputs, 'env' | 'images' | 'from'>): {
   if (from) {
     for (const vm of i.env.vms) {
       const saved = from.record.sshKeys?.[vm.name];
+      // only `keys/<name>` in the checkpoint's own dir (its record is read back, so checked)
+      const file = saved === undefined ? undefined : checkpointKeyFile(from, vm.name, saved);
       keys.set(
         vm.name,
-        saved
-          ? {
-              name: path.basename(saved),
-              from: { kind: 'copy', file: path.join(from.dir, saved), why: 'checkpoint' },
-            }
+        file
+          ? { name: path.basename(file), from: { kind: 'copy', file, why: 'checkpoint' } }
           : shippedKey(imageOf(vm)),
       );
     }

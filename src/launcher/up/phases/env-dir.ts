@@ -10,6 +10,7 @@ import type { ProcessId } from '../../../core/process.js';
 import { runArgv } from '../../../tools/run-tool.js';
 import { generateEd25519Argv, publicKeyArgv } from '../../../tools/ssh-keygen.js';
 import { virsh } from '../../../tools/virsh.js';
+import { readCheckpointKey } from '../../checkpoint/ssh-keys.js';
 import { createDeployment, harnessKeyOf, removeDeployment } from '../../env-dir/deployment.js';
 import { exportPackageLists } from '../../env-dir/ost-files.js';
 import { writeOutputs } from '../../env-dir/outputs.js';
@@ -80,7 +81,9 @@ export async function makeKey(key: string, from: KeySource, id: string): Promise
     await fs.chmod(`${key}.pub`, 0o644);
     return;
   }
-  await atomicWriteFile(key, await fs.readFile(from.file), 0o600);
+  // a checkpoint's key only as ost saved it (no link followed, ours, writable by nobody else)
+  const bytes = from.why === 'checkpoint' ? await readCheckpointKey(from.file) : await fs.readFile(from.file);
+  await atomicWriteFile(key, bytes, 0o600);
   // the public half as ssh-keygen derives it (a shipped key's .pub may be missing)
   await atomicWriteFile(`${key}.pub`, (await runArgv(publicKeyArgv(key))).stdout, 0o644);
 }
