@@ -94,6 +94,7 @@ describe('commands out of the terminal signals (ost revert once its VMs are stop
       'probe.ts': [
         `import { run, withoutTerminalSignals } from '${path.join(REPO_ROOT, 'src/core/exec.ts')}';`,
         'process.on("SIGINT", () => {});',
+        // biome-ignore lint/suspicious/noTemplateCurlyInString: a line of the script, literal
         "const sh = (text: string) => run('sh', ['-c', `sleep 2; echo ${text}`], { allowFailure: true });",
         "const outside = sh('outside').catch((e: Error) => ({ stdout: e.message.split(' after')[0] }));",
         "const inside = withoutTerminalSignals(() => sh('inside'));",

@@ -40,6 +40,7 @@ function runWithFakes(
     'dnf',
     [
       'case " $* " in *" --downloadonly "*)',
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a line of the script, literal
       '  for a in "$@"; do case "$a" in --downloaddir=*) d="${a#--downloaddir=}";; esac; done',
       `  mkdir -p "$d"; for n in $(cat ${dir}/downloads.txt); do : > "$d/$n.rpm"; done; exit ${o.dnfExit ?? 0};;`,
       'esac; exit 0',
