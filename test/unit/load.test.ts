@@ -25,12 +25,14 @@ function problemsOf(yaml: string, extra: Record<string, string> = {}) {
 describe('loadImageSet', () => {
   it('loads the shipped example sets', () => {
     const deb = loadImageSet(path.join(REPO_ROOT, 'images/debian12.yaml'));
-    // base → upgrade (the distro's updates) → leaves; upgrade and leaves follow their repositories
+    // base → upgrade (the distro's updates) → deps-installed → leaves; all but the base follow their
+    // repositories
     expect(deb.layers.map((l) => [l.name, l.parent, l.refresh])).toEqual([
       ['base', undefined, 'never'],
       ['upgrade', 'base', 'upstream'],
-      ['engine-installed', 'upgrade', 'upstream'],
-      ['host-installed', 'upgrade', 'upstream'],
+      ['deps-installed', 'upgrade', 'upstream'],
+      ['engine-installed', 'deps-installed', 'upstream'],
+      ['host-installed', 'deps-installed', 'upstream'],
     ]);
     expect(deb.layers[0]?.base?.kind).toBe('debootstrap');
     expect(deb.layers[1]?.repos.map((r) => `${r.url} ${r.suite}`)).toEqual([
@@ -41,13 +43,16 @@ describe('loadImageSet', () => {
     expect(el.layers.map((l) => [l.name, l.parent, l.refresh])).toEqual([
       ['base', undefined, 'never'],
       ['upgrade', 'base', 'upstream'],
-      ['engine-installed', 'upgrade', 'upstream'],
-      ['host-installed', 'upgrade', 'upstream'],
+      ['deps-installed', 'upgrade', 'upstream'],
+      ['engine-installed', 'deps-installed', 'upstream'],
+      ['host-installed', 'deps-installed', 'upstream'],
       ['he-installed', 'host-installed', 'upstream'],
     ]);
-    // the base's repositories are watched, never written; the copr is configured by the layer's script
+    // the base's repositories are watched, never written; the copr is configured by deps-installed's script
+    // and watched there (the leaves above it follow it too)
     expect(el.layers[0]?.repos.every((r) => r.watchOnly)).toBe(true);
     expect(el.layers[2]?.repos.map((r) => [r.name, r.watchOnly])).toEqual([['ovirt-master-snapshot', true]]);
+    expect(el.layers[3]?.repos).toEqual([]);
   });
 
   it('reports an unknown parent with the allowed names and the line', () => {
