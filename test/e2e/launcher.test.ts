@@ -89,7 +89,7 @@ async function expectOwnKeys(a: EnvRecord, b: EnvRecord): Promise<void> {
       const g = await sshF(
         r,
         vm.name,
-        'cat /run/credentials/@system/ssh.authorized_keys.root; echo; test -e /root/.ssh/authorized_keys && echo written',
+        'cat /run/credentials/@system/ssh.authorized_keys.root; echo; if test -e /root/.ssh/authorized_keys; then echo written; fi',
       );
       const [authorized, written] = g.stdout.split('\n');
       expect(authorized?.split(' ').slice(0, 2).join(' ')).toBe(pub(own));
