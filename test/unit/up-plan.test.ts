@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { UsageError } from '../../src/core/errors.js';
 import type { StoredCheckpoint } from '../../src/launcher/checkpoint/store.js';
+import { nextTop } from '../../src/launcher/checkpoint/take.js';
 import { loadEnvironment } from '../../src/launcher/env/load.js';
 import type { Environment } from '../../src/launcher/env/model.js';
 import type { AppliedCustomLayer } from '../../src/launcher/env-dir/record.js';
@@ -156,6 +157,32 @@ describe('the plan of an up', () => {
       gid: 104,
       mode: 0o660,
     });
+  });
+
+  it('puts nothing root writes later in the deployment dir: console logs, overlays, checkpoint and revert tops, domain XML', () => {
+    // virtlogd (root) opens each console log with O_CREAT|O_APPEND and no O_NOFOLLOW; checkpoint and
+    // revert make the next top beside each disk (qemu-img create follows links): a link the deployment
+    // dir's owner plants there must never be on a path root uses
+    const env = ostSuite();
+    env.vms[0]?.disks.push({ name: 'sda', size: '1G', sizeBytes: 2 ** 30, format: 'raw' });
+    const d = '/home/u/ost/deployment';
+    const plan = planUp(inputs(env, { deployment: d, deploymentOwner: { uid: 1000, gid: 1000 } }));
+    const inside = (f: string) => f === d || f.startsWith(`${d}/`);
+    for (const vm of plan.vms) {
+      const tops = [vm.overlay, ...vm.disks.map((x) => x.path)];
+      const later = [
+        vm.consoleLog,
+        vm.domainXml,
+        vm.key,
+        ...tops,
+        ...tops.map(nextTop),
+        ...tops.map((t) => nextTop(nextTop(t))),
+      ];
+      for (const f of later) expect(inside(f), f).toBe(false);
+      // root's own dirs: the env dir and the overlay dir
+      for (const f of later)
+        expect(f.startsWith(`${plan.workdir}/`) || f.startsWith(`${plan.overlayDir}/`), f).toBe(true);
+    }
   });
 
   it('decides each overlay base once: the custom layer when the image has one, else the image', () => {
