@@ -98,8 +98,10 @@ export interface EnvRecord {
   vms: VmRecord[];
   /** ost up --custom-repo: the repos applied (in the VMs' images already) and the layers the env uses. */
   custom?: { repos: string[]; install: string[]; layers: string[] };
-  /** Its deploy scripts ran (by this up, or before the checkpoint it was restored from). */
+  /** Its deploy scripts ran (by this up, before the checkpoint it was restored from, or before its deployed layers were made). */
   deployed?: boolean;
+  /** ost up --deployed: the deployed manifest its VMs started from, and its key. */
+  deployedFrom?: { manifest: string; key: string };
   /** An isolated env (ost up --from … --isolated): the network namespace its networks' host side is in. */
   netns?: string;
   /** The checkpoint the VMs were restored from (ost up --from, ost revert): their disks sit on its files. */

@@ -7,7 +7,6 @@
 import * as path from 'node:path';
 import { InternalError } from '../../core/errors.js';
 import type { ProcessId } from '../../core/process.js';
-import { checkpointKeyFile } from '../checkpoint/ssh-keys.js';
 import type { CheckpointVm, StoredCheckpoint } from '../checkpoint/store.js';
 import type { Environment, EnvVm } from '../env/model.js';
 import { type AppliedCustomLayer, envDirOf } from '../env-dir/record.js';
@@ -15,18 +14,7 @@ import { MARKER } from '../env-dir/workdir.js';
 import type { Identity } from '../images/qemu-user.js';
 import { imageKey, type ResolvedImage } from '../images/resolve.js';
 import type { IpMode } from '../net/layout.js';
-
-/** The env's own key pair, made by its up (ed25519): what the VMs of images that read the SSH key credential get. */
-export const ENV_KEY = 'id_ed25519';
-
-/**
- * Where a VM's key comes from: made fresh for the env (its public half handed to the guests as the SSH
- * key credential), or copied: the key of the env a checkpoint was taken of, `--key`, or the key an image
- * set ships, for images that read no credential (ost-images' own).
- */
-export type KeySource =
-  | { kind: 'fresh' }
-  | { kind: 'copy'; file: string; why: 'checkpoint' | 'given' | 'shipped' };
+import { type KeySource, type VmKey, vmKeys } from './plan-keys.js';
 
 /** How the VMs come up: booted from their images, or restored from a checkpoint (in a namespace of their own). */
 export type UpMode = 'boot' | 'restore' | 'isolated-restore';
@@ -54,8 +42,18 @@ export interface VmPlan {
   overlayBase: string;
   /** With --from: the checkpoint's record of this VM (its frozen disks are the overlays' backing files). */
   checkpoint?: CheckpointVm;
+  /** With --deployed: its deployed layer, the file the root overlay is made on (on its image). */
+  deployed?: string;
   overlay: string;
-  disks: { name: string; path: string; size: string; sizeBytes: number; format: 'raw' | 'qcow2' }[];
+  /** Extra disks; `base`: a deployed disk the disk is an overlay of (qcow2), else made empty. */
+  disks: {
+    name: string;
+    path: string;
+    size: string;
+    sizeBytes: number;
+    format: 'raw' | 'qcow2';
+    base?: string;
+  }[];
   /** The private key it logs in with, in the env dir (0600), its public half beside it (`.pub`). */
   key: string;
   /** OST suites: the owner's copy of the key in the deployment dir, the one `hosts` names. */
@@ -72,6 +70,8 @@ export interface UpPlan {
   env: Environment;
   mode: UpMode;
   from?: StoredCheckpoint;
+  /** --deployed: the deployed layers the VMs start from (no deploy script runs). */
+  deployed?: DeployedStart;
   ipMode: IpMode;
   /** An OST suite (ost.json): its env dir is the deployment dir OST's harness reads. */
   ostSuite: boolean;
@@ -137,6 +137,19 @@ export interface PlanInputs {
   /** The deployment dir's owner (see UpPlan.deploymentOwner). */
   deploymentOwner?: { uid: number; gid: number };
   customRequest?: { repos: string[]; install: string[] };
+  /** --deployed: each VM's deployed layers and the subnets its deploy had (images/deployed.ts). */
+  deployed?: DeployedStart;
+}
+
+/** Where an env started from deployed layers comes from (a checked deployed manifest). */
+export interface DeployedStart {
+  /** The manifest file, and its key. */
+  manifest: string;
+  key: string;
+  /** VM name → its deployed root layer and its deployed extra disks (by disk name), absolute. */
+  vms: ReadonlyMap<string, { root: string; disks: ReadonlyMap<string, string> }>;
+  /** Network name → its /24 prefix (`a.b.c`) as the deploy had it. */
+  subnets: ReadonlyMap<string, string>;
 }
 
 /** The mode an up runs in. */
@@ -148,67 +161,6 @@ export function modeOf(from: StoredCheckpoint | undefined, isolated: boolean): U
 export function deploymentOf(env: Environment, given: string | undefined): string | undefined {
   if (env.kind !== 'ost-json') return undefined;
   return path.resolve(given ?? path.join(env.ostRepo as string, 'deployment'));
-}
-
-type VmKey = { name: string; from: KeySource };
-
-/** The shipped key of an image (a VM's image without one reads the credential, so it never gets here). */
-function shippedKey(image: ResolvedImage, why: 'given' | 'shipped' = 'shipped'): VmKey {
-  if (!image.key) throw new InternalError(`image ${image.ref} ships no key and reads no SSH key credential`);
-  return { name: path.basename(image.key), from: { kind: 'copy', file: image.key, why } };
-}
-
-/**
- * Each VM's key: the checkpoint's (an env restored from one logs in as the env it was taken of did; a
- * checkpoint older than per-env keys: the images' shipped keys), `--key`, else one fresh key for the env
- * when every image reads the SSH key credential. An image that does not is opened by its set's shipped key
- * only: the env then logs in with that key everywhere (OST's harness knows one key), and says so once.
- */
-export function vmKeys(i: Pick<PlanInputs, 'env' | 'images' | 'from'>): {
-  keys: Map<string, VmKey>;
-  notice?: string;
-} {
-  const imageOf = (vm: EnvVm) => {
-    const image = i.images.get(imageKey(vm));
-    if (!image) throw new InternalError(`no resolved image for ${vm.name} (${imageKey(vm)})`);
-    return image;
-  };
-  const keys = new Map<string, VmKey>();
-  const from = i.from;
-  if (from) {
-    for (const vm of i.env.vms) {
-      const saved = from.record.sshKeys?.[vm.name];
-      // only `keys/<name>` in the checkpoint's own dir (its record is read back, so checked)
-      const file = saved === undefined ? undefined : checkpointKeyFile(from, vm.name, saved);
-      keys.set(
-        vm.name,
-        file
-          ? { name: path.basename(file), from: { kind: 'copy', file, why: 'checkpoint' } }
-          : shippedKey(imageOf(vm)),
-      );
-    }
-    return { keys };
-  }
-  const given = i.env.vms.map(imageOf).find((img) => img.keyGiven);
-  const without = i.env.vms.filter((vm) => !imageOf(vm).sshCredential);
-  const first = without[0];
-  for (const vm of i.env.vms) {
-    const image = imageOf(vm);
-    keys.set(
-      vm.name,
-      given
-        ? shippedKey(given, 'given')
-        : !first
-          ? { name: ENV_KEY, from: { kind: 'fresh' } }
-          : shippedKey(image.sshCredential ? imageOf(first) : image),
-    );
-  }
-  if (given || !first) return { keys };
-  const refs = [...new Set(without.map((vm) => imageOf(vm).ref))];
-  return {
-    keys,
-    notice: `${refs.join(', ')} read${refs.length === 1 ? 's' : ''} no SSH key credential: this env logs in with the key its image set ships (${imageOf(first).key}), which opens every VM of those images, not a key of its own`,
-  };
 }
 
 function vmPlan(
@@ -223,24 +175,30 @@ function vmPlan(
   const custom = i.custom.get(image.ref);
   const checkpoint = i.from?.record.vms.find((c) => c.name === vm.name);
   if (i.from && !checkpoint) throw new InternalError(`checkpoint ${i.from.name} has no VM ${vm.name}`);
+  const deployed = i.deployed?.vms.get(vm.name);
+  if (i.deployed && !deployed) throw new InternalError(`no deployed layer for ${vm.name}`);
+  const top = deployed?.root ?? custom?.file;
   return {
     name: vm.name,
     vm,
     image,
     custom,
-    chain: custom ? [custom.file, ...image.chain] : image.chain,
-    overlayBase: custom?.file ?? image.path,
+    chain: top ? [top, ...image.chain] : image.chain,
+    overlayBase: top ?? image.path,
     checkpoint,
+    deployed: deployed?.root,
     overlay: path.join(overlayDir, `${vm.name}.qcow2`),
     // a restored VM's extra disks are overlays of the checkpoint's frozen files: qcow2 whatever they were
     disks: vm.disks.map((d) => {
-      const format = i.from ? 'qcow2' : d.format;
+      const base = deployed?.disks.get(d.name);
+      const format = i.from || base ? 'qcow2' : d.format;
       return {
         name: d.name,
         path: path.join(disksDir, `${vm.name}-${d.name}.${format === 'raw' ? 'raw' : 'qcow2'}`),
         size: d.size,
         sizeBytes: d.sizeBytes,
         format,
+        base,
       };
     }),
     key: path.join(workdir, 'keys', key.name),
@@ -367,6 +325,7 @@ export function planUp(i: PlanInputs): UpPlan {
     env,
     mode,
     from: i.from,
+    deployed: i.deployed,
     ipMode: i.ipMode,
     ostSuite: env.kind === 'ost-json',
     deploy: i.deploy,
@@ -386,6 +345,7 @@ export function planUp(i: PlanInputs): UpPlan {
       name: n.name,
       fixed:
         fromSubnets.get(n.name) ??
+        i.deployed?.subnets.get(n.name) ??
         (n.ipv4.kind === 'fixed' ? n.ipv4.cidr.replace(/\.0\/24$/, '') : undefined),
     })),
     vms: env.vms.map((vm) =>

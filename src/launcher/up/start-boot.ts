@@ -21,7 +21,9 @@ import type { UpPlan, VmPlan } from './plan.js';
 async function createDisks(vm: VmPlan): Promise<void> {
   await Promise.all(
     vm.disks.map(async (d) => {
-      if (d.format === 'raw') {
+      // a deployed disk (--deployed): an overlay of it, as the root disk is of its layer
+      if (d.base) await createOverlay(d.path, d.base);
+      else if (d.format === 'raw') {
         // sparse: no block is allocated until the guest writes
         const fh = await fs.open(d.path, 'wx', 0o600);
         await fh.truncate(d.sizeBytes);
@@ -72,9 +74,11 @@ export const bootStrategy: StartStrategy = {
     return [
       { title: `${vm.name} root disk`, argv: createOverlayArgv(vm.overlay, vm.overlayBase) },
       ...vm.disks.map((d) =>
-        d.format === 'raw'
-          ? { title: `${vm.name} disk ${d.name}: a sparse raw file of ${d.size} at ${d.path}` }
-          : { title: `${vm.name} disk ${d.name}`, argv: createArgv(d.path, String(d.sizeBytes)) },
+        d.base
+          ? { title: `${vm.name} disk ${d.name}, deployed`, argv: createOverlayArgv(d.path, d.base) }
+          : d.format === 'raw'
+            ? { title: `${vm.name} disk ${d.name}: a sparse raw file of ${d.size} at ${d.path}` }
+            : { title: `${vm.name} disk ${d.name}`, argv: createArgv(d.path, String(d.sizeBytes)) },
       ),
     ];
   },

@@ -11,7 +11,12 @@ import { runArgv } from '../../../tools/run-tool.js';
 import { generateEd25519Argv, publicKeyArgv } from '../../../tools/ssh-keygen.js';
 import { virsh } from '../../../tools/virsh.js';
 import { readCheckpointKey } from '../../checkpoint/ssh-keys.js';
-import { createDeployment, harnessKeyOf, removeDeployment } from '../../env-dir/deployment.js';
+import {
+  createDeployment,
+  harnessKeyOf,
+  removeDeployment,
+  setDeployedMarker,
+} from '../../env-dir/deployment.js';
 import { exportPackageLists } from '../../env-dir/ost-files.js';
 import { writeOutputs } from '../../env-dir/outputs.js';
 import type { EnvRecord, VmRecord } from '../../env-dir/record.js';
@@ -21,7 +26,8 @@ import { metadataElement, OST_NS, OST_PREFIX, type OstMetadata } from '../../lib
 import { buildXml } from '../../libvirt/xml.js';
 import { layoutOf, type UpContext } from '../context.js';
 import type { Phase } from '../phase.js';
-import type { KeySource, UpPlan } from '../plan.js';
+import type { UpPlan } from '../plan.js';
+import type { KeySource } from '../plan-keys.js';
 
 /** The env record as it starts: what the up is, nothing made yet. */
 export function startingRecord(plan: UpPlan, owner: ProcessId, timings: Record<string, number>): EnvRecord {
@@ -52,6 +58,10 @@ export function startingRecord(plan: UpPlan, owner: ProcessId, timings: Record<s
       install: plan.customRequest.install,
       layers: [...new Set(plan.vms.flatMap((vm) => (vm.custom ? [vm.custom.file] : [])))],
     },
+    // started from deployed layers: deployed before this up, as the manifest says
+    ...(plan.deployed
+      ? { deployed: true, deployedFrom: { manifest: plan.deployed.manifest, key: plan.deployed.key } }
+      : {}),
     timings,
   };
 }
@@ -226,6 +236,8 @@ export const finishPhase: Phase = {
     ctx.timings.total = Date.now() - ctx.started;
     ctx.timings.overhead = ctx.timings.total - (ctx.timings.ready ?? 0) - (ctx.timings.deploy ?? 0);
     r.status = 'up';
+    // started from deployed layers: OST's pytest finds its `deployed` marker, as after its own deploy
+    if (ctx.plan.deployed) await setDeployedMarker(r, true);
     await writeOutputs(r);
   },
 };
