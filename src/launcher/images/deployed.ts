@@ -36,6 +36,8 @@ export interface DeployedVm {
   file: string;
   /** The image it is backed by (file name in the same folder) and its ref. */
   image: { ref: string; file: string };
+  /** Its extra disks as the deploy left them (qcow2, standalone), by the suite's disk name. */
+  disks?: { name: string; file: string }[];
 }
 
 /** `<distro>-<suite>-deployed.json`. */
