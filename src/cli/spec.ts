@@ -190,3 +190,24 @@ export function defineCommand<P extends Specs, O extends Specs>(spec: CommandSpe
       spec.run({ ...argsOf(spec.positionals, parsed), ...argsOf(spec.options, parsed) }, ctx),
   };
 }
+
+/**
+ * A flag that may take one of a few words: `--name` alone is `bare`, `--name=WORD` one of `words`; absent →
+ * undefined (e.g. --deployed, --deployed=auto).
+ */
+export function flagOrWord<W extends string, B extends string>(
+  bare: B,
+  words: readonly W[],
+  describe: string,
+): Spec<B | W | undefined> {
+  return {
+    declared: { type: 'string', describe },
+    value: (v, name) => {
+      const one = last(v);
+      if (one === undefined) return undefined;
+      if (one === '' || one === true || one === 'true') return bare;
+      if (typeof one === 'string' && (words as readonly string[]).includes(one)) return one as W;
+      throw new UsageError(`--${name}=${String(one)}: expected --${name} or --${name}=${words.join('|')}`);
+    },
+  };
+}

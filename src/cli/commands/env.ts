@@ -1,7 +1,9 @@
 // `ost up`: thin handler over src/launcher/up (the request's rules, the plan, its phases).
+
 import { existsSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import * as path from 'node:path';
+import { BUILDER_VERSION } from '../../builder/version.js';
 import type { Accel } from '../../core/accel.js';
 import { onInterrupt } from '../../core/cleanup.js';
 import type { OstConfig, SudoSettings } from '../../core/config.js';
@@ -61,6 +63,8 @@ export interface UpArgs extends EnvCommon, CustomArgs {
   isolated?: boolean;
   /** --dry-run: print the plan (the commands and files) and make nothing. */
   dryRun?: boolean;
+  /** --deployed / --deployed=auto: start from the suite's deployed images. */
+  deployed?: 'require' | 'auto';
   checkpointDir?: string;
 }
 
@@ -109,6 +113,11 @@ export function upSummary(r: EnvRecord): string {
     `time: resolve ${secs(t.resolve)},${t.custom === undefined ? '' : ` custom layers ${secs(t.custom)},`} overlays ${secs(t.overlays)}, lease ${secs(t.lease)}, networks ${secs(t.networks)}, ` +
       `define+start ${secs(t.domains)}, boot to SSH ${t.ready === undefined ? 'not waited for (--no-wait)' : secs(t.ready)}${t.deploy ? `, deploy ${secs(t.deploy)}` : ''}; ` +
       `total ${secs(t.total)} (ost's own overhead ${secs(t.overhead)})`,
+    ...(r.deployedFrom
+      ? [
+          `deployed:   started from ${r.deployedFrom.manifest} (key ${r.deployedFrom.key.slice(0, 12)}); no deploy script ran`,
+        ]
+      : []),
     `inventory:  ${path.join(r.workdir, 'inventory')}`,
     `ssh_config: ${path.join(r.workdir, 'ssh_config')}   (ost ssh ${r.vms[0]?.name ?? '<vm>'}, or ssh -F …)`,
     ...(r.netns
@@ -175,6 +184,7 @@ async function upOptions(
     custom: customHook(a, config, ui.reporter, signal),
     from: a.from ? await readCheckpoint(rootOf(a, config), a.from) : undefined,
     isolated: a.isolated,
+    deployed: a.deployed && { mode: a.deployed, ost: BUILDER_VERSION },
     reporter: ui.reporter,
     signal,
   };
@@ -196,6 +206,7 @@ export async function upCommand(a: UpArgs, config: OstConfig): Promise<void> {
     customRepos: a.customRepos,
     customInstall: a.customInstall,
     dryRun: a.dryRun,
+    deployed: a.deployed,
   });
   const ui = cliReporter({ quiet: a.json || a.dryRun });
   const abort = new AbortController();

@@ -2,7 +2,7 @@
 
 import { envIdFlag, sizeFlag } from '../coerce.js';
 import { checkpointDirOption, connectOption, jsonOption, timeoutOption } from '../options.js';
-import { checkedText, defineCommand, flag, numeric, renamed, text, textList } from '../spec.js';
+import { checkedText, defineCommand, flag, flagOrWord, numeric, renamed, text, textList } from '../spec.js';
 
 export const up = defineCommand({
   name: 'up',
@@ -34,6 +34,11 @@ export const up = defineCommand({
     isolated: flag(
       'with --from: a new env beside the one the checkpoint was taken of, its networks (same subnets) in a network namespace of their own; reach it with ost ssh / ost exec',
       false,
+    ),
+    deployed: flagOrWord(
+      'require',
+      ['auto'] as const,
+      "start every VM from the suite's deployed images (ost build-images --deployed; ost-images-<distro>-<suite>-deployed) and run no deploy script; =auto: deploy at run time when there are none that match",
     ),
     'checkpoint-cache': flag(
       'restore from a checkpoint of the same suite, images and deploy scripts when one is stored; else boot, deploy, and checkpoint the env for next time',

@@ -8,6 +8,7 @@ import type { AppliedCustomLayer } from '../env-dir/record.js';
 import type { ResolvedImage } from '../images/resolve.js';
 import type { Templates } from '../libvirt/templates.js';
 import type { IpMode } from '../net/layout.js';
+import type { DeployedRequest } from './deployed-start.js';
 
 export interface UpOptions {
   env: Environment;
@@ -41,6 +42,8 @@ export interface UpOptions {
   keepOnFailure?: boolean;
   /** ost up --custom-repo: start the VMs from custom layers on their images (made by the caller's hook). */
   custom?: CustomLayersHook;
+  /** ost up --deployed: start the VMs from the suite's deployed images (up/deployed-start.ts). */
+  deployed?: DeployedRequest;
   /** ost up --from: restore the VMs from this checkpoint instead of booting them. */
   from?: StoredCheckpoint;
   /**

@@ -20,6 +20,7 @@ import { SSHD_CONFIG } from '../ipv6-proxy.js';
 import { checkMountNamespace } from '../net/isolated.js';
 import { newEnvId } from '../net/layout.js';
 import { chooseOverlayRoot } from '../overlays.js';
+import { deployedStart } from './deployed-start.js';
 import type { UpOptions } from './options.js';
 import { deploymentOf, planUp, type UpPlan } from './plan.js';
 import { checkUpRequest } from './request.js';
@@ -120,6 +121,7 @@ export async function prepareUp(
     isolated: o.isolated,
     customRepos: o.custom?.repos,
     customInstall: o.custom?.install,
+    deployed: o.deployed?.mode,
   });
   const proxy = await checkHost(o, checked.ipMode === 'ipv6');
   const qemu = qemuIdentity();
@@ -136,6 +138,8 @@ export async function prepareUp(
   for (const img of images.values())
     if (img.note) o.reporter({ type: 'warning', subject: img.ref, message: img.note });
   const custom = dryRun ? new Map() : await customLayers(o, timings, images, qemu);
+  // --deployed: the deployed layers, checked against what the suite has now (none that match: auto deploys)
+  const deployed = o.deployed && (await deployedStart(env, images, qemu, o.deployed, o.reporter));
   // state (env links, leases) lives in a directory only its owner can change
   if (!dryRun) await ownDir(o.stateRoot, 0o755, 'the state directory');
   // a checkpoint's guests keep their addresses: its subnets, or a clear word on who holds them (the env
@@ -151,7 +155,8 @@ export async function prepareUp(
     // the env the checkpoint was taken of, under its id (an isolated one is a new env)
     id: from && !o.isolated ? from.record.env.id : (o.id ?? newEnvId()),
     ipMode: checked.ipMode,
-    deploy: checked.deploy,
+    deploy: checked.deploy && !deployed,
+    deployed: deployed || undefined,
     wait: o.wait !== false,
     from,
     isolated: o.isolated === true,

@@ -27,6 +27,8 @@ export interface UpRequest {
   customInstall?: readonly string[];
   /** --dry-run */
   dryRun?: boolean;
+  /** --deployed (`require`) or --deployed=auto. */
+  deployed?: 'require' | 'auto';
 }
 
 /** What the rules decide, for the plan. */
@@ -74,7 +76,17 @@ export function requestProblems(r: UpRequest): Problem[] {
       "--ipv6-only's SOCKS helper listens on the host's side of the management network, which an --isolated env keeps in its namespace",
       'leave out one of them',
     );
-  if (r.wait === false && deploys && !r.from && !r.checkpointCache)
+  if (r.deployed) {
+    if (r.from) add('--deployed starts from deployed images, --from from a checkpoint', 'give one of them');
+    if (custom)
+      add(
+        '--deployed starts the VMs as their deploy left them: --custom-repo / --custom-install cannot apply to them',
+        'leave out one of them',
+      );
+    if (r.checkpointCache)
+      add('--deployed and --checkpoint-cache cannot be combined yet', 'give one of them');
+  }
+  if (r.wait === false && deploys && !r.from && !r.checkpointCache && r.deployed !== 'require')
     add(
       `--no-wait: suite ${r.env.suite} has deploy scripts, which run over SSH once the VMs answer`,
       ostSuite ? 'leave out --deploy (OST runs them itself), or --no-wait' : 'leave out --no-wait',
