@@ -42,6 +42,16 @@ export function rebaseArgv(file: string, backing: string): string[] {
   return ['qemu-img', 'rebase', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', backing, file];
 }
 
+/** argv: name another backing file without touching the data (the same bytes under another name). */
+export function renameBackingArgv(file: string, backing: string): string[] {
+  return ['qemu-img', 'rebase', '-q', '-u', '-f', 'qcow2', '-F', 'qcow2', '-b', backing, file];
+}
+
+/** argv: a disk (raw or qcow2, its whole chain) into one standalone qcow2 (holes stay holes). */
+export function convertToQcow2Argv(from: string, to: string): string[] {
+  return ['qemu-img', 'convert', '-q', '-O', 'qcow2', from, to];
+}
+
 /** argv: a whole chain into one standalone raw file (holes stay holes); -U reads a chain a VM holds open. */
 export function convertToRawArgv(from: string, to: string): string[] {
   return ['qemu-img', 'convert', '-q', '-U', '-O', 'raw', from, to];

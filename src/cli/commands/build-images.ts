@@ -12,12 +12,15 @@ import { loadImageSet } from '../../builder/plan/load.js';
 import { type ImageSet, leavesOf } from '../../builder/plan/model.js';
 import { type ReleaseResult, releaseSet } from '../../builder/release.js';
 import { type BuildResult, IncompletePlanError } from '../../builder/result.js';
+import { BUILDER_VERSION } from '../../builder/version.js';
 import { detectAccel } from '../../core/accel.js';
 import { onInterrupt } from '../../core/cleanup.js';
 import type { OstConfig } from '../../core/config.js';
 import { InterruptedError, UsageError } from '../../core/errors.js';
+import { buildDeployed, type DeployedBuildResult } from '../../launcher/deployed/build.js';
 import { cliReporter } from '../reporter.js';
 import { setFileWriters } from './common.js';
+import { deployUpOptions } from './env.js';
 import { publishFlags, releaseSummary, releaseText } from './publish-images.js';
 
 export interface BuildImagesArgs {
@@ -42,6 +45,10 @@ export interface BuildImagesArgs {
   skipCustomCheck?: boolean;
   /** --allow-outside: the set file's host paths may lead outside its folder. */
   allowOutside?: boolean;
+  /** --deployed: suites deployed on the set's images, committed as their deployed layers. */
+  deployed?: string[];
+  envFile?: string;
+  ostRepo?: string;
 }
 
 export async function buildImagesCommand(args: BuildImagesArgs, config: OstConfig): Promise<void> {
@@ -109,6 +116,7 @@ async function buildSet(loaded: ImageSet, args: BuildImagesArgs, config: OstConf
     });
     if (custom && !args.dryRun && !args.skipCustomCheck)
       await checkBuiltLeaves(result.out, set, custom.repos);
+    const deployed = args.dryRun ? [] : await deploySuites(set, result.out, args, config, ui, abort.signal);
     const release =
       args.publish && !args.dryRun
         ? await releaseSet(set, {
@@ -121,7 +129,7 @@ async function buildSet(loaded: ImageSet, args: BuildImagesArgs, config: OstConf
           })
         : undefined;
     ui.stop();
-    process.stdout.write(`${buildReport(set, result, release, args, Date.now() - started)}\n`);
+    process.stdout.write(`${buildReport(set, result, release, args, Date.now() - started, deployed)}\n`);
     if (result.incomplete) throw new IncompletePlanError(result.incomplete);
   } catch (err) {
     if (abort.signal.aborted) {
@@ -144,6 +152,7 @@ function buildReport(
   release: ReleaseResult | undefined,
   args: BuildImagesArgs,
   durationMs: number,
+  deployed: DeployedBuildResult[] = [],
 ): string {
   if (args.json) {
     const doc = args.dryRun
@@ -160,6 +169,7 @@ function buildReport(
             key: o.manifest?.key,
             allocatedBytes: o.manifest?.allocatedBytes,
           })),
+          ...(deployed.length ? { deployed } : {}),
           ...(release ? { published: releaseSummary(release) } : {}),
         };
     return JSON.stringify(doc, null, 2);
@@ -168,7 +178,10 @@ function buildReport(
   const count = (status: string) => result.outcomes.filter((o) => o.status === status).length;
   const fetched = count('fetched');
   const line = `${set.distro}: ${count('built')} built, ${fetched ? `${fetched} fetched, ` : ''}${count('cached')} cached in ${(durationMs / 1000).toFixed(1)}s → ${result.out}`;
-  return release ? `${line}\n${releaseText(release, args.publish as string)}` : line;
+  const dep = deployed.map(
+    (d) => `deployed ${d.suite}: ${d.status} in ${(d.durationMs / 1000).toFixed(1)}s → ${d.manifest}`,
+  );
+  return [line, ...dep, ...(release ? [releaseText(release, args.publish as string)] : [])].join('\n');
 }
 
 /** The supplied-nothing check of --with-repo, on the leaves' manifests and package lists. */
@@ -183,4 +196,35 @@ async function checkBuiltLeaves(out: string, set: ImageSet, repos: CustomRepo[])
     pkglists.set(leaf, parsePkglist(list));
   }
   checkWithRepoBuild(set, repos, manifests, pkglists);
+}
+
+/** --deployed: each suite brought up on the set's images, deployed, and committed as its deployed layers. */
+async function deploySuites(
+  set: ImageSet,
+  out: string,
+  args: BuildImagesArgs,
+  config: OstConfig,
+  ui: ReturnType<typeof cliReporter>,
+  signal: AbortSignal,
+): Promise<DeployedBuildResult[]> {
+  const done: DeployedBuildResult[] = [];
+  for (const suite of args.deployed ?? []) {
+    const up = await deployUpOptions(
+      { suite, envFile: args.envFile, ostRepo: args.ostRepo, timeout: 1800, imagesDir: out },
+      config,
+      ui,
+      signal,
+    );
+    done.push(
+      await buildDeployed({
+        up,
+        out,
+        distro: set.distro,
+        ost: BUILDER_VERSION,
+        reporter: ui.reporter,
+        signal,
+      }),
+    );
+  }
+  return done;
 }

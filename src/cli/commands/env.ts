@@ -241,3 +241,36 @@ function planJson(plan: UpPlan): unknown {
     vms: plan.vms.map(({ vm: _vm, ...rest }) => rest),
   };
 }
+
+/**
+ * The up of a suite that `ost build-images --deployed` deploys: as `ost up <suite> --env-file F` (or an
+ * OST checkout's, --ost-repo), with --deploy, waiting for SSH, on the set's own images.
+ */
+export async function deployUpOptions(
+  s: { suite: string; envFile?: string; ostRepo?: string; timeout: number; imagesDir: string },
+  config: OstConfig,
+  ui: ReturnType<typeof cliReporter>,
+  signal: AbortSignal,
+): Promise<UpOptions> {
+  const a: UpArgs = {
+    suite: s.suite,
+    envFile: s.envFile,
+    ostRepo: s.ostRepo,
+    deploy: true,
+    ipv4Only: false,
+    ipv6Only: false,
+    overlayReserveBytes: 2 ** 30,
+    imagesDir: s.imagesDir,
+    timeout: s.timeout,
+    wait: true,
+    chained: true,
+    keepOnFailure: false,
+    customRepos: [],
+    customInstall: [],
+    disableCustomRepos: false,
+    skipCustomCheck: false,
+  };
+  const env = loadEnv(a, config);
+  const { ipMode } = checkUpRequest({ env, deploy: true, wait: true });
+  return upOptions(a, config, env, ipMode, ui, signal);
+}

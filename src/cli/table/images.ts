@@ -22,6 +22,13 @@ export const buildImages = defineCommand({
     force: textList('rebuild LAYER (and its descendants)'),
     only: textList('build only LAYER (and its missing ancestors)'),
     'dry-run': flag('print the plan and the exact commands', false),
+    deployed: textList(
+      "then deploy SUITE on the set's images and commit each VM's disks as its deployed layers (repeatable; ost up SUITE --deployed starts from them)",
+    ),
+    'env-file': text(
+      'with --deployed: the ost-env.yaml its suites are in (default: ./ost-env.yaml, else the bundled one)',
+    ),
+    'ost-repo': text('with --deployed: an OST checkout, whose <suite>/ost.json it deploys'),
     ...jsonOption,
     verbose: flag('show every step and command', false, { alias: 'v' }),
     offline: flag(

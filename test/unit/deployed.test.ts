@@ -1,0 +1,163 @@
+// Deployed images (issue 29), the pure parts: what deployed layers are made from and their key, the words
+// for what differs, the manifest read back, the plan of an up from them, and the flag rules.
+import { writeFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadEnvironment } from '../../src/launcher/env/load.js';
+import {
+  type DeployedManifest,
+  deployedInputs,
+  deployedKey,
+  inputDifferences,
+  readDeployedManifest,
+} from '../../src/launcher/images/deployed.js';
+import { imageKey, type ResolvedImage } from '../../src/launcher/images/resolve.js';
+import { planUp } from '../../src/launcher/up/plan.js';
+import { requestProblems } from '../../src/launcher/up/request.js';
+import { planInputs } from '../helpers/plan-inputs.js';
+import { REPO_ROOT, tempTree } from '../helpers/sets.js';
+
+const KEY = (c: string) => c.repeat(64);
+
+/** demo-suite on images in `dir` (a manifest with `key` beside each), its deploy script copied there. */
+function suiteIn(dir: string, imageKeyChar = 'a') {
+  const env = loadEnvironment(path.join(REPO_ROOT, 'ost-env.yaml'), 'demo-suite');
+  const images = new Map<string, ResolvedImage>();
+  for (const vm of env.vms) {
+    const ref = vm.image.kind === 'package' ? `${vm.image.distro}-${vm.image.layer}` : 'x';
+    const file = path.join(dir, `${ref}.qcow2`);
+    writeFileSync(path.join(dir, `${ref}.json`), JSON.stringify({ key: KEY(imageKeyChar) }));
+    images.set(imageKey(vm), { ref, path: file, chain: [file], virtualSize: 1, sshCredential: true });
+  }
+  return { env, images };
+}
+
+describe('what deployed layers are made from', () => {
+  it('covers the images, the suite, the deploy scripts and ost; each change says which', async () => {
+    const dir = tempTree({});
+    const { env, images } = suiteIn(dir);
+    const a = await deployedInputs(env, images, 'ost-1/format-4');
+    expect(await deployedInputs(env, images, 'ost-1/format-4')).toEqual(a);
+    expect(Object.keys(a.images)).toEqual(['engine', 'host-0']);
+    expect(a.scripts.engine?.[0]?.script).toBe('deploy-scripts/demo-suite.sh');
+    // another build of the images
+    const other = suiteIn(tempTree({}), 'b');
+    const b = await deployedInputs(env, other.images, 'ost-1/format-4');
+    expect(deployedKey(b)).not.toBe(deployedKey(a));
+    expect(inputDifferences(a, b)).toEqual([
+      `engine's image debian12-engine-installed is another build (key ${KEY('b').slice(0, 12)}, deployed on ${KEY('a').slice(0, 12)})`,
+      `host-0's image debian12-host-installed is another build (key ${KEY('b').slice(0, 12)}, deployed on ${KEY('a').slice(0, 12)})`,
+    ]);
+    // a deploy script's bytes
+    const script = path.join(dir, 'deploy.sh');
+    writeFileSync(script, 'echo one\n');
+    const withScript = (text: string) => {
+      writeFileSync(script, text);
+      return {
+        ...env,
+        vms: env.vms.map((vm) => ({ ...vm, deployScripts: [{ file: script, name: 'deploy.sh' }] })),
+      };
+    };
+    const s1 = await deployedInputs(withScript('echo one\n'), images, 'ost-1/format-4');
+    const s2 = await deployedInputs(withScript('echo two\n'), images, 'ost-1/format-4');
+    expect(inputDifferences(s1, s2)).toEqual([
+      'deploy script deploy.sh of engine changed',
+      'deploy script deploy.sh of host-0 changed',
+    ]);
+    // the suite, and ost
+    const bigger = { ...env, vms: env.vms.map((vm) => ({ ...vm, memoryMiB: vm.memoryMiB * 2 })) };
+    const c = await deployedInputs(bigger, images, 'ost-2/format-4');
+    expect(inputDifferences(a, c)).toEqual([
+      'they were made by ost ost-1/format-4, this is ost ost-2/format-4',
+      'the suite definition changed (its networks, VMs, sizes, NICs, disks or deploy-script list)',
+    ]);
+  });
+
+  it('refuses images without a layer manifest (not ost-built): no key to check them by', async () => {
+    const dir = tempTree({});
+    const { env, images } = suiteIn(dir);
+    const first = [...images.values()][0] as ResolvedImage;
+    writeFileSync(first.path.replace(/\.qcow2$/, '.json'), '{}');
+    await expect(deployedInputs(env, images, 'v')).rejects.toThrow(/has no layer manifest with a key/);
+  });
+});
+
+describe('the deployed manifest read back', () => {
+  const base = (over: Partial<DeployedManifest> = {}) => ({
+    version: 1,
+    suite: 's',
+    distro: 'd',
+    key: KEY('c'),
+    inputs: {},
+    builtAt: 'now',
+    timings: {},
+    vms: [{ name: 'vm', file: 'd-s-vm-deployed.qcow2', image: { ref: 'd-l', file: 'd-l.qcow2' } }],
+    networks: [{ name: 'm', prefix: '192.168.200' }],
+    ...over,
+  });
+  it('is read when well formed, undefined when absent, and refused when it names files elsewhere', async () => {
+    const dir = tempTree({});
+    const f = path.join(dir, 'm.json');
+    expect(await readDeployedManifest(f)).toBeUndefined();
+    writeFileSync(f, JSON.stringify(base()));
+    expect((await readDeployedManifest(f))?.key).toBe(KEY('c'));
+    for (const bad of [
+      base({ vms: [{ name: 'vm', file: '../etc/x.qcow2', image: { ref: 'r', file: 'i.qcow2' } }] }),
+      base({ vms: [{ name: 'vm', file: 'a.qcow2', image: { ref: 'r', file: '/usr/i.qcow2' } }] }),
+      base({ networks: [{ name: 'm', prefix: '192.168.200.0/24' }] }),
+      { ...base(), version: 2 },
+    ]) {
+      writeFileSync(f, JSON.stringify(bad));
+      await expect(readDeployedManifest(f)).rejects.toThrow(/is not a deployed-images manifest/);
+    }
+  });
+});
+
+describe('an up from deployed layers', () => {
+  it("starts each VM's overlay on its deployed layer, extra disks on theirs, on the deploy's subnets, and deploys nothing", () => {
+    const env = loadEnvironment(path.join(REPO_ROOT, 'ost-env.yaml'), 'demo-suite');
+    env.vms[0]?.disks.push({ name: 'sdb', size: '1G', sizeBytes: 2 ** 30, format: 'raw' });
+    const layer = (vm: string) => `/usr/share/ost-images/debian12-demo-suite-${vm}-deployed.qcow2`;
+    const plan = planUp(
+      planInputs(
+        env,
+        { credential: () => true },
+        {
+          deploy: false,
+          deployed: {
+            manifest: '/usr/share/ost-images/debian12-demo-suite-deployed.json',
+            key: KEY('d'),
+            vms: new Map(
+              env.vms.map((vm) => [
+                vm.name,
+                { root: layer(vm.name), disks: new Map([['sdb', layer(`${vm.name}-sdb`)]]) },
+              ]),
+            ),
+            subnets: new Map(env.networks.map((n, i) => [n.name, `192.168.${210 + i}`])),
+          },
+        },
+      ),
+    );
+    expect(plan.deploy).toBe(false);
+    for (const vm of plan.vms) {
+      expect(vm.overlayBase).toBe(layer(vm.name));
+      expect(vm.chain[0]).toBe(layer(vm.name));
+      expect(vm.chain[1]).toBe(vm.image.path);
+    }
+    expect(plan.vms[0]?.disks[0]).toMatchObject({ format: 'qcow2', base: layer('engine-sdb') });
+    expect(plan.networks.map((n) => n.fixed)).toEqual(env.networks.map((_n, i) => `192.168.${210 + i}`));
+  });
+
+  it('--deployed excludes --from, --custom-repo and (for now) --checkpoint-cache; --no-wait is fine with it', () => {
+    const env = loadEnvironment(path.join(REPO_ROOT, 'ost-env.yaml'), 'demo-suite');
+    const msgs = (r: Parameters<typeof requestProblems>[0]) => requestProblems(r).map((p) => p.message);
+    expect(msgs({ env, deployed: 'require', from: { name: 'ck' } })).toEqual([
+      '--deployed starts from deployed images, --from from a checkpoint',
+    ]);
+    expect(msgs({ env, deployed: 'require', customRepos: ['/r'] })).toHaveLength(1);
+    expect(msgs({ env, deployed: 'auto', checkpointCache: true })).toHaveLength(1);
+    expect(msgs({ env, deployed: 'require', wait: false })).toEqual([]);
+    // auto may deploy at run time, which --no-wait cannot
+    expect(msgs({ env, deployed: 'auto', wait: false })).toHaveLength(1);
+  });
+});
