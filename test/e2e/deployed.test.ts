@@ -1,0 +1,245 @@
+// Deployed images (issue 29) on real libvirt in a network namespace, on the shared debian12 set (its
+// build dir linked, so nothing is written into the shared cache): a one-VM suite whose deploy script leaves
+// evidence (a counter of how often it ran, the address it ran at, an enabled service, bytes on an extra
+// disk) is deployed by `ost build-images --deployed` and committed as its deployed layers; `ost up
+// --deployed` starts from them (evidence there, counter still 1, no deploy script run); a second build with
+// nothing changed builds nothing; a changed deploy script makes them stale: a clear error naming the script,
+// and --deployed=auto deploys at run time.
+import {
+  chmodSync,
+  copyFileSync,
+  linkSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import * as path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run } from '../../src/core/exec.js';
+import type { EnvRecord } from '../../src/launcher/env-dir/record.js';
+import { REPO_ROOT } from '../helpers/sets.js';
+import { ensureBuilt, isRoot, OST } from './helpers.js';
+import { LibvirtNetns } from './netns.js';
+import { type SharedImages, sharedImages } from './shared-images.js';
+
+const MIN = 60_000;
+const work = isRoot ? mkdtempSync('/var/tmp/ost-e2e-deployed-') : '/nonexistent';
+const stateDir = path.join(work, 'state');
+const overlayDir = `/dev/shm/ost-e2e-dep-${process.pid}`;
+const env = { OST_STATE_DIR: stateDir, OST_OVERLAY_DIR: overlayDir };
+const out = path.join(work, 'out');
+const suiteDir = path.join(work, 'suite');
+const envFile = path.join(suiteDir, 'ost-env.yaml');
+const script = path.join(suiteDir, 'deploy.sh');
+let shared: SharedImages;
+let ns: LibvirtNetns;
+
+async function ostNs(args: string[], timeoutMs = 30 * MIN) {
+  const r = await ns.exec([OST, ...args], { allowFailure: true, env, cwd: REPO_ROOT, timeoutMs });
+  return { code: r.exitCode, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** The deploy script: real work, and evidence of it in the guest and on its extra disk. */
+function writeScript(extra = ''): void {
+  writeFileSync(
+    script,
+    [
+      '#!/bin/bash',
+      'set -euo pipefail',
+      'n=$(cat /var/lib/ost-deploy-count 2>/dev/null || echo 0); echo $((n + 1)) > /var/lib/ost-deploy-count',
+      "ip -4 -o addr show dev eth0 | awk '{print $4}' > /etc/ost-deployed-address",
+      'printf \'[Unit]\\nDescription=deployed\\n[Service]\\nType=oneshot\\nRemainAfterExit=yes\\nExecStart=/bin/sh -c "date > /run/ost-deployed-demo"\\n[Install]\\nWantedBy=multi-user.target\\n\' > /etc/systemd/system/ost-deployed-demo.service',
+      'systemctl enable --now ost-deployed-demo.service',
+      // the extra disk: the one disk that is not the root disk (on virtio-scsi: sda in the guest)
+      'disk=/dev/$(lsblk -dno NAME,TYPE | awk \'$2 == "disk" && $1 != "vda" { print $1; exit }\')',
+      'echo deployed-bytes | dd of="$disk" conv=fsync status=none',
+      extra,
+      '',
+    ].join('\n'),
+  );
+}
+
+/** What the guest says of the deploy: counter, the address it ran at, the service, the extra disk. */
+async function evidence(r: EnvRecord) {
+  const s = await ns.exec(
+    [
+      OST,
+      'ssh',
+      'vm',
+      '--env',
+      r.id,
+      '--',
+      'cat /var/lib/ost-deploy-count /etc/ost-deployed-address; systemctl is-active ost-deployed-demo; test -s /run/ost-deployed-demo && echo ran; head -c 14 /dev/$(lsblk -dno NAME,TYPE | awk \'$2 == "disk" && $1 != "vda" { print $1; exit }\'); echo',
+    ],
+    { env, cwd: REPO_ROOT, timeoutMs: 2 * MIN },
+  );
+  const [count, address, active, ran, disk] = s.stdout.split('\n');
+  return { count, address, active, ran, disk };
+}
+
+describe.skipIf(!isRoot)('deployed images on real libvirt in a network namespace', () => {
+  beforeAll(async () => {
+    ensureBuilt();
+    chmodSync(work, 0o755);
+    shared = await sharedImages();
+    // the shared build dir, linked file by file: the deployed layers go beside the images, not into it
+    mkdirSync(out, { mode: 0o755 });
+    for (const f of readdirSync(shared.out)) {
+      const from = path.join(shared.out, f);
+      if (!statSync(from).isFile() || f === '.lock') continue;
+      try {
+        linkSync(from, path.join(out, f));
+      } catch {
+        copyFileSync(from, path.join(out, f));
+      }
+    }
+    mkdirSync(suiteDir, { recursive: true });
+    writeFileSync(
+      envFile,
+      [
+        'suites:',
+        '  demo-d:',
+        '    networks:',
+        '      management: { management: true, forward: nat }',
+        '    vms:',
+        '      vm:',
+        '        image: debian12-engine-installed',
+        '        memory: 768',
+        '        nics: [management]',
+        '        disks: [{ name: sdb, size: 64M }]',
+        '        deployScripts: [deploy.sh]',
+        '',
+      ].join('\n'),
+    );
+    writeScript();
+    ns = await LibvirtNetns.start(`ost-e2e-dep-${process.pid}`);
+  }, 120 * MIN);
+
+  afterAll(async () => {
+    await ns?.stop();
+    rmSync(overlayDir, { recursive: true, force: true });
+    rmSync(work, { recursive: true, force: true });
+  }, 5 * MIN);
+
+  const build = () =>
+    ostNs([
+      'build-images',
+      shared.set,
+      '--out',
+      out,
+      // the upstream state the shared build recorded: every layer of the set is cached
+      '--offline',
+      '--deployed',
+      'demo-d',
+      '--env-file',
+      envFile,
+      '--json',
+    ]);
+
+  it(
+    'build-images --deployed deploys the suite once and commits its layers; up --deployed starts from them, deploying nothing',
+    async () => {
+      const b = await build();
+      expect(b.code, b.stderr).toBe(0);
+      const doc = JSON.parse(b.stdout) as {
+        layers: { layer: string; status: string }[];
+        deployed: { suite: string; status: string; manifest: string }[];
+      };
+      // the set's own layers were all there already
+      expect(doc.layers.every((l) => l.status === 'cached')).toBe(true);
+      expect(doc.deployed).toEqual([
+        expect.objectContaining({
+          suite: 'demo-d',
+          status: 'built',
+          manifest: path.join(out, 'debian12-demo-d-deployed.json'),
+        }),
+      ]);
+      const layer = path.join(out, 'debian12-demo-d-vm-deployed.qcow2');
+      const info = JSON.parse((await run('qemu-img', ['info', '--output=json', layer])).stdout);
+      // on its image by relative name, read-only; its extra disk standalone
+      expect(info['backing-filename']).toBe('debian12-engine-installed.qcow2');
+      expect(statSync(layer).mode & 0o777).toBe(0o444);
+      const disk = JSON.parse(
+        (
+          await run('qemu-img', [
+            'info',
+            '--output=json',
+            path.join(out, 'debian12-demo-d-vm-deployed-sdb.qcow2'),
+          ])
+        ).stdout,
+      );
+      expect(disk['backing-filename']).toBeUndefined();
+      expect(readdirSync(out).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+      // the deploy's env is gone
+      expect(await ns.ostObjects('domain')).toEqual([]);
+      expect(await ns.ostObjects('network')).toEqual([]);
+
+      const u = await ostNs([
+        'up',
+        'demo-d',
+        '--env-file',
+        envFile,
+        '--images-dir',
+        out,
+        '--deployed',
+        '--json',
+      ]);
+      expect(u.code, u.stderr).toBe(0);
+      const r = JSON.parse(u.stdout) as EnvRecord;
+      expect(r.deployed).toBe(true);
+      expect(r.deployedFrom?.manifest).toBe(path.join(out, 'debian12-demo-d-deployed.json'));
+      expect(r.timings.deploy).toBeUndefined();
+      expect(r.vms[0]?.overlayBase).toBe(layer);
+      const e = await evidence(r);
+      // deployed once, at the address it has now (the deploy's subnet), its service up after a boot, its disk
+      expect(e.count).toBe('1');
+      expect(e.address?.split('/')[0]).toBe(r.vms[0]?.address);
+      expect(e.active).toBe('active');
+      expect(e.ran).toBe('ran');
+      expect(e.disk).toBe('deployed-bytes');
+      const d = await ostNs(['down', r.id]);
+      expect(d.code, d.stderr).toBe(0);
+
+      // nothing changed: nothing built
+      const again = await build();
+      expect(again.code, again.stderr).toBe(0);
+      expect((JSON.parse(again.stdout) as { deployed: { status: string }[] }).deployed[0]?.status).toBe(
+        'cached',
+      );
+    },
+    30 * MIN,
+  );
+
+  it(
+    'a changed deploy script makes them stale: --deployed names the script; --deployed=auto deploys at run time',
+    async () => {
+      writeScript('echo changed > /etc/ost-changed');
+      const u = await ostNs(['up', 'demo-d', '--env-file', envFile, '--images-dir', out, '--deployed']);
+      expect(u.code).toBe(1);
+      expect(u.stderr).toContain('deploy script deploy.sh of vm changed');
+      expect(u.stderr).toContain('--deployed=auto');
+      expect(await ns.ostObjects('domain')).toEqual([]);
+      const a = await ostNs([
+        'up',
+        'demo-d',
+        '--env-file',
+        envFile,
+        '--images-dir',
+        out,
+        '--deployed=auto',
+        '--json',
+      ]);
+      expect(a.code, a.stderr).toBe(0);
+      const r = JSON.parse(a.stdout) as EnvRecord;
+      expect(r.deployedFrom).toBeUndefined();
+      expect(r.timings.deploy).toBeGreaterThan(0);
+      expect((await evidence(r)).count).toBe('1');
+      const d = await ostNs(['down', r.id]);
+      expect(d.code, d.stderr).toBe(0);
+    },
+    20 * MIN,
+  );
+});
