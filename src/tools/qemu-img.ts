@@ -48,8 +48,8 @@ export function renameBackingArgv(file: string, backing: string): string[] {
 }
 
 /** argv: a disk (raw or qcow2, its whole chain) into one standalone qcow2 (holes stay holes). */
-export function convertToQcow2Argv(from: string, to: string): string[] {
-  return ['qemu-img', 'convert', '-q', '-O', 'qcow2', from, to];
+export function convertToQcow2Argv(from: string, to: string, format: string): string[] {
+  return ['qemu-img', 'convert', '-q', '-f', format, '-O', 'qcow2', from, to];
 }
 
 /** argv: a whole chain into one standalone raw file (holes stay holes); -U reads a chain a VM holds open. */
