@@ -78,7 +78,8 @@ function suiteDefinition(env: Environment): unknown {
       nics: vm.nics,
       disks: vm.disks,
       deployScripts: vm.deployScripts.map((s) => s.name),
-      squashed: vm.squashed,
+      // not `squashed`: which package of an image a VM runs on (chained or squashed, the same content) is
+      // in the images' keys; the deploy built on the chained layers, `ost up` may pick the squashed one
     })),
   };
 }
