@@ -70,7 +70,8 @@ export interface UpArgs extends EnvCommon, CustomArgs {
 
 function loadEnv(a: UpArgs, config: OstConfig): Environment {
   const env = loadSuite(a, config.imageVars);
-  return a.chained ? { ...env, vms: env.vms.map((vm) => ({ ...vm, squashed: false })) } : env;
+  // --deployed: the deployed layers sit on the chained layers, never on a squashed package
+  return a.chained || a.deployed ? { ...env, vms: env.vms.map((vm) => ({ ...vm, squashed: false })) } : env;
 }
 
 /** The suite: an ost.json (`imageVars`: OST_IMAGES_* name its images) or a suite of an ost-env.yaml. */

@@ -131,7 +131,9 @@ async function commitVm(o: DeployedBuildOptions, suite: string, vm: VmRecord): P
   const disks: { name: string; file: string }[] = [];
   for (const d of vm.disks) {
     const file = root.replace(/\.qcow2$/, `-${d.name}.qcow2`);
-    await commitFile(o.out, file, (tmp) => runArgv(convertToQcow2Argv(d.path, tmp, d.format)).then(() => undefined));
+    await commitFile(o.out, file, (tmp) =>
+      runArgv(convertToQcow2Argv(d.path, tmp, d.format)).then(() => undefined),
+    );
     disks.push({ name: d.name, file });
   }
   return { name: vm.name, file: root, image: { ref: vm.image.ref, file: image }, disks };
