@@ -139,6 +139,10 @@ describe.skipIf(!isRoot)('deployed images on real libvirt in a network namespace
       '--json',
     ]);
 
+  /** `ost up demo-d` on the build dir's images, with `flags`. */
+  const upDemo = (...flags: string[]) =>
+    ostNs(['up', 'demo-d', '--env-file', envFile, '--images-dir', out, ...flags]);
+
   it(
     'build-images --deployed deploys the suite once and commits its layers; up --deployed starts from them, deploying nothing',
     async () => {
@@ -177,16 +181,7 @@ describe.skipIf(!isRoot)('deployed images on real libvirt in a network namespace
       expect(await ns.ostObjects('domain')).toEqual([]);
       expect(await ns.ostObjects('network')).toEqual([]);
 
-      const u = await ostNs([
-        'up',
-        'demo-d',
-        '--env-file',
-        envFile,
-        '--images-dir',
-        out,
-        '--deployed',
-        '--json',
-      ]);
+      const u = await upDemo('--deployed', '--json');
       expect(u.code, u.stderr).toBe(0);
       const r = JSON.parse(u.stdout) as EnvRecord;
       expect(r.deployed).toBe(true);
@@ -217,21 +212,12 @@ describe.skipIf(!isRoot)('deployed images on real libvirt in a network namespace
     'a changed deploy script makes them stale: --deployed names the script; --deployed=auto deploys at run time',
     async () => {
       writeScript('echo changed > /etc/ost-changed');
-      const u = await ostNs(['up', 'demo-d', '--env-file', envFile, '--images-dir', out, '--deployed']);
+      const u = await upDemo('--deployed');
       expect(u.code).toBe(1);
       expect(u.stderr).toContain('deploy script deploy.sh of vm changed');
       expect(u.stderr).toContain('--deployed=auto');
       expect(await ns.ostObjects('domain')).toEqual([]);
-      const a = await ostNs([
-        'up',
-        'demo-d',
-        '--env-file',
-        envFile,
-        '--images-dir',
-        out,
-        '--deployed=auto',
-        '--json',
-      ]);
+      const a = await upDemo('--deployed=auto', '--json');
       expect(a.code, a.stderr).toBe(0);
       const r = JSON.parse(a.stdout) as EnvRecord;
       expect(r.deployedFrom).toBeUndefined();
