@@ -156,11 +156,6 @@ export async function fetchState(r: PackageRepo, signal?: AbortSignal): Promise<
   );
 }
 
-/** The state of every repository of a layer, in order. */
-export async function fetchStates(repos: PackageRepo[], signal?: AbortSignal): Promise<UpstreamState[]> {
-  return Promise.all(repos.map((r) => fetchState(r, signal)));
-}
-
 /** Whether two recorded states name the same snapshots. */
 export function sameStates(a: UpstreamState[] | undefined, b: UpstreamState[]): boolean {
   if (!a || a.length !== b.length) return false;

@@ -13,6 +13,12 @@ import { sleep } from '../core/timers.js';
 
 /** Where the sshd's pid is written, as lagofy.sh names it. */
 export const SSHD_PID_FILE = 'sshd_pid';
+
+/**
+ * The env key's public half the SOCKS sshd authorizes, in the env dir: root's, 0644 in a 0755 folder (sshd
+ * reads it as the proxy user, who cannot enter `keys/`).
+ */
+export const SSHD_AUTHORIZED_KEY = 'proxy/authorized_keys';
 /** OST's sshd configuration for the helper, relative to the OST checkout. */
 export const SSHD_CONFIG = 'common/helpers/sshd_config';
 

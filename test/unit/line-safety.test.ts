@@ -9,6 +9,7 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 import { renderSpec, specDescription } from '../../src/builder/rpm/spec.js';
 import { main } from '../../src/cli/main.js';
 import { ConfigError, OstError } from '../../src/core/errors.js';
+import { oemCredential } from '../../src/guest/credentials.js';
 import { loadEnvironment } from '../../src/launcher/env/load.js';
 import { NAME } from '../../src/launcher/env/model.js';
 import { loadOstJson } from '../../src/launcher/env/ost-json.js';
@@ -320,5 +321,18 @@ describe("a spec's %description stays a body: no line of it can start a section"
     expect(d.split('\n')).toEqual(['a', ' %%post', 'touch /tmp/owned']);
     const s = renderSpec({ ...spec(), description: 'a\r%pre\n%post\r\n%files' });
     expect(s.split('\n').filter((l) => /^%(pre|post|files)\b/.test(l))).toEqual(['%files']);
+  });
+});
+
+describe('an SMBIOS credential is one OEM string', () => {
+  it('refuses a line break in the value and a line break or "=" in the name', () => {
+    expect(oemCredential('ssh.authorized_keys.root', 'ssh-ed25519 AAAA k')).toBe(
+      'io.systemd.credential:ssh.authorized_keys.root=ssh-ed25519 AAAA k',
+    );
+    expect(() => oemCredential('ssh.authorized_keys.root', 'ssh-ed25519 AAAA\nssh-rsa BBBB')).toThrow(
+      /holds a line break/,
+    );
+    expect(() => oemCredential('a=b', 'v')).toThrow(OstError);
+    expect(() => oemCredential('a\nb', 'v')).toThrow(OstError);
   });
 });

@@ -185,6 +185,19 @@ describe('the plan of an up', () => {
     }
   });
 
+  it("lists the SOCKS sshd's authorized key of an OST suite with --ipv6-only, readable by its user", () => {
+    const d = '/home/u/ost/deployment';
+    const at = (ipMode: 'ipv6' | 'dual') =>
+      planUp(inputs(ostSuite(), { ipMode, deployment: d, deploymentOwner: { uid: 1000, gid: 1000 } })).paths;
+    const six = at('ipv6');
+    expect(six.find((f) => f.path === '/run/ost/envs/0a1b2c3d/proxy')).toMatchObject({ uid: 0, mode: 0o755 });
+    expect(six.find((f) => f.path === '/run/ost/envs/0a1b2c3d/proxy/authorized_keys')).toMatchObject({
+      uid: 0,
+      mode: 0o644,
+    });
+    expect(at('dual').some((f) => f.path.includes('/proxy'))).toBe(false);
+  });
+
   it('decides each overlay base once: the custom layer when the image has one, else the image', () => {
     const layer: AppliedCustomLayer = {
       file: '/var/cache/ost/layers/k/layer.qcow2',

@@ -103,11 +103,11 @@ export async function stageCheckpointKeys(r: EnvRecord, ck: StoredCheckpoint): P
     for (const vm of keys ? r.vms : []) {
       if (staged.has(vm.key)) continue;
       const bytes = await readCheckpointKey(checkpointKeyFile(ck, vm.name, keys?.[vm.name]));
-      const tmp = `${vm.key}.revert`;
-      await atomicWriteFile(tmp, bytes, 0o600);
-      staged.set(vm.key, { tmp, pub: '' });
+      const entry = { tmp: `${vm.key}.revert`, pub: '' };
+      await atomicWriteFile(entry.tmp, bytes, 0o600);
+      staged.set(vm.key, entry);
       // its public half as ssh-keygen derives it from the key itself (which also proves it is one)
-      (staged.get(vm.key) as { pub: string }).pub = (await runArgv(publicKeyArgv(tmp))).stdout;
+      entry.pub = (await runArgv(publicKeyArgv(entry.tmp))).stdout;
     }
   } catch (err) {
     await discard();

@@ -58,7 +58,9 @@ export async function buildDeployed(o: DeployedBuildOptions): Promise<DeployedBu
   const started = Date.now();
   const env = o.up.env;
   const manifestFile = path.join(o.out, deployedManifestName(o.distro, env.suite));
+  const resolving = Date.now();
   const images = await resolveImages(env.vms, { imagesDir: o.out, qemu: qemuIdentity(), signal: o.signal });
+  const resolved = { images, ms: Date.now() - resolving };
   const inputs = await deployedInputs(env, images, o.ost);
   const key = deployedKey(inputs);
   const was = await readDeployedManifest(manifestFile).catch(() => undefined);
@@ -72,7 +74,13 @@ export async function buildDeployed(o: DeployedBuildOptions): Promise<DeployedBu
       key,
       durationMs: Date.now() - started,
     };
-  const rec = await up({ ...o.up, images: { ...o.up.images, imagesDir: o.out }, deploy: true, wait: true });
+  const rec = await up({
+    ...o.up,
+    images: { ...o.up.images, imagesDir: o.out },
+    resolved,
+    deploy: true,
+    wait: true,
+  });
   try {
     await step(o.reporter, 'shutdown', `shut ${rec.vms.length} VMs down`, () =>
       Promise.all(rec.vms.map((vm) => shutDown(rec.uri, vm))),

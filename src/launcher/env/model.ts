@@ -77,6 +77,13 @@ export interface Environment {
   vms: EnvVm[];
 }
 
+/** The distro of a suite's images: OST_IMAGES_DISTRO of an ost.json suite, else its first package image's. */
+export function suiteDistro(env: Environment): string | undefined {
+  return (
+    env.distro ?? env.vms.map((vm) => (vm.image.kind === 'package' ? vm.image.distro : '')).find(Boolean)
+  );
+}
+
 /** At most 98 NICs per network: host indexes 2–99, written as two decimal digits in the MAC (as OST does). */
 export const MAX_NICS_PER_NETWORK = 98;
 

@@ -5,13 +5,12 @@
 // keep the addresses of their deploy). `ost build-images --deployed` makes them; `ost up --deployed` starts
 // a suite's VMs from them when what they were made from is what the suite has now, else says which input
 // differs. Both sides work the inputs out here, the same way.
-import { readFileSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { OstError } from '../../core/errors.js';
 import { fileSha256, sha256, stableStringify } from '../../core/fsutil.js';
 import type { Environment } from '../env/model.js';
-import { imageKey, type ResolvedImage } from './resolve.js';
+import { imageKey, imageManifestFile, type ResolvedImage, readImageManifest } from './resolve.js';
 
 /** Increase when what a deployed layer holds, or how it is made, changes for the same inputs. */
 export const DEPLOYED_FORMAT = 1;
@@ -86,16 +85,10 @@ function suiteDefinition(env: Environment): unknown {
 
 /** The content key an image layer was built with: its manifest's, beside its qcow2 (`<image>.json`). */
 export function imageLayerKey(image: ResolvedImage): string {
-  const file = image.path.replace(/\.qcow2$/, '.json');
-  try {
-    const m: unknown = JSON.parse(readFileSync(file, 'utf8'));
-    const key = m && typeof m === 'object' && 'key' in m ? (m as { key: unknown }).key : undefined;
-    if (typeof key === 'string' && /^[0-9a-f]{64}$/.test(key)) return key;
-  } catch {
-    // below
-  }
+  const key = readImageManifest(image.path)?.key;
+  if (typeof key === 'string' && /^[0-9a-f]{64}$/.test(key)) return key;
   throw new OstError(
-    `image ${image.ref} (${image.path}) has no layer manifest with a key (${file}): deployed images are made from, and checked against, images ost built`,
+    `image ${image.ref} (${image.path}) has no layer manifest with a key (${imageManifestFile(image.path)}): deployed images are made from, and checked against, images ost built`,
     'use the images of an ost image set (ost build-images, or its ost-images-<distro>-<layer> RPMs)',
   );
 }

@@ -50,14 +50,22 @@ export interface ResolvedImage {
   sshCredential: boolean;
 }
 
-/** What the manifest beside an image (`<image>.json`, as the builder writes and the RPMs install it) says. */
-export function readsSshCredential(image: string): boolean {
+/** The manifest beside an image (`<image>.json`, as the builder writes and the RPMs install it). */
+export const imageManifestFile = (image: string) => image.replace(/\.qcow2$/, '.json');
+
+/** The fields of an image's manifest (undefined when it has none, or none that parses as an object). */
+export function readImageManifest(image: string): Record<string, unknown> | undefined {
   try {
-    const m: unknown = JSON.parse(readFileSync(image.replace(/\.qcow2$/, '.json'), 'utf8'));
-    return typeof m === 'object' && m !== null && (m as { sshCredential?: unknown }).sshCredential === true;
+    const m: unknown = JSON.parse(readFileSync(imageManifestFile(image), 'utf8'));
+    return typeof m === 'object' && m !== null ? (m as Record<string, unknown>) : undefined;
   } catch {
-    return false;
+    return undefined;
   }
+}
+
+/** Whether the image reads the SSH key credential, as its manifest says. */
+export function readsSshCredential(image: string): boolean {
+  return readImageManifest(image)?.sshCredential === true;
 }
 
 /** The display form of an image reference. */

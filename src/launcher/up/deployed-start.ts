@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { OstError } from '../../core/errors.js';
 import type { Reporter } from '../../core/events.js';
-import type { Environment } from '../env/model.js';
+import { type Environment, suiteDistro } from '../env/model.js';
 import {
   type DeployedManifest,
   deployedInputs,
@@ -25,13 +25,6 @@ export interface DeployedRequest {
   ost: string;
 }
 
-/** The distro of a suite's images: OST_IMAGES_DISTRO of an ost.json suite, else its first package image's. */
-function distroOf(env: Environment): string | undefined {
-  return (
-    env.distro ?? env.vms.map((vm) => (vm.image.kind === 'package' ? vm.image.distro : '')).find(Boolean)
-  );
-}
-
 /**
  * The deployed layers the VMs of `env` start from, checked; undefined (auto only) when there are none that
  * match, the up then deploying at run time.
@@ -44,7 +37,7 @@ export async function deployedStart(
   reporter: Reporter,
 ): Promise<DeployedStart | undefined> {
   const suite = env.suite;
-  const distro = distroOf(env);
+  const distro = suiteDistro(env);
   const first = env.vms[0] && images.get(imageKey(env.vms[0]));
   if (!distro || !first)
     throw new OstError(

@@ -13,6 +13,7 @@ import { type AppliedCustomLayer, envDirOf } from '../env-dir/record.js';
 import { MARKER } from '../env-dir/workdir.js';
 import type { Identity } from '../images/qemu-user.js';
 import { imageKey, type ResolvedImage } from '../images/resolve.js';
+import { SSHD_AUTHORIZED_KEY } from '../ipv6-proxy.js';
 import type { IpMode } from '../net/layout.js';
 import { type KeySource, type VmKey, vmKeys } from './plan-keys.js';
 
@@ -36,14 +37,12 @@ export interface VmPlan {
   image: ResolvedImage;
   /** The custom layer (--custom-repo) its overlay sits on, when it has one. */
   custom?: AppliedCustomLayer;
-  /** Absolute file names under the root overlay, top first (the custom layer, then the image's chain). */
+  /** Absolute file names under the root overlay, top first (a deployed or custom layer, then the image's chain). */
   chain: string[];
   /** The file the root overlay is created on when booting (and again for a second start). */
   overlayBase: string;
   /** With --from: the checkpoint's record of this VM (its frozen disks are the overlays' backing files). */
   checkpoint?: CheckpointVm;
-  /** With --deployed: its deployed layer, the file the root overlay is made on (on its image). */
-  deployed?: string;
   overlay: string;
   /** Extra disks; `base`: a deployed disk the disk is an overlay of (qcow2), else made empty. */
   disks: {
@@ -186,7 +185,6 @@ function vmPlan(
     chain: top ? [top, ...image.chain] : image.chain,
     overlayBase: top ?? image.path,
     checkpoint,
-    deployed: deployed?.root,
     overlay: path.join(overlayDir, `${vm.name}.qcow2`),
     // a restored VM's extra disks are overlays of the checkpoint's frozen files: qcow2 whatever they were
     disks: vm.disks.map((d) => {
@@ -207,6 +205,45 @@ function vmPlan(
     consoleLog: path.join(workdir, 'logs', vm.name),
     domainXml: path.join(workdir, 'libvirt', `domain-${vm.name}.xml`),
   };
+}
+
+/**
+ * The env's keys (each with its public half, which the guests get), an OST suite's deployment dir and, for
+ * ost.sh run -6's SOCKS sshd, the key it authorizes where its user can read it.
+ */
+function keyPaths(p: Omit<UpPlan, 'paths'>, ost: number): PlannedPath[] {
+  const out: PlannedPath[] = [];
+  for (const key of new Set(p.vms.map((v) => v.key)))
+    out.push(
+      { path: key, kind: 'file', uid: ost, mode: 0o600, what: 'private key' },
+      {
+        path: `${key}.pub`,
+        kind: 'file',
+        uid: ost,
+        mode: 0o644,
+        what: 'its public half (the guests get it)',
+      },
+    );
+  out.push(...deploymentPaths(p));
+  // ost.sh run -6's SOCKS sshd: the key it authorizes, where its user can read it
+  if (p.ostSuite && p.ipMode === 'ipv6') {
+    const proxyKey = path.join(p.workdir, SSHD_AUTHORIZED_KEY);
+    const proxyDir = {
+      path: path.dirname(proxyKey),
+      kind: 'dir',
+      uid: ost,
+      mode: 0o755,
+      what: 'the SOCKS sshd',
+    } as const;
+    out.push(proxyDir, {
+      path: proxyKey,
+      kind: 'file',
+      uid: ost,
+      mode: 0o644,
+      what: 'the key it authorizes',
+    });
+  }
+  return out;
 }
 
 /** Every directory and file the up makes, with its owner once it is done. */
@@ -239,18 +276,7 @@ function plannedPaths(i: PlanInputs, p: Omit<UpPlan, 'paths'>): PlannedPath[] {
     dir(path.join(p.workdir, 'keys'), 0o700, 'private keys'),
     { path: path.join(p.workdir, 'env.json'), kind: 'file', uid: ost, mode: 0o644, what: 'env record' },
   ];
-  for (const key of new Set(p.vms.map((v) => v.key)))
-    out.push(
-      { path: key, kind: 'file', uid: ost, mode: 0o600, what: 'private key' },
-      {
-        path: `${key}.pub`,
-        kind: 'file',
-        uid: ost,
-        mode: 0o644,
-        what: 'its public half (the guests get it)',
-      },
-    );
-  out.push(...deploymentPaths(p));
+  out.push(...keyPaths(p, ost));
   out.push(
     { path: p.overlayDir, kind: 'dir', uid: ost, gid: i.qemu.gid, mode: 0o750, what: 'overlay dir' },
     { path: path.join(p.overlayDir, '.reserve'), kind: 'file', uid: ost, mode: 0o640, what: 'room reserved' },

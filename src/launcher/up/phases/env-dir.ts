@@ -11,6 +11,7 @@ import { runArgv } from '../../../tools/run-tool.js';
 import { generateEd25519Argv, publicKeyArgv } from '../../../tools/ssh-keygen.js';
 import { virsh } from '../../../tools/virsh.js';
 import { readCheckpointKey } from '../../checkpoint/ssh-keys.js';
+import { suiteDistro } from '../../env/model.js';
 import {
   createDeployment,
   harnessKeyOf,
@@ -40,8 +41,7 @@ export function startingRecord(plan: UpPlan, owner: ProcessId, timings: Record<s
     kind: env.kind,
     ostRepo: env.ostRepo,
     ipMode: plan.ipMode,
-    distro:
-      env.distro ?? env.vms.map((vm) => (vm.image.kind === 'package' ? vm.image.distro : '')).find(Boolean),
+    distro: suiteDistro(env),
     status: 'starting',
     owner,
     created: new Date().toISOString(),

@@ -5,11 +5,9 @@ import * as path from 'node:path';
 import { InternalError, OstError } from '../../../core/errors.js';
 import { faultPoint } from '../../../core/fault.js';
 import { atomicWriteFile } from '../../../core/fsutil.js';
-import { runArgv } from '../../../tools/run-tool.js';
-import { publicKeyArgv } from '../../../tools/ssh-keygen.js';
 import { runDeployScripts } from '../../deploy.js';
 import { publishSshdPid } from '../../env-dir/deployment.js';
-import { startSshdProxy, stopSshdProxy } from '../../ipv6-proxy.js';
+import { SSHD_AUTHORIZED_KEY, startSshdProxy, stopSshdProxy } from '../../ipv6-proxy.js';
 import { layoutOf, settleAll } from '../context.js';
 import type { Phase, StartStrategy } from '../phase.js';
 
@@ -42,7 +40,6 @@ export function readyPhase(strategy: StartStrategy): Phase {
   };
 }
 
-/** The public half of a private key, next to it (`ssh-keygen -y`), for images that ship no `.pub`. */
 /**
  * The proxy sshd's authorized key: the env key's public half in `<env dir>/proxy/authorized_keys` — root's,
  * 0644 in a 0755 folder under the 0711 env dir. sshd reads a user's authorized keys as that user (the
@@ -50,13 +47,12 @@ export function readyPhase(strategy: StartStrategy): Phase {
  * writable by nobody else: `keys/` (0700) is out of their reach.
  */
 async function proxyAuthorizedKey(workdir: string, key: string): Promise<string> {
-  const pub = await fs
-    .readFile(`${key}.pub`, 'utf8')
-    .catch(async () => (await runArgv(publicKeyArgv(key))).stdout);
-  const dir = path.join(workdir, 'proxy');
+  // every env key has its public half beside it (makeKey)
+  const pub = await fs.readFile(`${key}.pub`, 'utf8');
+  const file = path.join(workdir, SSHD_AUTHORIZED_KEY);
+  const dir = path.dirname(file);
   await fs.mkdir(dir, { recursive: true, mode: 0o755 });
   await fs.chmod(dir, 0o755);
-  const file = path.join(dir, 'authorized_keys');
   await atomicWriteFile(file, pub, 0o644);
   return file;
 }
