@@ -23,7 +23,7 @@ import { fileSha256, removeTree, sha256 } from '../../src/core/fsutil.js';
 import { acquireLock } from '../../src/core/lock.js';
 import { dnfInstallArgv } from '../../src/tools/dnf.js';
 import { runArgv } from '../../src/tools/run-tool.js';
-import { REPO_ROOT } from '../helpers/sets.js';
+import { REPO_ROOT } from '../helpers/repo-root.js';
 import { ensureBuilt, ost } from './helpers.js';
 
 /** Where the shared set of one key lives, and how it was made. */

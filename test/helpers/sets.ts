@@ -25,7 +25,7 @@ export function tempTree(files: Record<string, string>): string {
   return dir;
 }
 
-export const REPO_ROOT = path.resolve(import.meta.dirname, '../..');
+export { REPO_ROOT } from './repo-root.js';
 
 /** The ConfigError that loading `file` as an image set throws (fails the test when it loads). */
 export function setProblems(file: string): ConfigError {
