@@ -23,7 +23,7 @@ import type { ImageSet, Layer } from './plan/model.js';
 import { checkLayerFlags, makePlan, type PlanEntry, planFetches } from './plan/plan.js';
 import { adoptKeyPair, openCache } from './repo/cache-repo.js';
 import { BuildFailedError, type BuildResult } from './result.js';
-import { packageName } from './rpm/pack.js';
+import { packageName } from './rpm/rpm-file.js';
 import { actionsFor, contextFor } from './run-layer.js';
 import { schedule } from './schedule.js';
 import { upstreamStates } from './upstream.js';

@@ -15,7 +15,9 @@ import { readRepo } from './repo/metadata.js';
 import { type PublishResult, publishSet } from './repo/publish.js';
 import { type VerifyInstallResult, verifyInstall } from './repo/verify-install.js';
 import { builtManifests } from './rpm/built-manifests.js';
-import { buildProvide, isSignedRpm, type PackedRpm, packSet } from './rpm/pack.js';
+import { type DeployedPackageInput, deployedMismatch, deployedProvide } from './rpm/deployed.js';
+import { packSet } from './rpm/pack.js';
+import { buildProvide, isSignedRpm, type PackedRpm } from './rpm/rpm-file.js';
 import { checkImage, checkRelocatableChain } from './verify.js';
 
 export interface ReleaseOptions {
@@ -26,6 +28,11 @@ export interface ReleaseOptions {
   payload?: string;
   /** GPG key id (in $GNUPGHOME) to sign RPMs and repomd.xml with. */
   signKey?: string;
+  /**
+   * Suites' deployed layers in the build dir to publish with the set (rpm/deployed.ts). One made on another
+   * build of a layer is left out, and said so (`skipped`): the repository keeps serving the last one.
+   */
+  deployed?: DeployedPackageInput[];
   /**
    * Do nothing when the repository already serves this build of every layer (build-images --publish: a night
    * without changes takes seconds). publish-images always publishes (retention, signing, a repaired repo).
@@ -41,6 +48,8 @@ export interface ReleaseResult {
   rpms: PackedRpm[];
   verify?: VerifyInstallResult;
   publish?: PublishResult;
+  /** Deployed packages not published, and why. */
+  skipped: { suite: string; reason: string }[];
 }
 
 /**
@@ -51,14 +60,17 @@ export async function servesBuild(
   set: ImageSet,
   manifests: Map<string, LayerManifest>,
   repo: string,
+  deployed: DeployedPackageInput[] = [],
 ): Promise<boolean> {
   const pkgs = await readRepo(repo).catch(() => undefined);
   if (!pkgs) return false;
-  return set.layers.every((l) => {
-    const want = manifests.get(l.name)?.buildId.replace(/-/g, '');
-    const provide = buildProvide(set.distro, l.name);
-    return pkgs.some((p) => p.provides.some((x) => x.name === provide && x.version === want));
-  });
+  const serves = (provide: string, version: string | undefined) =>
+    pkgs.some((p) => p.provides.some((x) => x.name === provide && x.version === version));
+  return (
+    set.layers.every((l) =>
+      serves(buildProvide(set.distro, l.name), manifests.get(l.name)?.buildId.replace(/-/g, '')),
+    ) && deployed.every((d) => serves(deployedProvide(set.distro, d.suite), d.key))
+  );
 }
 
 /** Pack the built set, verify that it installs, then publish it to the repository. */
@@ -76,6 +88,28 @@ export async function releaseSet(set: ImageSet, opts: ReleaseOptions): Promise<R
   }
 }
 
+/** The deployed packages that go with this set (made on its layer builds); the others said and skipped. */
+function deployedWithSet(
+  set: ImageSet,
+  manifests: Map<string, LayerManifest>,
+  inputs: DeployedPackageInput[],
+  reporter: Reporter,
+): { deployed: DeployedPackageInput[]; skipped: ReleaseResult['skipped'] } {
+  const skipped: ReleaseResult['skipped'] = [];
+  const deployed = inputs.filter((d) => {
+    const why = deployedMismatch(set, d, manifests);
+    if (why) {
+      skipped.push({ suite: d.suite, reason: why });
+      reporter({
+        type: 'warning',
+        message: `the deployed package of suite ${d.suite} is not published with this set: ${why}; build it again: ost build-images ${set.file} --deployed ${d.suite}`,
+      });
+    }
+    return !why;
+  });
+  return { deployed, skipped };
+}
+
 async function release(
   set: ImageSet,
   paths: BuildPaths,
@@ -83,12 +117,13 @@ async function release(
   reporter: Reporter,
 ): Promise<ReleaseResult> {
   const manifests = await builtManifests(set, paths); // a clear error when the set is not (completely, currently) built
-  if (opts.skipIfServed && !opts.squash?.length && (await servesBuild(set, manifests, opts.repo))) {
+  const { deployed, skipped } = deployedWithSet(set, manifests, opts.deployed ?? [], reporter);
+  if (opts.skipIfServed && !opts.squash?.length && (await servesBuild(set, manifests, opts.repo, deployed))) {
     reporter({
       type: 'info',
-      message: `nothing new to publish: ${opts.repo} already serves this build of every layer`,
+      message: `nothing new to publish: ${opts.repo} already serves this build of every layer${deployed.length ? ' and deployed package' : ''}`,
     });
-    return { unchanged: true, rpms: [] };
+    return { unchanged: true, rpms: [], skipped };
   }
   await step(
     reporter,
@@ -113,6 +148,7 @@ async function release(
       manifests,
       payload: opts.payload,
       squash: opts.squash,
+      deployed,
       reporter,
       signal: opts.signal,
     }),
@@ -144,5 +180,5 @@ async function release(
   if (gpgKey) await fs.rm(gpgKey, { force: true });
   // the scratch dirs are gone by now: leave no empty .work behind (a committed out dir has none)
   await fs.rmdir(paths.workRoot()).catch(() => {});
-  return { unchanged: false, rpms, verify, publish };
+  return { unchanged: false, rpms, verify, publish, skipped };
 }

@@ -10,7 +10,7 @@ import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ImageSet } from '../../src/builder/plan/model.js';
 import { publishSet } from '../../src/builder/repo/publish.js';
-import type { PackedRpm } from '../../src/builder/rpm/pack.js';
+import type { PackedRpm } from '../../src/builder/rpm/rpm-file.js';
 import { run } from '../../src/core/exec.js';
 import { tinyLayerRpm } from '../helpers/rpms.js';
 import { REPO_ROOT } from '../helpers/sets.js';

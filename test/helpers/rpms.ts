@@ -2,7 +2,7 @@
 // names, provides and exact-version requires as ost's layer packages, a few KB of payload.
 import { writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import type { PackedRpm } from '../../src/builder/rpm/pack.js';
+import type { PackedRpm } from '../../src/builder/rpm/rpm-file.js';
 import { renderSpec } from '../../src/builder/rpm/spec.js';
 import { run } from '../../src/core/exec.js';
 import { rpmbuildArgv } from '../../src/tools/rpmbuild.js';

@@ -20,13 +20,13 @@ import { REPO_ROOT, tempTree } from '../helpers/sets.js';
 const KEY = (c: string) => c.repeat(64);
 
 /** demo-suite on images in `dir` (a manifest with `key` beside each), its deploy script copied there. */
-function suiteIn(dir: string, imageKeyChar = 'a') {
+function suiteIn(dir: string, imageKeyChar = 'a', build = 'build-1') {
   const env = loadEnvironment(path.join(REPO_ROOT, 'ost-env.yaml'), 'demo-suite');
   const images = new Map<string, ResolvedImage>();
   for (const vm of env.vms) {
     const ref = vm.image.kind === 'package' ? `${vm.image.distro}-${vm.image.layer}` : 'x';
     const file = path.join(dir, `${ref}.qcow2`);
-    writeFileSync(path.join(dir, `${ref}.json`), JSON.stringify({ key: KEY(imageKeyChar) }));
+    writeFileSync(path.join(dir, `${ref}.json`), JSON.stringify({ key: KEY(imageKeyChar), buildId: build }));
     images.set(imageKey(vm), { ref, path: file, chain: [file], virtualSize: 1, sshCredential: true });
   }
   return { env, images };
@@ -48,6 +48,13 @@ describe('what deployed layers are made from', () => {
       `engine's image debian12-engine-installed is another build (key ${KEY('b').slice(0, 12)}, deployed on ${KEY('a').slice(0, 12)})`,
       `host-0's image debian12-host-installed is another build (key ${KEY('b').slice(0, 12)}, deployed on ${KEY('a').slice(0, 12)})`,
     ]);
+    // the same key built again: other bytes under the deployed overlay
+    const rebuilt = suiteIn(tempTree({}), 'a', 'build-2');
+    const r = await deployedInputs(env, rebuilt.images, 'ost-1/format-4');
+    expect(deployedKey(r)).not.toBe(deployedKey(a));
+    expect(inputDifferences(a, r)[0]).toBe(
+      "engine's image debian12-engine-installed was built again (build build-2, deployed on build build-1): the deployed layer holds changes to the other build's bytes",
+    );
     // a deploy script's bytes
     const script = path.join(dir, 'deploy.sh');
     writeFileSync(script, 'echo one\n');
@@ -77,8 +84,10 @@ describe('what deployed layers are made from', () => {
     const dir = tempTree({});
     const { env, images } = suiteIn(dir);
     const first = [...images.values()][0] as ResolvedImage;
-    writeFileSync(first.path.replace(/\.qcow2$/, '.json'), '{}');
-    await expect(deployedInputs(env, images, 'v')).rejects.toThrow(/has no layer manifest with a key/);
+    writeFileSync(first.path.replace(/\.qcow2$/, '.json'), JSON.stringify({ key: KEY('a') }));
+    await expect(deployedInputs(env, images, 'v')).rejects.toThrow(
+      /has no layer manifest with a key and build id/,
+    );
   });
 });
 

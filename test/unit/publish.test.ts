@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import type { ImageSet } from '../../src/builder/plan/model.js';
 import { readRepo } from '../../src/builder/repo/metadata.js';
 import { publishSet, readSetRecords } from '../../src/builder/repo/publish.js';
-import type { PackedRpm } from '../../src/builder/rpm/pack.js';
+import type { PackedRpm } from '../../src/builder/rpm/rpm-file.js';
 import { run } from '../../src/core/exec.js';
 import { rpmsignArgv } from '../../src/tools/rpmbuild.js';
 import { tinyLayerRpm } from '../helpers/rpms.js';

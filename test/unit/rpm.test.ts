@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { findLayer, usableHit } from '../../src/builder/repo/cache-repo.js';
 import { parsePrimary } from '../../src/builder/repo/metadata.js';
 import { filesToKeep, type SetRecord } from '../../src/builder/repo/publish.js';
-import { assertNoScripts } from '../../src/builder/rpm/pack.js';
+import { assertNoScripts } from '../../src/builder/rpm/rpm-file.js';
 import { payloadProblem, releaseFor, renderSpec } from '../../src/builder/rpm/spec.js';
 import { run } from '../../src/core/exec.js';
 import { createrepoArgv } from '../../src/tools/createrepo.js';

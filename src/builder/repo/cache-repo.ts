@@ -12,7 +12,7 @@ import { commitFile, exists, fileSha256, linkOrCopy, removeTree } from '../../co
 import { runArgv } from '../../tools/run-tool.js';
 import { type BuildPaths, dropManifest, type LayerManifest, writeManifest } from '../build-dir.js';
 import { layerFileName } from '../plan/model.js';
-import { buildProvide, layerProvide, parentBuildProvide } from '../rpm/pack.js';
+import { buildProvide, layerProvide, parentBuildProvide } from '../rpm/rpm-file.js';
 import { IMAGES_PREFIX } from '../rpm/spec.js';
 import { type RepoPackage, readRepo } from './metadata.js';
 

@@ -14,7 +14,7 @@ import { createrepoArgv } from '../../tools/createrepo.js';
 import { parseDeps, queryProvidesArgv } from '../../tools/rpmbuild.js';
 import { runArgv } from '../../tools/run-tool.js';
 import type { ImageSet } from '../plan/model.js';
-import { isSignedRpm, type PackedRpm } from '../rpm/pack.js';
+import { isSignedRpm, type PackedRpm } from '../rpm/rpm-file.js';
 
 /** What one publish of a complete set recorded (repo/.ost/sets/<distro>/<stamp>.json). */
 export interface SetRecord {
@@ -27,7 +27,8 @@ export interface SetRecord {
     layer: string;
     key: string;
     squashed: boolean;
-    requires?: string;
+    /** What it requires by exact version: a layer its parent, a deployed package every layer it sits on. */
+    requires?: string | string[];
   }[];
 }
 
@@ -104,8 +105,10 @@ export function filesToKeep(records: SetRecord[], keep: number): Set<string> {
   for (let p = queue.pop(); p; p = queue.pop()) {
     if (files.has(p.file)) continue;
     files.add(p.file);
-    const dep = p.requires ? byNevr.get(p.requires) : undefined;
-    if (dep) queue.push(dep);
+    for (const req of [p.requires ?? []].flat()) {
+      const dep = byNevr.get(req);
+      if (dep) queue.push(dep);
+    }
   }
   return files;
 }
@@ -249,7 +252,7 @@ function setRecord(set: ImageSet, rpms: PackedRpm[], files: Map<string, string>)
       layer: r.layer,
       key: r.key,
       squashed: r.squashed,
-      requires: r.requires,
+      requires: r.deployed?.pins ?? r.requires,
     })),
   };
 }

@@ -11,7 +11,7 @@ import { dnfInstallArgv } from '../../tools/dnf.js';
 import { info } from '../../tools/qemu-img.js';
 import { runArgv } from '../../tools/run-tool.js';
 import { chainOf, type ImageSet, layerFileName, leavesOf } from '../plan/model.js';
-import { assertNoScripts, type PackedRpm } from '../rpm/pack.js';
+import { assertNoScripts, type PackedRpm } from '../rpm/rpm-file.js';
 import { IMAGES_PREFIX } from '../rpm/spec.js';
 
 export interface VerifyInstallOptions {
@@ -47,7 +47,7 @@ export async function verifyInstall(
     const leaves = leavesOf(set);
     const wanted = [
       ...rpms.filter((r) => !r.squashed && leaves.includes(r.layer)).map((r) => r.name),
-      ...rpms.filter((r) => r.squashed).map((r) => r.name),
+      ...rpms.filter((r) => r.squashed || r.deployed).map((r) => r.name),
     ];
     const t0 = Date.now();
     await runArgv(
@@ -78,6 +78,19 @@ export async function verifyInstall(
           throw new OstError(`installed ${leaf} resolves outside the install root: ${abs}`);
       }
     }
+    // a suite's deployed layers: each on the chain of the layer it sits on, inside the root
+    for (const r of rpms)
+      for (const d of r.deployed?.roots ?? []) {
+        const chain = await info(path.join(dir, d.file));
+        const expected = chainOf(set, d.layer).length + 1;
+        if (chain.length !== expected)
+          throw new OstError(
+            `installed ${d.file} of ${r.name} has a chain of ${chain.length} image(s), expected ${expected}`,
+          );
+        for (const img of chain)
+          if (!path.resolve(dir, img.filename).startsWith(`${root}/`))
+            throw new OstError(`installed ${d.file} of ${r.name} resolves outside the install root`);
+      }
     for (const r of rpms.filter((x) => x.squashed)) {
       const chain = await info(path.join(dir, `${set.distro}-${r.layer}-squashed.qcow2`));
       if (chain.length !== 1) throw new OstError(`squashed ${r.layer} still has a backing file`);

@@ -1,42 +1,34 @@
-// Pack every layer of a built set into its own RPM (and squashed RPMs on request). Unchanged layers keep
-// their existing RPM, so a new set only adds the RPMs of layers that were rebuilt.
+// Pack every layer of a built set into its own RPM (and squashed RPMs and suites' deployed packages on
+// request). Unchanged layers keep their existing RPM, so a new set only adds the RPMs of layers that were
+// rebuilt.
 import { existsSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import { OstError, UsageError } from '../../core/errors.js';
+import { UsageError } from '../../core/errors.js';
 import type { Reporter } from '../../core/events.js';
 import { atomicWriteFile, commitFile, exists, removeTree } from '../../core/fsutil.js';
 import { redactUrlsIn } from '../../core/redact-url.js';
 import { requireTools } from '../../core/require-tool.js';
-import { rpmPackageScriptsArgv } from '../../tools/rpm.js';
-import { rpmbuildArgv } from '../../tools/rpmbuild.js';
 import { runArgv } from '../../tools/run-tool.js';
 import { BuildPaths, type LayerManifest } from '../build-dir.js';
 import { chainOf, type ImageSet, type Layer, layerFileName } from '../plan/model.js';
 import { builtManifests } from './built-manifests.js';
-import { DEFAULT_PAYLOAD, type RpmFile, type RpmSpec, releaseFor, renderSpec } from './spec.js';
-
-/** The version of every ost-images RPM: the release (build time) tells builds apart. */
-export const RPM_VERSION = '1';
-
-/** One packed RPM and what it stands for. */
-export interface PackedRpm {
-  name: string;
-  version: string;
-  release: string;
-  file: string;
-  layer: string;
-  key: string;
-  buildId: string;
-  parentBuildId?: string;
-  squashed: boolean;
-  /** `name = version-release` of the RPM it requires, if any. */
-  requires?: string;
-  /** Whether this run built it (false: an existing RPM was reused). */
-  built: boolean;
-  buildMs?: number;
-  bytes: number;
-}
+import { type DeployedPackageInput, packDeployed } from './deployed.js';
+import {
+  buildProvide,
+  buildRpm,
+  chooseRelease,
+  layerProvide,
+  type PackedRpm,
+  type PackRun,
+  packageName,
+  parentBuildProvide,
+  RPM_VERSION,
+  rpmFileName,
+  type Sidecar,
+  squashedName,
+} from './rpm-file.js';
+import { DEFAULT_PAYLOAD, type RpmFile, type RpmSpec } from './spec.js';
 
 /** Where the built set is, how to pack it, and what to squash. */
 export interface PackOptions {
@@ -45,89 +37,10 @@ export interface PackOptions {
   manifests?: Map<string, LayerManifest>;
   payload?: string;
   squash?: string[];
+  /** Suites' deployed layers to pack, each pinned to the releases of the layers it sits on. */
+  deployed?: DeployedPackageInput[];
   reporter?: Reporter;
   signal?: AbortSignal;
-}
-
-export const packageName = (distro: string, layer: string) => `ost-images-${distro}-${layer}`;
-export const squashedName = (distro: string, layer: string) => `ost-images-${distro}-${layer}-squashed`;
-export const layerProvide = (distro: string, layer: string) => `ost-images-layer(${distro}-${layer})`;
-export const buildProvide = (distro: string, layer: string) => `ost-images-build(${distro}-${layer})`;
-export const parentBuildProvide = (distro: string, layer: string) =>
-  `ost-images-parent-build(${distro}-${layer})`;
-
-interface Sidecar {
-  name: string;
-  release: string;
-  buildId: string;
-  key: string;
-  payload: string;
-  squashed: boolean;
-}
-
-const rpmFileName = (name: string, release: string) => `${name}-${RPM_VERSION}-${release}.noarch.rpm`;
-
-/** Pick the release for a build: YYYYMMDDHHMM of the build, suffixed .1, .2… if that minute is taken by another build. */
-async function chooseRelease(rpms: string, name: string, builtAt: string, buildId: string, payload: string) {
-  const base = releaseFor(builtAt);
-  for (let i = 0; ; i++) {
-    const release = i === 0 ? base : `${base}.${i}`;
-    const side = path.join(rpms, `${name}-${RPM_VERSION}-${release}.json`);
-    if (!(await exists(side))) return { release, reuse: false };
-    const s = JSON.parse(await fs.readFile(side, 'utf8')) as Sidecar;
-    if (s.buildId === buildId) {
-      const reuse = s.payload === payload && (await exists(path.join(rpms, rpmFileName(name, release))));
-      return { release, reuse };
-    }
-  }
-}
-
-async function buildRpm(
-  spec: RpmSpec,
-  rpms: string,
-  work: string,
-  signal?: AbortSignal,
-): Promise<{ file: string; ms: number }> {
-  const top = path.join(work, spec.name);
-  await removeTree(top);
-  await fs.mkdir(top, { recursive: true });
-  const specFile = path.join(top, `${spec.name}.spec`);
-  await fs.writeFile(specFile, renderSpec(spec));
-  const t0 = Date.now();
-  await runArgv(rpmbuildArgv(specFile, top), { signal, logFile: path.join(top, 'rpmbuild.log') });
-  const ms = Date.now() - t0;
-  const built = path.join(top, 'RPMS', 'noarch', rpmFileName(spec.name, spec.release));
-  await assertNoScripts(built);
-  const dest = path.join(rpms, rpmFileName(spec.name, spec.release));
-  await commitFile(built, dest);
-  await removeTree(top);
-  return { file: dest, ms };
-}
-
-/**
- * A layer RPM is data only: any scriptlet or trigger in it would run as root on every host that installs
- * it (a set file's text must never become one). Checked on every packed RPM and again before publishing.
- */
-export async function assertNoScripts(file: string): Promise<void> {
-  const r = await runArgv(rpmPackageScriptsArgv(file));
-  if (r.stdout.trim() !== '')
-    throw new OstError(
-      `${path.basename(file)} contains scriptlets, which ost never writes:\n${r.stdout.trim()}`,
-      'do not publish it; report this as a bug of ost with the set file that made it',
-    );
-}
-
-/** Whether an RPM file carries a signature (a header, or a header+payload one). */
-export async function isSignedRpm(file: string): Promise<boolean> {
-  const r = await runArgv([
-    'rpm',
-    '-qp',
-    '--nosignature',
-    '--qf',
-    '%{RSAHEADER:pgpsig}|%{DSAHEADER:pgpsig}|%{SIGPGP:pgpsig}',
-    file,
-  ]);
-  return r.stdout.split('|').some((x) => x !== '(none)' && x.trim() !== '');
 }
 
 /** The files of a layer RPM: image, manifest, package lists; the base also carries the set's key pair. */
@@ -200,21 +113,9 @@ export async function packSet(set: ImageSet, opts: PackOptions): Promise<PackedR
     result.push(
       await packSquashed(run, manifests.get(layer) as LayerManifest, releases.get(layer) as string),
     );
+  for (const d of opts.deployed ?? []) result.push(await packDeployed(run, d, releases));
   await removeTree(work);
   return result;
-}
-
-/** What packing every RPM of a set shares: the set, its build dir, the payload, where RPMs go. */
-interface PackRun {
-  set: ImageSet;
-  paths: BuildPaths;
-  payload: string;
-  /** The folder of packed RPMs (and their sidecar .json). */
-  rpms: string;
-  /** rpmbuild's scratch folder. */
-  work: string;
-  reporter: Reporter;
-  signal: AbortSignal | undefined;
 }
 
 /** One layer's RPM: reused if this build is packed with this payload already, else built; needs its parent's. */

@@ -16,10 +16,11 @@ import { BUILDER_VERSION } from '../../builder/version.js';
 import { detectAccel } from '../../core/accel.js';
 import { onInterrupt } from '../../core/cleanup.js';
 import type { OstConfig } from '../../core/config.js';
-import { InterruptedError, UsageError } from '../../core/errors.js';
+import { errorMessage, InterruptedError, OstError, UsageError } from '../../core/errors.js';
 import { buildDeployed, type DeployedBuildResult } from '../../launcher/deployed/build.js';
 import { cliReporter } from '../reporter.js';
 import { setFileWriters } from './common.js';
+import { deployedPackageInput } from './deployed-package.js';
 import { deployUpOptions } from './env.js';
 import { publishFlags, releaseSummary, releaseText } from './publish-images.js';
 
@@ -116,13 +117,18 @@ async function buildSet(loaded: ImageSet, args: BuildImagesArgs, config: OstConf
     });
     if (custom && !args.dryRun && !args.skipCustomCheck)
       await checkBuiltLeaves(result.out, set, custom.repos);
-    const deployed = args.dryRun ? [] : await deploySuites(set, result.out, args, config, ui, abort.signal);
+    const deployed = args.dryRun
+      ? { done: [], failed: [] }
+      : await deploySuites(set, result.out, args, config, ui, abort.signal);
     const release =
       args.publish && !args.dryRun
         ? await releaseSet(set, {
             out: result.out,
             repo: args.publish,
             ...publishFlags(args),
+            deployed: await Promise.all(
+              deployed.done.map((d) => deployedPackageInput(result.out, set.distro, d.suite)),
+            ),
             skipIfServed: true,
             reporter: ui.reporter,
             signal: abort.signal,
@@ -131,6 +137,7 @@ async function buildSet(loaded: ImageSet, args: BuildImagesArgs, config: OstConf
     ui.stop();
     process.stdout.write(`${buildReport(set, result, release, args, Date.now() - started, deployed)}\n`);
     if (result.incomplete) throw new IncompletePlanError(result.incomplete);
+    if (deployed.failed.length > 0) throw deployFailure(deployed.failed, release !== undefined);
   } catch (err) {
     if (abort.signal.aborted) {
       throw new InterruptedError(
@@ -152,7 +159,7 @@ function buildReport(
   release: ReleaseResult | undefined,
   args: BuildImagesArgs,
   durationMs: number,
-  deployed: DeployedBuildResult[] = [],
+  deployed: DeployOutcome,
 ): string {
   if (args.json) {
     const doc = args.dryRun
@@ -169,7 +176,8 @@ function buildReport(
             key: o.manifest?.key,
             allocatedBytes: o.manifest?.allocatedBytes,
           })),
-          ...(deployed.length ? { deployed } : {}),
+          ...(deployed.done.length ? { deployed: deployed.done } : {}),
+          ...(deployed.failed.length ? { deployFailed: deployed.failed } : {}),
           ...(release ? { published: releaseSummary(release) } : {}),
         };
     return JSON.stringify(doc, null, 2);
@@ -178,7 +186,7 @@ function buildReport(
   const count = (status: string) => result.outcomes.filter((o) => o.status === status).length;
   const fetched = count('fetched');
   const line = `${set.distro}: ${count('built')} built, ${fetched ? `${fetched} fetched, ` : ''}${count('cached')} cached in ${(durationMs / 1000).toFixed(1)}s → ${result.out}`;
-  const dep = deployed.map(
+  const dep = deployed.done.map(
     (d) => `deployed ${d.suite}: ${d.status} in ${(d.durationMs / 1000).toFixed(1)}s → ${d.manifest}`,
   );
   return [line, ...dep, ...(release ? [releaseText(release, args.publish as string)] : [])].join('\n');
@@ -198,7 +206,17 @@ async function checkBuiltLeaves(out: string, set: ImageSet, repos: CustomRepo[])
   checkWithRepoBuild(set, repos, manifests, pkglists);
 }
 
-/** --deployed: each suite brought up on the set's images, deployed, and committed as its deployed layers. */
+/** What --deployed did: each suite's deployed layers built or found current, and the suites whose deploy failed. */
+interface DeployOutcome {
+  done: DeployedBuildResult[];
+  failed: { suite: string; error: string }[];
+}
+
+/**
+ * --deployed: each suite brought up on the set's images, deployed, and committed as its deployed layers. A
+ * suite whose deploy fails is said and left out (the set and the other suites are still published; the
+ * repository keeps serving that suite's last deployed package).
+ */
 async function deploySuites(
   set: ImageSet,
   out: string,
@@ -206,25 +224,42 @@ async function deploySuites(
   config: OstConfig,
   ui: ReturnType<typeof cliReporter>,
   signal: AbortSignal,
-): Promise<DeployedBuildResult[]> {
-  const done: DeployedBuildResult[] = [];
+): Promise<DeployOutcome> {
+  const outcome: DeployOutcome = { done: [], failed: [] };
   for (const suite of args.deployed ?? []) {
-    const up = await deployUpOptions(
-      { suite, envFile: args.envFile, ostRepo: args.ostRepo, timeout: 1800, imagesDir: out },
-      config,
-      ui,
-      signal,
-    );
-    done.push(
-      await buildDeployed({
-        up,
-        out,
-        distro: set.distro,
-        ost: BUILDER_VERSION,
-        reporter: ui.reporter,
+    try {
+      const up = await deployUpOptions(
+        { suite, envFile: args.envFile, ostRepo: args.ostRepo, timeout: 1800, imagesDir: out },
+        config,
+        ui,
         signal,
-      }),
-    );
+      );
+      outcome.done.push(
+        await buildDeployed({
+          up,
+          out,
+          distro: set.distro,
+          ost: BUILDER_VERSION,
+          reporter: ui.reporter,
+          signal,
+        }),
+      );
+    } catch (err) {
+      if (signal.aborted) throw err;
+      const error = err instanceof OstError && err.hint ? `${err.message} (${err.hint})` : errorMessage(err);
+      outcome.failed.push({ suite, error });
+      ui.reporter({ type: 'warning', message: `the deploy of suite ${suite} failed: ${error}` });
+    }
   }
-  return done;
+  return outcome;
+}
+
+/** The suites whose deploy failed, as the error build-images exits with once the rest is published. */
+function deployFailure(failed: DeployOutcome['failed'], published: boolean): OstError {
+  return new OstError(
+    `the deploy of ${failed.map((f) => `suite ${f.suite}`).join(', ')} failed: ${failed.map((f) => f.error).join('; ')}`,
+    published
+      ? 'the set was published without their deployed packages: the repository still serves the last ones, pinned to the images they were made on'
+      : 'fix the deploy and run build-images again (the layers are built and cached)',
+  );
 }

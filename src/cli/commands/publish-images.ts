@@ -8,6 +8,7 @@ import type { OstConfig } from '../../core/config.js';
 import { InterruptedError } from '../../core/errors.js';
 import { cliReporter } from '../reporter.js';
 import { setFileWriters } from './common.js';
+import { deployedPackagesIn } from './deployed-package.js';
 
 /** The options shared by publish-images and build-images --publish. */
 export interface PublishFlags {
@@ -47,17 +48,24 @@ export function releaseSummary(r: ReleaseResult) {
     installMs: r.verify?.installMs,
     added: r.publish?.added ?? [],
     removed: r.publish?.removed ?? [],
+    ...(r.skipped.length ? { deployedSkipped: r.skipped } : {}),
   };
 }
 
 export function releaseText(r: ReleaseResult, repo: string): string {
+  const skipped = r.skipped.map((x) => `deployed package of suite ${x.suite} not published: ${x.reason}`);
   if (r.unchanged || !r.verify || !r.publish)
-    return `nothing new to publish: ${repo} already serves this build of every layer`;
+    return [`nothing new to publish: ${repo} already serves this build of every layer`, ...skipped].join(
+      '\n',
+    );
   const packed = r.rpms.filter((x) => x.built).length;
-  return (
+  const deployed = r.rpms.filter((x) => x.deployed).map((x) => `${x.name}-${x.version}-${x.release}`);
+  return [
     `packed ${packed} new RPM(s) (${r.rpms.length - packed} unchanged), verified install in ` +
-    `${(r.verify.installMs / 1000).toFixed(1)}s, published to ${repo}: ${r.publish.added.length} added, ${r.publish.removed.length} removed`
-  );
+      `${(r.verify.installMs / 1000).toFixed(1)}s, published to ${repo}: ${r.publish.added.length} added, ${r.publish.removed.length} removed`,
+    ...(deployed.length ? [`with the deployed package(s) ${deployed.join(', ')}`] : []),
+    ...skipped,
+  ].join('\n');
 }
 
 export async function publishImagesCommand(args: PublishImagesArgs, config: OstConfig): Promise<void> {
@@ -68,11 +76,18 @@ export async function publishImagesCommand(args: PublishImagesArgs, config: OstC
   const ui = cliReporter({ quiet: args.json });
   const abort = new AbortController();
   const off = onInterrupt(abort, () => process.exit(130));
+  const out = path.resolve(args.out ?? path.join('build', set.distro));
   try {
     const r = await releaseSet(set, {
-      out: path.resolve(args.out ?? path.join('build', set.distro)),
+      out,
       repo: args.repo,
       ...publishFlags(args),
+      // every suite's deployed layers in the build dir (one made on other builds of the layers is left out)
+      deployed: await deployedPackagesIn(
+        out,
+        set.distro,
+        set.layers.map((l) => l.name),
+      ),
       reporter: ui.reporter,
       signal: abort.signal,
     });

@@ -74,6 +74,8 @@ export async function buildDeployed(o: DeployedBuildOptions): Promise<DeployedBu
       key,
       durationMs: Date.now() - started,
     };
+  // stale from here on: a failure below leaves no manifest naming half-replaced layers
+  if (was) await fs.rm(manifestFile, { force: true });
   const rec = await up({
     ...o.up,
     images: { ...o.up.images, imagesDir: o.out },

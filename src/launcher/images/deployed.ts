@@ -13,7 +13,7 @@ import type { Environment } from '../env/model.js';
 import { imageKey, imageManifestFile, type ResolvedImage, readImageManifest } from './resolve.js';
 
 /** Increase when what a deployed layer holds, or how it is made, changes for the same inputs. */
-export const DEPLOYED_FORMAT = 1;
+export const DEPLOYED_FORMAT = 2;
 
 /** What a suite's deployed layers are made from: the key covers all of it. */
 export interface DeployedInputs {
@@ -22,8 +22,12 @@ export interface DeployedInputs {
   ost: string;
   /** The suite's definition: networks, VMs, their images, sizes, NICs, disks and deploy scripts by name. */
   suite: unknown;
-  /** Per VM: its image (`<distro>-<layer>`) and that layer's content key (its manifest's). */
-  images: Record<string, { ref: string; key: string }>;
+  /**
+   * Per VM: its image (`<distro>-<layer>`), that layer's content key and the very build of it (its manifest's):
+   * a deployed layer is a qcow2 overlay, meaningful only on the bytes it was written on — another build of
+   * the same key is another file system.
+   */
+  images: Record<string, { ref: string; key: string; build: string }>;
   /** Per VM: its deploy scripts as the suite names them, and the sha256 of their bytes. */
   scripts: Record<string, { script: string; sha256: string }[]>;
 }
@@ -83,12 +87,15 @@ function suiteDefinition(env: Environment): unknown {
   };
 }
 
-/** The content key an image layer was built with: its manifest's, beside its qcow2 (`<image>.json`). */
-export function imageLayerKey(image: ResolvedImage): string {
-  const key = readImageManifest(image.path)?.key;
-  if (typeof key === 'string' && /^[0-9a-f]{64}$/.test(key)) return key;
+/** The content key and build id an image layer was built with: its manifest's, beside its qcow2 (`<image>.json`). */
+export function imageLayerBuild(image: ResolvedImage): { key: string; build: string } {
+  const m = readImageManifest(image.path);
+  const key = m?.key;
+  const build = m?.buildId;
+  if (typeof key === 'string' && /^[0-9a-f]{64}$/.test(key) && typeof build === 'string' && build !== '')
+    return { key, build };
   throw new OstError(
-    `image ${image.ref} (${image.path}) has no layer manifest with a key (${imageManifestFile(image.path)}): deployed images are made from, and checked against, images ost built`,
+    `image ${image.ref} (${image.path}) has no layer manifest with a key and build id (${imageManifestFile(image.path)}): deployed images are made from, and checked against, images ost built`,
     'use the images of an ost image set (ost build-images, or its ost-images-<distro>-<layer> RPMs)',
   );
 }
@@ -104,7 +111,7 @@ export async function deployedInputs(
   for (const vm of env.vms) {
     const image = images.get(imageKey(vm));
     if (!image) throw new OstError(`no image resolved for ${vm.name}`);
-    imgs[vm.name] = { ref: image.ref, key: imageLayerKey(image) };
+    imgs[vm.name] = { ref: image.ref, ...imageLayerBuild(image) };
     scripts[vm.name] = await Promise.all(
       vm.deployScripts.map(async (s) => ({ script: s.name, sha256: await fileSha256(s.file) })),
     );
@@ -127,6 +134,10 @@ export function inputDifferences(was: DeployedInputs, now: DeployedInputs): stri
     else if (old.key !== img.key)
       out.push(
         `${vm}'s image ${img.ref} is another build (key ${img.key.slice(0, 12)}, deployed on ${old.key.slice(0, 12)})`,
+      );
+    else if (old.build !== img.build)
+      out.push(
+        `${vm}'s image ${img.ref} was built again (build ${img.build}, deployed on build ${old.build}): the deployed layer holds changes to the other build's bytes`,
       );
   }
   for (const [vm, list] of Object.entries(now.scripts)) {
