@@ -1,10 +1,12 @@
 // Deployed images (issue 29) on real libvirt in a network namespace, on the shared debian12 set (its
-// build dir linked, so nothing is written into the shared cache): a one-VM suite whose deploy script leaves
-// evidence (a counter of how often it ran, the address it ran at, an enabled service, bytes on an extra
-// disk) is deployed by `ost build-images --deployed` and committed as its deployed layers; `ost up
-// --deployed` starts from them (evidence there, counter still 1, no deploy script run); a second build with
-// nothing changed builds nothing; a changed deploy script makes them stale: a clear error naming the script,
-// and --deployed=auto deploys at run time.
+// build dir and layer RPMs linked, so nothing is written into the shared cache): a one-VM suite whose deploy
+// script leaves evidence (a counter of how often it ran, the address it ran at, an enabled service, bytes on
+// an extra disk) is deployed by `ost build-images --deployed --publish`, committed as its deployed layers and
+// published as ost-images-debian12-<suite>-deployed pinned to the layers' releases; dnf installs it into a
+// root and `ost up --deployed` starts from there (evidence there, counter still 1, no deploy script run); a
+// second build with nothing changed builds and publishes nothing; a changed deploy script makes them stale:
+// a clear error naming the script, and --deployed=auto deploys at run time; a deploy that fails publishes no
+// deployed package and exits non-zero, the repository still serving the last one.
 import {
   chmodSync,
   copyFileSync,
@@ -20,6 +22,8 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../src/core/exec.js';
 import type { EnvRecord } from '../../src/launcher/env-dir/record.js';
+import { dnfInstallArgv } from '../../src/tools/dnf.js';
+import { runArgv } from '../../src/tools/run-tool.js';
 import { REPO_ROOT } from '../helpers/sets.js';
 import { ensureBuilt, isRoot, OST } from './helpers.js';
 import { LibvirtNetns } from './netns.js';
@@ -31,6 +35,10 @@ const stateDir = path.join(work, 'state');
 const overlayDir = `/dev/shm/ost-e2e-dep-${process.pid}`;
 const env = { OST_STATE_DIR: stateDir, OST_OVERLAY_DIR: overlayDir };
 const out = path.join(work, 'out');
+const repo = path.join(work, 'repo');
+// where dnf installs the deployed package (and, by its pins, the layers it sits on)
+const root = path.join(work, 'root');
+const deployedPkg = 'ost-images-debian12-demo-d-deployed';
 const suiteDir = path.join(work, 'suite');
 const envFile = path.join(suiteDir, 'ost-env.yaml');
 const script = path.join(suiteDir, 'deploy.sh');
@@ -85,15 +93,18 @@ describe.skipIf(!isRoot)('deployed images on real libvirt in a network namespace
     ensureBuilt();
     chmodSync(work, 0o755);
     shared = await sharedImages();
-    // the shared build dir, linked file by file: the deployed layers go beside the images, not into it
-    mkdirSync(out, { mode: 0o755 });
-    for (const f of readdirSync(shared.out)) {
-      const from = path.join(shared.out, f);
-      if (!statSync(from).isFile() || f === '.lock') continue;
-      try {
-        linkSync(from, path.join(out, f));
-      } catch {
-        copyFileSync(from, path.join(out, f));
+    // the shared build dir and its layer RPMs, linked file by file: the deployed layers go beside the
+    // images, their RPM beside the layers' (which are packed already and reused)
+    for (const sub of ['', 'rpms']) {
+      mkdirSync(path.join(out, sub), { mode: 0o755 });
+      for (const f of readdirSync(path.join(shared.out, sub))) {
+        const from = path.join(shared.out, sub, f);
+        if (!statSync(from).isFile() || f === '.lock') continue;
+        try {
+          linkSync(from, path.join(out, sub, f));
+        } catch {
+          copyFileSync(from, path.join(out, sub, f));
+        }
       }
     }
     mkdirSync(suiteDir, { recursive: true });
@@ -136,21 +147,33 @@ describe.skipIf(!isRoot)('deployed images on real libvirt in a network namespace
       'demo-d',
       '--env-file',
       envFile,
+      '--publish',
+      repo,
       '--json',
     ]);
 
-  /** `ost up demo-d` on the build dir's images, with `flags`. */
+  /** `ost up demo-d` on the images dnf installed into `root`, with `flags`. */
   const upDemo = (...flags: string[]) =>
-    ostNs(['up', 'demo-d', '--env-file', envFile, '--images-dir', out, ...flags]);
+    ostNs(['up', 'demo-d', '--env-file', envFile, '--images-root', root, ...flags]);
+
+  /** The release of `name` in the repository (its one RPM there). */
+  const releaseIn = (name: string) => {
+    const files = readdirSync(path.join(repo, 'Packages')).filter((f) =>
+      new RegExp(`^${name}-1-[0-9.]+\\.noarch\\.rpm$`).test(f),
+    );
+    expect(files, name).toHaveLength(1);
+    return (files[0] as string).slice(name.length + 3, -'.noarch.rpm'.length);
+  };
 
   it(
-    'build-images --deployed deploys the suite once and commits its layers; up --deployed starts from them, deploying nothing',
+    'build-images --deployed deploys the suite once, commits and publishes its layers pinned to their images; up --deployed starts from the installed package, deploying nothing',
     async () => {
       const b = await build();
       expect(b.code, b.stderr).toBe(0);
       const doc = JSON.parse(b.stdout) as {
         layers: { layer: string; status: string }[];
         deployed: { suite: string; status: string; manifest: string }[];
+        published: { rpms: { name: string; built: boolean }[]; added: string[] };
       };
       // the set's own layers were all there already
       expect(doc.layers.every((l) => l.status === 'cached')).toBe(true);
@@ -181,13 +204,40 @@ describe.skipIf(!isRoot)('deployed images on real libvirt in a network namespace
       expect(await ns.ostObjects('domain')).toEqual([]);
       expect(await ns.ostObjects('network')).toEqual([]);
 
+      // published with the set: the only RPM packed now, pinned to the very engine-installed the repo serves
+      expect(doc.published.rpms.filter((r) => r.built).map((r) => r.name)).toEqual([deployedPkg]);
+      const rpm = path.join(repo, 'Packages', `${deployedPkg}-1-${releaseIn(deployedPkg)}.noarch.rpm`);
+      const requires = (await run('rpm', ['-qp', '--requires', rpm])).stdout.split('\n');
+      expect(requires).toContain(
+        `ost-images-debian12-engine-installed = 1-${releaseIn('ost-images-debian12-engine-installed')}`,
+      );
+      expect((await run('rpm', ['-qp', '--scripts', rpm])).stdout).toBe('');
+      // dnf installs it with the layers it sits on
+      mkdirSync(root, { mode: 0o755 });
+      await runArgv(
+        dnfInstallArgv(
+          { installRoot: root, repos: { ost: `file://${repo}` }, gpgcheck: false, cacheDir: `${root}-dnf` },
+          [deployedPkg],
+        ),
+        { timeoutMs: 20 * MIN },
+      );
+      const installed = path.join(root, 'usr/share/ost-images');
+      expect(readdirSync(installed)).toEqual(
+        expect.arrayContaining([
+          'debian12-engine-installed.qcow2',
+          'debian12-demo-d-vm-deployed.qcow2',
+          'debian12-demo-d-vm-deployed-sdb.qcow2',
+          'debian12-demo-d-deployed.json',
+        ]),
+      );
+
       const u = await upDemo('--deployed', '--json');
       expect(u.code, u.stderr).toBe(0);
       const r = JSON.parse(u.stdout) as EnvRecord;
       expect(r.deployed).toBe(true);
-      expect(r.deployedFrom?.manifest).toBe(path.join(out, 'debian12-demo-d-deployed.json'));
+      expect(r.deployedFrom?.manifest).toBe(path.join(installed, 'debian12-demo-d-deployed.json'));
       expect(r.timings.deploy).toBeUndefined();
-      expect(r.vms[0]?.overlayBase).toBe(layer);
+      expect(r.vms[0]?.overlayBase).toBe(path.join(installed, 'debian12-demo-d-vm-deployed.qcow2'));
       const e = await evidence(r);
       // deployed once, at the address it has now (the deploy's subnet), its service up after a boot, its disk
       expect(e.count).toBe('1');
@@ -198,12 +248,15 @@ describe.skipIf(!isRoot)('deployed images on real libvirt in a network namespace
       const d = await ostNs(['down', r.id]);
       expect(d.code, d.stderr).toBe(0);
 
-      // nothing changed: nothing built
+      // nothing changed: nothing built, nothing published
       const again = await build();
       expect(again.code, again.stderr).toBe(0);
-      expect((JSON.parse(again.stdout) as { deployed: { status: string }[] }).deployed[0]?.status).toBe(
-        'cached',
-      );
+      const second = JSON.parse(again.stdout) as {
+        deployed: { status: string }[];
+        published: { unchanged: boolean };
+      };
+      expect(second.deployed[0]?.status).toBe('cached');
+      expect(second.published.unchanged).toBe(true);
     },
     30 * MIN,
   );
@@ -225,7 +278,18 @@ describe.skipIf(!isRoot)('deployed images on real libvirt in a network namespace
       expect((await evidence(r)).count).toBe('1');
       const d = await ostNs(['down', r.id]);
       expect(d.code, d.stderr).toBe(0);
+
+      // a night whose deploy fails: the suite named, no deployed package published, the last one still served
+      const before = releaseIn(deployedPkg);
+      writeScript('echo the deploy breaks >&2; exit 3');
+      const f = await build();
+      expect(f.code).toBe(1);
+      expect(f.stderr).toContain('the deploy of suite demo-d failed');
+      expect(f.stderr).toContain('the repository still serves the last ones');
+      expect(releaseIn(deployedPkg)).toBe(before);
+      expect(readdirSync(out)).not.toContain('debian12-demo-d-deployed.json');
+      expect(await ns.ostObjects('domain')).toEqual([]);
     },
-    20 * MIN,
+    30 * MIN,
   );
 });
