@@ -14,6 +14,11 @@
 #   OST_NIGHTLY_KEEP    complete sets kept in REPO (default: 3)
 #   OST_SIGN_KEY        GPG key id to sign RPMs and repomd.xml with (in $GNUPGHOME; default: unsigned)
 #   OST_NIGHTLY_ARGS    more build-images options, e.g. "--jobs 3"
+#   OST_NIGHTLY_DEPLOYED  suites to deploy on the new images and publish as ost-images-<distro>-<suite>-deployed
+#                       (space-separated), from OST_NIGHTLY_ENV_FILE (an ost-env.yaml) or OST_NIGHTLY_OST_REPO
+#                       (an ovirt-system-tests checkout). A suite whose deploy fails is left out: the set is still
+#                       published, the repository keeps serving that suite's last deployed package (pinned to the
+#                       images it was made on), and the job exits 4.
 set -euo pipefail
 
 usage() {
@@ -42,6 +47,9 @@ args=(build-images "$set_file" --out "$out" --publish "$repo" --keep "$keep")
 # the published repository is the cache: a fresh worker fetches unchanged layers instead of building them
 if [ -f "$repo/repodata/repomd.xml" ]; then args+=(--cache-repo "$repo"); fi
 if [ -n "${OST_SIGN_KEY:-}" ]; then args+=(--sign-key "$OST_SIGN_KEY"); fi
+for suite in ${OST_NIGHTLY_DEPLOYED:-}; do args+=(--deployed "$suite"); done
+if [ -n "${OST_NIGHTLY_ENV_FILE:-}" ]; then args+=(--env-file "$OST_NIGHTLY_ENV_FILE"); fi
+if [ -n "${OST_NIGHTLY_OST_REPO:-}" ]; then args+=(--ost-repo "$OST_NIGHTLY_OST_REPO"); fi
 # shellcheck disable=SC2206 # word splitting of the extra options is wanted
 if [ -n "${OST_NIGHTLY_ARGS:-}" ]; then args+=($OST_NIGHTLY_ARGS); fi
 
@@ -51,6 +59,10 @@ if "$ost" "${args[@]}"; then
   echo "nightly $name: done in $(($(date +%s) - started))s"
 else
   rc=$?
-  echo "nightly $name: FAILED (exit $rc) after $(($(date +%s) - started))s; $repo still serves the previous set" >&2
+  if [ "$rc" -eq 4 ]; then
+    echo "nightly $name: published after $(($(date +%s) - started))s, but a suite's deploy FAILED (above): $repo serves its last deployed package" >&2
+  else
+    echo "nightly $name: FAILED (exit $rc) after $(($(date +%s) - started))s; $repo still serves the previous set" >&2
+  fi
   exit "$rc"
 fi

@@ -11,6 +11,7 @@ import {
   ToolError,
   UsageError,
 } from '../core/errors.js';
+import { DeployFailedError } from '../launcher/deployed/build.js';
 
 /** Where a bug is reported, printed under every internal error. */
 export const REPORT_BUG =
@@ -83,11 +84,13 @@ export function renderError(err: unknown): string {
 
 /**
  * Exit code by error type: 70 for a bug, 130 interrupted, 2 for bad input (a file or a flag), 3 for a
- * --dry-run plan that is incomplete (printed, but some repositories could not be read), else 1.
+ * --dry-run plan that is incomplete (printed, but some repositories could not be read), 4 for a set built
+ * (and published) whose deploy of a suite failed (build-images --deployed), else 1.
  */
 export function exitCodeFor(err: unknown): number {
   if (isInternal(err)) return 70;
   if (interruptOf(err)) return 130;
   if (err instanceof IncompletePlanError) return 3;
+  if (err instanceof DeployFailedError) return 4;
   return err instanceof ConfigError || err instanceof UsageError ? 2 : 1;
 }

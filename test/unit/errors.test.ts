@@ -12,6 +12,7 @@ import {
   ToolError,
   UsageError,
 } from '../../src/core/errors.js';
+import { DeployFailedError } from '../../src/launcher/deployed/build.js';
 
 describe('bugs', () => {
   it('renders an InternalError with its stack, its cause and where to report it; exit 70', () => {
@@ -62,6 +63,17 @@ describe('what the user can fix keeps its exit code and shows no stack', () => {
     expect(exitCodeFor(tool)).toBe(1);
     expect(exitCodeFor(new InterruptedError('ost up'))).toBe(130);
     expect(isInternal(ost) || isInternal(tool) || isInternal(new InterruptedError('x'))).toBe(false);
+  });
+
+  it("a set built and published whose suite's deploy failed: 4, the suites and where the repo stands", () => {
+    const published = new DeployFailedError([{ suite: 'demo', error: 'deploy.sh exited 3' }], true);
+    expect(exitCodeFor(published)).toBe(4);
+    expect(renderError(published)).toBe(
+      'error: the deploy of suite demo failed: deploy.sh exited 3\nhint: the set was published without their deployed packages: the repository still serves the last ones, pinned to the images they were made on',
+    );
+    expect(renderError(new DeployFailedError([{ suite: 'a', error: 'x' }], false))).toContain(
+      'fix the deploy and run build-images again',
+    );
   });
 
   it("Ctrl-C's abort reason is an InterruptedError, also when it comes wrapped in an AbortError", () => {

@@ -17,7 +17,7 @@ import { detectAccel } from '../../core/accel.js';
 import { onInterrupt } from '../../core/cleanup.js';
 import type { OstConfig } from '../../core/config.js';
 import { errorMessage, InterruptedError, OstError, UsageError } from '../../core/errors.js';
-import { buildDeployed, type DeployedBuildResult } from '../../launcher/deployed/build.js';
+import { buildDeployed, type DeployedBuildResult, DeployFailedError } from '../../launcher/deployed/build.js';
 import { cliReporter } from '../reporter.js';
 import { setFileWriters } from './common.js';
 import { deployedPackageInput } from './deployed-package.js';
@@ -137,7 +137,7 @@ async function buildSet(loaded: ImageSet, args: BuildImagesArgs, config: OstConf
     ui.stop();
     process.stdout.write(`${buildReport(set, result, release, args, Date.now() - started, deployed)}\n`);
     if (result.incomplete) throw new IncompletePlanError(result.incomplete);
-    if (deployed.failed.length > 0) throw deployFailure(deployed.failed, release !== undefined);
+    if (deployed.failed.length > 0) throw new DeployFailedError(deployed.failed, release !== undefined);
   } catch (err) {
     if (abort.signal.aborted) {
       throw new InterruptedError(
@@ -252,14 +252,4 @@ async function deploySuites(
     }
   }
   return outcome;
-}
-
-/** The suites whose deploy failed, as the error build-images exits with once the rest is published. */
-function deployFailure(failed: DeployOutcome['failed'], published: boolean): OstError {
-  return new OstError(
-    `the deploy of ${failed.map((f) => `suite ${f.suite}`).join(', ')} failed: ${failed.map((f) => f.error).join('; ')}`,
-    published
-      ? 'the set was published without their deployed packages: the repository still serves the last ones, pinned to the images they were made on'
-      : 'fix the deploy and run build-images again (the layers are built and cached)',
-  );
 }

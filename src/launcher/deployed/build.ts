@@ -50,6 +50,25 @@ export interface DeployedBuildResult {
   durationMs: number;
 }
 
+/**
+ * `build-images --deployed`: the set was built (and published, without their deployed packages) but the
+ * deploy of these suites failed. Exit 4, so a nightly job can tell it from a set that was not published.
+ */
+export class DeployFailedError extends OstError {
+  constructor(
+    readonly failed: { suite: string; error: string }[],
+    published: boolean,
+  ) {
+    super(
+      `the deploy of ${failed.map((f) => `suite ${f.suite}`).join(', ')} failed: ${failed.map((f) => f.error).join('; ')}`,
+      published
+        ? 'the set was published without their deployed packages: the repository still serves the last ones, pinned to the images they were made on'
+        : 'fix the deploy and run build-images again (the layers are built and cached)',
+    );
+    this.name = 'DeployFailedError';
+  }
+}
+
 /** How long a guest may take to power off after `virsh shutdown`. */
 const SHUTDOWN_MS = 5 * 60_000;
 
