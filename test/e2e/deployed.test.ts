@@ -3,7 +3,8 @@
 // script leaves evidence (a counter of how often it ran, the address it ran at, an enabled service, bytes on
 // an extra disk) is deployed by `ost build-images --deployed --publish`, committed as its deployed layers and
 // published as ost-images-debian12-<suite>-deployed pinned to the layers' releases; dnf installs it into a
-// root and `ost up --deployed` starts from there (evidence there, counter still 1, no deploy script run); a
+// root and `ost up --deployed` starts from there (evidence there, counter still 1, no deploy script run), and
+// a second env from it while the first holds the deploy's /24 comes up isolated with the same evidence; a
 // second build with nothing changed builds and publishes nothing; a changed deploy script makes them stale:
 // a clear error naming the script, and --deployed=auto deploys at run time; a deploy that fails publishes no
 // deployed package and exits non-zero, the repository still serving the last one.
@@ -245,8 +246,25 @@ describe.skipIf(!isRoot)('deployed images on real libvirt in a network namespace
       expect(e.active).toBe('active');
       expect(e.ran).toBe('ran');
       expect(e.disk).toBe('deployed-bytes');
-      const d = await ostNs(['down', r.id]);
-      expect(d.code, d.stderr).toBe(0);
+
+      // a second env from the same package while the first holds the deploy's /24: isolated, same evidence
+      const u2 = await upDemo('--deployed', '--json');
+      expect(u2.code, u2.stderr).toBe(0);
+      expect(u2.stderr).toContain('the env starts with its networks in a namespace of its own (isolated)');
+      const r2 = JSON.parse(u2.stdout) as EnvRecord;
+      expect(r2.netns).toBe(`ost-${r2.id}`);
+      expect(r2.networks.map((n) => n.subnet)).toEqual(r.networks.map((n) => n.subnet));
+      expect(r2.vms[0]?.nics.map((n) => n.mac)).toEqual(r.vms[0]?.nics.map((n) => n.mac));
+      const e2 = await evidence(r2);
+      expect(e2.count).toBe('1');
+      expect(e2.address).toBe(e.address);
+      expect(e2.active).toBe('active');
+      expect(e2.disk).toBe('deployed-bytes');
+      for (const id of [r2.id, r.id]) {
+        const d = await ostNs(['down', id]);
+        expect(d.code, d.stderr).toBe(0);
+      }
+      expect(await ns.ostObjects('domain')).toEqual([]);
 
       // nothing changed: nothing built, nothing published
       const again = await build();

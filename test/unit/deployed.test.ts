@@ -3,6 +3,8 @@
 import { writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import type { OstEvent } from '../../src/core/events.js';
+import { self } from '../../src/core/process.js';
 import { loadEnvironment } from '../../src/launcher/env/load.js';
 import {
   type DeployedManifest,
@@ -12,6 +14,9 @@ import {
   readDeployedManifest,
 } from '../../src/launcher/images/deployed.js';
 import { imageKey, type ResolvedImage } from '../../src/launcher/images/resolve.js';
+import { layoutEnv } from '../../src/launcher/net/layout.js';
+import { leaseSubnets } from '../../src/launcher/net/leases.js';
+import { checkDeployedLayout, deployedIsolation } from '../../src/launcher/up/deployed-start.js';
 import { planUp } from '../../src/launcher/up/plan.js';
 import { requestProblems } from '../../src/launcher/up/request.js';
 import { planInputs } from '../helpers/plan-inputs.js';
@@ -143,6 +148,7 @@ describe('an up from deployed layers', () => {
               ]),
             ),
             subnets: new Map(env.networks.map((n, i) => [n.name, `192.168.${210 + i}`])),
+            macs: new Map(),
           },
         },
       ),
@@ -155,6 +161,55 @@ describe('an up from deployed layers', () => {
     }
     expect(plan.vms[0]?.disks[0]).toMatchObject({ format: 'qcow2', base: layer('engine-sdb') });
     expect(plan.networks.map((n) => n.fixed)).toEqual(env.networks.map((_n, i) => `192.168.${210 + i}`));
+  });
+
+  it('gives each VM the MACs its deploy had, and refuses a layout that would not', () => {
+    const env = loadEnvironment(path.join(REPO_ROOT, 'ost-env.yaml'), 'demo-suite');
+    const subnets = new Map(env.networks.map((n, i) => [n.name, `192.168.${210 + i}`]));
+    const deployedEnv = layoutEnv(env, 'aaaa1111', subnets, 'ipv4');
+    const start = {
+      manifest: '/m.json',
+      key: KEY('d'),
+      vms: new Map(),
+      subnets,
+      macs: new Map(deployedEnv.vms.map((vm) => [vm.name, vm.nics.map((n) => n.mac)])),
+    };
+    // another env id, the same subnets: the same MACs
+    expect(() => checkDeployedLayout(layoutEnv(env, 'bbbb2222', subnets, 'ipv4'), start)).not.toThrow();
+    const other = new Map(env.networks.map((n, i) => [n.name, `192.168.${220 + i}`]));
+    expect(() => checkDeployedLayout(layoutEnv(env, 'bbbb2222', other, 'ipv4'), start)).toThrow(
+      /\/m\.json: engine's NICs would get .*, the deployed guest has 54:52:c0:a8:d2:02/,
+    );
+  });
+
+  it("starts isolated as root when another env holds the deploy's /24; says who holds it otherwise", async () => {
+    const leases = path.join(tempTree({}), 'leases');
+    await leaseSubnets(leases, 'holder01', self(), [{ network: 'management', fixed: '192.168.231' }]);
+    const start = {
+      manifest: '/m.json',
+      key: KEY('d'),
+      vms: new Map(),
+      subnets: new Map([['management', '192.168.231']]),
+      macs: new Map(),
+    };
+    const said: string[] = [];
+    const o = {
+      leases,
+      uri: 'test:///default',
+      reporter: (e: OstEvent) => void said.push('message' in e ? e.message : ''),
+    };
+    await expect(deployedIsolation(start, { ...o, root: false })).rejects.toThrow(
+      'the deployed guests keep the addresses of their deploy, and management (192.168.231.0/24) is held by environment holder01',
+    );
+    expect(await deployedIsolation(start, { ...o, root: true })).toBe(true);
+    expect(said[0]).toContain('the env starts with its networks in a namespace of its own (isolated)');
+    // free: not isolated
+    expect(
+      await deployedIsolation(
+        { ...start, subnets: new Map([['management', '192.168.232']]) },
+        { ...o, root: false },
+      ),
+    ).toBe(false);
   });
 
   it('--deployed excludes --from, --custom-repo and (for now) --checkpoint-cache; --no-wait is fine with it', () => {

@@ -165,7 +165,14 @@ async function commitVm(o: DeployedBuildOptions, suite: string, vm: VmRecord): P
     );
     disks.push({ name: d.name, file });
   }
-  return { name: vm.name, file: root, image: { ref: vm.image.ref, file: image }, disks };
+  const nics = vm.nics.map((n) => ({
+    network: n.network,
+    mac: n.mac,
+    hostname: n.hostname,
+    ...(n.ipv4 ? { ipv4: n.ipv4 } : {}),
+    ...(n.ipv6 ? { ipv6: n.ipv6 } : {}),
+  }));
+  return { name: vm.name, file: root, image: { ref: vm.image.ref, file: image }, disks, nics };
 }
 
 async function commitFile(out: string, name: string, make: (tmp: string) => Promise<void>): Promise<void> {

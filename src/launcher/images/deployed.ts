@@ -41,6 +41,8 @@ export interface DeployedVm {
   image: { ref: string; file: string };
   /** Its extra disks as the deploy left them (qcow2, standalone), by the suite's disk name. */
   disks?: { name: string; file: string }[];
+  /** Its NICs as the deploy had them: the guest keeps their MACs, addresses and names. */
+  nics?: { network: string; mac: string; hostname: string; ipv4?: string; ipv6?: string }[];
 }
 
 /** `<distro>-<suite>-deployed.json`. */

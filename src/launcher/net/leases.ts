@@ -105,6 +105,23 @@ async function writeLease(dir: string, lease: Lease): Promise<void> {
 }
 
 /**
+ * Who holds each /24 in use on this host: an env's lease (`environment <id>`), an address of the host, or
+ * `alsoTaken` (other tools' networks). Read without the leases' lock: a lease taken a moment later still
+ * makes leaseSubnets refuse that /24.
+ */
+export async function subnetHolders(
+  dir: string,
+  alsoTaken: readonly string[] = [],
+): Promise<Map<string, string>> {
+  const held = new Map<string, string>();
+  for (const p of alsoTaken) held.set(p, 'a network of another tool');
+  for (const p of await hostPrefixes()) held.set(p, 'an address of this host');
+  for (const l of await leaseFiles(dir).catch(() => []))
+    held.set(l.prefix, l.lease ? `environment ${l.lease.envId}` : 'an unreadable lease');
+  return held;
+}
+
+/**
  * Lease a /24 for each network: `fixed` ones as asked (an error when taken), the others from
  * AUTO_PREFIXES, skipping the host's own subnets and `alsoTaken` (other tools' networks). Returns
  * network name → prefix.

@@ -19,6 +19,8 @@ export interface WaitOptions {
   qemu: Identity;
   /** The domain XML each VM was created from (`virsh create` again for a second start). */
   domainXml: (vm: VmRecord) => string;
+  /** An isolated env's network namespace: the guests are reached from inside it (SSH logins, no TCP probe). */
+  netns?: string;
 }
 
 /** A domain's state for the readiness wait: a transient domain that stopped is gone, and says so. */
@@ -53,9 +55,10 @@ async function waitForVm(vm: VmRecord, o: WaitOptions): Promise<void> {
   o.reporter({ type: 'step', id: `ready-${vm.name}`, title, status: 'start' });
   const target: ReadyTarget = {
     vm: vm.name,
-    ssh: { host: vm.address, port: 22, user: 'root', privateKey: vm.key },
+    ssh: { host: vm.address, port: 22, user: 'root', privateKey: vm.key, netns: o.netns },
     consoleLog: vm.consoleLog,
-    poll: 'tcp',
+    // a TCP probe runs in ost's own namespace: an isolated env's guests are polled by logins from theirs
+    poll: o.netns ? 'login' : 'tcp',
     state: () => domainState(o.uri, vm.libvirtName),
     goneHint: 'look at the console log and /var/log/libvirt/qemu/ for why it stopped',
   };

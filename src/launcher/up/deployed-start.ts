@@ -17,6 +17,10 @@ import {
 } from '../images/deployed.js';
 import { type Identity, unreadableBy } from '../images/qemu-user.js';
 import { imageKey, type ResolvedImage } from '../images/resolve.js';
+import { checkMountNamespace } from '../net/isolated.js';
+import type { EnvLayout } from '../net/layout.js';
+import { subnetHolders } from '../net/leases.js';
+import { foreignSubnets } from './phases/disks-leases.js';
 import type { DeployedStart } from './plan.js';
 
 /** --deployed (`require`) or --deployed=auto, and ost's version (part of what the layers were made from). */
@@ -73,6 +77,48 @@ export async function deployedStart(
   return checkedStart(env, images, m, file, qemu);
 }
 
+/** The env's layout must give each VM the MACs its deploy had (a function of the subnets, as for checkpoints). */
+export function checkDeployedLayout(layout: EnvLayout, d: DeployedStart): void {
+  for (const vm of layout.vms) {
+    const was = d.macs.get(vm.name);
+    const now = vm.nics.map((n) => n.mac);
+    if (was && was.join(',') !== now.join(','))
+      throw new OstError(
+        `${d.manifest}: ${vm.name}'s NICs would get ${now.join(',')}, the deployed guest has ${was.join(',')}`,
+        'the suite laid its NICs out differently since the deploy: build the deployed images again',
+      );
+  }
+}
+
+/**
+ * Whether an env from deployed layers starts isolated: its guests keep the deploy's addresses, so it needs
+ * the deploy's /24s; when another env (or the host, or another tool) holds one, root starts it with its
+ * networks in a namespace of its own (the --isolated machinery of checkpoints), saying so; anyone else is
+ * told who holds what.
+ */
+export async function deployedIsolation(
+  d: DeployedStart,
+  o: { leases: string; uri: string; root: boolean; reporter: Reporter },
+): Promise<boolean> {
+  const held = await subnetHolders(o.leases, await foreignSubnets(o.uri));
+  const taken = [...d.subnets].flatMap(([net, prefix]) => {
+    const by = held.get(prefix);
+    return by ? [`${net} (${prefix}.0/24) is held by ${by}`] : [];
+  });
+  if (taken.length === 0) return false;
+  if (!o.root)
+    throw new OstError(
+      `the deployed guests keep the addresses of their deploy, and ${taken.join('; ')}`,
+      'stop what holds them (ost list, ost down <id>), or run ost up as root: it then starts the env with its networks in a namespace of its own',
+    );
+  await checkMountNamespace();
+  o.reporter({
+    type: 'info',
+    message: `${taken.join('; ')}: the env starts with its networks in a namespace of its own (isolated); reach it with ost ssh / ost exec`,
+  });
+  return true;
+}
+
 /** Each VM's deployed files, there and readable by qemu, on the very image file the VM resolved to. */
 function checkedStart(
   env: Environment,
@@ -113,5 +159,6 @@ function checkedStart(
     key: m.key,
     vms,
     subnets: new Map(m.networks.map((n) => [n.name, n.prefix])),
+    macs: new Map(m.vms.flatMap((v) => (v.nics ? [[v.name, v.nics.map((n) => n.mac)]] : []))),
   };
 }

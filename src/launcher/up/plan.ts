@@ -71,6 +71,11 @@ export interface UpPlan {
   from?: StoredCheckpoint;
   /** --deployed: the deployed layers the VMs start from (no deploy script runs). */
   deployed?: DeployedStart;
+  /**
+   * The env's networks are bare bridges whose host side (gateways, DHCP, DNS) is in a network namespace of
+   * its own (net/isolated.ts): an isolated restore, or deployed layers whose subnets another env holds.
+   */
+  isolated: boolean;
   ipMode: IpMode;
   /** An OST suite (ost.json): its env dir is the deployment dir OST's harness reads. */
   ostSuite: boolean;
@@ -119,6 +124,7 @@ export interface PlanInputs {
   deploy: boolean;
   wait: boolean;
   from?: StoredCheckpoint;
+  /** --from … --isolated; or, for --deployed, the deploy's subnets are taken on the host. */
   isolated: boolean;
   uri: string;
   stateRoot: string;
@@ -149,6 +155,8 @@ export interface DeployedStart {
   vms: ReadonlyMap<string, { root: string; disks: ReadonlyMap<string, string> }>;
   /** Network name → its /24 prefix (`a.b.c`) as the deploy had it. */
   subnets: ReadonlyMap<string, string>;
+  /** VM name → its NICs' MACs as the deploy had them (the guests keep them), when the manifest says. */
+  macs: ReadonlyMap<string, string[]>;
 }
 
 /** The mode an up runs in. */
@@ -352,6 +360,7 @@ export function planUp(i: PlanInputs): UpPlan {
     mode,
     from: i.from,
     deployed: i.deployed,
+    isolated: i.isolated,
     ipMode: i.ipMode,
     ostSuite: env.kind === 'ost-json',
     deploy: i.deploy,

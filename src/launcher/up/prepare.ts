@@ -20,7 +20,7 @@ import { SSHD_CONFIG } from '../ipv6-proxy.js';
 import { checkMountNamespace } from '../net/isolated.js';
 import { newEnvId } from '../net/layout.js';
 import { chooseOverlayRoot } from '../overlays.js';
-import { deployedStart } from './deployed-start.js';
+import { deployedIsolation, deployedStart } from './deployed-start.js';
 import type { UpOptions } from './options.js';
 import { deploymentOf, planUp, type UpPlan } from './plan.js';
 import { checkUpRequest } from './request.js';
@@ -146,6 +146,16 @@ export async function prepareUp(
   // it was taken of, still up, holds them all), before anything is claimed; an isolated env takes them
   // inside its namespace, where nothing else is
   if (from && !o.isolated) await checkpointSubnets(from, leasesDir(o.stateRoot));
+  // deployed layers' guests keep their deploy's addresses too: isolated when those /24s are taken
+  const isolated =
+    o.isolated === true ||
+    (deployed !== undefined &&
+      (await deployedIsolation(deployed, {
+        leases: leasesDir(o.stateRoot),
+        uri: o.uri,
+        root: (process.getuid?.() ?? 0) === 0,
+        reporter: o.reporter,
+      })));
   const overlayRoot = await chooseOverlayRoot(o.overlays, env, o.reporter);
   const me = self();
   const deployment = deploymentOf(env, o.deployment);
@@ -159,7 +169,7 @@ export async function prepareUp(
     deployed: deployed || undefined,
     wait: o.wait !== false,
     from,
-    isolated: o.isolated === true,
+    isolated,
     uri: o.uri,
     stateRoot: o.stateRoot,
     deployment,

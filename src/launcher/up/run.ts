@@ -32,7 +32,7 @@ export function phasesOf(plan: UpPlan): (Phase | Phase[])[] {
   return [
     envDirPhase,
     // overlays and leases do not depend on each other
-    [disksPhase(strategy), plan.mode === 'isolated-restore' ? isolatedSubnetsPhase : leasePhase],
+    [disksPhase(strategy), plan.isolated ? isolatedSubnetsPhase : leasePhase],
     networksPhase,
     netnsPhase,
     filesPhase,

@@ -101,6 +101,7 @@ export const bootStrategy: StartStrategy = {
   waits: (plan) => plan.wait,
   async ready(ctx) {
     await waitForVms(ctx.record.vms, {
+      netns: ctx.record.netns,
       uri: ctx.uri,
       timeoutMs: ctx.timeoutMs,
       reporter: ctx.reporter,

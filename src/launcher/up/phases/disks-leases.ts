@@ -53,7 +53,7 @@ export function disksPhase(strategy: StartStrategy): Phase {
 }
 
 /** Subnets of other `ost<8 hex>-<N>` networks that are up (OST's own lagofy envs): never leased. */
-async function foreignSubnets(uri: string): Promise<string[]> {
+export async function foreignSubnets(uri: string): Promise<string[]> {
   const r = await virsh(uri, ['net-list', '--name'], { allowFailure: true });
   if (r.exitCode !== 0) return [];
   return parseNames(r.stdout).flatMap((n) => {
@@ -90,11 +90,14 @@ export const leasePhase: Phase = {
   },
 };
 
-/** An --isolated env takes the checkpoint's subnets inside its own namespace, where nothing else is. */
+/**
+ * An isolated env takes its fixed subnets (a checkpoint's, or a deploy's) inside its own namespace, where
+ * nothing else is.
+ */
 export const isolatedSubnetsPhase: Phase = {
   id: 'lease',
   untimed: true,
-  title: () => "the checkpoint's subnets, in the env's own namespace",
+  title: (plan) => `the ${plan.from ? "checkpoint's" : "deploy's"} subnets, in the env's own namespace`,
   steps: (plan) => [
     {
       title: `no lease: ${plan.networks.map((n) => `${n.name} ${n.fixed}.0/24`).join(', ')} inside ost-${plan.id}`,

@@ -13,6 +13,7 @@ import { layoutEnv } from '../../net/layout.js';
 import { releaseLeases } from '../../net/leases.js';
 import { destroyObject } from '../../teardown.js';
 import { layoutOf, settleAll, type UpContext } from '../context.js';
+import { checkDeployedLayout } from '../deployed-start.js';
 import type { Phase } from '../phase.js';
 import { leaseForPlan } from './disks-leases.js';
 
@@ -27,6 +28,7 @@ function layOut(ctx: UpContext): void {
   if (!ctx.subnets) throw new InternalError('the networks phase runs after the lease phase');
   const layout = layoutEnv(ctx.plan.env, ctx.plan.id, ctx.subnets, ctx.plan.ipMode);
   if (ctx.plan.from) checkLayout(layout, ctx.plan.from);
+  if (ctx.plan.deployed) checkDeployedLayout(layout, ctx.plan.deployed);
   ctx.layout = layout;
   ctx.record.networks = layout.networks;
 }
@@ -44,7 +46,7 @@ async function createNetworks(ctx: UpContext): Promise<void> {
         vms: layout.vms,
         meta: ctx.meta,
         shortNames: !plan.ostSuite,
-        bare: plan.mode === 'isolated-restore',
+        bare: plan.isolated,
       }),
     );
     // undo first: an interrupted net-create may still have created it
@@ -58,7 +60,7 @@ export const networksPhase: Phase = {
   title: (plan) => `${plan.networks.length} networks`,
   steps: (plan) =>
     plan.networks.map((n) => ({
-      title: `network ${n.name}${plan.mode === 'isolated-restore' ? ' (a bare bridge: the gateway is in the namespace)' : ''}`,
+      title: `network ${n.name}${plan.isolated ? ' (a bare bridge: the gateway is in the namespace)' : ''}`,
       argv: virshArgv(plan.uri, ['net-create', path.join(plan.workdir, 'libvirt', `network-${n.name}.xml`)]),
     })),
   async run(ctx) {
@@ -93,7 +95,7 @@ export const networksPhase: Phase = {
 export const netnsPhase: Phase = {
   id: 'netns',
   title: (plan) => `network namespace ost-${plan.id}: gateways, DHCP, DNS`,
-  skip: (plan) => plan.mode !== 'isolated-restore',
+  skip: (plan) => !plan.isolated,
   steps: (plan) => [
     {
       title: `ip netns add ost-${plan.id}; a veth per network joins its bridge to the namespace, which holds the gateways and one dnsmasq (DHCP, DHCPv6, RA, DNS)`,
