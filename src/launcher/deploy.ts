@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { OstError, ToolError } from '../core/errors.js';
 import { runArgv } from '../tools/run-tool.js';
 import { sshArgv } from '../tools/ssh.js';
-import type { EnvVm } from './env/model.js';
+import type { Environment, EnvVm } from './env/model.js';
 import type { VmRecord } from './env-dir/record.js';
 
 export async function runDeployScripts(
@@ -25,15 +25,8 @@ export async function runDeployScripts(
           signal,
           logFile: log,
         }).catch((err: unknown) => {
-          const tail =
-            err instanceof ToolError
-              ? err.tail
-                  .slice(-10)
-                  .map((l) => `  | ${l}`)
-                  .join('\n')
-              : '';
           throw new OstError(
-            `deploy script ${script.file} failed on ${vm.name}${tail ? `:\n${tail}` : ''}`,
+            `deploy script ${script.file} failed on ${vm.name}${failureTail(err)}`,
             'fix the script and run ost up again (--keep-on-failure leaves the VMs up to look at)',
             err,
           );
@@ -41,4 +34,42 @@ export async function runDeployScripts(
       }
     }),
   );
+}
+
+/**
+ * The suite's host deploy scripts, in order, once the VMs are deployed: each run by bash with the env's
+ * env.sh sourced first (the VMs' addresses, the key, what OST's harness reads), in the env file's folder, as
+ * the user ost runs as; output to `<env dir>/deploy-host.log`. A failing one names itself and its output.
+ */
+export async function runHostDeployScripts(
+  env: Environment,
+  workdir: string,
+  signal?: AbortSignal,
+): Promise<void> {
+  const envSh = path.join(workdir, 'env.sh');
+  for (const script of env.hostDeployScripts ?? []) {
+    // the paths are arguments, never spliced into the shell text
+    const argv = ['bash', '-c', '. "$1" && exec bash "$2"', 'ost-host-deploy', envSh, script.file];
+    await runArgv(argv, {
+      cwd: path.dirname(env.file),
+      signal,
+      logFile: path.join(workdir, 'deploy-host.log'),
+      timeoutMs: 2 * 60 * 60_000,
+    }).catch((err: unknown) => {
+      throw new OstError(
+        `host deploy script ${script.file} failed${failureTail(err)}`,
+        'fix the script and run ost up again (--keep-on-failure leaves the VMs up to look at)',
+        err,
+      );
+    });
+  }
+}
+
+/** The last lines of a failed tool's output, indented, after a colon (none: empty). */
+function failureTail(err: unknown): string {
+  if (!(err instanceof ToolError) || err.tail.length === 0) return '';
+  return `:\n${err.tail
+    .slice(-10)
+    .map((l) => `  | ${l}`)
+    .join('\n')}`;
 }

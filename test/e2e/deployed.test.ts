@@ -81,12 +81,12 @@ async function evidence(r: EnvRecord) {
       '--env',
       r.id,
       '--',
-      'cat /var/lib/ost-deploy-count /etc/ost-deployed-address; systemctl is-active ost-deployed-demo; test -s /run/ost-deployed-demo && echo ran; head -c 14 /dev/$(lsblk -dno NAME,TYPE | awk \'$2 == "disk" && $1 != "vda" { print $1; exit }\'); echo',
+      'cat /var/lib/ost-deploy-count /etc/ost-deployed-address /etc/ost-bootstrapped; systemctl is-active ost-deployed-demo; test -s /run/ost-deployed-demo && echo ran; head -c 14 /dev/$(lsblk -dno NAME,TYPE | awk \'$2 == "disk" && $1 != "vda" { print $1; exit }\'); echo',
     ],
     { env, cwd: REPO_ROOT, timeoutMs: 2 * MIN },
   );
-  const [count, address, active, ran, disk] = s.stdout.split('\n');
-  return { count, address, active, ran, disk };
+  const [count, address, bootstrapped, active, ran, disk] = s.stdout.split('\n');
+  return { count, address, bootstrapped, active, ran, disk };
 }
 
 describe.skipIf(!isRoot)('deployed images on real libvirt in a network namespace', () => {
@@ -123,10 +123,21 @@ describe.skipIf(!isRoot)('deployed images on real libvirt in a network namespace
         '        nics: [management]',
         '        disks: [{ name: sdb, size: 64M }]',
         '        deployScripts: [deploy.sh]',
+        // the suite's bootstrap on the host, after the VM's deploy: with env.sh sourced, over the env's SSH
+        '    hostDeployScripts: [bootstrap.sh]',
         '',
       ].join('\n'),
     );
     writeScript();
+    writeFileSync(
+      path.join(suiteDir, 'bootstrap.sh'),
+      [
+        '#!/bin/bash',
+        'set -euo pipefail',
+        'ssh -F "$OST_DEPLOYMENT/ssh_config" vm "echo bootstrapped-$SUITE > /etc/ost-bootstrapped"',
+        '',
+      ].join('\n'),
+    );
     ns = await LibvirtNetns.start(`ost-e2e-dep-${process.pid}`);
   }, 120 * MIN);
 
@@ -243,6 +254,8 @@ describe.skipIf(!isRoot)('deployed images on real libvirt in a network namespace
       // deployed once, at the address it has now (the deploy's subnet), its service up after a boot, its disk
       expect(e.count).toBe('1');
       expect(e.address?.split('/')[0]).toBe(r.vms[0]?.address);
+      // the host's bootstrap ran after the deploy, and what it did is in the deployed layer
+      expect(e.bootstrapped).toBe('bootstrapped-demo-d');
       expect(e.active).toBe('active');
       expect(e.ran).toBe('ran');
       expect(e.disk).toBe('deployed-bytes');

@@ -1,10 +1,11 @@
 // Deployed images (issue 29), the pure parts: what deployed layers are made from and their key, the words
 // for what differs, the manifest read back, the plan of an up from them, and the flag rules.
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { OstEvent } from '../../src/core/events.js';
 import { self } from '../../src/core/process.js';
+import { runHostDeployScripts } from '../../src/launcher/deploy.js';
 import { loadEnvironment } from '../../src/launcher/env/load.js';
 import {
   type DeployedManifest,
@@ -18,7 +19,7 @@ import { layoutEnv } from '../../src/launcher/net/layout.js';
 import { leaseSubnets } from '../../src/launcher/net/leases.js';
 import { checkDeployedLayout, deployedIsolation } from '../../src/launcher/up/deployed-start.js';
 import { planUp } from '../../src/launcher/up/plan.js';
-import { requestProblems } from '../../src/launcher/up/request.js';
+import { requestProblems, willDeploy } from '../../src/launcher/up/request.js';
 import { planInputs } from '../helpers/plan-inputs.js';
 import { REPO_ROOT, tempTree } from '../helpers/sets.js';
 
@@ -81,7 +82,7 @@ describe('what deployed layers are made from', () => {
     const c = await deployedInputs(bigger, images, 'ost-2/format-4');
     expect(inputDifferences(a, c)).toEqual([
       'they were made by ost ost-1/format-4, this is ost ost-2/format-4',
-      'the suite definition changed (its networks, VMs, sizes, NICs, disks or deploy-script list)',
+      'the suite definition changed (its networks, VMs, sizes, NICs, disks or deploy-script lists)',
     ]);
   });
 
@@ -223,5 +224,80 @@ describe('an up from deployed layers', () => {
     expect(msgs({ env, deployed: 'require', wait: false })).toEqual([]);
     // auto may deploy at run time, which --no-wait cannot
     expect(msgs({ env, deployed: 'auto', wait: false })).toHaveLength(1);
+  });
+});
+
+describe("a suite's host deploy scripts", () => {
+  it('are read from the env file beside it, refused outside its folder, and in the deployed key', async () => {
+    const dir = tempTree({
+      'ost-env.yaml': [
+        'suites:',
+        '  s:',
+        '    networks: { management: { management: true } }',
+        '    vms: { vm: { image: debian12-engine-installed, nics: [management] } }',
+        '    hostDeployScripts: [bootstrap.sh]',
+        '  bad:',
+        '    networks: { management: { management: true } }',
+        '    vms: { vm: { image: debian12-engine-installed, nics: [management] } }',
+        '    hostDeployScripts: [../elsewhere.sh]',
+        '',
+      ].join('\n'),
+      'bootstrap.sh': 'echo one\n',
+    });
+    const env = loadEnvironment(path.join(dir, 'ost-env.yaml'), 's');
+    expect(env.hostDeployScripts).toEqual([{ file: path.join(dir, 'bootstrap.sh'), name: 'bootstrap.sh' }]);
+    expect(willDeploy(env, undefined)).toBe(true);
+    expect(() => loadEnvironment(path.join(dir, 'ost-env.yaml'), 'bad')).toThrow(
+      /suites\.bad\.hostDeployScripts\[0\]: .*relative to ost-env\.yaml's folder/,
+    );
+    const images = new Map<string, ResolvedImage>();
+    const file = path.join(dir, 'debian12-engine-installed.qcow2');
+    writeFileSync(
+      path.join(dir, 'debian12-engine-installed.json'),
+      JSON.stringify({ key: KEY('a'), buildId: 'b' }),
+    );
+    images.set(imageKey(env.vms[0] as never), {
+      ref: 'debian12-engine-installed',
+      path: file,
+      chain: [file],
+      virtualSize: 1,
+      sshCredential: true,
+    });
+    const a = await deployedInputs(env, images, 'v');
+    writeFileSync(path.join(dir, 'bootstrap.sh'), 'echo two\n');
+    const b = await deployedInputs(env, images, 'v');
+    expect(deployedKey(a)).not.toBe(deployedKey(b));
+    expect(inputDifferences(a, b)).toEqual(['host deploy script bootstrap.sh changed']);
+  });
+
+  it("run in the env file's folder with the env's env.sh sourced; a failing one names itself and its output", async () => {
+    const dir = tempTree({
+      'work/env.sh': 'export OST_TEST_FROM_ENV_SH=engine-at-192.168.200.2\n',
+      'suite/ost-env.yaml': '',
+      'suite/bootstrap.sh': 'echo "$OST_TEST_FROM_ENV_SH $PWD" > "$PWD/ran"\n',
+      'suite/fails.sh': 'echo the bootstrap test failed >&2; exit 5\n',
+    });
+    const env = {
+      suite: 's',
+      file: path.join(dir, 'suite/ost-env.yaml'),
+      kind: 'ost-env' as const,
+      networks: [],
+      vms: [],
+      hostDeployScripts: [{ file: path.join(dir, 'suite/bootstrap.sh'), name: 'bootstrap.sh' }],
+    };
+    await runHostDeployScripts(env, path.join(dir, 'work'));
+    expect(readFileSync(path.join(dir, 'suite/ran'), 'utf8')).toBe(
+      `engine-at-192.168.200.2 ${path.join(dir, 'suite')}\n`,
+    );
+    const failing = {
+      ...env,
+      hostDeployScripts: [{ file: path.join(dir, 'suite/fails.sh'), name: 'fails.sh' }],
+    };
+    await expect(runHostDeployScripts(failing, path.join(dir, 'work'))).rejects.toThrow(
+      /host deploy script .*fails\.sh failed:\n {2}\| the bootstrap test failed/,
+    );
+    expect(readFileSync(path.join(dir, 'work/deploy-host.log'), 'utf8')).toContain(
+      'the bootstrap test failed',
+    );
   });
 });

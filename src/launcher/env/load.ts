@@ -56,6 +56,8 @@ const suiteSchema = z.strictObject({
   description: z.string().optional(),
   networks: z.record(nameSchema, networkSchema),
   vms: z.record(nameSchema, vmSchema),
+  /** Scripts run on the host after every VM's deploy scripts, with the env's env.sh sourced. */
+  hostDeployScripts: z.array(z.string().min(1)).default([]),
 });
 
 export const envFileSchema = z.strictObject({ suites: z.record(nameSchema, suiteSchema) });
@@ -222,6 +224,12 @@ export function loadEnvironment(file: string, suite: string): Environment {
         `${n.nics.length} NICs on it; a network takes at most ${MAX_NICS_PER_NETWORK} (addresses .2 to .99)`,
       );
   }
+  const hostDeployScripts = raw.hostDeployScripts.map((s, i) => {
+    const r = resolveDeployScript(path.dirname(abs), s);
+    if (r.problem)
+      add([...base, 'hostDeployScripts', i], `${r.problem}: relative to ${path.basename(abs)}'s folder`);
+    return { file: r.file, name: s };
+  });
   cfg.throwIfProblems();
-  return { suite, file: abs, kind: 'ost-env', networks, vms };
+  return { suite, file: abs, kind: 'ost-env', networks, vms, hostDeployScripts };
 }

@@ -75,6 +75,11 @@ export interface Environment {
   distro?: string;
   networks: EnvNetwork[];
   vms: EnvVm[];
+  /**
+   * ost-env suites: scripts run on the host once every VM's deploy scripts ran (the suite's bootstrap, as
+   * OST's bootstrap tests are), with the env's env.sh sourced, in the env file's folder.
+   */
+  hostDeployScripts?: { file: string; name: string }[];
 }
 
 /** The distro of a suite's images: OST_IMAGES_DISTRO of an ost.json suite, else its first package image's. */

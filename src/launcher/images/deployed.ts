@@ -30,6 +30,8 @@ export interface DeployedInputs {
   images: Record<string, { ref: string; key: string; build: string }>;
   /** Per VM: its deploy scripts as the suite names them, and the sha256 of their bytes. */
   scripts: Record<string, { script: string; sha256: string }[]>;
+  /** The suite's host deploy scripts (run with the env's env.sh), likewise. */
+  hostScripts: { script: string; sha256: string }[];
 }
 
 /** One VM's deployed layer. */
@@ -86,6 +88,7 @@ function suiteDefinition(env: Environment): unknown {
       // not `squashed`: which package of an image a VM runs on (chained or squashed, the same content) is
       // in the images' keys; the deploy built on the chained layers, `ost up` may pick the squashed one
     })),
+    hostDeployScripts: (env.hostDeployScripts ?? []).map((s) => s.name),
   };
 }
 
@@ -118,7 +121,10 @@ export async function deployedInputs(
       vm.deployScripts.map(async (s) => ({ script: s.name, sha256: await fileSha256(s.file) })),
     );
   }
-  return { format: DEPLOYED_FORMAT, ost, suite: suiteDefinition(env), images: imgs, scripts };
+  const hostScripts = await Promise.all(
+    (env.hostDeployScripts ?? []).map(async (s) => ({ script: s.name, sha256: await fileSha256(s.file) })),
+  );
+  return { format: DEPLOYED_FORMAT, ost, suite: suiteDefinition(env), images: imgs, scripts, hostScripts };
 }
 
 /** Each input that differs between what the layers were made from and what the suite has now, in words. */
@@ -128,7 +134,7 @@ export function inputDifferences(was: DeployedInputs, now: DeployedInputs): stri
     out.push(`they were made by an older way of deploying (format ${was.format})`);
   if (was.ost !== now.ost) out.push(`they were made by ost ${was.ost}, this is ost ${now.ost}`);
   if (stableStringify(was.suite) !== stableStringify(now.suite))
-    out.push('the suite definition changed (its networks, VMs, sizes, NICs, disks or deploy-script list)');
+    out.push('the suite definition changed (its networks, VMs, sizes, NICs, disks or deploy-script lists)');
   for (const [vm, img] of Object.entries(now.images)) {
     const old = was.images[vm];
     if (!old) continue;
@@ -148,6 +154,10 @@ export function inputDifferences(was: DeployedInputs, now: DeployedInputs): stri
       if (old.has(s.script) && old.get(s.script) !== s.sha256)
         out.push(`deploy script ${s.script} of ${vm} changed`);
   }
+  const oldHost = new Map((was.hostScripts ?? []).map((s) => [s.script, s.sha256]));
+  for (const s of now.hostScripts)
+    if (oldHost.has(s.script) && oldHost.get(s.script) !== s.sha256)
+      out.push(`host deploy script ${s.script} changed`);
   return out;
 }
 

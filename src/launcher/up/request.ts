@@ -41,7 +41,8 @@ export interface CheckedRequest {
 /** Whether the suite's deploy scripts run: ost-env suites always; OST suites only with --deploy. */
 export function willDeploy(env: Environment, deployFlag: boolean | undefined): boolean {
   return (
-    env.vms.some((vm) => vm.deployScripts.length > 0) && (env.kind !== 'ost-json' || deployFlag === true)
+    (env.vms.some((vm) => vm.deployScripts.length > 0) || (env.hostDeployScripts?.length ?? 0) > 0) &&
+    (env.kind !== 'ost-json' || deployFlag === true)
   );
 }
 

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { InternalError, OstError } from '../../../core/errors.js';
 import { faultPoint } from '../../../core/fault.js';
 import { atomicWriteFile } from '../../../core/fsutil.js';
-import { runDeployScripts } from '../../deploy.js';
+import { runDeployScripts, runHostDeployScripts } from '../../deploy.js';
 import { publishSshdPid } from '../../env-dir/deployment.js';
 import { SSHD_AUTHORIZED_KEY, startSshdProxy, stopSshdProxy } from '../../ipv6-proxy.js';
 import { layoutOf, settleAll } from '../context.js';
@@ -99,17 +99,31 @@ export const proxyPhase: Phase = {
 
 export const deployPhase: Phase = {
   id: 'deploy',
-  title: (plan) => `deploy scripts on ${plan.vms.filter((vm) => vm.vm.deployScripts.length > 0).length} VMs`,
+  title: (plan) =>
+    `deploy scripts on ${plan.vms.filter((vm) => vm.vm.deployScripts.length > 0).length} VMs${plan.env.hostDeployScripts?.length ? `, then ${plan.env.hostDeployScripts.length} on the host` : ''}`,
   skip: (plan) => !plan.deploy,
-  steps: (plan) =>
-    plan.vms.flatMap((vm) =>
+  steps: (plan) => [
+    ...plan.vms.flatMap((vm) =>
       vm.vm.deployScripts.map((s) => ({
         title: `${vm.name}: ${s.file} to bash -s over SSH (log ${path.join(plan.workdir, `deploy-${vm.name}.log`)})`,
       })),
     ),
+    ...(plan.env.hostDeployScripts ?? []).map((s) => ({
+      title: `on the host, in ${path.dirname(plan.env.file)}, with ${path.join(plan.workdir, 'env.sh')} sourced (log ${path.join(plan.workdir, 'deploy-host.log')})`,
+      argv: [
+        'bash',
+        '-c',
+        '. "$1" && exec bash "$2"',
+        'ost-host-deploy',
+        path.join(plan.workdir, 'env.sh'),
+        s.file,
+      ],
+    })),
+  ],
   async run(ctx) {
     const deploy = ctx.plan.env.vms.filter((vm) => vm.deployScripts.length > 0);
     await runDeployScripts(deploy, ctx.record.vms, ctx.plan.workdir, ctx.signal);
+    await runHostDeployScripts(ctx.plan.env, ctx.plan.workdir, ctx.signal);
     ctx.record.deployed = true;
   },
 };
