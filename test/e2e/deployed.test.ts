@@ -1,13 +1,15 @@
 // Deployed images (issue 29) on real libvirt in a network namespace, on the shared debian12 set (its
 // build dir and layer RPMs linked, so nothing is written into the shared cache): a one-VM suite whose deploy
 // script leaves evidence (a counter of how often it ran, the address it ran at, an enabled service, bytes on
-// an extra disk) is deployed by `ost build-images --deployed --publish`, committed as its deployed layers and
-// published as ost-images-debian12-<suite>-deployed pinned to the layers' releases; dnf installs it into a
-// root and `ost up --deployed` starts from there (evidence there, counter still 1, no deploy script run), and
-// a second env from it while the first holds the deploy's /24 comes up isolated with the same evidence; a
-// second build with nothing changed builds and publishes nothing; a changed deploy script makes them stale:
-// a clear error naming the script, and --deployed=auto deploys at run time; a deploy that fails publishes no
-// deployed package and exits non-zero, the repository still serving the last one.
+// an extra disk) and whose host bootstrap marks the guest over SSH is deployed by `ost build-images
+// --deployed --publish`, committed as its deployed layers and published as
+// ost-images-debian12-<suite>-deployed pinned to the layers' releases; dnf installs it into a root and `ost
+// up --deployed --checkpoint-cache` starts from there (evidence there, counter still 1, no deploy script
+// run) and checkpoints it; a second env from it while the first holds the deploy's /24 comes up isolated
+// with the same evidence; the next cached run restores the checkpoint; a second build with nothing changed
+// builds and publishes nothing; a changed deploy script makes them stale: a clear error naming the script,
+// and --deployed=auto deploys at run time; a deploy that fails publishes no deployed package and exits 4,
+// the repository still serving the last one.
 import {
   chmodSync,
   copyFileSync,
@@ -23,6 +25,7 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../../src/core/exec.js';
 import type { EnvRecord } from '../../src/launcher/env-dir/record.js';
+import type { CacheOutcome } from '../../src/launcher/up/checkpoint-cache.js';
 import { dnfInstallArgv } from '../../src/tools/dnf.js';
 import { runArgv } from '../../src/tools/run-tool.js';
 import { REPO_ROOT } from '../helpers/sets.js';
@@ -34,7 +37,11 @@ const MIN = 60_000;
 const work = isRoot ? mkdtempSync('/var/tmp/ost-e2e-deployed-') : '/nonexistent';
 const stateDir = path.join(work, 'state');
 const overlayDir = `/dev/shm/ost-e2e-dep-${process.pid}`;
-const env = { OST_STATE_DIR: stateDir, OST_OVERLAY_DIR: overlayDir };
+const env = {
+  OST_STATE_DIR: stateDir,
+  OST_OVERLAY_DIR: overlayDir,
+  OST_CHECKPOINT_DIR: path.join(work, 'checkpoints'),
+};
 const out = path.join(work, 'out');
 const repo = path.join(work, 'repo');
 // where dnf installs the deployed package (and, by its pins, the layers it sits on)
@@ -243,9 +250,14 @@ describe.skipIf(!isRoot)('deployed images on real libvirt in a network namespace
         ]),
       );
 
-      const u = await upDemo('--deployed', '--json');
+      // with a memory checkpoint on top: nothing cached yet, so it boots the deployed layers and checkpoints
+      const u = await upDemo('--deployed', '--checkpoint-cache', '--json');
       expect(u.code, u.stderr).toBe(0);
-      const r = JSON.parse(u.stdout) as EnvRecord;
+      const r = JSON.parse(u.stdout) as EnvRecord & { checkpointCache: CacheOutcome };
+      expect(r.checkpointCache).toMatchObject({
+        hit: false,
+        name: expect.stringMatching(/^cache-demo-d-deployed-/),
+      });
       expect(r.deployed).toBe(true);
       expect(r.deployedFrom?.manifest).toBe(path.join(installed, 'debian12-demo-d-deployed.json'));
       expect(r.timings.deploy).toBeUndefined();
@@ -278,6 +290,22 @@ describe.skipIf(!isRoot)('deployed images on real libvirt in a network namespace
         expect(d.code, d.stderr).toBe(0);
       }
       expect(await ns.ostObjects('domain')).toEqual([]);
+
+      // the next run restores the checkpoint of the deployed env: no boot, the same evidence
+      const c = await upDemo('--deployed', '--checkpoint-cache', '--json');
+      expect(c.code, c.stderr).toBe(0);
+      const rc = JSON.parse(c.stdout) as EnvRecord & { checkpointCache: CacheOutcome };
+      expect(rc.checkpointCache).toMatchObject({ hit: true, name: r.checkpointCache.name });
+      expect(rc.checkpoint?.name).toBe(r.checkpointCache.name);
+      const ec = await evidence(rc);
+      expect([ec.count, ec.bootstrapped, ec.active, ec.disk]).toEqual([
+        '1',
+        'bootstrapped-demo-d',
+        'active',
+        'deployed-bytes',
+      ]);
+      const dc = await ostNs(['down', rc.id]);
+      expect(dc.code, dc.stderr).toBe(0);
 
       // nothing changed: nothing built, nothing published
       const again = await build();

@@ -213,14 +213,15 @@ describe('an up from deployed layers', () => {
     ).toBe(false);
   });
 
-  it('--deployed excludes --from, --custom-repo and (for now) --checkpoint-cache; --no-wait is fine with it', () => {
+  it('--deployed excludes --from and --custom-repo, not --checkpoint-cache; --no-wait is fine with it', () => {
     const env = loadEnvironment(path.join(REPO_ROOT, 'ost-env.yaml'), 'demo-suite');
     const msgs = (r: Parameters<typeof requestProblems>[0]) => requestProblems(r).map((p) => p.message);
     expect(msgs({ env, deployed: 'require', from: { name: 'ck' } })).toEqual([
       '--deployed starts from deployed images, --from from a checkpoint',
     ]);
     expect(msgs({ env, deployed: 'require', customRepos: ['/r'] })).toHaveLength(1);
-    expect(msgs({ env, deployed: 'auto', checkpointCache: true })).toHaveLength(1);
+    // a memory checkpoint on top of the deployed layers
+    expect(msgs({ env, deployed: 'auto', checkpointCache: true })).toEqual([]);
     expect(msgs({ env, deployed: 'require', wait: false })).toEqual([]);
     // auto may deploy at run time, which --no-wait cannot
     expect(msgs({ env, deployed: 'auto', wait: false })).toHaveLength(1);

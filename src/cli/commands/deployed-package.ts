@@ -28,12 +28,14 @@ export async function deployedPackageInput(
 
 /**
  * Every suite's deployed layers in `out` (`<distro>-<suite>-deployed.json`, none of them a layer's own
- * manifest), as package inputs: what `ost publish-images` publishes with the set.
+ * manifest), as package inputs: what `ost publish-images` publishes with the set. One that cannot be
+ * packed (an older manifest format) is said to `warn` and left out: it does not hold back the set.
  */
 export async function deployedPackagesIn(
   out: string,
   distro: string,
   layers: string[],
+  warn: (message: string) => void,
 ): Promise<DeployedPackageInput[]> {
   const layerFiles = new Set(layers.map((l) => `${distro}-${l}.json`));
   const names = (await fs.readdir(out).catch(() => [] as string[]))
@@ -41,8 +43,13 @@ export async function deployedPackagesIn(
     .sort();
   const inputs: DeployedPackageInput[] = [];
   for (const f of names) {
-    const m = await readDeployedManifest(path.join(out, f));
-    if (m) inputs.push(toInput(m, path.join(out, f)));
+    try {
+      const m = await readDeployedManifest(path.join(out, f));
+      if (m) inputs.push(toInput(m, path.join(out, f)));
+    } catch (err) {
+      if (!(err instanceof OstError)) throw err;
+      warn(`not published: ${err.message}${err.hint ? ` (${err.hint})` : ''}`);
+    }
   }
   return inputs;
 }

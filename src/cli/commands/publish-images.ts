@@ -87,6 +87,7 @@ export async function publishImagesCommand(args: PublishImagesArgs, config: OstC
         out,
         set.distro,
         set.layers.map((l) => l.name),
+        (message) => ui.reporter({ type: 'warning', message }),
       ),
       reporter: ui.reporter,
       signal: abort.signal,

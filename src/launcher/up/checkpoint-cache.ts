@@ -1,7 +1,8 @@
 // `ost up <suite> --checkpoint-cache`: start from a checkpoint of the same content (the images' builds, the
 // suite's definition, its deploy scripts, whether they ran) when one is stored, else boot (and deploy) as
 // usual and checkpoint the result for next time. The second run of a suite on the same images restores
-// instead of booting: seconds, not minutes.
+// instead of booting: seconds, not minutes. With --deployed the first run boots the deployed layers (no
+// deploy) and the key covers them: a memory checkpoint on top of a deployed package.
 import { errorMessage, OstError } from '../../core/errors.js';
 import { checkpointSubnets } from '../checkpoint/from.js';
 import { checkpointsInUse } from '../checkpoint/in-use.js';
@@ -11,6 +12,7 @@ import { takeCheckpoint } from '../checkpoint/take.js';
 import { type EnvRecord, leasesDir } from '../env-dir/record.js';
 import { qemuIdentity } from '../images/qemu-user.js';
 import { imageKey, type ResolvedImage, resolveImages } from '../images/resolve.js';
+import { deployedStart } from './deployed-start.js';
 import type { UpOptions } from './options.js';
 import { checkUpRequest, willDeploy } from './request.js';
 import { up } from './run.js';
@@ -45,21 +47,23 @@ const cachePrefix = (suite: string, deployed: boolean) => cacheName(suite, deplo
  * computed from: the up boots or restores exactly those (a `dnf upgrade` between the two cannot file an
  * env of new images under the old images' key).
  */
-export async function cacheKey(o: UpOptions): Promise<{ key: string; images: Map<string, ResolvedImage> }> {
-  const images = await resolveImages(o.env.vms, { ...o.images, qemu: qemuIdentity(), signal: o.signal });
+export async function cacheKey(
+  o: UpOptions,
+): Promise<{ key: string; images: Map<string, ResolvedImage>; deployedKey?: string }> {
+  const qemu = qemuIdentity();
+  const images = await resolveImages(o.env.vms, { ...o.images, qemu, signal: o.signal });
   const byVm = new Map<string, KeyImage>();
   for (const vm of o.env.vms) {
     const img = images.get(imageKey(vm));
     if (img) byVm.set(vm.name, { ref: img.ref, path: img.path, package: img.package });
   }
-  // the name in the key says what the checkpoint holds: an env as booted, or as its deploy scripts left it
-  const key = contentKey(
-    o.env,
-    byVm,
-    o.ipMode ?? 'dual',
-    `checkpoint-cache:${willDeploy(o.env, o.deploy) ? 'deployed' : 'booted'}`,
-  );
-  return { key, images };
+  // --deployed: the deployed layers the env would boot from (none that match with =auto: a run-time deploy)
+  const start = o.deployed && (await deployedStart(o.env, images, qemu, o.deployed, o.reporter));
+  // the name in the key says what the checkpoint holds: an env as booted, as its deploy scripts left it, or
+  // as booted from deployed layers of that key
+  const what = start ? `from-deployed:${start.key}` : willDeploy(o.env, o.deploy) ? 'deployed' : 'booted';
+  const key = contentKey(o.env, byVm, o.ipMode ?? 'dual', `checkpoint-cache:${what}`);
+  return { key, images, deployedKey: start ? start.key : undefined };
 }
 
 export async function upWithCheckpointCache(
@@ -86,7 +90,8 @@ export async function upWithCheckpointCache(
   if (found) {
     const free = await subnetsFree(found, o.stateRoot);
     if (free === true) {
-      const record = await up({ ...o, from: found });
+      // restored as the checkpoint holds it (of deployed layers too: its disks sit on them)
+      const record = await up({ ...o, from: found, deployed: undefined });
       return { record, cache: { name: found.name, hit: true, key, replaced: [] } };
     }
     note = `checkpoint ${found.name} matches, but ${free}: booting instead`;

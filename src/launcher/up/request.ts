@@ -84,8 +84,6 @@ export function requestProblems(r: UpRequest): Problem[] {
         '--deployed starts the VMs as their deploy left them: --custom-repo / --custom-install cannot apply to them',
         'leave out one of them',
       );
-    if (r.checkpointCache)
-      add('--deployed and --checkpoint-cache cannot be combined yet', 'give one of them');
   }
   if (r.wait === false && deploys && !r.from && !r.checkpointCache && r.deployed !== 'require')
     add(
