@@ -7,7 +7,6 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { LayerManifest } from '../../src/builder/build-dir.js';
 import { loadImageSet } from '../../src/builder/plan/load.js';
-import { filesToKeep, type SetRecord } from '../../src/builder/repo/publish.js';
 import {
   type DeployedPackageInput,
   deployedMismatch,
@@ -124,52 +123,6 @@ describe("a suite's deployed package", () => {
     expect(deployedMismatch(set, input, manifests)).toMatch(
       /engine sits on layer engine-installed, which .* does not have/,
     );
-  });
-});
-
-describe('retention with deployed packages', () => {
-  const pkg = (name: string, evr: string, requires?: string | string[]) => ({
-    name,
-    evr,
-    file: `${name}-${evr}.noarch.rpm`,
-    layer: name,
-    key: 'k',
-    squashed: false,
-    requires,
-  });
-  const rec = (...packages: ReturnType<typeof pkg>[]): SetRecord => ({
-    distro: 'd',
-    publishedAt: '',
-    packages,
-  });
-  it("keeps every layer a kept deployed package pins; a night without one keeps yesterday's and its layers", () => {
-    const records = [
-      rec(
-        pkg('base', '1-1'),
-        pkg('engine', '1-1', 'base = 1-1'),
-        pkg('host', '1-1', 'base = 1-1'),
-        pkg('dep', '1-1', ['engine = 1-1', 'host = 1-1']),
-      ),
-      // the deploy failed: the layers are new, no deployed package
-      rec(pkg('base', '1-2'), pkg('engine', '1-2', 'base = 1-2'), pkg('host', '1-2', 'base = 1-2')),
-    ];
-    expect([...filesToKeep(records, 2)].sort()).toEqual([
-      'base-1-1.noarch.rpm',
-      'base-1-2.noarch.rpm',
-      'dep-1-1.noarch.rpm',
-      'engine-1-1.noarch.rpm',
-      'engine-1-2.noarch.rpm',
-      'host-1-1.noarch.rpm',
-      'host-1-2.noarch.rpm',
-    ]);
-    // an old set's deployed package, kept by a newer record naming it, keeps both its pins
-    const odd = [records[0] as SetRecord, rec(pkg('dep', '1-1', ['engine = 1-1', 'host = 1-1']))];
-    expect([...filesToKeep(odd, 1)].sort()).toEqual([
-      'base-1-1.noarch.rpm',
-      'dep-1-1.noarch.rpm',
-      'engine-1-1.noarch.rpm',
-      'host-1-1.noarch.rpm',
-    ]);
   });
 });
 

@@ -178,7 +178,7 @@ describe('repository metadata (captured createrepo_c 0.20 output)', () => {
 });
 
 describe('retention', () => {
-  const pkg = (name: string, evr: string, requires?: string) => ({
+  const pkg = (name: string, evr: string, requires?: string | string[]) => ({
     name,
     evr,
     file: `${name}-${evr}.noarch.rpm`,
@@ -205,6 +205,36 @@ describe('retention', () => {
       'leaf-1-3.noarch.rpm',
     ]);
   });
+  it("keeps every layer a kept deployed package pins; a night without one keeps yesterday's and its layers", () => {
+    const records = [
+      set(
+        pkg('base', '1-1'),
+        pkg('engine', '1-1', 'base = 1-1'),
+        pkg('host', '1-1', 'base = 1-1'),
+        pkg('dep', '1-1', ['engine = 1-1', 'host = 1-1']),
+      ),
+      // the deploy failed: the layers are new, no deployed package
+      set(pkg('base', '1-2'), pkg('engine', '1-2', 'base = 1-2'), pkg('host', '1-2', 'base = 1-2')),
+    ];
+    expect([...filesToKeep(records, 2)].sort()).toEqual([
+      'base-1-1.noarch.rpm',
+      'base-1-2.noarch.rpm',
+      'dep-1-1.noarch.rpm',
+      'engine-1-1.noarch.rpm',
+      'engine-1-2.noarch.rpm',
+      'host-1-1.noarch.rpm',
+      'host-1-2.noarch.rpm',
+    ]);
+    // an old set's deployed package, kept by a newer record naming it, keeps both its pins
+    const odd = [records[0] as SetRecord, set(pkg('dep', '1-1', ['engine = 1-1', 'host = 1-1']))];
+    expect([...filesToKeep(odd, 1)].sort()).toEqual([
+      'base-1-1.noarch.rpm',
+      'dep-1-1.noarch.rpm',
+      'engine-1-1.noarch.rpm',
+      'host-1-1.noarch.rpm',
+    ]);
+  });
+
   it('never drops an RPM that a kept RPM requires, even when its own set is gone', () => {
     const odd = [set(pkg('base', '1-1')), set(pkg('leaf', '1-9', 'base = 1-1'))];
     expect([...filesToKeep(odd, 1)].sort()).toEqual(['base-1-1.noarch.rpm', 'leaf-1-9.noarch.rpm']);
