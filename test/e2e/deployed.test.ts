@@ -53,8 +53,17 @@ const script = path.join(suiteDir, 'deploy.sh');
 let shared: SharedImages;
 let ns: LibvirtNetns;
 
+/**
+ * ost in the test's network namespace, entered with `nsenter --net` only: in the host's mount namespace, so
+ * the namespace an isolated env gets is seen by every process (`ip netns exec` gives one of its own).
+ */
 async function ostNs(args: string[], timeoutMs = 30 * MIN) {
-  const r = await ns.exec([OST, ...args], { allowFailure: true, env, cwd: REPO_ROOT, timeoutMs });
+  const r = await run('nsenter', [`--net=/run/netns/${ns.name}`, OST, ...args], {
+    allowFailure: true,
+    env,
+    cwd: REPO_ROOT,
+    timeoutMs,
+  });
   return { code: r.exitCode, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -80,9 +89,8 @@ function writeScript(extra = ''): void {
 
 /** What the guest says of the deploy: counter, the address it ran at, the service, the extra disk. */
 async function evidence(r: EnvRecord) {
-  const s = await ns.exec(
+  const s = await ostNs(
     [
-      OST,
       'ssh',
       'vm',
       '--env',
@@ -90,7 +98,7 @@ async function evidence(r: EnvRecord) {
       '--',
       'cat /var/lib/ost-deploy-count /etc/ost-deployed-address /etc/ost-bootstrapped; systemctl is-active ost-deployed-demo; test -s /run/ost-deployed-demo && echo ran; head -c 14 /dev/$(lsblk -dno NAME,TYPE | awk \'$2 == "disk" && $1 != "vda" { print $1; exit }\'); echo',
     ],
-    { env, cwd: REPO_ROOT, timeoutMs: 2 * MIN },
+    2 * MIN,
   );
   const [count, address, bootstrapped, active, ran, disk] = s.stdout.split('\n');
   return { count, address, bootstrapped, active, ran, disk };
