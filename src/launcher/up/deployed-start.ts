@@ -112,8 +112,9 @@ export async function deployedIsolation(
       'stop what holds them (ost list, ost down <id>), or run ost up as root: it then starts the env with its networks in a namespace of its own',
     );
   await checkMountNamespace();
+  // a warning, said with --json too: the env is reached only from inside its namespace
   o.reporter({
-    type: 'info',
+    type: 'warning',
     message: `${taken.join('; ')}: the env starts with its networks in a namespace of its own (isolated); reach it with ost ssh / ost exec`,
   });
   return true;
