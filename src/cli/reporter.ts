@@ -27,8 +27,9 @@ export function cliReporter(
     spinner.text = [...active.values()].join('  |  ');
     if (!spinner.isSpinning) spinner.start();
   };
-  const line = (symbol: string, text: string) => {
-    if (opts.quiet) return;
+  /** A line on stderr; `quiet` (--json: the result on stdout) keeps only warnings, which a user must see. */
+  const line = (symbol: string, text: string, always = false) => {
+    if (opts.quiet && !always) return;
     if (spinner) {
       spinner.stopAndPersist({ symbol, text });
       refresh();
@@ -70,7 +71,7 @@ export function cliReporter(
         return;
       }
       case 'warning':
-        line('⚠', `warning: ${e.message}`);
+        line('⚠', `warning: ${e.message}`, true);
         return;
       case 'info':
         line('ℹ', e.message);

@@ -157,6 +157,11 @@ describe.skipIf(!isRoot)('deployed images on real libvirt in a network namespace
   }, 120 * MIN);
 
   afterAll(async () => {
+    // a failed case may leave envs up: an isolated one's namespace and dnsmasq outlive libvirtd
+    if (ns) {
+      const left = await ostNs(['list', '--json']);
+      for (const e of JSON.parse(left.stdout || '[]') as { id: string }[]) await ostNs(['down', e.id]);
+    }
     await ns?.stop();
     rmSync(overlayDir, { recursive: true, force: true });
     rmSync(work, { recursive: true, force: true });
