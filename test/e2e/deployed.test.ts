@@ -346,7 +346,7 @@ describe.skipIf(!isRoot)('deployed images on real libvirt in a network namespace
       // --deploy`'s, run by the build above and the launcher e2e; one boot less here)
       const a = await upDemo('--deployed=auto', '--dry-run');
       expect(a.code, a.stderr).toBe(0);
-      expect(a.stderr).toContain(
+      expect(a.stdout).toContain(
         'deploy script deploy.sh of vm changed: deploying at run time (--deployed=auto)',
       );
       expect(a.stdout).toContain(`vm: ${script} to bash -s over SSH`);

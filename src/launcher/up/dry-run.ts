@@ -1,5 +1,6 @@
 // `ost up --dry-run`: the plan as text — each phase with the commands it would run and what it would do,
 // then every directory and file it would create with the uid that owns it once the env is up.
+import type { Reporter } from '../../core/events.js';
 import { formatCommand } from '../../core/exec.js';
 import type { UpOptions } from './options.js';
 import type { Phase } from './phase.js';
@@ -39,13 +40,25 @@ export function formatUpPlan(plan: UpPlan, notes: readonly string[] = []): strin
   return lines.join('\n');
 }
 
-/** Check, read and plan an up without making anything; the plan and what it leaves to run time. */
+/**
+ * Check, read and plan an up without making anything; the plan and what it leaves to run time. What the
+ * preparation said (deployed images that do not match, an env that would start isolated) is in the plan as
+ * notes too.
+ */
 export async function planOnly(o: UpOptions): Promise<{ plan: UpPlan; text: string }> {
-  const { plan } = await prepareUp(o, {}, true);
-  const notes = o.custom
-    ? [
-        `custom layers (${o.custom.repos.join(', ')}) are made or reused at run time; each VM's overlay then sits on its image's custom layer`,
-      ]
-    : [];
+  const said: string[] = [];
+  const reporter: Reporter = (e) => {
+    if (e.type === 'info' || e.type === 'warning') said.push(e.message);
+    o.reporter(e);
+  };
+  const { plan } = await prepareUp({ ...o, reporter }, {}, true);
+  const notes = [
+    ...said,
+    ...(o.custom
+      ? [
+          `custom layers (${o.custom.repos.join(', ')}) are made or reused at run time; each VM's overlay then sits on its image's custom layer`,
+        ]
+      : []),
+  ];
   return { plan, text: formatUpPlan(plan, notes) };
 }
