@@ -23,6 +23,8 @@ cleanup() {
   rm -rf "$tmp"
 }
 trap cleanup EXIT
+# the background build has no terminal: sudo asks for a password (if it must) here, once
+if [ -n "$SUDO" ]; then sudo -v; fi
 # dist/ was built by install-deps.sh: the e2e processes must not rewrite it under each other
 export OST_E2E_PREBUILT=1
 # its own session, so an early exit stops the whole build (trap above)

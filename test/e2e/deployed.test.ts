@@ -269,7 +269,7 @@ describe.skipIf(!isRoot)('deployed images on real libvirt in a network namespace
       const r = JSON.parse(u.stdout) as EnvRecord & { checkpointCache: CacheOutcome };
       expect(r.checkpointCache).toMatchObject({
         hit: false,
-        name: expect.stringMatching(/^cache-demo-d-deployed-/),
+        name: expect.stringMatching(/^cache-demo-d-frompkg-/),
       });
       expect(r.deployed).toBe(true);
       expect(r.deployedFrom?.manifest).toBe(path.join(installed, 'debian12-demo-d-deployed.json'));

@@ -336,12 +336,16 @@ describe('the domain XML a VM is restored with', () => {
 describe('ost up --checkpoint-cache', () => {
   it('names a cache checkpoint by suite, deploy mode and key: always a valid name of 64 characters at most', () => {
     const key = 'ab'.repeat(32);
-    expect(cacheName('demo-suite', true, key)).toBe('cache-demo-suite-deployed-abababababab');
-    expect(cacheName('demo-suite', false, key)).toBe('cache-demo-suite-booted-abababababab');
-    const long = cacheName(`basic suite/${'x'.repeat(80)}`, true, key);
-    expect(long.length).toBeLessThanOrEqual(64);
-    expect(long).toMatch(CHECKPOINT_NAME);
-    expect(long).toMatch(/^cache-basic-suite-x+-deployed-abababababab$/);
+    expect(cacheName('demo-suite', 'deployed', key)).toBe('cache-demo-suite-deployed-abababababab');
+    expect(cacheName('demo-suite', 'booted', key)).toBe('cache-demo-suite-booted-abababababab');
+    // booted from a deployed package: a name of its own, so neither kind replaces the other's checkpoint
+    expect(cacheName('demo-suite', 'frompkg', key)).toBe('cache-demo-suite-frompkg-abababababab');
+    for (const kind of ['deployed', 'booted', 'frompkg'] as const) {
+      const long = cacheName(`basic suite/${'x'.repeat(80)}`, kind, key);
+      expect(long.length).toBeLessThanOrEqual(64);
+      expect(long).toMatch(CHECKPOINT_NAME);
+      expect(long).toMatch(new RegExp(`^cache-basic-suite-x+-${kind}-abababababab$`));
+    }
   });
 
   it('keys the lookup by the images as resolved and whether deploy scripts run; the same up gives the same key', async () => {

@@ -202,6 +202,10 @@ describe('an up from deployed layers', () => {
     await expect(deployedIsolation(start, { ...o, root: false })).rejects.toThrow(
       'the deployed guests keep the addresses of their deploy, and management (192.168.231.0/24) is held by environment holder01',
     );
+    // an OST suite's --ipv6-only SOCKS helper cannot listen in an isolated env's namespace
+    await expect(deployedIsolation(start, { ...o, root: true, ipv6Proxy: true })).rejects.toThrow(
+      "--ipv6-only's SOCKS helper cannot listen",
+    );
     expect(await deployedIsolation(start, { ...o, root: true })).toBe(true);
     expect(said[0]).toContain('the env starts with its networks in a namespace of its own (isolated)');
     // free: not isolated

@@ -178,7 +178,7 @@ describe('repository metadata (captured createrepo_c 0.20 output)', () => {
 });
 
 describe('retention', () => {
-  const pkg = (name: string, evr: string, requires?: string | string[]) => ({
+  const pkg = (name: string, evr: string, requires?: string | string[]): SetRecord['packages'][number] => ({
     name,
     evr,
     file: `${name}-${evr}.noarch.rpm`,
@@ -225,6 +225,23 @@ describe('retention', () => {
       'host-1-1.noarch.rpm',
       'host-1-2.noarch.rpm',
     ]);
+    // nights whose deploy failed, more than `keep` of them: the last deployed package and its pins stay
+    const dep = { ...pkg('dep', '1-1', ['engine = 1-1', 'host = 1-1']), deployed: true };
+    const failing = [
+      set(pkg('base', '1-1'), pkg('engine', '1-1', 'base = 1-1'), pkg('host', '1-1', 'base = 1-1'), dep),
+      set(pkg('base', '1-2'), pkg('engine', '1-2', 'base = 1-2'), pkg('host', '1-2', 'base = 1-2')),
+      set(pkg('base', '1-3'), pkg('engine', '1-3', 'base = 1-3'), pkg('host', '1-3', 'base = 1-3')),
+    ];
+    const kept = [...filesToKeep(failing, 1)].sort();
+    expect(kept).toEqual(
+      expect.arrayContaining([
+        'dep-1-1.noarch.rpm',
+        'engine-1-1.noarch.rpm',
+        'host-1-1.noarch.rpm',
+        'base-1-1.noarch.rpm',
+      ]),
+    );
+    expect(kept).not.toContain('engine-1-2.noarch.rpm');
     // an old set's deployed package, kept by a newer record naming it, keeps both its pins
     const odd = [records[0] as SetRecord, set(pkg('dep', '1-1', ['engine = 1-1', 'host = 1-1']))];
     expect([...filesToKeep(odd, 1)].sort()).toEqual([

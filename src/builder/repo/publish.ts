@@ -29,6 +29,8 @@ export interface SetRecord {
     squashed: boolean;
     /** What it requires by exact version: a layer its parent, a deployed package every layer it sits on. */
     requires?: string | string[];
+    /** A suite's deployed package (its newest is kept however many sets since had none). */
+    deployed?: boolean;
   }[];
 }
 
@@ -95,13 +97,21 @@ export async function readSetRecords(
   return out;
 }
 
-/** RPM files that retention keeps: every file of the newest `keep` sets and whatever they require. */
+/**
+ * RPM files that retention keeps: every file of the newest `keep` sets, the newest of each suite's deployed
+ * package (nights whose deploy failed publish none: the last one stays usable), and whatever they require.
+ */
 export function filesToKeep(records: SetRecord[], keep: number): Set<string> {
   type Pkg = SetRecord['packages'][number];
   const byNevr = new Map<string, Pkg>();
-  for (const r of records) for (const p of r.packages) byNevr.set(`${p.name} = ${p.evr}`, p);
+  const newestDeployed = new Map<string, Pkg>();
+  for (const r of records)
+    for (const p of r.packages) {
+      byNevr.set(`${p.name} = ${p.evr}`, p);
+      if (p.deployed) newestDeployed.set(p.name, p);
+    }
   const files = new Set<string>();
-  const queue: Pkg[] = records.slice(-keep).flatMap((r) => r.packages);
+  const queue: Pkg[] = [...records.slice(-keep).flatMap((r) => r.packages), ...newestDeployed.values()];
   for (let p = queue.pop(); p; p = queue.pop()) {
     if (files.has(p.file)) continue;
     files.add(p.file);
@@ -253,6 +263,7 @@ function setRecord(set: ImageSet, rpms: PackedRpm[], files: Map<string, string>)
       key: r.key,
       squashed: r.squashed,
       requires: r.deployed?.pins ?? r.requires,
+      ...(r.deployed ? { deployed: true } : {}),
     })),
   };
 }

@@ -12,6 +12,7 @@ import { loadImageSet } from '../../builder/plan/load.js';
 import { type ImageSet, leavesOf } from '../../builder/plan/model.js';
 import { type ReleaseResult, releaseSet } from '../../builder/release.js';
 import { type BuildResult, IncompletePlanError } from '../../builder/result.js';
+import type { DeployedPackageInput } from '../../builder/rpm/deployed.js';
 import { BUILDER_VERSION } from '../../builder/version.js';
 import { detectAccel } from '../../core/accel.js';
 import { onInterrupt } from '../../core/cleanup.js';
@@ -117,8 +118,8 @@ async function buildSet(loaded: ImageSet, args: BuildImagesArgs, config: OstConf
     });
     if (custom && !args.dryRun && !args.skipCustomCheck)
       await checkBuiltLeaves(result.out, set, custom.repos);
-    const deployed = args.dryRun
-      ? { done: [], failed: [] }
+    const deployed: DeployOutcome = args.dryRun
+      ? { done: [], inputs: [], failed: [] }
       : await deploySuites(set, result.out, args, config, ui, abort.signal);
     const release =
       args.publish && !args.dryRun
@@ -126,9 +127,7 @@ async function buildSet(loaded: ImageSet, args: BuildImagesArgs, config: OstConf
             out: result.out,
             repo: args.publish,
             ...publishFlags(args),
-            deployed: await Promise.all(
-              deployed.done.map((d) => deployedPackageInput(result.out, set.distro, d.suite)),
-            ),
+            deployed: deployed.inputs,
             skipIfServed: true,
             reporter: ui.reporter,
             signal: abort.signal,
@@ -209,6 +208,8 @@ async function checkBuiltLeaves(out: string, set: ImageSet, repos: CustomRepo[])
 /** What --deployed did: each suite's deployed layers built or found current, and the suites whose deploy failed. */
 interface DeployOutcome {
   done: DeployedBuildResult[];
+  /** What the builder packs of each suite done (its manifest read back). */
+  inputs: DeployedPackageInput[];
   failed: { suite: string; error: string }[];
 }
 
@@ -225,7 +226,7 @@ async function deploySuites(
   ui: ReturnType<typeof cliReporter>,
   signal: AbortSignal,
 ): Promise<DeployOutcome> {
-  const outcome: DeployOutcome = { done: [], failed: [] };
+  const outcome: DeployOutcome = { done: [], inputs: [], failed: [] };
   for (const suite of args.deployed ?? []) {
     try {
       const up = await deployUpOptions(
@@ -234,16 +235,16 @@ async function deploySuites(
         ui,
         signal,
       );
-      outcome.done.push(
-        await buildDeployed({
-          up,
-          out,
-          distro: set.distro,
-          ost: BUILDER_VERSION,
-          reporter: ui.reporter,
-          signal,
-        }),
-      );
+      const done = await buildDeployed({
+        up,
+        out,
+        distro: set.distro,
+        ost: BUILDER_VERSION,
+        reporter: ui.reporter,
+        signal,
+      });
+      outcome.inputs.push(await deployedPackageInput(out, set.distro, suite));
+      outcome.done.push(done);
     } catch (err) {
       if (signal.aborted) throw err;
       const error = err instanceof OstError && err.hint ? `${err.message} (${err.hint})` : errorMessage(err);

@@ -33,14 +33,20 @@ export interface CacheOutcome {
   replaced: string[];
 }
 
-/** `cache-<suite>-<deployed|booted>-<key>`: a checkpoint name (64 characters at most). */
-export function cacheName(suite: string, deployed: boolean, key: string): string {
-  const prefix = `cache-${suite.replace(/[^A-Za-z0-9._-]/g, '-')}`.slice(0, 64 - 22);
-  return `${prefix}-${deployed ? 'deployed' : 'booted'}-${key.slice(0, 12)}`;
+/**
+ * What a cache checkpoint holds: the env as booted, as its deploy scripts left it, or as booted from a
+ * deployed package (--deployed). Each kind has its own names, so one never replaces another's.
+ */
+export type CacheKind = 'booted' | 'deployed' | 'frompkg';
+
+/** `cache-<suite>-<kind>-<key>`: a checkpoint name (64 characters at most). */
+export function cacheName(suite: string, kind: CacheKind, key: string): string {
+  const prefix = `cache-${suite.replace(/[^A-Za-z0-9._-]/g, '-')}`.slice(0, 64 - (kind.length + 14));
+  return `${prefix}-${kind}-${key.slice(0, 12)}`;
 }
 
-/** The prefix every cache checkpoint of `suite` (in that deploy mode) has. */
-const cachePrefix = (suite: string, deployed: boolean) => cacheName(suite, deployed, '');
+/** The prefix every cache checkpoint of `suite` of that kind has. */
+const cachePrefix = (suite: string, kind: CacheKind) => cacheName(suite, kind, '');
 
 /**
  * The content key an up with these options would store its cache checkpoint under, and the images it was
@@ -82,9 +88,11 @@ export async function upWithCheckpointCache(
     customInstall: o.custom?.install,
   });
   const resolveStart = Date.now();
-  const { key, images } = await cacheKey(o);
+  const { key, images, deployedKey } = await cacheKey(o);
   o = { ...o, resolved: { images, ms: Date.now() - resolveStart } };
-  const deployed = willDeploy(o.env, o.deploy);
+  // --deployed=auto without a matching package: the up deploys at run time (and need not look again)
+  if (o.deployed && !deployedKey) o = { ...o, deployed: undefined };
+  const kind: CacheKind = deployedKey ? 'frompkg' : willDeploy(o.env, o.deploy) ? 'deployed' : 'booted';
   const found = (await listCheckpoints(o.checkpointRoot)).find((c) => c.record.key === key);
   let note: string | undefined;
   if (found) {
@@ -100,7 +108,7 @@ export async function upWithCheckpointCache(
     return { record: await up(o), cache: { name: found.name, hit: false, key, note, replaced: [] } };
   }
   const record = await up(o);
-  const name = cacheName(o.env.suite, deployed, key);
+  const name = cacheName(o.env.suite, kind, key);
   const t0 = Date.now();
   let taken: StoredCheckpoint;
   try {
@@ -119,7 +127,7 @@ export async function upWithCheckpointCache(
     o.reporter({ type: 'warning', subject: 'checkpoint cache', message: note });
     return { record, cache: { hit: false, key, note, replaced: [] } };
   }
-  const replaced = await dropSuperseded(o, taken, cachePrefix(o.env.suite, deployed));
+  const replaced = await dropSuperseded(o, taken, cachePrefix(o.env.suite, kind));
   return { record, cache: { name, hit: false, key, checkpointMs: Date.now() - t0, replaced } };
 }
 

@@ -98,7 +98,7 @@ export function checkDeployedLayout(layout: EnvLayout, d: DeployedStart): void {
  */
 export async function deployedIsolation(
   d: DeployedStart,
-  o: { leases: string; uri: string; root: boolean; reporter: Reporter },
+  o: { leases: string; uri: string; root: boolean; reporter: Reporter; ipv6Proxy?: boolean },
 ): Promise<boolean> {
   const held = await subnetHolders(o.leases, await foreignSubnets(o.uri));
   const taken = [...d.subnets].flatMap(([net, prefix]) => {
@@ -106,6 +106,11 @@ export async function deployedIsolation(
     return by ? [`${net} (${prefix}.0/24) is held by ${by}`] : [];
   });
   if (taken.length === 0) return false;
+  if (o.ipv6Proxy)
+    throw new OstError(
+      `the deployed guests keep the addresses of their deploy, and ${taken.join('; ')}; an isolated env keeps the management network's host side in its namespace, where --ipv6-only's SOCKS helper cannot listen`,
+      'stop what holds them (ost list, ost down <id>), or leave out --ipv6-only',
+    );
   if (!o.root)
     throw new OstError(
       `the deployed guests keep the addresses of their deploy, and ${taken.join('; ')}`,

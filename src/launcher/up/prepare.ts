@@ -18,11 +18,11 @@ import { type Identity, qemuIdentity, unreadableBy } from '../images/qemu-user.j
 import { imageKey, type ResolvedImage, resolveImages } from '../images/resolve.js';
 import { SSHD_CONFIG } from '../ipv6-proxy.js';
 import { checkMountNamespace } from '../net/isolated.js';
-import { newEnvId } from '../net/layout.js';
+import { type IpMode, newEnvId } from '../net/layout.js';
 import { chooseOverlayRoot } from '../overlays.js';
 import { deployedIsolation, deployedStart } from './deployed-start.js';
 import type { UpOptions } from './options.js';
-import { deploymentOf, planUp, type UpPlan } from './plan.js';
+import { type DeployedStart, deploymentOf, planUp, type UpPlan } from './plan.js';
 import { checkUpRequest } from './request.js';
 
 export interface PreparedUp {
@@ -101,6 +101,23 @@ async function customLayers(
   return layers;
 }
 
+/** Deployed layers' guests keep their deploy's addresses too: isolated when those /24s are taken. */
+async function isolateDeployed(
+  o: UpOptions,
+  deployed: DeployedStart | undefined,
+  ipMode: IpMode,
+): Promise<boolean> {
+  if (!deployed) return false;
+  return deployedIsolation(deployed, {
+    leases: leasesDir(o.stateRoot),
+    uri: o.uri,
+    root: (process.getuid?.() ?? 0) === 0,
+    reporter: o.reporter,
+    // --ipv6-only's SOCKS helper listens on the host's side of the management network
+    ipv6Proxy: ipMode === 'ipv6' && o.env.kind === 'ost-json',
+  });
+}
+
 /**
  * Check, read and plan an up. `dryRun`: nothing is written (no state dir, no custom layer built: a VM
  * with --custom-repo is planned on its image, and the plan says its layer is made at run time).
@@ -146,16 +163,7 @@ export async function prepareUp(
   // it was taken of, still up, holds them all), before anything is claimed; an isolated env takes them
   // inside its namespace, where nothing else is
   if (from && !o.isolated) await checkpointSubnets(from, leasesDir(o.stateRoot));
-  // deployed layers' guests keep their deploy's addresses too: isolated when those /24s are taken
-  const isolated =
-    o.isolated === true ||
-    (deployed !== undefined &&
-      (await deployedIsolation(deployed, {
-        leases: leasesDir(o.stateRoot),
-        uri: o.uri,
-        root: (process.getuid?.() ?? 0) === 0,
-        reporter: o.reporter,
-      })));
+  const isolated = o.isolated === true || (await isolateDeployed(o, deployed, checked.ipMode));
   const overlayRoot = await chooseOverlayRoot(o.overlays, env, o.reporter);
   const me = self();
   const deployment = deploymentOf(env, o.deployment);
