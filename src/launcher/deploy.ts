@@ -45,9 +45,16 @@ export async function runHostDeployScripts(
   env: Environment,
   workdir: string,
   signal?: AbortSignal,
+  trusted: readonly number[] = [0],
 ): Promise<void> {
   const envSh = path.join(workdir, 'env.sh');
   for (const script of env.hostDeployScripts ?? []) {
+    const who = await untrustedOnTheWay(script.file, trusted);
+    if (who)
+      throw new OstError(
+        `host deploy script ${script.file}: ${who}, and ost runs it as uid ${process.geteuid?.() ?? 0}`,
+        "a host deploy script runs with ost's rights: keep it (and every folder on its way) writable by you and root alone",
+      );
     // the paths are arguments, never spliced into the shell text
     const argv = ['bash', '-c', '. "$1" && exec bash "$2"', 'ost-host-deploy', envSh, script.file];
     await runArgv(argv, {
@@ -72,4 +79,26 @@ function failureTail(err: unknown): string {
     .slice(-10)
     .map((l) => `  | ${l}`)
     .join('\n')}`;
+}
+
+/**
+ * The first thing on the way to `file` (each folder from /, then the file) that a uid other than `trusted`
+ * could change — owned by another, or writable by group or others (a sticky folder only on the way) —, in
+ * words; undefined when there is none. Root's ost runs a host deploy script with root's rights.
+ */
+export async function untrustedOnTheWay(
+  file: string,
+  trusted: readonly number[],
+): Promise<string | undefined> {
+  const parts = path.resolve(file).split(path.sep).filter(Boolean);
+  for (let i = 0; i <= parts.length; i++) {
+    const p = path.join(path.sep, ...parts.slice(0, i));
+    const st = await fs.lstat(p);
+    const last = i === parts.length;
+    if (!trusted.includes(st.uid)) return `${p} is owned by uid ${st.uid}`;
+    const sticky = (st.mode & 0o1000) !== 0 && !last;
+    if ((st.mode & 0o022) !== 0 && !sticky) return `${p} can be changed by its group or by anyone`;
+    if (last && st.isSymbolicLink()) return `${p} is a symbolic link`;
+  }
+  return undefined;
 }

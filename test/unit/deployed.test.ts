@@ -1,6 +1,6 @@
 // Deployed images (issue 29), the pure parts: what deployed layers are made from and their key, the words
 // for what differs, the manifest read back, the plan of an up from them, and the flag rules.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { OstEvent } from '../../src/core/events.js';
@@ -304,5 +304,20 @@ describe("a suite's host deploy scripts", () => {
     expect(readFileSync(path.join(dir, 'work/deploy-host.log'), 'utf8')).toContain(
       'the bootstrap test failed',
     );
+    // run with ost's rights: a script another user could change is refused, and nothing runs
+    rmSync(path.join(dir, 'suite/ran'));
+    chmodSync(path.join(dir, 'suite/bootstrap.sh'), 0o666);
+    await expect(runHostDeployScripts(env, path.join(dir, 'work'))).rejects.toThrow(
+      /bootstrap\.sh can be changed by its group or by anyone, and ost runs it as uid/,
+    );
+    chmodSync(path.join(dir, 'suite/bootstrap.sh'), 0o644);
+    chownSync(path.join(dir, 'suite'), 65534, 65534);
+    await expect(runHostDeployScripts(env, path.join(dir, 'work'))).rejects.toThrow(
+      /suite is owned by uid 65534/,
+    );
+    expect(existsSync(path.join(dir, 'suite/ran'))).toBe(false);
+    // the one who ran ost through sudo may own it
+    await runHostDeployScripts(env, path.join(dir, 'work'), undefined, [0, 65534]);
+    expect(existsSync(path.join(dir, 'suite/ran'))).toBe(true);
   });
 });

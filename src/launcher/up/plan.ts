@@ -76,6 +76,8 @@ export interface UpPlan {
    * its own (net/isolated.ts): an isolated restore, or deployed layers whose subnets another env holds.
    */
   isolated: boolean;
+  /** Who may own the host deploy scripts ost runs with its rights (and each folder on their way). */
+  scriptOwners: number[];
   ipMode: IpMode;
   /** An OST suite (ost.json): its env dir is the deployment dir OST's harness reads. */
   ostSuite: boolean;
@@ -141,6 +143,8 @@ export interface PlanInputs {
   qemu: Identity;
   /** The deployment dir's owner (see UpPlan.deploymentOwner). */
   deploymentOwner?: { uid: number; gid: number };
+  /** Who ran ost through sudo (SUDO_UID), if anyone. */
+  invoker?: number;
   customRequest?: { repos: string[]; install: string[] };
   /** --deployed: each VM's deployed layers and the subnets its deploy had (images/deployed.ts). */
   deployed?: DeployedStart;
@@ -361,6 +365,7 @@ export function planUp(i: PlanInputs): UpPlan {
     from: i.from,
     deployed: i.deployed,
     isolated: i.isolated,
+    scriptOwners: [...new Set([0, i.self.uid, ...(i.invoker !== undefined ? [i.invoker] : [])])],
     ipMode: i.ipMode,
     ostSuite: env.kind === 'ost-json',
     deploy: i.deploy,

@@ -189,6 +189,7 @@ export async function prepareUp(
     self: { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, pid: me },
     qemu,
     deploymentOwner: deployment ? await deploymentOwner(deployment, o.owner) : undefined,
+    invoker: o.owner?.uid,
     customRequest: o.custom && { repos: o.custom.repos, install: o.custom.install },
   });
   return { plan, qemu, proxy };

@@ -123,7 +123,8 @@ export const deployPhase: Phase = {
   async run(ctx) {
     const deploy = ctx.plan.env.vms.filter((vm) => vm.deployScripts.length > 0);
     await runDeployScripts(deploy, ctx.record.vms, ctx.plan.workdir, ctx.signal);
-    await runHostDeployScripts(ctx.plan.env, ctx.plan.workdir, ctx.signal);
+    // run with ost's rights: scripts only ost's user (and, through sudo, its invoker) can change
+    await runHostDeployScripts(ctx.plan.env, ctx.plan.workdir, ctx.signal, ctx.plan.scriptOwners);
     ctx.record.deployed = true;
   },
 };
