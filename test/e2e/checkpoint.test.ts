@@ -40,17 +40,9 @@ async function ostNs(args: string[], timeoutMs = 20 * MIN) {
   return { code: r.exitCode, stdout: r.stdout, stderr: r.stderr };
 }
 
-/**
- * ost with only the test's network namespace entered (`nsenter --net`): in the host's mount namespace, so
- * the namespace an --isolated env gets is seen by every process (`ip netns exec` gives one of its own).
- */
+/** ost with only the test's network namespace entered (an --isolated env's namespace is seen outside it). */
 async function ostNet(args: string[], timeoutMs = 20 * MIN) {
-  const r = await run('nsenter', [`--net=/run/netns/${ns.name}`, OST, ...args], {
-    allowFailure: true,
-    env,
-    cwd: REPO_ROOT,
-    timeoutMs,
-  });
+  const r = await ns.enter([OST, ...args], { allowFailure: true, env, cwd: REPO_ROOT, timeoutMs });
   return { code: r.exitCode, stdout: r.stdout, stderr: r.stderr };
 }
 

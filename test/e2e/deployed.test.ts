@@ -53,17 +53,9 @@ const script = path.join(suiteDir, 'deploy.sh');
 let shared: SharedImages;
 let ns: LibvirtNetns;
 
-/**
- * ost in the test's network namespace, entered with `nsenter --net` only: in the host's mount namespace, so
- * the namespace an isolated env gets is seen by every process (`ip netns exec` gives one of its own).
- */
+/** ost in the test's network namespace (entered alone: an isolated env's namespace is seen outside it). */
 async function ostNs(args: string[], timeoutMs = 30 * MIN) {
-  const r = await run('nsenter', [`--net=/run/netns/${ns.name}`, OST, ...args], {
-    allowFailure: true,
-    env,
-    cwd: REPO_ROOT,
-    timeoutMs,
-  });
+  const r = await ns.enter([OST, ...args], { allowFailure: true, env, cwd: REPO_ROOT, timeoutMs });
   return { code: r.exitCode, stdout: r.stdout, stderr: r.stderr };
 }
 

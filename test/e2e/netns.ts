@@ -73,6 +73,14 @@ export class LibvirtNetns {
     return run('ip', ['netns', 'exec', this.name, ...argv], opts);
   }
 
+  /**
+   * Run a command with only the network namespace entered (`nsenter --net`): in the host's mount namespace,
+   * so a namespace an isolated env makes is seen by every process (`ip netns exec` gives one of its own).
+   */
+  enter(argv: string[], opts: ExecOptions = {}) {
+    return run('nsenter', [`--net=/run/netns/${this.name}`, ...argv], opts);
+  }
+
   /** Names of the libvirt domains (`<id>-ost-…`) or networks (`ost<id>-<N>`) of ost envs. */
   async ostObjects(kind: 'domain' | 'network'): Promise<string[]> {
     const args = kind === 'domain' ? ['list', '--all', '--name'] : ['net-list', '--all', '--name'];

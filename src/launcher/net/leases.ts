@@ -116,7 +116,7 @@ export async function subnetHolders(
   const held = new Map<string, string>();
   for (const p of alsoTaken) held.set(p, 'a network of another tool');
   for (const p of await hostPrefixes()) held.set(p, 'an address of this host');
-  for (const l of await leaseFiles(dir).catch(() => []))
+  for (const l of await leaseFiles(dir))
     held.set(l.prefix, l.lease ? `environment ${l.lease.envId}` : 'an unreadable lease');
   return held;
 }
@@ -138,9 +138,7 @@ export async function leaseSubnets(
   const lock = await acquireLock(path.join(dir, '.lock'), `lease subnets for ${envId}`, 30_000);
   try {
     // an unreadable lease file holds its /24 too, until ost gc removes it
-    const taken = new Set((await leaseFiles(dir)).map((l) => l.prefix));
-    for (const p of await hostPrefixes()) taken.add(p);
-    for (const p of alsoTaken) taken.add(p);
+    const taken = new Set((await subnetHolders(dir, alsoTaken)).keys());
     const out = new Map<string, string>();
     for (const w of wanted) {
       let prefix: string | undefined;
