@@ -66,31 +66,23 @@ export async function verifyInstall(
     );
     const installMs = Date.now() - t0;
     const dir = path.join(root, IMAGES_PREFIX);
-    for (const leaf of leaves) {
-      const chain = await info(path.join(dir, layerFileName(set.distro, leaf)));
-      const expected = chainOf(set, leaf).length;
-      if (chain.length !== expected) {
-        throw new OstError(`installed ${leaf} has a chain of ${chain.length} image(s), expected ${expected}`);
-      }
+    // each image's chain: as long as its layers, every file inside the root
+    const checkChain = async (file: string, expected: number, what: string) => {
+      const chain = await info(path.join(dir, file));
+      if (chain.length !== expected)
+        throw new OstError(`installed ${what} has a chain of ${chain.length} image(s), expected ${expected}`);
       for (const img of chain) {
         const abs = path.resolve(dir, img.filename);
         if (!abs.startsWith(`${root}/`))
-          throw new OstError(`installed ${leaf} resolves outside the install root: ${abs}`);
+          throw new OstError(`installed ${what} resolves outside the install root: ${abs}`);
       }
-    }
-    // a suite's deployed layers: each on the chain of the layer it sits on, inside the root
+    };
+    for (const leaf of leaves)
+      await checkChain(layerFileName(set.distro, leaf), chainOf(set, leaf).length, leaf);
+    // a suite's deployed layers: each on the chain of the layer it sits on
     for (const r of rpms)
-      for (const d of r.deployed?.roots ?? []) {
-        const chain = await info(path.join(dir, d.file));
-        const expected = chainOf(set, d.layer).length + 1;
-        if (chain.length !== expected)
-          throw new OstError(
-            `installed ${d.file} of ${r.name} has a chain of ${chain.length} image(s), expected ${expected}`,
-          );
-        for (const img of chain)
-          if (!path.resolve(dir, img.filename).startsWith(`${root}/`))
-            throw new OstError(`installed ${d.file} of ${r.name} resolves outside the install root`);
-      }
+      for (const d of r.deployed?.roots ?? [])
+        await checkChain(d.file, chainOf(set, d.layer).length + 1, `${d.file} of ${r.name}`);
     for (const r of rpms.filter((x) => x.squashed)) {
       const chain = await info(path.join(dir, `${set.distro}-${r.layer}-squashed.qcow2`));
       if (chain.length !== 1) throw new OstError(`squashed ${r.layer} still has a backing file`);

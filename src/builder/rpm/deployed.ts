@@ -4,22 +4,10 @@
 // a deployed layer is an overlay, meaningful only on the very build it was written on. The launcher makes
 // the layers and their manifest; the CLI hands them here as a DeployedPackageInput (the builder and the
 // launcher never import each other).
-import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
-import type { Reporter } from '../../core/events.js';
-import { atomicWriteFile } from '../../core/fsutil.js';
 import type { LayerManifest } from '../build-dir.js';
 import { type ImageSet, layerFileName } from '../plan/model.js';
-import {
-  buildRpm,
-  chooseRelease,
-  type PackedRpm,
-  type PackRun,
-  packageName,
-  RPM_VERSION,
-  rpmFileName,
-  type Sidecar,
-} from './rpm-file.js';
+import { type PackedRpm, type PackRun, packageName, packBuild, RPM_VERSION } from './rpm-file.js';
 import type { RpmFile, RpmSpec } from './spec.js';
 
 /** What the CLI knows of one suite's deployed layers in the build dir (from their manifest). */
@@ -107,29 +95,15 @@ export async function packDeployed(
   input: DeployedPackageInput,
   releases: ReadonlyMap<string, string>,
 ): Promise<PackedRpm> {
-  const { set, rpms, payload } = run;
-  const name = deployedPackageName(set.distro, input.suite);
+  const name = deployedPackageName(run.set.distro, input.suite);
   const buildId = `${input.key.slice(0, 16)}-${input.builtAt}`;
-  const { release, reuse } = await chooseRelease(rpms, name, input.builtAt, buildId, payload);
-  const requires = deployedRequires(set.distro, input, releases);
-  const file = path.join(rpms, rpmFileName(name, release));
-  let buildMs: number | undefined;
-  if (!reuse) {
-    const title = `pack ${name}-${RPM_VERSION}-${release}`;
-    report(run.reporter, name, title, 'start');
-    buildMs = (await buildRpm(deployedSpec(run, input, release, requires), rpms, run.work, run.signal)).ms;
-    const side: Sidecar = { name, release, buildId, key: input.key, payload, squashed: false };
-    await atomicWriteFile(
-      path.join(rpms, `${name}-${RPM_VERSION}-${release}.json`),
-      JSON.stringify(side, null, 2),
-    );
-    report(run.reporter, name, title, 'done', buildMs);
-  }
+  const requires = deployedRequires(run.set.distro, input, releases);
+  const target = { name, builtAt: input.builtAt, buildId, key: input.key };
+  const packed = await packBuild(run, target, (release) => deployedSpec(run, input, release, requires));
   return {
     name,
     version: RPM_VERSION,
-    release,
-    file,
+    ...packed,
     layer: `${input.suite}-deployed`,
     key: input.key,
     buildId,
@@ -139,12 +113,5 @@ export async function packDeployed(
       pins: requires,
       roots: input.vms.map((v) => ({ file: v.file, layer: v.layer })),
     },
-    built: !reuse,
-    buildMs,
-    bytes: (await fs.stat(file)).size,
   };
-}
-
-function report(r: Reporter, name: string, title: string, status: 'start' | 'done', durationMs?: number) {
-  r({ type: 'step', id: `pack/${name}`, title, status, ...(durationMs !== undefined ? { durationMs } : {}) });
 }

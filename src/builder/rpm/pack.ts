@@ -17,11 +17,11 @@ import { type DeployedPackageInput, packDeployed } from './deployed.js';
 import {
   buildProvide,
   buildRpm,
-  chooseRelease,
   layerProvide,
   type PackedRpm,
   type PackRun,
   packageName,
+  packBuild,
   parentBuildProvide,
   RPM_VERSION,
   rpmFileName,
@@ -125,52 +125,22 @@ async function packLayer(
   m: LayerManifest,
   parentRelease: string | undefined,
 ): Promise<PackedRpm> {
-  const { set, rpms, payload, reporter } = run;
-  const name = packageName(set.distro, l.name);
-  const { release, reuse } = await chooseRelease(rpms, name, m.builtAt, m.buildId, payload);
+  const name = packageName(run.set.distro, l.name);
   const requires = l.parent
-    ? `${packageName(set.distro, l.parent)} = ${RPM_VERSION}-${parentRelease}`
+    ? `${packageName(run.set.distro, l.parent)} = ${RPM_VERSION}-${parentRelease}`
     : undefined;
-  const file = path.join(rpms, rpmFileName(name, release));
-  let built = false;
-  let buildMs: number | undefined;
-  if (!reuse) {
-    reporter({
-      type: 'step',
-      id: `pack/${name}`,
-      title: `pack ${name}-${RPM_VERSION}-${release}`,
-      status: 'start',
-    });
-    const r = await buildRpm(layerSpec(run, l, m, release, requires), rpms, run.work, run.signal);
-    buildMs = r.ms;
-    built = true;
-    const side: Sidecar = { name, release, buildId: m.buildId, key: m.key, payload, squashed: false };
-    await atomicWriteFile(
-      path.join(rpms, `${name}-${RPM_VERSION}-${release}.json`),
-      JSON.stringify(side, null, 2),
-    );
-    reporter({
-      type: 'step',
-      id: `pack/${name}`,
-      title: `pack ${name}-${RPM_VERSION}-${release}`,
-      status: 'done',
-      durationMs: buildMs,
-    });
-  }
+  const target = { name, builtAt: m.builtAt, buildId: m.buildId, key: m.key };
+  const packed = await packBuild(run, target, (release) => layerSpec(run, l, m, release, requires));
   return {
     name,
     version: RPM_VERSION,
-    release,
-    file,
+    ...packed,
     layer: l.name,
     key: m.key,
     buildId: m.buildId,
     parentBuildId: m.parentBuildId,
     squashed: false,
     requires,
-    built,
-    buildMs,
-    bytes: (await fs.stat(file)).size,
   };
 }
 

@@ -5,7 +5,7 @@ import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { OstError } from '../../core/errors.js';
 import type { Reporter } from '../../core/events.js';
-import { commitFile, exists, removeTree } from '../../core/fsutil.js';
+import { atomicWriteFile, commitFile, exists, removeTree } from '../../core/fsutil.js';
 import { rpmPackageScriptsArgv } from '../../tools/rpm.js';
 import { rpmbuildArgv } from '../../tools/rpmbuild.js';
 import { runArgv } from '../../tools/run-tool.js';
@@ -135,4 +135,43 @@ export interface PackRun {
   work: string;
   reporter: Reporter;
   signal: AbortSignal | undefined;
+}
+
+/** What a packed RPM stands for: the build it holds (its release and sidecar come from it). */
+export interface PackTarget {
+  name: string;
+  builtAt: string;
+  buildId: string;
+  key: string;
+}
+
+/**
+ * The RPM of one build: reused when this build is packed with the run's payload already, else built from
+ * `spec(release)` and its sidecar written; said as a `pack/<name>` step when built.
+ */
+export async function packBuild(
+  run: PackRun,
+  t: PackTarget,
+  spec: (release: string) => RpmSpec,
+): Promise<{ release: string; file: string; built: boolean; buildMs?: number; bytes: number }> {
+  const { rpms, payload, reporter } = run;
+  const { release, reuse } = await chooseRelease(rpms, t.name, t.builtAt, t.buildId, payload);
+  const file = path.join(rpms, rpmFileName(t.name, release));
+  let buildMs: number | undefined;
+  if (!reuse) {
+    const step = {
+      type: 'step',
+      id: `pack/${t.name}`,
+      title: `pack ${t.name}-${RPM_VERSION}-${release}`,
+    } as const;
+    reporter({ ...step, status: 'start' });
+    buildMs = (await buildRpm(spec(release), rpms, run.work, run.signal)).ms;
+    const side: Sidecar = { name: t.name, release, buildId: t.buildId, key: t.key, payload, squashed: false };
+    await atomicWriteFile(
+      path.join(rpms, `${t.name}-${RPM_VERSION}-${release}.json`),
+      JSON.stringify(side, null, 2),
+    );
+    reporter({ ...step, status: 'done', durationMs: buildMs });
+  }
+  return { release, file, built: !reuse, buildMs, bytes: (await fs.stat(file)).size };
 }
